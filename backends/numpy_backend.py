@@ -1,0 +1,299 @@
+"""The from-scratch NumPy backend: forward pass, backpropagation, gradient descent.
+
+Each layer is a small class with ``forward`` and ``backward``. For a Dense
+layer with input ``X`` (batch, in), kernel ``W`` (in, out) and bias ``b``:
+
+    forward:   z = X W + b                 (one BLAS matmul)
+    backward:  dE/dW = X^T dE/dz,  dE/db = sum_batch dE/dz,  dE/dX = dE/dz W^T
+
+Activations map ``dE/dy`` to ``dE/dx = f'(x) * dE/dy`` (softmax: the Jacobian
+product ``s * (g - sum(g * s))``). Losses return the batch-mean loss and its
+gradient with respect to the logits. Optimizers update every parameter in
+place: ``W <- W - lr * dE/dW`` (see :mod:`dlbench.spec` for momentum and Adam).
+
+Speed: float32, matmuls through BLAS, no Python loop over samples; all
+parameters (and gradients) are views into one flat buffer, so the optimizer
+update is a handful of vectorized operations whatever the number of layers;
+the first layer skips computing dE/dX, which nobody needs.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+import dlbench
+from dlbench.backend import Backend, Trainer, TrainerOptions, loss_targets
+from dlbench.datasets import Dataset
+from dlbench.spec import Activation, Dense, ModelSpec
+
+
+# ----------------------------------------------------------------- layers
+class DenseLayer:
+    """z = X W + b."""
+
+    def __init__(self, kernel: np.ndarray, bias: np.ndarray, kernel_grad: np.ndarray,
+                 bias_grad: np.ndarray, input_grad: bool = True):
+        self.params = {"kernel": kernel, "bias": bias}
+        self.grads = {"kernel": kernel_grad, "bias": bias_grad}
+        self.input_grad = input_grad
+        self.x = None
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        self.x = x
+        z = x @ self.params["kernel"]
+        z += self.params["bias"]
+        return z
+
+    def backward(self, dz: np.ndarray) -> np.ndarray | None:
+        np.matmul(self.x.T, dz, out=self.grads["kernel"])
+        np.sum(dz, axis=0, out=self.grads["bias"])
+        return dz @ self.params["kernel"].T if self.input_grad else None
+
+
+class ActivationLayer:
+    """y = f(x) elementwise; backward multiplies by f'(x), in place."""
+
+    params: dict = {}
+    grads: dict = {}
+
+    def __init__(self, name: str):
+        self.name = name
+        self.y = None
+        self.forward = getattr(self, f"_{name}_forward")
+        self.backward = getattr(self, f"_{name}_backward")
+
+    def _linear_forward(self, x):
+        return x
+
+    def _linear_backward(self, dy):
+        return dy
+
+    def _relu_forward(self, x):
+        self.y = np.maximum(x, 0, out=x)
+        return self.y
+
+    def _relu_backward(self, dy):
+        dy *= self.y > 0
+        return dy
+
+    def _sigmoid_forward(self, x):
+        # 0.5 * (1 + tanh(x / 2)): the logistic function without overflow in exp.
+        x *= 0.5
+        y = np.tanh(x, out=x)
+        y += 1.0
+        y *= 0.5
+        self.y = y
+        return y
+
+    def _sigmoid_backward(self, dy):
+        dy *= self.y
+        dy *= 1.0 - self.y
+        return dy
+
+    def _tanh_forward(self, x):
+        self.y = np.tanh(x, out=x)
+        return self.y
+
+    def _tanh_backward(self, dy):
+        dy *= 1.0 - self.y * self.y
+        return dy
+
+    def _softmax_forward(self, x):
+        x -= x.max(axis=-1, keepdims=True)
+        y = np.exp(x, out=x)
+        y /= y.sum(axis=-1, keepdims=True)
+        self.y = y
+        return y
+
+    def _softmax_backward(self, dy):
+        s = self.y
+        return s * (dy - np.sum(dy * s, axis=-1, keepdims=True))
+
+
+# ------------------------------------------------------------------ losses
+def categorical_crossentropy(z: np.ndarray, labels: np.ndarray, output: ActivationLayer):
+    """E = mean(logsumexp(z) - z[label]);  dE/dz = (softmax(z) - onehot) / B."""
+    batch = z.shape[0]
+    rows = np.arange(batch)
+    shifted = z - z.max(axis=1, keepdims=True)
+    p = np.exp(shifted)
+    total = p.sum(axis=1, keepdims=True)
+    loss = np.mean(np.log(total[:, 0]) - shifted[rows, labels])
+    p /= total
+    p[rows, labels] -= 1.0
+    p /= batch
+    return float(loss), p
+
+
+def binary_crossentropy(z: np.ndarray, targets: np.ndarray, output: ActivationLayer):
+    """E = mean(max(z, 0) - z t + log(1 + exp(-|z|)));  dE/dz = (sigmoid(z) - t) / N."""
+    loss = np.mean(np.maximum(z, 0) - z * targets + np.log1p(np.exp(-np.abs(z))))
+    dz = 0.5 * (1.0 + np.tanh(0.5 * z))
+    dz -= targets
+    dz /= z.size
+    return float(loss), dz
+
+
+def mse(z: np.ndarray, targets: np.ndarray, output: ActivationLayer):
+    """E = mean((f(z) - t)^2);  dE/dz = f'(z) * 2 (f(z) - t) / N."""
+    diff = output.forward(z.copy())
+    diff -= targets
+    loss = np.mean(diff * diff)
+    diff *= 2.0 / diff.size
+    return float(loss), output.backward(diff)
+
+
+LOSSES = {f.__name__: f for f in (categorical_crossentropy, binary_crossentropy, mse)}
+
+
+# -------------------------------------------------------------- optimizers
+class SGDUpdate:
+    """v <- momentum v + g;  W <- W - lr v   (v = g when momentum is 0)."""
+
+    def __init__(self, config, theta: np.ndarray, grad: np.ndarray):
+        self.lr, self.momentum = config.learning_rate, config.momentum
+        self.theta, self.grad = theta, grad
+        self.velocity = np.zeros_like(theta) if self.momentum else None
+        self.tmp = np.empty_like(theta)
+
+    def step(self) -> None:
+        direction = self.grad
+        if self.velocity is not None:
+            self.velocity *= self.momentum
+            self.velocity += self.grad
+            direction = self.velocity
+        np.multiply(direction, self.lr, out=self.tmp)
+        self.theta -= self.tmp
+
+
+class AdamUpdate:
+    """m <- b1 m + (1-b1) g;  v <- b2 v + (1-b2) g^2;
+    W <- W - lr/(1-b1^t) * m / (sqrt(v)/sqrt(1-b2^t) + eps)."""
+
+    def __init__(self, config, theta: np.ndarray, grad: np.ndarray):
+        self.config = config
+        self.theta, self.grad = theta, grad
+        self.m = np.zeros_like(theta)
+        self.v = np.zeros_like(theta)
+        self.tmp = np.empty_like(theta)
+        self.t = 0
+
+    def step(self) -> None:
+        c, g, tmp = self.config, self.grad, self.tmp
+        self.t += 1
+        self.m *= c.beta_1
+        np.multiply(g, 1.0 - c.beta_1, out=tmp)
+        self.m += tmp
+        self.v *= c.beta_2
+        np.multiply(g, g, out=tmp)
+        tmp *= 1.0 - c.beta_2
+        self.v += tmp
+        np.sqrt(self.v, out=tmp)
+        tmp *= 1.0 / np.sqrt(1.0 - c.beta_2 ** self.t)
+        tmp += c.epsilon
+        np.divide(self.m, tmp, out=tmp)
+        tmp *= c.learning_rate / (1.0 - c.beta_1 ** self.t)
+        self.theta -= tmp
+
+
+OPTIMIZERS = {"sgd": SGDUpdate, "adam": AdamUpdate}
+
+
+# ------------------------------------------------------------------ network
+class Network:
+    """The layers of ``spec.logit_layers()`` over one flat parameter buffer."""
+
+    def __init__(self, spec: ModelSpec, weights, dtype=np.float32):
+        sizes = [w.size for layer in weights for w in layer.values()]
+        self.theta = np.zeros(sum(sizes), dtype)
+        self.grad = np.zeros_like(self.theta)
+        self.layers = []
+        offset = 0
+        views = []
+        for layer_weights in weights:
+            params, grads = {}, {}
+            for name, value in layer_weights.items():
+                params[name] = self.theta[offset:offset + value.size].reshape(value.shape)
+                params[name][...] = value
+                grads[name] = self.grad[offset:offset + value.size].reshape(value.shape)
+                offset += value.size
+            views.append((params, grads))
+        for i, (layer, (params, grads)) in enumerate(zip(spec.logit_layers(), views)):
+            if isinstance(layer, Dense):
+                self.layers.append(DenseLayer(params["kernel"], params["bias"], grads["kernel"],
+                                              grads["bias"], input_grad=i > 0))
+            if layer.activation != "linear":
+                self.layers.append(ActivationLayer(layer.activation))
+        self._views = views
+        self.output = ActivationLayer(spec.output_activation)
+        self.loss = LOSSES[spec.loss]
+
+    def logits(self, x: np.ndarray) -> np.ndarray:
+        if isinstance(self.layers[0], ActivationLayer):
+            x = x.copy()  # activations work in place; never on the caller's data
+        for layer in self.layers:
+            x = layer.forward(x)
+        return x
+
+    def loss_and_gradients(self, x: np.ndarray, targets: np.ndarray) -> float:
+        """Forward, loss, and backpropagation: fills the flat gradient buffer."""
+        loss, dz = self.loss(self.logits(x), targets, self.output)
+        for layer in reversed(self.layers):
+            dz = layer.backward(dz)
+        return loss
+
+    def weights(self):
+        return [{name: p.copy() for name, p in params.items()} for params, _ in self._views]
+
+
+def accuracy(outputs: np.ndarray, labels: np.ndarray) -> float:
+    predicted = outputs[:, 0] > 0.5 if outputs.shape[1] == 1 else outputs.argmax(axis=1)
+    return float(np.mean(predicted == labels))
+
+
+class NumpyTrainer(Trainer):
+    device_name = "cpu"
+
+    def __init__(self, spec: ModelSpec, weights, options: TrainerOptions):
+        self.spec = spec
+        self.net = Network(spec, weights)
+        self.optimizer = OPTIMIZERS[spec.optimizer.name](spec.optimizer, self.net.theta, self.net.grad)
+
+    def place_data(self, data: Dataset) -> None:
+        self.x_train = np.ascontiguousarray(data.x_train, np.float32)
+        self.t_train = loss_targets(self.spec, data.y_train)
+        self.x_test = np.ascontiguousarray(data.x_test, np.float32)
+        self.y_test = data.y_test
+        self.t_test = loss_targets(self.spec, data.y_test)
+
+    def train(self, indices: np.ndarray) -> np.ndarray:
+        losses = np.empty(len(indices))
+        net, step = self.net, self.optimizer.step
+        for i, rows in enumerate(indices):
+            losses[i] = net.loss_and_gradients(self.x_train[rows], self.t_train[rows])
+            step()
+        return losses
+
+    def evaluate(self) -> tuple[float, float]:
+        z = self.net.logits(self.x_test)
+        loss, _ = self.net.loss(z, self.t_test, self.net.output)
+        return loss, accuracy(self.net.output.forward(z), self.y_test)
+
+    def weights(self):
+        return self.net.weights()
+
+
+class NumpyBackend(Backend):
+    name = "numpy"
+    module = "numpy"
+    distributions = ("numpy",)
+    pip_install = "pip install numpy"
+    description = "from scratch: forward pass, backpropagation and the optimizer in NumPy"
+
+    def build(self, spec: ModelSpec, weights, options: TrainerOptions) -> Trainer:
+        return NumpyTrainer(spec, weights, options)
+
+
+@dlbench.hookimpl
+def dlbench_register_backends(registry):
+    registry.add(NumpyBackend)

@@ -1,0 +1,136 @@
+"""The contract between the core and a backend plugin.
+
+A backend is a class: it says whether its framework is installed (from
+package metadata, without importing it), which devices it supports, and
+builds a :class:`Trainer` from the core's spec and initial weights. The
+runner owns everything else: data, batch order, timing, results.
+
+What every trainer computes, so that backends agree:
+
+* the network's *logits* ``z``: the layers of ``spec.logit_layers()``, i.e.
+  every layer except the last layer's activation ``f = spec.output_activation``;
+* the loss from ``z`` (and ``f`` for mse) as documented in :mod:`dlbench.spec`;
+* gradients averaged over the batch, and the optimizer update of
+  :mod:`dlbench.spec`, in float32;
+* accuracy: argmax of ``f(z)`` (several units) or ``f(z) > 0.5`` (one unit).
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import importlib.util
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+import numpy as np
+
+from dlbench.datasets import Dataset
+from dlbench.initializers import Weights
+from dlbench.spec import ModelSpec
+
+DEVICES = ("cpu", "gpu")
+PRECISIONS = ("fp32", "tf32")
+
+
+@dataclass(frozen=True)
+class Availability:
+    available: bool
+    reason: str | None = None
+    version: str | None = None
+
+
+@dataclass(frozen=True)
+class TrainerOptions:
+    """Everything a trainer is built with besides the spec and the weights."""
+
+    device: str = "cpu"
+    precision: str = "fp32"
+    deterministic: bool = False
+    extra: dict = field(default_factory=dict)
+
+
+class Trainer(ABC):
+    """One network, on one device, ready to train on the core's batches."""
+
+    device_name: str = "cpu"
+
+    @abstractmethod
+    def place_data(self, data: Dataset) -> None:
+        """Copy train and test arrays to the device (outside the timed region)."""
+
+    @abstractmethod
+    def train(self, indices: np.ndarray) -> np.ndarray:
+        """Run one optimizer step per row of ``indices`` (steps, batch) and
+        return each step's training loss as a host array. Returning means the
+        device has finished: the runner reads its clock right after."""
+
+    @abstractmethod
+    def evaluate(self) -> tuple[float, float]:
+        """(loss, accuracy) on the test set, in inference mode."""
+
+    @abstractmethod
+    def weights(self) -> Weights:
+        """The current parameters in the core's canonical layout (float32)."""
+
+
+class Backend(ABC):
+    """A framework the runner can train on. Subclass and register it with the
+    ``dlbench_register_backends`` hook."""
+
+    name: ClassVar[str]
+    #: import name of the framework ("torch"); None for no framework.
+    module: ClassVar[str | None] = None
+    #: distribution whose version is reported ("torch", "tensorflow-cpu").
+    distributions: ClassVar[tuple[str, ...]] = ()
+    #: the command that installs what is missing.
+    pip_install: ClassVar[str] = ""
+    devices: ClassVar[tuple[str, ...]] = ("cpu",)
+    description: ClassVar[str] = ""
+
+    def availability(self) -> Availability:
+        """Available when the framework can be imported; decided from the
+        installed metadata only, so listing backends stays instant."""
+        if self.module is None:
+            return Availability(True, version=None)
+        if importlib.util.find_spec(self.module) is None:
+            return Availability(False, f"{self.module} is not installed; run: {self.pip_install}")
+        return Availability(True, version=self.version())
+
+    def version(self) -> str | None:
+        for dist in self.distributions:
+            try:
+                return importlib.metadata.version(dist)
+            except importlib.metadata.PackageNotFoundError:
+                continue
+        return None
+
+    def configure_threads(self, threads: int) -> int:
+        """Apply ``threads`` to the framework (env vars are already set by the
+        runner before any import); return the thread count in effect."""
+        return threads
+
+    def gpu_name(self) -> str | None:
+        """The GPU this backend would use, or None when it sees none."""
+        return None
+
+    @abstractmethod
+    def build(self, spec: ModelSpec, weights: Weights, options: TrainerOptions) -> Trainer:
+        """A trainer holding a copy of ``weights``, placed on ``options.device``."""
+
+
+def one_hot(labels: np.ndarray, n: int) -> np.ndarray:
+    out = np.zeros((labels.shape[0], n), np.float32)
+    out[np.arange(labels.shape[0]), labels] = 1.0
+    return out
+
+
+def loss_targets(spec: ModelSpec, labels: np.ndarray) -> np.ndarray:
+    """What the loss compares the outputs with: integer labels for
+    categorical cross-entropy, float (batch, units) targets otherwise."""
+    units = spec.output_shape[0]
+    if spec.loss == "categorical_crossentropy":
+        return labels.astype(np.int64)
+    if units == 1:
+        return labels.astype(np.float32).reshape(-1, 1)
+    return one_hot(labels, units)

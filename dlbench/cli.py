@@ -1,0 +1,92 @@
+"""The ``dlbench`` command: thin click commands over the core modules.
+
+Exit codes: 0 every requested run ok; 1 a backend failed, timed out,
+diverged or disagreed with the reference (the document is still written);
+2 usage or input error (nothing is run, no document is written).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from dlbench.errors import InputError
+
+DEFAULT_SCENARIOS = ("xor-mlp", "digits-mlp")
+EXIT_OK, EXIT_FAILED, EXIT_INPUT = 0, 1, 2
+
+
+def _version() -> str:
+    from dlbench import __version__
+
+    return __version__
+
+
+class InputErrorGroup(click.Group):
+    """Any InputError becomes one line on stderr and exit code 2."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except InputError as exc:
+            click.echo(f"dlbench: error: {exc}", err=True)
+            ctx.exit(EXIT_INPUT)
+
+
+@click.group(cls=InputErrorGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="dlbench", message="dlbench %(version)s")
+def main():
+    """Train one network identically on NumPy, PyTorch, TensorFlow and JAX; compare accuracy and speed."""
+
+
+# ------------------------------------------------------------- options, once
+scenario_option = click.option("--scenario", "-s", "scenarios", multiple=True, metavar="NAME|FILE",
+                               help="Shipped scenario name, 'all', or a .toml file (repeatable). "
+                                    f"Default: {', '.join(DEFAULT_SCENARIOS)}.")
+backend_option = click.option("--backend", "-b", "backends", default="all", show_default=True,
+                              metavar="all|NAME[,NAME...]", help="Backends to run.")
+format_option = click.option("--format", "fmt", type=click.Choice(["table", "json", "markdown"]),
+                             default="table", show_default=True, help="What to print.")
+
+
+def positive(ctx, param, value):
+    if value is not None and value <= 0:
+        raise click.BadParameter(f"must be a positive integer, got {value}")
+    return value
+
+
+@main.command()
+@scenario_option
+@backend_option
+@click.option("--epochs", type=int, callback=positive, help="Override the scenarios' epochs.")
+@click.option("--steps", type=int, callback=positive, help="Stop after N optimizer steps (quick checks).")
+@click.option("--batch-size", type=int, callback=positive, help="Override the scenarios' batch size.")
+@click.option("--seed", type=click.IntRange(min=0), help="Override the scenarios' seed.")
+@click.option("--device", type=click.Choice(["cpu", "gpu", "auto"]), default="cpu", show_default=True)
+@click.option("--threads", type=int, callback=positive, help="Threads per run. Default: the machine's cores.")
+@click.option("--timeout", type=float, default=None, help="Seconds before a run is stopped as 'timeout'.")
+@click.option("--in-process", is_flag=True, help="Run in this process (debugging; no isolation).")
+@format_option
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
+              default=Path("results/runs"), show_default=True, help="Folder for the JSON result document.")
+def run(scenarios, backends, epochs, steps, batch_size, seed, device, threads, timeout, in_process, fmt,
+        out_dir):
+    """Train scenarios on backends and report accuracy, agreement and speed."""
+    from dlbench import commands
+
+    code = commands.run(scenarios=scenarios or DEFAULT_SCENARIOS, backends=backends,
+                        overrides={"epochs": epochs, "max_steps": steps, "batch_size": batch_size, "seed": seed},
+                        device=device, threads=threads, timeout=timeout, in_process=in_process, fmt=fmt,
+                        out_dir=out_dir)
+    sys.exit(code)
+
+
+@main.command("list")
+@click.argument("what", type=click.Choice(["backends", "scenarios", "datasets"]), required=False)
+def list_(what):
+    """List backends, scenarios and datasets (all three by default)."""
+    from dlbench import commands
+
+    commands.show_lists([what] if what else ["backends", "scenarios", "datasets"])

@@ -1,0 +1,176 @@
+"""What the CLI commands do, without click: validate everything first, then run."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from dlbench.errors import InputError, one_of
+from dlbench.plugins import Plugins, get_plugins
+from dlbench.scenario import Scenario, resolve_scenario, scenario_files
+from dlbench.spec import format_shape
+
+
+def select_backends(plugins: Plugins, text: str) -> tuple[list[str], bool]:
+    """(names, explicit): 'all' means every registered backend."""
+    if text.strip() == "all":
+        return list(plugins.backends), False
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    if not names:
+        raise InputError(f"no backend named; {one_of(['all', *plugins.backends])}", field="--backend")
+    for name in names:
+        plugins.backend(name)
+    return list(dict.fromkeys(names)), True
+
+
+def select_scenarios(plugins: Plugins, names) -> list[str]:
+    if "all" in names:
+        return list(scenario_files(plugins.scenario_dirs))
+    return list(dict.fromkeys(names))
+
+
+def check_against_data(scenario: Scenario, plugins: Plugins) -> None:
+    """The model must fit its dataset: input shape and number of classes."""
+    where = scenario.path or scenario.name
+    info = plugins.dataset(scenario.data_name) if scenario.data_name in plugins.datasets else None
+    if info is None:
+        raise InputError(f"unknown dataset {scenario.data_name!r}; {one_of(plugins.datasets)}",
+                         field="data.name", source=where)
+    try:
+        data = info.load(scenario.train.seed, scenario.data_options)
+    except InputError as exc:
+        raise exc.within(source=where) from None
+    if data.input_shape != scenario.model.input_shape:
+        raise InputError(f"{format_shape(scenario.model.input_shape)} does not match dataset "
+                         f"{scenario.data_name!r}, whose samples have shape {format_shape(data.input_shape)}",
+                         field="model.input_shape", source=where)
+    units = scenario.model.output_shape[0]
+    if scenario.model.loss == "categorical_crossentropy" and units < data.n_classes:
+        raise InputError(f"the last layer has {units} units but dataset {scenario.data_name!r} has "
+                         f"{data.n_classes} classes", field="model.layers", source=where)
+    if scenario.model.loss == "binary_crossentropy" and data.n_classes != 2:
+        raise InputError(f"binary_crossentropy needs 2 classes; dataset {scenario.data_name!r} has "
+                         f"{data.n_classes}", field="train.loss", source=where)
+
+
+def load_scenarios(plugins: Plugins, names, overrides: dict) -> dict[str, Scenario]:
+    loaded = {}
+    for name in select_scenarios(plugins, names):
+        scenario = resolve_scenario(name, plugins.scenario_dirs).with_overrides(**overrides)
+        check_against_data(scenario, plugins)
+        loaded[scenario.name] = scenario
+    return loaded
+
+
+def run(*, scenarios, backends: str, overrides: dict, device: str, threads: int | None,
+        timeout: float | None, in_process: bool, fmt: str, out_dir: Path) -> int:
+    from dlbench import environment, report, results
+    from dlbench.runner import Suite, requests_for
+
+    plugins = get_plugins()
+    names, explicit = select_backends(plugins, backends)
+    if explicit:
+        for name in names:
+            availability = plugins.backends[name].availability()
+            if not availability.available:
+                raise InputError(f"backend {name!r} is unavailable: {availability.reason}", field="--backend")
+    loaded = load_scenarios(plugins, scenarios, overrides)
+    out_dir = results.check_writable(out_dir)
+    threads = threads or environment.available_cores()
+    settings = {"device": device, "threads": threads, "timeout": timeout, "isolation":
+                "in-process" if in_process else "process", "overrides": {k: v for k, v in overrides.items()
+                                                                          if v is not None}}
+    document = results.new_document(environment.collect(), settings, ["dlbench", *sys.argv[1:]])
+    path = results.default_path(out_dir, document["created"])
+    requests = requests_for({n: s.path or n for n, s in loaded.items()}, names,
+                            overrides={k: v for k, v in overrides.items() if v is not None},
+                            device=device, threads=threads)
+    suite = Suite(requests, document, path, timeout=timeout, in_process=in_process)
+    if fmt == "json":
+        suite.run()
+    else:
+        _run_with_progress(suite)
+    document["path"] = str(path)
+    if fmt == "json":
+        sys.stdout.write(results.dumps(document) + "\n")
+    elif fmt == "markdown":
+        sys.stdout.write(report.markdown_table(document))
+    else:
+        _print_table(document, path)
+    return exit_code(document)
+
+
+def exit_code(document: dict) -> int:
+    rows = document["results"]
+    bad = any(r["status"] not in ("ok", "unavailable") for r in rows)
+    disagree = any(r.get("parity") and not r["parity"]["agrees"] for r in rows)
+    return 1 if bad or disagree else 0
+
+
+def _run_with_progress(suite) -> None:
+    from rich.console import Console
+
+    console = Console(stderr=True)
+    total = len(suite.requests)
+    with console.status("") as status:
+        done = 0
+
+        def on_row(row):
+            nonlocal done
+            done += 1
+            console.log(f"[{done}/{total}] {row['scenario']} / {row['backend']}: {row['status']}")
+            if done < total:
+                nxt = suite.requests[done]
+                status.update(f"training {nxt.name} on {nxt.backend} ...")
+
+        first = suite.requests[0]
+        status.update(f"training {first.name} on {first.backend} ...")
+        suite.on_row = on_row
+        suite.run()
+
+
+def _print_table(document: dict, path: Path) -> None:
+    from rich.console import Console
+
+    from dlbench import report
+
+    console = Console()
+    console.print(report.rich_table(document))
+    for line in report.problems(document):
+        console.print(f"  {line}", markup=False, highlight=False)
+    console.print(f"result document: {path}", highlight=False)
+
+
+def show_lists(what: list[str]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    plugins = get_plugins()
+    console = Console()
+    if "backends" in what:
+        table = Table(title="backends", title_justify="left")
+        for col in ("name", "available", "version", "devices", "from", "note"):
+            table.add_column(col)
+        for name, backend in plugins.backends.items():
+            a = backend.availability()
+            plugin = plugins.backend_plugin[name]
+            table.add_row(name, "yes" if a.available else "no", a.version or "-", ",".join(backend.devices),
+                          plugins.distributions.get(plugin, plugin), a.reason or backend.description)
+        console.print(table)
+        for name, error in plugins.load_errors.items():
+            console.print(f"  plugin {name!r} failed to load: {error}", markup=False)
+    if "scenarios" in what:
+        table = Table(title="scenarios", title_justify="left")
+        for col in ("name", "dataset", "description"):
+            table.add_column(col)
+        for name, path in scenario_files(plugins.scenario_dirs).items():
+            scenario = resolve_scenario(str(path))
+            table.add_row(name, scenario.data_name, scenario.description)
+        console.print(table)
+    if "datasets" in what:
+        table = Table(title="datasets", title_justify="left")
+        for col in ("name", "options", "description"):
+            table.add_column(col)
+        for name, info in plugins.datasets.items():
+            table.add_row(name, ", ".join(f"{k}={v}" for k, v in info.defaults.items()), info.description)
+        console.print(table)

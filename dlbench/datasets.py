@@ -1,0 +1,150 @@
+"""Registered datasets: seeded, float32 features, integer class labels.
+
+A dataset is a loader ``loader(seed, **options) -> Dataset`` plus its option
+defaults; scenario files name it under ``[data]`` and may override options.
+Plugins add more through the ``dlbench_register_datasets`` hook.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+from dlbench.errors import InputError, one_of
+from dlbench.initializers import STREAM_DATA, STREAM_SPLIT, rng_for
+
+
+@dataclass(frozen=True)
+class Dataset:
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    n_classes: int
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return tuple(self.x_train.shape[1:])
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    name: str
+    loader: Callable[..., Dataset]
+    description: str
+    defaults: dict = field(default_factory=dict)
+
+    def load(self, seed: int, options: dict) -> Dataset:
+        return self.loader(seed, **self.resolve(options))
+
+    def resolve(self, options: dict) -> dict:
+        """Defaults overridden by ``options``, type-checked against the defaults."""
+        resolved = dict(self.defaults)
+        for key, value in options.items():
+            if key not in self.defaults:
+                raise InputError(f"unknown option {key!r} for dataset {self.name!r}; "
+                                 f"{one_of(self.defaults) if self.defaults else 'it takes no options'}",
+                                 field=f"data.{key}")
+            expected = type(self.defaults[key])
+            ok = isinstance(value, expected) and not isinstance(value, bool) or \
+                (expected is float and isinstance(value, int) and not isinstance(value, bool)) or \
+                (expected is bool and isinstance(value, bool))
+            if not ok:
+                raise InputError(f"must be of type {expected.__name__}, got {value!r}", field=f"data.{key}")
+            resolved[key] = value
+        return resolved
+
+
+def split(x: np.ndarray, y: np.ndarray, test_fraction: float, seed: int, n_classes: int) -> Dataset:
+    """A seeded shuffle split into train and test parts."""
+    if not 0.0 < test_fraction < 1.0:
+        raise InputError(f"must be in (0, 1), got {test_fraction}", field="data.test_fraction")
+    order = rng_for(seed, STREAM_SPLIT).permutation(len(x))
+    n_test = max(1, int(round(len(x) * test_fraction)))
+    test, train = order[:n_test], order[n_test:]
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    y = np.asarray(y, dtype=np.int64)
+    return Dataset(x[train], y[train], x[test], y[test], n_classes)
+
+
+def _check_count(value: int, name: str, minimum: int = 1) -> None:
+    if value < minimum:
+        raise InputError(f"must be at least {minimum}, got {value}", field=f"data.{name}")
+
+
+def xor(seed: int, n_samples: int, noise: float, test_fraction: float) -> Dataset:
+    """Points scattered around the four corners of the unit square; label = x0 XOR x1."""
+    _check_count(n_samples, "n_samples", 4)
+    rng = rng_for(seed, STREAM_DATA)
+    corners = rng.integers(0, 2, size=(n_samples, 2))
+    x = corners + noise * rng.standard_normal((n_samples, 2))
+    return split(x, corners[:, 0] ^ corners[:, 1], test_fraction, seed, 2)
+
+
+def moons(seed: int, n_samples: int, noise: float, test_fraction: float) -> Dataset:
+    from sklearn.datasets import make_moons
+
+    _check_count(n_samples, "n_samples", 4)
+    x, y = make_moons(n_samples=n_samples, noise=noise, random_state=seed)
+    return split(x, y, test_fraction, seed, 2)
+
+
+def spirals(seed: int, n_samples: int, n_classes: int, noise: float, test_fraction: float) -> Dataset:
+    """``n_classes`` interleaved spiral arms, 1.5 turns each."""
+    _check_count(n_samples, "n_samples", 4)
+    _check_count(n_classes, "n_classes", 2)
+    rng = rng_for(seed, STREAM_DATA)
+    y = rng.integers(0, n_classes, size=n_samples)
+    r = rng.uniform(0.05, 1.0, size=n_samples)
+    theta = 3 * math.pi * r + 2 * math.pi * y / n_classes
+    x = np.stack([r * np.cos(theta), r * np.sin(theta)], axis=1)
+    x += noise * rng.standard_normal(x.shape)
+    return split(x, y, test_fraction, seed, n_classes)
+
+
+def blobs(seed: int, n_samples: int, n_features: int, n_classes: int, test_fraction: float) -> Dataset:
+    from sklearn.datasets import make_blobs
+
+    _check_count(n_samples, "n_samples", 4)
+    _check_count(n_features, "n_features")
+    _check_count(n_classes, "n_classes", 2)
+    x, y = make_blobs(n_samples=n_samples, n_features=n_features, centers=n_classes, random_state=seed)
+    return split(x, y, test_fraction, seed, n_classes)
+
+
+def digits(seed: int, test_fraction: float) -> Dataset:
+    """scikit-learn's bundled 8x8 digits (1797 images), flattened to 64 features in [0, 1]."""
+    from sklearn.datasets import load_digits
+
+    bunch = load_digits()
+    return split(bunch.data / 16.0, bunch.target, test_fraction, seed, 10)
+
+
+def synthetic(seed: int, n_samples: int, n_features: int, n_classes: int, test_fraction: float) -> Dataset:
+    """Gaussian features labelled by a random linear teacher: learnable, any size, for throughput."""
+    _check_count(n_samples, "n_samples", 2)
+    _check_count(n_features, "n_features")
+    _check_count(n_classes, "n_classes", 2)
+    rng = rng_for(seed, STREAM_DATA)
+    x = rng.standard_normal((n_samples, n_features), dtype=np.float32)
+    teacher = rng.standard_normal((n_features, n_classes), dtype=np.float32)
+    return split(x, np.argmax(x @ teacher, axis=1), test_fraction, seed, n_classes)
+
+
+BUILTIN_DATASETS = [
+    DatasetInfo("xor", xor, "noisy points around the XOR corners, 2 features, 2 classes",
+                {"n_samples": 400, "noise": 0.1, "test_fraction": 0.2}),
+    DatasetInfo("moons", moons, "scikit-learn's two interleaving half circles, 2 features",
+                {"n_samples": 1000, "noise": 0.2, "test_fraction": 0.2}),
+    DatasetInfo("spirals", spirals, "interleaved spiral arms, 2 features",
+                {"n_samples": 1500, "n_classes": 3, "noise": 0.02, "test_fraction": 0.2}),
+    DatasetInfo("blobs", blobs, "isotropic Gaussian clusters",
+                {"n_samples": 1000, "n_features": 2, "n_classes": 3, "test_fraction": 0.2}),
+    DatasetInfo("digits", digits, "scikit-learn's bundled 8x8 digits, 64 features in [0, 1], 10 classes",
+                {"test_fraction": 0.2}),
+    DatasetInfo("synthetic", synthetic, "Gaussian features, labels from a random linear teacher",
+                {"n_samples": 4096, "n_features": 64, "n_classes": 10, "test_fraction": 0.2}),
+]

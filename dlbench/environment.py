@@ -1,0 +1,86 @@
+"""What machine and software a result was measured on (no framework imports)."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import os
+import platform
+import subprocess
+from pathlib import Path
+
+FRAMEWORK_DISTRIBUTIONS = ("numpy", "torch", "tensorflow", "tensorflow-cpu", "keras", "jax", "jaxlib",
+                           "optax", "scikit-learn")
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def available_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
+def versions() -> dict[str, str]:
+    found = {}
+    for dist in FRAMEWORK_DISTRIBUTIONS:
+        try:
+            found[dist] = importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return found
+
+
+def git_commit() -> str | None:
+    """The commit of the dlbench source tree, when it is a git checkout."""
+    here = Path(__file__).resolve().parent
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=here, capture_output=True,
+                             text=True, timeout=5)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if out.returncode != 0:
+        return None
+    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=here,
+                           capture_output=True, text=True, timeout=5).stdout.strip()
+    return out.stdout.strip() + ("-dirty" if dirty else "")
+
+
+def blas_info() -> list[dict]:
+    """The BLAS libraries NumPy loaded and the kernel (architecture) they run."""
+    import numpy  # noqa: F401  (loads NumPy's BLAS so threadpoolctl can see it)
+    from threadpoolctl import threadpool_info
+
+    return [{k: info.get(k) for k in ("internal_api", "version", "architecture", "num_threads")}
+            for info in threadpool_info() if info.get("user_api") == "blas"]
+
+
+def collect() -> dict:
+    import psutil
+
+    import dlbench
+
+    return {
+        "dlbench": dlbench.__version__,
+        "git_commit": git_commit(),
+        "python": platform.python_version(),
+        "os": f"{platform.system()} {platform.release()}",
+        "machine": platform.machine(),
+        "hostname": platform.node(),
+        "cpu": cpu_model(),
+        "physical_cores": psutil.cpu_count(logical=False),
+        "logical_cores": psutil.cpu_count(logical=True),
+        "available_cores": available_cores(),
+        "memory_gib": round(psutil.virtual_memory().total / 2**30, 1),
+        "blas": blas_info(),
+        "openblas_coretype": os.environ.get("OPENBLAS_CORETYPE"),
+        "versions": versions(),
+    }

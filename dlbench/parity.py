@@ -1,0 +1,57 @@
+"""Do two backends train the same network? Compare against the NumPy reference.
+
+Per step ``i``, the relative loss difference is
+``|loss_i - ref_i| / max(|ref_i|, LOSS_FLOOR)``: relative where the loss is
+large, absolute (scaled by the floor) where it approaches zero, so a loss
+of 1e-9 vs 2e-9 is not a disagreement. A backend agrees when every step is
+within ``rtol`` and the final test accuracies differ by at most ``atol_accuracy``.
+"""
+
+from __future__ import annotations
+
+import math
+
+REFERENCE_BACKEND = "numpy"
+LOSS_RTOL = 1e-3
+LOSS_FLOOR = 1e-2
+ACCURACY_ATOL = 0.01
+
+
+def compare(row: dict, reference: dict, rtol: float = LOSS_RTOL,
+            accuracy_atol: float = ACCURACY_ATOL) -> dict | None:
+    """Parity of ``row`` against ``reference``; None when either has no history."""
+    ours = row.get("metrics", {}).get("loss_history") or []
+    ref = reference.get("metrics", {}).get("loss_history") or []
+    if row.get("status") != "ok" or reference.get("status") != "ok" or not ours or not ref:
+        return None
+    if len(ours) != len(ref):
+        return {"reference": reference["backend"], "agrees": False, "max_rel_loss_diff": None,
+                "first_step_over": 0, "accuracy_diff": None, "rtol": rtol,
+                "reason": f"{len(ours)} loss points vs {len(ref)} for the reference"}
+    every = row["metrics"].get("loss_history_every", 1)
+    diffs = [_rel(a, b) for a, b in zip(ours, ref)]
+    worst = max(diffs)
+    first_over = next((i * every for i, d in enumerate(diffs) if d > rtol), None)
+    acc, ref_acc = row["metrics"].get("test_accuracy"), reference["metrics"].get("test_accuracy")
+    accuracy_diff = None if acc is None or ref_acc is None else acc - ref_acc
+    agrees = first_over is None and accuracy_diff is not None and abs(accuracy_diff) <= accuracy_atol
+    return {"reference": reference["backend"], "agrees": agrees,
+            "max_rel_loss_diff": worst if math.isfinite(worst) else None,
+            "first_step_over": first_over, "accuracy_diff": accuracy_diff, "rtol": rtol,
+            "accuracy_atol": accuracy_atol}
+
+
+def _rel(a: float | None, b: float | None) -> float:
+    if a is None or b is None:
+        return float("inf") if a is not b else 0.0
+    return abs(a - b) / max(abs(b), LOSS_FLOOR)
+
+
+def annotate(rows: list[dict]) -> None:
+    """Set ``row['parity']`` on every row whose scenario has an ok reference row."""
+    references = {r["scenario"]: r for r in rows
+                  if r["backend"] == REFERENCE_BACKEND and r.get("status") == "ok"}
+    for row in rows:
+        ref = references.get(row["scenario"])
+        if ref is not None and row is not ref:
+            row["parity"] = compare(row, ref)

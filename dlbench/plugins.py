@@ -1,0 +1,169 @@
+"""The plugin manager: built-in backends, installed entry points, blocking.
+
+Built-ins are registered under the same names as their entry points, so a
+third-party backend is loaded exactly like ours. Environment variables:
+
+* ``DLBENCH_DISABLE_PLUGIN_AUTOLOAD=1``: load no third-party entry points;
+* ``DLBENCH_BLOCK_PLUGINS=a,b``: never register the plugins named a and b;
+* ``DLBENCH_PLUGINS=pkg.mod,...``: also register these importable modules
+  (as ``PYTEST_PLUGINS`` does; worker processes inherit it).
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import importlib.metadata
+import os
+from dataclasses import dataclass, field
+
+import pluggy
+
+from dlbench import hookspecs
+from dlbench.backend import Backend
+from dlbench.datasets import BUILTIN_DATASETS, DatasetInfo
+from dlbench.errors import InputError, one_of
+
+ENTRY_POINT_GROUP = "dlbench.backends"
+DISABLE_AUTOLOAD_ENV = "DLBENCH_DISABLE_PLUGIN_AUTOLOAD"
+BLOCK_ENV = "DLBENCH_BLOCK_PLUGINS"
+EXTRA_PLUGINS_ENV = "DLBENCH_PLUGINS"
+BUILTIN_PLUGINS = {
+    "numpy": "dlbench_backends.numpy_backend",
+    "torch": "dlbench_backends.torch_backend",
+    "tensorflow": "dlbench_backends.tensorflow_backend",
+    "jax": "dlbench_backends.jax_backend",
+}
+
+
+class PluginError(Exception):
+    """A plugin broke the hook contract; the message names the plugin."""
+
+
+class Registry:
+    """Name -> item, remembering which plugin added each; rejects bad items."""
+
+    def __init__(self, kind: str, check):
+        self.kind = kind
+        self._check = check
+        self.items: dict = {}
+        self.origin: dict[str, str] = {}
+        self.current_plugin = "?"
+
+    def add(self, item) -> None:
+        name = self._check(item, self.current_plugin)
+        if name in self.items:
+            raise PluginError(f"plugin {self.current_plugin!r} registered {self.kind} {name!r}, "
+                              f"which plugin {self.origin[name]!r} already registered")
+        self.items[name] = item
+        self.origin[name] = self.current_plugin
+
+
+def _check_backend(item, plugin: str) -> str:
+    if not (isinstance(item, type) and issubclass(item, Backend)):
+        raise PluginError(f"plugin {plugin!r} registered {item!r} as a backend; "
+                          "expected a subclass of dlbench.backend.Backend")
+    name = getattr(item, "name", None)
+    if not isinstance(name, str) or not name:
+        raise PluginError(f"plugin {plugin!r} registered backend class {item.__name__} without a name")
+    return name
+
+
+def _check_dataset(item, plugin: str) -> str:
+    if not isinstance(item, DatasetInfo):
+        raise PluginError(f"plugin {plugin!r} registered {item!r} as a dataset; "
+                          "expected a dlbench.datasets.DatasetInfo")
+    return item.name
+
+
+@dataclass
+class Plugins:
+    manager: pluggy.PluginManager
+    backends: dict[str, Backend]
+    backend_plugin: dict[str, str]
+    datasets: dict[str, DatasetInfo]
+    scenario_dirs: list
+    distributions: dict[str, str] = field(default_factory=dict)
+    load_errors: dict[str, str] = field(default_factory=dict)
+
+    def backend(self, name: str) -> Backend:
+        if name not in self.backends:
+            raise InputError(f"unknown backend {name!r}; {one_of(self.backends)}", field="--backend")
+        return self.backends[name]
+
+    def dataset(self, name: str) -> DatasetInfo:
+        if name not in self.datasets:
+            raise InputError(f"unknown dataset {name!r}; {one_of(self.datasets)}", field="data.name")
+        return self.datasets[name]
+
+
+def _env_list(name: str) -> list[str]:
+    return [part.strip() for part in os.environ.get(name, "").split(",") if part.strip()]
+
+
+def _load_entry_points(pm: pluggy.PluginManager, distributions: dict, errors: dict) -> None:
+    for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+        if pm.get_plugin(ep.name) is not None or pm.is_blocked(ep.name):
+            continue
+        try:
+            plugin = ep.load()
+        except Exception as exc:  # a broken third-party plugin must not stop the others
+            errors[ep.name] = f"{type(exc).__name__}: {exc}"
+            continue
+        pm.register(plugin, name=ep.name)
+        distributions[ep.name] = ep.dist.name if ep.dist else "?"
+
+
+def _collect(pm: pluggy.PluginManager, hook_name: str, registry: Registry) -> dict:
+    """Call each plugin's implementation on its own, so errors name the plugin."""
+    for impl in reversed(getattr(pm.hook, hook_name).get_hookimpls()):
+        registry.current_plugin = impl.plugin_name
+        impl.function(registry)
+    return registry.items
+
+
+def load_plugins(extra: tuple = ()) -> Plugins:
+    """A fresh plugin manager: built-ins, DLBENCH_PLUGINS, entry points, then ``extra``."""
+    pm = pluggy.PluginManager("dlbench")
+    pm.add_hookspecs(hookspecs)
+    for name in _env_list(BLOCK_ENV):
+        pm.set_blocked(name)
+    distributions: dict[str, str] = {}
+    errors: dict[str, str] = {}
+    for name, module in BUILTIN_PLUGINS.items():
+        if not pm.is_blocked(name):
+            pm.register(importlib.import_module(module), name=name)
+            distributions[name] = "dlbench"
+    for module in _env_list(EXTRA_PLUGINS_ENV):
+        if not pm.is_blocked(module):
+            pm.register(importlib.import_module(module), name=module)
+            distributions[module] = f"{EXTRA_PLUGINS_ENV} ({module})"
+    if not os.environ.get(DISABLE_AUTOLOAD_ENV):
+        _load_entry_points(pm, distributions, errors)
+    for plugin in extra:
+        pm.register(plugin)
+        distributions[pm.get_name(plugin)] = "registered in process"
+
+    backend_registry = Registry("backend", _check_backend)
+    backend_classes = _collect(pm, "dlbench_register_backends", backend_registry)
+    dataset_registry = Registry("dataset", _check_dataset)
+    dataset_registry.current_plugin = "dlbench"
+    for info in BUILTIN_DATASETS:
+        dataset_registry.add(info)
+    datasets = _collect(pm, "dlbench_register_datasets", dataset_registry)
+    scenario_dirs = [d for dirs in pm.hook.dlbench_scenario_dirs() for d in dirs]
+    return Plugins(
+        manager=pm,
+        backends={name: cls() for name, cls in backend_classes.items()},
+        backend_plugin=dict(backend_registry.origin),
+        datasets=datasets,
+        scenario_dirs=scenario_dirs,
+        distributions=distributions,
+        load_errors=errors,
+    )
+
+
+@functools.cache
+def get_plugins() -> Plugins:
+    """The process-wide plugins, loaded once."""
+    return load_plugins()

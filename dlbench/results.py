@@ -1,0 +1,96 @@
+"""The versioned result document: build, write atomically, read.
+
+Shape (schema_version 1)::
+
+    {"schema_version": 1, "created": ISO time, "command": [...],
+     "environment": {...}, "settings": {...},
+     "results": [{"scenario", "backend", "status", "error", "device", "threads",
+                  "backend_version", "metrics": {...}, "parity": {...}}]}
+
+Statuses: ok, failed, unavailable, timeout, diverged, interrupted.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import re
+import tempfile
+from pathlib import Path
+
+from dlbench.errors import InputError
+
+SCHEMA_VERSION = 1
+STATUSES = ("ok", "failed", "unavailable", "timeout", "diverged", "interrupted")
+
+
+def now_iso() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def new_document(environment: dict, settings: dict, command: list[str]) -> dict:
+    return {"schema_version": SCHEMA_VERSION, "created": now_iso(), "command": command,
+            "environment": environment, "settings": settings, "results": []}
+
+
+def safe_name(text: str) -> str:
+    """A file-name-safe version of ``text`` (no separators, no leading dots)."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).lstrip(".") or "run"
+
+
+def default_path(out_dir: Path, created: str) -> Path:
+    stamp = created.replace("-", "").replace(":", "")
+    return Path(out_dir) / f"run-{safe_name(stamp)}.json"
+
+
+def check_writable(out_dir: Path) -> Path:
+    """Create ``out_dir`` if needed; a clear error when it cannot be written."""
+    out_dir = Path(out_dir)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"cannot create output folder: {exc.strerror}", field="--out", source=str(out_dir)) from None
+    if not os.access(out_dir, os.W_OK):
+        raise InputError("output folder is not writable", field="--out", source=str(out_dir))
+    return out_dir
+
+
+def write_document(document: dict, path: Path) -> None:
+    """Write via a temporary file and rename, so a reader never sees half a file."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(document, f, indent=1, allow_nan=False, default=_json_default)
+            f.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _json_default(value):
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+def dumps(document: dict) -> str:
+    return json.dumps(document, indent=1, allow_nan=False, default=_json_default)
+
+
+def read_document(path: Path | str) -> dict:
+    path = Path(path)
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise InputError(f"cannot read result file: {exc.strerror}", source=str(path)) from None
+    except json.JSONDecodeError as exc:
+        raise InputError(f"not a JSON result document: {exc}", source=str(path)) from None
+    if not isinstance(document, dict) or "schema_version" not in document:
+        raise InputError("not a dlbench result document (no schema_version)", source=str(path))
+    if document["schema_version"] > SCHEMA_VERSION:
+        raise InputError(f"schema_version {document['schema_version']} is newer than this dlbench "
+                         f"understands ({SCHEMA_VERSION}); upgrade dlbench", source=str(path))
+    return document

@@ -1,0 +1,120 @@
+"""Runs (scenario, backend) jobs, each in a fresh worker process, and collects
+their rows into one result document that is rewritten after every row.
+
+Thread settings reach a framework only if they are in place before it is
+imported, so the runner puts them in the worker's environment.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from dlbench import parity
+from dlbench.results import write_document
+from dlbench.worker import RunRequest, base_row, execute
+
+STDERR_TAIL_LINES = 12
+
+
+def thread_environment(threads: int, device: str) -> dict[str, str]:
+    """Environment variables that fix every framework's thread pools to ``threads``."""
+    n = str(threads)
+    env = {
+        "OMP_NUM_THREADS": n,
+        "MKL_NUM_THREADS": n,
+        "OPENBLAS_NUM_THREADS": n,
+        "TF_NUM_INTRAOP_THREADS": n,
+        "TF_NUM_INTEROP_THREADS": "1",
+        "XLA_FLAGS": " ".join(filter(None, [os.environ.get("XLA_FLAGS", ""),
+                                            "--xla_cpu_multi_thread_eigen=" + ("true" if threads > 1 else "false"),
+                                            f"intra_op_parallelism_threads={n}"])),
+        "TF_CPP_MIN_LOG_LEVEL": "2",
+        "PYTHONUNBUFFERED": "1",
+    }
+    if device == "cpu":
+        env["JAX_PLATFORMS"] = "cpu"
+        env["CUDA_VISIBLE_DEVICES"] = ""
+    return env
+
+
+def run_isolated(request: RunRequest, timeout: float | None) -> dict:
+    """Run one job in a fresh Python process; crashes and hangs become rows."""
+    with tempfile.TemporaryDirectory(prefix="dlbench-") as tmp:
+        request_path, result_path = Path(tmp, "request.json"), Path(tmp, "result.json")
+        request_path.write_text(request.to_json(), encoding="utf-8")
+        env = {**os.environ, **thread_environment(request.threads, request.device)}
+        proc = subprocess.Popen([sys.executable, "-m", "dlbench.worker", str(request_path), str(result_path)],
+                                env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                                start_new_session=True)
+        try:
+            _, stderr = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            _, stderr = proc.communicate()
+            return {**base_row(request), "status": "timeout",
+                    "error": f"no result after {timeout:g} s; {_tail(stderr)}".rstrip("; ")}
+        except BaseException:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+            raise
+        if result_path.exists():
+            return json.loads(result_path.read_text(encoding="utf-8"))
+        how = (f"killed by signal {signal.Signals(-proc.returncode).name}" if proc.returncode < 0
+               else f"exited with code {proc.returncode}")
+        return {**base_row(request), "status": "failed", "error": f"worker {how}; {_tail(stderr)}".rstrip("; ")}
+
+
+def _tail(stderr: str | None) -> str:
+    lines = [line for line in (stderr or "").splitlines() if line.strip()]
+    return " | ".join(lines[-STDERR_TAIL_LINES:])
+
+
+def run_in_process(request: RunRequest, timeout: float | None = None) -> dict:
+    """For debugging: the same job in this process (no isolation, no timeout)."""
+    return execute(request)
+
+
+@dataclass
+class Suite:
+    """The jobs of one ``dlbench run`` and where their document goes."""
+
+    requests: list[RunRequest]
+    document: dict
+    path: Path | None
+    timeout: float | None = None
+    in_process: bool = False
+    on_row: Callable[[dict], None] = field(default=lambda row: None)
+
+    def run(self) -> dict:
+        rows = self.document["results"]
+        runner = run_in_process if self.in_process else run_isolated
+        for request in self.requests:
+            start = time.perf_counter()
+            row = runner(request, self.timeout)
+            row.setdefault("metrics", {})["wall_seconds"] = time.perf_counter() - start
+            rows.append(row)
+            parity.annotate(rows)
+            self.save()
+            self.on_row(row)
+        return self.document
+
+    def save(self) -> None:
+        if self.path is not None:
+            write_document(self.document, self.path)
+
+
+def requests_for(scenarios: dict[str, str], backends: list[str], **common) -> list[RunRequest]:
+    """One request per (scenario, backend): ``scenarios`` maps name -> file;
+    scenario-major order, the NumPy reference first within each scenario."""
+    ordered = sorted(backends, key=lambda b: b != parity.REFERENCE_BACKEND)
+    return [RunRequest(scenario=path, name=name, backend=b, **common)
+            for name, path in scenarios.items() for b in ordered]

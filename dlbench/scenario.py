@@ -1,0 +1,180 @@
+"""Scenario files (TOML) -> validated specs.
+
+A scenario names a dataset, a model and how to train it; see README.md for
+the format. Every error names the file, the key and what is allowed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.resources
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from dlbench.errors import InputError, one_of
+from dlbench.spec import LAYER_TYPES, ModelSpec, TrainSpec, check_choice, make_optimizer
+
+TOP_KEYS = ("name", "description", "source", "expected_accuracy", "data", "model", "train")
+MODEL_KEYS = ("input_shape", "layers")
+TRAIN_KEYS = ("loss", "optimizer", "batch_size", "epochs", "seed", "drop_last", "target_accuracy")
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    description: str
+    data_name: str
+    data_options: dict
+    model: ModelSpec
+    train: TrainSpec
+    source: str = ""
+    path: str = ""
+    expected_accuracy: tuple[float, float] | None = None
+    overrides: dict = field(default_factory=dict)
+
+    def with_overrides(self, **overrides) -> "Scenario":
+        """The scenario with training settings replaced (None values are ignored)."""
+        overrides = {k: v for k, v in overrides.items() if v is not None}
+        if not overrides:
+            return self
+        try:
+            train = dataclasses.replace(self.train, **overrides)
+        except InputError as exc:
+            raise exc.within(source="command line") from None
+        return dataclasses.replace(self, train=train, overrides={**self.overrides, **overrides})
+
+
+def _table(doc: dict, key: str, required: bool = True) -> dict:
+    value = doc.get(key)
+    if value is None and not required:
+        return {}
+    if not isinstance(value, dict):
+        raise InputError(f"must be a table, got {value!r}" if value is not None else "missing table",
+                         field=key)
+    return value
+
+
+def _check_keys(table: dict, allowed, prefix: str) -> None:
+    for key in table:
+        if key not in allowed:
+            raise InputError(f"unknown key {key!r}; {one_of(allowed)}", field=f"{prefix}{key}")
+
+
+def _layer(table, index: int):
+    field_name = f"model.layers[{index}]"
+    if not isinstance(table, dict):
+        raise InputError(f"must be a table like {{ type = \"dense\", units = 10 }}, got {table!r}",
+                         field=field_name)
+    options = dict(table)
+    cls = LAYER_TYPES[check_choice(options.pop("type", None), LAYER_TYPES, f"{field_name}.type")]
+    allowed = [f.name for f in dataclasses.fields(cls) if f.name != "input_shape"]
+    _check_keys(options, allowed, f"{field_name}.")
+    try:
+        return cls(**options)
+    except InputError as exc:
+        raise exc.within(field_prefix=field_name) from None
+
+
+def _expected_accuracy(value) -> tuple[float, float] | None:
+    if value is None:
+        return None
+    ok = (isinstance(value, list) and len(value) == 2
+          and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
+          and 0 <= value[0] <= value[1] <= 1)
+    if not ok:
+        raise InputError(f"must be [low, high] with 0 <= low <= high <= 1, got {value!r}",
+                         field="expected_accuracy")
+    return (float(value[0]), float(value[1]))
+
+
+def _string(doc: dict, key: str, default: str | None = None) -> str:
+    value = doc.get(key, default)
+    if not isinstance(value, str):
+        raise InputError(f"must be a string, got {value!r}" if value is not None else "missing", field=key)
+    return value
+
+
+def parse_scenario(doc: dict, default_name: str) -> Scenario:
+    """A scenario from a parsed TOML document (errors carry no file name)."""
+    _check_keys(doc, TOP_KEYS, "")
+    data = dict(_table(doc, "data"))
+    data_name = data.pop("name", None)
+    if not isinstance(data_name, str):
+        raise InputError(f"must name a dataset, got {data_name!r}", field="data.name")
+    model = _table(doc, "model")
+    _check_keys(model, MODEL_KEYS, "model.")
+    train = _table(doc, "train")
+    _check_keys(train, TRAIN_KEYS, "train.")
+    layers = model.get("layers")
+    if not isinstance(layers, list) or not layers:
+        raise InputError("must be a non-empty list of layer tables", field="model.layers")
+    input_shape = model.get("input_shape")
+    if not isinstance(input_shape, list):
+        raise InputError(f"must be a list of positive integers, got {input_shape!r}", field="model.input_shape")
+    if "loss" not in train:
+        raise InputError("missing; expected one of binary_crossentropy, categorical_crossentropy, mse",
+                         field="train.loss")
+    built_layers = tuple(_layer(t, i) for i, t in enumerate(layers))
+    try:
+        optimizer = make_optimizer(train.get("optimizer", "adam"))
+        spec = ModelSpec(tuple(input_shape), built_layers, train["loss"], optimizer)
+    except InputError as exc:
+        prefix = "train" if exc.field and (exc.field.startswith("optimizer") or exc.field == "loss") else "model"
+        raise exc.within(field_prefix=prefix) from None
+    train_options = {k: v for k, v in train.items() if k not in ("loss", "optimizer")}
+    try:
+        train_spec = TrainSpec(**train_options)
+    except InputError as exc:
+        raise exc.within(field_prefix="train") from None
+    return Scenario(
+        name=_string(doc, "name", default_name),
+        description=_string(doc, "description", ""),
+        source=_string(doc, "source", ""),
+        data_name=data_name,
+        data_options=data,
+        model=spec,
+        train=train_spec,
+        expected_accuracy=_expected_accuracy(doc.get("expected_accuracy")),
+    )
+
+
+def load_scenario_file(path: Path | str) -> Scenario:
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise InputError(f"cannot read scenario file: {exc.strerror}", source=str(path)) from None
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise InputError(f"malformed TOML: {exc}", source=str(path)) from None
+    try:
+        scenario = parse_scenario(doc, default_name=path.stem)
+    except InputError as exc:
+        raise exc.within(source=str(path)) from None
+    return dataclasses.replace(scenario, path=str(path))
+
+
+def shipped_scenario_dir() -> Path:
+    return Path(str(importlib.resources.files("dlbench_scenarios")))
+
+
+def scenario_files(extra_dirs=()) -> dict[str, Path]:
+    """Name -> file of every shipped and plugin-provided scenario."""
+    files: dict[str, Path] = {}
+    for folder in [shipped_scenario_dir(), *map(Path, extra_dirs)]:
+        for path in sorted(folder.glob("*.toml")):
+            files.setdefault(path.stem, path)
+    return files
+
+
+def resolve_scenario(name_or_path: str, extra_dirs=()) -> Scenario:
+    """A shipped scenario by name, or a scenario file by path."""
+    files = scenario_files(extra_dirs)
+    if name_or_path in files:
+        return load_scenario_file(files[name_or_path])
+    if name_or_path.endswith(".toml") or Path(name_or_path).exists():
+        return load_scenario_file(name_or_path)
+    raise InputError(f"unknown scenario {name_or_path!r}; {one_of(files)}, or a path to a .toml file",
+                     field="--scenario")

@@ -1,0 +1,283 @@
+"""The backend-agnostic network spec: layers, optimizers, the compiled model.
+
+Everything here is a frozen dataclass, validated on construction, with no
+framework imports. Shapes exclude the batch axis and are channels-last.
+
+Loss and output activation are fused by every backend: the last layer's
+softmax (or sigmoid) is never applied before the loss; cross-entropy is
+computed from its logits, which is what makes the backends' numbers agree.
+
+Losses (``B`` = batch size, ``z`` = logits, ``y`` = labels):
+
+* ``categorical_crossentropy``: mean over the batch of
+  ``logsumexp(z) - z[y]`` for integer labels ``y``; output must be softmax.
+* ``binary_crossentropy``: mean of ``max(z, 0) - z*y + log(1 + exp(-|z|))``;
+  output must be a single sigmoid unit.
+* ``mse``: mean over batch and units of ``(f(z) - t)**2`` where ``t`` is the
+  label (one unit) or its one-hot encoding (several units).
+
+Optimizers (``g`` = dE/dW averaged over the batch, ``t`` = step from 1):
+
+* ``sgd``: ``v <- momentum*v + g;  W <- W - lr*v`` (PyTorch's form; with
+  momentum 0 it is plain ``W <- W - lr*g``).
+* ``adam``: ``m <- b1*m + (1-b1)*g;  v <- b2*v + (1-b2)*g**2;
+  W <- W - lr * (m/(1-b1**t)) / (sqrt(v/(1-b2**t)) + eps)``, epsilon added
+  after bias correction as PyTorch and optax do (Keras adds it elsewhere).
+  Defaults are Keras's values (lr 0.001, eps 1e-7), since the spec is Keras-like.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+from typing import ClassVar, Union
+
+from dlbench.errors import InputError, one_of
+
+ACTIVATIONS = ("linear", "relu", "sigmoid", "tanh", "softmax")
+LOSSES = ("binary_crossentropy", "categorical_crossentropy", "mse")
+
+Shape = tuple[int, ...]
+
+
+def check_positive_int(value, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InputError(f"must be a positive integer, got {value!r}", field=name)
+    if value <= 0:
+        raise InputError(f"must be a positive integer, got {value}", field=name)
+    return value
+
+
+def check_number(value, name: str, *, low: float, high: float | None = None,
+                 low_open: bool = True, high_open: bool = True) -> float:
+    """A real number within (low, high) (bounds open or closed as asked)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise InputError(f"must be a number, got {value!r}", field=name)
+    too_low = value <= low if low_open else value < low
+    too_high = high is not None and (value >= high if high_open else value > high)
+    if too_low or too_high:
+        lo = "(" if low_open else "["
+        hi = ")" if high_open else "]"
+        raise InputError(f"must be in {lo}{low}, {high if high is not None else 'inf'}{hi}, got {value}",
+                         field=name)
+    return float(value)
+
+
+def check_choice(value, allowed, name: str) -> str:
+    if value not in allowed:
+        raise InputError(f"unknown {value!r}; {one_of(allowed)}", field=name)
+    return value
+
+
+def format_shape(shape: Shape) -> str:
+    return "(" + ", ".join(str(d) for d in shape) + ("," if len(shape) == 1 else "") + ")"
+
+
+# --------------------------------------------------------------------- layers
+@dataclass(frozen=True)
+class Dense:
+    """y = f(x W + b); kernel W has the canonical layout (in, out)."""
+
+    units: int
+    activation: str = "linear"
+    input_shape: Shape | None = None
+    type: ClassVar[str] = "dense"
+
+    def __post_init__(self):
+        check_positive_int(self.units, "units")
+        check_choice(self.activation, ACTIVATIONS, "activation")
+
+    def output_shape(self, input_shape: Shape) -> Shape:
+        if len(input_shape) != 1:
+            raise InputError(f"dense needs a 1-D input, got shape {format_shape(input_shape)}; "
+                             "add a flatten layer before it")
+        return (self.units,)
+
+    def param_shapes(self, input_shape: Shape) -> dict[str, Shape]:
+        return {"kernel": (input_shape[0], self.units), "bias": (self.units,)}
+
+
+@dataclass(frozen=True)
+class Activation:
+    """y = f(x), elementwise (softmax: over the last axis)."""
+
+    activation: str
+    input_shape: Shape | None = None
+    type: ClassVar[str] = "activation"
+
+    def __post_init__(self):
+        check_choice(self.activation, ACTIVATIONS, "activation")
+
+    def output_shape(self, input_shape: Shape) -> Shape:
+        return input_shape
+
+    def param_shapes(self, input_shape: Shape) -> dict[str, Shape]:
+        return {}
+
+
+Layer = Union[Dense, Activation]
+LAYER_TYPES: dict[str, type] = {cls.type: cls for cls in (Dense, Activation)}
+
+
+# ----------------------------------------------------------------- optimizers
+@dataclass(frozen=True)
+class SGD:
+    learning_rate: float = 0.01
+    momentum: float = 0.0
+    name: ClassVar[str] = "sgd"
+
+    def __post_init__(self):
+        check_number(self.learning_rate, "learning_rate", low=0.0)
+        check_number(self.momentum, "momentum", low=0.0, high=1.0, low_open=False)
+
+
+@dataclass(frozen=True)
+class Adam:
+    learning_rate: float = 0.001
+    beta_1: float = 0.9
+    beta_2: float = 0.999
+    epsilon: float = 1e-7
+    name: ClassVar[str] = "adam"
+
+    def __post_init__(self):
+        check_number(self.learning_rate, "learning_rate", low=0.0)
+        check_number(self.beta_1, "beta_1", low=0.0, high=1.0, low_open=False)
+        check_number(self.beta_2, "beta_2", low=0.0, high=1.0, low_open=False)
+        check_number(self.epsilon, "epsilon", low=0.0)
+
+
+Optimizer = Union[SGD, Adam]
+OPTIMIZERS: dict[str, type] = {cls.name: cls for cls in (SGD, Adam)}
+
+
+# ---------------------------------------------------------------------- model
+def layer_activation(layer) -> str | None:
+    return getattr(layer, "activation", None)
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A compiled Sequential model: layers with inferred shapes, loss, optimizer."""
+
+    input_shape: Shape
+    layers: tuple
+    loss: str
+    optimizer: Optimizer
+    shapes: tuple = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self):
+        if not self.layers:
+            raise InputError("a model needs at least one layer", field="layers")
+        shape = tuple(self.input_shape)
+        if not shape or any(isinstance(d, bool) or not isinstance(d, int) or d <= 0 for d in shape):
+            raise InputError(f"must be a list of positive integers, got {list(self.input_shape)!r}",
+                             field="input_shape")
+        object.__setattr__(self, "input_shape", shape)
+        shapes = []
+        for i, layer in enumerate(self.layers):
+            try:
+                out = layer.output_shape(shape)
+            except InputError as exc:
+                raise exc.within(field_prefix=f"layers[{i}]") from None
+            shapes.append((shape, out))
+            shape = out
+        object.__setattr__(self, "shapes", tuple(shapes))
+        check_choice(self.loss, LOSSES, "loss")
+        self._check_loss_fits_output()
+
+    @property
+    def output_shape(self) -> Shape:
+        return self.shapes[-1][1]
+
+    @property
+    def output_activation(self) -> str:
+        return layer_activation(self.layers[-1]) or "linear"
+
+    def _check_loss_fits_output(self) -> None:
+        out, act = self.output_shape, self.output_activation
+        if len(out) != 1:
+            raise InputError(f"the last layer's output must be 1-D, got {format_shape(out)}", field="loss")
+        if self.loss == "binary_crossentropy" and (out != (1,) or act != "sigmoid"):
+            raise InputError(f"binary_crossentropy needs a last layer of 1 unit with sigmoid activation, "
+                             f"got {out[0]} units with {act}", field="loss")
+        if self.loss == "categorical_crossentropy" and (out[0] < 2 or act != "softmax"):
+            raise InputError(f"categorical_crossentropy needs a last layer of at least 2 units with "
+                             f"softmax activation, got {out[0]} units with {act}", field="loss")
+
+    def logit_layers(self) -> tuple:
+        """The layers that produce the logits ``z``: all of them, with the last
+        layer's activation left out (it is applied by the loss and by predictions)."""
+        last = self.layers[-1]
+        if isinstance(last, Activation):
+            return self.layers[:-1]
+        if layer_activation(last) not in (None, "linear"):
+            return self.layers[:-1] + (replace(last, activation="linear"),)
+        return self.layers
+
+    def param_shapes(self) -> list[dict[str, Shape]]:
+        """Per layer, the canonical shape of each parameter (Dense kernel: (in, out))."""
+        return [layer.param_shapes(in_shape) for layer, (in_shape, _) in zip(self.layers, self.shapes)]
+
+    @property
+    def n_params(self) -> int:
+        return sum(math.prod(s) for shapes in self.param_shapes() for s in shapes.values())
+
+
+def make_optimizer(optimizer) -> Optimizer:
+    """'adam', {'name': 'sgd', 'learning_rate': 0.1} or an SGD/Adam instance."""
+    if isinstance(optimizer, (SGD, Adam)):
+        return optimizer
+    if isinstance(optimizer, str):
+        optimizer = {"name": optimizer}
+    if not isinstance(optimizer, dict):
+        raise InputError(f"must be a name or a table, got {optimizer!r}", field="optimizer")
+    options = dict(optimizer)
+    name = check_choice(options.pop("name", None), OPTIMIZERS, "optimizer.name")
+    cls = OPTIMIZERS[name]
+    allowed = [f for f in cls.__dataclass_fields__]
+    for key in options:
+        if key not in allowed:
+            raise InputError(f"unknown key {key!r}; {one_of(allowed)}", field=f"optimizer.{key}")
+    try:
+        return cls(**options)
+    except InputError as exc:
+        raise exc.within(field_prefix="optimizer") from None
+
+
+@dataclass(frozen=True)
+class Sequential:
+    """Keras-like front end: ``Sequential([...]).compile(loss=..., optimizer=...)``."""
+
+    layers: list
+    input_shape: Shape | None = None
+
+    def compile(self, loss: str, optimizer="adam") -> ModelSpec:
+        input_shape = self.input_shape or (self.layers[0].input_shape if self.layers else None)
+        if input_shape is None:
+            raise InputError("give input_shape to Sequential or to its first layer", field="input_shape")
+        return ModelSpec(tuple(input_shape), tuple(self.layers), loss, make_optimizer(optimizer))
+
+
+# ------------------------------------------------------------------- training
+@dataclass(frozen=True)
+class TrainSpec:
+    """How to train: the batch order follows from seed, batch_size, epochs, drop_last."""
+
+    batch_size: int = 32
+    epochs: int = 1
+    seed: int = 0
+    drop_last: bool = False
+    max_steps: int | None = None
+    target_accuracy: float | None = None
+
+    def __post_init__(self):
+        check_positive_int(self.batch_size, "batch_size")
+        check_positive_int(self.epochs, "epochs")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+            raise InputError(f"must be a non-negative integer, got {self.seed!r}", field="seed")
+        if not isinstance(self.drop_last, bool):
+            raise InputError(f"must be true or false, got {self.drop_last!r}", field="drop_last")
+        if self.max_steps is not None:
+            check_positive_int(self.max_steps, "steps")
+        if self.target_accuracy is not None:
+            check_number(self.target_accuracy, "target_accuracy", low=0.0, high=1.0, high_open=False)

@@ -1,0 +1,126 @@
+"""One (scenario, backend) run, executed where the runner put it: normally a
+fresh process (``python -m dlbench.worker REQUEST.json RESULT.json``) whose
+thread settings were fixed in its environment before any framework import.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import sys
+import time
+import traceback
+from pathlib import Path
+
+from dlbench.backend import TrainerOptions
+from dlbench.batches import BatchPlan
+from dlbench.initializers import initial_weights
+from dlbench.measure import loss_history, summarize, train_and_measure
+from dlbench.plugins import get_plugins
+from dlbench.results import write_document
+from dlbench.scenario import resolve_scenario
+
+
+@dataclasses.dataclass(frozen=True)
+class RunRequest:
+    """Everything a worker needs; JSON-serializable so it can cross a process boundary."""
+
+    scenario: str  # a shipped scenario's name or a file path
+    backend: str
+    name: str = ""  # the scenario's name, for rows written before it is loaded
+    overrides: dict = dataclasses.field(default_factory=dict)
+    device: str = "cpu"
+    threads: int = 1
+    precision: str = "fp32"
+    deterministic: bool = False
+    window_steps: int = 50
+    backend_options: dict = dataclasses.field(default_factory=dict)
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str) -> "RunRequest":
+        return cls(**json.loads(text))
+
+
+def finite_or_none(x: float | None) -> float | None:
+    return x if x is not None and math.isfinite(x) else None
+
+
+def base_row(request: RunRequest) -> dict:
+    return {"scenario": request.name or request.scenario, "backend": request.backend, "status": "failed",
+            "error": None, "device": request.device, "threads": request.threads, "metrics": {}}
+
+
+def execute(request: RunRequest) -> dict:
+    """Train and measure; every failure becomes the row's status and error."""
+    plugins = get_plugins()
+    scenario = resolve_scenario(request.scenario, plugins.scenario_dirs).with_overrides(**request.overrides)
+    row = {**base_row(request), "scenario": scenario.name}
+    backend = plugins.backend(request.backend)
+    row["backend_version"] = backend.version()
+    availability = backend.availability()
+    if not availability.available:
+        return {**row, "status": "unavailable", "error": availability.reason}
+    try:
+        row["threads"] = backend.configure_threads(request.threads)
+        if request.device == "gpu" and backend.gpu_name() is None:
+            return {**row, "status": "unavailable", "error": f"no GPU visible to {backend.name}"}
+        data = plugins.dataset(scenario.data_name).load(scenario.train.seed, scenario.data_options)
+        spec, train = scenario.model, scenario.train
+        weights = initial_weights(spec, train.seed)
+        plan = BatchPlan(len(data.x_train), train.batch_size, train.epochs, train.seed, train.drop_last,
+                         train.max_steps)
+        options = TrainerOptions(request.device, request.precision, request.deterministic,
+                                 request.backend_options)
+        start = time.perf_counter()
+        trainer = backend.build(spec, weights, options)
+        build_seconds = time.perf_counter() - start
+        start = time.perf_counter()
+        trainer.place_data(data)
+        placement_seconds = time.perf_counter() - start
+        m = train_and_measure(trainer, plan, request.window_steps, train.target_accuracy)
+        row["device"] = trainer.device_name
+        start = time.perf_counter()
+        test_loss, test_accuracy = trainer.evaluate() if m.diverged_at is None else (None, None)
+        eval_seconds = time.perf_counter() - start
+    except Exception as exc:  # a failing backend is a result row, never a lost run
+        return {**row, "status": "failed", "error": f"{type(exc).__name__}: {exc}",
+                "traceback": traceback.format_exc(limit=-8)}
+    history, every = loss_history(m.losses)
+    last_epoch = m.losses[-min(plan.steps_per_epoch, len(m.losses)):] if m.losses else []
+    row["metrics"] = {
+        "samples_per_sec": m.samples_per_sec,
+        "samples_per_sec_stats": summarize(m.window_samples_per_sec),
+        "window_samples_per_sec": m.window_samples_per_sec,
+        "test_accuracy": test_accuracy,
+        "test_loss": finite_or_none(test_loss),
+        "final_loss": finite_or_none(sum(last_epoch) / len(last_epoch)) if last_epoch else None,
+        "compile_seconds": m.compile_seconds,
+        "train_seconds": m.compile_seconds + m.steady_seconds,
+        "build_seconds": build_seconds,
+        "placement_seconds": placement_seconds,
+        "eval_seconds": eval_seconds,
+        "time_to_accuracy": m.time_to_accuracy,
+        "steps": m.steps,
+        "batch_size": train.batch_size,
+        "loss_history": [finite_or_none(x) for x in history],
+        "loss_history_every": every,
+    }
+    if m.diverged_at is not None:
+        return {**row, "status": "diverged", "error": f"loss became NaN or infinite at step {m.diverged_at}"}
+    return {**row, "status": "ok"}
+
+
+def main(argv: list[str] | None = None) -> int:
+    request_path, result_path = (argv or sys.argv[1:])[:2]
+    with open(request_path, encoding="utf-8") as f:
+        request = RunRequest.from_json(f.read())
+    write_document(execute(request), Path(result_path))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

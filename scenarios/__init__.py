@@ -1,0 +1,1 @@
+"""The scenario files shipped with dlbench (``*.toml``), installed as package data."""
