@@ -101,9 +101,21 @@ def _env_list(name: str) -> list[str]:
     return [part.strip() for part in os.environ.get(name, "").split(",") if part.strip()]
 
 
+def _register_module(pm, name: str, module: str, origin: str, distributions: dict, errors: dict) -> None:
+    if pm.is_blocked(name):
+        return
+    try:
+        plugin = importlib.import_module(module)
+    except Exception as exc:  # reported by `dlbench list`; the other plugins still load
+        errors[name] = f"{type(exc).__name__}: {exc}"
+        return
+    pm.register(plugin, name=name)
+    distributions[name] = origin
+
+
 def _load_entry_points(pm: pluggy.PluginManager, distributions: dict, errors: dict) -> None:
     for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
-        if pm.get_plugin(ep.name) is not None or pm.is_blocked(ep.name):
+        if pm.has_plugin(ep.name) or pm.is_blocked(ep.name) or ep.name in errors:
             continue
         try:
             plugin = ep.load()
@@ -131,13 +143,9 @@ def load_plugins(extra: tuple = ()) -> Plugins:
     distributions: dict[str, str] = {}
     errors: dict[str, str] = {}
     for name, module in BUILTIN_PLUGINS.items():
-        if not pm.is_blocked(name):
-            pm.register(importlib.import_module(module), name=name)
-            distributions[name] = "dlbench"
+        _register_module(pm, name, module, "dlbench", distributions, errors)
     for module in _env_list(EXTRA_PLUGINS_ENV):
-        if not pm.is_blocked(module):
-            pm.register(importlib.import_module(module), name=module)
-            distributions[module] = f"{EXTRA_PLUGINS_ENV} ({module})"
+        _register_module(pm, module, module, f"{EXTRA_PLUGINS_ENV} ({module})", distributions, errors)
     if not os.environ.get(DISABLE_AUTOLOAD_ENV):
         _load_entry_points(pm, distributions, errors)
     for plugin in extra:

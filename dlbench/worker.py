@@ -54,6 +54,16 @@ def base_row(request: RunRequest) -> dict:
             "error": None, "device": request.device, "threads": request.threads, "metrics": {}}
 
 
+def resolve_device(backend, requested: str) -> str | None:
+    """'cpu', or 'gpu' when the backend supports and sees one; None when 'gpu' cannot be had."""
+    if requested == "cpu":
+        return "cpu"
+    has_gpu = "gpu" in backend.devices and backend.gpu_name() is not None
+    if requested == "auto":
+        return "gpu" if has_gpu else "cpu"
+    return "gpu" if has_gpu else None
+
+
 def execute(request: RunRequest) -> dict:
     """Train and measure; every failure becomes the row's status and error."""
     plugins = get_plugins()
@@ -66,14 +76,15 @@ def execute(request: RunRequest) -> dict:
         return {**row, "status": "unavailable", "error": availability.reason}
     try:
         row["threads"] = backend.configure_threads(request.threads)
-        if request.device == "gpu" and backend.gpu_name() is None:
+        device = resolve_device(backend, request.device)
+        if device is None:
             return {**row, "status": "unavailable", "error": f"no GPU visible to {backend.name}"}
         data = plugins.dataset(scenario.data_name).load(scenario.train.seed, scenario.data_options)
         spec, train = scenario.model, scenario.train
         weights = initial_weights(spec, train.seed)
         plan = BatchPlan(len(data.x_train), train.batch_size, train.epochs, train.seed, train.drop_last,
                          train.max_steps)
-        options = TrainerOptions(request.device, request.precision, request.deterministic,
+        options = TrainerOptions(device, request.precision, request.deterministic,
                                  request.backend_options)
         start = time.perf_counter()
         trainer = backend.build(spec, weights, options)

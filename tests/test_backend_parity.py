@@ -1,0 +1,53 @@
+"""Every backend trains the same network as the NumPy reference: same losses
+step by step, same weights, same test accuracy."""
+
+import pytest
+
+from backend_helpers import assert_matches_numpy, require_backend, toy_data
+from dlbench.parity import compare
+from dlbench.scenario import scenario_files
+from dlbench.spec import SGD, Activation, Adam, Dense, Sequential
+from dlbench.worker import RunRequest, execute
+
+FRAMEWORKS = ["torch", "tensorflow", "jax"]
+
+
+def mlp(hidden: str, loss: str, units_out: int, out_act: str, optimizer, input_dim: int = 5):
+    return Sequential([Dense(8, activation=hidden, input_shape=(input_dim,)), Dense(6, activation="tanh"),
+                       Dense(units_out, activation=out_act)]).compile(loss=loss, optimizer=optimizer)
+
+
+CASES = {
+    "relu-softmax-sgd": (mlp("relu", "categorical_crossentropy", 3, "softmax", SGD(0.1)), 3),
+    "sigmoid-softmax-momentum": (mlp("sigmoid", "categorical_crossentropy", 3, "softmax", SGD(0.05, 0.9)), 3),
+    "tanh-softmax-adam": (mlp("tanh", "categorical_crossentropy", 4, "softmax", Adam(0.01, 0.8, 0.99, 1e-6)), 3),
+    "softmax-hidden-adam": (mlp("softmax", "categorical_crossentropy", 3, "softmax", Adam()), 3),
+    "linear-bce-adam": (mlp("linear", "binary_crossentropy", 1, "sigmoid", "adam"), 2),
+    "mse-linear-out": (mlp("relu", "mse", 1, "linear", SGD(0.01)), 2),
+    "mse-sigmoid-out": (mlp("relu", "mse", 3, "sigmoid", SGD(0.5, 0.5)), 3),
+    "activation-layers": (Sequential([Dense(7, input_shape=(5,)), Activation("relu"), Dense(3),
+                                      Activation("softmax")]).compile("categorical_crossentropy", "adam"), 3),
+}
+
+
+@pytest.mark.parametrize("backend", FRAMEWORKS)
+@pytest.mark.parametrize("case", list(CASES))
+def test_backend_trains_like_numpy(backend, case):
+    spec, n_classes = CASES[case]
+    # 40 samples in batches of 8 plus one partial batch of 3: a second batch shape
+    data = toy_data(n_classes=n_classes, n_train=43)
+    assert_matches_numpy(backend, spec, data, batch_size=8, steps=25)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", FRAMEWORKS)
+@pytest.mark.parametrize("scenario", sorted(scenario_files()))
+def test_shipped_scenario_agrees_with_numpy_for_100_steps(backend, scenario):
+    require_backend(backend)
+    rows = {b: execute(RunRequest(scenario=scenario, backend=b, overrides={"max_steps": 100}))
+            for b in ("numpy", backend)}
+    assert rows[backend]["status"] == "ok", rows[backend]["error"]
+    result = compare(rows[backend], rows["numpy"], rtol=1e-3, accuracy_atol=0.01)
+    assert result["agrees"], result
+    assert rows[backend]["metrics"]["loss_history_every"] == 1
+    assert len(rows[backend]["metrics"]["loss_history"]) == 100
