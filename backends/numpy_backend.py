@@ -136,8 +136,7 @@ def binary_crossentropy(z: np.ndarray, targets: np.ndarray, output: ActivationLa
 
 def mse(z: np.ndarray, targets: np.ndarray, output: ActivationLayer):
     """E = mean((f(z) - t)^2);  dE/dz = f'(z) * 2 (f(z) - t) / N."""
-    diff = output.forward(z.copy())
-    diff -= targets
+    diff = output.forward(z.copy()) - targets  # a new array: output.y is needed by backward
     loss = np.mean(diff * diff)
     diff *= 2.0 / diff.size
     return float(loss), output.backward(diff)

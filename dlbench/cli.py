@@ -90,3 +90,6 @@ def list_(what):
     from dlbench import commands
 
     commands.show_lists([what] if what else ["backends", "scenarios", "datasets"])
+
+if __name__ == "__main__":
+    main()

@@ -128,7 +128,7 @@ def _load_entry_points(pm: pluggy.PluginManager, distributions: dict, errors: di
 
 def _collect(pm: pluggy.PluginManager, hook_name: str, registry: Registry) -> dict:
     """Call each plugin's implementation on its own, so errors name the plugin."""
-    for impl in reversed(getattr(pm.hook, hook_name).get_hookimpls()):
+    for impl in getattr(pm.hook, hook_name).get_hookimpls():  # in registration order
         registry.current_plugin = impl.plugin_name
         impl.function(registry)
     return registry.items
@@ -149,7 +149,7 @@ def load_plugins(extra: tuple = ()) -> Plugins:
     if not os.environ.get(DISABLE_AUTOLOAD_ENV):
         _load_entry_points(pm, distributions, errors)
     for plugin in extra:
-        pm.register(plugin)
+        pm.register(plugin, name=getattr(plugin, "__name__", type(plugin).__name__))
         distributions[pm.get_name(plugin)] = "registered in process"
 
     backend_registry = Registry("backend", _check_backend)
