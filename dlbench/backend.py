@@ -73,6 +73,10 @@ class Trainer(ABC):
     def weights(self) -> Weights:
         """The current parameters in the core's canonical layout (float32)."""
 
+    def peak_device_bytes(self) -> int | None:
+        """Peak device (GPU) memory this trainer allocated; None on CPU or when unknown."""
+        return None
+
 
 class Backend(ABC):
     """A framework the runner can train on. Subclass and register it with the

@@ -66,20 +66,30 @@ def positive(ctx, param, value):
 @click.option("--seed", type=click.IntRange(min=0), help="Override the scenarios' seed.")
 @click.option("--device", type=click.Choice(["cpu", "gpu", "auto"]), default="cpu", show_default=True)
 @click.option("--threads", type=int, callback=positive, help="Threads per run. Default: the machine's cores.")
+@click.option("--repeat", type=int, default=1, show_default=True, callback=positive,
+              help="Run each (scenario, backend) N times, each in a fresh process.")
+@click.option("--sweep", multiple=True, metavar="KEY=N,N,...",
+              help="Run a grid: batch_size=1,32,128 and/or threads=1,2 (repeatable).")
+@click.option("--precision", type=click.Choice(["fp32", "tf32"]), default="fp32", show_default=True,
+              help="Matmul precision on GPUs (tf32 uses tensor cores).")
+@click.option("--deterministic", is_flag=True, help="Ask every backend for deterministic kernels.")
+@click.option("--backend-option", "backend_options", multiple=True, metavar="BACKEND.KEY=VALUE",
+              help="Backend-specific option, e.g. torch.compile=true, tensorflow.jit_compile=true.")
 @click.option("--timeout", type=float, default=None, help="Seconds before a run is stopped as 'timeout'.")
 @click.option("--in-process", is_flag=True, help="Run in this process (debugging; no isolation).")
 @format_option
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
               default=Path("results/runs"), show_default=True, help="Folder for the JSON result document.")
-def run(scenarios, backends, epochs, steps, batch_size, seed, device, threads, timeout, in_process, fmt,
-        out_dir):
+def run(scenarios, backends, epochs, steps, batch_size, seed, device, threads, repeat, sweep, precision,
+        deterministic, backend_options, timeout, in_process, fmt, out_dir):
     """Train scenarios on backends and report accuracy, agreement and speed."""
     from dlbench import commands
 
     code = commands.run(scenarios=scenarios or DEFAULT_SCENARIOS, backends=backends,
                         overrides={"epochs": epochs, "max_steps": steps, "batch_size": batch_size, "seed": seed},
-                        device=device, threads=threads, timeout=timeout, in_process=in_process, fmt=fmt,
-                        out_dir=out_dir)
+                        device=device, threads=threads, repeat=repeat, sweep=sweep, precision=precision,
+                        deterministic=deterministic, backend_options=backend_options, timeout=timeout,
+                        in_process=in_process, fmt=fmt, out_dir=out_dir)
     sys.exit(code)
 
 

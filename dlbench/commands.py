@@ -10,6 +10,8 @@ from dlbench.plugins import Plugins, get_plugins
 from dlbench.scenario import Scenario, resolve_scenario, scenario_files
 from dlbench.spec import format_shape
 
+EXIT_INTERRUPTED = 130
+
 
 def select_backends(plugins: Plugins, text: str) -> tuple[list[str], bool]:
     """(names, explicit): 'all' means every registered backend."""
@@ -62,10 +64,58 @@ def load_scenarios(plugins: Plugins, names, overrides: dict) -> dict[str, Scenar
     return loaded
 
 
-def run(*, scenarios, backends: str, overrides: dict, device: str, threads: int | None,
-        timeout: float | None, in_process: bool, fmt: str, out_dir: Path) -> int:
-    from dlbench import environment, report, results
-    from dlbench.runner import Suite, requests_for
+def parse_sweep(items) -> dict[str, list[int]]:
+    """['batch_size=1,32', 'threads=1,2'] -> {'batch_size': [1, 32], 'threads': [1, 2]}."""
+    from dlbench.runner import SWEEP_KEYS
+
+    sweep: dict[str, list[int]] = {}
+    for item in items:
+        key, _, values = item.partition("=")
+        if key not in SWEEP_KEYS:
+            raise InputError(f"unknown sweep key {key!r}; {one_of(SWEEP_KEYS)}", field="--sweep")
+        try:
+            numbers = [int(v) for v in values.split(",")]
+        except ValueError:
+            numbers = []
+        if not numbers or min(numbers) <= 0:
+            raise InputError(f"{item!r}: expected {key}=N[,N...] with positive integers", field="--sweep")
+        sweep[key] = list(dict.fromkeys(numbers))
+    return sweep
+
+
+def parse_backend_options(items, backends: list[str]) -> dict[str, dict]:
+    """['torch.compile=true', 'jax.scan=false'] -> {'torch': {'compile': True}, 'jax': {'scan': False}}."""
+    options: dict[str, dict] = {}
+    for item in items:
+        name, _, rest = item.partition(".")
+        key, eq, text = rest.partition("=")
+        if not (name and key and eq):
+            raise InputError(f"{item!r}: expected BACKEND.KEY=VALUE, e.g. torch.compile=true",
+                             field="--backend-option")
+        if name not in backends:
+            raise InputError(f"{item!r}: backend {name!r} is not in this run; {one_of(backends)}",
+                             field="--backend-option")
+        options.setdefault(name, {})[key] = _option_value(text)
+    return options
+
+
+def _option_value(text: str):
+    lowered = text.lower()
+    if lowered in ("true", "false"):
+        return lowered == "true"
+    for cast in (int, float):
+        try:
+            return cast(text)
+        except ValueError:
+            continue
+    return text
+
+
+def run(*, scenarios, backends: str, overrides: dict, device: str, threads: int | None, repeat: int,
+        sweep, precision: str, deterministic: bool, backend_options, timeout: float | None,
+        in_process: bool, fmt: str, out_dir: Path) -> int:
+    from dlbench import environment, peak, report, results
+    from dlbench.runner import Suite, plan_jobs
 
     plugins = get_plugins()
     names, explicit = select_backends(plugins, backends)
@@ -74,23 +124,31 @@ def run(*, scenarios, backends: str, overrides: dict, device: str, threads: int 
             availability = plugins.backends[name].availability()
             if not availability.available:
                 raise InputError(f"backend {name!r} is unavailable: {availability.reason}", field="--backend")
+    overrides = {k: v for k, v in overrides.items() if v is not None}
     loaded = load_scenarios(plugins, scenarios, overrides)
+    sweep_grid = parse_sweep(sweep)
+    extra = parse_backend_options(backend_options, names)
     out_dir = results.check_writable(out_dir)
     threads = threads or environment.available_cores()
-    settings = {"device": device, "threads": threads, "timeout": timeout, "isolation":
-                "in-process" if in_process else "process", "overrides": {k: v for k, v in overrides.items()
-                                                                          if v is not None}}
-    document = results.new_document(environment.collect(), settings, ["dlbench", *sys.argv[1:]])
+    env = environment.collect()
+    env["peak_gflops"] = peak.peaks_for_run(env, threads)
+    settings = {"device": device, "threads": threads, "repeat": repeat, "timeout": timeout,
+                "precision": precision, "deterministic": deterministic, "backend_options": extra,
+                "isolation": "in-process" if in_process else "process", "overrides": overrides,
+                "sweep": sweep_grid}
+    document = results.new_document(env, settings, ["dlbench", *sys.argv[1:]])
     path = results.default_path(out_dir, document["created"])
-    requests = requests_for({n: s.path or n for n, s in loaded.items()}, names,
-                            overrides={k: v for k, v in overrides.items() if v is not None},
-                            device=device, threads=threads)
-    suite = Suite(requests, document, path, timeout=timeout, in_process=in_process)
-    if fmt == "json":
-        suite.run()
-    else:
-        _run_with_progress(suite)
     document["path"] = str(path)
+    jobs = plan_jobs({n: s.path or n for n, s in loaded.items()}, names, sweep_grid, overrides, threads,
+                     device=device, precision=precision, deterministic=deterministic)
+    jobs = [_with_options(job, extra) for job in jobs]
+    suite = Suite(jobs, document, path, repeat=repeat, timeout=timeout, in_process=in_process,
+                  peak_gflops=max(env["peak_gflops"].values(), default=None))
+    try:
+        suite.run() if fmt == "json" else _run_with_progress(suite)
+    except KeyboardInterrupt:
+        print(f"dlbench: interrupted; finished rows kept in {path}", file=sys.stderr)
+        return EXIT_INTERRUPTED
     if fmt == "json":
         sys.stdout.write(results.dumps(document) + "\n")
     elif fmt == "markdown":
@@ -98,6 +156,15 @@ def run(*, scenarios, backends: str, overrides: dict, device: str, threads: int 
     else:
         _print_table(document, path)
     return exit_code(document)
+
+
+def _with_options(job, extra: dict):
+    import dataclasses
+
+    options = extra.get(job.request.backend)
+    if not options:
+        return job
+    return dataclasses.replace(job, request=dataclasses.replace(job.request, backend_options=options))
 
 
 def exit_code(document: dict) -> int:
@@ -111,7 +178,7 @@ def _run_with_progress(suite) -> None:
     from rich.console import Console
 
     console = Console(stderr=True)
-    total = len(suite.requests)
+    total = len(suite.jobs)
     with console.status("") as status:
         done = 0
 
@@ -120,13 +187,16 @@ def _run_with_progress(suite) -> None:
             done += 1
             console.log(f"[{done}/{total}] {row['scenario']} / {row['backend']}: {row['status']}")
             if done < total:
-                nxt = suite.requests[done]
-                status.update(f"training {nxt.name} on {nxt.backend} ...")
+                status.update(_describe(suite.jobs[done]))
 
-        first = suite.requests[0]
-        status.update(f"training {first.name} on {first.backend} ...")
+        status.update(_describe(suite.jobs[0]))
         suite.on_row = on_row
         suite.run()
+
+
+def _describe(job) -> str:
+    point = ", ".join(f"{k}={v}" for k, v in job.sweep_point.items())
+    return f"training {job.request.name} on {job.request.backend}{' (' + point + ')' if point else ''} ..."
 
 
 def _print_table(document: dict, path: Path) -> None:

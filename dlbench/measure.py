@@ -103,3 +103,39 @@ def summarize(samples: list[float]) -> dict:
     cv = std / mean if mean else 0.0
     return {"n": len(finite), "median": median, "q1": q1, "q3": q3, "iqr": q3 - q1,
             "mean": mean, "std": std, "cv": cv, "min": min(finite), "max": max(finite)}
+
+
+UNSTABLE_CV = 0.10
+
+
+def combine_repeats(rows: list[dict]) -> dict:
+    """One row from the repetitions of a (scenario, backend) run.
+
+    Throughput and compile time become the median over repetitions, with the
+    raw per-repetition values kept; the spread is taken across repetitions
+    (fresh processes) when there are several, else across the windows of the
+    single run. A spread above 10% of the mean marks the row unstable.
+    Accuracy and the loss history come from the first repetition.
+    """
+    first = rows[0]
+    failed = next((r for r in rows if r["status"] != "ok"), None)
+    if failed is not None:
+        return {**failed, "repeats": len(rows)}
+    metrics = dict(first["metrics"])
+    samples = [r["metrics"].get("samples_per_sec") for r in rows]
+    compile_times = [r["metrics"].get("compile_seconds") for r in rows]
+    walls = [r["metrics"].get("wall_seconds") for r in rows]
+    stats = summarize(samples) if len(rows) > 1 else summarize(first["metrics"].get("window_samples_per_sec", []))
+    metrics.update({
+        "samples_per_sec_samples": samples,
+        "samples_per_sec_stats": stats,
+        "samples_per_sec": summarize(samples).get("median"),
+        "compile_seconds_samples": compile_times,
+        "compile_seconds": summarize(compile_times).get("median"),
+        "wall_seconds_samples": walls,
+        "wall_seconds": summarize(walls).get("median"),
+        "unstable": stats.get("cv", 0.0) > UNSTABLE_CV,
+    })
+    if metrics.get("samples_per_sec") and metrics.get("flops_per_step"):
+        metrics["gflops_per_sec"] = metrics["samples_per_sec"] * metrics["flops_per_step"] / metrics["batch_size"] / 1e9
+    return {**first, "metrics": metrics, "repeats": len(rows)}

@@ -9,6 +9,7 @@ within ``rtol`` and the final test accuracies differ by at most ``atol_accuracy`
 
 from __future__ import annotations
 
+import json
 import math
 
 REFERENCE_BACKEND = "numpy"
@@ -48,10 +49,12 @@ def _rel(a: float | None, b: float | None) -> float:
 
 
 def annotate(rows: list[dict]) -> None:
-    """Set ``row['parity']`` on every row whose scenario has an ok reference row."""
-    references = {r["scenario"]: r for r in rows
-                  if r["backend"] == REFERENCE_BACKEND and r.get("status") == "ok"}
+    """Set ``row['parity']`` on every row whose scenario (and sweep point) has an ok reference row."""
+    def cell(row):
+        return row["scenario"], json.dumps(row.get("sweep_point") or {}, sort_keys=True)
+
+    references = {cell(r): r for r in rows if r["backend"] == REFERENCE_BACKEND and r.get("status") == "ok"}
     for row in rows:
-        ref = references.get(row["scenario"])
+        ref = references.get(cell(row))
         if ref is not None and row is not ref:
             row["parity"] = compare(row, ref)

@@ -7,6 +7,7 @@ imported, so the runner puts them in the worker's environment.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import signal
@@ -19,6 +20,7 @@ from pathlib import Path
 from typing import Callable
 
 from dlbench import parity
+from dlbench.measure import combine_repeats
 from dlbench.results import write_document
 from dlbench.worker import RunRequest, base_row, execute
 
@@ -83,38 +85,83 @@ def run_in_process(request: RunRequest, timeout: float | None = None) -> dict:
     return execute(request)
 
 
+@dataclass(frozen=True)
+class Job:
+    """One (scenario, sweep point, backend) cell of a run, repeated ``Suite.repeat`` times."""
+
+    request: RunRequest
+    sweep_point: dict = field(default_factory=dict)
+
+
+SWEEP_KEYS = ("batch_size", "threads")
+
+
+def plan_jobs(scenarios: dict[str, str], backends: list[str], sweep: dict[str, list[int]],
+              overrides: dict, threads: int, **common) -> list[Job]:
+    """Scenario-major order; within a scenario and sweep point, the NumPy
+    reference first. ``scenarios`` maps name -> shipped name or file."""
+    ordered = sorted(backends, key=lambda b: b != parity.REFERENCE_BACKEND)
+    points = [dict(zip(sweep, values)) for values in itertools.product(*sweep.values())]
+    jobs = []
+    for name, source in scenarios.items():
+        for point in points:
+            point_overrides = {**overrides, **({"batch_size": point["batch_size"]} if "batch_size" in point else {})}
+            for backend in ordered:
+                request = RunRequest(scenario=source, name=name, backend=backend, overrides=point_overrides,
+                                     threads=point.get("threads", threads), **common)
+                jobs.append(Job(request, point))
+    return jobs
+
+
 @dataclass
 class Suite:
     """The jobs of one ``dlbench run`` and where their document goes."""
 
-    requests: list[RunRequest]
+    jobs: list[Job]
     document: dict
     path: Path | None
+    repeat: int = 1
     timeout: float | None = None
     in_process: bool = False
+    peak_gflops: float | None = None
     on_row: Callable[[dict], None] = field(default=lambda row: None)
 
     def run(self) -> dict:
+        """Run every job; on Ctrl-C mark the rest 'interrupted', save, and re-raise."""
         rows = self.document["results"]
-        runner = run_in_process if self.in_process else run_isolated
-        for request in self.requests:
-            start = time.perf_counter()
-            row = runner(request, self.timeout)
-            row.setdefault("metrics", {})["wall_seconds"] = time.perf_counter() - start
+        for i, job in enumerate(self.jobs):
+            try:
+                row = self.run_job(job)
+            except KeyboardInterrupt:
+                rows.extend({**base_row(j.request), "status": "interrupted", "error": "interrupted by the user",
+                             **({"sweep_point": j.sweep_point} if j.sweep_point else {})}
+                            for j in self.jobs[i:])
+                self.save()
+                raise
             rows.append(row)
             parity.annotate(rows)
             self.save()
             self.on_row(row)
         return self.document
 
+    def run_job(self, job: Job) -> dict:
+        runner = run_in_process if self.in_process else run_isolated
+        repeats = []
+        for _ in range(self.repeat):
+            start = time.perf_counter()
+            row = runner(job.request, self.timeout)
+            row.setdefault("metrics", {})["wall_seconds"] = time.perf_counter() - start
+            repeats.append(row)
+            if row["status"] != "ok":
+                break
+        row = combine_repeats(repeats)
+        if job.sweep_point:
+            row["sweep_point"] = job.sweep_point
+        gflops = row["metrics"].get("gflops_per_sec")
+        if gflops and self.peak_gflops:
+            row["metrics"]["peak_fraction"] = gflops / self.peak_gflops
+        return row
+
     def save(self) -> None:
         if self.path is not None:
             write_document(self.document, self.path)
-
-
-def requests_for(scenarios: dict[str, str], backends: list[str], **common) -> list[RunRequest]:
-    """One request per (scenario, backend): ``scenarios`` maps name -> file;
-    scenario-major order, the NumPy reference first within each scenario."""
-    ordered = sorted(backends, key=lambda b: b != parity.REFERENCE_BACKEND)
-    return [RunRequest(scenario=path, name=name, backend=b, **common)
-            for name, path in scenarios.items() for b in ordered]

@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import resource
 import sys
 import time
 import traceback
@@ -15,6 +16,7 @@ from pathlib import Path
 
 from dlbench.backend import TrainerOptions
 from dlbench.batches import BatchPlan
+from dlbench.flops import training_step_flops
 from dlbench.initializers import initial_weights
 from dlbench.measure import loss_history, summarize, train_and_measure
 from dlbench.plugins import get_plugins
@@ -101,6 +103,8 @@ def execute(request: RunRequest) -> dict:
         return {**row, "status": "failed", "error": f"{type(exc).__name__}: {exc}",
                 "traceback": traceback.format_exc(limit=-8)}
     history, every = loss_history(m.losses)
+    flops = training_step_flops(spec, train.batch_size)
+    device_bytes = trainer.peak_device_bytes()
     last_epoch = m.losses[-min(plan.steps_per_epoch, len(m.losses)):] if m.losses else []
     row["metrics"] = {
         "samples_per_sec": m.samples_per_sec,
@@ -117,6 +121,10 @@ def execute(request: RunRequest) -> dict:
         "time_to_accuracy": m.time_to_accuracy,
         "steps": m.steps,
         "batch_size": train.batch_size,
+        "flops_per_step": flops,
+        "gflops_per_sec": m.samples_per_sec * flops / train.batch_size / 1e9 if m.samples_per_sec else None,
+        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "peak_device_mib": None if device_bytes is None else device_bytes / 2**20,
         "loss_history": [finite_or_none(x) for x in history],
         "loss_history_every": every,
     }

@@ -1,0 +1,59 @@
+"""Floating-point operations of one training step, counted from the spec.
+
+Conventions (those of most FLOP counters): a multiply-add is 2 FLOPs; an
+elementwise operation is 1 FLOP per element per arithmetic op. For a batch
+of ``B`` samples:
+
+* Dense (in -> out): forward ``2*B*in*out`` (matmul) + ``B*out`` (bias);
+  backward ``2*B*in*out`` (dE/dW = X^T dE/dz) + ``B*out`` (dE/db) and, except
+  for the first layer, ``2*B*in*out`` (dE/dX = dE/dz W^T).
+* Activation over ``n = B*units`` elements: forward / backward
+  relu 1 / 1, sigmoid 4 / 2, tanh 4 / 2, softmax 4 / 4, linear 0 / 0.
+* Loss over the ``B*units`` logits: 4 FLOPs forward, 2 backward per element.
+* Update per parameter: sgd 2 (``W -= lr*g``), sgd with momentum 4,
+  adam 12 (two moment updates, square root, division, bias corrections).
+
+Matmuls dominate every non-trivial network; the elementwise terms keep tiny
+networks (batch 1) from reporting zero.
+"""
+
+from __future__ import annotations
+
+import math
+
+from dlbench.spec import Activation, Dense, ModelSpec
+
+ACTIVATION_FLOPS = {"linear": (0, 0), "relu": (1, 1), "sigmoid": (4, 2), "tanh": (4, 2), "softmax": (4, 4)}
+LOSS_FLOPS_PER_ELEMENT = 6
+
+
+def update_flops_per_param(spec: ModelSpec) -> int:
+    opt = spec.optimizer
+    if opt.name == "adam":
+        return 12
+    return 4 if opt.momentum else 2
+
+
+def layer_flops(layer, in_shape, out_shape, batch: int, first: bool) -> int:
+    n_out = batch * math.prod(out_shape)
+    flops = 0
+    if isinstance(layer, Dense):
+        matmul = 2 * batch * in_shape[0] * layer.units
+        flops += matmul + n_out  # forward
+        flops += matmul + n_out + (0 if first else matmul)  # backward
+    if isinstance(layer, (Dense, Activation)):
+        fwd, bwd = ACTIVATION_FLOPS[layer.activation]
+        flops += (fwd + bwd) * n_out
+    return flops
+
+
+def training_step_flops(spec: ModelSpec, batch_size: int) -> int:
+    """FLOPs of one optimizer step (forward, backward, update) at ``batch_size``."""
+    total = 0
+    for i, (layer, (in_shape, out_shape)) in enumerate(zip(spec.layers, spec.shapes)):
+        total += layer_flops(layer, in_shape, out_shape, batch_size, first=i == 0)
+    fwd, bwd = ACTIVATION_FLOPS[spec.output_activation]
+    total -= (fwd + bwd) * batch_size * math.prod(spec.output_shape)  # fused into the loss
+    total += LOSS_FLOPS_PER_ELEMENT * batch_size * math.prod(spec.output_shape)
+    total += update_flops_per_param(spec) * spec.n_params
+    return total
