@@ -101,5 +101,16 @@ def list_(what):
 
     commands.show_lists([what] if what else ["backends", "scenarios", "datasets"])
 
+@main.command()
+@click.option("--threads", type=int, callback=positive, help="Threads. Default: the machine's cores.")
+@click.option("--library", "libraries", default="numpy,torch,tensorflow,jax", show_default=True,
+              help="Libraries to measure (comma-separated).")
+def peak(threads, libraries):
+    """Measure this machine's fp32 matmul ceiling per library (used for '% of peak')."""
+    from dlbench import commands
+
+    commands.measure_peaks(threads, [name.strip() for name in libraries.split(",") if name.strip()])
+
+
 if __name__ == "__main__":
     main()

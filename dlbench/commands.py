@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import sys
 from pathlib import Path
 
@@ -244,3 +245,31 @@ def show_lists(what: list[str]) -> None:
         for name, info in plugins.datasets.items():
             table.add_row(name, ", ".join(f"{k}={v}" for k, v in info.defaults.items()), info.description)
         console.print(table)
+
+
+def measure_peaks(threads: int | None, libraries: list[str]) -> dict[str, float | None]:
+    """Measure and cache the fp32 matmul ceiling of each available library."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from dlbench import environment, peak
+
+    threads = threads or environment.available_cores()
+    env = environment.collect()
+    peaks = {}
+    for library in libraries:
+        if library not in peak.LIBRARIES:
+            raise InputError(f"unknown library {library!r}; {one_of(peak.LIBRARIES)}", field="--library")
+        if importlib.util.find_spec(library) is None:
+            peaks[library] = None
+            continue
+        peaks[library] = peak.measure(library, threads)
+    peak.save(env, threads, {k: v for k, v in peaks.items() if v})
+    table = Table(title=f"fp32 matmul peak, {threads} threads, {env['cpu']}", title_justify="left")
+    table.add_column("library")
+    table.add_column("GFLOP/s", justify="right")
+    for library, value in peaks.items():
+        table.add_row(library, "-" if value is None else f"{value:,.1f}")
+    Console().print(table)
+    Console().print(f"saved to {peak.cache_path()}", highlight=False)
+    return peaks

@@ -1,0 +1,69 @@
+"""Test-only backends that fail in every way a real one can. Registered in
+worker processes through ``DLBENCH_PLUGINS=fault_plugins``."""
+
+import os
+import signal
+import time
+
+import numpy as np
+
+import dlbench
+from dlbench.backend import Backend
+from dlbench_backends.numpy_backend import NumpyTrainer
+
+
+class HangingTrainer(NumpyTrainer):
+    def train(self, indices):
+        time.sleep(3600)
+
+
+class ExitingTrainer(NumpyTrainer):
+    def train(self, indices):
+        print("fault_plugins: about to exit with code 3", file=__import__("sys").stderr, flush=True)
+        os._exit(3)
+
+
+class KilledTrainer(NumpyTrainer):
+    def train(self, indices):
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+class DivergingTrainer(NumpyTrainer):
+    """The loss becomes NaN at step 10."""
+
+    steps = 0
+
+    def train(self, indices):
+        losses = super().train(indices)
+        first, self.steps = self.steps, self.steps + len(losses)
+        if first <= 10 < self.steps:
+            losses[10 - first] = np.nan
+        return losses
+
+
+def backend(backend_name: str, trainer_class=None, error: Exception | None = None):
+    class FaultBackend(Backend):
+        name = backend_name
+        description = f"test-only: {backend_name}"
+
+        def build(self, spec, weights, options):
+            if error is not None:
+                raise error
+            return trainer_class(spec, weights, options)
+
+    return FaultBackend
+
+
+FAULTS = [
+    backend("hang", HangingTrainer),
+    backend("exit", ExitingTrainer),
+    backend("killed", KilledTrainer),
+    backend("diverge", DivergingTrainer),
+    backend("raise", error=RuntimeError("simulated failure while building")),
+]
+
+
+@dlbench.hookimpl
+def dlbench_register_backends(registry):
+    for cls in FAULTS:
+        registry.add(cls)

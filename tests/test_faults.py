@@ -1,0 +1,46 @@
+"""A failing backend becomes a row with a status and a reason; the other rows survive."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+TESTS = Path(__file__).parent
+
+
+def run_dlbench(tmp_path, *args, timeout=180):
+    env = {**os.environ, "PYTHONPATH": str(TESTS), "DLBENCH_PLUGINS": "fault_plugins"}
+    return subprocess.run([sys.executable, "-m", "dlbench.cli", "run", "--out", str(tmp_path), *args],
+                          capture_output=True, text=True, env=env, timeout=timeout)
+
+
+@pytest.mark.slow
+def test_hang_crash_kill_raise_and_divergence_become_rows(tmp_path):
+    out = run_dlbench(tmp_path, "--scenario", "xor-mlp", "--steps", "20", "--timeout", "10",
+                      "--backend", "numpy,hang,exit,killed,diverge,raise", "--format", "json")
+    assert out.returncode == 1, out.stderr
+    doc = json.loads(out.stdout)
+    rows = {r["backend"]: r for r in doc["results"]}
+    assert rows["numpy"]["status"] == "ok"
+    assert rows["hang"]["status"] == "timeout" and "no result after 10 s" in rows["hang"]["error"]
+    assert rows["exit"]["status"] == "failed"
+    assert "exited with code 3" in rows["exit"]["error"] and "about to exit" in rows["exit"]["error"]
+    assert rows["killed"]["status"] == "failed" and "killed by signal SIGKILL" in rows["killed"]["error"]
+    assert rows["diverge"]["status"] == "diverged" and "at step 10" in rows["diverge"]["error"]
+    assert rows["raise"]["status"] == "failed"
+    assert "RuntimeError: simulated failure while building" in rows["raise"]["error"]
+    saved = json.loads(next(tmp_path.glob("*.json")).read_text())
+    assert [r["status"] for r in saved["results"]] == [r["status"] for r in doc["results"]]
+
+
+def test_worker_thread_settings_reach_numpy_blas(tmp_path):
+    code = ("from threadpoolctl import threadpool_info; import numpy; "
+            "print(max(i['num_threads'] for i in threadpool_info() if i['user_api'] == 'blas'))")
+    from dlbench.runner import thread_environment
+
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env={**os.environ, **thread_environment(1, "cpu")}, timeout=60)
+    assert out.stdout.strip() == "1"
