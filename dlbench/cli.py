@@ -77,14 +77,24 @@ def positive(ctx, param, value):
               help="Backend-specific option, e.g. torch.compile=true, tensorflow.jit_compile=true.")
 @click.option("--timeout", type=float, default=None, help="Seconds before a run is stopped as 'timeout'.")
 @click.option("--in-process", is_flag=True, help="Run in this process (debugging; no isolation).")
+@click.option("--resume", type=click.Path(dir_okay=False, path_type=Path), metavar="RUN.json",
+              help="Finish a stopped run: run only the jobs that have no finished row in RUN.json.")
 @format_option
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
               default=Path("results/runs"), show_default=True, help="Folder for the JSON result document.")
 def run(scenarios, backends, epochs, steps, batch_size, seed, device, threads, repeat, sweep, precision,
-        deterministic, backend_options, timeout, in_process, fmt, out_dir):
+        deterministic, backend_options, timeout, in_process, resume, fmt, out_dir):
     """Train scenarios on backends and report accuracy, agreement and speed."""
     from dlbench import commands
 
+    if resume is not None:
+        ctx = click.get_current_context()
+        given = [p.opts[0] for p in ctx.command.params if p.name not in ("resume", "fmt")
+                 and ctx.get_parameter_source(p.name) == click.core.ParameterSource.COMMANDLINE]
+        if given:
+            raise InputError(f"--resume takes its settings from the document; drop {', '.join(given)}",
+                             field="--resume")
+        sys.exit(commands.resume(resume, fmt))
     code = commands.run(scenarios=scenarios or DEFAULT_SCENARIOS, backends=backends,
                         overrides={"epochs": epochs, "max_steps": steps, "batch_size": batch_size, "seed": seed},
                         device=device, threads=threads, repeat=repeat, sweep=sweep, precision=precision,

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
+import json
 import sys
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from dlbench.errors import InputError, one_of
@@ -112,11 +115,35 @@ def _option_value(text: str):
     return text
 
 
+@dataclass
+class RunSettings:
+    """Everything that decides which jobs a run has; stored in the result document."""
+
+    scenarios: dict  # name -> shipped name or file
+    backends: list
+    overrides: dict
+    device: str = "cpu"
+    threads: int = 1
+    repeat: int = 1
+    timeout: float | None = None
+    precision: str = "fp32"
+    deterministic: bool = False
+    backend_options: dict = field(default_factory=dict)
+    sweep: dict = field(default_factory=dict)
+    isolation: str = "process"
+
+    def jobs(self):
+        from dlbench.runner import plan_jobs
+
+        jobs = plan_jobs(self.scenarios, self.backends, self.sweep, self.overrides, self.threads,
+                         device=self.device, precision=self.precision, deterministic=self.deterministic)
+        return [_with_options(job, self.backend_options) for job in jobs]
+
+
 def run(*, scenarios, backends: str, overrides: dict, device: str, threads: int | None, repeat: int,
         sweep, precision: str, deterministic: bool, backend_options, timeout: float | None,
         in_process: bool, fmt: str, out_dir: Path) -> int:
-    from dlbench import environment, peak, report, results
-    from dlbench.runner import Suite, plan_jobs
+    from dlbench import environment, results
 
     plugins = get_plugins()
     names, explicit = select_backends(plugins, backends)
@@ -127,29 +154,61 @@ def run(*, scenarios, backends: str, overrides: dict, device: str, threads: int 
                 raise InputError(f"backend {name!r} is unavailable: {availability.reason}", field="--backend")
     overrides = {k: v for k, v in overrides.items() if v is not None}
     loaded = load_scenarios(plugins, scenarios, overrides)
-    sweep_grid = parse_sweep(sweep)
-    extra = parse_backend_options(backend_options, names)
+    settings = RunSettings(
+        scenarios={n: s.path or n for n, s in loaded.items()}, backends=names, overrides=overrides,
+        device=device, threads=threads or environment.available_cores(), repeat=repeat, timeout=timeout,
+        precision=precision, deterministic=deterministic, sweep=parse_sweep(sweep),
+        backend_options=parse_backend_options(backend_options, names),
+        isolation="in-process" if in_process else "process")
     out_dir = results.check_writable(out_dir)
-    threads = threads or environment.available_cores()
+    document = results.new_document(_environment(settings.threads), dataclasses.asdict(settings),
+                                    ["dlbench", *sys.argv[1:]])
+    path = results.default_path(out_dir, document["created"])
+    return _execute(settings.jobs(), settings, document, path, fmt)
+
+
+def resume(path: Path, fmt: str) -> int:
+    """Run the jobs of a stopped run that have no finished row, into the same document."""
+    from dlbench import results
+
+    document = results.read_document(path)
+    try:
+        settings = RunSettings(**document["settings"])
+    except (KeyError, TypeError) as exc:
+        raise InputError(f"cannot resume: the document has no usable settings ({exc})", source=str(path)) from None
+    load_scenarios(get_plugins(), list(settings.scenarios.values()), settings.overrides)
+    document["results"] = [r for r in document["results"] if r["status"] != "interrupted"]
+    done = {_cell(r["scenario"], r["backend"], r.get("sweep_point")) for r in document["results"]}
+    jobs = [j for j in settings.jobs() if _cell(j.request.name, j.request.backend, j.sweep_point) not in done]
+    return _execute(jobs, settings, document, Path(path), fmt)
+
+
+def _cell(scenario: str, backend: str, point) -> tuple:
+    return scenario, backend, json.dumps(point or {}, sort_keys=True)
+
+
+def _environment(threads: int) -> dict:
+    from dlbench import environment, peak
+
     env = environment.collect()
     env["peak_gflops"] = peak.peaks_for_run(env, threads)
-    settings = {"device": device, "threads": threads, "repeat": repeat, "timeout": timeout,
-                "precision": precision, "deterministic": deterministic, "backend_options": extra,
-                "isolation": "in-process" if in_process else "process", "overrides": overrides,
-                "sweep": sweep_grid}
-    document = results.new_document(env, settings, ["dlbench", *sys.argv[1:]])
-    path = results.default_path(out_dir, document["created"])
+    return env
+
+
+def _execute(jobs, settings: RunSettings, document: dict, path: Path, fmt: str) -> int:
+    from dlbench import report, results
+    from dlbench.runner import Suite
+
     document["path"] = str(path)
-    jobs = plan_jobs({n: s.path or n for n, s in loaded.items()}, names, sweep_grid, overrides, threads,
-                     device=device, precision=precision, deterministic=deterministic)
-    jobs = [_with_options(job, extra) for job in jobs]
-    suite = Suite(jobs, document, path, repeat=repeat, timeout=timeout, in_process=in_process,
-                  peak_gflops=max(env["peak_gflops"].values(), default=None))
+    peaks = document["environment"].get("peak_gflops") or {}
+    suite = Suite(jobs, document, path, repeat=settings.repeat, timeout=settings.timeout,
+                  in_process=settings.isolation == "in-process", peak_gflops=max(peaks.values(), default=None))
     try:
-        suite.run() if fmt == "json" else _run_with_progress(suite)
+        suite.run() if fmt == "json" or not jobs else _run_with_progress(suite)
     except KeyboardInterrupt:
         print(f"dlbench: interrupted; finished rows kept in {path}", file=sys.stderr)
         return EXIT_INTERRUPTED
+    suite.save()
     if fmt == "json":
         sys.stdout.write(results.dumps(document) + "\n")
     elif fmt == "markdown":
@@ -160,8 +219,6 @@ def run(*, scenarios, backends: str, overrides: dict, device: str, threads: int 
 
 
 def _with_options(job, extra: dict):
-    import dataclasses
-
     options = extra.get(job.request.backend)
     if not options:
         return job
@@ -201,23 +258,30 @@ def _describe(job) -> str:
 
 
 def _print_table(document: dict, path: Path) -> None:
-    from rich.console import Console
-
     from dlbench import report
 
-    console = Console()
+    console = _console()
     console.print(report.rich_table(document))
     for line in report.problems(document):
         console.print(f"  {line}", markup=False, highlight=False)
     console.print(f"result document: {path}", highlight=False)
 
 
-def show_lists(what: list[str]) -> None:
+def _console(**kwargs):
+    """A rich console; wide when writing to a file or pipe, so tables do not wrap."""
     from rich.console import Console
+
+    c = Console(**kwargs)
+    if not c.is_terminal:
+        c.width = 200
+    return c
+
+
+def show_lists(what: list[str]) -> None:
     from rich.table import Table
 
     plugins = get_plugins()
-    console = Console()
+    console = _console()
     if "backends" in what:
         table = Table(title="backends", title_justify="left")
         for col in ("name", "available", "version", "devices", "from", "note"):
@@ -249,7 +313,6 @@ def show_lists(what: list[str]) -> None:
 
 def measure_peaks(threads: int | None, libraries: list[str]) -> dict[str, float | None]:
     """Measure and cache the fp32 matmul ceiling of each available library."""
-    from rich.console import Console
     from rich.table import Table
 
     from dlbench import environment, peak
@@ -270,6 +333,7 @@ def measure_peaks(threads: int | None, libraries: list[str]) -> dict[str, float 
     table.add_column("GFLOP/s", justify="right")
     for library, value in peaks.items():
         table.add_row(library, "-" if value is None else f"{value:,.1f}")
-    Console().print(table)
-    Console().print(f"saved to {peak.cache_path()}", highlight=False)
+    out = _console()
+    out.print(table)
+    out.print(f"saved to {peak.cache_path()}", highlight=False)
     return peaks

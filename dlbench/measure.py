@@ -70,7 +70,8 @@ def train_and_measure(trainer: Trainer, plan: BatchPlan, window_steps: int,
         else:
             m.steady_seconds += elapsed
             m.steady_samples += window.samples
-            m.window_samples_per_sec.append(window.samples / elapsed if elapsed > 0 else math.inf)
+            if elapsed > 0:
+                m.window_samples_per_sec.append(window.samples / elapsed)
         if not np.all(np.isfinite(losses)):
             m.diverged_at = window.first_step + int(np.argmin(np.isfinite(losses)))
             return m

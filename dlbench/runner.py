@@ -56,7 +56,7 @@ def run_isolated(request: RunRequest, timeout: float | None) -> dict:
         env = {**os.environ, **thread_environment(request.threads, request.device)}
         proc = subprocess.Popen([sys.executable, "-m", "dlbench.worker", str(request_path), str(result_path)],
                                 env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                                start_new_session=True)
+                                start_new_session=True, preexec_fn=_die_with_parent)
         try:
             _, stderr = proc.communicate(timeout=timeout)
         except subprocess.TimeoutExpired:
@@ -73,6 +73,17 @@ def run_isolated(request: RunRequest, timeout: float | None) -> dict:
         how = (f"killed by signal {signal.Signals(-proc.returncode).name}" if proc.returncode < 0
                else f"exited with code {proc.returncode}")
         return {**base_row(request), "status": "failed", "error": f"worker {how}; {_tail(stderr)}".rstrip("; ")}
+
+
+def _die_with_parent() -> None:
+    """In the worker, before exec: get SIGKILL when the runner dies (Linux), so a
+    killed run leaves no orphaned worker training on."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
 
 
 def _tail(stderr: str | None) -> str:
