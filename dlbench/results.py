@@ -1,4 +1,4 @@
-"""The versioned result document: build, write atomically, read.
+"""The versioned result document: build, write atomically, read (and upgrade).
 
 Shape (schema_version 1)::
 
@@ -88,9 +88,21 @@ def read_document(path: Path | str) -> dict:
         raise InputError(f"cannot read result file: {exc.strerror}", source=str(path)) from None
     except json.JSONDecodeError as exc:
         raise InputError(f"not a JSON result document: {exc}", source=str(path)) from None
-    if not isinstance(document, dict) or "schema_version" not in document:
-        raise InputError("not a dlbench result document (no schema_version)", source=str(path))
-    if document["schema_version"] > SCHEMA_VERSION:
-        raise InputError(f"schema_version {document['schema_version']} is newer than this dlbench "
-                         f"understands ({SCHEMA_VERSION}); upgrade dlbench", source=str(path))
-    return document
+    return checked_document(document, str(path))
+
+
+def checked_document(document, source: str) -> dict:
+    """A parsed document in the current schema; older schemas are upgraded
+    (:mod:`dlbench.upgrade`), newer ones and non-documents are refused."""
+    from dlbench.upgrade import schema_version, upgrade
+
+    if not isinstance(document, dict) or not isinstance(document.get("results"), list):
+        raise InputError("not a dlbench result document (no list of results)", source=source)
+    try:
+        version = schema_version(document)
+    except (TypeError, ValueError):
+        raise InputError(f"schema_version {document['schema_version']!r} is not a number", source=source) from None
+    if version > SCHEMA_VERSION:
+        raise InputError(f"schema_version {version} is newer than this dlbench "
+                         f"understands ({SCHEMA_VERSION}); upgrade dlbench", source=source)
+    return upgrade(document)

@@ -67,3 +67,16 @@ FAULTS = [
 def dlbench_register_backends(registry):
     for cls in FAULTS:
         registry.add(cls)
+
+
+class MissingFrameworkBackend(Backend):
+    name = "missing"
+    module = "no_such_framework_for_dlbench"
+    pip_install = 'pip install "no-such-framework"'
+    description = "test-only: its framework is not installed"
+
+    def build(self, spec, weights, options):
+        raise AssertionError("never built: it is unavailable")
+
+
+FAULTS.append(MissingFrameworkBackend)

@@ -1,0 +1,52 @@
+"""Result documents written by older dlbench versions, upgraded on read.
+
+Each format change ships as one function that takes a document of version
+``n`` and returns it in version ``n + 1``; :func:`upgrade` applies them in
+order, so a reader only ever sees the current schema (as asv does with its
+results files). A new schema version adds one entry to ``UPGRADES``.
+
+Versions:
+
+* 0 (pre-release): no ``schema_version`` key; the throughput metric was
+  called ``samples_per_second``.
+* 1: ``schema_version: 1``; ``samples_per_sec`` (median over repeats) with
+  ``samples_per_sec_stats`` and ``samples_per_sec_samples``.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from dlbench.results import SCHEMA_VERSION
+
+
+def schema_version(document: dict) -> int:
+    """The document's schema version; a document without one is version 0."""
+    return int(document.get("schema_version", 0))
+
+
+def _rename_metric(document: dict, old: str, new: str) -> None:
+    for row in document.get("results", []):
+        metrics = row.get("metrics") or {}
+        if old in metrics and new not in metrics:
+            metrics[new] = metrics.pop(old)
+
+
+def upgrade_0_to_1(document: dict) -> dict:
+    _rename_metric(document, "samples_per_second", "samples_per_sec")
+    _rename_metric(document, "samples_per_second_stats", "samples_per_sec_stats")
+    _rename_metric(document, "samples_per_second_samples", "samples_per_sec_samples")
+    document["schema_version"] = 1
+    return document
+
+
+UPGRADES: dict[int, Callable[[dict], dict]] = {0: upgrade_0_to_1}
+
+
+def upgrade(document: dict) -> dict:
+    """``document`` in the current schema (it is changed in place and returned)."""
+    version = schema_version(document)
+    while version < SCHEMA_VERSION:
+        document = UPGRADES[version](document)
+        version = schema_version(document)
+    return document

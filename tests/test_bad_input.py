@@ -1,0 +1,156 @@
+"""The bad-input catalogue: every case is one clear line naming the file, the
+field and what is allowed; exit code 2; no traceback; no result file."""
+
+import pytest
+from click.testing import CliRunner
+
+from dlbench.cli import main
+from dlbench.plugins import get_plugins
+
+GOOD = """name = "case"
+description = "a valid scenario the cases break one thing in"
+[data]
+name = "digits"
+test_fraction = 0.2
+[model]
+input_shape = [64]
+layers = [ { type = "dense", units = 32, activation = "relu" },
+           { type = "dense", units = 10, activation = "softmax" } ]
+[train]
+loss = "categorical_crossentropy"
+optimizer = { name = "sgd", learning_rate = 0.1, momentum = 0.5 }
+batch_size = 64
+epochs = 2
+seed = 0
+drop_last = false
+"""
+
+# (case, text to replace in GOOD, replacement, expected message after "FILE: ")
+FILE_CASES = [
+    ("malformed TOML", 'name = "case"', 'name = "case', "malformed TOML"),
+    ("unknown top-level key", 'name = "case"', 'name = "case"\nauthor = "me"', "author: unknown key 'author'"),
+    ("unknown layer type", 'type = "dense", units = 32', 'type = "dens", units = 32',
+     "model.layers[0].type: unknown 'dens'; expected one of activation, dense"),
+    ("unknown activation", 'activation = "relu"', 'activation = "rlu"',
+     "model.layers[0].activation: unknown 'rlu'; expected one of linear, relu, sigmoid, softmax, tanh"),
+    ("unknown loss", 'loss = "categorical_crossentropy"', 'loss = "hinge"',
+     "train.loss: unknown 'hinge'; expected one of binary_crossentropy, categorical_crossentropy, mse"),
+    ("unknown optimizer", 'name = "sgd"', 'name = "rmsprop"',
+     "train.optimizer.name: unknown 'rmsprop'; expected one of adam, sgd"),
+    ("unknown optimizer key", "momentum = 0.5", "nesterov = true", "train.optimizer.nesterov: unknown key"),
+    ("unknown dataset", 'name = "digits"', 'name = "mnist9"', "data.name: unknown dataset 'mnist9'; expected one of"),
+    ("unknown dataset option", "test_fraction = 0.2", "test_fraction = 0.2\nshuffle = true",
+     "data.shuffle: unknown option 'shuffle' for dataset 'digits'; expected one of test_fraction"),
+    ("wrong dataset option type", "test_fraction = 0.2", 'test_fraction = "a fifth"',
+     "data.test_fraction: must be of type float"),
+    ("test fraction out of range", "test_fraction = 0.2", "test_fraction = 1.0",
+     "data.test_fraction: must be in (0, 1), got 1.0"),
+    ("string units", "units = 32", 'units = "32"', "model.layers[0].units: must be a positive integer, got '32'"),
+    ("zero units", "units = 32", "units = 0", "model.layers[0].units: must be a positive integer, got 0"),
+    ("negative units", "units = 10", "units = -10", "model.layers[1].units: must be a positive integer, got -10"),
+    ("unknown layer key", "units = 32,", "units = 32, kernel_size = 3,", "model.layers[0].kernel_size: unknown key"),
+    ("list learning rate", "learning_rate = 0.1", "learning_rate = [0.1]",
+     "train.optimizer.learning_rate: must be a number, got [0.1]"),
+    ("zero learning rate", "learning_rate = 0.1", "learning_rate = 0",
+     "train.optimizer.learning_rate: must be in (0.0, inf), got 0"),
+    ("negative learning rate", "learning_rate = 0.1", "learning_rate = -0.1",
+     "train.optimizer.learning_rate: must be in (0.0, inf), got -0.1"),
+    ("momentum of one", "momentum = 0.5", "momentum = 1.0", "train.optimizer.momentum: must be in [0.0, 1.0)"),
+    ("zero batch size", "batch_size = 64", "batch_size = 0", "train.batch_size: must be a positive integer, got 0"),
+    ("negative epochs", "epochs = 2", "epochs = -1", "train.epochs: must be a positive integer, got -1"),
+    ("negative seed", "seed = 0", "seed = -3", "train.seed: must be a non-negative integer, got -3"),
+    ("string drop_last", "drop_last = false", 'drop_last = "no"', "train.drop_last: must be true or false"),
+    ("missing loss", 'loss = "categorical_crossentropy"\n', "", "train.loss: missing; expected one of"),
+    ("no layers", GOOD[GOOD.index("layers = ["):GOOD.index("[train]")], "layers = []\n",
+     "model.layers: must be a non-empty list"),
+    ("input shape not a list", "input_shape = [64]", "input_shape = 64", "model.input_shape: must be a list"),
+    ("input shape mismatch", "input_shape = [64]", "input_shape = [63]",
+     "model.input_shape: (63,) does not match dataset 'digits', whose samples have shape (64,)"),
+    ("dense on a 2-D input", "input_shape = [64]", "input_shape = [8, 8]",
+     "model.layers[0]: dense needs a 1-D input, got shape (8, 8); add a flatten layer before it"),
+    ("binary loss on 10 units", 'loss = "categorical_crossentropy"', 'loss = "binary_crossentropy"',
+     "train.loss: binary_crossentropy needs a last layer of 1 unit with sigmoid activation, got 10 units"),
+    ("categorical loss on 1 unit", "units = 10, activation = \"softmax\"", "units = 1, activation = \"softmax\"",
+     "train.loss: categorical_crossentropy needs a last layer of at least 2 units with softmax"),
+    ("fewer units than classes", "units = 10, activation", "units = 5, activation",
+     "model.layers: the last layer has 5 units but dataset 'digits' has 10 classes"),
+    ("expected accuracy malformed", 'name = "case"', 'name = "case"\nexpected_accuracy = [0.9]',
+     "expected_accuracy: must be [low, high]"),
+]
+
+
+@pytest.fixture
+def cli(tmp_path, monkeypatch):
+    monkeypatch.setenv("DLBENCH_PLUGINS", "fault_plugins")
+    get_plugins.cache_clear()
+    yield CliRunner()
+    get_plugins.cache_clear()
+
+
+def assert_one_clear_line(result, message, out_dir):
+    assert result.exit_code == 2, result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1, result.output
+    assert lines[0].startswith("dlbench: error: ")
+    assert message in lines[0]
+    assert "Traceback" not in result.output
+    assert not out_dir.exists() or not any(out_dir.iterdir())
+
+
+@pytest.mark.parametrize("case, old, new, message", FILE_CASES, ids=[c[0] for c in FILE_CASES])
+def test_bad_scenario_file(cli, tmp_path, case, old, new, message):
+    assert old in GOOD, case
+    path = tmp_path / "case.toml"
+    path.write_text(GOOD.replace(old, new, 1))
+    out = tmp_path / "out"
+    result = cli.invoke(main, ["run", "--scenario", str(path), "--backend", "numpy", "--out", str(out)])
+    assert_one_clear_line(result, f"{path}: {message}", out)
+
+
+def test_the_unbroken_scenario_runs(cli, tmp_path):
+    path = tmp_path / "case.toml"
+    path.write_text(GOOD)
+    result = cli.invoke(main, ["run", "--scenario", str(path), "--backend", "numpy", "--steps", "3",
+                               "--in-process", "--out", str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+
+
+COMMAND_LINE_CASES = [
+    ("unknown scenario", ["--scenario", "nope"], "--scenario: unknown scenario 'nope'; expected one of"),
+    ("missing scenario file", ["--scenario", "missing.toml"], "missing.toml: cannot read scenario file"),
+    ("unknown backend", ["--backend", "caffe"], "--backend: unknown backend 'caffe'; expected one of"),
+    ("empty backend list", ["--backend", ","], "--backend: no backend named; expected one of"),
+    ("unavailable backend by name", ["--backend", "missing"],
+     "--backend: backend 'missing' is unavailable: no_such_framework_for_dlbench is not installed; "
+     'run: pip install "no-such-framework"'),
+    ("zero steps", ["--steps", "0"], "--steps': must be a positive integer, got 0"),
+    ("zero repeat", ["--repeat", "0"], "--repeat': must be a positive integer, got 0"),
+    ("bad sweep key", ["--sweep", "lr=1,2"], "--sweep: unknown sweep key 'lr'; expected one of batch_size, threads"),
+    ("bad sweep values", ["--sweep", "batch_size=a"], "--sweep: 'batch_size=a': expected batch_size=N[,N...]"),
+    ("malformed backend option", ["--backend-option", "compile"], "--backend-option: 'compile': expected"),
+    ("backend option for a backend not in the run", ["--backend", "numpy", "--backend-option", "jax.scan=false"],
+     "backend 'jax' is not in this run"),
+    ("conflicting flags", ["--resume", "x.json", "--steps", "3"],
+     "--resume takes its settings from the document; drop --steps"),
+    ("resume from a missing document", ["--resume", "nope.json"], "nope.json: cannot read result file"),
+    ("unknown device", ["--device", "tpu"], "'tpu' is not one of 'cpu', 'gpu', 'auto'"),
+]
+
+
+@pytest.mark.parametrize("case, args, message", COMMAND_LINE_CASES, ids=[c[0] for c in COMMAND_LINE_CASES])
+def test_bad_command_line(cli, tmp_path, monkeypatch, case, args, message):
+    monkeypatch.chdir(tmp_path)
+    out = tmp_path / "out"
+    result = cli.invoke(main, ["run", *args, *([] if "--resume" in args else ["--out", str(out)])])
+    if case == "unknown device" or "must be a positive integer" in message:
+        # click's own usage errors: exit 2, no traceback, a usage line before the error line
+        assert result.exit_code == 2 and message in result.output and "Traceback" not in result.output
+        return
+    assert_one_clear_line(result, message, out)
+
+
+def test_unwritable_output_folder(cli, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    result = cli.invoke(main, ["run", "--backend", "numpy", "--out", str(blocker / "runs")])
+    assert_one_clear_line(result, f"{blocker / 'runs'}: --out: cannot create output folder", tmp_path / "none")
