@@ -76,6 +76,8 @@ def positive(ctx, param, value):
 @click.option("--backend-option", "backend_options", multiple=True, metavar="BACKEND.KEY=VALUE",
               help="Backend-specific option, e.g. torch.compile=true, tensorflow.jit_compile=true.")
 @click.option("--timeout", type=float, default=None, help="Seconds before a run is stopped as 'timeout'.")
+@click.option("--max-memory", "max_memory_mib", type=int, callback=positive, metavar="MIB",
+              help="Address-space limit of each worker process; a run that exceeds it fails as a row.")
 @click.option("--in-process", is_flag=True, help="Run in this process (debugging; no isolation).")
 @click.option("--resume", type=click.Path(dir_okay=False, path_type=Path), metavar="RUN.json",
               help="Finish a stopped run: run only the jobs that have no finished row in RUN.json.")
@@ -83,7 +85,7 @@ def positive(ctx, param, value):
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
               default=Path("results/runs"), show_default=True, help="Folder for the JSON result document.")
 def run(scenarios, backends, epochs, steps, batch_size, seed, device, threads, repeat, sweep, precision,
-        deterministic, backend_options, timeout, in_process, resume, fmt, out_dir):
+        deterministic, backend_options, timeout, max_memory_mib, in_process, resume, fmt, out_dir):
     """Train scenarios on backends and report accuracy, agreement and speed."""
     from dlbench import commands
 
@@ -99,6 +101,7 @@ def run(scenarios, backends, epochs, steps, batch_size, seed, device, threads, r
                         overrides={"epochs": epochs, "max_steps": steps, "batch_size": batch_size, "seed": seed},
                         device=device, threads=threads, repeat=repeat, sweep=sweep, precision=precision,
                         deterministic=deterministic, backend_options=backend_options, timeout=timeout,
+                        max_memory_mib=max_memory_mib,
                         in_process=in_process, fmt=fmt, out_dir=out_dir)
     sys.exit(code)
 

@@ -131,18 +131,20 @@ class RunSettings:
     backend_options: dict = field(default_factory=dict)
     sweep: dict = field(default_factory=dict)
     isolation: str = "process"
+    max_memory_mib: int | None = None
 
     def jobs(self):
         from dlbench.runner import plan_jobs
 
         jobs = plan_jobs(self.scenarios, self.backends, self.sweep, self.overrides, self.threads,
-                         device=self.device, precision=self.precision, deterministic=self.deterministic)
+                         device=self.device, precision=self.precision, deterministic=self.deterministic,
+                         max_memory_mib=self.max_memory_mib)
         return [_with_options(job, self.backend_options) for job in jobs]
 
 
 def run(*, scenarios, backends: str, overrides: dict, device: str, threads: int | None, repeat: int,
         sweep, precision: str, deterministic: bool, backend_options, timeout: float | None,
-        in_process: bool, fmt: str, out_dir: Path) -> int:
+        max_memory_mib: int | None, in_process: bool, fmt: str, out_dir: Path) -> int:
     from dlbench import environment, results
 
     plugins = get_plugins()
@@ -159,7 +161,7 @@ def run(*, scenarios, backends: str, overrides: dict, device: str, threads: int 
         device=device, threads=threads or environment.available_cores(), repeat=repeat, timeout=timeout,
         precision=precision, deterministic=deterministic, sweep=parse_sweep(sweep),
         backend_options=parse_backend_options(backend_options, names),
-        isolation="in-process" if in_process else "process")
+        isolation="in-process" if in_process else "process", max_memory_mib=max_memory_mib)
     out_dir = results.check_writable(out_dir)
     document = results.new_document(_environment(settings.threads), dataclasses.asdict(settings),
                                     ["dlbench", *sys.argv[1:]])

@@ -7,9 +7,11 @@ imported, so the runner puts them in the worker's environment.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import json
 import os
+import resource
 import signal
 import subprocess
 import sys
@@ -56,7 +58,8 @@ def run_isolated(request: RunRequest, timeout: float | None) -> dict:
         env = {**os.environ, **thread_environment(request.threads, request.device)}
         proc = subprocess.Popen([sys.executable, "-m", "dlbench.worker", str(request_path), str(result_path)],
                                 env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                                start_new_session=True, preexec_fn=_die_with_parent)
+                                start_new_session=True,
+                                preexec_fn=functools.partial(_prepare_worker, request.max_memory_mib))
         try:
             _, stderr = proc.communicate(timeout=timeout)
         except subprocess.TimeoutExpired:
@@ -75,15 +78,18 @@ def run_isolated(request: RunRequest, timeout: float | None) -> dict:
         return {**base_row(request), "status": "failed", "error": f"worker {how}; {_tail(stderr)}".rstrip("; ")}
 
 
-def _die_with_parent() -> None:
+def _prepare_worker(max_memory_mib: int | None) -> None:
     """In the worker, before exec: get SIGKILL when the runner dies (Linux), so a
-    killed run leaves no orphaned worker training on."""
+    killed run leaves no orphaned worker training on; cap its address space."""
     try:
         import ctypes
 
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
     except (OSError, AttributeError):
         pass
+    if max_memory_mib:
+        limit = max_memory_mib * 2**20
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
 
 
 def _tail(stderr: str | None) -> str:

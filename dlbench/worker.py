@@ -37,6 +37,7 @@ class RunRequest:
     precision: str = "fp32"
     deterministic: bool = False
     window_steps: int = 50
+    max_memory_mib: int | None = None  # address-space limit of the worker process
     backend_options: dict = dataclasses.field(default_factory=dict)
 
     def to_json(self) -> str:

@@ -80,3 +80,12 @@ class MissingFrameworkBackend(Backend):
 
 
 FAULTS.append(MissingFrameworkBackend)
+
+
+class HoggingTrainer(NumpyTrainer):
+    def train(self, indices):
+        hog = np.ones((64, 2**30), np.uint8)  # 64 GiB
+        return super().train(indices) + hog[0, 0]
+
+
+FAULTS.append(backend("hog", HoggingTrainer))

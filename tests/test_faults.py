@@ -36,6 +36,16 @@ def test_hang_crash_kill_raise_and_divergence_become_rows(tmp_path):
     assert [r["status"] for r in saved["results"]] == [r["status"] for r in doc["results"]]
 
 
+@pytest.mark.slow
+def test_out_of_memory_under_an_address_space_limit_is_a_row(tmp_path):
+    out = run_dlbench(tmp_path, "--scenario", "xor-mlp", "--steps", "5", "--max-memory", "2048",
+                      "--backend", "numpy,hog", "--format", "json")
+    assert out.returncode == 1, out.stderr
+    rows = {r["backend"]: r for r in json.loads(out.stdout)["results"]}
+    assert rows["numpy"]["status"] == "ok"
+    assert rows["hog"]["status"] == "failed" and "MemoryError" in rows["hog"]["error"]
+
+
 def test_worker_thread_settings_reach_numpy_blas(tmp_path):
     code = ("from threadpoolctl import threadpool_info; import numpy; "
             "print(max(i['num_threads'] for i in threadpool_info() if i['user_api'] == 'blas'))")
