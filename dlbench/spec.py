@@ -1,7 +1,8 @@
-"""The backend-agnostic network spec: layers, optimizers, the compiled model.
+"""The backend-agnostic network spec: optimizers, the compiled model, training.
 
 Everything here is a frozen dataclass, validated on construction, with no
-framework imports. Shapes exclude the batch axis and are channels-last.
+framework imports. Shapes exclude the batch axis and are channels-last;
+the layers and their conventions are in :mod:`dlbench.layers`.
 
 Loss and output activation are fused by every backend: the last layer's
 softmax (or sigmoid) is never applied before the loss; cross-entropy is
@@ -33,90 +34,12 @@ from dataclasses import dataclass, field, replace
 from typing import ClassVar, Union
 
 from dlbench.errors import InputError, one_of
+from dlbench.layers import (  # noqa: F401  (re-exported: the spec's public names)
+    ACTIVATIONS, LAYER_TYPES, PARAMETERS_TRAINED, Activation, AveragePool1D, AveragePool2D, BatchNormalization,
+    Conv1D, Conv2D, Dense, Dropout, Flatten, Layer, MaxPool1D, MaxPool2D, layer_activation)
+from dlbench.validate import Shape, check_choice, check_number, check_positive_int, format_shape  # noqa: F401
 
-ACTIVATIONS = ("linear", "relu", "sigmoid", "tanh", "softmax")
 LOSSES = ("binary_crossentropy", "categorical_crossentropy", "mse")
-
-Shape = tuple[int, ...]
-
-
-def check_positive_int(value, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise InputError(f"must be a positive integer, got {value!r}", field=name)
-    if value <= 0:
-        raise InputError(f"must be a positive integer, got {value}", field=name)
-    return value
-
-
-def check_number(value, name: str, *, low: float, high: float | None = None,
-                 low_open: bool = True, high_open: bool = True) -> float:
-    """A real number within (low, high) (bounds open or closed as asked)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise InputError(f"must be a number, got {value!r}", field=name)
-    too_low = value <= low if low_open else value < low
-    too_high = high is not None and (value >= high if high_open else value > high)
-    if too_low or too_high:
-        lo = "(" if low_open else "["
-        hi = ")" if high_open else "]"
-        raise InputError(f"must be in {lo}{low}, {high if high is not None else 'inf'}{hi}, got {value}",
-                         field=name)
-    return float(value)
-
-
-def check_choice(value, allowed, name: str) -> str:
-    if value not in allowed:
-        raise InputError(f"unknown {value!r}; {one_of(allowed)}", field=name)
-    return value
-
-
-def format_shape(shape: Shape) -> str:
-    return "(" + ", ".join(str(d) for d in shape) + ("," if len(shape) == 1 else "") + ")"
-
-
-# --------------------------------------------------------------------- layers
-@dataclass(frozen=True)
-class Dense:
-    """y = f(x W + b); kernel W has the canonical layout (in, out)."""
-
-    units: int
-    activation: str = "linear"
-    input_shape: Shape | None = None
-    type: ClassVar[str] = "dense"
-
-    def __post_init__(self):
-        check_positive_int(self.units, "units")
-        check_choice(self.activation, ACTIVATIONS, "activation")
-
-    def output_shape(self, input_shape: Shape) -> Shape:
-        if len(input_shape) != 1:
-            raise InputError(f"dense needs a 1-D input, got shape {format_shape(input_shape)}; "
-                             "add a flatten layer before it")
-        return (self.units,)
-
-    def param_shapes(self, input_shape: Shape) -> dict[str, Shape]:
-        return {"kernel": (input_shape[0], self.units), "bias": (self.units,)}
-
-
-@dataclass(frozen=True)
-class Activation:
-    """y = f(x), elementwise (softmax: over the last axis)."""
-
-    activation: str
-    input_shape: Shape | None = None
-    type: ClassVar[str] = "activation"
-
-    def __post_init__(self):
-        check_choice(self.activation, ACTIVATIONS, "activation")
-
-    def output_shape(self, input_shape: Shape) -> Shape:
-        return input_shape
-
-    def param_shapes(self, input_shape: Shape) -> dict[str, Shape]:
-        return {}
-
-
-Layer = Union[Dense, Activation]
-LAYER_TYPES: dict[str, type] = {cls.type: cls for cls in (Dense, Activation)}
 
 
 # ----------------------------------------------------------------- optimizers
@@ -151,10 +74,6 @@ OPTIMIZERS: dict[str, type] = {cls.name: cls for cls in (SGD, Adam)}
 
 
 # ---------------------------------------------------------------------- model
-def layer_activation(layer) -> str | None:
-    return getattr(layer, "activation", None)
-
-
 @dataclass(frozen=True)
 class ModelSpec:
     """A compiled Sequential model: layers with inferred shapes, loss, optimizer."""
@@ -220,7 +139,13 @@ class ModelSpec:
 
     @property
     def n_params(self) -> int:
-        return sum(math.prod(s) for shapes in self.param_shapes() for s in shapes.values())
+        """Parameters the optimizer updates (moving statistics excluded)."""
+        return sum(math.prod(s) for shapes in self.param_shapes() for name, s in shapes.items()
+                   if name in PARAMETERS_TRAINED)
+
+    @property
+    def has_dropout(self) -> bool:
+        return any(isinstance(layer, Dropout) and layer.rate > 0 for layer in self.layers)
 
 
 def make_optimizer(optimizer) -> Optimizer:

@@ -30,7 +30,8 @@ FILE_CASES = [
     ("malformed TOML", 'name = "case"', 'name = "case', "malformed TOML"),
     ("unknown top-level key", 'name = "case"', 'name = "case"\nauthor = "me"', "author: unknown key 'author'"),
     ("unknown layer type", 'type = "dense", units = 32', 'type = "dens", units = 32',
-     "model.layers[0].type: unknown 'dens'; expected one of activation, dense"),
+     "model.layers[0].type: unknown 'dens'; expected one of activation, averagepool1d, averagepool2d, "
+     "batchnorm, conv1d, conv2d, dense, dropout, flatten, maxpool1d, maxpool2d"),
     ("unknown activation", 'activation = "relu"', 'activation = "rlu"',
      "model.layers[0].activation: unknown 'rlu'; expected one of linear, relu, sigmoid, softmax, tanh"),
     ("unknown loss", 'loss = "categorical_crossentropy"', 'loss = "hinge"',

@@ -1,0 +1,283 @@
+"""Layer specs: frozen dataclasses that validate themselves and infer shapes.
+
+Shapes exclude the batch axis and are channels-last: a 1-D signal is
+``(length, channels)``, an image ``(height, width, channels)``. Canonical
+parameter layouts (what :mod:`dlbench.initializers` produces and every
+backend converts from): Dense kernel ``(in, out)``; Conv1D kernel
+``(k, in_channels, filters)``; Conv2D kernel ``(kh, kw, in_channels, filters)``;
+biases ``(units or filters,)``; BatchNormalization ``gamma, beta,
+moving_mean, moving_variance`` of shape ``(channels,)``.
+
+Padding of convolutions: ``"valid"`` (none), ``"same"`` with TensorFlow's
+semantics (output length ``ceil(n / stride)``; the total padding
+``max((out - 1) * stride + k - n, 0)`` is split with the extra element at the
+end, i.e. bottom/right), or an integer ``p`` (``p`` zeros on both sides).
+Pooling takes ``pool_size`` and ``strides`` (default: ``pool_size``), no padding.
+
+BatchNormalization's ``momentum`` is the weight of the *old* moving
+statistics (Keras's convention): ``moving = momentum * moving + (1 - momentum)
+* batch``, where the batch variance is the biased one (divided by the batch
+count), as Keras does. PyTorch's ``momentum`` is ``1 - this``. Training
+normalizes with the batch statistics, inference with the moving ones;
+``y = gamma * (x - mean) / sqrt(var + epsilon) + beta`` over the last axis.
+
+Dropout(rate) zeroes each activation with probability ``rate`` in training
+and scales the rest by ``1 / (1 - rate)`` (inverted dropout); it is the
+identity at inference.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import ClassVar, Union
+
+from dlbench.errors import InputError
+from dlbench.validate import Shape, check_choice, check_number, check_positive_int, format_shape
+
+ACTIVATIONS = ("linear", "relu", "sigmoid", "tanh", "softmax")
+PARAMETERS_TRAINED = ("kernel", "bias", "gamma", "beta")
+
+
+def layer_activation(layer) -> str | None:
+    return getattr(layer, "activation", None)
+
+
+def _ints(value, n: int, name: str) -> tuple[int, ...]:
+    """An int or a list of ``n`` ints, all positive, as a tuple of ``n``."""
+    if isinstance(value, (list, tuple)):
+        if len(value) != n:
+            raise InputError(f"must be an integer or a list of {n}, got {list(value)!r}", field=name)
+        return tuple(check_positive_int(v, name) for v in value)
+    return (check_positive_int(value, name),) * n
+
+
+def _check_padding(padding) -> None:
+    if isinstance(padding, bool) or not (padding in ("valid", "same") or (isinstance(padding, int) and padding >= 0)):
+        raise InputError(f"unknown {padding!r}; expected one of same, valid, or a non-negative integer",
+                         field="padding")
+
+
+def conv_output_length(n: int, k: int, stride: int, padding) -> tuple[int, int, int]:
+    """(output length, padding before, padding after) along one spatial axis."""
+    if padding == "same":
+        out = -(-n // stride)
+        total = max((out - 1) * stride + k - n, 0)
+        return out, total // 2, total - total // 2
+    pad = 0 if padding == "valid" else padding
+    return (n + 2 * pad - k) // stride + 1, pad, pad
+
+
+def _spatial_output(layer_type: str, input_shape: Shape, ndim: int, kernel, strides, padding) -> tuple[int, ...]:
+    if len(input_shape) != ndim + 1:
+        expected = "(length, channels)" if ndim == 1 else "(height, width, channels)"
+        raise InputError(f"{layer_type} needs a {ndim + 1}-D input {expected}, got shape "
+                         f"{format_shape(input_shape)}")
+    sizes = []
+    for n, k, s in zip(input_shape[:-1], kernel, strides):
+        out, _, _ = conv_output_length(n, k, s, padding)
+        if out < 1:
+            raise InputError(f"window {k} is larger than its input {format_shape(input_shape)} "
+                             f"with {padding!r} padding")
+        sizes.append(out)
+    return tuple(sizes)
+
+
+# ------------------------------------------------------------------- dense
+@dataclass(frozen=True)
+class Dense:
+    """y = f(x W + b); kernel W has the canonical layout (in, out)."""
+
+    units: int
+    activation: str = "linear"
+    input_shape: Shape | None = None
+    type: ClassVar[str] = "dense"
+
+    def __post_init__(self):
+        check_positive_int(self.units, "units")
+        check_choice(self.activation, ACTIVATIONS, "activation")
+
+    def output_shape(self, input_shape: Shape) -> Shape:
+        if len(input_shape) != 1:
+            raise InputError(f"dense needs a 1-D input, got shape {format_shape(input_shape)}; "
+                             "add a flatten layer before it")
+        return (self.units,)
+
+    def param_shapes(self, input_shape: Shape) -> dict[str, Shape]:
+        return {"kernel": (input_shape[0], self.units), "bias": (self.units,)}
+
+
+@dataclass(frozen=True)
+class Activation:
+    """y = f(x), elementwise (softmax: over the last axis)."""
+
+    activation: str
+    input_shape: Shape | None = None
+    type: ClassVar[str] = "activation"
+
+    def __post_init__(self):
+        check_choice(self.activation, ACTIVATIONS, "activation")
+
+    def output_shape(self, input_shape: Shape) -> Shape:
+        return input_shape
+
+    def param_shapes(self, input_shape: Shape) -> dict[str, Shape]:
+        return {}
+
+
+# ------------------------------------------------------------ convolutions
+@dataclass(frozen=True)
+class _Conv:
+    filters: int
+    kernel_size: int | tuple = 3
+    strides: int | tuple = 1
+    padding: str | int = "valid"
+    activation: str = "linear"
+    input_shape: Shape | None = None
+    ndim: ClassVar[int] = 2
+    type: ClassVar[str] = ""
+
+    def __post_init__(self):
+        check_positive_int(self.filters, "filters")
+        object.__setattr__(self, "kernel_size", _ints(self.kernel_size, self.ndim, "kernel_size"))
+        object.__setattr__(self, "strides", _ints(self.strides, self.ndim, "strides"))
+        _check_padding(self.padding)
+        check_choice(self.activation, ACTIVATIONS, "activation")
+
+    def output_shape(self, input_shape: Shape) -> Shape:
+        spatial = _spatial_output(self.type, input_shape, self.ndim, self.kernel_size, self.strides, self.padding)
+        return (*spatial, self.filters)
+
+    def param_shapes(self, input_shape: Shape) -> dict[str, Shape]:
+        return {"kernel": (*self.kernel_size, input_shape[-1], self.filters), "bias": (self.filters,)}
+
+
+@dataclass(frozen=True)
+class Conv1D(_Conv):
+    """y = f(conv(x, K) + b) over (length, channels); kernel (k, in, filters)."""
+
+    ndim: ClassVar[int] = 1
+    type: ClassVar[str] = "conv1d"
+
+
+@dataclass(frozen=True)
+class Conv2D(_Conv):
+    """y = f(conv(x, K) + b) over (height, width, channels); kernel (kh, kw, in, filters)."""
+
+    ndim: ClassVar[int] = 2
+    type: ClassVar[str] = "conv2d"
+
+
+# ---------------------------------------------------------------- pooling
+@dataclass(frozen=True)
+class _Pool:
+    pool_size: int | tuple = 2
+    strides: int | tuple | None = None
+    input_shape: Shape | None = None
+    ndim: ClassVar[int] = 2
+    type: ClassVar[str] = ""
+
+    def __post_init__(self):
+        object.__setattr__(self, "pool_size", _ints(self.pool_size, self.ndim, "pool_size"))
+        strides = self.pool_size if self.strides is None else _ints(self.strides, self.ndim, "strides")
+        object.__setattr__(self, "strides", strides)
+
+    def output_shape(self, input_shape: Shape) -> Shape:
+        spatial = _spatial_output(self.type, input_shape, self.ndim, self.pool_size, self.strides, "valid")
+        return (*spatial, input_shape[-1])
+
+    def param_shapes(self, input_shape: Shape) -> dict[str, Shape]:
+        return {}
+
+
+@dataclass(frozen=True)
+class MaxPool1D(_Pool):
+    """Maximum over each window (the gradient goes to the first maximum)."""
+
+    ndim: ClassVar[int] = 1
+    type: ClassVar[str] = "maxpool1d"
+
+
+@dataclass(frozen=True)
+class MaxPool2D(_Pool):
+    """Maximum over each window (the gradient goes to the first maximum)."""
+
+    ndim: ClassVar[int] = 2
+    type: ClassVar[str] = "maxpool2d"
+
+
+@dataclass(frozen=True)
+class AveragePool1D(_Pool):
+    """Mean over each window."""
+
+    ndim: ClassVar[int] = 1
+    type: ClassVar[str] = "averagepool1d"
+
+
+@dataclass(frozen=True)
+class AveragePool2D(_Pool):
+    """Mean over each window."""
+
+    ndim: ClassVar[int] = 2
+    type: ClassVar[str] = "averagepool2d"
+
+
+# ------------------------------------------------------------------ others
+@dataclass(frozen=True)
+class Flatten:
+    """(..., channels) -> (prod,), in channels-last (row-major) order."""
+
+    input_shape: Shape | None = None
+    type: ClassVar[str] = "flatten"
+
+    def output_shape(self, input_shape: Shape) -> Shape:
+        return (math.prod(input_shape),)
+
+    def param_shapes(self, input_shape: Shape) -> dict[str, Shape]:
+        return {}
+
+
+@dataclass(frozen=True)
+class Dropout:
+    """Inverted dropout with probability ``rate`` (training only)."""
+
+    rate: float
+    input_shape: Shape | None = None
+    type: ClassVar[str] = "dropout"
+
+    def __post_init__(self):
+        check_number(self.rate, "rate", low=0.0, high=1.0, low_open=False)
+
+    def output_shape(self, input_shape: Shape) -> Shape:
+        return input_shape
+
+    def param_shapes(self, input_shape: Shape) -> dict[str, Shape]:
+        return {}
+
+
+@dataclass(frozen=True)
+class BatchNormalization:
+    """Normalization over the last axis; ``momentum`` weighs the old moving statistics."""
+
+    momentum: float = 0.99
+    epsilon: float = 1e-3
+    input_shape: Shape | None = None
+    type: ClassVar[str] = "batchnorm"
+
+    def __post_init__(self):
+        check_number(self.momentum, "momentum", low=0.0, high=1.0, low_open=False)
+        check_number(self.epsilon, "epsilon", low=0.0)
+
+    def output_shape(self, input_shape: Shape) -> Shape:
+        return input_shape
+
+    def param_shapes(self, input_shape: Shape) -> dict[str, Shape]:
+        c = (input_shape[-1],)
+        return {"gamma": c, "beta": c, "moving_mean": c, "moving_variance": c}
+
+
+Layer = Union[Dense, Activation, Conv1D, Conv2D, MaxPool1D, MaxPool2D, AveragePool1D, AveragePool2D, Flatten,
+              Dropout, BatchNormalization]
+LAYER_TYPES: dict[str, type] = {cls.type: cls for cls in (
+    Dense, Activation, Conv1D, Conv2D, MaxPool1D, MaxPool2D, AveragePool1D, AveragePool2D, Flatten, Dropout,
+    BatchNormalization)}
