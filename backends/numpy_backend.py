@@ -1,20 +1,21 @@
 """The from-scratch NumPy backend: forward pass, backpropagation, gradient descent.
 
-Each layer is a small class with ``forward`` and ``backward``. For a Dense
-layer with input ``X`` (batch, in), kernel ``W`` (in, out) and bias ``b``:
+Each layer (:mod:`dlbench_backends.numpy_layers`) is a small class with
+``forward`` and ``backward``. For a Dense layer with input ``X`` (batch, in),
+kernel ``W`` (in, out) and bias ``b``:
 
     forward:   z = X W + b                 (one BLAS matmul)
     backward:  dE/dW = X^T dE/dz,  dE/db = sum_batch dE/dz,  dE/dX = dE/dz W^T
 
-Activations map ``dE/dy`` to ``dE/dx = f'(x) * dE/dy`` (softmax: the Jacobian
-product ``s * (g - sum(g * s))``). Losses return the batch-mean loss and its
-gradient with respect to the logits. Optimizers update every parameter in
+Losses return the batch-mean loss and its gradient with respect to the
+logits. Optimizers update every parameter in
 place: ``W <- W - lr * dE/dW`` (see :mod:`dlbench.spec` for momentum and Adam).
 
 Speed: float32, matmuls through BLAS, no Python loop over samples; all
 parameters (and gradients) are views into one flat buffer, so the optimizer
 update is a handful of vectorized operations whatever the number of layers;
-the first layer skips computing dE/dX, which nobody needs.
+layers before which nothing is trained skip computing dE/dX, which nobody needs.
+Dropout masks come from NumPy's generator seeded with the scenario seed.
 """
 
 from __future__ import annotations
@@ -24,90 +25,11 @@ import numpy as np
 import dlbench
 from dlbench.backend import Backend, Trainer, TrainerOptions, loss_targets
 from dlbench.datasets import Dataset
-from dlbench.spec import Activation, Dense, ModelSpec
-
-
-# ----------------------------------------------------------------- layers
-class DenseLayer:
-    """z = X W + b."""
-
-    def __init__(self, kernel: np.ndarray, bias: np.ndarray, kernel_grad: np.ndarray,
-                 bias_grad: np.ndarray, input_grad: bool = True):
-        self.params = {"kernel": kernel, "bias": bias}
-        self.grads = {"kernel": kernel_grad, "bias": bias_grad}
-        self.input_grad = input_grad
-        self.x = None
-
-    def forward(self, x: np.ndarray) -> np.ndarray:
-        self.x = x
-        z = x @ self.params["kernel"]
-        z += self.params["bias"]
-        return z
-
-    def backward(self, dz: np.ndarray) -> np.ndarray | None:
-        np.matmul(self.x.T, dz, out=self.grads["kernel"])
-        np.sum(dz, axis=0, out=self.grads["bias"])
-        return dz @ self.params["kernel"].T if self.input_grad else None
-
-
-class ActivationLayer:
-    """y = f(x) elementwise; backward multiplies by f'(x), in place."""
-
-    params: dict = {}
-    grads: dict = {}
-
-    def __init__(self, name: str):
-        self.name = name
-        self.y = None
-        self.forward = getattr(self, f"_{name}_forward")
-        self.backward = getattr(self, f"_{name}_backward")
-
-    def _linear_forward(self, x):
-        return x
-
-    def _linear_backward(self, dy):
-        return dy
-
-    def _relu_forward(self, x):
-        self.y = np.maximum(x, 0, out=x)
-        return self.y
-
-    def _relu_backward(self, dy):
-        dy *= self.y > 0
-        return dy
-
-    def _sigmoid_forward(self, x):
-        # 0.5 * (1 + tanh(x / 2)): the logistic function without overflow in exp.
-        x *= 0.5
-        y = np.tanh(x, out=x)
-        y += 1.0
-        y *= 0.5
-        self.y = y
-        return y
-
-    def _sigmoid_backward(self, dy):
-        dy *= self.y
-        dy *= 1.0 - self.y
-        return dy
-
-    def _tanh_forward(self, x):
-        self.y = np.tanh(x, out=x)
-        return self.y
-
-    def _tanh_backward(self, dy):
-        dy *= 1.0 - self.y * self.y
-        return dy
-
-    def _softmax_forward(self, x):
-        x -= x.max(axis=-1, keepdims=True)
-        y = np.exp(x, out=x)
-        y /= y.sum(axis=-1, keepdims=True)
-        self.y = y
-        return y
-
-    def _softmax_backward(self, dy):
-        s = self.y
-        return s * (dy - np.sum(dy * s, axis=-1, keepdims=True))
+from dlbench.initializers import STREAM_BACKEND, rng_for
+from dlbench.spec import (PARAMETERS_TRAINED, AveragePool1D, AveragePool2D, BatchNormalization, Conv1D, Conv2D,
+                          Dense, Dropout, Flatten, MaxPool1D, MaxPool2D, ModelSpec)
+from dlbench_backends.numpy_layers import (ActivationLayer, BatchNormLayer, ConvLayer, DenseLayer, DropoutLayer,
+                                           FlattenLayer, PoolLayer)
 
 
 # ------------------------------------------------------------------ losses
@@ -200,38 +122,58 @@ OPTIMIZERS = {"sgd": SGDUpdate, "adam": AdamUpdate}
 
 # ------------------------------------------------------------------ network
 class Network:
-    """The layers of ``spec.logit_layers()`` over one flat parameter buffer."""
+    """The layers of ``spec.logit_layers()``; trained parameters are views into
+    one flat buffer (``theta``, gradients in ``grad``), moving statistics apart."""
 
-    def __init__(self, spec: ModelSpec, weights, dtype=np.float32):
-        sizes = [w.size for layer in weights for w in layer.values()]
-        self.theta = np.zeros(sum(sizes), dtype)
+    def __init__(self, spec: ModelSpec, weights, dtype=np.float32, seed: int = 0):
+        trained = [(i, name, w) for i, layer in enumerate(weights) for name, w in layer.items()
+                   if name in PARAMETERS_TRAINED]
+        self.theta = np.zeros(sum(w.size for _, _, w in trained), dtype)
         self.grad = np.zeros_like(self.theta)
-        self.layers = []
+        self._params = [{} for _ in weights]
+        self._grads = [{} for _ in weights]
         offset = 0
-        views = []
-        for layer_weights in weights:
-            params, grads = {}, {}
-            for name, value in layer_weights.items():
-                params[name] = self.theta[offset:offset + value.size].reshape(value.shape)
-                params[name][...] = value
-                grads[name] = self.grad[offset:offset + value.size].reshape(value.shape)
-                offset += value.size
-            views.append((params, grads))
-        for i, (layer, (params, grads)) in enumerate(zip(spec.logit_layers(), views)):
-            if isinstance(layer, Dense):
-                self.layers.append(DenseLayer(params["kernel"], params["bias"], grads["kernel"],
-                                              grads["bias"], input_grad=i > 0))
-            if layer.activation != "linear":
+        for i, name, w in trained:
+            self._params[i][name] = self.theta[offset:offset + w.size].reshape(w.shape)
+            self._params[i][name][...] = w
+            self._grads[i][name] = self.grad[offset:offset + w.size].reshape(w.shape)
+            offset += w.size
+        self._state = [{name: w.astype(dtype) for name, w in layer.items() if name not in PARAMETERS_TRAINED}
+                       for layer in weights]
+        self.rng = rng_for(seed, STREAM_BACKEND)
+        self.layers = []
+        trained_before = False
+        for i, (layer, (in_shape, _)) in enumerate(zip(spec.logit_layers(), spec.shapes)):
+            self.layers.append(self._build(layer, in_shape, i, input_grad=trained_before))
+            trained_before = trained_before or bool(self._params[i])
+            if getattr(layer, "activation", "linear") != "linear":
                 self.layers.append(ActivationLayer(layer.activation))
-        self._views = views
         self.output = ActivationLayer(spec.output_activation)
         self.loss = LOSSES[spec.loss]
 
-    def logits(self, x: np.ndarray) -> np.ndarray:
+    def _build(self, layer, in_shape, i: int, input_grad: bool):
+        params, grads = self._params[i], self._grads[i]
+        if isinstance(layer, Dense):
+            return DenseLayer(params, grads, input_grad)
+        if isinstance(layer, (Conv1D, Conv2D)):
+            return ConvLayer(layer, in_shape, params, grads, input_grad)
+        if isinstance(layer, (MaxPool1D, MaxPool2D)):
+            return PoolLayer(layer, "max")
+        if isinstance(layer, (AveragePool1D, AveragePool2D)):
+            return PoolLayer(layer, "average")
+        if isinstance(layer, Flatten):
+            return FlattenLayer()
+        if isinstance(layer, Dropout):
+            return DropoutLayer(layer.rate, self.rng)
+        if isinstance(layer, BatchNormalization):
+            return BatchNormLayer(layer, params, grads, self._state[i])
+        return ActivationLayer("linear")  # an Activation spec layer: its activation follows
+
+    def logits(self, x: np.ndarray, training: bool = True) -> np.ndarray:
         if isinstance(self.layers[0], ActivationLayer):
             x = x.copy()  # activations work in place; never on the caller's data
         for layer in self.layers:
-            x = layer.forward(x)
+            x = layer.forward(x, training)
         return x
 
     def loss_and_gradients(self, x: np.ndarray, targets: np.ndarray) -> float:
@@ -239,10 +181,13 @@ class Network:
         loss, dz = self.loss(self.logits(x), targets, self.output)
         for layer in reversed(self.layers):
             dz = layer.backward(dz)
+            if dz is None:
+                break
         return loss
 
     def weights(self):
-        return [{name: p.copy() for name, p in params.items()} for params, _ in self._views]
+        return [{name: v.copy() for name, v in {**params, **state}.items()}
+                for params, state in zip(self._params, self._state)]
 
 
 def accuracy(outputs: np.ndarray, labels: np.ndarray) -> float:
@@ -255,7 +200,7 @@ class NumpyTrainer(Trainer):
 
     def __init__(self, spec: ModelSpec, weights, options: TrainerOptions):
         self.spec = spec
-        self.net = Network(spec, weights)
+        self.net = Network(spec, weights, seed=options.seed)
         self.optimizer = OPTIMIZERS[spec.optimizer.name](spec.optimizer, self.net.theta, self.net.grad)
 
     def place_data(self, data: Dataset) -> None:
@@ -274,7 +219,7 @@ class NumpyTrainer(Trainer):
         return losses
 
     def evaluate(self) -> tuple[float, float]:
-        z = self.net.logits(self.x_test)
+        z = self.net.logits(self.x_test, training=False)
         loss, _ = self.net.loss(z, self.t_test, self.net.output)
         return loss, accuracy(self.net.output.forward(z), self.y_test)
 

@@ -47,6 +47,7 @@ class TrainerOptions:
     device: str = "cpu"
     precision: str = "fp32"
     deterministic: bool = False
+    seed: int = 0  # for a backend's own randomness (dropout masks)
     extra: dict = field(default_factory=dict)
 
 

@@ -10,7 +10,12 @@ of ``B`` samples:
 * Activation over ``n = B*units`` elements: forward / backward
   relu 1 / 1, sigmoid 4 / 2, tanh 4 / 2, softmax 4 / 4, linear 0 / 0.
 * Loss over the ``B*units`` logits: 4 FLOPs forward, 2 backward per element.
-* Update per parameter: sgd 2 (``W -= lr*g``), sgd with momentum 4,
+* Conv (kernel ``k`` elements per output channel, i.e. kh*kw*C_in, over
+  ``P = B * output positions``): like Dense with ``in = k`` and batch ``P``.
+* Pooling with a window of ``w`` elements: forward ``w`` per output element,
+  backward ``w``. BatchNormalization: 10 forward + 10 backward per element.
+  Dropout: 2 + 1 per element (training). Flatten: 0.
+* Update per trained parameter: sgd 2 (``W -= lr*g``), sgd with momentum 4,
   adam 12 (two moment updates, square root, division, bias corrections).
 
 Matmuls dominate every non-trivial network; the elementwise terms keep tiny
@@ -21,7 +26,8 @@ from __future__ import annotations
 
 import math
 
-from dlbench.spec import Activation, Dense, ModelSpec
+from dlbench.spec import (Activation, AveragePool1D, AveragePool2D, BatchNormalization, Conv1D, Conv2D, Dense,
+                          Dropout, MaxPool1D, MaxPool2D, ModelSpec)
 
 ACTIVATION_FLOPS = {"linear": (0, 0), "relu": (1, 1), "sigmoid": (4, 2), "tanh": (4, 2), "softmax": (4, 4)}
 LOSS_FLOPS_PER_ELEMENT = 6
@@ -37,11 +43,19 @@ def update_flops_per_param(spec: ModelSpec) -> int:
 def layer_flops(layer, in_shape, out_shape, batch: int, first: bool) -> int:
     n_out = batch * math.prod(out_shape)
     flops = 0
-    if isinstance(layer, Dense):
-        matmul = 2 * batch * in_shape[0] * layer.units
+    if isinstance(layer, (Dense, Conv1D, Conv2D)):
+        positions = batch * math.prod(out_shape[:-1])
+        fan_in = in_shape[0] if isinstance(layer, Dense) else math.prod(layer.kernel_size) * in_shape[-1]
+        matmul = 2 * positions * fan_in * out_shape[-1]
         flops += matmul + n_out  # forward
         flops += matmul + n_out + (0 if first else matmul)  # backward
-    if isinstance(layer, (Dense, Activation)):
+    elif isinstance(layer, (MaxPool1D, MaxPool2D, AveragePool1D, AveragePool2D)):
+        flops += 2 * math.prod(layer.pool_size) * n_out
+    elif isinstance(layer, BatchNormalization):
+        flops += 20 * n_out
+    elif isinstance(layer, Dropout):
+        flops += 3 * n_out
+    if hasattr(layer, "activation"):
         fwd, bwd = ACTIVATION_FLOPS[layer.activation]
         flops += (fwd + bwd) * n_out
     return flops

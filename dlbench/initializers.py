@@ -16,7 +16,7 @@ from dlbench.spec import ModelSpec
 
 # Independent random streams derived from one scenario seed, so that changing
 # e.g. the dataset size does not change the initial weights.
-STREAM_DATA, STREAM_SPLIT, STREAM_WEIGHTS, STREAM_ORDER = 0, 1, 2, 3
+STREAM_DATA, STREAM_SPLIT, STREAM_WEIGHTS, STREAM_ORDER, STREAM_BACKEND = 0, 1, 2, 3, 4
 
 Weights = list[dict[str, np.ndarray]]
 

@@ -87,7 +87,7 @@ def execute(request: RunRequest) -> dict:
         weights = initial_weights(spec, train.seed)
         plan = BatchPlan(len(data.x_train), train.batch_size, train.epochs, train.seed, train.drop_last,
                          train.max_steps)
-        options = TrainerOptions(device, request.precision, request.deterministic,
+        options = TrainerOptions(device, request.precision, request.deterministic, train.seed,
                                  request.backend_options)
         start = time.perf_counter()
         trainer = backend.build(spec, weights, options)

@@ -33,3 +33,15 @@ def test_flops_scale_with_batch_for_matmul_heavy_nets():
     matmul_per_sample = 2 * (64 * 256 * 2 + 256 * 256 * 3 + 256 * 10 * 3)
     assert per_sample_small > per_sample_big  # the update is amortized over the batch
     assert abs(per_sample_big - matmul_per_sample) / matmul_per_sample < 0.02
+
+
+def test_conv_flops_by_hand():
+    from dlbench.spec import Conv1D, Flatten
+
+    spec = Sequential([Conv1D(4, 3, input_shape=(10, 2)), Flatten(), Dense(2, "softmax")]).compile(
+        "categorical_crossentropy", SGD(0.1))
+    B, positions = 3, 3 * 8
+    conv = 2 * (2 * positions * 6 * 4 + positions * 4)  # forward + dK/db, no dX for the first layer
+    dense = 2 * B * 32 * 2 * 3 + 2 * B * 2
+    update = 2 * (3 * 2 * 4 + 4 + 32 * 2 + 2)
+    assert training_step_flops(spec, B) == conv + dense + 6 * B * 2 + update

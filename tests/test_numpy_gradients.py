@@ -5,8 +5,10 @@ import pytest
 
 from dlbench.backend import loss_targets
 from dlbench.initializers import initial_weights
-from dlbench.spec import ACTIVATIONS, Activation, Dense, Sequential
-from dlbench_backends.numpy_backend import LOSSES, ActivationLayer, Network
+from dlbench.spec import (ACTIVATIONS, Activation, AveragePool1D, AveragePool2D, BatchNormalization, Conv1D, Conv2D,
+                          Dense, Flatten, MaxPool1D, MaxPool2D, Sequential)
+from dlbench_backends.numpy_backend import LOSSES, Network
+from dlbench_backends.numpy_layers import ActivationLayer, DropoutLayer
 
 EPS = 1e-6
 
@@ -107,3 +109,100 @@ def test_network_runs_in_float32_and_leaves_the_input_untouched():
     z = net.logits(x)
     assert z.dtype == np.float32 and net.theta.dtype == np.float32
     np.testing.assert_array_equal(x, before)
+
+
+CONV_NETWORKS = {
+    "conv2d-valid-stride1": [Conv2D(3, 3, input_shape=(6, 5, 2)), Flatten(), Dense(3, "softmax")],
+    "conv2d-same-stride2": [Conv2D(2, (3, 2), strides=2, padding="same", input_shape=(7, 6, 2)), Flatten(),
+                            Dense(3, "softmax")],
+    "conv2d-int-padding": [Conv2D(2, 3, strides=(1, 2), padding=1, activation="tanh", input_shape=(5, 6, 1)),
+                           Flatten(), Dense(3, "softmax")],
+    "conv2d-same-even-kernel": [Conv2D(2, 4, padding="same", input_shape=(5, 5, 1)), Flatten(), Dense(3, "softmax")],
+    "conv1d-valid": [Conv1D(3, 3, input_shape=(9, 2)), Flatten(), Dense(3, "softmax")],
+    "conv1d-same-stride2": [Conv1D(2, 4, strides=2, padding="same", input_shape=(9, 2)), Flatten(),
+                            Dense(3, "softmax")],
+    "conv1d-int-padding": [Conv1D(2, 3, padding=2, activation="relu", input_shape=(6, 1)), Flatten(),
+                           Dense(3, "softmax")],
+    "second-conv-gets-input-gradient": [Conv2D(2, 2, input_shape=(5, 5, 1)), Conv2D(2, 2, strides=2, padding="same"),
+                                        Flatten(), Dense(3, "softmax")],
+    "maxpool2d": [Conv2D(2, 2, input_shape=(6, 6, 1)), MaxPool2D(2), Flatten(), Dense(3, "softmax")],
+    "maxpool2d-overlapping": [Conv2D(2, 2, input_shape=(7, 7, 1)), MaxPool2D(3, strides=2), Flatten(),
+                              Dense(3, "softmax")],
+    "averagepool2d": [Conv2D(2, 2, input_shape=(7, 6, 1)), AveragePool2D((2, 3), strides=(2, 1)), Flatten(),
+                      Dense(3, "softmax")],
+    "maxpool1d": [Conv1D(2, 3, input_shape=(10, 1)), MaxPool1D(2), Flatten(), Dense(3, "softmax")],
+    "averagepool1d": [Conv1D(2, 3, input_shape=(10, 1)), AveragePool1D(3, strides=2), Flatten(), Dense(3, "softmax")],
+    "batchnorm-dense": [Dense(5, input_shape=(4,)), BatchNormalization(), Activation("relu"), Dense(3, "softmax")],
+    "batchnorm-conv": [Conv2D(2, 2, input_shape=(4, 4, 1)), BatchNormalization(0.9, 1e-5), Flatten(),
+                       Dense(3, "softmax")],
+    "batchnorm-first": [BatchNormalization(input_shape=(4,)), Dense(3, "softmax")],
+}
+
+
+@pytest.mark.parametrize("name", list(CONV_NETWORKS))
+def test_conv_pool_and_batchnorm_gradients_match_finite_differences(name):
+    layers = CONV_NETWORKS[name]
+    spec = Sequential(layers).compile("categorical_crossentropy", "sgd")
+    weights = initial_weights(spec, seed=3)
+    for layer in weights:  # non-trivial BatchNormalization parameters
+        for key in ("gamma", "beta"):
+            if key in layer:
+                layer[key] = np.random.default_rng(5).uniform(0.5, 1.5, layer[key].shape).astype(np.float32)
+    net = Network(spec, weights, dtype=np.float64)
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((5, *spec.input_shape))
+    targets = rng.integers(0, 3, 5)
+    moving = [dict(s) for s in net._state]
+    net.loss_and_gradients(x, targets)
+    analytic = net.grad.copy()
+
+    def loss():
+        for state, saved in zip(net._state, moving):  # keep the moving statistics out of the check
+            for k in state:
+                state[k][...] = saved[k]
+        return net.loss(net.logits(x.copy()), targets, net.output)[0]
+
+    numeric = numeric_gradient(loss, net.theta)
+    np.testing.assert_allclose(analytic, numeric, rtol=1e-5, atol=1e-8)
+
+
+def test_conv_forward_matches_a_direct_convolution():
+    spec = Sequential([Conv2D(3, (3, 2), strides=(2, 1), padding="same", input_shape=(7, 5, 2)), Flatten(),
+                       Dense(2, "softmax")]).compile("categorical_crossentropy", "sgd")
+    weights = initial_weights(spec, 0)
+    kernel, x = weights[0]["kernel"].astype(np.float64), np.random.default_rng(0).standard_normal((2, 7, 5, 2))
+    net = Network(spec, weights, dtype=np.float64)
+    got = net.layers[0].forward(x)
+    # TF SAME: output 4 x 5; total padding rows (4-1)*2+3-7 = 2 -> 1 top, 1 bottom; cols 1 -> 0 left, 1 right
+    xp = np.pad(x, ((0, 0), (1, 1), (0, 1), (0, 0)))
+    expected = np.zeros((2, 4, 5, 3))
+    for i in range(4):
+        for j in range(5):
+            patch = xp[:, 2 * i:2 * i + 3, j:j + 2, :]
+            expected[:, i, j] = np.einsum("bhwc,hwcf->bf", patch, kernel)
+    np.testing.assert_allclose(got, expected, rtol=1e-12)
+
+
+def test_batchnorm_uses_batch_statistics_in_training_and_moving_ones_in_inference():
+    spec = Sequential([BatchNormalization(momentum=0.9, epsilon=1e-3, input_shape=(3,)), Dense(2, "softmax")]) \
+        .compile("categorical_crossentropy", "sgd")
+    net = Network(spec, initial_weights(spec, 0), dtype=np.float64)
+    x = np.random.default_rng(0).standard_normal((50, 3)) * 4 + 2
+    bn = net.layers[0]
+    y = bn.forward(x, training=True)
+    np.testing.assert_allclose(y.mean(axis=0), 0, atol=1e-12)
+    np.testing.assert_allclose(net._state[0]["moving_mean"], 0.1 * x.mean(axis=0))
+    np.testing.assert_allclose(net._state[0]["moving_variance"], 0.9 + 0.1 * x.var(axis=0))
+    y_inf = bn.forward(x, training=False)
+    expected = (x - net._state[0]["moving_mean"]) / np.sqrt(net._state[0]["moving_variance"] + 1e-3)
+    np.testing.assert_allclose(y_inf, expected)
+
+
+def test_dropout_scales_kept_units_and_is_identity_at_inference():
+    layer = DropoutLayer(0.25, np.random.default_rng(0))
+    x = np.ones((400, 50), np.float32)
+    y = layer.forward(x, training=True)
+    assert set(np.unique(y)) == {0.0, np.float32(1 / 0.75)}
+    assert abs((y == 0).mean() - 0.25) < 0.01
+    np.testing.assert_array_equal(layer.backward(np.ones_like(x)), y)
+    np.testing.assert_array_equal(layer.forward(x, training=False), x)

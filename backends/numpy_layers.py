@@ -1,0 +1,283 @@
+"""The NumPy backend's layers, written from scratch: each has ``forward(x,
+training)`` and ``backward(dy) -> dx``, keeps what backward needs, and writes
+its parameter gradients into views of the network's flat gradient buffer.
+
+Dense (input X (batch, in), kernel W (in, out), bias b):
+    z = X W + b;   dE/dW = X^T dE/dz;   dE/db = sum_batch dE/dz;   dE/dX = dE/dz W^T
+
+Convolution is a Dense layer over image patches (im2col): the patches of
+the padded input are a strided view (``sliding_window_view``), copied once
+into a (positions, C*kh*kw) matrix, and one BLAS matmul with the kernel
+gives every output; backward is the transposed matmul for dE/dK, and
+col2im — adding each kernel offset's patch gradient back in place — for
+dE/dX, a loop over the kh*kw offsets, never over samples or pixels.
+1-D layers are the 2-D ones with a height of 1.
+
+Activations map dE/dy to dE/dx = f'(x) * dE/dy (softmax: s * (g - sum(g*s))).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+from dlbench.layers import conv_output_length
+
+
+class DenseLayer:
+    """z = X W + b."""
+
+    def __init__(self, params: dict, grads: dict, input_grad: bool = True):
+        self.params, self.grads, self.input_grad = params, grads, input_grad
+        self.x = None
+
+    def forward(self, x: np.ndarray, training: bool = True) -> np.ndarray:
+        self.x = x
+        z = x @ self.params["kernel"]
+        z += self.params["bias"]
+        return z
+
+    def backward(self, dz: np.ndarray) -> np.ndarray | None:
+        np.matmul(self.x.T, dz, out=self.grads["kernel"])
+        np.sum(dz, axis=0, out=self.grads["bias"])
+        return dz @ self.params["kernel"].T if self.input_grad else None
+
+
+class ActivationLayer:
+    """y = f(x) elementwise; forward and backward work in place."""
+
+    params: dict = {}
+    grads: dict = {}
+
+    def __init__(self, name: str):
+        self.name = name
+        self.y = None
+        self._forward = getattr(self, f"_{name}_forward")
+        self.backward = getattr(self, f"_{name}_backward")
+
+    def forward(self, x: np.ndarray, training: bool = True) -> np.ndarray:
+        return self._forward(x)
+
+    def _linear_forward(self, x):
+        return x
+
+    def _linear_backward(self, dy):
+        return dy
+
+    def _relu_forward(self, x):
+        self.y = np.maximum(x, 0, out=x)
+        return self.y
+
+    def _relu_backward(self, dy):
+        dy *= self.y > 0
+        return dy
+
+    def _sigmoid_forward(self, x):
+        # 0.5 * (1 + tanh(x / 2)): the logistic function without overflow in exp.
+        x *= 0.5
+        y = np.tanh(x, out=x)
+        y += 1.0
+        y *= 0.5
+        self.y = y
+        return y
+
+    def _sigmoid_backward(self, dy):
+        dy *= self.y
+        dy *= 1.0 - self.y
+        return dy
+
+    def _tanh_forward(self, x):
+        self.y = np.tanh(x, out=x)
+        return self.y
+
+    def _tanh_backward(self, dy):
+        dy *= 1.0 - self.y * self.y
+        return dy
+
+    def _softmax_forward(self, x):
+        x -= x.max(axis=-1, keepdims=True)
+        y = np.exp(x, out=x)
+        y /= y.sum(axis=-1, keepdims=True)
+        self.y = y
+        return y
+
+    def _softmax_backward(self, dy):
+        s = self.y
+        return s * (dy - np.sum(dy * s, axis=-1, keepdims=True))
+
+
+def _as_2d(x: np.ndarray, ndim: int) -> np.ndarray:
+    """(B, L, C) -> (B, 1, L, C) so that 1-D layers reuse the 2-D code."""
+    return x[:, None] if ndim == 1 else x
+
+
+def _windows(x: np.ndarray, size: tuple, strides: tuple) -> np.ndarray:
+    """Strided view (B, H', W', C, kh, kw) of every window of x (B, H, W, C)."""
+    view = sliding_window_view(x, size, axis=(1, 2))
+    return view[:, ::strides[0], ::strides[1]]
+
+
+def _add_windows(dx: np.ndarray, dwin: np.ndarray, strides: tuple) -> None:
+    """col2im: add window gradients dwin (B, H', W', C, kh, kw) back into dx (B, H, W, C)."""
+    _, h, w = dwin.shape[:3]
+    sh, sw = strides
+    for i in range(dwin.shape[4]):
+        for j in range(dwin.shape[5]):
+            dx[:, i:i + sh * (h - 1) + 1:sh, j:j + sw * (w - 1) + 1:sw] += dwin[..., i, j]
+
+
+class ConvLayer:
+    """Conv1D/Conv2D by im2col and one matmul; kernel (kh, kw, C, F) canonical."""
+
+    def __init__(self, spec, in_shape, params: dict, grads: dict, input_grad: bool = True):
+        self.ndim = spec.ndim
+        self.kernel_size = (1, *spec.kernel_size) if spec.ndim == 1 else spec.kernel_size
+        self.strides = (1, *spec.strides) if spec.ndim == 1 else spec.strides
+        spatial = (1, *in_shape[:-1]) if spec.ndim == 1 else in_shape[:-1]
+        pads = [conv_output_length(n, k, s, spec.padding if d or spec.ndim == 2 else "valid")
+                for d, (n, k, s) in enumerate(zip(spatial, self.kernel_size, self.strides))]
+        self.pad = ((0, 0), (pads[0][1], pads[0][2]), (pads[1][1], pads[1][2]), (0, 0))
+        self.params, self.grads, self.input_grad = params, grads, input_grad
+
+    def _kernel_matrix(self, kernel: np.ndarray) -> np.ndarray:
+        kh, kw, c, f = self.kernel_size + kernel.shape[-2:]
+        return kernel.reshape(kh, kw, c, f).transpose(2, 0, 1, 3).reshape(c * kh * kw, f)
+
+    def forward(self, x: np.ndarray, training: bool = True) -> np.ndarray:
+        x = _as_2d(x, self.ndim)
+        self.x_shape = x.shape
+        xp = np.pad(x, self.pad) if any(map(any, self.pad)) else x
+        self.padded_shape = xp.shape
+        win = _windows(xp, self.kernel_size, self.strides)  # (B, H', W', C, kh, kw)
+        self.out_shape = win.shape[:3]
+        self.cols = win.reshape(-1, win.shape[3] * win.shape[4] * win.shape[5])
+        z = self.cols @ self._kernel_matrix(self.params["kernel"])
+        z += self.params["bias"]
+        z = z.reshape(*self.out_shape, -1)
+        return z[:, 0] if self.ndim == 1 else z
+
+    def backward(self, dz: np.ndarray) -> np.ndarray | None:
+        f = dz.shape[-1]
+        dz2 = dz.reshape(-1, f)
+        kh, kw = self.kernel_size
+        c = self.x_shape[-1]
+        dk = (self.cols.T @ dz2).reshape(c, kh, kw, f).transpose(1, 2, 0, 3)
+        self.grads["kernel"][...] = dk.reshape(self.grads["kernel"].shape)
+        np.sum(dz2, axis=0, out=self.grads["bias"])
+        if not self.input_grad:
+            return None
+        dcols = (dz2 @ self._kernel_matrix(self.params["kernel"]).T).reshape(*self.out_shape, c, kh, kw)
+        dxp = np.zeros(self.padded_shape, dz.dtype)
+        _add_windows(dxp, dcols, self.strides)
+        (_, _), (top, bottom), (left, right), _ = self.pad
+        dx = dxp[:, top:dxp.shape[1] - bottom, left:dxp.shape[2] - right]
+        return dx[:, 0] if self.ndim == 1 else dx
+
+
+class PoolLayer:
+    """MaxPool/AveragePool 1D/2D over windows of ``pool_size`` every ``strides``."""
+
+    params: dict = {}
+    grads: dict = {}
+
+    def __init__(self, spec, kind: str):
+        self.ndim, self.kind = spec.ndim, kind
+        self.size = (1, *spec.pool_size) if spec.ndim == 1 else spec.pool_size
+        self.strides = (1, *spec.strides) if spec.ndim == 1 else spec.strides
+
+    def forward(self, x: np.ndarray, training: bool = True) -> np.ndarray:
+        x = _as_2d(x, self.ndim)
+        self.x_shape = x.shape
+        win = _windows(x, self.size, self.strides)
+        flat = win.reshape(*win.shape[:4], -1)
+        if self.kind == "max":
+            self.argmax = flat.argmax(axis=-1)
+            y = np.take_along_axis(flat, self.argmax[..., None], axis=-1)[..., 0]
+        else:
+            y = flat.mean(axis=-1)
+        return y[:, 0] if self.ndim == 1 else y
+
+    def backward(self, dy: np.ndarray) -> np.ndarray:
+        dy = _as_2d(dy, self.ndim)
+        kh, kw = self.size
+        if self.kind == "max":
+            offsets = np.arange(kh * kw).reshape(kh, kw)
+            dwin = (self.argmax[..., None, None] == offsets) * dy[..., None, None]
+        else:
+            dwin = np.broadcast_to(dy[..., None, None] / (kh * kw), (*dy.shape, kh, kw))
+        dx = np.zeros(self.x_shape, dy.dtype)
+        _add_windows(dx, dwin, self.strides)
+        return dx[:, 0] if self.ndim == 1 else dx
+
+
+class FlattenLayer:
+    params: dict = {}
+    grads: dict = {}
+
+    def forward(self, x: np.ndarray, training: bool = True) -> np.ndarray:
+        self.shape = x.shape
+        return x.reshape(len(x), -1)
+
+    def backward(self, dy: np.ndarray) -> np.ndarray:
+        return dy.reshape(self.shape)
+
+
+class DropoutLayer:
+    """Inverted dropout: keep with probability 1 - rate, scale kept values by 1/(1 - rate)."""
+
+    params: dict = {}
+    grads: dict = {}
+
+    def __init__(self, rate: float, rng: np.random.Generator):
+        self.rate, self.rng = rate, rng
+        self.mask = None
+
+    def forward(self, x: np.ndarray, training: bool = True) -> np.ndarray:
+        if not training or self.rate == 0:
+            self.mask = None
+            return x
+        keep = self.rng.random(x.shape, dtype=np.float32) >= self.rate
+        self.mask = keep.astype(x.dtype) / (1.0 - self.rate)
+        return x * self.mask
+
+    def backward(self, dy: np.ndarray) -> np.ndarray:
+        return dy if self.mask is None else dy * self.mask
+
+
+class BatchNormLayer:
+    """y = gamma (x - mean) / sqrt(var + eps) + beta over the last axis.
+
+    Training uses the batch mean and biased variance and updates
+    moving = momentum * moving + (1 - momentum) * batch; inference uses the
+    moving statistics. Backward (N values per channel, x_hat normalized):
+    dE/dx = (N dx_hat - sum(dx_hat) - x_hat sum(dx_hat x_hat)) / (N sqrt(var + eps)),
+    with dx_hat = gamma dE/dy.
+    """
+
+    def __init__(self, spec, params: dict, grads: dict, state: dict):
+        self.momentum, self.epsilon = spec.momentum, spec.epsilon
+        self.params, self.grads, self.state = params, grads, state
+
+    def forward(self, x: np.ndarray, training: bool = True) -> np.ndarray:
+        axes = tuple(range(x.ndim - 1))
+        if training:
+            mean, var = x.mean(axis=axes), x.var(axis=axes)
+            m = self.momentum
+            self.state["moving_mean"] *= m
+            self.state["moving_mean"] += (1 - m) * mean
+            self.state["moving_variance"] *= m
+            self.state["moving_variance"] += (1 - m) * var
+        else:
+            mean, var = self.state["moving_mean"], self.state["moving_variance"]
+        self.inv_std = 1.0 / np.sqrt(var + self.epsilon)
+        self.x_hat = (x - mean) * self.inv_std
+        return self.x_hat * self.params["gamma"] + self.params["beta"]
+
+    def backward(self, dy: np.ndarray) -> np.ndarray:
+        axes = tuple(range(dy.ndim - 1))
+        n = dy.size // dy.shape[-1]
+        np.sum(dy * self.x_hat, axis=axes, out=self.grads["gamma"])
+        np.sum(dy, axis=axes, out=self.grads["beta"])
+        dx_hat = dy * self.params["gamma"]
+        return (n * dx_hat - dx_hat.sum(axis=axes) - self.x_hat * (dx_hat * self.x_hat).sum(axis=axes)) \
+            * (self.inv_std / n)
