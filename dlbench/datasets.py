@@ -115,12 +115,14 @@ def blobs(seed: int, n_samples: int, n_features: int, n_classes: int, test_fract
     return split(x, y, test_fraction, seed, n_classes)
 
 
-def digits(seed: int, test_fraction: float) -> Dataset:
-    """scikit-learn's bundled 8x8 digits (1797 images), flattened to 64 features in [0, 1]."""
+def digits(seed: int, test_fraction: float, spatial: bool) -> Dataset:
+    """scikit-learn's bundled 8x8 digits (1797 images) in [0, 1]: 64 features,
+    or 8x8x1 images when ``spatial``."""
     from sklearn.datasets import load_digits
 
     bunch = load_digits()
-    return split(bunch.data / 16.0, bunch.target, test_fraction, seed, 10)
+    x = bunch.images[..., None] if spatial else bunch.data
+    return split(x / 16.0, bunch.target, test_fraction, seed, 10)
 
 
 def synthetic(seed: int, n_samples: int, n_features: int, n_classes: int, test_fraction: float) -> Dataset:
@@ -143,8 +145,25 @@ BUILTIN_DATASETS = [
                 {"n_samples": 1500, "n_classes": 3, "noise": 0.02, "test_fraction": 0.2}),
     DatasetInfo("blobs", blobs, "isotropic Gaussian clusters",
                 {"n_samples": 1000, "n_features": 2, "n_classes": 3, "test_fraction": 0.2}),
-    DatasetInfo("digits", digits, "scikit-learn's bundled 8x8 digits, 64 features in [0, 1], 10 classes",
-                {"test_fraction": 0.2}),
+    DatasetInfo("digits", digits, "scikit-learn's bundled 8x8 digits in [0, 1], 10 classes: 64 features, "
+                "or 8x8x1 images with spatial = true", {"test_fraction": 0.2, "spatial": False}),
     DatasetInfo("synthetic", synthetic, "Gaussian features, labels from a random linear teacher",
                 {"n_samples": 4096, "n_features": 64, "n_classes": 10, "test_fraction": 0.2}),
 ]
+
+
+def _file_datasets() -> list[DatasetInfo]:
+    from dlbench import datafiles
+
+    return [
+        DatasetInfo("mnist1d", datafiles.mnist1d, "MNIST-1D (Greydanus 2020), generated locally: 40-sample "
+                    "signals, 10 classes; (40, 1) with spatial = true",
+                    {"num_samples": 5000, "dataset_seed": 42, "spatial": False}),
+        DatasetInfo("idx", datafiles.idx, "MNIST / Fashion-MNIST IDX files (gzip or raw) in the folder `path`",
+                    {"path": "", "spatial": True, "scale": 1 / 255}),
+        DatasetInfo("npz", datafiles.npz, "x_train, y_train, x_test, y_test from the .npz file `path`",
+                    {"path": ""}),
+    ]
+
+
+BUILTIN_DATASETS += _file_datasets()

@@ -97,7 +97,7 @@ def loss_figure(items: list[Entry], scenario: str) -> Figure | None:
     refs = {id(e.run): e for e in curves if e.backend == REFERENCE_BACKEND}
     compared = [e for e in curves if e.backend != REFERENCE_BACKEND and id(e.run) in refs
                 and len(e.metrics["loss_history"]) == len(refs[id(e.run)].metrics["loss_history"])]
-    fig = Figure(figsize=(11, 3.8) if compared else (6.5, 3.8), layout="constrained")
+    fig = Figure(figsize=(12, 3.8) if compared else (6.5, 3.8), layout="constrained")
     axes = fig.subplots(1, 2 if compared else 1, squeeze=False)[0]
     per = 1
     for i, e in enumerate(curves):
@@ -119,8 +119,8 @@ def loss_figure(items: list[Entry], scenario: str) -> Figure | None:
                     drawstyle="steps-post", label=_name(e, several))
         ax.axhline(LOSS_RTOL, color="k", ls="--", lw=1, label=f"tolerance {LOSS_RTOL:g}")
         ax.set(yscale="log", title=f"relative difference to {REFERENCE_BACKEND} (0 drawn at {DIFF_FLOOR:g})",
-               xlabel="step", ylabel=f"max |loss - ref| / max(|ref|, {LOSS_FLOOR:g})" + _per(per))
-        ax.legend(fontsize="small", loc="lower right")
+               xlabel="step", ylabel=f"max |Δloss| / max(|ref|, {LOSS_FLOOR:g})" + _per(per))
+        ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1))
     return fig
 
 

@@ -153,7 +153,10 @@ def load_scenario_file(path: Path | str) -> Scenario:
         scenario = parse_scenario(doc, default_name=path.stem)
     except InputError as exc:
         raise exc.within(source=str(path)) from None
-    return dataclasses.replace(scenario, path=str(path))
+    options = scenario.data_options
+    if isinstance(options.get("path"), str) and options["path"] and not Path(options["path"]).expanduser().is_absolute():
+        options = {**options, "path": str(path.parent / options["path"])}  # relative to the scenario file
+    return dataclasses.replace(scenario, path=str(path), data_options=options)
 
 
 def shipped_scenario_dir() -> Path:

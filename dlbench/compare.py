@@ -1,0 +1,299 @@
+"""Did NEW get slower or less accurate than BASE? Per (scenario, backend).
+
+Each rule is a small check object with ``fails(current, baseline)`` that
+returns the reason (a string) or None, as asv's and pytest-benchmark's
+regression checks do. An improvement is a regression seen backwards:
+``check.fails(baseline, current)``.
+
+Speed is judged on median samples/s with a relative threshold and, where
+both rows carry raw samples, a two-sided Mann-Whitney U test: a slowdown
+beyond the threshold whose samples are not significantly different
+(p >= alpha) is noise, not a regression. The test uses the per-repeat
+medians when there are enough of them for significance to be possible,
+else the per-window throughputs of the first repeat.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from dlbench.report import Run, label_runs, point_key, point_label
+
+DEFAULT_THRESHOLD = 0.05
+DEFAULT_ACCURACY_TOLERANCE = 0.01
+DEFAULT_ALPHA = 0.05
+
+
+# ---------------------------------------------------------- the rank test
+def _average_ranks(values: list[float]) -> list[float]:
+    order = sorted(range(len(values)), key=values.__getitem__)
+    ranks = [0.0] * len(values)
+    i = 0
+    while i < len(order):
+        j = i
+        while j + 1 < len(order) and values[order[j + 1]] == values[order[i]]:
+            j += 1
+        for k in order[i:j + 1]:
+            ranks[k] = (i + j) / 2 + 1
+        i = j + 1
+    return ranks
+
+
+def mann_whitney_u(a: list[float], b: list[float]) -> tuple[float, float]:
+    """(U of ``a``, two-sided p): normal approximation with tie and continuity
+    corrections (scipy's ``mannwhitneyu(a, b, method="asymptotic")``)."""
+    n1, n2 = len(a), len(b)
+    n = n1 + n2
+    u = sum(_average_ranks(list(a) + list(b))[:n1]) - n1 * (n1 + 1) / 2
+    ties = sum(t ** 3 - t for t in _counts(list(a) + list(b)))
+    variance = n1 * n2 / 12 * ((n + 1) - ties / (n * (n - 1)))
+    if variance <= 0:
+        return u, 1.0
+    z = (abs(u - n1 * n2 / 2) - 0.5) / math.sqrt(variance)
+    return u, min(1.0, math.erfc(max(z, 0.0) / math.sqrt(2)))
+
+
+def _counts(values: list[float]) -> list[int]:
+    counts: dict[float, int] = {}
+    for v in values:
+        counts[v] = counts.get(v, 0) + 1
+    return list(counts.values())
+
+
+def smallest_p(n1: int, n2: int) -> float:
+    """The smallest p the test can give for these sample sizes (complete separation)."""
+    return mann_whitney_u([0.0] * 0 + list(range(n1)), list(range(n1, n1 + n2)))[1] if n1 and n2 else 1.0
+
+
+def raw_samples(baseline: dict, current: dict, alpha: float) -> tuple[str, list[float], list[float]] | None:
+    """(kind, baseline samples, current samples) worth testing, or None."""
+    for kind, key in (("repeats", "samples_per_sec_samples"), ("windows", "window_samples_per_sec")):
+        a, b = (_finite((row.get("metrics") or {}).get(key)) for row in (baseline, current))
+        if len(a) >= 2 and len(b) >= 2 and smallest_p(len(a), len(b)) < alpha:
+            return kind, a, b
+    return None
+
+
+def _finite(values) -> list[float]:
+    return [float(v) for v in values or [] if v is not None and math.isfinite(v)]
+
+
+# ----------------------------------------------------------------- checks
+def _metric(row: dict, key: str) -> float | None:
+    value = (row.get("metrics") or {}).get(key)
+    return value if isinstance(value, (int, float)) and math.isfinite(value) else None
+
+
+@dataclass(frozen=True)
+class SpeedCheck:
+    """Median samples/s fell by more than ``threshold`` (a fraction), significantly."""
+
+    threshold: float = DEFAULT_THRESHOLD
+    alpha: float = DEFAULT_ALPHA
+
+    def fails(self, current: dict, baseline: dict) -> str | None:
+        new, old = _metric(current, "samples_per_sec"), _metric(baseline, "samples_per_sec")
+        if not new or not old or new / old - 1 >= -self.threshold:
+            return None
+        samples = raw_samples(baseline, current, self.alpha)
+        if samples is not None:
+            kind, a, b = samples
+            p = mann_whitney_u(a, b)[1]
+            if p >= self.alpha:
+                return None
+            return f"samples/s {new / old - 1:+.1%} (beyond {self.threshold:.0%}; p={p:.2g} over {kind})"
+        return f"samples/s {new / old - 1:+.1%} (beyond {self.threshold:.0%})"
+
+
+@dataclass(frozen=True)
+class AccuracyCheck:
+    """Test accuracy fell by more than ``tolerance`` (absolute)."""
+
+    tolerance: float = DEFAULT_ACCURACY_TOLERANCE
+
+    def fails(self, current: dict, baseline: dict) -> str | None:
+        new, old = _metric(current, "test_accuracy"), _metric(baseline, "test_accuracy")
+        if new is None or old is None or old - new <= self.tolerance:
+            return None
+        return f"test accuracy {new - old:+.4f} (beyond {self.tolerance:g})"
+
+
+@dataclass(frozen=True)
+class StatusCheck:
+    """The baseline finished ok, the current run did not."""
+
+    def fails(self, current: dict, baseline: dict) -> str | None:
+        if baseline.get("status") == "ok" and current.get("status") != "ok":
+            return f"status {current.get('status')} (was ok): {current.get('error')}"
+        return None
+
+
+@dataclass(frozen=True)
+class ParityCheck:
+    """The baseline agreed with the reference, the current run does not."""
+
+    def fails(self, current: dict, baseline: dict) -> str | None:
+        old, new = baseline.get("parity") or {}, current.get("parity") or {}
+        if old.get("agrees") and new and not new.get("agrees"):
+            return "no longer agrees with the reference"
+        return None
+
+
+def default_checks(threshold: float = DEFAULT_THRESHOLD, accuracy_tolerance: float = DEFAULT_ACCURACY_TOLERANCE,
+                   alpha: float = DEFAULT_ALPHA) -> list:
+    return [StatusCheck(), ParityCheck(), SpeedCheck(threshold, alpha), AccuracyCheck(accuracy_tolerance)]
+
+
+# ------------------------------------------------------------- comparison
+@dataclass
+class Change:
+    """One (scenario, backend, sweep point) in BASE and NEW."""
+
+    scenario: str
+    backend: str
+    point: dict
+    base: dict | None
+    new: dict | None
+    regressions: list[str] = field(default_factory=list)
+    improvements: list[str] = field(default_factory=list)
+
+    @property
+    def verdict(self) -> str:
+        if self.base is None:
+            return "new"
+        if self.new is None:
+            return "missing"
+        return "regressed" if self.regressions else "improved" if self.improvements else "same"
+
+    @property
+    def speed_change(self) -> float | None:
+        new, old = (_metric(r, "samples_per_sec") if r else None for r in (self.new, self.base))
+        return new / old - 1 if new and old else None
+
+    @property
+    def accuracy_change(self) -> float | None:
+        new, old = (_metric(r, "test_accuracy") if r else None for r in (self.new, self.base))
+        return None if new is None or old is None else new - old
+
+    def p_value(self, alpha: float = DEFAULT_ALPHA) -> tuple[float, str] | None:
+        samples = raw_samples(self.base, self.new, alpha) if self.base and self.new else None
+        return None if samples is None else (mann_whitney_u(samples[1], samples[2])[1], samples[0])
+
+
+def _key(row: dict) -> tuple:
+    return row.get("scenario"), row.get("backend"), point_key(row.get("sweep_point"))
+
+
+def compare(base: dict, new: dict, checks: list | None = None) -> list[Change]:
+    """Every (scenario, backend, sweep point) of either document, judged by ``checks``."""
+    checks = default_checks() if checks is None else checks
+    old_rows = {_key(r): r for r in base.get("results") or []}
+    new_rows = {_key(r): r for r in new.get("results") or []}
+    changes = []
+    for key in dict.fromkeys([*old_rows, *new_rows]):
+        old, current = old_rows.get(key), new_rows.get(key)
+        some = old or current
+        change = Change(str(key[0]), str(key[1]), some.get("sweep_point") or {}, old, current)
+        if old and current:
+            change.regressions = [r for c in checks if (r := c.fails(current, old))]
+            change.improvements = [r.replace("beyond", "improved beyond", 1) for c in checks
+                                   if isinstance(c, (SpeedCheck, AccuracyCheck)) and (r := c.fails(old, current))]
+        changes.append(change)
+    return changes
+
+
+def exit_code(changes: list[Change]) -> int:
+    return 1 if any(c.regressions for c in changes) else 0
+
+
+def different_machines(base: dict, new: dict) -> list[str]:
+    """What differs between the machines of BASE and NEW (speed is then not comparable)."""
+    keys = ("hostname", "cpu", "logical_cores", "gpus")
+    envs = [d.get("environment") or {} for d in (base, new)]
+    return [f"{k}: {envs[0].get(k)} -> {envs[1].get(k)}" for k in keys if envs[0].get(k) != envs[1].get(k)]
+
+
+# --------------------------------------------------------------- output
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{value:+.1%}"
+
+
+def _speed(row: dict | None) -> str:
+    value = _metric(row, "samples_per_sec") if row else None
+    return "-" if value is None else f"{value:,.0f}" if value >= 100 else f"{value:.3g}"
+
+
+def _acc(row: dict | None) -> str:
+    value = _metric(row, "test_accuracy") if row else None
+    return "-" if value is None else f"{value:.4f}"
+
+
+COLUMNS = ("scenario", "backend", "sweep", "base samples/s", "new samples/s", "change", "p (samples)",
+           "base acc", "new acc", "Δacc", "verdict")
+
+
+def cells(change: Change, alpha: float = DEFAULT_ALPHA) -> list[str]:
+    tested = change.p_value(alpha)
+    acc = change.accuracy_change
+    return [change.scenario, change.backend, point_label(change.point), _speed(change.base), _speed(change.new),
+            _pct(change.speed_change), "-" if tested is None else f"{tested[0]:.2g} ({tested[1]})",
+            _acc(change.base), _acc(change.new), "-" if acc is None else f"{acc:+.4f}", change.verdict]
+
+
+def summary(changes: list[Change], threshold: float) -> str:
+    bad = [c for c in changes if c.regressions]
+    good = [c for c in changes if c.verdict == "improved"]
+    if not bad:
+        return f"no regression beyond {threshold:.0%} ({len(good)} improved, {len(changes)} compared)"
+    return f"{len(bad)} regressed beyond {threshold:.0%}, {len(good)} improved, {len(changes)} compared"
+
+
+def reasons(changes: list[Change]) -> list[tuple[str, str]]:
+    """(verdict, 'scenario / backend: reason') for every regression and improvement."""
+    found = []
+    for c in changes:
+        where = f"{c.scenario} / {c.backend}" + (f" [{point_label(c.point)}]" if c.point else "")
+        found += [("regressed", f"{where}: {r}") for r in c.regressions]
+        found += [("improved", f"{where}: {r}") for r in c.improvements if not c.regressions]
+    return found
+
+
+def labels(base: dict, new: dict) -> tuple[str, str]:
+    return tuple(label_runs([base, new]))  # type: ignore[return-value]
+
+
+def rich_table(changes: list[Change], alpha: float = DEFAULT_ALPHA):
+    from rich.markup import escape
+    from rich.table import Table
+
+    styles = {"regressed": "bold red", "improved": "green", "missing": "yellow", "new": "cyan"}
+    shown = [c for c in COLUMNS if c != "sweep" or any(ch.point for ch in changes)]
+    table = Table(title="dlbench compare", title_justify="left")
+    for name in shown:
+        table.add_column(name, justify="left" if name in ("scenario", "backend", "sweep", "verdict") else "right")
+    for change in changes:
+        row = dict(zip(COLUMNS, cells(change, alpha)))
+        style = styles.get(change.verdict)
+        table.add_row(*(escape(row[n]) for n in shown), style=style)
+    return table
+
+
+def markdown(changes: list[Change], runs: tuple[Run, Run], threshold: float, alpha: float = DEFAULT_ALPHA) -> str:
+    shown = [c for c in COLUMNS if c != "sweep" or any(ch.point for ch in changes)]
+    lines = [f"base: {runs[0].label} · new: {runs[1].label}", "",
+             "| " + " | ".join(shown) + " |", "|" + "|".join("---" for _ in shown) + "|"]
+    for change in changes:
+        row = dict(zip(COLUMNS, cells(change, alpha)))
+        verdict = row["verdict"]
+        row["verdict"] = f"**{verdict}**" if verdict in ("regressed", "improved") else verdict
+        lines.append("| " + " | ".join(row[n].replace("|", "\\|") for n in shown) + " |")
+    lines += ["", summary(changes, threshold)] + [f"- {v}: {text}" for v, text in reasons(changes)]
+    return "\n".join(lines) + "\n"
+
+
+def as_json(changes: list[Change], alpha: float = DEFAULT_ALPHA) -> list[dict]:
+    return [{"scenario": c.scenario, "backend": c.backend, "sweep_point": c.point or None, "verdict": c.verdict,
+             "speed_change": c.speed_change, "accuracy_change": c.accuracy_change,
+             "p_value": (c.p_value(alpha) or (None,))[0], "regressions": c.regressions,
+             "improvements": c.improvements} for c in changes]

@@ -1,0 +1,104 @@
+"""Loading the user's files (tested on small files written here) and MNIST-1D."""
+
+import gzip
+import struct
+
+import numpy as np
+import pytest
+
+from dlbench.datasets import BUILTIN_DATASETS
+from dlbench.errors import InputError
+from dlbench.scenario import load_scenario_file
+
+DATASETS = {info.name: info for info in BUILTIN_DATASETS}
+
+
+def write_idx(path, array, compress=False):
+    codes = {np.dtype(np.uint8): 0x08, np.dtype(">i4"): 0x0C}
+    header = bytes([0, 0, codes[array.dtype], array.ndim]) + struct.pack(f">{array.ndim}i", *array.shape)
+    data = header + array.tobytes()
+    path.write_bytes(gzip.compress(data) if compress else data)
+
+
+def mnist_folder(tmp_path, compress):
+    rng = np.random.default_rng(0)
+    arrays = {"train-images-idx3-ubyte": rng.integers(0, 256, (12, 4, 5), dtype=np.uint8),
+              "train-labels-idx1-ubyte": rng.integers(0, 10, 12, dtype=np.uint8),
+              "t10k-images-idx3-ubyte": rng.integers(0, 256, (6, 4, 5), dtype=np.uint8),
+              "t10k-labels-idx1-ubyte": np.array([0, 1, 2, 9, 3, 3], np.uint8)}
+    for name, array in arrays.items():
+        write_idx(tmp_path / (name + (".gz" if compress else "")), array, compress)
+    return arrays
+
+
+@pytest.mark.parametrize("compress", [False, True])
+def test_idx_files_load_as_scaled_images(tmp_path, compress):
+    arrays = mnist_folder(tmp_path, compress)
+    data = DATASETS["idx"].load(0, {"path": str(tmp_path)})
+    assert data.x_train.shape == (12, 4, 5, 1) and data.x_train.dtype == np.float32
+    np.testing.assert_allclose(data.x_train[..., 0], arrays["train-images-idx3-ubyte"] / 255, rtol=1e-6)
+    np.testing.assert_array_equal(data.y_test, [0, 1, 2, 9, 3, 3])
+    assert data.n_classes == 10
+    flat = DATASETS["idx"].load(0, {"path": str(tmp_path), "spatial": False})
+    assert flat.x_test.shape == (6, 20)
+
+
+def test_idx_missing_and_corrupt_files_name_the_path(tmp_path):
+    with pytest.raises(InputError, match=f"{tmp_path / 'none'}: data.path: no such folder"):
+        DATASETS["idx"].load(0, {"path": str(tmp_path / "none")})
+    mnist_folder(tmp_path, compress=False)
+    (tmp_path / "t10k-labels-idx1-ubyte").unlink()
+    with pytest.raises(InputError, match="missing t10k-labels-idx1-ubyte"):
+        DATASETS["idx"].load(0, {"path": str(tmp_path)})
+    (tmp_path / "t10k-labels-idx1-ubyte").write_bytes(b"\x00\x00\x08\x01\x00\x00\x00\x09abc")
+    with pytest.raises(InputError, match="t10k-labels-idx1-ubyte: IDX data holds 3 bytes, its header says 9"):
+        DATASETS["idx"].load(0, {"path": str(tmp_path)})
+    (tmp_path / "t10k-labels-idx1-ubyte").write_bytes(b"PK\x03\x04 not idx")
+    with pytest.raises(InputError, match="bad magic number"):
+        DATASETS["idx"].load(0, {"path": str(tmp_path)})
+
+
+def test_npz_loads_and_refuses_pickles(tmp_path):
+    rng = np.random.default_rng(0)
+    path = tmp_path / "d.npz"
+    np.savez(path, x_train=rng.standard_normal((10, 3)), y_train=rng.integers(0, 3, 10),
+             x_test=rng.standard_normal((4, 3)), y_test=np.array([0, 1, 2, 2]))
+    data = DATASETS["npz"].load(0, {"path": str(path)})
+    assert data.x_train.dtype == np.float32 and data.input_shape == (3,) and data.n_classes == 3
+    pickled = tmp_path / "p.npz"
+    np.savez(pickled, x_train=np.array([object()], dtype=object), y_train=np.zeros(1, int),
+             x_test=np.zeros((1, 3)), y_test=np.zeros(1, int))
+    with pytest.raises(InputError, match=f"{pickled}: cannot read .npz file: .*allow_pickle"):
+        DATASETS["npz"].load(0, {"path": str(pickled)})
+    with pytest.raises(InputError, match="missing arrays y_test"):
+        np.savez(tmp_path / "m.npz", x_train=np.zeros((1, 2)), y_train=np.zeros(1, int), x_test=np.zeros((1, 2)))
+        DATASETS["npz"].load(0, {"path": str(tmp_path / "m.npz")})
+    with pytest.raises(InputError, match="cannot read .npz file"):
+        DATASETS["npz"].load(0, {"path": str(tmp_path / "absent.npz")})
+    with pytest.raises(InputError, match="data.path: give the path of the .npz file"):
+        DATASETS["npz"].load(0, {})
+
+
+def test_relative_data_paths_are_relative_to_the_scenario_file(tmp_path):
+    (tmp_path / "sub").mkdir()
+    scenario = tmp_path / "sub" / "s.toml"
+    scenario.write_text('[data]\nname = "npz"\npath = "data/d.npz"\n[model]\ninput_shape = [3]\n'
+                        'layers = [{ type = "dense", units = 3, activation = "softmax" }]\n'
+                        '[train]\nloss = "categorical_crossentropy"\n')
+    assert load_scenario_file(scenario).data_options["path"] == str(tmp_path / "sub" / "data" / "d.npz")
+
+
+def test_mnist1d_is_generated_locally_with_the_reference_split():
+    data = DATASETS["mnist1d"].load(0, {})
+    assert data.x_train.shape == (4000, 40) and data.x_test.shape == (1000, 40)
+    assert data.x_train.dtype == np.float32 and data.n_classes == 10
+    again = DATASETS["mnist1d"].load(7, {"spatial": True})  # the scenario seed does not change the data
+    assert again.input_shape == (40, 1)
+    np.testing.assert_array_equal(again.x_train[..., 0], data.x_train)
+
+
+def test_digits_as_images():
+    data = DATASETS["digits"].load(0, {"spatial": True})
+    flat = DATASETS["digits"].load(0, {})
+    assert data.input_shape == (8, 8, 1)
+    np.testing.assert_array_equal(data.x_train.reshape(len(data.x_train), -1), flat.x_train)
