@@ -129,6 +129,7 @@ def execute(request: RunRequest) -> dict:
         "loss_history": [finite_or_none(x) for x in history],
         "loss_history_every": every,
     }
+    row["stochastic"] = spec.has_dropout
     if m.diverged_at is not None:
         return {**row, "status": "diverged", "error": f"loss became NaN or infinite at step {m.diverged_at}"}
     return {**row, "status": "ok"}

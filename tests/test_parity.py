@@ -1,0 +1,42 @@
+from dlbench.parity import annotate, compare
+
+
+def row(backend, losses, acc, stochastic=False, status="ok", scenario="s"):
+    return {"scenario": scenario, "backend": backend, "status": status, "stochastic": stochastic,
+            "metrics": {"loss_history": losses, "loss_history_every": 2, "test_accuracy": acc}}
+
+
+def test_identical_histories_agree():
+    ref = row("numpy", [2.0, 1.0, 0.5], 0.9)
+    result = compare(row("torch", [2.0, 1.0002, 0.5], 0.9), ref)
+    assert result["agrees"] and result["kind"] == "loss-history"
+    assert abs(result["max_rel_loss_diff"] - 2e-4) < 1e-9 and result["first_step_over"] is None
+
+
+def test_first_step_over_tolerance_is_reported_in_training_steps():
+    result = compare(row("jax", [2.0, 1.0, 0.6], 0.9), row("numpy", [2.0, 1.0, 0.5], 0.9))
+    assert not result["agrees"] and result["first_step_over"] == 4  # third recorded point, every 2 steps
+
+
+def test_near_zero_losses_are_compared_absolutely():
+    result = compare(row("jax", [1e-9], 1.0), row("numpy", [3e-9], 1.0))
+    assert result["agrees"]
+
+
+def test_accuracy_difference_beyond_tolerance_disagrees():
+    result = compare(row("tf", [1.0], 0.88), row("numpy", [1.0], 0.9))
+    assert not result["agrees"] and abs(result["accuracy_diff"] + 0.02) < 1e-12
+
+
+def test_dropout_runs_are_compared_on_accuracy_only():
+    result = compare(row("torch", [5.0], 0.89, stochastic=True), row("numpy", [1.0], 0.9, stochastic=True))
+    assert result["kind"] == "accuracy-only" and result["agrees"]
+    assert not compare(row("torch", [1.0], 0.8, True), row("numpy", [1.0], 0.9, True))["agrees"]
+
+
+def test_annotate_compares_within_a_scenario_only():
+    rows = [row("numpy", [1.0], 0.9), row("torch", [1.0], 0.9), row("numpy", [2.0], 0.5, scenario="t"),
+            row("torch", [9.0], 0.5, scenario="t"), row("jax", [1.0], 0.9, status="failed")]
+    annotate(rows)
+    assert rows[1]["parity"]["agrees"] and not rows[3]["parity"]["agrees"]
+    assert "parity" not in rows[0] and rows[4]["parity"] is None
