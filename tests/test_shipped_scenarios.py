@@ -33,3 +33,11 @@ def test_shipped_scenario_reaches_its_expected_accuracy_on_numpy(name):
     assert row["status"] == "ok", row["error"]
     low, high = resolve_scenario(name).expected_accuracy
     assert low <= row["metrics"]["test_accuracy"] <= high
+
+
+def test_readme_lists_every_shipped_scenario():
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    table = readme.split("### Shipped scenarios", 1)[1].split("\n\n", 2)[1]
+    assert sorted(line.split("`")[1] for line in table.splitlines()[2:]) == SCENARIOS
