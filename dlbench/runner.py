@@ -39,8 +39,9 @@ def thread_environment(threads: int, device: str) -> dict[str, str]:
         "TF_NUM_INTRAOP_THREADS": n,
         "TF_NUM_INTEROP_THREADS": "1",
         "XLA_FLAGS": " ".join(filter(None, [os.environ.get("XLA_FLAGS", ""),
-                                            "--xla_cpu_multi_thread_eigen=" + ("true" if threads > 1 else "false"),
-                                            f"intra_op_parallelism_threads={n}"])),
+                                            "--xla_cpu_multi_thread_eigen=" + ("true" if threads > 1 else "false")])),
+        "PJRT_NPROC": n,  # sizes XLA's CPU thread pool
+        "XLA_PYTHON_CLIENT_PREALLOCATE": "false",  # JAX takes GPU memory as needed: peak memory stays honest
         "TF_CPP_MIN_LOG_LEVEL": "2",
         "PYTHONUNBUFFERED": "1",
     }

@@ -50,4 +50,4 @@ def test_shipped_scenario_agrees_with_numpy_for_100_steps(backend, scenario):
     result = compare(rows[backend], rows["numpy"], rtol=1e-3, accuracy_atol=0.01)
     assert result["agrees"], result
     assert rows[backend]["metrics"]["loss_history_every"] == 1
-    assert len(rows[backend]["metrics"]["loss_history"]) == 100
+    assert len(rows[backend]["metrics"]["loss_history"]) == rows["numpy"]["metrics"]["steps"] <= 100

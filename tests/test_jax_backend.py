@@ -13,7 +13,7 @@ from dlbench.backend import TrainerOptions
 from dlbench.batches import BatchPlan
 from dlbench.errors import InputError
 from dlbench.initializers import initial_weights
-from dlbench.spec import SGD, Adam, Dense, Sequential
+from dlbench.spec import SGD, Adam, Dense, Flatten, Sequential
 
 SPEC = Sequential([Dense(8, "tanh", input_shape=(5,)), Dense(3, "softmax")]).compile(
     "categorical_crossentropy", Adam(0.01))
@@ -53,6 +53,13 @@ def test_training_never_writes_into_the_callers_weights(backend):
     for layer, ref in zip(weights, initial_weights(SPEC, 0)):
         for name in layer:
             np.testing.assert_array_equal(layer[name], ref[name])
+
+
+def test_layers_it_cannot_build_are_named(backend):
+    spec = Sequential([Flatten(input_shape=(2, 3)), Dense(2, "softmax")]).compile("categorical_crossentropy", "adam")
+    with pytest.raises(InputError, match="flatten") as info:
+        build(backend, spec)
+    assert info.value.field == "layers[0]"
 
 
 @pytest.mark.parametrize("extra, field", [({"jit": True}, "backend_options.jit"),
@@ -145,22 +152,69 @@ def test_options_still_train_like_numpy(backend, options, optimizer):
     assert evaluation[1] == pytest.approx(ref_eval[1], abs=1e-9)
 
 
-@pytest.mark.parametrize("optimizer", [SGD(0.05, 0.9), Adam(0.01, 0.8, 0.99, 1e-6)], ids=["momentum", "adam"])
-def test_update_rules_equal_optax(optimizer):
-    optax = pytest.importorskip("optax")
+def spec_update_float64(optimizer, w, grads, first_step=1, m=0.0, v=0.0):
+    """The update rules of dlbench.spec in float64, one step per gradient."""
+    for t, g in enumerate(grads, first_step):
+        if optimizer.name == "sgd":
+            m = optimizer.momentum * m + g
+            w = w - optimizer.learning_rate * m
+            continue
+        b1, b2 = optimizer.beta_1, optimizer.beta_2
+        m, v = b1 * m + (1 - b1) * g, b2 * v + (1 - b2) * g * g
+        w = w - optimizer.learning_rate * (m / (1 - b1 ** t)) / (np.sqrt(v / (1 - b2 ** t)) + optimizer.epsilon)
+    return w
+
+
+def apply_rule(optimizer, params, grads, state=None):
     jax = pytest.importorskip("jax")
     from dlbench_backends.jax_backend import OPTIMIZERS
 
     rule = OPTIMIZERS[optimizer.name](optimizer)
+    params = jax.device_put(params)
+    state = jax.device_put(rule.init(params) if state is None else state)
+    for g in grads:
+        params, state = rule.update(params, jax.device_put(g), state)
+    return np.asarray(params[0]["kernel"], np.float64)
+
+
+@pytest.mark.parametrize("optimizer", [SGD(0.05, 0.9), Adam(0.01), Adam(0.01, 0.8, 0.9999, 1e-6)],
+                         ids=["momentum", "adam", "adam-b2-0.9999"])
+def test_update_rules_match_the_spec_in_float64(optimizer):
+    # from zero weights the updates are not lost in rounding: a 1e-5 error in
+    # Adam's bias correction (float32(0.999) rounds 1 - b2) shows up here
+    rng = np.random.default_rng(0)
+    grads = [[{"kernel": rng.standard_normal((4, 3)).astype(np.float32)}] for _ in range(5)]
+    ours = apply_rule(optimizer, [{"kernel": np.zeros((4, 3), np.float32)}], grads)
+    expected = spec_update_float64(optimizer, 0.0, [g[0]["kernel"].astype(np.float64) for g in grads])
+    np.testing.assert_allclose(ours, expected, rtol=1e-6, atol=1e-8)
+
+
+def test_adam_bias_correction_late_in_training():
+    optimizer = Adam()
+    rng = np.random.default_rng(0)
+    m, v = (0.01 * rng.standard_normal((4, 3))).astype(np.float32), (1e-4 * rng.random((4, 3))).astype(np.float32)
+    g = rng.standard_normal((4, 3)).astype(np.float32)
+    zeros = np.zeros((4, 3), np.float32)
+    state = ([{"kernel": m}], [{"kernel": v}], np.int32(2999))
+    ours = apply_rule(optimizer, [{"kernel": zeros}], [[{"kernel": g}]], state)
+    expected = spec_update_float64(optimizer, 0.0, [g.astype(np.float64)], 3000, m.astype(np.float64),
+                                   v.astype(np.float64))
+    np.testing.assert_allclose(ours, expected, rtol=1e-6)
+
+
+@pytest.mark.parametrize("optimizer", [SGD(0.05, 0.9), Adam(0.01, 0.8, 0.99, 1e-6)], ids=["momentum", "adam"])
+def test_update_rules_equal_optax(optimizer):
+    # optax computes 1 - b**t in float32 (about 1e-6 off for b2 = 0.99), hence rtol 1e-5
+    optax = pytest.importorskip("optax")
+    jax = pytest.importorskip("jax")
     reference = (optax.sgd(optimizer.learning_rate, optimizer.momentum) if optimizer.name == "sgd" else
                  optax.adam(optimizer.learning_rate, optimizer.beta_1, optimizer.beta_2, optimizer.epsilon))
     rng = np.random.default_rng(0)
     params = [{"kernel": rng.standard_normal((4, 3)).astype(np.float32)}]
-    ours, state = jax.device_put(params), jax.device_put(rule.init(params))
-    theirs, ref_state = jax.device_put(params), reference.init(jax.device_put(params))
-    for _ in range(50):
-        grads = [{"kernel": rng.standard_normal((4, 3)).astype(np.float32)}]
-        ours, state = rule.update(ours, grads, state)
-        updates, ref_state = reference.update(grads, ref_state)
+    grads = [[{"kernel": rng.standard_normal((4, 3)).astype(np.float32)}] for _ in range(50)]
+    theirs, state = jax.device_put(params), reference.init(jax.device_put(params))
+    for g in grads:
+        updates, state = reference.update(g, state)
         theirs = optax.apply_updates(theirs, updates)
-    np.testing.assert_allclose(ours[0]["kernel"], theirs[0]["kernel"], rtol=1e-5, atol=1e-6)
+    ours = apply_rule(optimizer, params, grads)
+    np.testing.assert_allclose(ours, theirs[0]["kernel"], rtol=1e-5, atol=1e-6)
