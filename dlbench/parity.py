@@ -3,8 +3,14 @@
 Per step ``i``, the relative loss difference is
 ``|loss_i - ref_i| / max(|ref_i|, LOSS_FLOOR)``: relative where the loss is
 large, absolute (scaled by the floor) where it approaches zero, so a loss
-of 1e-9 vs 2e-9 is not a disagreement. A backend agrees when every step is
-within ``rtol`` and the final test accuracies differ by at most ``atol_accuracy``.
+of 1e-9 vs 2e-9 is not a disagreement. A backend agrees when every step of the first ``HORIZON_STEPS`` is within
+``rtol`` and the final test accuracies differ by at most ``accuracy_atol``.
+The horizon exists because training is chaotic: two float32
+implementations that differ by one rounding in a sum drift apart
+exponentially (Adam at lr 1e-2 on MNIST-1D leaves 1e-3 after about 350
+steps on every framework alike), so beyond it only the outcome — accuracy —
+is judged. The largest difference and the first step over ``rtol`` are
+reported over the whole run all the same.
 
 Dropout draws its masks from each framework's own random generator, so two
 backends training a network with dropout follow different trajectories by
@@ -23,10 +29,11 @@ LOSS_RTOL = 1e-3
 LOSS_FLOOR = 1e-2
 ACCURACY_ATOL = 0.01
 STOCHASTIC_ACCURACY_ATOL = 0.03
+HORIZON_STEPS = 1000
 
 
-def compare(row: dict, reference: dict, rtol: float = LOSS_RTOL,
-            accuracy_atol: float = ACCURACY_ATOL) -> dict | None:
+def compare(row: dict, reference: dict, rtol: float = LOSS_RTOL, accuracy_atol: float = ACCURACY_ATOL,
+            horizon: int = HORIZON_STEPS) -> dict | None:
     """Parity of ``row`` against ``reference``; None when either has no history."""
     ours = row.get("metrics", {}).get("loss_history") or []
     ref = reference.get("metrics", {}).get("loss_history") or []
@@ -44,11 +51,12 @@ def compare(row: dict, reference: dict, rtol: float = LOSS_RTOL,
     first_over = next((i * every for i, d in enumerate(diffs) if d > rtol), None)
     acc, ref_acc = row["metrics"].get("test_accuracy"), reference["metrics"].get("test_accuracy")
     accuracy_diff = None if acc is None or ref_acc is None else acc - ref_acc
-    agrees = first_over is None and accuracy_diff is not None and abs(accuracy_diff) <= accuracy_atol
+    agrees = ((first_over is None or first_over >= horizon) and accuracy_diff is not None
+              and abs(accuracy_diff) <= accuracy_atol)
     return {"reference": reference["backend"], "kind": "loss-history", "agrees": agrees,
             "max_rel_loss_diff": worst if math.isfinite(worst) else None,
             "first_step_over": first_over, "accuracy_diff": accuracy_diff, "rtol": rtol,
-            "accuracy_atol": accuracy_atol}
+            "accuracy_atol": accuracy_atol, "horizon": horizon}
 
 
 def _compare_accuracy_only(row: dict, reference: dict) -> dict:

@@ -40,3 +40,11 @@ def test_annotate_compares_within_a_scenario_only():
     annotate(rows)
     assert rows[1]["parity"]["agrees"] and not rows[3]["parity"]["agrees"]
     assert "parity" not in rows[0] and rows[4]["parity"] is None
+
+
+def test_drift_after_the_horizon_is_reported_but_judged_on_accuracy():
+    ref = row("numpy", [1.0] * 10, 0.9)
+    drifted = row("torch", [1.0] * 6 + [1.1] * 4, 0.905)
+    result = compare(drifted, ref, horizon=12)  # points every 2 steps: drift starts at step 12
+    assert result["agrees"] and result["first_step_over"] == 12
+    assert not compare(drifted, ref, horizon=13)["agrees"]
