@@ -14,7 +14,8 @@ from dlbench.batches import BatchPlan
 from dlbench.errors import InputError
 from dlbench.initializers import initial_weights
 from dlbench.plugins import get_plugins
-from dlbench.spec import SGD, Activation, Adam, Dense, Sequential
+from dlbench.spec import (SGD, Activation, Adam, AveragePool1D, AveragePool2D, BatchNormalization, Conv1D, Conv2D,
+                          Dense, Dropout, Flatten, MaxPool1D, MaxPool2D, Sequential)
 
 SPECS = {
     "relu-softmax-momentum": (Sequential([Dense(8, "relu", input_shape=(5,)), Dense(6, "tanh"),
@@ -41,8 +42,8 @@ def train(spec, data, options: TrainerOptions, batch_size=8, steps=25, window_st
 
 
 def assert_trains_like_numpy(spec, n_classes, options: TrainerOptions, n_train=43, batch_size=8, steps=25,
-                             window_steps=7):
-    data = toy_data(n_classes=n_classes, n_train=n_train)
+                             window_steps=7, input_shape=(5,)):
+    data = toy_data(input_shape=input_shape, n_classes=n_classes, n_train=n_train)
     reference = get_plugins().backends["numpy"].build(spec, initial_weights(spec, 0), TrainerOptions())
     reference.place_data(data)
     plan = BatchPlan(len(data.x_train), batch_size, epochs=1000, seed=0, max_steps=steps)
@@ -105,9 +106,18 @@ def test_jit_compiled_windows_longer_than_a_chunk_train_like_numpy(backend):
                              batch_size=2, steps=160, window_steps=100)
 
 
+@pytest.fixture
+def restore_tensorflow_settings():
+    """Determinism is process-wide in TensorFlow; undo it so later tests run as usual."""
+    yield
+    from tensorflow.python.framework import config  # the only way back; public API has none
+
+    config.disable_op_determinism()
+
+
 @pytest.mark.parametrize("options", [TrainerOptions(precision="tf32"), TrainerOptions(deterministic=True)],
                          ids=["tf32", "deterministic"])
-def test_precision_and_determinism_settings_still_train_like_numpy(backend, options):
+def test_precision_and_determinism_settings_still_train_like_numpy(backend, options, restore_tensorflow_settings):
     spec, n_classes = SPECS["relu-softmax-momentum"]
     assert_trains_like_numpy(spec, n_classes, options)
 
@@ -119,6 +129,61 @@ def test_window_function_is_traced_once_for_all_window_lengths_and_batch_sizes(b
                             steps=30, window_steps=4)
     assert losses.shape == (30,) and np.all(np.isfinite(losses))
     assert trainer._window.experimental_get_tracing_count() == 1
+
+
+LAYER_SPECS = {
+    # (spec, input shape): every layer type, padding mode and pooling kind at least once
+    "conv2d-same-strided-maxpool": (Sequential([
+        Conv2D(4, 3, strides=2, padding="same", activation="relu", input_shape=(7, 7, 2)),
+        MaxPool2D(2, strides=1), Flatten(), Dense(3, "softmax")]).compile("categorical_crossentropy", Adam(0.01)),
+        (7, 7, 2)),
+    "conv2d-int-padding-avgpool": (Sequential([
+        Conv2D(3, (3, 2), padding=1, activation="tanh", input_shape=(6, 5, 1)), AveragePool2D(2), Flatten(),
+        Dense(3, "softmax")]).compile("categorical_crossentropy", SGD(0.1, 0.9)), (6, 5, 1)),
+    "conv1d-batchnorm-pools": (Sequential([
+        Conv1D(4, 3, strides=2, activation="relu", input_shape=(11, 2)), BatchNormalization(momentum=0.9),
+        MaxPool1D(2), AveragePool1D(2, strides=1), Flatten(), Dense(1, "sigmoid")]).compile(
+        "binary_crossentropy", "adam"), (11, 2)),
+    "dense-batchnorm-dropout-0": (Sequential([
+        Dense(8, input_shape=(5,)), BatchNormalization(), Activation("sigmoid"), Dropout(0.0),
+        Dense(3, "sigmoid")]).compile("mse", SGD(0.5)), (5,)),
+}
+
+
+@pytest.mark.parametrize("case", list(LAYER_SPECS))
+def test_conv_pool_flatten_batchnorm_layers_train_like_numpy(backend, case):
+    spec, input_shape = LAYER_SPECS[case]
+    # weights include BatchNormalization's moving statistics; evaluation uses them
+    assert_trains_like_numpy(spec, max(spec.output_shape[0], 2), TrainerOptions(), input_shape=input_shape)
+
+
+@pytest.mark.parametrize("case", ["conv2d-same-strided-maxpool", "conv1d-batchnorm-pools"])
+def test_jit_compiled_conv_and_batchnorm_train_like_numpy(backend, case):
+    spec, input_shape = LAYER_SPECS[case]
+    assert_trains_like_numpy(spec, max(spec.output_shape[0], 2), TrainerOptions(extra={"jit_compile": True}),
+                             input_shape=input_shape)
+
+
+def test_deterministic_xla_with_max_pooling_is_refused_before_training(backend):
+    spec, _ = LAYER_SPECS["conv2d-same-strided-maxpool"]
+    with pytest.raises(InputError, match="deterministic max-pooling gradient"):
+        backend.build(spec, initial_weights(spec, 0), TrainerOptions(deterministic=True,
+                                                                     extra={"jit_compile": True}))
+
+
+def test_dropout_masks_follow_the_seed_and_vanish_at_inference(backend):
+    spec = Sequential([Dense(16, "relu", input_shape=(5,)), Dropout(0.5), Dense(3, "softmax")]).compile(
+        "categorical_crossentropy", SGD(0.1))
+    data = toy_data(n_classes=3)
+    trainer, losses = train(spec, data, TrainerOptions(seed=0), steps=10)
+    _, same_seed = train(spec, data, TrainerOptions(seed=0), steps=10)
+    _, other_seed = train(spec, data, TrainerOptions(seed=1), steps=10)
+    np.testing.assert_array_equal(losses, same_seed)
+    assert not np.array_equal(losses, other_seed)
+    # inference: the NumPy reference holding the same weights, where dropout is the identity
+    reference = get_plugins().backends["numpy"].build(spec, trainer.weights(), TrainerOptions())
+    reference.place_data(data)
+    assert trainer.evaluate() == pytest.approx(reference.evaluate(), rel=1e-5)
 
 
 def test_gpu_name_is_none_and_gpu_build_refused_without_a_gpu(backend):
