@@ -70,7 +70,7 @@ def train_and_measure(trainer: Trainer, plan: BatchPlan, window_steps: int,
         else:
             m.steady_seconds += elapsed
             m.steady_samples += window.samples
-            if elapsed > 0:
+            if elapsed > 0 and window.batch_size == plan.batch_size:  # partial batches would skew the spread
                 m.window_samples_per_sec.append(window.samples / elapsed)
         if not np.all(np.isfinite(losses)):
             m.diverged_at = window.first_step + int(np.argmin(np.isfinite(losses)))

@@ -10,7 +10,7 @@ from backend_helpers import assert_matches_numpy, require_backend, toy_data
 from dlbench.backend import TrainerOptions
 from dlbench.errors import InputError
 from dlbench.initializers import initial_weights
-from dlbench.spec import SGD, Activation, Adam, Dense, Sequential
+from dlbench.spec import SGD, Activation, Adam, Dense, Flatten, Sequential
 
 SPEC = Sequential([Dense(8, activation="relu", input_shape=(5,)), Activation("tanh"), Dense(6),
                    Dense(3, activation="softmax")]).compile("categorical_crossentropy", SGD(0.1, 0.9))
@@ -119,9 +119,48 @@ def test_deterministic_training_matches_numpy(backend, monkeypatch):
         build(SPEC, initial_weights(SPEC, 0), TrainerOptions())
 
 
+def test_layers_it_cannot_build_are_named(backend):
+    spec = Sequential([Flatten(input_shape=(2, 3)), Dense(2, "softmax")]).compile("categorical_crossentropy")
+    with pytest.raises(NotImplementedError, match="'flatten'"):
+        backend.build(spec, initial_weights(spec, 0), TrainerOptions())
+
+
+def test_windows_gathered_in_several_parts_train_like_numpy(backend, monkeypatch):
+    import dlbench_backends.torch_backend as torch_backend
+
+    monkeypatch.setattr(torch_backend, "GATHER_BYTES", 100)  # 8 samples of 5 floats + label: 2 steps a part
+    spec = Sequential([Dense(6, "relu", input_shape=(5,)), Dense(3, "softmax")]).compile(
+        "categorical_crossentropy", SGD(0.1, 0.5))
+    assert_matches_numpy("torch", spec, toy_data(n_classes=3, n_train=43), steps=12)
+
+
+@pytest.mark.parametrize("sizes, calls", [((3, 5), [(1, [3, 5])]),
+                                           ((40000, 3), [(1, [3]), (2, [40000])]),
+                                           ((40000,), [(2, [40000])])])
+def test_small_parameters_are_updated_on_one_thread(backend, monkeypatch, sizes, calls):
+    import torch
+
+    import dlbench_backends.torch_backend as torch_backend
+
+    seen = []
+    monkeypatch.setitem(torch_backend.UPDATES, "sgd", lambda config, params: lambda grads: seen.append(
+        (torch.get_num_threads(), [g.numel() for g in grads])))
+    update = torch_backend.optimizer_update(SGD(0.1), [torch.zeros(n) for n in sizes])
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        update([torch.ones(n) for n in sizes])
+        assert seen == calls
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("loss", ["categorical_crossentropy", "binary_crossentropy"])
 def test_compiled_training_matches_numpy(backend, monkeypatch, loss):
+    from torch._dynamo.utils import counters
+
     units, out = (3, "softmax") if loss == "categorical_crossentropy" else (1, "sigmoid")
     spec = Sequential([Dense(8, "relu", input_shape=(5,)), Dense(units, out)]).compile(loss, "adam")
     build = backend.build
@@ -129,3 +168,4 @@ def test_compiled_training_matches_numpy(backend, monkeypatch, loss):
                         lambda self, s, w, options: build(s, w, TrainerOptions(extra={"compile": True})))
     # 43 samples in batches of 8: the partial batch of 3 recompiles for its shape
     assert_matches_numpy("torch", spec, toy_data(n_classes=max(units, 2), n_train=43), steps=12)
+    assert counters["frames"]["ok"] >= 2, "both batch shapes were compiled"

@@ -11,7 +11,6 @@ step``, the batch gathered by index from tensors already on the device, the
 losses kept as tensors and read once per call.
 """
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn

@@ -1,0 +1,361 @@
+"""The PyTorch backend: an ``nn.Module``, autograd, and torch.optim's Adam and SGD.
+
+The network is an ``nn.Sequential`` of the layers of ``spec.logit_layers()``:
+``nn.Linear`` for Dense and ``nn.ReLU/Sigmoid/Tanh/Softmax(dim=-1)`` for the
+activations. ``nn.Linear`` keeps its weight as (out, in) and computes
+``z = x W^T + b``; the canonical kernel is (in, out), so ``build`` copies
+``kernel.T`` into ``weight`` and ``weights()`` returns ``weight.T`` (exact
+copies both ways).
+
+Loss from the logits ``z`` (``f`` = the last layer's activation):
+
+* categorical_crossentropy: ``F.cross_entropy(z, labels)`` (mean over the batch);
+* binary_crossentropy: ``F.binary_cross_entropy_with_logits(z, t)`` (mean);
+* mse: ``F.mse_loss(f(z), t)``.
+
+Gradients come from ``torch.autograd.grad(loss, params)``: the same backward
+pass as ``loss.backward()``, without accumulating into ``.grad`` (so there is
+nothing to zero). The update is torch.optim's own Adam and SGD, whose maths is
+the canonical one (Adam: ``W -= lr/(1-b1^t) * m / (sqrt(v)/sqrt(1-b2^t) + eps)``,
+epsilon after bias correction; SGD: ``v <- momentum v + g; W -= lr v``, dampening
+0), run through its functional form (``torch.optim.adam.adam``,
+``torch.optim.sgd.sgd``) with the fused kernels (one kernel for all
+parameters, on CPU and CUDA). That is the code ``torch.optim.Adam(fused=True).step()``
+runs, minus the ~40 us of per-step bookkeeping of ``Optimizer.step`` (hooks,
+profiler, state lookup), which dominates a batch-1 network.
+
+A window of steps: one host->device copy of its indices, one ``index_select``
+gathering the batches of many steps at once on the device (up to 16 MiB, so
+large batches do not inflate peak memory), then per step: forward, loss,
+gradients, fused update. Each loss stays a 0-d device tensor in a list; the
+window's losses are stacked and copied to the host once (which also waits for
+the device). A list and one ``torch.stack`` cost less per step than writing
+into a preallocated tensor (``buf[i] = loss``: ~7 us vs ~2 us on CPU).
+
+Settings: precision "fp32" turns TF32 off for cuBLAS and cuDNN
+(``set_float32_matmul_precision("highest")``); "tf32" turns it on ("high").
+``deterministic`` calls ``torch.use_deterministic_algorithms`` (and sets
+``CUBLAS_WORKSPACE_CONFIG`` for CUDA when unset). ``configure_threads`` calls
+``torch.set_num_threads`` (and one inter-op thread where still possible).
+
+Options (``options.extra``):
+
+* ``compile`` (bool, default False): the forward pass and loss go through
+  ``torch.compile`` (inductor; AOTAutograd compiles the backward too), once
+  per batch shape (``dynamic=False``: the runner times each shape's first
+  step as compile time). The optimizer update stays the fused kernel, which
+  compiled is slower per call on CPU. Building such a trainer resets
+  torch's compiler caches (``torch.compiler.reset()``), so that trainers
+  built earlier in the same process do not use up the recompile limit.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+
+import numpy as np
+
+import dlbench
+from dlbench.backend import Backend, Trainer, TrainerOptions, loss_targets
+from dlbench.datasets import Dataset
+from dlbench.errors import InputError, one_of
+from dlbench.spec import Activation, Dense, ModelSpec
+
+#: the keys of ``options.extra`` this backend accepts, with their defaults.
+EXTRA_OPTIONS = {"compile": False}
+
+
+@functools.cache
+def _torch():
+    """The framework, imported on first use (listing backends must stay instant)."""
+    import torch
+
+    return torch
+
+
+def parse_extra(extra: dict) -> dict:
+    """``options.extra`` checked against :data:`EXTRA_OPTIONS`, defaults filled in."""
+    resolved = dict(EXTRA_OPTIONS)
+    for key, value in extra.items():
+        if key not in EXTRA_OPTIONS:
+            raise InputError(f"unknown torch option {key!r}; {one_of(EXTRA_OPTIONS)}",
+                             field=f"backend_options.{key}")
+        if not isinstance(value, bool):
+            raise InputError(f"must be true or false, got {value!r}", field=f"backend_options.{key}")
+        resolved[key] = value
+    return resolved
+
+
+def apply_settings(options: TrainerOptions) -> None:
+    """Pin precision and determinism explicitly, whatever they were before."""
+    torch = _torch()
+    tf32 = options.precision == "tf32"
+    torch.set_float32_matmul_precision("high" if tf32 else "highest")
+    torch.backends.cuda.matmul.allow_tf32 = tf32
+    torch.backends.cudnn.allow_tf32 = tf32
+    if options.deterministic and options.device == "gpu":
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # read when cuBLAS starts
+    torch.use_deterministic_algorithms(options.deterministic)
+    torch.backends.cudnn.deterministic = options.deterministic
+    torch.backends.cudnn.benchmark = False
+
+
+# ----------------------------------------------------------------- network
+def activation(name: str):
+    """The activation as a module and as a function, or (None, identity) for linear."""
+    torch = _torch()
+    nn = torch.nn
+    table = {
+        "relu": (nn.ReLU, torch.relu),
+        "sigmoid": (nn.Sigmoid, torch.sigmoid),
+        "tanh": (nn.Tanh, torch.tanh),
+        "softmax": (functools.partial(nn.Softmax, dim=-1), functools.partial(torch.softmax, dim=-1)),
+    }
+    if name == "linear":
+        return None, lambda x: x
+    module, fn = table[name]
+    return module(), fn
+
+
+def build_network(spec: ModelSpec, weights, device):
+    """(nn.Sequential of the logit layers, {spec layer index: its nn.Linear})."""
+    torch = _torch()
+    modules, linears = [], {}
+    with torch.no_grad():
+        for i, layer in enumerate(spec.logit_layers()):
+            if not isinstance(layer, (Dense, Activation)):
+                raise NotImplementedError(f"the torch backend builds dense and activation layers only, "
+                                          f"not {layer.type!r} (layer {i})")
+            if isinstance(layer, Dense):
+                kernel, bias = weights[i]["kernel"], weights[i]["bias"]
+                linear = torch.nn.utils.skip_init(torch.nn.Linear, kernel.shape[0], kernel.shape[1],
+                                                  device=device, dtype=torch.float32)
+                linear.weight.copy_(torch.from_numpy(np.ascontiguousarray(kernel.T)))
+                linear.bias.copy_(torch.from_numpy(bias))
+                modules.append(linear)
+                linears[i] = linear
+            module, _ = activation(layer.activation)
+            if module is not None:
+                modules.append(module)
+    return torch.nn.Sequential(*modules), linears
+
+
+def loss_function(spec: ModelSpec):
+    """loss(z, targets) -> 0-d tensor, from the logits ``z``."""
+    F = _torch().nn.functional
+    if spec.loss == "categorical_crossentropy":
+        return F.cross_entropy
+    if spec.loss == "binary_crossentropy":
+        return F.binary_cross_entropy_with_logits
+    _, output = activation(spec.output_activation)
+    return lambda z, t: F.mse_loss(output(z), t)
+
+
+# -------------------------------------------------------------- optimizers
+def adam_update(config, params: list):
+    """torch.optim's Adam (fused kernel) on ``params``; state as Adam(fused=True) keeps it."""
+    torch = _torch()
+    from torch.optim.adam import adam
+    exp_avgs = [torch.zeros_like(p) for p in params]
+    exp_avg_sqs = [torch.zeros_like(p) for p in params]
+    steps = [torch.zeros((), dtype=torch.float32, device=p.device) for p in params]
+    hyper = dict(amsgrad=False, beta1=config.beta_1, beta2=config.beta_2, lr=config.learning_rate,
+                 weight_decay=0.0, eps=config.epsilon, maximize=False)
+
+    def update(grads) -> None:
+        adam(params, grads, exp_avgs, exp_avg_sqs, [], steps, fused=True, **hyper)
+
+    return update
+
+
+def sgd_update(config, params: list):
+    """torch.optim's SGD (fused kernel); momentum buffers start at zero, so the
+    first step's ``v = momentum*0 + g = g`` exactly, as the canonical rule says."""
+    torch = _torch()
+    from torch.optim.sgd import sgd
+    buffers = [torch.zeros_like(p) for p in params] if config.momentum else [None] * len(params)
+    hyper = dict(weight_decay=0.0, momentum=config.momentum, lr=config.learning_rate, dampening=0.0,
+                 nesterov=False, maximize=False)
+
+    def update(grads) -> None:
+        sgd(params, grads, buffers, fused=True, **hyper)
+
+    return update
+
+
+UPDATES = {"adam": adam_update, "sgd": sgd_update}
+
+#: at most this many bytes of batches are gathered at once (one index_select for many steps).
+GATHER_BYTES = 16 << 20
+
+#: elements per thread below which ATen's elementwise kernels do not go parallel.
+PARALLEL_GRAIN = 32768
+
+
+def optimizer_update(config, params: list):
+    """update(grads): the optimizer step, with the small parameters on one thread.
+
+    The fused CPU kernels split any tensor of more than 16 floats across all
+    threads; for a small tensor that fork/join costs more than the update (and
+    stalls for milliseconds when the cores are busy). So on CPU the parameters
+    below ATen's own grain size are updated by one fused call on one thread
+    (as the unfused kernels would run them) and the large ones by another.
+    """
+    make = UPDATES[config.name]
+    if any(p.device.type != "cpu" for p in params):
+        return make(config, params)
+    small = [i for i, p in enumerate(params) if p.numel() < PARALLEL_GRAIN]
+    large = [i for i, p in enumerate(params) if p.numel() >= PARALLEL_GRAIN]
+    if not small:
+        return make(config, params)
+    update_small = one_thread(make(config, [params[i] for i in small]))
+    if not large:
+        return update_small
+    update_large = make(config, [params[i] for i in large])
+
+    def update(grads) -> None:
+        update_small([grads[i] for i in small])
+        update_large([grads[i] for i in large])
+
+    return update
+
+
+def one_thread(update):
+    """``update`` run with torch's intra-op threads set to 1 (then restored)."""
+    torch = _torch()
+    get_threads, set_threads = torch.get_num_threads, torch.set_num_threads
+
+    def single_threaded(grads) -> None:
+        threads = get_threads()
+        set_threads(1)
+        try:
+            update(grads)
+        finally:
+            set_threads(threads)
+
+    return single_threaded
+
+
+# ----------------------------------------------------------------- trainer
+class TorchTrainer(Trainer):
+    def __init__(self, spec: ModelSpec, weights, options: TrainerOptions):
+        torch = _torch()
+        extra = parse_extra(options.extra)
+        apply_settings(options)
+        if options.device == "gpu" and not torch.cuda.is_available():
+            raise InputError("torch sees no CUDA GPU; use device 'cpu'", field="device")
+        self.device = torch.device("cuda" if options.device == "gpu" else "cpu")
+        self.device_name = torch.cuda.get_device_name(self.device) if options.device == "gpu" else "cpu"
+        self.spec = spec
+        self.model, self.linears = build_network(spec, weights, self.device)
+        self.params = list(self.model.parameters())
+        self.output = activation(spec.output_activation)[1]
+        self.loss = loss_function(spec)
+        model, loss = self.model, self.loss
+
+        def loss_of(x, t):
+            return loss(model(x), t)
+
+        self.loss_of = loss_of
+        if extra["compile"]:
+            # dynamo caches compiled code per function *code*, shared by every
+            # trainer of this process, with a recompile limit (8): start clean
+            torch.compiler.reset()
+            self.loss_of = torch.compile(loss_of, dynamic=False)
+        self._step = self._make_step(optimizer_update(spec.optimizer, self.params))
+
+    def _make_step(self, update):
+        """One optimizer step on one batch, returning its loss as a 0-d device tensor."""
+        torch = _torch()
+        grad, no_grad, loss_of, params = torch.autograd.grad, torch.no_grad, self.loss_of, self.params
+
+        def step(x, t):
+            loss = loss_of(x, t)
+            grads = grad(loss, params)
+            with no_grad():
+                update(grads)
+            return loss.detach()
+
+        return step
+
+    def place_data(self, data: Dataset) -> None:
+        torch = _torch()
+
+        def put(array):
+            return torch.tensor(np.ascontiguousarray(array), device=self.device)
+
+        self.x_train = put(data.x_train.astype(np.float32, copy=False))
+        self.t_train = put(loss_targets(self.spec, data.y_train))
+        self.x_test = put(data.x_test.astype(np.float32, copy=False))
+        self.t_test = put(loss_targets(self.spec, data.y_test))
+        self.y_test = put(data.y_test.astype(np.int64, copy=False))
+        self.sample_bytes = sum(t[0].nelement() * t.element_size() for t in (self.x_train, self.t_train))
+
+    def train(self, indices: np.ndarray) -> np.ndarray:
+        torch = _torch()
+        steps, batch = indices.shape
+        rows = torch.from_numpy(np.ascontiguousarray(indices, np.int64)).to(self.device)
+        losses = []
+        append, step = losses.append, self._step
+        for part in rows.split(max(1, GATHER_BYTES // (batch * self.sample_bytes))):
+            flat = part.view(-1)
+            xs = self.x_train.index_select(0, flat).unflatten(0, part.shape).unbind(0)
+            ts = self.t_train.index_select(0, flat).unflatten(0, part.shape).unbind(0)
+            for x, t in zip(xs, ts):
+                append(step(x, t))
+        return torch.stack(losses).cpu().numpy()
+
+    def evaluate(self) -> tuple[float, float]:
+        torch = _torch()
+        with torch.inference_mode():
+            z = self.model(self.x_test)
+            loss = float(self.loss(z, self.t_test))
+            out = self.output(z)
+            predicted = out[:, 0] > 0.5 if out.shape[1] == 1 else out.argmax(dim=1)
+            correct = int((predicted == self.y_test).sum())
+        return loss, correct / len(self.y_test)
+
+    def weights(self):
+        return [self._layer_weights(i) for i in range(len(self.spec.layers))]
+
+    def _layer_weights(self, i: int) -> dict:
+        linear = self.linears.get(i)
+        if linear is None:
+            return {}
+        return {"kernel": _host(linear.weight.t()), "bias": _host(linear.bias)}
+
+
+def _host(tensor) -> np.ndarray:
+    """A C-contiguous float32 host copy that training can never change."""
+    return tensor.detach().cpu().contiguous().numpy().copy()
+
+
+class TorchBackend(Backend):
+    name = "torch"
+    module = "torch"
+    distributions = ("torch",)
+    pip_install = 'pip install "dlbench[torch]"'
+    devices = ("cpu", "gpu")
+    description = "PyTorch: nn.Module, autograd, torch.optim's fused Adam/SGD; option compile"
+
+    def configure_threads(self, threads: int) -> int:
+        torch = _torch()
+        torch.set_num_threads(threads)
+        try:
+            torch.set_num_interop_threads(1)
+        except RuntimeError:  # only possible before the first parallel work
+            pass
+        return torch.get_num_threads()
+
+    def gpu_name(self) -> str | None:
+        torch = _torch()
+        return torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+
+    def build(self, spec: ModelSpec, weights, options: TrainerOptions) -> Trainer:
+        return TorchTrainer(spec, weights, options)
+
+
+@dlbench.hookimpl
+def dlbench_register_backends(registry):
+    registry.add(TorchBackend)
