@@ -315,6 +315,7 @@ class TensorflowBackend(Backend):
     pip_install = 'pip install "dlbench[tensorflow]"'
     devices = ("cpu", "gpu")
     description = "Keras 3 layers on TensorFlow; a tf.function runs a window of steps in one graph"
+    option_defaults = EXTRA_OPTIONS
 
     def configure_threads(self, threads: int) -> int:
         tf, _ = _framework()

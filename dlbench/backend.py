@@ -26,6 +26,7 @@ from typing import ClassVar
 import numpy as np
 
 from dlbench.datasets import Dataset
+from dlbench.errors import InputError, one_of
 from dlbench.initializers import Weights
 from dlbench.spec import ModelSpec
 
@@ -92,6 +93,21 @@ class Backend(ABC):
     pip_install: ClassVar[str] = ""
     devices: ClassVar[tuple[str, ...]] = ("cpu",)
     description: ClassVar[str] = ""
+    #: backend-specific options (``--backend-option NAME.KEY=VALUE``) and their defaults;
+    #: checked by the core before any run starts.
+    option_defaults: ClassVar[dict] = {}
+
+    def check_options(self, options: dict) -> dict:
+        """The options with defaults filled in; an InputError for an unknown key or a wrong type."""
+        for key, value in options.items():
+            if key not in self.option_defaults:
+                allowed = one_of(self.option_defaults) if self.option_defaults else "it takes no options"
+                raise InputError(f"unknown {self.name} option {key!r}; {allowed}", field=f"--backend-option")
+            default = self.option_defaults[key]
+            if type(value) is not type(default) and not (type(default) is float and type(value) is int):
+                raise InputError(f"{self.name}.{key} must be {type(default).__name__}, got {value!r}",
+                                 field="--backend-option")
+        return {**self.option_defaults, **options}
 
     def availability(self) -> Availability:
         """Available when the framework can be imported; decided from the

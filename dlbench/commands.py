@@ -87,7 +87,7 @@ def parse_sweep(items) -> dict[str, list[int]]:
     return sweep
 
 
-def parse_backend_options(items, backends: list[str]) -> dict[str, dict]:
+def parse_backend_options(items, backends: list[str], plugins: Plugins) -> dict[str, dict]:
     """['torch.compile=true', 'jax.scan=false'] -> {'torch': {'compile': True}, 'jax': {'scan': False}}."""
     options: dict[str, dict] = {}
     for item in items:
@@ -100,6 +100,8 @@ def parse_backend_options(items, backends: list[str]) -> dict[str, dict]:
             raise InputError(f"{item!r}: backend {name!r} is not in this run; {one_of(backends)}",
                              field="--backend-option")
         options.setdefault(name, {})[key] = _option_value(text)
+    for name, given in options.items():
+        plugins.backends[name].check_options(given)
     return options
 
 
@@ -160,7 +162,7 @@ def run(*, scenarios, backends: str, overrides: dict, device: str, threads: int 
         scenarios={n: s.path or n for n, s in loaded.items()}, backends=names, overrides=overrides,
         device=device, threads=threads or environment.available_cores(), repeat=repeat, timeout=timeout,
         precision=precision, deterministic=deterministic, sweep=parse_sweep(sweep),
-        backend_options=parse_backend_options(backend_options, names),
+        backend_options=parse_backend_options(backend_options, names, plugins),
         isolation="in-process" if in_process else "process", max_memory_mib=max_memory_mib)
     out_dir = results.check_writable(out_dir)
     document = results.new_document(_environment(settings.threads), dataclasses.asdict(settings),
