@@ -41,7 +41,7 @@ FILE_CASES = [
     ("unknown optimizer key", "momentum = 0.5", "nesterov = true", "train.optimizer.nesterov: unknown key"),
     ("unknown dataset", 'name = "digits"', 'name = "mnist9"', "data.name: unknown dataset 'mnist9'; expected one of"),
     ("unknown dataset option", "test_fraction = 0.2", "test_fraction = 0.2\nshuffle = true",
-     "data.shuffle: unknown option 'shuffle' for dataset 'digits'; expected one of test_fraction"),
+     "data.shuffle: unknown option 'shuffle' for dataset 'digits'; expected one of spatial, test_fraction"),
     ("wrong dataset option type", "test_fraction = 0.2", 'test_fraction = "a fifth"',
      "data.test_fraction: must be of type float"),
     ("test fraction out of range", "test_fraction = 0.2", "test_fraction = 1.0",
