@@ -28,9 +28,11 @@ class InputErrorGroup(click.Group):
     """Any InputError becomes one line on stderr and exit code 2."""
 
     def invoke(self, ctx):
+        from dlbench.plugins import PluginError
+
         try:
             return super().invoke(ctx)
-        except InputError as exc:
+        except (InputError, PluginError) as exc:
             click.echo(f"dlbench: error: {exc}", err=True)
             ctx.exit(EXIT_INPUT)
 

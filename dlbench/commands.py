@@ -150,6 +150,8 @@ def run(*, scenarios, backends: str, overrides: dict, device: str, threads: int 
     from dlbench import environment, results
 
     plugins = get_plugins()
+    for plugin, error in plugins.load_errors.items():
+        print(f"dlbench: warning: plugin {plugin!r} failed to load and is skipped: {error}", file=sys.stderr)
     names, explicit = select_backends(plugins, backends)
     if explicit:
         for name in names:

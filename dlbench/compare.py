@@ -18,11 +18,12 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from dlbench.report import Run, label_runs, point_key, point_label
+from dlbench.report import point_key, point_label
 
 DEFAULT_THRESHOLD = 0.05
 DEFAULT_ACCURACY_TOLERANCE = 0.01
 DEFAULT_ALPHA = 0.05
+VERDICTS = ("regressed", "inconclusive", "improved", "same", "new", "missing")
 
 
 # ---------------------------------------------------------- the rank test
@@ -63,7 +64,7 @@ def _counts(values: list[float]) -> list[int]:
 
 def smallest_p(n1: int, n2: int) -> float:
     """The smallest p the test can give for these sample sizes (complete separation)."""
-    return mann_whitney_u([0.0] * 0 + list(range(n1)), list(range(n1, n1 + n2)))[1] if n1 and n2 else 1.0
+    return mann_whitney_u(list(range(n1)), list(range(n1, n1 + n2)))[1] if n1 and n2 else 1.0
 
 
 def raw_samples(baseline: dict, current: dict, alpha: float) -> tuple[str, list[float], list[float]] | None:
@@ -93,17 +94,32 @@ class SpeedCheck:
     alpha: float = DEFAULT_ALPHA
 
     def fails(self, current: dict, baseline: dict) -> str | None:
+        slower = self._slower(current, baseline)
+        return slower[1] if slower and slower[0] else None
+
+    def doubts(self, current: dict, baseline: dict) -> str | None:
+        """Slower beyond the threshold, but the rank test cannot tell the samples apart."""
+        slower = self._slower(current, baseline)
+        return f"{slower[1]}: not significant, treated as noise" if slower and not slower[0] else None
+
+    def improves(self, current: dict, baseline: dict) -> str | None:
+        faster = self._slower(baseline, current)
+        return self._describe(current, baseline) if faster and faster[0] else None
+
+    def _slower(self, current: dict, baseline: dict) -> tuple[bool, str] | None:
+        """(significant, description) when ``current`` is slower beyond the threshold."""
         new, old = _metric(current, "samples_per_sec"), _metric(baseline, "samples_per_sec")
         if not new or not old or new / old - 1 >= -self.threshold:
             return None
         samples = raw_samples(baseline, current, self.alpha)
-        if samples is not None:
-            kind, a, b = samples
-            p = mann_whitney_u(a, b)[1]
-            if p >= self.alpha:
-                return None
-            return f"samples/s {new / old - 1:+.1%} (beyond {self.threshold:.0%}; p={p:.2g} over {kind})"
-        return f"samples/s {new / old - 1:+.1%} (beyond {self.threshold:.0%})"
+        significant = samples is None or mann_whitney_u(samples[1], samples[2])[1] < self.alpha
+        return significant, self._describe(current, baseline)
+
+    def _describe(self, current: dict, baseline: dict) -> str:
+        change = _metric(current, "samples_per_sec") / _metric(baseline, "samples_per_sec") - 1
+        samples = raw_samples(baseline, current, self.alpha)
+        test = "" if samples is None else f"; p={mann_whitney_u(samples[1], samples[2])[1]:.2g} over {samples[0]}"
+        return f"samples/s {change:+.1%} (threshold {self.threshold:.0%}{test})"
 
 
 @dataclass(frozen=True)
@@ -116,7 +132,14 @@ class AccuracyCheck:
         new, old = _metric(current, "test_accuracy"), _metric(baseline, "test_accuracy")
         if new is None or old is None or old - new <= self.tolerance:
             return None
-        return f"test accuracy {new - old:+.4f} (beyond {self.tolerance:g})"
+        return self._describe(current, baseline)
+
+    def improves(self, current: dict, baseline: dict) -> str | None:
+        return self.fails(baseline, current) and self._describe(current, baseline)
+
+    def _describe(self, current: dict, baseline: dict) -> str:
+        change = _metric(current, "test_accuracy") - _metric(baseline, "test_accuracy")
+        return f"test accuracy {change:+.4f} (tolerance {self.tolerance:g})"
 
 
 @dataclass(frozen=True)
@@ -156,6 +179,7 @@ class Change:
     base: dict | None
     new: dict | None
     regressions: list[str] = field(default_factory=list)
+    doubts: list[str] = field(default_factory=list)
     improvements: list[str] = field(default_factory=list)
 
     @property
@@ -164,7 +188,9 @@ class Change:
             return "new"
         if self.new is None:
             return "missing"
-        return "regressed" if self.regressions else "improved" if self.improvements else "same"
+        if self.regressions:
+            return "regressed"
+        return "inconclusive" if self.doubts else "improved" if self.improvements else "same"
 
     @property
     def speed_change(self) -> float | None:
@@ -197,8 +223,8 @@ def compare(base: dict, new: dict, checks: list | None = None) -> list[Change]:
         change = Change(str(key[0]), str(key[1]), some.get("sweep_point") or {}, old, current)
         if old and current:
             change.regressions = [r for c in checks if (r := c.fails(current, old))]
-            change.improvements = [r.replace("beyond", "improved beyond", 1) for c in checks
-                                   if isinstance(c, (SpeedCheck, AccuracyCheck)) and (r := c.fails(old, current))]
+            change.doubts = [r for c in checks if hasattr(c, "doubts") and (r := c.doubts(current, old))]
+            change.improvements = [r for c in checks if hasattr(c, "improves") and (r := c.improves(current, old))]
         changes.append(change)
     return changes
 
@@ -229,45 +255,47 @@ def _acc(row: dict | None) -> str:
     return "-" if value is None else f"{value:.4f}"
 
 
-COLUMNS = ("scenario", "backend", "sweep", "base samples/s", "new samples/s", "change", "p (samples)",
-           "base acc", "new acc", "Δacc", "verdict")
+COLUMNS = ("scenario", "backend", "sweep", "samples/s base → new", "change", "p", "test acc base → new", "Δacc",
+           "verdict")
+
+
+def _arrow(old: str, new: str) -> str:
+    return f"{old} → {new}"
 
 
 def cells(change: Change, alpha: float = DEFAULT_ALPHA) -> list[str]:
     tested = change.p_value(alpha)
     acc = change.accuracy_change
-    return [change.scenario, change.backend, point_label(change.point), _speed(change.base), _speed(change.new),
-            _pct(change.speed_change), "-" if tested is None else f"{tested[0]:.2g} ({tested[1]})",
-            _acc(change.base), _acc(change.new), "-" if acc is None else f"{acc:+.4f}", change.verdict]
+    return [change.scenario, change.backend, point_label(change.point),
+            _arrow(_speed(change.base), _speed(change.new)), _pct(change.speed_change),
+            "-" if tested is None else f"{tested[0]:.2g}", _arrow(_acc(change.base), _acc(change.new)),
+            "-" if acc is None else f"{acc:+.4f}", change.verdict]
 
 
 def summary(changes: list[Change], threshold: float) -> str:
-    bad = [c for c in changes if c.regressions]
-    good = [c for c in changes if c.verdict == "improved"]
-    if not bad:
-        return f"no regression beyond {threshold:.0%} ({len(good)} improved, {len(changes)} compared)"
-    return f"{len(bad)} regressed beyond {threshold:.0%}, {len(good)} improved, {len(changes)} compared"
+    counts = {v: sum(c.verdict == v for c in changes) for v in VERDICTS}
+    detail = ", ".join(f"{n} {v}" for v, n in counts.items() if n and v != "regressed")
+    head = (f"{counts['regressed']} regressed" if counts["regressed"] else "no regression") + \
+        f" (threshold {threshold:.0%})"
+    return f"{head}; {detail}" if detail else head
 
 
 def reasons(changes: list[Change]) -> list[tuple[str, str]]:
-    """(verdict, 'scenario / backend: reason') for every regression and improvement."""
+    """(verdict, 'scenario / backend: reason') for every regression, doubt and improvement."""
     found = []
     for c in changes:
         where = f"{c.scenario} / {c.backend}" + (f" [{point_label(c.point)}]" if c.point else "")
         found += [("regressed", f"{where}: {r}") for r in c.regressions]
-        found += [("improved", f"{where}: {r}") for r in c.improvements if not c.regressions]
+        found += [("inconclusive", f"{where}: {r}") for r in c.doubts]
+        found += [("improved", f"{where}: {r}") for r in c.improvements if c.verdict == "improved"]
     return found
-
-
-def labels(base: dict, new: dict) -> tuple[str, str]:
-    return tuple(label_runs([base, new]))  # type: ignore[return-value]
 
 
 def rich_table(changes: list[Change], alpha: float = DEFAULT_ALPHA):
     from rich.markup import escape
     from rich.table import Table
 
-    styles = {"regressed": "bold red", "improved": "green", "missing": "yellow", "new": "cyan"}
+    styles = {"regressed": "bold red", "inconclusive": "yellow", "improved": "green", "missing": "dim", "new": "cyan"}
     shown = [c for c in COLUMNS if c != "sweep" or any(ch.point for ch in changes)]
     table = Table(title="dlbench compare", title_justify="left")
     for name in shown:
@@ -279,9 +307,9 @@ def rich_table(changes: list[Change], alpha: float = DEFAULT_ALPHA):
     return table
 
 
-def markdown(changes: list[Change], runs: tuple[Run, Run], threshold: float, alpha: float = DEFAULT_ALPHA) -> str:
+def markdown(changes: list[Change], labels: tuple[str, str], threshold: float, alpha: float = DEFAULT_ALPHA) -> str:
     shown = [c for c in COLUMNS if c != "sweep" or any(ch.point for ch in changes)]
-    lines = [f"base: {runs[0].label} · new: {runs[1].label}", "",
+    lines = [f"base: {labels[0]} · new: {labels[1]}", "",
              "| " + " | ".join(shown) + " |", "|" + "|".join("---" for _ in shown) + "|"]
     for change in changes:
         row = dict(zip(COLUMNS, cells(change, alpha)))
@@ -296,4 +324,4 @@ def as_json(changes: list[Change], alpha: float = DEFAULT_ALPHA) -> list[dict]:
     return [{"scenario": c.scenario, "backend": c.backend, "sweep_point": c.point or None, "verdict": c.verdict,
              "speed_change": c.speed_change, "accuracy_change": c.accuracy_change,
              "p_value": (c.p_value(alpha) or (None,))[0], "regressions": c.regressions,
-             "improvements": c.improvements} for c in changes]
+             "doubts": c.doubts, "improvements": c.improvements} for c in changes]

@@ -20,12 +20,13 @@ from dataclasses import dataclass
 
 from matplotlib.figure import Figure
 
-from dlbench.parity import LOSS_FLOOR, LOSS_RTOL, REFERENCE_BACKEND
+from dlbench.parity import HORIZON_STEPS, LOSS_FLOOR, LOSS_RTOL, REFERENCE_BACKEND
 from dlbench.report import Entry, Run, by_scenario, entries, point_key
 
 KNOWN_BACKENDS = (REFERENCE_BACKEND, "torch", "tensorflow", "jax")
 SWEEP_AXES = {"batch_size": "batch size", "threads": "threads"}
 LINE_STYLES = ("-", "--", ":", "-.")
+HATCHES = ("", "//", "..", "xx")
 DIFF_FLOOR = 1e-10  # where an exact match is drawn on a log axis
 LOSS_POINTS, DIFF_POINTS = 400, 120  # at most this many points per curve
 
@@ -46,6 +47,11 @@ def png_bytes(fig: Figure) -> bytes:
 def _colour(backend: str, order: list[str]) -> str:
     names = list(KNOWN_BACKENDS) + [b for b in order if b not in KNOWN_BACKENDS]
     return f"C{names.index(backend) % 10}" if backend in names else "C9"
+
+
+def _run_index(items: list[Entry]) -> dict[int, int]:
+    """Position of each entry's run, so every run gets its own line style or hatch."""
+    return {run: i for i, run in enumerate(dict.fromkeys(id(e.run) for e in items))}
 
 
 def _name(e: Entry, several_runs: bool) -> str:
@@ -96,16 +102,17 @@ def loss_figure(items: list[Entry], scenario: str) -> Figure | None:
     order = [e.backend for e in curves]
     refs = {id(e.run): e for e in curves if e.backend == REFERENCE_BACKEND}
     compared = [e for e in curves if e.backend != REFERENCE_BACKEND and id(e.run) in refs
+                and (e.row.get("parity") or {}).get("kind") != "accuracy-only"
                 and len(e.metrics["loss_history"]) == len(refs[id(e.run)].metrics["loss_history"])]
     fig = Figure(figsize=(12, 3.8) if compared else (6.5, 3.8), layout="constrained")
     axes = fig.subplots(1, 2 if compared else 1, squeeze=False)[0]
-    per = 1
+    per, run_of = 1, _run_index(curves)
     for i, e in enumerate(curves):
         reference = e.backend == REFERENCE_BACKEND
         xs, ys, per = _binned(e, e.metrics["loss_history"], _mean, LOSS_POINTS)
+        dashes = LINE_STYLES[run_of[id(e.run)] % len(LINE_STYLES)] if reference or several else (0, (4, 2 + i))
         axes[0].plot(xs, ys, color=_colour(e.backend, order), lw=2.4 if reference else 1.1,
-                     alpha=0.5 if reference else 0.95, ls="-" if reference else (0, (4, 2 + i)),
-                     label=_name(e, several))
+                     alpha=0.5 if reference else 0.95, ls=dashes, label=_name(e, several))
     axes[0].set(title=f"{scenario}: training loss", xlabel="step", ylabel="mean loss" + _per(per))
     if all(x is None or x > 0 for e in curves for x in e.metrics["loss_history"]):
         axes[0].set_yscale("log")
@@ -116,8 +123,12 @@ def loss_figure(items: list[Entry], scenario: str) -> Figure | None:
             diffs = _rel_diff(e.metrics["loss_history"], refs[id(e.run)].metrics["loss_history"])
             xs, ys, per = _binned(e, diffs, max, DIFF_POINTS)
             ax.plot(xs, [max(y, DIFF_FLOOR) for y in ys], color=_colour(e.backend, order), lw=1.1,
-                    drawstyle="steps-post", label=_name(e, several))
+                    ls=LINE_STYLES[run_of[id(e.run)] % len(LINE_STYLES)], drawstyle="steps-post",
+                    label=_name(e, several))
         ax.axhline(LOSS_RTOL, color="k", ls="--", lw=1, label=f"tolerance {LOSS_RTOL:g}")
+        if max(len(e.metrics["loss_history"]) * (e.metrics.get("loss_history_every") or 1)
+               for e in compared) > HORIZON_STEPS:
+            ax.axvline(HORIZON_STEPS, color="grey", ls=":", lw=1, label=f"judged up to step {HORIZON_STEPS}")
         ax.set(yscale="log", title=f"relative difference to {REFERENCE_BACKEND} (0 drawn at {DIFF_FLOOR:g})",
                xlabel="step", ylabel=f"max |Δloss| / max(|ref|, {LOSS_FLOOR:g})" + _per(per))
         ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1))
@@ -138,9 +149,10 @@ def _speed_rows(items: list[Entry]) -> list[Entry]:
 
 
 def throughput_figure(runs: list[Run]) -> Figure | None:
-    """Median samples/s per backend with IQR error bars; a panel per scenario."""
-    scenarios = {s: _speed_rows(representative(items)) for s, items in by_scenario(entries(runs)).items()}
-    scenarios = {s: items for s, items in scenarios.items() if items}
+    """Median samples/s per backend with IQR error bars; a panel per scenario.
+    A backend without a speed (failed, unavailable) keeps its place, labelled with its status."""
+    scenarios = {s: representative(items) for s, items in by_scenario(entries(runs)).items()}
+    scenarios = {s: items for s, items in scenarios.items() if _speed_rows(items)}
     if not scenarios:
         return None
     several = len(runs) > 1
@@ -150,20 +162,31 @@ def throughput_figure(runs: list[Run]) -> Figure | None:
     fig = Figure(figsize=(4.6 * cols, height * nrows), layout="constrained")
     axes = fig.subplots(nrows, cols, squeeze=False).ravel()
     for ax, (scenario, items) in zip(axes, scenarios.items()):
-        order = [e.backend for e in items]
-        speeds = [e.metrics["samples_per_sec"] for e in items]
-        below, above = zip(*(_spread(e) for e in items))
-        ys = range(len(items))
-        ax.barh(ys, speeds, xerr=[below, above], capsize=3, color=[_colour(e.backend, order) for e in items],
-                alpha=0.85)
-        ax.set_yticks(list(ys), [_name(e, several) for e in items], fontsize="small")
-        ax.invert_yaxis()
-        if max(speeds) / min(speeds) > 30:
-            ax.set_xscale("log")
-        ax.set(title=scenario, xlabel="samples/s (median, IQR)")
+        _bars(ax, items, several)
+        ax.set_title(scenario)
     for ax in axes[len(scenarios):]:
         ax.set_visible(False)
     return fig
+
+
+def _bars(ax, items: list[Entry], several: bool) -> None:
+    measured = set(map(id, _speed_rows(items)))
+    order, run_of = [e.backend for e in items], _run_index(items)
+    speeds = [e.metrics["samples_per_sec"] if id(e) in measured else 0.0 for e in items]
+    below, above = zip(*(_spread(e) if id(e) in measured else (0.0, 0.0) for e in items))
+    ys = list(range(len(items)))
+    ax.barh(ys, speeds, xerr=[below, above], capsize=3, color=[_colour(e.backend, order) for e in items],
+            hatch=[HATCHES[run_of[id(e.run)] % len(HATCHES)] for e in items], edgecolor="white", alpha=0.85)
+    ax.set_yticks(ys, [_name(e, several) for e in items], fontsize="small")
+    ax.invert_yaxis()
+    known = [v for v in speeds if v > 0]
+    if max(known) / min(known) > 30:
+        ax.set_xscale("log")
+    for y, e in zip(ys, items):
+        if id(e) not in measured:
+            ax.text(0.02, y, str(e.row.get("status", "no result")), transform=ax.get_yaxis_transform(),
+                    va="center", fontsize="small", color="C3")
+    ax.set_xlabel("samples/s (median, IQR)")
 
 
 def _varied(items: list[Entry]) -> list[str]:

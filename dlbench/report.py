@@ -14,16 +14,21 @@ import csv
 import html
 import io
 import json
+import math
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable
 
-from dlbench.parity import REFERENCE_BACKEND
+from dlbench.errors import InputError
+from dlbench.parity import HORIZON_STEPS, REFERENCE_BACKEND
 
 UNSTABLE_CV = 0.10
 LEGEND = (f"samples/s: steady-state median ± IQR (over repeats, or over windows of steps for a single "
           f"run); * marks an unstable result (std > {UNSTABLE_CV:.0%} of the mean). vs fastest, "
-          f"vs {REFERENCE_BACKEND}: ratio of median samples/s within the same run. agrees: the loss at "
-          f"every step within rtol of the {REFERENCE_BACKEND} reference and test accuracy within atol. "
+          f"vs {REFERENCE_BACKEND}: ratio of median samples/s within the same run. agrees: the loss within "
+          f"rtol of the {REFERENCE_BACKEND} reference at every step of the first {HORIZON_STEPS} (later "
+          "float32 drift is reported, not judged) and test accuracy within atol; networks with dropout "
+          "are judged on accuracy only. "
           "compile s: time of the first step (tracing, JIT). % peak: achieved GFLOP/s as a share of the "
           "machine's measured fp32 matmul peak.")
 
@@ -69,10 +74,8 @@ def _facts(document: dict) -> dict[str, str | None]:
 def label_runs(documents: list[dict], max_parts: int = 3) -> list[str]:
     """A short label per run: its host (one run), else the facts that differ."""
     facts = [_facts(d) for d in documents]
-    if len(documents) == 1:
-        keys = ["host"]
-    else:
-        keys = [k for k in dict.fromkeys(k for f in facts for k in f) if len({f.get(k) for f in facts}) > 1]
+    keys = [k for k in dict.fromkeys(k for f in facts for k in f) if len({f.get(k) for f in facts}) > 1]
+    keys = keys or ["host"]
     labels = [" ".join(str(f[k]) for k in keys[:max_parts] if f.get(k)) or "run" for f in facts]
     if len(set(labels)) < len(labels):
         labels = [f"{label} {d.get('created', '')}".strip() for label, d in zip(labels, documents)]
@@ -189,19 +192,24 @@ def agreement(row: dict) -> str:
         return "reference"
     if not p:
         return "-"
+    over = p.get("first_step_over")
     if p.get("agrees"):
-        return "yes"
-    if p.get("first_step_over") is not None:
-        return f"no (step {p['first_step_over']})"
+        if p.get("kind") == "accuracy-only":
+            return "yes (accuracy)"
+        return "yes" if over is None else f"yes (drifts at step {over})"
+    if over is not None and over < p.get("horizon", math.inf):
+        return f"no (step {over})"
     return f"no (acc {_num(p.get('accuracy_diff'), '+.3f')})"
 
 
 def _ratio(value) -> str:
-    return "-" if value is None else f"{value:.2f}×" if value >= 0.01 else f"{value:.1e}×"
+    return "-" if value is None else f"{value:.2f}×" if value >= 0.01 else f"{value:.2g}×"
 
 
 def _percent(fraction) -> str:
-    return "-" if fraction is None else f"{fraction * 100:.2g}%"
+    if fraction is None:
+        return "-"
+    return f"{fraction * 100:.0f}%" if fraction >= 0.1 else f"{fraction * 100:.2g}%"
 
 
 @dataclass(frozen=True)
@@ -224,7 +232,10 @@ def _m(key: str, fmt: str) -> Callable[[Entry], str]:
 COLUMNS = (
     Column("backend", lambda e: e.backend, right=False),
     Column("run", lambda e: e.run.label, right=False, shown=lambda items: len({id(e.run) for e in items}) > 1),
-    Column("sweep", lambda e: point_label(e.point), right=False, shown=lambda items: any(e.point for e in items)),
+    Column("batch", lambda e: str(e.point.get("batch_size", "-")),
+           shown=lambda items: any("batch_size" in e.point for e in items)),
+    Column("threads", lambda e: str(e.point.get("threads", "-")),
+           shown=lambda items: any("threads" in e.point for e in items)),
     Column("status", lambda e: str(e.row.get("status", "-")), right=False),
     Column("device", lambda e: str(e.row.get("device") or "-"), right=False,
            shown=lambda items: any(e.row.get("device") not in (None, "cpu") for e in items)),
@@ -241,6 +252,7 @@ COLUMNS = (
            shown=_some(lambda e: _percent(e.metrics.get("peak_fraction")))),
     Column("peak MiB", _m("peak_rss_mib", ",.0f"), shown=_some(_m("peak_rss_mib", ",.0f"))),
     Column("device MiB", _m("peak_device_mib", ",.0f"), shown=_some(_m("peak_device_mib", ",.0f"))),
+    Column("wall s", _m("wall_seconds", ".1f"), shown=_some(_m("wall_seconds", ".1f"))),
 )
 
 
@@ -289,6 +301,7 @@ def _settings(settings: dict) -> str | None:
 
 ENVIRONMENT_FIELDS: tuple[tuple[str, Callable[[Run], str | None]], ...] = (
     ("created", lambda r: r.document.get("created")),
+    ("command", lambda r: " ".join(r.document.get("command") or []) or None),
     ("host", lambda r: r.environment.get("hostname")),
     ("CPU", lambda r: r.environment.get("cpu")),
     ("cores", lambda r: _cores(r.environment)),
@@ -310,6 +323,22 @@ def environment_table(runs: list[Run]) -> tuple[list[str], list[list[str]]]:
     dists = dict.fromkeys(d for r in runs for d in r.environment.get("versions") or {})
     rows += [[d] + [(r.environment.get("versions") or {}).get(d, "-") for r in runs] for d in dists]
     return ["", *(r.label for r in runs)], rows
+
+
+def scenario_description(runs: list[Run], name: str) -> str | None:
+    """The ``description`` of the scenario file a run used, or of the shipped one."""
+    import tomllib
+
+    from dlbench.scenario import scenario_files
+
+    paths = [(r.settings.get("scenarios") or {}).get(name) for r in runs] + [scenario_files().get(name)]
+    for path in filter(None, paths):
+        try:
+            with open(path, "rb") as f:
+                return str(tomllib.load(f)["description"])
+        except (OSError, KeyError, ValueError):
+            continue
+    return None
 
 
 # ---------------------------------------------------------------- renderers
@@ -371,10 +400,13 @@ def render_markdown(runs: list[Run], pictures: dict[str | None, list] | None = N
              *_md_table(header, rows, [False] * len(header))]
     for scenario, items in by_scenario(entries(runs)).items():
         columns, cells = table(items)
-        lines += ["", f"## {scenario}", "", *_md_table([c.name for c in columns], cells, [c.right for c in columns])]
+        about = scenario_description(runs, scenario)
+        lines += ["", f"## {scenario}", *(["", about] if about else []), "",
+                  *_md_table([c.name for c in columns], cells, [c.right for c in columns])]
         lines += [line for title, name in pictures.get(scenario, []) for line in ("", f"![{title}]({name})")]
     if pictures.get(None):
-        lines += ["", "## Throughput"] + [line for title, name in pictures[None] for line in ("", f"![{title}]({name})")]
+        lines += ["", "## Throughput"]
+        lines += [line for title, name in pictures[None] for line in ("", f"![{title}]({name})")]
     notes = [f"{r.label}: {line}" if len(runs) > 1 else line for r in runs for line in problems(r.document)]
     if notes:
         lines += ["", "## Problems", "", *(f"- {n}" for n in notes)]
@@ -414,7 +446,8 @@ def render_html(runs: list[Run], pictures: dict[str | None, list] | None = None)
              _html_table(header, rows, [False] * len(header))]
     for scenario, items in by_scenario(entries(runs)).items():
         columns, cells = table(items)
-        parts += [f"<h2>{html.escape(scenario)}</h2>",
+        about = scenario_description(runs, scenario)
+        parts += [f"<h2>{html.escape(scenario)}</h2>", f"<p>{html.escape(about)}</p>" if about else "",
                   _html_table([c.name for c in columns], cells, [c.right for c in columns]), images(scenario)]
     if (pictures or {}).get(None):
         parts += ["<h2>Throughput</h2>", images(None)]
@@ -426,6 +459,7 @@ def render_html(runs: list[Run], pictures: dict[str | None, list] | None = None)
 
 def rich_tables(runs: list[Run]):
     """One rich table per scenario, status coloured."""
+    from rich import box
     from rich.console import Group
     from rich.markup import escape
     from rich.table import Table
@@ -434,9 +468,9 @@ def rich_tables(runs: list[Run]):
     tables = []
     for scenario, items in by_scenario(entries(runs)).items():
         columns, cells = table(items)
-        t = Table(title=scenario, title_justify="left")
+        t = Table(title=scenario, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
         for c in columns:
-            t.add_column(c.name, justify="right" if c.right else "left")
+            t.add_column(c.name, justify="right" if c.right else "left", no_wrap=c.name == "samples/s")
         status = next(i for i, c in enumerate(columns) if c.name == "status")
         for e, row in zip(items, cells):
             row = [escape(c) for c in row]
@@ -466,3 +500,50 @@ def rich_report(runs: list[Run]):
         env.add_row(*(escape(c) for c in row))
     notes = [Text(f"  {line}") for r in runs for line in problems(r.document)]
     return Group(env, rich_tables(runs), *notes, Text(LEGEND, style="dim"))
+
+
+# ------------------------------------------------------------------ output
+FORMATS = ("table", "markdown", "csv", "html", "json")
+SUFFIX_FORMATS = {".md": "markdown", ".markdown": "markdown", ".csv": "csv", ".html": "html", ".htm": "html",
+                  ".json": "json"}
+
+
+def output_format(fmt: str | None, out: Path | None) -> str:
+    """The chosen format, else the one ``out``'s suffix names, else the terminal table."""
+    if fmt:
+        if fmt == "table" and out is not None:
+            raise InputError("the table is for the terminal; write markdown, csv, html or json to a file",
+                             field="--format")
+        return fmt
+    if out is None:
+        return "table"
+    if out.suffix.lower() not in SUFFIX_FORMATS:
+        raise InputError(f"cannot tell the format from the suffix {out.suffix or '(none)'!r}; pass --format "
+                         "markdown, csv, html or json", field="--out", source=str(out))
+    return SUFFIX_FORMATS[out.suffix.lower()]
+
+
+def render(runs: list[Run], fmt: str, out: Path | None = None, with_plots: bool = True) -> str:
+    """The report as text. HTML embeds its pictures; Markdown written to
+    ``out`` gets them as PNG files beside it (``<stem>-<picture>.png``)."""
+    if fmt == "csv":
+        return render_csv(runs)
+    if fmt == "json":
+        return render_json(runs)
+    wanted = with_plots and (fmt == "html" or (fmt == "markdown" and out is not None))
+    found = _pictures(runs) if wanted else {}
+    if fmt == "html":
+        return render_html(runs, {k: [(p.title, p.png) for p in v] for k, v in found.items()})
+    return render_markdown(runs, {k: [(p.title, _write_png(p, out)) for p in v] for k, v in found.items()})
+
+
+def _pictures(runs: list[Run]) -> dict:
+    from dlbench import plots  # matplotlib is imported only here
+
+    return plots.pictures(runs)
+
+
+def _write_png(picture, out: Path) -> str:
+    name = f"{out.stem}-{picture.key}.png"
+    (out.parent / name).write_bytes(picture.png)
+    return name

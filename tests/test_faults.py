@@ -54,3 +54,22 @@ def test_worker_thread_settings_reach_numpy_blas(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          env={**os.environ, **thread_environment(1, "cpu")}, timeout=60)
     assert out.stdout.strip() == "1"
+
+
+def test_plugin_breaking_the_contract_is_reported_by_name_at_start_up(tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(TESTS), "DLBENCH_PLUGINS": "broken_plugins"}
+    out = subprocess.run([sys.executable, "-m", "dlbench.cli", "run", "--out", str(tmp_path)],
+                         capture_output=True, text=True, env=env, timeout=60)
+    assert out.returncode == 2
+    assert "plugin 'broken_plugins' registered <class 'object'> as a backend" in out.stderr
+    assert "Traceback" not in out.stderr and not list(tmp_path.iterdir())
+
+
+def test_plugin_raising_at_import_is_skipped_with_a_warning_and_the_run_goes_on(tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(TESTS), "DLBENCH_PLUGINS": "raising_plugin"}
+    out = subprocess.run([sys.executable, "-m", "dlbench.cli", "run", "--backend", "numpy", "--steps", "3",
+                          "--in-process", "--format", "json", "--out", str(tmp_path)],
+                         capture_output=True, text=True, env=env, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert "plugin 'raising_plugin' failed to load and is skipped: ImportError: simulated broken plugin" in out.stderr
+    assert all(r["status"] == "ok" for r in json.loads(out.stdout)["results"])
