@@ -85,7 +85,8 @@ def positive(ctx, param, value):
               help="Finish a stopped run: run only the jobs that have no finished row in RUN.json.")
 @format_option
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
-              default=Path("results/runs"), show_default=True, help="Folder for the JSON result document.")
+              default=Path("results"), show_default=True,
+              help="Result folder; the document goes to OUT/<machine-id>/NNNN_<commit>_<time>.json.")
 def run(scenarios, backends, epochs, steps, batch_size, seed, device, threads, repeat, sweep, precision,
         deterministic, backend_options, timeout, max_memory_mib, in_process, resume, fmt, out_dir):
     """Train scenarios on backends and report accuracy, agreement and speed."""
@@ -126,6 +127,12 @@ def peak(threads, libraries):
 
     commands.measure_peaks(threads, [name.strip() for name in libraries.split(",") if name.strip()])
 
+
+from dlbench.cli_reports import compare, history_, report  # noqa: E402  (commands defined there)
+
+main.add_command(report)
+main.add_command(compare)
+main.add_command(history_)
 
 if __name__ == "__main__":
     main()

@@ -147,7 +147,7 @@ class RunSettings:
 def run(*, scenarios, backends: str, overrides: dict, device: str, threads: int | None, repeat: int,
         sweep, precision: str, deterministic: bool, backend_options, timeout: float | None,
         max_memory_mib: int | None, in_process: bool, fmt: str, out_dir: Path) -> int:
-    from dlbench import environment, results
+    from dlbench import environment, history, results
 
     plugins = get_plugins()
     for plugin, error in plugins.load_errors.items():
@@ -169,7 +169,7 @@ def run(*, scenarios, backends: str, overrides: dict, device: str, threads: int 
     out_dir = results.check_writable(out_dir)
     document = results.new_document(_environment(settings.threads), dataclasses.asdict(settings),
                                     ["dlbench", *sys.argv[1:]])
-    path = results.default_path(out_dir, document["created"])
+    path = history.store_path(out_dir, document)
     return _execute(settings.jobs(), settings, document, path, fmt)
 
 

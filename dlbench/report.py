@@ -457,17 +457,39 @@ def render_html(runs: list[Run], pictures: dict[str | None, list] | None = None)
     return "".join(parts) + "</body></html>\n"
 
 
-def rich_tables(runs: list[Run]):
-    """One rich table per scenario, status coloured."""
+#: dropped first, in this order, when a terminal is too narrow for every column
+NARROW_DROPS = ("wall s", "device MiB", "peak MiB", "GFLOP/s", "% peak", "time to acc s", "final loss",
+                "vs fastest", "compile s", "agrees")
+
+
+def fitting(columns: list[Column], cells: list[list[str]], width: int) -> tuple[list[Column], list[list[str]]]:
+    """The columns (and cells) that fit ``width`` characters, the least telling dropped first."""
+    def needed(keep):
+        return sum(max([len(columns[i].name)] + [len(row[i]) for row in cells]) + 3 for i in keep)
+
+    keep = list(range(len(columns)))
+    for name in NARROW_DROPS:
+        if needed(keep) <= width:
+            break
+        keep = [i for i in keep if columns[i].name != name]
+    return [columns[i] for i in keep], [[row[i] for i in keep] for row in cells]
+
+
+def rich_tables(runs: list[Run], width: int | None = None):
+    """One rich table per scenario, status coloured, narrowed to the terminal's ``width``."""
     from rich import box
-    from rich.console import Group
+    from rich.console import Console, Group
     from rich.markup import escape
     from rich.table import Table
+    from rich.text import Text
 
+    width = width or Console().width
     styles = {"ok": "green", "unavailable": "yellow"}
-    tables = []
+    tables, hidden = [], {}
     for scenario, items in by_scenario(entries(runs)).items():
-        columns, cells = table(items)
+        all_columns, all_cells = table(items)
+        columns, cells = fitting(all_columns, all_cells, width)
+        hidden.update(dict.fromkeys(c.name for c in all_columns if c not in columns))
         t = Table(title=scenario, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
         for c in columns:
             t.add_column(c.name, justify="right" if c.right else "left", no_wrap=c.name == "samples/s")
@@ -477,6 +499,9 @@ def rich_tables(runs: list[Run]):
             row[status] = f"[{styles.get(e.row.get('status'), 'red')}]{row[status]}[/]"
             t.add_row(*row)
         tables.append(t)
+    if hidden:
+        tables.append(Text(f"not shown for the terminal's width: {', '.join(hidden)} (--format markdown has all)",
+                           style="dim"))
     return Group(*tables)
 
 

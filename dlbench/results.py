@@ -39,11 +39,6 @@ def safe_name(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).lstrip(".") or "run"
 
 
-def default_path(out_dir: Path, created: str) -> Path:
-    stamp = created.replace("-", "").replace(":", "")
-    return Path(out_dir) / f"run-{safe_name(stamp)}.json"
-
-
 def check_writable(out_dir: Path) -> Path:
     """Create ``out_dir`` if needed; a clear error when it cannot be written."""
     out_dir = Path(out_dir)

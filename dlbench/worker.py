@@ -105,10 +105,14 @@ def execute(request: RunRequest) -> dict:
                 "traceback": traceback.format_exc(limit=-8)}
     history, every = loss_history(m.losses)
     flops = training_step_flops(spec, train.batch_size)
+    # the median window: robust to a stall (another process, a GC pause); the
+    # overall rate (all steady samples / all steady time) is kept beside it
+    sps = summarize(m.window_samples_per_sec).get("median", m.samples_per_sec)
     device_bytes = trainer.peak_device_bytes()
     last_epoch = m.losses[-min(plan.steps_per_epoch, len(m.losses)):] if m.losses else []
     row["metrics"] = {
-        "samples_per_sec": m.samples_per_sec,
+        "samples_per_sec": sps,
+        "samples_per_sec_overall": m.samples_per_sec,
         "samples_per_sec_stats": summarize(m.window_samples_per_sec),
         "window_samples_per_sec": m.window_samples_per_sec,
         "test_accuracy": test_accuracy,
@@ -123,7 +127,7 @@ def execute(request: RunRequest) -> dict:
         "steps": m.steps,
         "batch_size": train.batch_size,
         "flops_per_step": flops,
-        "gflops_per_sec": m.samples_per_sec * flops / train.batch_size / 1e9 if m.samples_per_sec else None,
+        "gflops_per_sec": sps * flops / train.batch_size / 1e9 if sps else None,
         "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "peak_device_mib": None if device_bytes is None else device_bytes / 2**20,
         "loss_history": [finite_or_none(x) for x in history],

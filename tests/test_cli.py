@@ -43,7 +43,7 @@ def test_run_json_prints_the_document_it_writes(runner, tmp_path):
                                   "--out", str(tmp_path), "--in-process"])
     assert result.exit_code == 0, result.output
     doc = json.loads(result.stdout)
-    files = list(tmp_path.glob("*.json"))
+    files = list(tmp_path.glob("*/*.json"))
     assert len(files) == 1 and json.loads(files[0].read_text())["results"] == doc["results"]
     assert doc["schema_version"] == 1
     assert {"python", "cpu", "versions", "blas"} <= set(doc["environment"])
@@ -62,7 +62,7 @@ def test_default_suite_in_worker_processes_reaches_the_expected_accuracy(runner,
     result = runner.invoke(main, ["run", "--backend", "numpy", "--out", str(tmp_path)])
     assert result.exit_code == 0, result.output
     assert "xor-mlp" in result.output and "digits-mlp" in result.output
-    doc = json.loads(next(tmp_path.glob("*.json")).read_text())
+    doc = json.loads(next(tmp_path.glob("*/*.json")).read_text())
     acc = {r["scenario"]: r["metrics"]["test_accuracy"] for r in doc["results"]}
     assert acc["digits-mlp"] >= 0.9
     assert acc["xor-mlp"] >= 0.9
@@ -94,7 +94,7 @@ def test_bad_scenario_file_exits_2_naming_file_and_field(runner, tmp_path):
     result = runner.invoke(main, ["run", "--scenario", str(path), "--backend", "numpy", "--out", str(tmp_path)])
     assert result.exit_code == 2
     assert f"{path}: train.loss: binary_crossentropy needs a last layer of 1 unit" in result.output
-    assert not list(tmp_path.glob("*.json"))
+    assert not list(tmp_path.glob("*/*.json"))
 
 
 def test_input_shape_must_match_the_dataset(runner, tmp_path):

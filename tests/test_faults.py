@@ -32,7 +32,7 @@ def test_hang_crash_kill_raise_and_divergence_become_rows(tmp_path):
     assert rows["diverge"]["status"] == "diverged" and "at step 10" in rows["diverge"]["error"]
     assert rows["raise"]["status"] == "failed"
     assert "RuntimeError: simulated failure while building" in rows["raise"]["error"]
-    saved = json.loads(next(tmp_path.glob("*.json")).read_text())
+    saved = json.loads(next(tmp_path.glob("*/*.json")).read_text())
     assert [r["status"] for r in saved["results"]] == [r["status"] for r in doc["results"]]
 
 

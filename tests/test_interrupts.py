@@ -26,7 +26,7 @@ def start_run(tmp_path, *args):
 def wait_for_rows(tmp_path, n, timeout=120):
     deadline = time.time() + timeout
     while time.time() < deadline:
-        for path in tmp_path.glob("run-*.json"):
+        for path in tmp_path.glob("*/*.json"):
             doc = json.loads(path.read_text())
             if len(doc["results"]) >= n:
                 return path
@@ -57,7 +57,7 @@ def test_killed_runner_leaves_a_valid_document_and_no_orphan_worker(tmp_path):
     proc.wait(timeout=30)
     doc = json.loads(path.read_text())
     assert [(r["backend"], r["status"]) for r in doc["results"]] == [("numpy", "ok")]
-    assert not list(tmp_path.glob(".*"))  # no temporary file left behind
+    assert not list(tmp_path.glob("*/.*"))  # no temporary file left behind
     time.sleep(0.5)
     ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
     assert not [line for line in ps.splitlines() if "dlbench.worker" in line and str(tmp_path) in line]
@@ -68,7 +68,7 @@ def test_resume_runs_only_missing_and_interrupted_jobs(tmp_path):
     first = runner.invoke(main, ["run", "--backend", "numpy", "--steps", "10", "--format", "json",
                                  "--out", str(tmp_path), "--in-process"])
     assert first.exit_code == 0, first.output
-    path = next(tmp_path.glob("*.json"))
+    path = next(tmp_path.glob("*/*.json"))
     doc = json.loads(path.read_text())
     kept = next(r for r in doc["results"] if r["scenario"] == "xor-mlp")
     doc["results"] = [{**kept}, {"scenario": "digits-mlp", "backend": "numpy", "status": "interrupted",

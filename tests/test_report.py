@@ -1,0 +1,219 @@
+import copy
+import csv
+import io
+import json
+import re
+import subprocess
+import sys
+
+import click
+import pytest
+from click.testing import CliRunner
+
+from dlbench import cli_reports, history, report
+from dlbench.cli import InputErrorGroup, main
+from dlbench.results import read_document, write_document
+
+
+@click.group(cls=InputErrorGroup)
+def cli():
+    """The report commands under the same error handling as ``dlbench``."""
+
+
+for _command in (cli_reports.report, cli_reports.compare, cli_reports.history_):
+    cli.add_command(_command)
+
+
+def invoke(*args):
+    return CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
+
+
+@pytest.fixture(scope="module")
+def real_run(tmp_path_factory):
+    """A real NumPy run of the default scenarios, as ``dlbench run`` writes it."""
+    out = tmp_path_factory.mktemp("run")
+    result = CliRunner().invoke(main, ["run", "--backend", "numpy", "--steps", "40", "--in-process",
+                                       "--format", "json", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    return next(out.glob("*/*.json"))
+
+
+def other_machine(document: dict) -> dict:
+    """The same run on another host, where a torch row failed without metrics."""
+    doc = copy.deepcopy(document)
+    doc["environment"]["hostname"] = "gpu-box"
+    doc["environment"]["gpus"] = ["NVIDIA H100"]
+    doc["created"] = "2030-01-01T00:00:00Z"
+    doc["results"].append({"scenario": "xor-mlp", "backend": "torch", "status": "failed",
+                           "error": "RuntimeError: out of memory"})
+    return doc
+
+
+@pytest.fixture
+def two_runs(real_run, tmp_path):
+    path = tmp_path / "other.json"
+    write_document(other_machine(read_document(real_run)), path)
+    return real_run, path
+
+
+def scenarios_and_backends(path):
+    rows = read_document(path)["results"]
+    return {(r["scenario"], r["backend"]) for r in rows}
+
+
+def test_markdown_report_has_environment_and_one_table_per_scenario(real_run):
+    result = invoke("report", real_run, "--format", "markdown")
+    assert result.exit_code == 0, result.output
+    text = result.output
+    assert "## Environment" in text and "| CPU |" in text and "| numpy |" in text
+    assert "## xor-mlp" in text and "## digits-mlp" in text
+    header = next(line for line in text.splitlines() if line.startswith("| backend |"))
+    for column in ("status", "agrees", "test acc", "final loss", "samples/s", "vs fastest", "vs numpy",
+                   "compile s"):
+        assert f"| {column} |" in header
+    for table in re.findall(r"((?:^\|.*\|\n)+)", text, flags=re.M):  # GitHub needs equal cell counts
+        counts = {line.count(" | ") for line in table.splitlines() if not line.startswith("|--")}
+        assert len(counts) == 1, table
+    assert "reference" in text
+
+
+def test_runs_side_by_side_are_labelled_by_what_differs(two_runs):
+    text = invoke("report", *two_runs, "--format", "markdown").output
+    assert "| run |" in text
+    env_header = next(line for line in text.splitlines() if line.startswith("|  |"))
+    assert "gpu-box" in env_header and "NVIDIA H100" in env_header
+    assert "| torch | gpu-box" in text and "| failed |" in text
+    assert "xor-mlp / torch: failed: RuntimeError: out of memory" in text
+
+
+def test_missing_metrics_show_a_dash(real_run, tmp_path):
+    doc = read_document(real_run)
+    doc["results"] = [{"scenario": "xor-mlp", "backend": "jax", "status": "unavailable",
+                       "error": "jax is not installed", "metrics": {}, "parity": None},
+                      {"scenario": "xor-mlp", "backend": "numpy", "status": "ok"}]
+    doc["environment"] = {}
+    doc["settings"] = {}
+    path = tmp_path / "sparse.json"
+    write_document(doc, path)
+    for fmt in ("table", "markdown", "csv", "html", "json"):
+        result = invoke("report", path, "--format", fmt, "--no-plots")
+        assert result.exit_code == 0, (fmt, result.output)
+    assert "| jax | unavailable | - | - | - | - |" in invoke("report", path, "--format", "markdown").output
+
+
+def test_speed_ratios_are_taken_within_one_run():
+    rows = [{"scenario": "s", "backend": "numpy", "status": "ok", "metrics": {"samples_per_sec": 100.0}},
+            {"scenario": "s", "backend": "torch", "status": "ok", "metrics": {"samples_per_sec": 400.0}},
+            {"scenario": "s", "backend": "jax", "status": "failed", "metrics": {}}]
+    runs = report.runs_of([{"schema_version": 1, "results": rows}])
+    ratios = {r["backend"]: (r["vs_fastest"], r["vs_numpy"]) for r in report.tidy_records(runs)}
+    assert ratios == {"numpy": (0.25, 1.0), "torch": (1.0, 4.0), "jax": (None, None)}
+
+
+def test_csv_is_tidy_one_row_per_scenario_backend_run(two_runs):
+    result = invoke("report", *two_runs, "--format", "csv")
+    records = list(csv.DictReader(io.StringIO(result.output)))
+    expected = {(s, b, run) for path, run in zip(two_runs, ("vm", "gpu-box"))
+                for s, b in scenarios_and_backends(path)}
+    got = {(r["scenario"], r["backend"], r["host"]) for r in records}
+    assert len(records) == len(expected) == 5
+    assert got == {(s, b, read_document(p)["environment"]["hostname"]) for p in two_runs
+                   for s, b in scenarios_and_backends(p)}
+    ok = next(r for r in records if r["backend"] == "numpy")
+    assert float(ok["samples_per_sec"]) > 0 and ok["status"] == "ok"
+
+
+def test_html_is_one_self_contained_file_with_embedded_pictures(two_runs, tmp_path):
+    out = tmp_path / "report.html"
+    result = invoke("report", *two_runs, "--out", out)
+    assert result.exit_code == 0, result.output
+    page = out.read_text()
+    assert page.startswith("<!DOCTYPE html>") and page.rstrip().endswith("</html>")
+    assert page.count('src="data:image/png;base64,') >= 3  # two loss pictures and the throughput bars
+    assert not re.search(r"""(src|href)=(?!["']?data:)""", page)
+    assert "http://" not in page and "https://" not in page and "<link" not in page and "<script" not in page
+    assert not list(tmp_path.glob("*.png"))
+
+
+def test_markdown_out_writes_pictures_beside_it(real_run, tmp_path):
+    out = tmp_path / "published" / "README.md"
+    result = invoke("report", real_run, "--out", out)
+    assert result.exit_code == 0, result.output
+    text = out.read_text()
+    pictures = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", text)
+    assert {"README-xor-mlp-loss.png", "README-digits-mlp-loss.png", "README-throughput.png"} <= set(pictures)
+    for name in pictures:
+        assert (out.parent / name).read_bytes().startswith(b"\x89PNG")
+
+
+def test_report_latest_reports_the_newest_stored_run(real_run, tmp_path):
+    old = read_document(real_run)
+    new = other_machine(old)
+    for doc in (new, old):  # stored out of order: the newest is the one created last
+        write_document(doc, history.store_path(tmp_path, doc))
+    result = invoke("report", "--latest", "--root", tmp_path, "--format", "json")
+    summary = json.loads(result.output)
+    assert [r["created"] for r in summary["runs"]] == ["2030-01-01T00:00:00Z"]
+
+
+def test_published_results_command(real_run, tmp_path):
+    doc = read_document(real_run)
+    write_document(doc, history.store_path(tmp_path, doc))
+    out = tmp_path / "README.md"
+    result = invoke("report", "--latest", "--root", tmp_path, "--format", "markdown", "--out", out)
+    assert result.exit_code == 0, result.output
+    assert out.read_text().startswith("# dlbench results")
+    assert (tmp_path / "README-throughput.png").exists()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["report"], "RUN.json: name one or more RUN.json files, or pass --latest"),
+    (["report", "nope.json"], "nope.json: cannot read result file"),
+    (["report", "--latest", "--root", "{tmp}"], "--latest: no stored run documents"),
+    (["report", "{tmp}/bad.json"], "bad.json: not a JSON result document"),
+    (["report", "{tmp}/list.json"], "list.json: not a dlbench result document"),
+    (["report", "{run}", "--out", "{tmp}/report.txt"], "--out: cannot tell the format from the suffix '.txt'"),
+    (["report", "{run}", "--out", "{run}", "--format", "json"], "--out: would overwrite an input document"),
+])
+def test_bad_report_input_exits_2_naming_the_problem(real_run, tmp_path, args, message):
+    (tmp_path / "bad.json").write_text("{not json")
+    (tmp_path / "list.json").write_text("[1, 2]")
+    args = [a.format(tmp=tmp_path, run=real_run) for a in args]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 2, result.output
+    assert message.format(tmp=tmp_path) in result.output
+    assert "Traceback" not in result.output
+
+
+def test_schema_0_document_is_upgraded_on_read(real_run, tmp_path):
+    doc = read_document(real_run)
+    del doc["schema_version"]
+    for row in doc["results"]:
+        row["metrics"]["samples_per_second"] = row["metrics"].pop("samples_per_sec")
+    path = tmp_path / "old.json"
+    path.write_text(json.dumps(doc))
+    upgraded = read_document(path)
+    assert upgraded["schema_version"] == 1
+    assert all("samples_per_sec" in r["metrics"] and "samples_per_second" not in r["metrics"]
+               for r in upgraded["results"])
+    row = next(r for r in json.loads(invoke("report", path, "--format", "json").output)["rows"])
+    assert row["samples_per_sec"] > 0
+
+
+def test_newer_schema_is_refused(real_run, tmp_path):
+    doc = read_document(real_run)
+    doc["schema_version"] = 99
+    path = tmp_path / "future.json"
+    path.write_text(json.dumps(doc))
+    result = CliRunner().invoke(cli, ["report", str(path)])
+    assert result.exit_code == 2 and "schema_version 99 is newer" in result.output
+
+
+def test_report_help_imports_neither_matplotlib_nor_a_framework():
+    code = ("import sys; from click.testing import CliRunner; from dlbench import cli_reports; "
+            "[CliRunner().invoke(c, ['--help']) for c in (cli_reports.report, cli_reports.compare, "
+            "cli_reports.history_)]; "
+            "print(sorted(m for m in ('torch', 'tensorflow', 'jax', 'matplotlib') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
