@@ -102,7 +102,7 @@ class Backend(ABC):
         for key, value in options.items():
             if key not in self.option_defaults:
                 allowed = one_of(self.option_defaults) if self.option_defaults else "it takes no options"
-                raise InputError(f"unknown {self.name} option {key!r}; {allowed}", field=f"--backend-option")
+                raise InputError(f"unknown {self.name} option {key!r}; {allowed}", field="--backend-option")
             default = self.option_defaults[key]
             if type(value) is not type(default) and not (type(default) is float and type(value) is int):
                 raise InputError(f"{self.name}.{key} must be {type(default).__name__}, got {value!r}",

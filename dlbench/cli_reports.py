@@ -15,7 +15,7 @@ from pathlib import Path
 import click
 
 from dlbench.errors import InputError
-from dlbench.report import FORMATS as REPORT_FORMATS
+from dlbench.report_formats import FORMATS as REPORT_FORMATS
 
 DEFAULT_ROOT = Path("results")
 
@@ -90,20 +90,21 @@ def report(runs, latest, root, fmt, out, plots):
     """Tables and plots of one or more result documents, side by side."""
     from dlbench import history
     from dlbench import report as reporting
+    from dlbench import report_formats
 
     paths = list(runs) + ([history.latest(root)] if latest else [])
     if not paths:
         raise InputError("name one or more RUN.json files, or pass --latest", field="RUN.json")
-    fmt = reporting.output_format(fmt, out)
+    fmt = report_formats.output_format(fmt, out)
     if out is not None and any(out.resolve() == p.resolve() for p in paths):
         raise InputError("would overwrite an input document", field="--out", source=str(out))
     loaded = reporting.load_runs(paths)
     if fmt == "table":
-        _print_rich(reporting.rich_report(loaded))
+        _print_rich(report_formats.rich_report(loaded))
         return
     if out is not None:
         _make_folder(out.parent)
-    _echo(reporting.render(loaded, fmt, out, with_plots=plots), out)
+    _echo(report_formats.render(loaded, fmt, out, with_plots=plots), out)
 
 
 # ----------------------------------------------------------------- compare

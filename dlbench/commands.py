@@ -202,7 +202,7 @@ def _environment(threads: int) -> dict:
 
 
 def _execute(jobs, settings: RunSettings, document: dict, path: Path, fmt: str) -> int:
-    from dlbench import report, results
+    from dlbench import report_formats, results
     from dlbench.runner import Suite
 
     document["path"] = str(path)
@@ -218,7 +218,7 @@ def _execute(jobs, settings: RunSettings, document: dict, path: Path, fmt: str) 
     if fmt == "json":
         sys.stdout.write(results.dumps(document) + "\n")
     elif fmt == "markdown":
-        sys.stdout.write(report.markdown_table(document))
+        sys.stdout.write(report_formats.markdown_table(document))
     else:
         _print_table(document, path)
     return exit_code(document)
@@ -264,10 +264,10 @@ def _describe(job) -> str:
 
 
 def _print_table(document: dict, path: Path) -> None:
-    from dlbench import report
+    from dlbench import report, report_formats
 
     console = _console()
-    console.print(report.rich_table(document))
+    console.print(report_formats.rich_table(document))
     for line in report.problems(document):
         console.print(f"  {line}", markup=False, highlight=False)
     console.print(f"result document: {path}", highlight=False)

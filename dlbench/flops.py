@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import math
 
-from dlbench.spec import (Activation, AveragePool1D, AveragePool2D, BatchNormalization, Conv1D, Conv2D, Dense,
+from dlbench.spec import (AveragePool1D, AveragePool2D, BatchNormalization, Conv1D, Conv2D, Dense,
                           Dropout, MaxPool1D, MaxPool2D, ModelSpec)
 
 ACTIVATION_FLOPS = {"linear": (0, 0), "relu": (1, 1), "sigmoid": (4, 2), "tanh": (4, 2), "softmax": (4, 4)}

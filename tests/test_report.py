@@ -10,7 +10,7 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from dlbench import cli_reports, history, report
+from dlbench import cli_reports, history, report, report_formats
 from dlbench.cli import InputErrorGroup, main
 from dlbench.results import read_document, write_document
 
@@ -106,7 +106,7 @@ def test_speed_ratios_are_taken_within_one_run():
             {"scenario": "s", "backend": "torch", "status": "ok", "metrics": {"samples_per_sec": 400.0}},
             {"scenario": "s", "backend": "jax", "status": "failed", "metrics": {}}]
     runs = report.runs_of([{"schema_version": 1, "results": rows}])
-    ratios = {r["backend"]: (r["vs_fastest"], r["vs_numpy"]) for r in report.tidy_records(runs)}
+    ratios = {r["backend"]: (r["vs_fastest"], r["vs_numpy"]) for r in report_formats.tidy_records(runs)}
     assert ratios == {"numpy": (0.25, 1.0), "torch": (1.0, 4.0), "jax": (None, None)}
 
 

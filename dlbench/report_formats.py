@@ -1,0 +1,247 @@
+"""Renderers of a report: CSV (tidy), JSON, Markdown (with PNG plots),
+self-contained HTML (plots embedded) and the terminal (rich, fitted to its
+width). The table model they render is :mod:`dlbench.report`."""
+
+from __future__ import annotations
+
+import csv
+import html
+import io
+import json
+from pathlib import Path
+
+from dlbench.errors import InputError
+from dlbench.parity import REFERENCE_BACKEND
+from dlbench.report import (Column, LEGEND, Run, by_scenario, entries, environment_table, problems, runs_of, scenario_description, table, unstable)
+
+
+def tidy_records(runs: list[Run]) -> list[dict]:
+    """One flat record per scenario x backend x run (x sweep point): raw values, no formatting."""
+    records = []
+    for e in entries(runs):
+        m, p = e.metrics, e.row.get("parity") or {}
+        stats = m.get("samples_per_sec_stats") or {}
+        records.append({
+            "run": e.run.label, "created": e.run.document.get("created"),
+            "host": e.run.environment.get("hostname"), "commit": e.run.environment.get("git_commit"),
+            "scenario": e.scenario, "backend": e.backend, "sweep_batch_size": e.point.get("batch_size"),
+            "sweep_threads": e.point.get("threads"), "status": e.row.get("status"), "error": e.row.get("error"),
+            "device": e.row.get("device"), "threads": e.row.get("threads"),
+            "backend_version": e.row.get("backend_version"), "agrees": p.get("agrees"),
+            "max_rel_loss_diff": p.get("max_rel_loss_diff"), "test_accuracy": m.get("test_accuracy"),
+            "final_loss": m.get("final_loss"), "samples_per_sec": m.get("samples_per_sec"),
+            "samples_per_sec_q1": stats.get("q1"), "samples_per_sec_q3": stats.get("q3"),
+            "samples_per_sec_iqr": stats.get("iqr"), "samples_per_sec_n": stats.get("n"),
+            "unstable": unstable(m), "vs_fastest": e.vs_fastest, f"vs_{REFERENCE_BACKEND}": e.vs_reference,
+            **{k: m.get(k) for k in ("compile_seconds", "time_to_accuracy", "gflops_per_sec", "peak_fraction",
+                                     "peak_rss_mib", "peak_device_mib", "steps", "batch_size", "wall_seconds")},
+        })
+    return records
+
+
+def render_csv(runs: list[Run]) -> str:
+    records = tidy_records(runs)
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=list(records[0]) if records else ["run"], lineterminator="\n")
+    writer.writeheader()
+    writer.writerows({k: "" if v is None else v for k, v in r.items()} for r in records)
+    return out.getvalue()
+
+
+def render_json(runs: list[Run]) -> str:
+    summary = {"runs": [{"label": r.label, "path": r.document.get("path"), "created": r.document.get("created"),
+                         "environment": r.environment, "settings": r.settings} for r in runs],
+               "rows": tidy_records(runs)}
+    return json.dumps(summary, indent=1, default=str) + "\n"
+
+
+def _md_row(cells) -> str:
+    return "| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |"
+
+
+def _md_table(header: list[str], rows: list[list[str]], right: list[bool]) -> list[str]:
+    rule = "|" + "|".join("---:" if r else "---" for r in right) + "|"
+    return [_md_row(header), rule, *(_md_row(r) for r in rows)]
+
+
+def render_markdown(runs: list[Run], pictures: dict[str | None, list] | None = None) -> str:
+    """GitHub Markdown; ``pictures`` maps a scenario (None: the whole report)
+    to (title, file name) pairs placed under its table."""
+    pictures = pictures or {}
+    header, rows = environment_table(runs)
+    lines = ["# dlbench results", "", LEGEND, "", "## Environment", "",
+             *_md_table(header, rows, [False] * len(header))]
+    for scenario, items in by_scenario(entries(runs)).items():
+        columns, cells = table(items)
+        about = scenario_description(runs, scenario)
+        lines += ["", f"## {scenario}", *(["", about] if about else []), "",
+                  *_md_table([c.name for c in columns], cells, [c.right for c in columns])]
+        lines += [line for title, name in pictures.get(scenario, []) for line in ("", f"![{title}]({name})")]
+    if pictures.get(None):
+        lines += ["", "## Throughput"]
+        lines += [line for title, name in pictures[None] for line in ("", f"![{title}]({name})")]
+    notes = [f"{r.label}: {line}" if len(runs) > 1 else line for r in runs for line in problems(r.document)]
+    if notes:
+        lines += ["", "## Problems", "", *(f"- {n}" for n in notes)]
+    return "\n".join(lines) + "\n"
+
+
+def markdown_table(document: dict) -> str:
+    """The Markdown report of one document, without pictures (``dlbench run --format markdown``)."""
+    return render_markdown(runs_of([document]))
+
+
+HTML_STYLE = ("body{font-family:system-ui,sans-serif;margin:2em;color:#222}table{border-collapse:collapse;"
+              "margin:1em 0}th,td{border:1px solid #ccc;padding:.25em .6em}th{background:#f3f3f3}"
+              "td.r{text-align:right;font-variant-numeric:tabular-nums}img{max-width:100%}p.legend{max-width:60em}")
+
+
+def _html_table(header: list[str], rows: list[list[str]], right: list[bool]) -> str:
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td{' class=r' if r else ''}>{html.escape(c)}</td>"
+                                    for c, r in zip(row, right)) + "</tr>" for row in rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def render_html(runs: list[Run], pictures: dict[str | None, list] | None = None) -> str:
+    """One self-contained file: inline style, pictures as base64 data URIs
+    (``pictures`` maps a scenario or None to (title, PNG bytes) pairs)."""
+    import base64
+
+    def images(key):
+        return "".join(f'<figure><img alt="{html.escape(title)}" src="data:image/png;base64,'
+                       f'{base64.b64encode(png).decode()}"></figure>' for title, png in (pictures or {}).get(key, []))
+
+    header, rows = environment_table(runs)
+    parts = [f"<!DOCTYPE html><html lang=en><head><meta charset=utf-8><title>dlbench results</title>"
+             f"<style>{HTML_STYLE}</style></head><body><h1>dlbench results</h1>",
+             f"<p class=legend>{html.escape(LEGEND)}</p><h2>Environment</h2>",
+             _html_table(header, rows, [False] * len(header))]
+    for scenario, items in by_scenario(entries(runs)).items():
+        columns, cells = table(items)
+        about = scenario_description(runs, scenario)
+        parts += [f"<h2>{html.escape(scenario)}</h2>", f"<p>{html.escape(about)}</p>" if about else "",
+                  _html_table([c.name for c in columns], cells, [c.right for c in columns]), images(scenario)]
+    if (pictures or {}).get(None):
+        parts += ["<h2>Throughput</h2>", images(None)]
+    notes = [line for r in runs for line in problems(r.document)]
+    if notes:
+        parts += ["<h2>Problems</h2><ul>", *(f"<li>{html.escape(n)}</li>" for n in notes), "</ul>"]
+    return "".join(parts) + "</body></html>\n"
+
+
+#: dropped first, in this order, when a terminal is too narrow for every column
+NARROW_DROPS = ("wall s", "device MiB", "peak MiB", "GFLOP/s", "% peak", "time to acc s", "final loss",
+                "vs fastest", "compile s", "agrees")
+
+
+def fitting(columns: list[Column], cells: list[list[str]], width: int) -> tuple[list[Column], list[list[str]]]:
+    """The columns (and cells) that fit ``width`` characters, the least telling dropped first."""
+    def needed(keep):
+        return sum(max([len(columns[i].name)] + [len(row[i]) for row in cells]) + 3 for i in keep)
+
+    keep = list(range(len(columns)))
+    for name in NARROW_DROPS:
+        if needed(keep) <= width:
+            break
+        keep = [i for i in keep if columns[i].name != name]
+    return [columns[i] for i in keep], [[row[i] for i in keep] for row in cells]
+
+
+def rich_tables(runs: list[Run], width: int | None = None):
+    """One rich table per scenario, status coloured, narrowed to the terminal's ``width``."""
+    from rich import box
+    from rich.console import Console, Group
+    from rich.markup import escape
+    from rich.table import Table
+    from rich.text import Text
+
+    width = width or Console().width
+    styles = {"ok": "green", "unavailable": "yellow"}
+    tables, hidden = [], {}
+    for scenario, items in by_scenario(entries(runs)).items():
+        all_columns, all_cells = table(items)
+        columns, cells = fitting(all_columns, all_cells, width)
+        hidden.update(dict.fromkeys(c.name for c in all_columns if c not in columns))
+        t = Table(title=scenario, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
+        for c in columns:
+            t.add_column(c.name, justify="right" if c.right else "left", no_wrap=c.name == "samples/s")
+        status = next(i for i, c in enumerate(columns) if c.name == "status")
+        for e, row in zip(items, cells):
+            row = [escape(c) for c in row]
+            row[status] = f"[{styles.get(e.row.get('status'), 'red')}]{row[status]}[/]"
+            t.add_row(*row)
+        tables.append(t)
+    if hidden:
+        tables.append(Text(f"not shown for the terminal's width: {', '.join(hidden)} (--format markdown has all)",
+                           style="dim"))
+    return Group(*tables)
+
+
+def rich_table(document: dict):
+    """The tables of one document (printed by ``dlbench run``)."""
+    return rich_tables(runs_of([document]))
+
+
+def rich_report(runs: list[Run]):
+    """Environment, tables and problems, for ``dlbench report`` on a terminal."""
+    from rich.console import Group
+    from rich.markup import escape
+    from rich.table import Table
+    from rich.text import Text
+
+    header, rows = environment_table(runs)
+    env = Table(title="environment", title_justify="left", show_header=len(runs) > 1)
+    for h in header:
+        env.add_column(h)
+    for row in rows:
+        env.add_row(*(escape(c) for c in row))
+    notes = [Text(f"  {line}") for r in runs for line in problems(r.document)]
+    return Group(env, rich_tables(runs), *notes, Text(LEGEND, style="dim"))
+
+
+# ------------------------------------------------------------------ output
+FORMATS = ("table", "markdown", "csv", "html", "json")
+SUFFIX_FORMATS = {".md": "markdown", ".markdown": "markdown", ".csv": "csv", ".html": "html", ".htm": "html",
+                  ".json": "json"}
+
+
+def output_format(fmt: str | None, out: Path | None) -> str:
+    """The chosen format, else the one ``out``'s suffix names, else the terminal table."""
+    if fmt:
+        if fmt == "table" and out is not None:
+            raise InputError("the table is for the terminal; write markdown, csv, html or json to a file",
+                             field="--format")
+        return fmt
+    if out is None:
+        return "table"
+    if out.suffix.lower() not in SUFFIX_FORMATS:
+        raise InputError(f"cannot tell the format from the suffix {out.suffix or '(none)'!r}; pass --format "
+                         "markdown, csv, html or json", field="--out", source=str(out))
+    return SUFFIX_FORMATS[out.suffix.lower()]
+
+
+def render(runs: list[Run], fmt: str, out: Path | None = None, with_plots: bool = True) -> str:
+    """The report as text. HTML embeds its pictures; Markdown written to
+    ``out`` gets them as PNG files beside it (``<stem>-<picture>.png``)."""
+    if fmt == "csv":
+        return render_csv(runs)
+    if fmt == "json":
+        return render_json(runs)
+    wanted = with_plots and (fmt == "html" or (fmt == "markdown" and out is not None))
+    found = _pictures(runs) if wanted else {}
+    if fmt == "html":
+        return render_html(runs, {k: [(p.title, p.png) for p in v] for k, v in found.items()})
+    return render_markdown(runs, {k: [(p.title, _write_png(p, out)) for p in v] for k, v in found.items()})
+
+
+def _pictures(runs: list[Run]) -> dict:
+    from dlbench import plots  # matplotlib is imported only here
+
+    return plots.pictures(runs)
+
+
+def _write_png(picture, out: Path) -> str:
+    name = f"{out.stem}-{picture.key}.png"
+    (out.parent / name).write_bytes(picture.png)
+    return name
