@@ -10,6 +10,7 @@ report. A metric a row lacks (an older run, a failed backend) shows as "-".
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from dataclasses import dataclass
@@ -88,6 +89,10 @@ class Entry:
     row: dict
     vs_fastest: float | None = None
     vs_reference: float | None = None
+    #: sweeps: samples/s over that of the same backend's smallest point of the
+    #: swept axis (other coordinates equal), and that speedup per added thread
+    speedup: float | None = None
+    thread_efficiency: float | None = None
 
     @property
     def metrics(self) -> dict:
@@ -134,12 +139,34 @@ def entries(runs: list[Run]) -> list[Entry]:
     for (index, _, _), rows in groups.items():
         ratios = _ratios(rows)
         found += [Entry(runs[index], row, *ratios[id(row)]) for row in rows]
+    found = _with_scaling(found)
     scenarios = _first_seen(e.scenario for e in found)
     points = _first_seen(point_key(e.point) for e in found)
     backends = _first_seen(e.backend for e in sorted(found, key=lambda e: e.backend != REFERENCE_BACKEND))
     run_index = {id(run): i for i, run in enumerate(runs)}
     return sorted(found, key=lambda e: (scenarios[e.scenario], points[point_key(e.point)], backends[e.backend],
                                         run_index[id(e.run)]))
+
+
+def _with_scaling(found: list[Entry]) -> list[Entry]:
+    """Speedup and thread efficiency of every sweep point against the point
+    with the fewest threads (thread sweeps) or the smallest batch (batch sweeps)."""
+    def speed(e: Entry):
+        return e.metrics.get("samples_per_sec") if e.row.get("status") == "ok" else None
+
+    out = []
+    for e in found:
+        if not e.point:
+            out.append(e)
+            continue
+        axis = "threads" if "threads" in e.point else "batch_size"
+        peers = [p for p in found if p.run is e.run and p.scenario == e.scenario and p.backend == e.backend
+                 and {k: v for k, v in p.point.items() if k != axis} == {k: v for k, v in e.point.items() if k != axis}]
+        base = min(peers, key=lambda p: p.point[axis])
+        speedup = speed(e) / speed(base) if speed(e) and speed(base) else None
+        efficiency = speedup / (e.point[axis] / base.point[axis]) if speedup and axis == "threads" else None
+        out.append(dataclasses.replace(e, speedup=speedup, thread_efficiency=efficiency))
+    return out
 
 
 def _first_seen(values) -> dict:
@@ -240,6 +267,9 @@ COLUMNS = (
     Column("samples/s", lambda e: speed_cell(e.metrics)),
     Column("vs fastest", lambda e: _ratio(e.vs_fastest)),
     Column(f"vs {REFERENCE_BACKEND}", lambda e: _ratio(e.vs_reference)),
+    Column("speedup", lambda e: _ratio(e.speedup), shown=lambda items: any(e.point for e in items)),
+    Column("thread eff.", lambda e: _percent(e.thread_efficiency),
+           shown=lambda items: any("threads" in e.point for e in items)),
     Column("compile s", _m("compile_seconds", ".3f")),
     Column("time to acc s", _m("time_to_accuracy", ".3f"), shown=_some(_m("time_to_accuracy", ".3f"))),
     Column("GFLOP/s", _m("gflops_per_sec", ".3g"), shown=_some(_m("gflops_per_sec", ".3g"))),

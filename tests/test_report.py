@@ -217,3 +217,16 @@ def test_report_help_imports_neither_matplotlib_nor_a_framework():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
+
+
+def test_sweep_rows_show_speedup_and_thread_efficiency():
+    def row(threads, sps):
+        return {"scenario": "s", "backend": "numpy", "status": "ok", "sweep_point": {"threads": threads},
+                "metrics": {"samples_per_sec": sps}}
+
+    runs = report.runs_of([{"schema_version": 1, "results": [row(1, 100.0), row(2, 150.0), row(4, 200.0)]}])
+    scaled = {e.point["threads"]: (e.speedup, e.thread_efficiency) for e in report.entries(runs)}
+    assert scaled == {1: (1.0, 1.0), 2: (1.5, 0.75), 4: (2.0, 0.5)}
+    columns, cells = report.table(report.entries(runs))
+    names = [c.name for c in columns]
+    assert cells[1][names.index("thread eff.")] == "75%" and cells[2][names.index("speedup")] == "2.00×"
