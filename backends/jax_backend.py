@@ -1,10 +1,48 @@
 """The JAX backend: a pure function of the parameters, differentiated by
 ``jax.value_and_grad`` and compiled by XLA, a whole window of steps per call.
 
-The parameters are a pytree (per spec layer a dict ``{"kernel", "bias"}``,
-``{}`` for layers without parameters) of float32 arrays in the canonical
-layout, which is JAX's: a Dense layer is ``z = x @ W + b`` with ``W`` (in, out),
-so weights go in and come out unchanged. Losses are computed from the logits:
+State: the trained parameters are a pytree (per spec layer a dict, e.g.
+``{"kernel", "bias"}`` or ``{"gamma", "beta"}``, ``{}`` for layers without
+parameters) of float32 arrays; BatchNormalization's ``moving_mean`` and
+``moving_variance`` live in a second pytree of the same structure (the
+"stats"), which the forward pass returns updated in training mode and
+which is never differentiated nor given to the optimizer. ``weights()``
+merges the two back in the layer's original key order.
+
+Layouts: the canonical ones are JAX's own, so weights go in and come out
+unchanged. Activations stay channels-last, (batch, length, channels) and
+(batch, height, width, channels); convolutions are ``lax.conv_general_dilated``
+with dimension numbers ("NWC", "WIO", "NWC") / ("NHWC", "HWIO", "NHWC"), the
+kernel (k, C, F) / (kh, kw, C, F) as is, padding given as explicit
+(before, after) pairs from :func:`dlbench.layers.conv_output_length` (TF's
+"same" puts the odd element after, which an explicit pair states for every
+stride and kernel size; an integer p is (p, p)). Pooling is
+``lax.reduce_window`` (max / sum divided by the window size), "VALID".
+Flatten is a reshape of the channels-last array: the canonical order.
+
+Gradients (option ``custom_vjp``, on CPU by default): XLA:CPU runs a
+convolution on its Eigen kernels only in the form above (batch first,
+features last, kernel (..., in, out)). JAX's transpose rules for the
+gradients emit batch/feature-swapped dimension numbers, which XLA:CPU
+rewrites into that form in the entry computation only: inside the
+window's while loop they ran as naive loops, 9-13x slower per step on the
+shipped CNNs. So the conv's VJP is written as two more convolutions in that
+form with explicit transposes (see :func:`make_conv`), and the max-pool's
+(whose select_and_scatter XLA:CPU expands into a slow scatter) as strided
+pads of where(first maximum, g, 0) (see :func:`make_max_pool`); both equal
+JAX's own gradients, first-maximum tie rule included. On GPUs JAX's rules
+are kept: XLA maps them to cuDNN's backward kernels.
+
+Training vs inference: ``train`` runs the forward pass in training mode
+(BatchNormalization normalizes with the batch mean and biased variance and
+updates ``moving = moving * momentum + batch * (1 - momentum)``; Dropout
+keeps where ``uniform >= rate`` and scales by ``1 / (1 - rate)``),
+``evaluate`` in inference mode (moving statistics; Dropout is the identity).
+Dropout masks come from ``fold_in(fold_in(key(seed), step), layer index)``,
+with ``seed = TrainerOptions.seed`` and the global step carried in the loop:
+the same seed gives the same masks whatever the windows or chunks.
+
+Losses are computed from the logits:
 
     categorical_crossentropy: mean(logsumexp(z) - z[y])
     binary_crossentropy:      mean(max(z, 0) - z t + log(1 + exp(-|z|)))
@@ -18,28 +56,33 @@ needs only ``jax``):
     adam: m <- b1 m + (1-b1) g;  v <- b2 v + (1-b2) g^2;
           W <- W - lr/(1-b1^t) * m / (sqrt(v)/sqrt(1-b2^t) + eps)
 
-with ``1 - b^t`` evaluated as ``-expm1(t log b)`` so that float32 keeps the
-accuracy NumPy's float64 scalars have (``1 - 0.999`` in float32 is 1e-5 off).
+with ``1 - b^t`` evaluated as ``-expm1(t log b)`` (``log b`` taken in float64)
+so that float32 keeps the accuracy NumPy's float64 scalars have
+(``1 - 0.999`` in float32 is 1e-5 off).
 
 Speed: ``train`` runs a window in ONE compiled call, a ``lax.fori_loop``
 whose trip count is a runtime argument, over an index buffer of a fixed
 ``chunk_steps`` rows (the window's rows, zero-padded); each step gathers its
 batch with ``jnp.take`` from the training set, which lives on the device.
-The carried (params, optimizer state) is donated, so updates happen in place;
-the per-step losses go into a device buffer read once per call. Because no
-shape depends on the window length, XLA compiles once per batch size (on the
-first step the runner times as compile time), not once per distinct window
-length (a ``lax.scan`` of the exact length recompiles, ~0.4 s each on CPU,
-inside the steady-state timing). Longer windows run as several calls.
+The carry (params, stats, optimizer state, step) is donated, so updates
+happen in place; the per-step losses go into a device buffer read once per
+call. Because no shape depends on the window length, XLA compiles once per
+batch size (on the first step the runner times as compile time), not once
+per distinct window length (a ``lax.scan`` of the exact length recompiles,
+~0.4 s each on CPU, inside the steady-state timing). Longer windows run as
+several calls.
 
 Options (``TrainerOptions.extra``):
 
 * ``scan`` (bool, default True): False runs one jitted step per row instead
   (same compiled step, one dispatch per step), for comparison;
-* ``chunk_steps`` (int, default 256): the most steps one compiled call runs.
+* ``chunk_steps`` (int, default 256): the most steps one compiled call runs;
+* ``custom_vjp`` (true, false or "auto", the default: true on CPU): the
+  conv / max-pool gradients above; false uses JAX's own rules.
 
-Precision: "fp32" passes ``Precision.HIGHEST`` to every matmul (true fp32
-on GPUs too), "tf32" XLA's default (TF32 on Ampere and newer).
+Precision: "fp32" passes ``Precision.HIGHEST`` to every matmul and
+convolution (true fp32 on GPUs too), "tf32" XLA's default (TF32 on Ampere
+and newer).
 Determinism: compiled with ``xla_gpu_deterministic_ops`` (the per-jit form of
 ``XLA_FLAGS=--xla_gpu_deterministic_ops=true``); XLA on CPU is deterministic.
 Threads: XLA's CPU thread pool has ``PJRT_NPROC`` threads (else ``NPROC``,
@@ -51,6 +94,8 @@ returns the pool size that applies. Devices: "cpu" or the first "gpu" device.
 from __future__ import annotations
 
 import functools
+import itertools
+import math
 import os
 import sys
 
@@ -60,9 +105,12 @@ import dlbench
 from dlbench.backend import Backend, Trainer, TrainerOptions, loss_targets
 from dlbench.datasets import Dataset
 from dlbench.errors import InputError, one_of
-from dlbench.spec import Activation, Dense, ModelSpec, check_positive_int
+from dlbench.layers import conv_output_length
+from dlbench.spec import (PARAMETERS_TRAINED, Activation, AveragePool1D, AveragePool2D, BatchNormalization, Conv1D,
+                          Conv2D, Dense, Dropout, Flatten, MaxPool1D, MaxPool2D, ModelSpec, check_positive_int,
+                          layer_activation)
 
-DEFAULT_OPTIONS = {"scan": True, "chunk_steps": 256}
+DEFAULT_OPTIONS = {"scan": True, "chunk_steps": 256, "custom_vjp": "auto"}
 THREAD_ENV = ("PJRT_NPROC", "NPROC")  # what XLA's DefaultThreadPoolSize() reads
 
 
@@ -105,6 +153,9 @@ def parse_options(extra: dict) -> dict:
         options[key] = value
     if not isinstance(options["scan"], bool):
         raise InputError(f"must be true or false, got {options['scan']!r}", field="backend_options.scan")
+    if not isinstance(options["custom_vjp"], bool) and options["custom_vjp"] != "auto":
+        raise InputError(f"must be true, false or \"auto\", got {options['custom_vjp']!r}",
+                         field="backend_options.custom_vjp")
     check_positive_int(options["chunk_steps"], "backend_options.chunk_steps")
     return options
 
@@ -116,25 +167,253 @@ def activation(name: str):
             "tanh": jax.numpy.tanh, "softmax": lambda x: jax.nn.softmax(x, axis=-1)}[name]
 
 
+def split_weights(weights):
+    """(trained params, moving statistics): per layer, the names of
+    ``PARAMETERS_TRAINED`` and the others (BatchNormalization's moving_mean
+    and moving_variance), as private float32 copies."""
+    params = [{k: np.array(v, np.float32) for k, v in layer.items() if k in PARAMETERS_TRAINED}
+              for layer in weights]
+    stats = [{k: np.array(v, np.float32) for k, v in layer.items() if k not in PARAMETERS_TRAINED}
+             for layer in weights]
+    return params, stats
+
+
+def dense_layer(layer, in_shape, precision, custom_vjp: bool = True):
+    jnp = _jax().numpy
+
+    def apply(p, s, x, training, key):
+        return jnp.dot(x, p["kernel"], precision=precision) + p["bias"], s
+    return apply
+
+
+def conv_layer(layer, in_shape, precision, custom_vjp: bool = True):
+    """lax.conv_general_dilated on channels-last inputs with the canonical kernel
+    as HWIO (WIO); padding as explicit (before, after) pairs, TF "same" included."""
+    pads = [conv_output_length(n, k, s, layer.padding)[1:]
+            for n, k, s in zip(in_shape[:-1], layer.kernel_size, layer.strides)]
+    conv = make_conv(in_shape, layer.kernel_size, layer.strides, pads, precision, custom_vjp)
+
+    def apply(p, s, x, training, key):
+        return conv(x, p["kernel"]) + p["bias"], s
+    return apply
+
+
+def make_conv(in_shape, kernel_size, strides, pads, precision, custom_vjp: bool = True):
+    """conv(x, kernel) for x (batch, *spatial, C) and kernel (*kernel_size, C, F).
+
+    With ``custom_vjp``, the gradients are written as two more convolutions
+    in the same channels-last form (batch first, features last, kernel
+    (*spatial, in, out), no window reversal), with explicit transposes:
+
+        dE/dx: conv(dE/dy, flip(K) with in/out swapped), input dilated by the
+               strides, padded by (k - 1 - before, ...), i.e. the transposed conv;
+        dE/dK: conv(x as (C, *spatial, batch), dE/dy as (*out, batch, F)),
+               kernel dilated by the strides -> (C, *k, F), transposed back.
+
+    XLA:CPU runs only that form on its Eigen convolution kernels; JAX's own
+    transpose rules emit feature/batch-swapped dimension numbers, which XLA
+    rewrites to that form in the entry computation only, so inside the
+    window's while loop they ran as naive loops, several times slower.
+    """
+    jax = _jax()
+    lax, jnp = jax.lax, jax.numpy
+    nd = len(kernel_size)
+    numbers = ("NWC", "WIO", "NWC") if nd == 1 else ("NHWC", "HWIO", "NHWC")
+    spatial = tuple(in_shape[:-1])
+    out = tuple((n + pb + pa - k) // s + 1 for n, k, s, (pb, pa) in zip(spatial, kernel_size, strides, pads))
+    # padded input positions the windows reach: the rest gets a zero gradient
+    used = tuple((o - 1) * s + k for o, k, s in zip(out, kernel_size, strides))
+
+    def forward(x, kernel):
+        return lax.conv_general_dilated(x, kernel, strides, pads, dimension_numbers=numbers, precision=precision)
+
+    if not custom_vjp:
+        return forward
+
+    def grad_input(g, kernel):
+        flipped = jnp.swapaxes(jnp.flip(kernel, axis=tuple(range(nd))), -1, -2)  # (*k, F, C)
+        lo = [k - 1 - pb for k, (pb, _) in zip(kernel_size, pads)]
+        hi = [k - 1 + n + pb - u for k, n, (pb, _), u in zip(kernel_size, spatial, pads, used)]
+        dx = lax.conv_general_dilated(g, flipped, (1,) * nd, [(max(a, 0), max(b, 0)) for a, b in zip(lo, hi)],
+                                      lhs_dilation=strides, dimension_numbers=numbers, precision=precision)
+        if any(a < 0 or b < 0 for a, b in zip(lo, hi)):  # padding wider than the kernel: crop instead
+            dx = dx[(slice(None), *(slice(max(-a, 0), max(-a, 0) + n) for a, n in zip(lo, spatial)))]
+        return dx
+
+    def grad_kernel(x, g):
+        # the windows read padded positions [0, used): x's part of them, padded
+        before = [min(pb, u) for u, (pb, _) in zip(used, pads)]
+        ends = [min(max(u - pb, 0), n) for n, u, (pb, _) in zip(spatial, used, pads)]
+        if 0 in ends:  # every window lies in the padding
+            return jnp.zeros((*kernel_size, x.shape[-1], g.shape[-1]), g.dtype)
+        if any(e < n for e, n in zip(ends, spatial)):
+            x = x[(slice(None), *(slice(0, e) for e in ends))]
+        padding = [(b, u - b - e) for u, b, e in zip(used, before, ends)]
+        lhs = jnp.transpose(x, (nd + 1, *range(1, nd + 1), 0))  # (C, *spatial, B)
+        rhs = jnp.transpose(g, (*range(1, nd + 1), 0, nd + 1))  # (*out, B, F)
+        dk = lax.conv_general_dilated(lhs, rhs, (1,) * nd, padding, rhs_dilation=strides,
+                                      dimension_numbers=numbers, precision=precision)  # (C, *k, F)
+        return jnp.transpose(dk, (*range(1, nd + 1), 0, nd + 1))
+
+    conv = jax.custom_vjp(forward)
+    conv.defvjp(lambda x, kernel: (forward(x, kernel), (x, kernel)),
+                lambda res, g: (grad_input(g, res[1]), grad_kernel(res[0], g)))
+    return conv
+
+
+def pool_layer(layer, in_shape, precision, custom_vjp: bool = True):
+    """lax.reduce_window over (1, *pool_size, 1) windows, no padding. The max's
+    gradient goes to the first maximum of each window (see ``make_max_pool``),
+    the average's is spread evenly."""
+    jax = _jax()
+    lax = jax.lax
+    window, strides = (1, *layer.pool_size, 1), (1, *layer.strides, 1)
+    size = math.prod(layer.pool_size)
+
+    if isinstance(layer, (MaxPool1D, MaxPool2D)):
+        pool = make_max_pool(in_shape, layer.pool_size, layer.strides, custom_vjp)
+
+        def apply(p, s, x, training, key):
+            return pool(x), s
+    else:
+        def apply(p, s, x, training, key):
+            return lax.reduce_window(x, 0.0, lax.add, window, strides, "VALID") / size, s
+    return apply
+
+
+def make_max_pool(in_shape, pool_size, strides, custom_vjp: bool = True):
+    """pool(x): the maximum of every window, lax.reduce_window.
+
+    Its gradient goes to the first maximum of each window in row-major
+    order, as NumPy's argmax. JAX's own rule (XLA select_and_scatter with >=,
+    also the first maximum) is expanded by XLA:CPU into a scatter that took
+    most of a small CNN's step; with ``custom_vjp`` the gradient is instead,
+    for each offset in the window, where(x at that offset == max and no
+    earlier offset matched, g, 0) put back with a strided (interior) lax.pad:
+    pool_size elementwise passes that XLA fuses.
+    """
+    jax = _jax()
+    lax, jnp = jax.lax, jax.numpy
+    window, wstrides = (1, *pool_size, 1), (1, *strides, 1)
+    spatial = tuple(in_shape[:-1])
+    out = tuple((n - k) // s + 1 for n, k, s in zip(spatial, pool_size, strides))
+
+    def forward(x):
+        return lax.reduce_window(x, -jnp.inf, lax.max, window, wstrides, "VALID")
+
+    if not custom_vjp:
+        return forward
+
+    def backward(res, g):
+        x, y = res
+        dx, taken = None, None
+        for offset in itertools.product(*(range(k) for k in pool_size)):
+            extent = [a + (o - 1) * s + 1 for a, o, s in zip(offset, out, strides)]
+            values = lax.slice(x, (0, *offset, 0), (x.shape[0], *extent, x.shape[-1]), wstrides)
+            hit = values == y
+            if taken is None:
+                taken = hit
+            else:
+                hit = hit & ~taken
+                taken = taken | hit
+            spread = lax.pad(jnp.where(hit, g, 0.0), jnp.zeros((), g.dtype),
+                             [(0, 0, 0), *((a, n - e, s - 1) for a, n, e, s in zip(offset, spatial, extent, strides)),
+                              (0, 0, 0)])
+            dx = spread if dx is None else dx + spread
+        return (dx,)
+
+    def forward_with_residuals(x):
+        y = forward(x)
+        return y, (x, y)
+
+    pool = jax.custom_vjp(forward)
+    pool.defvjp(forward_with_residuals, backward)
+    return pool
+
+
+def flatten_layer(layer, in_shape, precision, custom_vjp: bool = True):
+    def apply(p, s, x, training, key):
+        return x.reshape(x.shape[0], -1), s  # channels-last row-major: the canonical order
+    return apply
+
+
+def dropout_layer(layer, in_shape, precision, custom_vjp: bool = True):
+    """Inverted dropout: keep where uniform >= rate, scale kept values by
+    float32(1 / (1 - rate)); the identity at inference and for rate 0."""
+    jax = _jax()
+    jnp = jax.numpy
+    rate = layer.rate
+    scale = np.float32(1.0) / np.float32(1.0 - rate)
+
+    def apply(p, s, x, training, key):
+        if not training or rate == 0:
+            return x, s
+        keep = jax.random.uniform(key, x.shape, jnp.float32) >= rate
+        return jnp.where(keep, x * scale, 0.0), s
+    return apply
+
+
+def batchnorm_layer(layer, in_shape, precision, custom_vjp: bool = True):
+    """Training: batch mean and biased variance over every axis but the last,
+    and new moving statistics ``moving * momentum + batch * (1 - momentum)``
+    (returned, not differentiated); inference: the moving statistics."""
+    jnp = _jax().numpy
+    axes = tuple(range(len(in_shape)))  # the batch axis and the spatial ones
+    m, eps = layer.momentum, layer.epsilon
+
+    def apply(p, s, x, training, key):
+        if training:
+            mean = jnp.mean(x, axis=axes)
+            var = jnp.mean(jnp.square(x - mean), axis=axes)
+            s = {"moving_mean": s["moving_mean"] * m + mean * (1 - m),
+                 "moving_variance": s["moving_variance"] * m + var * (1 - m)}
+        else:
+            mean, var = s["moving_mean"], s["moving_variance"]
+        inv_std = 1.0 / jnp.sqrt(var + eps)
+        return (x - mean) * inv_std * p["gamma"] + p["beta"], s
+    return apply
+
+
+def identity_layer(layer, in_shape, precision, custom_vjp: bool = True):  # an Activation layer: its activation follows
+    def apply(p, s, x, training, key):
+        return x, s
+    return apply
+
+
+BUILDERS = {Dense: dense_layer, Conv1D: conv_layer, Conv2D: conv_layer, MaxPool1D: pool_layer,
+            MaxPool2D: pool_layer, AveragePool1D: pool_layer, AveragePool2D: pool_layer, Flatten: flatten_layer,
+            Dropout: dropout_layer, BatchNormalization: batchnorm_layer, Activation: identity_layer}
+
+
 def check_supported(spec: ModelSpec) -> None:
     for i, layer in enumerate(spec.layers):
-        if not isinstance(layer, (Dense, Activation)):
-            raise InputError(f"the jax backend does not support {layer.type!r} layers yet", field=f"layers[{i}]")
+        if type(layer) not in BUILDERS:
+            raise InputError(f"the jax backend does not support {layer.type!r} layers", field=f"layers[{i}]")
 
 
-def make_logits(spec: ModelSpec, precision):
-    """logits(params, x): the layers of ``spec.logit_layers()``."""
-    jnp = _jax().numpy
-    layers = [(isinstance(layer, Dense), activation(layer.activation)) for layer in spec.logit_layers()]
+def make_forward(spec: ModelSpec, precision, seed: int = 0, custom_vjp: bool = True):
+    """forward(params, stats, x, training, step) -> (logits, new stats): the
+    layers of ``spec.logit_layers()``. Dropout layer i draws its mask with
+    the key ``fold_in(fold_in(key(seed), step), i)``: the same seed gives the
+    same masks, whatever the windows or chunks the steps run in."""
+    jax = _jax()
+    layers = [(BUILDERS[type(layer)](layer, in_shape, precision, custom_vjp),
+               activation(layer_activation(layer) or "linear"))
+              for layer, (in_shape, _) in zip(spec.logit_layers(), spec.shapes)]
+    dropout = any(isinstance(layer, Dropout) and layer.rate > 0 for layer in spec.logit_layers())
 
-    def logits(params, x):
-        for (dense, f), p in zip(layers, params):
-            if dense:
-                x = jnp.dot(x, p["kernel"], precision=precision) + p["bias"]
+    def forward(params, stats, x, training, step=None):
+        step_key = (jax.random.fold_in(jax.random.key(seed), step)
+                    if training and dropout and step is not None else None)
+        new_stats = []
+        for i, ((apply, f), p, s) in enumerate(zip(layers, params, stats)):
+            key = None if step_key is None else jax.random.fold_in(step_key, i)
+            x, s = apply(p, s, x, training, key)
+            new_stats.append(s)
             x = f(x)
-        return x
+        return x, new_stats + list(stats[len(new_stats):])  # a final Activation layer: no stats
 
-    return logits
+    return forward
 
 
 def categorical_crossentropy(z, labels, f):
@@ -212,34 +491,44 @@ OPTIMIZERS = {"sgd": SGDRule, "adam": AdamRule}
 
 
 # ------------------------------------------------------------------- trainer
-def make_functions(spec: ModelSpec, optimizer, precision, compiler_options):
-    """The jitted window loop, single step and evaluation for one network."""
+def make_functions(spec: ModelSpec, optimizer, precision, compiler_options, seed: int = 0, custom_vjp: bool = True):
+    """The jitted window loop, single step and evaluation for one network.
+
+    The carry is ``(params, stats, opt_state, step)``: trained parameters,
+    moving statistics (updated by the forward pass in training mode, never
+    by the optimizer), optimizer state, and the global step (dropout keys)."""
     jax = _jax()
     jnp, lax = jax.numpy, jax.lax
-    logits = make_logits(spec, precision)
+    forward = make_forward(spec, precision, seed, custom_vjp)
     loss, output = LOSSES[spec.loss], activation(spec.output_activation)
-    grad_fn = jax.value_and_grad(lambda params, x, t: loss(logits(params, x), t, output))
+
+    def objective(params, stats, x, t, step):
+        z, stats = forward(params, stats, x, True, step)
+        return loss(z, t, output), stats
+
+    grad_fn = jax.value_and_grad(objective, has_aux=True)
     jit = functools.partial(jax.jit, **({"compiler_options": compiler_options} if compiler_options else {}))
 
-    def step(carry, x_train, t_train, rows):
-        params, opt_state = carry
-        value, grads = grad_fn(params, jnp.take(x_train, rows, axis=0, mode="clip"),
-                               jnp.take(t_train, rows, axis=0, mode="clip"))
-        return optimizer.update(params, grads, opt_state), value
+    def step_fn(carry, x_train, t_train, rows):
+        params, stats, opt_state, step = carry
+        (value, stats), grads = grad_fn(params, stats, jnp.take(x_train, rows, axis=0, mode="clip"),
+                                        jnp.take(t_train, rows, axis=0, mode="clip"), step)
+        params, opt_state = optimizer.update(params, grads, opt_state)
+        return (params, stats, opt_state, step + 1), value
 
     def window(carry, x_train, t_train, rows, n):
         def body(i, state):
             carry, losses = state
-            carry, value = step(carry, x_train, t_train, rows[i])
+            carry, value = step_fn(carry, x_train, t_train, rows[i])
             return carry, losses.at[i].set(value)
         return lax.fori_loop(0, n, body, (carry, jnp.zeros(rows.shape[0], jnp.float32)))
 
     def single(carry, losses, x_train, t_train, rows, i):
-        carry, value = step(carry, x_train, t_train, rows[i])
+        carry, value = step_fn(carry, x_train, t_train, rows[i])
         return carry, losses.at[i].set(value)
 
-    def evaluate(params, x, t, labels):
-        z = logits(params, x)
+    def evaluate(params, stats, x, t, labels):
+        z, _ = forward(params, stats, x, False)
         out = output(z)
         predicted = out[:, 0] > 0.5 if out.shape[1] == 1 else jnp.argmax(out, axis=1)
         return loss(z, t, output), jnp.sum(predicted == labels)
@@ -253,6 +542,9 @@ class JaxTrainer(Trainer):
         check_supported(spec)
         extra = parse_options(options.extra)
         self.scan, self.chunk = extra["scan"], extra["chunk_steps"]
+        # the conv / max-pool gradients written for XLA:CPU's Eigen kernels on
+        # CPU; on GPUs JAX's own rules, which XLA maps to cuDNN's backward kernels
+        self.custom_vjp = device.platform == "cpu" if extra["custom_vjp"] == "auto" else extra["custom_vjp"]
         self.device = device
         self.device_name = "cpu" if device.platform == "cpu" else device.device_kind
         precisions = {"fp32": jax.lax.Precision.HIGHEST, "tf32": jax.lax.Precision.DEFAULT}
@@ -263,11 +555,12 @@ class JaxTrainer(Trainer):
         self.spec = spec
         self.optimizer = OPTIMIZERS[spec.optimizer.name](spec.optimizer)
         self._window, self._single, self._evaluate = make_functions(spec, self.optimizer, precision,
-                                                                    compiler_options)
-        # a private copy: on CPU device_put may alias host memory, and the
-        # carried parameters are donated (updated in place)
-        params = [{k: np.array(v, np.float32) for k, v in layer.items()} for layer in weights]
-        self.carry = jax.device_put((params, self.optimizer.init(params)), device)
+                                                                    compiler_options, options.seed, self.custom_vjp)
+        # private copies: on CPU device_put may alias host memory, and the
+        # carry is donated (updated in place)
+        self._names = [list(layer) for layer in weights]
+        params, stats = split_weights(weights)
+        self.carry = jax.device_put((params, stats, self.optimizer.init(params), np.zeros((), np.int32)), device)
 
     def _put(self, array: np.ndarray, dtype):
         return _jax().device_put(np.ascontiguousarray(array, dtype), self.device)
@@ -310,11 +603,14 @@ class JaxTrainer(Trainer):
         return np.concatenate([np.asarray(losses)[:n] for losses, n in pending])
 
     def evaluate(self) -> tuple[float, float]:
-        loss, correct = self._evaluate(self.carry[0], self.x_test, self.t_test, self.y_test)
+        params, stats = self.carry[:2]
+        loss, correct = self._evaluate(params, stats, self.x_test, self.t_test, self.y_test)
         return float(loss), int(correct) / self.n_test
 
     def weights(self):
-        return [{k: np.array(v, dtype=np.float32) for k, v in layer.items()} for layer in self.carry[0]]
+        params, stats = self.carry[:2]
+        return [{k: np.array({**p, **s}[k], dtype=np.float32) for k in names}
+                for names, p, s in zip(self._names, params, stats)]
 
 
 class JaxBackend(Backend):
@@ -324,6 +620,7 @@ class JaxBackend(Backend):
     pip_install = 'pip install "dlbench[jax]"'
     devices = ("cpu", "gpu")
     description = "jax.value_and_grad + XLA, a window of steps in one jitted lax loop"
+    option_defaults = DEFAULT_OPTIONS
 
     def configure_threads(self, threads: int) -> int:
         if not backends_started():

@@ -2,6 +2,13 @@ import os
 
 import pytest
 
+# One thread for every framework in this test process, set before any of them
+# is imported: XLA fixes its thread pool when JAX starts, and the order of
+# floating-point sums (hence the last bits of a parity check) depends on it.
+for _name, _value in {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
+                      "PJRT_NPROC": "1", "TF_NUM_INTRAOP_THREADS": "1", "TF_NUM_INTEROP_THREADS": "1"}.items():
+    os.environ.setdefault(_name, _value)
+
 
 @pytest.fixture(autouse=True, scope="session")
 def _private_peak_cache(tmp_path_factory):

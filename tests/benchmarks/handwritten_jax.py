@@ -5,7 +5,11 @@ with donated state, the training set on the device, batches gathered by index.
 ``make_loop(kind, weights, x_train, y_train)`` returns ``train(indices) -> losses``:
 one optimizer step per row of ``indices``, losses as a host array.
 * ``mlp``: 64-256-256-10 ReLU MLP, softmax cross-entropy, SGD lr 0.1 (digits-mlp);
-* ``xor``: 2-10-1 ReLU net, sigmoid binary cross-entropy, Adam (xor-mlp).
+* ``xor``: 2-10-1 ReLU net, sigmoid binary cross-entropy, Adam (xor-mlp);
+* ``cnn``: digits-cnn on (8, 8, 1) images: conv 3x3 "same" 16 ReLU, max-pool 2,
+  conv 3x3 "same" 32 ReLU, max-pool 2, flatten, dense 10; softmax
+  cross-entropy, Adam lr 0.003 (eps 1e-7). ``lax.conv_general_dilated`` in
+  NHWC/HWIO and ``lax.reduce_window``, differentiated by JAX's own rules.
 
 ``scan=True`` is the loop an expert writes for speed: the window's steps in
 one jitted ``lax.scan`` (compiled once per window length) instead of one
@@ -21,8 +25,12 @@ import optax
 
 
 def make_loop(kind, weights, x_train, y_train, scan=False):
-    params = [(jnp.array(layer["kernel"]), jnp.array(layer["bias"])) for layer in weights]
+    params = [(jnp.array(layer["kernel"]), jnp.array(layer["bias"])) for layer in weights if layer]
     x = jnp.asarray(x_train, jnp.float32)
+    if kind == "cnn":
+        y, optimizer = jnp.asarray(y_train, jnp.int32), optax.adam(0.003, eps=1e-7)
+        loss = optax.softmax_cross_entropy_with_integer_labels
+        return _loop(params, optimizer, loss, x, y, scan, _cnn_forward)
     if kind == "mlp":
         y, optimizer = jnp.asarray(y_train, jnp.int32), optax.sgd(0.1)
         loss = optax.softmax_cross_entropy_with_integer_labels
@@ -39,11 +47,25 @@ def _forward(params, x):
     return x @ w + b
 
 
-def _loop(params, optimizer, loss, x, y, scan):
+def _cnn_forward(params, x):
+    def conv(x, w, b):
+        y = jax.lax.conv_general_dilated(x, w, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"),
+                                         precision=jax.lax.Precision.HIGHEST)
+        return jax.nn.relu(y + b)
+
+    def pool(x):
+        return jax.lax.reduce_window(x, -jnp.inf, jax.lax.max, (1, 2, 2, 1), (1, 2, 2, 1), "VALID")
+
+    (w1, b1), (w2, b2), (w3, b3) = params
+    x = pool(conv(pool(conv(x, w1, b1)), w2, b2))
+    return x.reshape(x.shape[0], -1) @ w3 + b3
+
+
+def _loop(params, optimizer, loss, x, y, scan, forward=_forward):
     opt_state = optimizer.init(params)
 
     def loss_fn(params, xb, yb):
-        return loss(_forward(params, xb), yb).mean()
+        return loss(forward(params, xb), yb).mean()
 
     def step(params, opt_state, x, y, idx):
         value, grads = jax.value_and_grad(loss_fn)(params, x[idx], y[idx])
