@@ -25,6 +25,7 @@ import numpy as np
 import dlbench
 from dlbench.backend import Backend, Trainer, TrainerOptions, loss_targets
 from dlbench.datasets import Dataset
+from dlbench.errors import InputError
 from dlbench.initializers import STREAM_BACKEND, rng_for
 from dlbench.spec import (PARAMETERS_TRAINED, AveragePool1D, AveragePool2D, BatchNormalization, Conv1D, Conv2D,
                           Dense, Dropout, Flatten, MaxPool1D, MaxPool2D, ModelSpec)
@@ -200,15 +201,20 @@ class NumpyTrainer(Trainer):
 
     def __init__(self, spec: ModelSpec, weights, options: TrainerOptions):
         self.spec = spec
-        self.net = Network(spec, weights, seed=options.seed)
+        self.dtype = np.dtype(NumpyBackend().check_options(options.extra)["dtype"])
+        self.net = Network(spec, weights, dtype=self.dtype, seed=options.seed)
         self.optimizer = OPTIMIZERS[spec.optimizer.name](spec.optimizer, self.net.theta, self.net.grad)
 
+    def _targets(self, labels: np.ndarray) -> np.ndarray:
+        targets = loss_targets(self.spec, labels)
+        return targets if targets.dtype.kind == "i" else targets.astype(self.dtype)
+
     def place_data(self, data: Dataset) -> None:
-        self.x_train = np.ascontiguousarray(data.x_train, np.float32)
-        self.t_train = loss_targets(self.spec, data.y_train)
-        self.x_test = np.ascontiguousarray(data.x_test, np.float32)
+        self.x_train = np.ascontiguousarray(data.x_train, self.dtype)
+        self.t_train = self._targets(data.y_train)
+        self.x_test = np.ascontiguousarray(data.x_test, self.dtype)
         self.y_test = data.y_test
-        self.t_test = loss_targets(self.spec, data.y_test)
+        self.t_test = self._targets(data.y_test)
 
     def train(self, indices: np.ndarray) -> np.ndarray:
         losses = np.empty(len(indices))
@@ -233,6 +239,15 @@ class NumpyBackend(Backend):
     distributions = ("numpy",)
     pip_install = "pip install numpy"
     description = "from scratch: forward pass, backpropagation and the optimizer in NumPy"
+    #: dtype "float64" gives the exact-arithmetic yardstick of the parity check
+    option_defaults = {"dtype": "float32"}
+
+    def check_options(self, options: dict) -> dict:
+        options = super().check_options(options)
+        if options["dtype"] not in ("float32", "float64"):
+            raise InputError(f"numpy.dtype must be float32 or float64, got {options['dtype']!r}",
+                             field="--backend-option")
+        return options
 
     def build(self, spec: ModelSpec, weights, options: TrainerOptions) -> Trainer:
         return NumpyTrainer(spec, weights, options)

@@ -14,6 +14,9 @@ import time
 import traceback
 from pathlib import Path
 
+import numpy as np
+
+from dlbench import parity
 from dlbench.backend import TrainerOptions
 from dlbench.batches import BatchPlan
 from dlbench.flops import training_step_flops
@@ -125,6 +128,7 @@ def execute(request: RunRequest) -> dict:
         "eval_seconds": eval_seconds,
         "time_to_accuracy": m.time_to_accuracy,
         "steps": m.steps,
+        "test_samples": len(data.x_test),
         "batch_size": train.batch_size,
         "flops_per_step": flops,
         "gflops_per_sec": sps * flops / train.batch_size / 1e9 if sps else None,
@@ -133,10 +137,27 @@ def execute(request: RunRequest) -> dict:
         "loss_history": [finite_or_none(x) for x in history],
         "loss_history_every": every,
     }
+    if request.backend == parity.REFERENCE_BACKEND and m.diverged_at is None and not spec.has_dropout:
+        row["metrics"]["rounding_noise"] = rounding_noise(backend, spec, weights, options, data, plan, m.losses,
+                                                          every)
     row["stochastic"] = spec.has_dropout
     if m.diverged_at is not None:
         return {**row, "status": "diverged", "error": f"loss became NaN or infinite at step {m.diverged_at}"}
     return {**row, "status": "ok"}
+
+
+def rounding_noise(backend, spec, weights, options, data, plan, losses, every: int) -> list[float]:
+    """How far float32 rounding alone has moved the reference from exact
+    arithmetic by each step (running max of |loss32 - loss64|, the NumPy
+    backend in float64 as the yardstick), over the parity horizon; untimed.
+    A backend whose loss stays within this band of the reference differs from
+    it by no more than float32 itself does."""
+    twin = backend.build(spec, weights, dataclasses.replace(options, extra={**options.extra, "dtype": "float64"}))
+    twin.place_data(data)
+    horizon = dataclasses.replace(plan, max_steps=min(plan.total_steps, parity.HORIZON_STEPS))
+    exact = np.concatenate([twin.train(w.indices) for w in horizon.windows(100)])
+    noise = np.maximum.accumulate(np.abs(np.asarray(losses[:len(exact)]) - exact))
+    return [float(x) for x in noise[::every]]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -48,3 +48,32 @@ def test_drift_after_the_horizon_is_reported_but_judged_on_accuracy():
     result = compare(drifted, ref, horizon=12)  # points every 2 steps: drift starts at step 12
     assert result["agrees"] and result["first_step_over"] == 12
     assert not compare(drifted, ref, horizon=13)["agrees"]
+
+
+def test_a_difference_within_the_references_rounding_noise_agrees():
+    ref = row("numpy", [2.0, 1.0, 0.5], 0.9)
+    ref["metrics"]["rounding_noise"] = [0.0, 0.0, 0.02]
+    result = compare(row("jax", [2.0, 1.0, 0.51], 0.9), ref)
+    assert result["agrees"] and result["within_rounding_noise"] and result["first_step_over"] is None
+    result = compare(row("jax", [2.0, 1.0, 0.53], 0.9), ref)
+    assert not result["agrees"] and result["first_step_over"] == 4
+
+
+def test_the_reference_row_measures_its_rounding_noise():
+    from dlbench.worker import RunRequest, execute
+
+    metrics = execute(RunRequest(scenario="mnist1d-cnn", backend="numpy", overrides={"max_steps": 120}))["metrics"]
+    noise = metrics["rounding_noise"]
+    assert len(noise) == len(metrics["loss_history"]) == 120
+    assert all(b >= a for a, b in zip(noise, noise[1:])) and noise[-1] > 1e-3  # chaotic by step 120
+
+
+def test_after_the_trajectories_part_accuracy_is_judged_within_sampling_error():
+    ref = row("numpy", [1.0, 1.0], 0.83)
+    ref["metrics"]["test_samples"] = 1000  # 2 standard errors: 0.0238
+    ref["metrics"]["rounding_noise"] = [0.0, 0.5]
+    parted = compare(row("tf", [1.0, 1.2], 0.817), ref)
+    assert parted["agrees"] and parted["accuracy_atol"] > 0.02
+    assert not compare(row("tf", [1.0, 1.2], 0.80), ref)["agrees"]
+    same_path = compare(row("tf", [1.0, 1.0], 0.817), ref)
+    assert not same_path["agrees"] and same_path["accuracy_atol"] == 0.01
