@@ -147,17 +147,24 @@ def execute(request: RunRequest) -> dict:
 
 
 def rounding_noise(backend, spec, weights, options, data, plan, losses, every: int) -> list[float]:
-    """How far float32 rounding alone has moved the reference from exact
-    arithmetic by each step (running max of |loss32 - loss64|, the NumPy
-    backend in float64 as the yardstick), over the parity horizon; untimed.
-    A backend whose loss stays within this band of the reference differs from
-    it by no more than float32 itself does."""
-    twin = backend.build(spec, weights, dataclasses.replace(options, extra={**options.extra, "dtype": "float64"}))
-    twin.place_data(data)
+    """How far float32 rounding alone moves the reference, step by step, over
+    the parity horizon (untimed): the running max of the loss differences
+    between the reference and two twins — the same network in float64 (exact
+    arithmetic, near enough) and in float32 from initial weights one ulp
+    higher (the smallest perturbation there is; in chaotic training it grows
+    as fast as any rounding difference between two frameworks). A backend
+    whose loss stays within this band differs from the reference by no more
+    than float32 itself does."""
     horizon = dataclasses.replace(plan, max_steps=min(plan.total_steps, parity.HORIZON_STEPS))
-    exact = np.concatenate([twin.train(w.indices) for w in horizon.windows(100)])
-    noise = np.maximum.accumulate(np.abs(np.asarray(losses[:len(exact)]) - exact))
-    return [float(x) for x in noise[::every]]
+    nudged = [{k: np.nextafter(v, np.float32(np.inf)) for k, v in layer.items()} for layer in weights]
+    ref = np.asarray(losses[:horizon.total_steps])
+    noise = np.zeros_like(ref)
+    for twin_weights, dtype in ((weights, "float64"), (nudged, "float32")):
+        twin = backend.build(spec, twin_weights, dataclasses.replace(options, extra={**options.extra, "dtype": dtype}))
+        twin.place_data(data)
+        twin_losses = np.concatenate([twin.train(w.indices) for w in horizon.windows(100)])
+        noise = np.maximum(noise, np.abs(ref - twin_losses))
+    return [float(x) for x in np.maximum.accumulate(noise)[::every]]
 
 
 def main(argv: list[str] | None = None) -> int:

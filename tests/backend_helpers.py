@@ -56,20 +56,3 @@ def assert_matches_numpy(backend_name: str, spec: ModelSpec, data: Dataset, batc
     np.testing.assert_allclose(evaluation[0], ref_eval[0], rtol=10 * rtol, atol=atol, err_msg="test loss")
     assert evaluation[1] == pytest.approx(ref_eval[1], abs=1e-9), "test accuracy"
 
-
-def reference_losses(scenario_name: str, steps: int, dtype) -> np.ndarray:
-    """The NumPy backend's loss history for a shipped scenario, in float32 or float64."""
-    from dlbench.scenario import resolve_scenario
-    from dlbench_backends.numpy_backend import OPTIMIZERS, Network
-
-    plugins = get_plugins()
-    scenario = resolve_scenario(scenario_name)
-    spec, train = scenario.model, scenario.train
-    data = plugins.dataset(scenario.data_name).load(train.seed, scenario.data_options)
-    trainer = plugins.backends["numpy"].build(spec, initial_weights(spec, train.seed), TrainerOptions(seed=train.seed))
-    trainer.net = Network(spec, initial_weights(spec, train.seed), dtype=dtype, seed=train.seed)
-    trainer.optimizer = OPTIMIZERS[spec.optimizer.name](spec.optimizer, trainer.net.theta, trainer.net.grad)
-    trainer.place_data(data)
-    trainer.x_train = trainer.x_train.astype(dtype)
-    plan = BatchPlan(len(data.x_train), train.batch_size, train.epochs, train.seed, train.drop_last, steps)
-    return np.concatenate([trainer.train(w.indices) for w in plan.windows(100)])

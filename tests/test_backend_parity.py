@@ -3,10 +3,8 @@ step by step, same weights, same test accuracy."""
 
 import pytest
 
-import numpy as np
-
-from backend_helpers import assert_matches_numpy, reference_losses, require_backend, toy_data
-from dlbench.parity import LOSS_FLOOR, compare
+from backend_helpers import assert_matches_numpy, require_backend, toy_data
+from dlbench.parity import compare
 from dlbench.scenario import scenario_files
 from dlbench.spec import SGD, Activation, Adam, Dense, Sequential
 from dlbench.worker import RunRequest, execute
@@ -45,25 +43,16 @@ def test_backend_trains_like_numpy(backend, case):
 @pytest.mark.parametrize("backend", FRAMEWORKS)
 @pytest.mark.parametrize("scenario", sorted(scenario_files()))
 def test_shipped_scenario_agrees_with_numpy_for_100_steps(backend, scenario):
-    """Every step within 1e-3 relative of NumPy (float32) — or, where float32
-    rounding alone has by then moved NumPy further than that from exact
-    arithmetic (NumPy in float64), within that rounding noise; and the same
-    test accuracy."""
+    """Every step within 1e-3 relative of NumPy — or, where the scenario is so
+    chaotic that float32 rounding alone moves NumPy further than that (its
+    float64 and one-ulp-perturbed twins, ``rounding_noise``), within that
+    band; and test accuracy within 0.01."""
     require_backend(backend)
     rows = {b: execute(RunRequest(scenario=scenario, backend=b, overrides={"max_steps": 100}))
             for b in ("numpy", backend)}
     assert rows[backend]["status"] == "ok", rows[backend]["error"]
-    ours = np.array(rows[backend]["metrics"]["loss_history"])
-    ref = np.array(rows["numpy"]["metrics"]["loss_history"])
     assert rows[backend]["metrics"]["loss_history_every"] == 1
-    assert len(ours) == len(ref) == rows["numpy"]["metrics"]["steps"] <= 100
-    allowed = 1e-3 * np.maximum(np.abs(ref), LOSS_FLOOR)
-    over = np.abs(ours - ref) > allowed
-    if over.any():
-        # the largest distance float32 rounding has put between NumPy and exact arithmetic so far
-        noise = np.maximum.accumulate(np.abs(ref - reference_losses(scenario, len(ref), np.float64)))
-        worst = np.abs(ours - ref) / np.maximum(noise, allowed)
-        assert not (np.abs(ours - ref) > np.maximum(allowed, noise)).any(), (
-            f"first step over 1e-3 and over float32 noise: {np.argmax(worst > 1)}, worst ratio {worst.max():.2f}")
-    accuracy = compare(rows[backend], rows["numpy"])["accuracy_diff"]
-    assert abs(accuracy) <= 0.01
+    assert len(rows[backend]["metrics"]["loss_history"]) == rows["numpy"]["metrics"]["steps"] <= 100
+    result = compare(rows[backend], rows["numpy"])
+    assert result["first_step_over"] is None, result
+    assert round(abs(result["accuracy_diff"]), 9) <= 0.01, result
