@@ -175,7 +175,13 @@ class ConvLayer:
 
 
 class PoolLayer:
-    """MaxPool/AveragePool 1D/2D over windows of ``pool_size`` every ``strides``."""
+    """MaxPool/AveragePool 1D/2D over windows of ``pool_size`` every ``strides``.
+
+    Works one window offset at a time: each offset (i, j) is a strided slice
+    of the input with the output's shape, so forward is kh*kw elementwise
+    maximums (or sums) and backward routes each output's gradient to the first
+    offset holding its maximum (or spreads it evenly) — no per-window argmax.
+    """
 
     params: dict = {}
     grads: dict = {}
@@ -185,28 +191,42 @@ class PoolLayer:
         self.size = (1, *spec.pool_size) if spec.ndim == 1 else spec.pool_size
         self.strides = (1, *spec.strides) if spec.ndim == 1 else spec.strides
 
+    def _slices(self, x: np.ndarray):
+        """(offset slice of x, same slice of an array of x's shape) for each window offset."""
+        (kh, kw), (sh, sw) = self.size, self.strides
+        h = (x.shape[1] - kh) // sh + 1
+        w = (x.shape[2] - kw) // sw + 1
+        for i in range(kh):
+            for j in range(kw):
+                yield (slice(None), slice(i, i + sh * (h - 1) + 1, sh), slice(j, j + sw * (w - 1) + 1, sw))
+
     def forward(self, x: np.ndarray, training: bool = True) -> np.ndarray:
         x = _as_2d(x, self.ndim)
-        self.x_shape = x.shape
-        win = _windows(x, self.size, self.strides)
-        flat = win.reshape(*win.shape[:4], -1)
-        if self.kind == "max":
-            self.argmax = flat.argmax(axis=-1)
-            y = np.take_along_axis(flat, self.argmax[..., None], axis=-1)[..., 0]
-        else:
-            y = flat.mean(axis=-1)
+        self.x = x
+        slices = list(self._slices(x))
+        y = x[slices[0]].copy()
+        combine = np.maximum if self.kind == "max" else np.add
+        for index in slices[1:]:
+            combine(y, x[index], out=y)
+        if self.kind != "max":
+            y /= len(slices)
+        self.y = y
         return y[:, 0] if self.ndim == 1 else y
 
     def backward(self, dy: np.ndarray) -> np.ndarray:
         dy = _as_2d(dy, self.ndim)
-        kh, kw = self.size
-        if self.kind == "max":
-            offsets = np.arange(kh * kw).reshape(kh, kw)
-            dwin = (self.argmax[..., None, None] == offsets) * dy[..., None, None]
+        dx = np.zeros_like(self.x)
+        if self.kind != "max":
+            share = dy / (self.size[0] * self.size[1])
+            for index in self._slices(self.x):
+                dx[index] += share
         else:
-            dwin = np.broadcast_to(dy[..., None, None] / (kh * kw), (*dy.shape, kh, kw))
-        dx = np.zeros(self.x_shape, dy.dtype)
-        _add_windows(dx, dwin, self.strides)
+            routed = np.zeros(self.y.shape, bool)  # the first maximum of each window takes the gradient
+            for index in self._slices(self.x):
+                hit = self.x[index] == self.y
+                hit &= ~routed
+                routed |= hit
+                dx[index] += dy * hit
         return dx[:, 0] if self.ndim == 1 else dx
 
 

@@ -68,7 +68,7 @@ def compare(row: dict, reference: dict, rtol: float = LOSS_RTOL, accuracy_atol: 
     if worst > rtol:  # the trajectories parted: two models, each accuracy a sample
         accuracy_atol = max(accuracy_atol, _sampling_error(ref_acc, reference["metrics"].get("test_samples")))
     agrees = ((first_over is None or first_over >= horizon) and accuracy_diff is not None
-              and abs(accuracy_diff) <= accuracy_atol)
+              and _within(accuracy_diff, accuracy_atol))
     return {"reference": reference["backend"], "kind": "loss-history", "agrees": agrees,
             "max_rel_loss_diff": worst if math.isfinite(worst) else None,
             "first_step_over": first_over, "accuracy_diff": accuracy_diff, "rtol": rtol,
@@ -79,9 +79,15 @@ def _compare_accuracy_only(row: dict, reference: dict) -> dict:
     acc, ref_acc = row["metrics"].get("test_accuracy"), reference["metrics"].get("test_accuracy")
     diff = None if acc is None or ref_acc is None else acc - ref_acc
     return {"reference": reference["backend"], "kind": "accuracy-only", "agrees": diff is not None and
-            abs(diff) <= STOCHASTIC_ACCURACY_ATOL, "max_rel_loss_diff": None, "first_step_over": None,
+            _within(diff, STOCHASTIC_ACCURACY_ATOL), "max_rel_loss_diff": None, "first_step_over": None,
             "accuracy_diff": diff, "accuracy_atol": STOCHASTIC_ACCURACY_ATOL,
             "reason": "dropout masks come from each framework's own generator"}
+
+
+def _within(diff: float, atol: float) -> bool:
+    """|diff| <= atol, where accuracies are counts over n (k/n): 10 samples of
+    1000 is 0.01, not 0.010000000000000009."""
+    return round(abs(diff), 9) <= atol
 
 
 def _sampling_error(accuracy: float | None, n: int | None) -> float:

@@ -206,3 +206,13 @@ def test_dropout_scales_kept_units_and_is_identity_at_inference():
     assert abs((y == 0).mean() - 0.25) < 0.01
     np.testing.assert_array_equal(layer.backward(np.ones_like(x)), y)
     np.testing.assert_array_equal(layer.forward(x, training=False), x)
+
+
+def test_max_pool_routes_the_gradient_to_the_first_maximum_of_a_window():
+    from dlbench_backends.numpy_layers import PoolLayer
+
+    layer = PoolLayer(MaxPool2D(2), "max")
+    x = np.array([[[3.0], [3.0]], [[1.0], [3.0]]])[None]  # one 2x2 window, three tied maxima
+    assert layer.forward(x.copy())[0, 0, 0, 0] == 3.0
+    dx = layer.backward(np.ones((1, 1, 1, 1)))
+    np.testing.assert_array_equal(dx[0, :, :, 0], [[1.0, 0.0], [0.0, 0.0]])
