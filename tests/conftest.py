@@ -20,3 +20,17 @@ def _private_peak_cache(tmp_path_factory):
         os.environ.pop("DLBENCH_CACHE", None)
     else:
         os.environ["DLBENCH_CACHE"] = old
+
+
+@pytest.fixture(scope="session")
+def real_run(tmp_path_factory):
+    """A real NumPy run of the default scenarios, as ``dlbench run`` writes it."""
+    from click.testing import CliRunner
+
+    from dlbench.cli import main
+
+    out = tmp_path_factory.mktemp("run")
+    result = CliRunner().invoke(main, ["run", "--backend", "numpy", "--steps", "40", "--in-process",
+                                       "--format", "json", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    return next(out.glob("*/*.json"))

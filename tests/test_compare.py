@@ -7,7 +7,7 @@ import pytest
 from click.testing import CliRunner
 
 from dlbench import cli_reports
-from dlbench.cli import InputErrorGroup, main
+from dlbench.cli import InputErrorGroup
 from dlbench.compare import AccuracyCheck, SpeedCheck, StatusCheck, compare, mann_whitney_u
 from dlbench.results import write_document
 
@@ -52,15 +52,6 @@ def write(tmp_path, name, doc):
     path = tmp_path / name
     write_document(doc, path)
     return path
-
-
-@pytest.fixture(scope="module")
-def real_run(tmp_path_factory):
-    out = tmp_path_factory.mktemp("run")
-    result = CliRunner().invoke(main, ["run", "--backend", "numpy", "--steps", "40", "--in-process",
-                                       "--format", "json", "--out", str(out)])
-    assert result.exit_code == 0, result.output
-    return next(out.glob("*/*.json"))
 
 
 def test_the_same_run_compared_with_itself_exits_0(real_run):

@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from dlbench import cli_reports, history, report, report_formats
-from dlbench.cli import InputErrorGroup, main
+from dlbench.cli import InputErrorGroup
 from dlbench.results import read_document, write_document
 
 
@@ -26,16 +26,6 @@ for _command in (cli_reports.report, cli_reports.compare, cli_reports.history_):
 
 def invoke(*args):
     return CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
-
-
-@pytest.fixture(scope="module")
-def real_run(tmp_path_factory):
-    """A real NumPy run of the default scenarios, as ``dlbench run`` writes it."""
-    out = tmp_path_factory.mktemp("run")
-    result = CliRunner().invoke(main, ["run", "--backend", "numpy", "--steps", "40", "--in-process",
-                                       "--format", "json", "--out", str(out)])
-    assert result.exit_code == 0, result.output
-    return next(out.glob("*/*.json"))
 
 
 def other_machine(document: dict) -> dict:
