@@ -161,6 +161,7 @@ def _with_scaling(found: list[Entry]) -> list[Entry]:
             continue
         axis = "threads" if "threads" in e.point else "batch_size"
         peers = [p for p in found if p.run is e.run and p.scenario == e.scenario and p.backend == e.backend
+                 and axis in p.point
                  and {k: v for k, v in p.point.items() if k != axis} == {k: v for k, v in e.point.items() if k != axis}]
         base = min(peers, key=lambda p: p.point[axis])
         speedup = speed(e) / speed(base) if speed(e) and speed(base) else None
