@@ -409,7 +409,7 @@ def test_dropout_is_training_only_and_reproducible_from_the_seed(backend):
 
 def test_dropout_keeps_about_one_minus_rate_and_scales_the_kept(backend):
     jax = pytest.importorskip("jax")
-    from dlbench_backends.jax_backend import dropout_layer
+    from dlbench_backends.jax_layers import dropout_layer
 
     apply = dropout_layer(Dropout(0.25), (50,), None)
     x = np.ones((400, 50), np.float32)
@@ -432,7 +432,7 @@ def conv_modes():
 
 def test_custom_conv_gradients_equal_jaxs_own_in_every_mode():
     jax = pytest.importorskip("jax")
-    from dlbench_backends.jax_backend import make_conv
+    from dlbench_backends.jax_layers import make_conv
 
     rng = np.random.default_rng(0)
     checked = 0
@@ -460,7 +460,7 @@ def test_custom_conv_gradients_equal_jaxs_own_in_every_mode():
 @pytest.mark.parametrize("custom_vjp", [True, False], ids=["custom", "jax-rule"])
 def test_max_pool_gradient_goes_to_the_first_maximum_like_numpy(custom_vjp):
     jax = pytest.importorskip("jax")
-    from dlbench_backends.jax_backend import make_max_pool
+    from dlbench_backends.jax_layers import make_max_pool
     from dlbench_backends.numpy_layers import PoolLayer
 
     rng = np.random.default_rng(0)
