@@ -268,8 +268,10 @@ def test_conv_weights_in_another_memory_format_than_their_gradients_still_train_
     import torch
 
     import dlbench_backends.torch_backend as torch_backend
+    import dlbench_backends.torch_layers as torch_layers
 
     monkeypatch.setattr(torch_backend, "CHANNELS_LAST", False)
+    monkeypatch.setattr(torch_layers, "CHANNELS_LAST", False)
     monkeypatch.setattr(torch_backend.TorchTrainer, "_network_input", lambda self, x: x.movedim(-1, -3))
     spec = CONV_CASES["two-convs-strided-same"]
     data = toy_data(input_shape=spec.input_shape, n_train=43)

@@ -1,0 +1,242 @@
+"""The PyTorch backend's network: modules built layer by layer from the spec
+and the canonical weights, in NCHW with the channels_last memory format.
+See :mod:`dlbench_backends.torch_backend` for the layouts and the training loop."""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+
+from dlbench.layers import conv_output_length
+from dlbench.spec import (Activation, AveragePool1D, AveragePool2D, BatchNormalization, Conv1D, Conv2D, Dense,
+                          Dropout, Flatten, MaxPool1D, MaxPool2D, ModelSpec)
+
+
+@functools.cache
+def _torch():
+    """The framework, imported on first use (listing backends must stay instant)."""
+    import torch
+
+    return torch
+
+
+
+# ----------------------------------------------------------------- network
+def activation(name: str, dim: int = -1):
+    """The activation as a module and as a function, or (None, identity) for linear.
+    ``dim``: softmax's axis (1 on a channels-first feature map, whose channels are axis 1)."""
+    torch = _torch()
+    nn = torch.nn
+    table = {
+        "relu": (nn.ReLU, torch.relu),
+        "sigmoid": (nn.Sigmoid, torch.sigmoid),
+        "tanh": (nn.Tanh, torch.tanh),
+        "softmax": (functools.partial(nn.Softmax, dim=dim), functools.partial(torch.softmax, dim=dim)),
+    }
+    if name == "linear":
+        return None, lambda x: x
+    module, fn = table[name]
+    return module(), fn
+
+
+@functools.cache
+def _modules():
+    """The modules torch.nn lacks, defined on first use (torch is imported lazily)."""
+    torch = _torch()
+    nn, F = torch.nn, torch.nn.functional
+
+    class ChannelsLastFlatten(nn.Module):
+        """(B, C, H, W) -> (B, H*W*C) in the canonical channels-last, row-major order."""
+
+        def forward(self, x):
+            return x.movedim(1, -1).flatten(1)
+
+    class SeededDropout(nn.Module):
+        """Inverted dropout drawing its masks from ``generator``: F.dropout's own
+        CPU computation (``bernoulli_(1 - rate)``, divided by ``1 - rate``, times x),
+        but not from torch's global generator, so a run is reproducible from its seed."""
+
+        def __init__(self, rate: float, generator):
+            super().__init__()
+            self.rate, self.generator = rate, generator
+
+        def forward(self, x):
+            if not self.training:
+                return x
+            keep = 1.0 - self.rate  # rate < 1 (the spec checks it)
+            mask = torch.empty_like(x).bernoulli_(keep, generator=self.generator)
+            return x * mask.div_(keep)
+
+    class BatchNorm(nn.Module):
+        """Batch normalization over axis 1 (channels of NC..., features of NF) with
+        Keras's conventions: ``momentum`` weighs the old moving statistics, and the
+        moving variance follows the *biased* batch variance.
+
+        Training normalizes with ``F.batch_norm(training=True)`` (one fused kernel
+        forward and backward, biased variance), which also writes the batch mean
+        and the *unbiased* variance into two scratch buffers (momentum 1 replaces
+        their contents); the moving statistics are then updated from those,
+        ``moving_variance = m * moving_variance + (1 - m) * (n - 1) / n * unbiased``.
+        With one value per channel (torch refuses to batch-normalize it) the
+        batch statistics are x itself and 0, as in the reference. The moving
+        statistics are buffers, not parameters: the optimizer never sees them.
+        """
+
+        def __init__(self, channels: int, momentum: float, epsilon: float, device):
+            super().__init__()
+            kw = dict(device=device, dtype=torch.float32)
+            self.momentum, self.epsilon = momentum, epsilon
+            self.gamma = nn.Parameter(torch.ones(channels, **kw))
+            self.beta = nn.Parameter(torch.zeros(channels, **kw))
+            self.register_buffer("moving_mean", torch.zeros(channels, **kw))
+            self.register_buffer("moving_variance", torch.ones(channels, **kw))
+            self.register_buffer("batch_mean", torch.zeros(channels, **kw), persistent=False)
+            self.register_buffer("batch_variance", torch.ones(channels, **kw), persistent=False)
+
+        def forward(self, x):
+            if not self.training:
+                return F.batch_norm(x, self.moving_mean, self.moving_variance, self.gamma, self.beta,
+                                    False, 0.0, self.epsilon)
+            n = x.numel() // x.shape[1]
+            m = self.momentum
+            if n == 1:
+                shape = (1, -1) + (1,) * (x.dim() - 2)
+                with torch.no_grad():
+                    self.moving_mean.mul_(m).add_(x.reshape(-1), alpha=1.0 - m)
+                    self.moving_variance.mul_(m)
+                # mean = x, variance 0: x_hat = (x - x) / sqrt(eps) = 0, whose gradient is 0 too
+                return (x - x) * (self.gamma * self.epsilon ** -0.5).view(shape) + self.beta.view(shape)
+            y = F.batch_norm(x, self.batch_mean, self.batch_variance, self.gamma, self.beta, True, 1.0,
+                             self.epsilon)
+            with torch.no_grad():
+                self.moving_mean.mul_(m).add_(self.batch_mean, alpha=1.0 - m)
+                self.moving_variance.mul_(m).add_(self.batch_variance, alpha=(1.0 - m) * (n - 1) / n)
+            return y
+
+    return ChannelsLastFlatten, SeededDropout, BatchNorm
+
+
+#: convolution weights (and so their inputs and outputs) in channels_last memory format.
+CHANNELS_LAST = True
+
+
+def as_2d(layer, values: tuple) -> tuple:
+    """A 1-D layer's sizes as a 2-D layer's, with a height of 1: (k,) -> (1, k)."""
+    return (1, *values) if layer.ndim == 1 else tuple(values)
+
+
+def conv_modules(layer, in_shape, device) -> list:
+    """[optional zero padding, nn.Conv2d] for a Conv1D/Conv2D spec layer.
+
+    Conv1D is a Conv2d over a height of 1 (as in the NumPy reference; no
+    padding along that height). TensorFlow's "same" puts the odd element of
+    the total padding at the end; when every axis splits evenly the
+    convolution pads itself, otherwise a ZeroPad2d (left, right, top, bottom)
+    comes first. An integer padding is symmetric."""
+    nn = _torch().nn
+    paddings = ("valid", layer.padding) if layer.ndim == 1 else (layer.padding,) * 2
+    splits = [conv_output_length(n, k, s, padding)[1:] for n, k, s, padding in
+              zip(as_2d(layer, in_shape[:-1]), as_2d(layer, layer.kernel_size), as_2d(layer, layer.strides),
+                  paddings)]
+    symmetric = all(before == after for before, after in splits)
+    conv = nn.utils.skip_init(nn.Conv2d, in_shape[-1], layer.filters, as_2d(layer, layer.kernel_size),
+                              stride=as_2d(layer, layer.strides),
+                              padding=tuple(b for b, _ in splits) if symmetric else 0,
+                              device=device, dtype=_torch().float32)
+    if CHANNELS_LAST:
+        conv.to(memory_format=_torch().channels_last)  # oneDNN/cuDNN's NHWC kernels; see the module notes
+    if symmetric:
+        return [conv]
+    (top, bottom), (left, right) = splits
+    return [nn.ZeroPad2d((left, right, top, bottom)), conv]
+
+
+def layer_modules(layer, in_shape, channels_first: bool, generator, device) -> list:
+    """The torch modules computing one spec layer; the last one holds its parameters, if any."""
+    nn = _torch().nn
+    ChannelsLastFlatten, SeededDropout, BatchNorm = _modules()
+    spatial = len(in_shape) > 1 and channels_first
+    if isinstance(layer, Dense):
+        return [nn.utils.skip_init(nn.Linear, in_shape[0], layer.units, device=device, dtype=_torch().float32)]
+    if isinstance(layer, (Conv1D, Conv2D)):
+        return conv_modules(layer, in_shape, device)
+    if isinstance(layer, (MaxPool1D, MaxPool2D)):
+        return [nn.MaxPool2d(as_2d(layer, layer.pool_size), stride=as_2d(layer, layer.strides))]
+    if isinstance(layer, (AveragePool1D, AveragePool2D)):
+        return [nn.AvgPool2d(as_2d(layer, layer.pool_size), stride=as_2d(layer, layer.strides))]
+    if isinstance(layer, Flatten):
+        return [ChannelsLastFlatten() if spatial else nn.Flatten(1)]
+    if isinstance(layer, Dropout):
+        return [SeededDropout(layer.rate, generator)] if layer.rate > 0 else []
+    if isinstance(layer, BatchNormalization):
+        return [BatchNorm(in_shape[-1], layer.momentum, layer.epsilon, device)]
+    if isinstance(layer, Activation):
+        return []  # its activation follows
+    raise NotImplementedError(f"the torch backend cannot build {layer.type!r} layers")
+
+
+def build_network(spec: ModelSpec, weights, device, generator=None):
+    """(nn.Sequential of the logit layers holding exactly ``weights``,
+    {spec layer index: the module holding its parameters}).
+
+    Feature maps are (N, C, H, W) whenever the input is spatial (a 1-D signal:
+    (N, C, 1, L)); the trainer views its channels-last inputs that way."""
+    torch = _torch()
+    channels_first = len(spec.input_shape) > 1
+    modules, holders = [], {}
+    with torch.no_grad():
+        for i, (layer, (in_shape, out_shape)) in enumerate(zip(spec.logit_layers(), spec.shapes)):
+            parts = layer_modules(layer, in_shape, channels_first, generator, device)
+            modules.extend(parts)
+            if weights[i]:
+                holders[i] = parts[-1]
+                load_weights(parts[-1], layer, weights[i])
+            name = getattr(layer, "activation", "linear")
+            module, _ = activation(name, dim=1 if channels_first and len(out_shape) > 1 else -1)
+            if module is not None:
+                modules.append(module)
+    return torch.nn.Sequential(*modules), holders
+
+
+def load_weights(module, layer, weights: dict) -> None:
+    """Copy one layer's canonical weights into its module (torch's layouts)."""
+    torch = _torch()
+    w = {name: torch.from_numpy(np.ascontiguousarray(value, np.float32)) for name, value in weights.items()}
+    if isinstance(layer, Dense):
+        module.weight.copy_(w["kernel"].t())
+        module.bias.copy_(w["bias"])
+    elif isinstance(layer, (Conv1D, Conv2D)):  # (kh, kw, C, F) -> (F, C, kh, kw); (k, C, F) as (1, k, C, F)
+        module.weight.copy_(w["kernel"].reshape(module.weight.shape[2:] + w["kernel"].shape[-2:])
+                            .permute(3, 2, 0, 1))
+        module.bias.copy_(w["bias"])
+    else:  # BatchNormalization
+        for name, value in w.items():
+            getattr(module, name).copy_(value)
+
+
+def module_weights(module, layer) -> dict:
+    """One layer's weights in the canonical layouts (host copies)."""
+    if isinstance(layer, Dense):
+        return {"kernel": _host(module.weight.t()), "bias": _host(module.bias)}
+    if isinstance(layer, (Conv1D, Conv2D)):
+        kernel = module.weight.permute(2, 3, 1, 0)  # (F, C, kh, kw) -> (kh, kw, C, F)
+        return {"kernel": _host(kernel.reshape(kernel.shape[1:]) if layer.ndim == 1 else kernel),
+                "bias": _host(module.bias)}
+    return {name: _host(getattr(module, name)) for name in ("gamma", "beta", "moving_mean", "moving_variance")}
+
+
+def loss_function(spec: ModelSpec):
+    """loss(z, targets) -> 0-d tensor, from the logits ``z``."""
+    F = _torch().nn.functional
+    if spec.loss == "categorical_crossentropy":
+        return F.cross_entropy
+    if spec.loss == "binary_crossentropy":
+        return F.binary_cross_entropy_with_logits
+    _, output = activation(spec.output_activation)
+    return lambda z, t: F.mse_loss(output(z), t)
+
+
+def _host(tensor) -> np.ndarray:
+    """A C-contiguous float32 host copy that training can never change."""
+    return tensor.detach().cpu().contiguous().numpy().copy()
