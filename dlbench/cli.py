@@ -18,12 +18,6 @@ DEFAULT_SCENARIOS = ("xor-mlp", "digits-mlp")
 EXIT_OK, EXIT_FAILED, EXIT_INPUT = 0, 1, 2
 
 
-def _version() -> str:
-    from dlbench import __version__
-
-    return __version__
-
-
 class InputErrorGroup(click.Group):
     """Any InputError becomes one line on stderr and exit code 2."""
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 import json
 import sys
 from dataclasses import dataclass, field
@@ -329,10 +328,7 @@ def measure_peaks(threads: int | None, libraries: list[str]) -> dict[str, float 
     for library in libraries:
         if library not in peak.LIBRARIES:
             raise InputError(f"unknown library {library!r}; {one_of(peak.LIBRARIES)}", field="--library")
-        if importlib.util.find_spec(library) is None:
-            peaks[library] = None
-            continue
-        peaks[library] = peak.measure(library, threads)
+        peaks[library] = peak.measure(library, threads) if library in peak.available_libraries() else None
     peak.save(env, threads, {k: v for k, v in peaks.items() if v})
     table = Table(title=f"fp32 matmul peak, {threads} threads, {env['cpu']}", title_justify="left")
     table.add_column("library")
