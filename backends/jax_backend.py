@@ -14,7 +14,7 @@ unchanged. Activations stay channels-last, (batch, length, channels) and
 (batch, height, width, channels); convolutions are ``lax.conv_general_dilated``
 with dimension numbers ("NWC", "WIO", "NWC") / ("NHWC", "HWIO", "NHWC"), the
 kernel (k, C, F) / (kh, kw, C, F) as is, padding given as explicit
-(before, after) pairs from :func:`dlbench.layers.conv_output_length` (TF's
+(before, after) pairs from :func:`dlbench.spec.layers.conv_output_length` (TF's
 "same" puts the odd element after, which an explicit pair states for every
 stride and kernel size; an integer p is (p, p)). Pooling is
 ``lax.reduce_window`` (max / sum divided by the window size), "VALID".
@@ -100,8 +100,8 @@ import sys
 import numpy as np
 
 import dlbench
-from dlbench.backend import Backend, Trainer, TrainerOptions, loss_targets
-from dlbench.datasets import Dataset
+from dlbench.plugin.backend import Backend, Trainer, TrainerOptions, loss_targets
+from dlbench.data.builtin import Dataset
 from dlbench.errors import InputError, one_of
 from dlbench_backends.jax_layers import LOSSES, _jax, activation, check_supported, make_forward, split_weights
 from dlbench.spec import ModelSpec, check_positive_int

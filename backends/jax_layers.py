@@ -10,7 +10,7 @@ import math
 import numpy as np
 
 from dlbench.errors import InputError
-from dlbench.layers import conv_output_length
+from dlbench.spec.layers import conv_output_length
 from dlbench.spec import (PARAMETERS_TRAINED, Activation, AveragePool1D, AveragePool2D, BatchNormalization, Conv1D,
                           Conv2D, Dense, Dropout, Flatten, MaxPool1D, MaxPool2D, ModelSpec, layer_activation)
 

@@ -23,10 +23,10 @@ from __future__ import annotations
 import numpy as np
 
 import dlbench
-from dlbench.backend import Backend, Trainer, TrainerOptions, loss_targets
-from dlbench.datasets import Dataset
+from dlbench.plugin.backend import Backend, Trainer, TrainerOptions, loss_targets
+from dlbench.data.builtin import Dataset
 from dlbench.errors import InputError
-from dlbench.initializers import STREAM_BACKEND, rng_for
+from dlbench.spec.init import STREAM_BACKEND, rng_for
 from dlbench.spec import (PARAMETERS_TRAINED, AveragePool1D, AveragePool2D, BatchNormalization, Conv1D, Conv2D,
                           Dense, Dropout, Flatten, MaxPool1D, MaxPool2D, ModelSpec)
 from dlbench_backends.numpy_layers import (ActivationLayer, BatchNormLayer, ConvLayer, DenseLayer, DropoutLayer,

@@ -21,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from dlbench.layers import conv_output_length
+from dlbench.spec.layers import conv_output_length
 
 
 class DenseLayer:

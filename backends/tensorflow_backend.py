@@ -66,12 +66,12 @@ import os
 import numpy as np
 
 import dlbench
-from dlbench.backend import PRECISIONS, Backend, Trainer, TrainerOptions, loss_targets
-from dlbench.datasets import Dataset
+from dlbench.plugin.backend import PRECISIONS, Backend, Trainer, TrainerOptions, loss_targets
+from dlbench.data.builtin import Dataset
 from dlbench.errors import InputError, one_of
 from dlbench.spec import (PARAMETERS_TRAINED, Activation, AveragePool1D, AveragePool2D, BatchNormalization, Conv1D,
                           Conv2D, Dense, Dropout, Flatten, MaxPool1D, MaxPool2D, ModelSpec)
-from dlbench.validate import check_choice
+from dlbench.spec.checks import check_choice
 
 EXTRA_OPTIONS = {"jit_compile": False}
 #: steps per XLA call: windows are cut into chunks padded to this many rows.

@@ -15,7 +15,7 @@ signal as an image of height 1 (N, C, 1, L), as the NumPy reference does:
   permuted back by ``weights()``. A 3-D tensor has no channels_last format;
   over a height of 1 oneDNN runs its NHWC kernels, and a mnist1d-cnn step
   costs about a third less than with ``F.conv1d`` on (N, C, L). "same" padding is
-  TensorFlow's (:func:`dlbench.layers.conv_output_length`): when it splits
+  TensorFlow's (:func:`dlbench.spec.layers.conv_output_length`): when it splits
   evenly on every axis the convolution pads itself, otherwise an
   ``nn.ZeroPad2d`` puts the odd element at the bottom/right first; an integer
   padding is symmetric.
@@ -95,8 +95,8 @@ import os
 import numpy as np
 
 import dlbench
-from dlbench.backend import Backend, Trainer, TrainerOptions, loss_targets
-from dlbench.datasets import Dataset
+from dlbench.plugin.backend import Backend, Trainer, TrainerOptions, loss_targets
+from dlbench.data.builtin import Dataset
 from dlbench.errors import InputError, one_of
 from dlbench.spec import ModelSpec
 

@@ -8,7 +8,7 @@ import functools
 
 import numpy as np
 
-from dlbench.layers import conv_output_length
+from dlbench.spec.layers import conv_output_length
 from dlbench.spec import (Activation, AveragePool1D, AveragePool2D, BatchNormalization, Conv1D, Conv2D, Dense,
                           Dropout, Flatten, MaxPool1D, MaxPool2D, ModelSpec)
 

@@ -86,7 +86,7 @@ def shipped_scenarios() -> list[str]:
 
 def registered_backends() -> list[str]:
     """Every registered backend, available or not (unavailable ones are skipped by the fixture)."""
-    from dlbench.plugins import get_plugins
+    from dlbench.plugin.manager import get_plugins
 
     return list(get_plugins().backends)
 
@@ -106,10 +106,10 @@ def build_trainer(scenario: str, backend: str, *, window_steps: int | None = Non
 
     ``window_steps`` (steps per ``run_window`` call) defaults to 10, fewer for
     heavy networks so that one call stays under ``FLOPS_PER_CALL``."""
-    from dlbench.backend import TrainerOptions
-    from dlbench.batches import BatchPlan
-    from dlbench.initializers import initial_weights
-    from dlbench.plugins import get_plugins
+    from dlbench.plugin.backend import TrainerOptions
+    from dlbench.data.batches import BatchPlan
+    from dlbench.spec.init import initial_weights
+    from dlbench.plugin.manager import get_plugins
     from dlbench.scenario import resolve_scenario
 
     plugins = get_plugins()
@@ -141,7 +141,7 @@ def build_trainer(scenario: str, backend: str, *, window_steps: int | None = Non
 
 
 def _step_flops(spec, batch_size: int) -> int | None:
-    from dlbench.flops import training_step_flops
+    from dlbench.spec.flops import training_step_flops
 
     try:
         return training_step_flops(spec, batch_size)
@@ -168,8 +168,8 @@ def pytest_benchmark_update_machine_info(config, machine_info):
     import psutil
 
     import dlbench
-    from dlbench import environment
-    from dlbench.history import machine_id
+    from dlbench.run import environment
+    from dlbench.results.store import machine_id
 
     env = {"hostname": platform.node(), "cpu": environment.cpu_model(), "logical_cores": psutil.cpu_count()}
     machine_info["dlbench"] = {"dlbench": dlbench.__version__, "cpu": env["cpu"],

@@ -7,11 +7,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from dlbench.backend import TrainerOptions
-from dlbench.batches import BatchPlan
-from dlbench.datasets import Dataset
-from dlbench.initializers import initial_weights
-from dlbench.plugins import get_plugins
+from dlbench.plugin.backend import TrainerOptions
+from dlbench.data.batches import BatchPlan
+from dlbench.data.builtin import Dataset
+from dlbench.spec.init import initial_weights
+from dlbench.plugin.manager import get_plugins
 from dlbench.spec import ModelSpec
 
 

@@ -8,7 +8,7 @@ import time
 import numpy as np
 
 import dlbench
-from dlbench.backend import Backend
+from dlbench.plugin.backend import Backend
 from dlbench_backends.numpy_backend import NumpyTrainer
 
 

@@ -4,10 +4,10 @@ step by step, same weights, same test accuracy."""
 import pytest
 
 from backend_helpers import assert_matches_numpy, require_backend, toy_data
-from dlbench.parity import compare
+from dlbench.run.parity import compare
 from dlbench.scenario import scenario_files
 from dlbench.spec import SGD, Activation, Adam, Dense, Sequential
-from dlbench.worker import RunRequest, execute
+from dlbench.run.worker import RunRequest, execute
 
 FRAMEWORKS = ["torch", "tensorflow", "jax"]
 

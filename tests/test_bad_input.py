@@ -5,7 +5,7 @@ import pytest
 from click.testing import CliRunner
 
 from dlbench.cli import main
-from dlbench.plugins import get_plugins
+from dlbench.plugin.manager import get_plugins
 
 GOOD = """name = "case"
 description = "a valid scenario the cases break one thing in"

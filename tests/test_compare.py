@@ -6,10 +6,10 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from dlbench import cli_reports
+from dlbench.cli import reports as cli_reports
 from dlbench.cli import InputErrorGroup
-from dlbench.compare import AccuracyCheck, SpeedCheck, StatusCheck, compare, mann_whitney_u
-from dlbench.results import write_document
+from dlbench.report.compare import AccuracyCheck, SpeedCheck, StatusCheck, compare, mann_whitney_u
+from dlbench.results.document import write_document
 
 
 @click.group(cls=InputErrorGroup)

@@ -1,10 +1,10 @@
 import numpy as np
 import pytest
 
-from dlbench.batches import BatchPlan
-from dlbench.datasets import BUILTIN_DATASETS
+from dlbench.data.batches import BatchPlan
+from dlbench.data.builtin import BUILTIN_DATASETS
 from dlbench.errors import InputError
-from dlbench.initializers import initial_weights
+from dlbench.spec.init import initial_weights
 from dlbench.spec import Dense, Sequential
 
 DATASETS = {info.name: info for info in BUILTIN_DATASETS}

@@ -6,7 +6,7 @@ import struct
 import numpy as np
 import pytest
 
-from dlbench.datasets import BUILTIN_DATASETS
+from dlbench.data.builtin import BUILTIN_DATASETS
 from dlbench.errors import InputError
 from dlbench.scenario import load_scenario_file
 

@@ -4,7 +4,7 @@ import numpy as np
 from click.testing import CliRunner
 
 from dlbench.cli import main
-from dlbench.worker import RunRequest, execute
+from dlbench.run.worker import RunRequest, execute
 
 
 def test_numpy_backend_is_bit_identical_run_to_run():

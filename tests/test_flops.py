@@ -1,4 +1,4 @@
-from dlbench.flops import training_step_flops
+from dlbench.spec.flops import training_step_flops
 from dlbench.spec import SGD, Activation, Dense, Sequential
 
 

@@ -5,9 +5,12 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from dlbench import cli_reports, history
+from dlbench.cli import reports as cli_reports
+
+from dlbench.report import history
+from dlbench.results import store as storage
 from dlbench.cli import InputErrorGroup
-from dlbench.results import write_document
+from dlbench.results.document import write_document
 
 
 @click.group(cls=InputErrorGroup)
@@ -30,24 +33,24 @@ def document(created: str, speed: float, env=None, accuracy=0.9) -> dict:
 
 
 def store(root, doc):
-    path = history.store_path(root, doc)
+    path = storage.store_path(root, doc)
     write_document(doc, path)
     return path
 
 
 def test_machine_id_is_a_stable_safe_slug_that_tells_machines_apart():
-    first = history.machine_id(ENV)
-    assert first == history.machine_id(dict(ENV)) and re.fullmatch(r"bench_box_1-[0-9a-f]{8}", first)
-    assert history.machine_id({**ENV, "cpu": "Intel Xeon"}) != first
-    assert history.machine_id({**ENV, "logical_cores": 64}) != first
-    assert re.fullmatch(r"unknown-[0-9a-f]{8}", history.machine_id({}))
+    first = storage.machine_id(ENV)
+    assert first == storage.machine_id(dict(ENV)) and re.fullmatch(r"bench_box_1-[0-9a-f]{8}", first)
+    assert storage.machine_id({**ENV, "cpu": "Intel Xeon"}) != first
+    assert storage.machine_id({**ENV, "logical_cores": 64}) != first
+    assert re.fullmatch(r"unknown-[0-9a-f]{8}", storage.machine_id({}))
 
 
 def test_runs_are_stored_numbered_per_machine(tmp_path):
     first = store(tmp_path, document("2026-11-28T16:00:00Z", 100))
     second = store(tmp_path, document("2026-11-28T17:30:05Z", 100))
     other = store(tmp_path, document("2026-11-28T18:00:00Z", 100, env={"hostname": "gpu"}))
-    assert first.parent == second.parent == tmp_path / history.machine_id(ENV)
+    assert first.parent == second.parent == tmp_path / storage.machine_id(ENV)
     assert first.name == "0001_abc123-dirty_20261128T160000Z.json"
     assert second.name == "0002_abc123-dirty_20261128T173005Z.json"
     assert other.parent.name.startswith("gpu-") and other.name == "0001_nocommit_20261128T180000Z.json"

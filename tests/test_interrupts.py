@@ -60,7 +60,7 @@ def test_killed_runner_leaves_a_valid_document_and_no_orphan_worker(tmp_path):
     assert not list(tmp_path.glob("*/.*"))  # no temporary file left behind
     time.sleep(0.5)
     ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
-    assert not [line for line in ps.splitlines() if "dlbench.worker" in line and str(tmp_path) in line]
+    assert not [line for line in ps.splitlines() if "dlbench.run.worker" in line and str(tmp_path) in line]
 
 
 def test_resume_runs_only_missing_and_interrupted_jobs(tmp_path):

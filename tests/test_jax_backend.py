@@ -13,11 +13,11 @@ import numpy as np
 import pytest
 
 from backend_helpers import assert_matches_numpy, require_backend, toy_data, train_on
-from dlbench.backend import TrainerOptions
-from dlbench.batches import BatchPlan
+from dlbench.plugin.backend import TrainerOptions
+from dlbench.data.batches import BatchPlan
 from dlbench.errors import InputError
-from dlbench.initializers import initial_weights
-from dlbench.layers import conv_output_length
+from dlbench.spec.init import initial_weights
+from dlbench.spec.layers import conv_output_length
 from dlbench.spec import (SGD, Activation, Adam, AveragePool1D, AveragePool2D, BatchNormalization, Conv1D, Conv2D,
                           Dense, Dropout, Flatten, MaxPool1D, MaxPool2D, ModelSpec, Sequential)
 
@@ -106,7 +106,7 @@ print(names.count('tf_XLAEigen'))
 def test_configure_threads_sizes_xlas_cpu_pool_before_jax_starts(threads):
     require_backend("jax")
     out = run_in_fresh_python(
-        "from dlbench.plugins import get_plugins\n"
+        "from dlbench.plugin.manager import get_plugins\n"
         f"print(get_plugins().backends['jax'].configure_threads({threads}))\n"
         + (POOL_THREADS if sys.platform == "linux" else "print(0)\n"),
         PJRT_NPROC="", NPROC="")
@@ -127,7 +127,7 @@ def test_module_imports_without_importing_jax():
     out = run_in_fresh_python(
         "import sys\n"
         "import dlbench_backends.jax_backend as m\n"
-        "from dlbench.plugins import get_plugins\n"
+        "from dlbench.plugin.manager import get_plugins\n"
         "backend = get_plugins().backends['jax']\n"
         "backend.availability(); backend.version()\n"
         "print('jax' in sys.modules)\n")
@@ -312,7 +312,7 @@ def test_moving_statistics_are_updated_by_training_and_never_by_the_optimizer(ba
 
 
 def backend_numpy_after(spec, data, indices):
-    from dlbench.plugins import get_plugins
+    from dlbench.plugin.manager import get_plugins
     trainer = get_plugins().backends["numpy"].build(spec, initial_weights(spec, 0), TrainerOptions())
     trainer.place_data(data)
     trainer.train(indices)

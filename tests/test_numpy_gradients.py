@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from dlbench.backend import loss_targets
-from dlbench.initializers import initial_weights
+from dlbench.plugin.backend import loss_targets
+from dlbench.spec.init import initial_weights
 from dlbench.spec import (ACTIVATIONS, Activation, AveragePool1D, AveragePool2D, BatchNormalization, Conv1D, Conv2D,
                           Dense, Flatten, MaxPool1D, MaxPool2D, Sequential)
 from dlbench_backends.numpy_backend import LOSSES, Network

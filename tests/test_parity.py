@@ -1,4 +1,4 @@
-from dlbench.parity import annotate, compare
+from dlbench.run.parity import annotate, compare
 
 
 def row(backend, losses, acc, stochastic=False, status="ok", scenario="s"):
@@ -60,7 +60,7 @@ def test_a_difference_within_the_references_rounding_noise_agrees():
 
 
 def test_the_reference_row_measures_its_rounding_noise():
-    from dlbench.worker import RunRequest, execute
+    from dlbench.run.worker import RunRequest, execute
 
     metrics = execute(RunRequest(scenario="mnist1d-cnn", backend="numpy", overrides={"max_steps": 120}))["metrics"]
     noise = metrics["rounding_noise"]

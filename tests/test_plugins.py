@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 
 import dlbench
-from dlbench import hookspecs
-from dlbench.backend import Backend, TrainerOptions
-from dlbench.initializers import initial_weights
-from dlbench.plugins import BUILTIN_PLUGINS, PluginError, load_plugins
+from dlbench.plugin import hookspecs
+from dlbench.plugin.backend import Backend, TrainerOptions
+from dlbench.spec.init import initial_weights
+from dlbench.plugin.manager import BUILTIN_PLUGINS, PluginError, load_plugins
 from dlbench.scenario import resolve_scenario
 
 README = Path(__file__).resolve().parents[1] / "README.md"
@@ -88,7 +88,7 @@ def test_plugin_registering_a_non_backend_is_reported_by_name():
         def dlbench_register_backends(self, registry):
             registry.add("not a class")
 
-    with pytest.raises(PluginError, match="expected a subclass of dlbench.backend.Backend"):
+    with pytest.raises(PluginError, match="expected a subclass of dlbench.plugin.backend.Backend"):
         load_plugins(extra=(Plugin(),))
 
 

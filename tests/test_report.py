@@ -10,9 +10,15 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from dlbench import cli_reports, history, report, report_formats
+from dlbench.cli import reports as cli_reports
+
+from dlbench.results import store as storage
+
+from dlbench.report import model as report
+
+from dlbench.report import render as report_formats
 from dlbench.cli import InputErrorGroup
-from dlbench.results import read_document, write_document
+from dlbench.results.document import read_document, write_document
 
 
 @click.group(cls=InputErrorGroup)
@@ -140,7 +146,7 @@ def test_report_latest_reports_the_newest_stored_run(real_run, tmp_path):
     old = read_document(real_run)
     new = other_machine(old)
     for doc in (new, old):  # stored out of order: the newest is the one created last
-        write_document(doc, history.store_path(tmp_path, doc))
+        write_document(doc, storage.store_path(tmp_path, doc))
     result = invoke("report", "--latest", "--root", tmp_path, "--format", "json")
     summary = json.loads(result.output)
     assert [r["created"] for r in summary["runs"]] == ["2030-01-01T00:00:00Z"]
@@ -148,7 +154,7 @@ def test_report_latest_reports_the_newest_stored_run(real_run, tmp_path):
 
 def test_published_results_command(real_run, tmp_path):
     doc = read_document(real_run)
-    write_document(doc, history.store_path(tmp_path, doc))
+    write_document(doc, storage.store_path(tmp_path, doc))
     out = tmp_path / "README.md"
     result = invoke("report", "--latest", "--root", tmp_path, "--format", "markdown", "--out", out)
     assert result.exit_code == 0, result.output

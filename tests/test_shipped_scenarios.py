@@ -3,7 +3,7 @@
 import pytest
 
 from dlbench.scenario import resolve_scenario, scenario_files
-from dlbench.worker import RunRequest, execute
+from dlbench.run.worker import RunRequest, execute
 
 SCENARIOS = sorted(scenario_files())
 

@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 
 from backend_helpers import require_backend, toy_data
-from dlbench.backend import TrainerOptions
-from dlbench.batches import BatchPlan
+from dlbench.plugin.backend import TrainerOptions
+from dlbench.data.batches import BatchPlan
 from dlbench.errors import InputError
-from dlbench.initializers import initial_weights
-from dlbench.plugins import get_plugins
+from dlbench.spec.init import initial_weights
+from dlbench.plugin.manager import get_plugins
 from dlbench.spec import (SGD, Activation, Adam, AveragePool1D, AveragePool2D, BatchNormalization, Conv1D, Conv2D,
                           Dense, Dropout, Flatten, MaxPool1D, MaxPool2D, Sequential)
 
@@ -203,7 +203,7 @@ def run_python(code: str) -> str:
 def test_backend_module_does_not_import_tensorflow_or_keras():
     out = run_python(
         "import sys\n"
-        "from dlbench.plugins import get_plugins\n"
+        "from dlbench.plugin.manager import get_plugins\n"
         "import dlbench_backends.tensorflow_backend\n"
         "backend = get_plugins().backends['tensorflow']\n"
         "backend.availability(); backend.version()\n"
@@ -214,7 +214,7 @@ def test_backend_module_does_not_import_tensorflow_or_keras():
 @pytest.mark.slow
 def test_configure_threads_applies_and_returns_the_count(backend):
     out = run_python(
-        "from dlbench.plugins import get_plugins\n"
+        "from dlbench.plugin.manager import get_plugins\n"
         "import tensorflow as tf\n"
         "n = get_plugins().backends['tensorflow'].configure_threads(1)\n"
         "print(n, tf.config.threading.get_intra_op_parallelism_threads(),"

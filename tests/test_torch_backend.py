@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 from backend_helpers import assert_matches_numpy, require_backend, toy_data
-from dlbench.backend import TrainerOptions
+from dlbench.plugin.backend import TrainerOptions
 from dlbench.errors import InputError
-from dlbench.initializers import initial_weights
+from dlbench.spec.init import initial_weights
 from dlbench.spec import (SGD, Activation, Adam, AveragePool1D, AveragePool2D, BatchNormalization, Conv1D, Conv2D,
                           Dense, Dropout, Flatten, MaxPool1D, MaxPool2D, Sequential)
 
@@ -99,7 +99,7 @@ def test_precision_and_determinism_are_set_explicitly(backend):
 
 
 def test_backend_module_imports_without_importing_torch():
-    code = ("import sys, dlbench_backends.torch_backend as m; from dlbench.plugins import get_plugins; "
+    code = ("import sys, dlbench_backends.torch_backend as m; from dlbench.plugin.manager import get_plugins; "
             "b = get_plugins().backends['torch']; b.availability(); "
             "print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
@@ -348,7 +348,7 @@ def test_dropout_same_seed_same_losses_other_seed_other_losses(backend):
 
 
 def test_dropout_is_on_in_training_and_off_in_evaluation(backend):
-    from dlbench.plugins import get_plugins
+    from dlbench.plugin.manager import get_plugins
     from dlbench_backends.numpy_backend import Network
 
     spec = DROPOUT_SPEC

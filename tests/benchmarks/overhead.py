@@ -21,11 +21,11 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from dlbench.backend import TrainerOptions  # noqa: E402
-from dlbench.batches import BatchPlan  # noqa: E402
-from dlbench.datasets import synthetic  # noqa: E402
-from dlbench.initializers import initial_weights  # noqa: E402
-from dlbench.plugins import get_plugins  # noqa: E402
+from dlbench.plugin.backend import TrainerOptions  # noqa: E402
+from dlbench.data.batches import BatchPlan  # noqa: E402
+from dlbench.data.builtin import synthetic  # noqa: E402
+from dlbench.spec.init import initial_weights  # noqa: E402
+from dlbench.plugin.manager import get_plugins  # noqa: E402
 from dlbench.spec import SGD, Dense, Sequential  # noqa: E402
 
 NETWORKS = {

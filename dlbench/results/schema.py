@@ -1,4 +1,4 @@
-"""Result documents written by older dlbench versions, upgraded on read.
+"""The result document's schema: its version, the upgrades of older versions, the check on read.
 
 Each format change ships as one function that takes a document of version
 ``n`` and returns it in version ``n + 1``; :func:`upgrade` applies them in
@@ -17,7 +17,9 @@ from __future__ import annotations
 
 from typing import Callable
 
-from dlbench.results import SCHEMA_VERSION
+from dlbench.errors import InputError
+
+SCHEMA_VERSION = 1
 
 
 def schema_version(document: dict) -> int:
@@ -50,3 +52,18 @@ def upgrade(document: dict) -> dict:
         document = UPGRADES[version](document)
         version = schema_version(document)
     return document
+
+
+def checked_document(document, source: str) -> dict:
+    """A parsed document in the current schema; older schemas are upgraded
+    (the functions above), newer ones and non-documents are refused."""
+    if not isinstance(document, dict) or not isinstance(document.get("results"), list):
+        raise InputError("not a dlbench result document (no list of results)", source=source)
+    try:
+        version = schema_version(document)
+    except (TypeError, ValueError):
+        raise InputError(f"schema_version {document['schema_version']!r} is not a number", source=source) from None
+    if version > SCHEMA_VERSION:
+        raise InputError(f"schema_version {version} is newer than this dlbench "
+                         f"understands ({SCHEMA_VERSION}); upgrade dlbench", source=source)
+    return upgrade(document)

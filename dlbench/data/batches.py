@@ -12,7 +12,7 @@ from typing import Iterator
 
 import numpy as np
 
-from dlbench.initializers import STREAM_ORDER, rng_for
+from dlbench.spec.init import STREAM_ORDER, rng_for
 
 
 @dataclass(frozen=True)

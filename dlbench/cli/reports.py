@@ -1,6 +1,6 @@
 """``dlbench report``, ``dlbench compare`` and ``dlbench history``: thin click
-commands over :mod:`dlbench.report`, :mod:`dlbench.compare` and
-:mod:`dlbench.history`. Nothing heavy is imported until a command runs, so
+commands over :mod:`dlbench.report.model`, :mod:`dlbench.report.compare` and
+:mod:`dlbench.report.history`. Nothing heavy is imported until a command runs, so
 ``dlbench --help`` stays free of matplotlib and of every framework.
 
 Bad input raises :class:`dlbench.errors.InputError`, which the ``dlbench``
@@ -15,7 +15,7 @@ from pathlib import Path
 import click
 
 from dlbench.errors import InputError
-from dlbench.report_formats import FORMATS as REPORT_FORMATS
+from dlbench.report.render import FORMATS as REPORT_FORMATS
 
 DEFAULT_ROOT = Path("results")
 
@@ -88,10 +88,9 @@ def _print_rich(renderable) -> None:
               help="Plots: PNG files next to a Markdown --out, embedded in HTML.")
 def report(runs, latest, root, fmt, out, plots):
     """Tables and plots of one or more result documents, side by side."""
-    from dlbench import history
-    from dlbench import report as reporting
-    from dlbench import report_formats
-
+    from dlbench.report import history
+    from dlbench.report import model as reporting
+    from dlbench.report import render as report_formats
     paths = list(runs) + ([history.latest(root)] if latest else [])
     if not paths:
         raise InputError("name one or more RUN.json files, or pass --latest", field="RUN.json")
@@ -127,9 +126,9 @@ def compare(base, new, threshold, accuracy_tolerance, alpha, fmt):
     else 0."""
     import json
 
-    from dlbench import compare as comparing
-    from dlbench.report import label_runs
-    from dlbench.results import read_document
+    from dlbench.report import compare as comparing
+    from dlbench.report.model import label_runs
+    from dlbench.results.document import read_document
 
     documents = read_document(base), read_document(new)
     changes = comparing.compare(*documents, comparing.default_checks(threshold, accuracy_tolerance, alpha))
@@ -171,8 +170,7 @@ def _print_comparison(comparing, changes, documents, paths, labels, threshold, a
 @_format_option(("table", "csv", "json"), "table", "Output format.")
 def history_(root, scenarios, backends, metric, machine, fmt):
     """A metric over the stored runs, oldest first, one table per scenario."""
-    from dlbench import history
-
+    from dlbench.report import history
     runs, warnings = history.load(root, machine)
     for warning in warnings:
         click.echo(f"dlbench: warning: skipped {warning}", err=True)

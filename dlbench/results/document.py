@@ -20,9 +20,8 @@ import tempfile
 from pathlib import Path
 
 from dlbench.errors import InputError
+from dlbench.results.schema import SCHEMA_VERSION, checked_document
 
-SCHEMA_VERSION = 1
-STATUSES = ("ok", "failed", "unavailable", "timeout", "diverged", "interrupted")
 
 
 def now_iso() -> str:
@@ -84,20 +83,3 @@ def read_document(path: Path | str) -> dict:
     except json.JSONDecodeError as exc:
         raise InputError(f"not a JSON result document: {exc}", source=str(path)) from None
     return checked_document(document, str(path))
-
-
-def checked_document(document, source: str) -> dict:
-    """A parsed document in the current schema; older schemas are upgraded
-    (:mod:`dlbench.upgrade`), newer ones and non-documents are refused."""
-    from dlbench.upgrade import schema_version, upgrade
-
-    if not isinstance(document, dict) or not isinstance(document.get("results"), list):
-        raise InputError("not a dlbench result document (no list of results)", source=source)
-    try:
-        version = schema_version(document)
-    except (TypeError, ValueError):
-        raise InputError(f"schema_version {document['schema_version']!r} is not a number", source=source) from None
-    if version > SCHEMA_VERSION:
-        raise InputError(f"schema_version {version} is newer than this dlbench "
-                         f"understands ({SCHEMA_VERSION}); upgrade dlbench", source=source)
-    return upgrade(document)

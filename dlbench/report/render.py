@@ -1,6 +1,6 @@
 """Renderers of a report: CSV (tidy), JSON, Markdown (with PNG plots),
 self-contained HTML (plots embedded) and the terminal (rich, fitted to its
-width). The table model they render is :mod:`dlbench.report`."""
+width). The table model they render is :mod:`dlbench.report.model`."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import json
 from pathlib import Path
 
 from dlbench.errors import InputError
-from dlbench.parity import REFERENCE_BACKEND
-from dlbench.report import (Column, LEGEND, Run, by_scenario, entries, environment_table, problems, runs_of, scenario_description, table, unstable)
+from dlbench.run.parity import REFERENCE_BACKEND
+from dlbench.report.model import (Column, LEGEND, Run, by_scenario, entries, environment_table, problems, runs_of, scenario_description, table, unstable)
 
 
 def tidy_records(runs: list[Run]) -> list[dict]:
@@ -236,7 +236,7 @@ def render(runs: list[Run], fmt: str, out: Path | None = None, with_plots: bool 
 
 
 def _pictures(runs: list[Run]) -> dict:
-    from dlbench import plots  # matplotlib is imported only here
+    from dlbench.report import plots  # matplotlib is imported only here
 
     return plots.pictures(runs)
 

@@ -20,8 +20,8 @@ from dataclasses import dataclass
 
 from matplotlib.figure import Figure
 
-from dlbench.parity import HORIZON_STEPS, LOSS_FLOOR, LOSS_RTOL, REFERENCE_BACKEND
-from dlbench.report import Entry, Run, by_scenario, entries, point_key
+from dlbench.run.parity import HORIZON_STEPS, LOSS_FLOOR, LOSS_RTOL, REFERENCE_BACKEND
+from dlbench.report.model import Entry, Run, by_scenario, entries, point_key
 
 KNOWN_BACKENDS = (REFERENCE_BACKEND, "torch", "tensorflow", "jax")
 SWEEP_AXES = {"batch_size": "batch size", "threads": "threads"}
@@ -230,7 +230,7 @@ def scaling_figure(items: list[Entry], scenario: str) -> Figure | None:
 
 
 def _slug(text: str) -> str:
-    from dlbench.results import safe_name
+    from dlbench.results.document import safe_name
 
     return safe_name(text)
 

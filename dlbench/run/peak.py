@@ -67,10 +67,10 @@ def _timed(fn) -> float:
 
 def measure(library: str, threads: int, timeout: float = 300) -> float | None:
     """Measure in a fresh process with the thread settings of a run; None on failure."""
-    from dlbench.runner import thread_environment
+    from dlbench.run.suite import thread_environment
 
     env = {**os.environ, **thread_environment(threads, "cpu")}
-    out = subprocess.run([sys.executable, "-m", "dlbench.peak", library], env=env, capture_output=True,
+    out = subprocess.run([sys.executable, "-m", "dlbench.run.peak", library], env=env, capture_output=True,
                          text=True, timeout=timeout)
     try:
         return float(out.stdout.strip().splitlines()[-1])

@@ -19,9 +19,9 @@ from dataclasses import dataclass, field
 
 import pluggy
 
-from dlbench import hookspecs
-from dlbench.backend import Backend
-from dlbench.datasets import BUILTIN_DATASETS, DatasetInfo
+from dlbench.plugin import hookspecs
+from dlbench.plugin.backend import Backend
+from dlbench.data.builtin import BUILTIN_DATASETS, DatasetInfo
 from dlbench.errors import InputError, one_of
 
 ENTRY_POINT_GROUP = "dlbench.backends"
@@ -62,7 +62,7 @@ class Registry:
 def _check_backend(item, plugin: str) -> str:
     if not (isinstance(item, type) and issubclass(item, Backend)):
         raise PluginError(f"plugin {plugin!r} registered {item!r} as a backend; "
-                          "expected a subclass of dlbench.backend.Backend")
+                          "expected a subclass of dlbench.plugin.backend.Backend")
     name = getattr(item, "name", None)
     if not isinstance(name, str) or not name:
         raise PluginError(f"plugin {plugin!r} registered backend class {item.__name__} without a name")
@@ -72,7 +72,7 @@ def _check_backend(item, plugin: str) -> str:
 def _check_dataset(item, plugin: str) -> str:
     if not isinstance(item, DatasetInfo):
         raise PluginError(f"plugin {plugin!r} registered {item!r} as a dataset; "
-                          "expected a dlbench.datasets.DatasetInfo")
+                          "expected a dlbench.data.builtin.DatasetInfo")
     return item.name
 
 

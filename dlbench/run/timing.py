@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from dlbench.backend import Trainer
-from dlbench.batches import BatchPlan, Window
+from dlbench.plugin.backend import Trainer
+from dlbench.data.batches import BatchPlan, Window
 
 MAX_LOSS_POINTS = 10_000
 

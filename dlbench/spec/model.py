@@ -2,7 +2,7 @@
 
 Everything here is a frozen dataclass, validated on construction, with no
 framework imports. Shapes exclude the batch axis and are channels-last;
-the layers and their conventions are in :mod:`dlbench.layers`.
+the layers and their conventions are in :mod:`dlbench.spec.layers`.
 
 Loss and output activation are fused by every backend: the last layer's
 softmax (or sigmoid) is never applied before the loss; cross-entropy is
@@ -34,10 +34,10 @@ from dataclasses import dataclass, field, replace
 from typing import ClassVar, Union
 
 from dlbench.errors import InputError, one_of
-from dlbench.layers import (  # noqa: F401  (re-exported: the spec's public names)
-    ACTIVATIONS, LAYER_TYPES, PARAMETERS_TRAINED, Activation, AveragePool1D, AveragePool2D, BatchNormalization,
-    Conv1D, Conv2D, Dense, Dropout, Flatten, Layer, MaxPool1D, MaxPool2D, layer_activation)
-from dlbench.validate import Shape, check_choice, check_number, check_positive_int, format_shape  # noqa: F401
+from dlbench.spec.checks import Shape, check_choice, check_number, check_positive_int, format_shape
+from dlbench.spec.layers import PARAMETERS_TRAINED, Activation, Dropout, layer_activation
+
+__all__ = ["LOSSES", "SGD", "Adam", "Optimizer", "OPTIMIZERS", "ModelSpec", "make_optimizer", "Sequential", "TrainSpec"]
 
 LOSSES = ("binary_crossentropy", "categorical_crossentropy", "mse")
 

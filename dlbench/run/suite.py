@@ -21,10 +21,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from dlbench import parity
-from dlbench.measure import combine_repeats
-from dlbench.results import write_document
-from dlbench.worker import RunRequest, base_row, execute
+from dlbench.run import parity
+from dlbench.run.timing import combine_repeats
+from dlbench.results.document import write_document
+from dlbench.run.worker import RunRequest, base_row, execute
 
 STDERR_TAIL_LINES = 12
 
@@ -57,7 +57,7 @@ def run_isolated(request: RunRequest, timeout: float | None) -> dict:
         request_path, result_path = Path(tmp, "request.json"), Path(tmp, "result.json")
         request_path.write_text(request.to_json(), encoding="utf-8")
         env = {**os.environ, **thread_environment(request.threads, request.device)}
-        proc = subprocess.Popen([sys.executable, "-m", "dlbench.worker", str(request_path), str(result_path)],
+        proc = subprocess.Popen([sys.executable, "-m", "dlbench.run.worker", str(request_path), str(result_path)],
                                 env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
                                 start_new_session=True,
                                 preexec_fn=functools.partial(_prepare_worker, request.max_memory_mib))

@@ -16,7 +16,7 @@ import math
 from dataclasses import dataclass
 from typing import Callable
 
-from dlbench.parity import HORIZON_STEPS, REFERENCE_BACKEND
+from dlbench.run.parity import HORIZON_STEPS, REFERENCE_BACKEND
 
 UNSTABLE_CV = 0.10
 LEGEND = (f"samples/s: steady-state median ± IQR (over repeats, or over windows of steps for a single "
@@ -46,7 +46,7 @@ class Run:
 
 
 def load_runs(paths) -> list[Run]:
-    from dlbench.results import read_document
+    from dlbench.results.document import read_document
 
     return runs_of([read_document(p) for p in paths])
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from dlbench.errors import InputError, one_of
-from dlbench.plugins import Plugins, get_plugins
+from dlbench.plugin.manager import Plugins, get_plugins
 from dlbench.scenario import Scenario, resolve_scenario, scenario_files
 from dlbench.spec import format_shape
 
@@ -69,7 +69,7 @@ def load_scenarios(plugins: Plugins, names, overrides: dict) -> dict[str, Scenar
 
 def parse_sweep(items) -> dict[str, list[int]]:
     """['batch_size=1,32', 'threads=1,2'] -> {'batch_size': [1, 32], 'threads': [1, 2]}."""
-    from dlbench.runner import SWEEP_KEYS
+    from dlbench.run.suite import SWEEP_KEYS
 
     sweep: dict[str, list[int]] = {}
     for item in items:
@@ -135,7 +135,7 @@ class RunSettings:
     max_memory_mib: int | None = None
 
     def jobs(self):
-        from dlbench.runner import plan_jobs
+        from dlbench.run.suite import plan_jobs
 
         jobs = plan_jobs(self.scenarios, self.backends, self.sweep, self.overrides, self.threads,
                          device=self.device, precision=self.precision, deterministic=self.deterministic,
@@ -146,8 +146,9 @@ class RunSettings:
 def run(*, scenarios, backends: str, overrides: dict, device: str, threads: int | None, repeat: int,
         sweep, precision: str, deterministic: bool, backend_options, timeout: float | None,
         max_memory_mib: int | None, in_process: bool, fmt: str, out_dir: Path) -> int:
-    from dlbench import environment, history, results
-
+    from dlbench.run import environment
+    from dlbench.results import store
+    from dlbench.results import document as results
     plugins = get_plugins()
     for plugin, error in plugins.load_errors.items():
         print(f"dlbench: warning: plugin {plugin!r} failed to load and is skipped: {error}", file=sys.stderr)
@@ -168,14 +169,13 @@ def run(*, scenarios, backends: str, overrides: dict, device: str, threads: int 
     out_dir = results.check_writable(out_dir)
     document = results.new_document(_environment(settings.threads), dataclasses.asdict(settings),
                                     ["dlbench", *sys.argv[1:]])
-    path = history.store_path(out_dir, document)
+    path = store.store_path(out_dir, document)
     return _execute(settings.jobs(), settings, document, path, fmt)
 
 
 def resume(path: Path, fmt: str) -> int:
     """Run the jobs of a stopped run that have no finished row, into the same document."""
-    from dlbench import results
-
+    from dlbench.results import document as results
     document = results.read_document(path)
     try:
         settings = RunSettings(**document["settings"])
@@ -193,16 +193,17 @@ def _cell(scenario: str, backend: str, point) -> tuple:
 
 
 def _environment(threads: int) -> dict:
-    from dlbench import environment, peak
-
+    from dlbench.run import environment
+    from dlbench.run import peak
     env = environment.collect()
     env["peak_gflops"] = peak.peaks_for_run(env, threads)
     return env
 
 
 def _execute(jobs, settings: RunSettings, document: dict, path: Path, fmt: str) -> int:
-    from dlbench import report_formats, results
-    from dlbench.runner import Suite
+    from dlbench.report import render as report_formats
+    from dlbench.results import document as results
+    from dlbench.run.suite import Suite
 
     document["path"] = str(path)
     peaks = document["environment"].get("peak_gflops") or {}
@@ -263,8 +264,8 @@ def _describe(job) -> str:
 
 
 def _print_table(document: dict, path: Path) -> None:
-    from dlbench import report, report_formats
-
+    from dlbench.report import model as report
+    from dlbench.report import render as report_formats
     console = _console()
     console.print(report_formats.rich_table(document))
     for line in report.problems(document):
@@ -320,8 +321,9 @@ def measure_peaks(threads: int | None, libraries: list[str]) -> dict[str, float 
     """Measure and cache the fp32 matmul ceiling of each available library."""
     from rich.table import Table
 
-    from dlbench import environment, peak
+    from dlbench.run import environment
 
+    from dlbench.run import peak
     threads = threads or environment.available_cores()
     env = environment.collect()
     peaks = {}

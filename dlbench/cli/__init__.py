@@ -22,7 +22,7 @@ class InputErrorGroup(click.Group):
     """Any InputError becomes one line on stderr and exit code 2."""
 
     def invoke(self, ctx):
-        from dlbench.plugins import PluginError
+        from dlbench.plugin.manager import PluginError
 
         try:
             return super().invoke(ctx)
@@ -84,8 +84,7 @@ def positive(ctx, param, value):
 def run(scenarios, backends, epochs, steps, batch_size, seed, device, threads, repeat, sweep, precision,
         deterministic, backend_options, timeout, max_memory_mib, in_process, resume, fmt, out_dir):
     """Train scenarios on backends and report accuracy, agreement and speed."""
-    from dlbench import commands
-
+    from dlbench.cli import commands
     if resume is not None:
         ctx = click.get_current_context()
         given = [p.opts[0] for p in ctx.command.params if p.name not in ("resume", "fmt")
@@ -107,8 +106,7 @@ def run(scenarios, backends, epochs, steps, batch_size, seed, device, threads, r
 @click.argument("what", type=click.Choice(["backends", "scenarios", "datasets"]), required=False)
 def list_(what):
     """List backends, scenarios and datasets (all three by default)."""
-    from dlbench import commands
-
+    from dlbench.cli import commands
     commands.show_lists([what] if what else ["backends", "scenarios", "datasets"])
 
 @main.command()
@@ -117,16 +115,12 @@ def list_(what):
               help="Libraries to measure (comma-separated).")
 def peak(threads, libraries):
     """Measure this machine's fp32 matmul ceiling per library (used for '% of peak')."""
-    from dlbench import commands
-
+    from dlbench.cli import commands
     commands.measure_peaks(threads, [name.strip() for name in libraries.split(",") if name.strip()])
 
 
-from dlbench.cli_reports import compare, history_, report  # noqa: E402  (commands defined there)
+from dlbench.cli.reports import compare, history_, report  # noqa: E402  (commands defined there)
 
 main.add_command(report)
 main.add_command(compare)
 main.add_command(history_)
-
-if __name__ == "__main__":
-    main()

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dlbench.datasets import Dataset
+from dlbench.data.base import Dataset
 from dlbench.errors import InputError
 
 IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}

@@ -25,9 +25,9 @@ from typing import ClassVar
 
 import numpy as np
 
-from dlbench.datasets import Dataset
+from dlbench.data.builtin import Dataset
 from dlbench.errors import InputError, one_of
-from dlbench.initializers import Weights
+from dlbench.spec.init import Weights
 from dlbench.spec import ModelSpec
 
 DEVICES = ("cpu", "gpu")

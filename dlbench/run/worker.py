@@ -1,5 +1,5 @@
 """One (scenario, backend) run, executed where the runner put it: normally a
-fresh process (``python -m dlbench.worker REQUEST.json RESULT.json``) whose
+fresh process (``python -m dlbench.run.worker REQUEST.json RESULT.json``) whose
 thread settings were fixed in its environment before any framework import.
 """
 
@@ -16,14 +16,14 @@ from pathlib import Path
 
 import numpy as np
 
-from dlbench import parity
-from dlbench.backend import TrainerOptions
-from dlbench.batches import BatchPlan
-from dlbench.flops import training_step_flops
-from dlbench.initializers import initial_weights
-from dlbench.measure import loss_history, summarize, train_and_measure
-from dlbench.plugins import get_plugins
-from dlbench.results import write_document
+from dlbench.run import parity
+from dlbench.plugin.backend import TrainerOptions
+from dlbench.data.batches import BatchPlan
+from dlbench.spec.flops import training_step_flops
+from dlbench.spec.init import initial_weights
+from dlbench.run.timing import loss_history, summarize, train_and_measure
+from dlbench.plugin.manager import get_plugins
+from dlbench.results.document import write_document
 from dlbench.scenario import resolve_scenario
 
 

@@ -2,7 +2,7 @@
 
 Shapes exclude the batch axis and are channels-last: a 1-D signal is
 ``(length, channels)``, an image ``(height, width, channels)``. Canonical
-parameter layouts (what :mod:`dlbench.initializers` produces and every
+parameter layouts (what :mod:`dlbench.spec.init` produces and every
 backend converts from): Dense kernel ``(in, out)``; Conv1D kernel
 ``(k, in_channels, filters)``; Conv2D kernel ``(kh, kw, in_channels, filters)``;
 biases ``(units or filters,)``; BatchNormalization ``gamma, beta,
@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from typing import ClassVar, Union
 
 from dlbench.errors import InputError
-from dlbench.validate import Shape, check_choice, check_number, check_positive_int, format_shape
+from dlbench.spec.checks import Shape, check_choice, check_number, check_positive_int, format_shape
 
 ACTIVATIONS = ("linear", "relu", "sigmoid", "tanh", "softmax")
 PARAMETERS_TRAINED = ("kernel", "bias", "gamma", "beta")

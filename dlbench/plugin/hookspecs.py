@@ -16,7 +16,7 @@ hookspec = pluggy.HookspecMarker("dlbench")
 
 @hookspec
 def dlbench_register_backends(registry):
-    """Add backend classes (subclasses of :class:`dlbench.backend.Backend`).
+    """Add backend classes (subclasses of :class:`dlbench.plugin.backend.Backend`).
 
     Example::
 
@@ -28,7 +28,7 @@ def dlbench_register_backends(registry):
 
 @hookspec
 def dlbench_register_datasets(registry):
-    """Add datasets (:class:`dlbench.datasets.DatasetInfo`) that scenarios can name.
+    """Add datasets (:class:`dlbench.data.builtin.DatasetInfo`) that scenarios can name.
 
     Example::
 

@@ -7,7 +7,7 @@ of 1e-9 vs 2e-9 is not a disagreement. A backend agrees when every step of the f
 ``rtol`` — or within twice the reference's own float32 rounding noise
 (``rounding_noise``, measured by running the NumPy reference again in
 float64 and from initial weights one ulp away: how far float32 alone moves
-it by then, see :func:`dlbench.worker.rounding_noise`) — and the final
+it by then, see :func:`dlbench.run.worker.rounding_noise`) — and the final
 test accuracies differ by at most ``accuracy_atol`` — or, once the two loss
 histories have parted by more than ``rtol`` anywhere (two different models,
 whatever the reason), by at most twice the binomial standard error of the

@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from dlbench.report import point_key, point_label
+from dlbench.report.model import point_key, point_label
 
 DEFAULT_THRESHOLD = 0.05
 DEFAULT_ACCURACY_TOLERANCE = 0.01

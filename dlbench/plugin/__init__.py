@@ -1,0 +1,1 @@
+"""Plugins: the hooks, the manager that loads them, and the Backend contract."""

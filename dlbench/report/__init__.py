@@ -1,0 +1,1 @@
+"""Reports from result documents: the table model, renderers, plots, compare and history."""

@@ -1,0 +1,14 @@
+"""What a network is: layers, the compiled model, optimizers, training
+settings, initial weights and FLOP counts. No framework imports."""
+
+from dlbench.spec.checks import Shape, check_choice, check_number, check_positive_int, format_shape
+from dlbench.spec.layers import (ACTIVATIONS, LAYER_TYPES, PARAMETERS_TRAINED, Activation, AveragePool1D,
+                                 AveragePool2D, BatchNormalization, Conv1D, Conv2D, Dense, Dropout, Flatten, Layer,
+                                 MaxPool1D, MaxPool2D, layer_activation)
+from dlbench.spec.model import *  # noqa: F401,F403  (the model's public names)
+from dlbench.spec.model import __all__ as _model_names
+
+__all__ = ["Shape", "check_choice", "check_number", "check_positive_int", "format_shape", "ACTIVATIONS",
+           "LAYER_TYPES", "PARAMETERS_TRAINED", "Activation", "AveragePool1D", "AveragePool2D",
+           "BatchNormalization", "Conv1D", "Conv2D", "Dense", "Dropout", "Flatten", "Layer", "MaxPool1D",
+           "MaxPool2D", "layer_activation", *_model_names]
