@@ -101,7 +101,7 @@ import numpy as np
 
 import dlbench
 from dlbench.plugin.backend import Backend, Trainer, TrainerOptions, loss_targets
-from dlbench.data.builtin import Dataset
+from dlbench.data.base import Dataset
 from dlbench.errors import InputError, one_of
 from dlbench_backends.jax_layers import LOSSES, _jax, activation, check_supported, make_forward, split_weights
 from dlbench.spec import ModelSpec, check_positive_int
@@ -329,7 +329,7 @@ class JaxTrainer(Trainer):
 class JaxBackend(Backend):
     name = "jax"
     module = "jax"
-    distributions = ("jax",)
+    distributions = ("jax", "jaxlib")
     pip_install = 'pip install "dlbench[jax]"'
     devices = ("cpu", "gpu")
     description = "jax.value_and_grad + XLA, a window of steps in one jitted lax loop"

@@ -24,7 +24,7 @@ import numpy as np
 
 import dlbench
 from dlbench.plugin.backend import Backend, Trainer, TrainerOptions, loss_targets
-from dlbench.data.builtin import Dataset
+from dlbench.data.base import Dataset
 from dlbench.errors import InputError
 from dlbench.spec.init import STREAM_BACKEND, rng_for
 from dlbench.spec import (PARAMETERS_TRAINED, AveragePool1D, AveragePool2D, BatchNormalization, Conv1D, Conv2D,

@@ -67,7 +67,7 @@ import numpy as np
 
 import dlbench
 from dlbench.plugin.backend import PRECISIONS, Backend, Trainer, TrainerOptions, loss_targets
-from dlbench.data.builtin import Dataset
+from dlbench.data.base import Dataset
 from dlbench.errors import InputError, one_of
 from dlbench.spec import (PARAMETERS_TRAINED, Activation, AveragePool1D, AveragePool2D, BatchNormalization, Conv1D,
                           Conv2D, Dense, Dropout, Flatten, MaxPool1D, MaxPool2D, ModelSpec)
@@ -311,7 +311,7 @@ class TensorflowTrainer(Trainer):
 class TensorflowBackend(Backend):
     name = "tensorflow"
     module = "tensorflow"
-    distributions = ("tensorflow", "tensorflow-cpu")
+    distributions = ("tensorflow", "tensorflow-cpu", "keras")
     pip_install = 'pip install "dlbench[tensorflow]"'
     devices = ("cpu", "gpu")
     description = "Keras 3 layers on TensorFlow; a tf.function runs a window of steps in one graph"

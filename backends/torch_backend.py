@@ -96,7 +96,7 @@ import numpy as np
 
 import dlbench
 from dlbench.plugin.backend import Backend, Trainer, TrainerOptions, loss_targets
-from dlbench.data.builtin import Dataset
+from dlbench.data.base import Dataset
 from dlbench.errors import InputError, one_of
 from dlbench.spec import ModelSpec
 

@@ -168,10 +168,12 @@ def pytest_benchmark_update_machine_info(config, machine_info):
     import psutil
 
     import dlbench
-    from dlbench.run import environment
+    from dlbench.plugin.manager import get_plugins
     from dlbench.results.store import machine_id
+    from dlbench.run import environment
 
     env = {"hostname": platform.node(), "cpu": environment.cpu_model(), "logical_cores": psutil.cpu_count()}
     machine_info["dlbench"] = {"dlbench": dlbench.__version__, "cpu": env["cpu"],
                                "available_cores": environment.available_cores(),
-                               "versions": environment.versions(), "machine_id": machine_id(env)}
+                               "versions": environment.versions(get_plugins().backend_distributions()),
+                               "machine_id": machine_id(env)}

@@ -9,14 +9,20 @@ import pytest
 
 from dlbench.plugin.backend import TrainerOptions
 from dlbench.data.batches import BatchPlan
-from dlbench.data.builtin import Dataset
+from dlbench.data.base import Dataset
 from dlbench.spec.init import initial_weights
 from dlbench.plugin.manager import get_plugins
 from dlbench.spec import ModelSpec
 
 
 def require_backend(name: str):
-    backend = get_plugins().backends.get(name)
+    """The backend, or a skip when its framework is not installed. A backend
+    whose module failed to load is a failure, never a skip: a NameError in a
+    built-in must not turn its tests into skips."""
+    plugins = get_plugins()
+    if name in plugins.load_errors:
+        pytest.fail(f"backend {name} failed to load: {plugins.load_errors[name]}")
+    backend = plugins.backends.get(name)
     if backend is None or not backend.availability().available:
         pytest.skip(f"backend {name} is not available")
     return backend

@@ -25,12 +25,11 @@ from typing import ClassVar
 
 import numpy as np
 
-from dlbench.data.builtin import Dataset
+from dlbench.data.base import Dataset
 from dlbench.errors import InputError, one_of
 from dlbench.spec.init import Weights
 from dlbench.spec import ModelSpec
 
-DEVICES = ("cpu", "gpu")
 PRECISIONS = ("fp32", "tf32")
 
 

@@ -91,6 +91,10 @@ class Plugins:
             raise InputError(f"unknown backend {name!r}; {one_of(self.backends)}", field="--backend")
         return self.backends[name]
 
+    def backend_distributions(self) -> list[str]:
+        """Every distribution the registered backends report (for the environment's versions)."""
+        return [d for backend in self.backends.values() for d in backend.distributions]
+
     def dataset(self, name: str) -> DatasetInfo:
         if name not in self.datasets:
             raise InputError(f"unknown dataset {name!r}; {one_of(self.datasets)}", field="data.name")

@@ -22,8 +22,8 @@ from matplotlib.figure import Figure
 
 from dlbench.run.parity import HORIZON_STEPS, LOSS_FLOOR, LOSS_RTOL, REFERENCE_BACKEND
 from dlbench.report.model import Entry, Run, by_scenario, entries, point_key
+from dlbench.results.document import safe_name
 
-KNOWN_BACKENDS = (REFERENCE_BACKEND, "torch", "tensorflow", "jax")
 SWEEP_AXES = {"batch_size": "batch size", "threads": "threads"}
 LINE_STYLES = ("-", "--", ":", "-.")
 HATCHES = ("", "//", "..", "xx")
@@ -45,7 +45,9 @@ def png_bytes(fig: Figure) -> bytes:
 
 
 def _colour(backend: str, order: list[str]) -> str:
-    names = list(KNOWN_BACKENDS) + [b for b in order if b not in KNOWN_BACKENDS]
+    """The reference first, then every other backend in name order: the same
+    colour for a backend in every plot of a report, whoever registered it."""
+    names = [REFERENCE_BACKEND, *sorted(set(order) - {REFERENCE_BACKEND})]
     return f"C{names.index(backend) % 10}" if backend in names else "C9"
 
 
@@ -229,12 +231,6 @@ def scaling_figure(items: list[Entry], scenario: str) -> Figure | None:
     return fig
 
 
-def _slug(text: str) -> str:
-    from dlbench.results.document import safe_name
-
-    return safe_name(text)
-
-
 def pictures(runs: list[Run]) -> dict[str | None, list[Picture]]:
     """Every picture of a report, keyed by the scenario it belongs to (None: the whole report)."""
     found: dict[str | None, list[Picture]] = {}
@@ -242,7 +238,7 @@ def pictures(runs: list[Run]) -> dict[str | None, list[Picture]]:
         for kind, title, fig in (("loss", "loss curves", loss_figure(items, scenario)),
                                  ("scaling", "scaling", scaling_figure(items, scenario))):
             if fig is not None:
-                found.setdefault(scenario, []).append(Picture(f"{_slug(scenario)}-{kind}", f"{scenario}: {title}",
+                found.setdefault(scenario, []).append(Picture(f"{safe_name(scenario)}-{kind}", f"{scenario}: {title}",
                                                               png_bytes(fig)))
     fig = throughput_figure(runs)
     if fig is not None:

@@ -8,8 +8,7 @@ import platform
 import subprocess
 from pathlib import Path
 
-FRAMEWORK_DISTRIBUTIONS = ("numpy", "torch", "tensorflow", "tensorflow-cpu", "keras", "jax", "jaxlib",
-                           "optax", "scikit-learn")
+CORE_DISTRIBUTIONS = ("numpy", "scikit-learn")  # the frameworks' come from each Backend.distributions
 
 
 def cpu_model() -> str:
@@ -29,9 +28,10 @@ def available_cores() -> int:
         return os.cpu_count() or 1
 
 
-def versions() -> dict[str, str]:
+def versions(distributions=()) -> dict[str, str]:
+    """Installed versions of the core's distributions and of ``distributions``."""
     found = {}
-    for dist in FRAMEWORK_DISTRIBUTIONS:
+    for dist in dict.fromkeys([*CORE_DISTRIBUTIONS, *distributions]):
         try:
             found[dist] = importlib.metadata.version(dist)
         except importlib.metadata.PackageNotFoundError:
@@ -63,7 +63,7 @@ def blas_info() -> list[dict]:
             for info in threadpool_info() if info.get("user_api") == "blas"]
 
 
-def collect() -> dict:
+def collect(distributions=()) -> dict:
     import psutil
 
     import dlbench
@@ -82,5 +82,5 @@ def collect() -> dict:
         "memory_gib": round(psutil.virtual_memory().total / 2**30, 1),
         "blas": blas_info(),
         "openblas_coretype": os.environ.get("OPENBLAS_CORETYPE"),
-        "versions": versions(),
+        "versions": versions(distributions),
     }
