@@ -147,8 +147,7 @@ def run(*, scenarios, backends: str, overrides: dict, device: str, threads: int 
         sweep, precision: str, deterministic: bool, backend_options, timeout: float | None,
         max_memory_mib: int | None, in_process: bool, fmt: str, out_dir: Path) -> int:
     from dlbench.run import environment
-    from dlbench.results import store
-    from dlbench.results import document as results
+    from dlbench.results import store, document as results
     plugins = get_plugins()
     for plugin, error in plugins.load_errors.items():
         print(f"dlbench: warning: plugin {plugin!r} failed to load and is skipped: {error}", file=sys.stderr)
@@ -193,9 +192,9 @@ def _cell(scenario: str, backend: str, point) -> tuple:
 
 
 def _environment(threads: int) -> dict:
-    from dlbench.run import environment
-    from dlbench.run import peak
-    env = environment.collect()
+    from dlbench.run import environment, peak
+
+    env = environment.collect(get_plugins().backend_distributions())
     env["peak_gflops"] = peak.peaks_for_run(env, threads)
     return env
 
@@ -241,7 +240,7 @@ def exit_code(document: dict) -> int:
 def _run_with_progress(suite) -> None:
     from rich.console import Console
 
-    console = Console(stderr=True)
+    console = Console(stderr=True, log_path=False)
     total = len(suite.jobs)
     with console.status("") as status:
         done = 0
@@ -264,8 +263,7 @@ def _describe(job) -> str:
 
 
 def _print_table(document: dict, path: Path) -> None:
-    from dlbench.report import model as report
-    from dlbench.report import render as report_formats
+    from dlbench.report import model as report, render as report_formats
     console = _console()
     console.print(report_formats.rich_table(document))
     for line in report.problems(document):
@@ -321,11 +319,10 @@ def measure_peaks(threads: int | None, libraries: list[str]) -> dict[str, float 
     """Measure and cache the fp32 matmul ceiling of each available library."""
     from rich.table import Table
 
-    from dlbench.run import environment
+    from dlbench.run import environment, peak
 
-    from dlbench.run import peak
     threads = threads or environment.available_cores()
-    env = environment.collect()
+    env = environment.collect(get_plugins().backend_distributions())
     peaks = {}
     for library in libraries:
         if library not in peak.LIBRARIES:

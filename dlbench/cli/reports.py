@@ -88,8 +88,7 @@ def _print_rich(renderable) -> None:
               help="Plots: PNG files next to a Markdown --out, embedded in HTML.")
 def report(runs, latest, root, fmt, out, plots):
     """Tables and plots of one or more result documents, side by side."""
-    from dlbench.report import history
-    from dlbench.report import model as reporting
+    from dlbench.report import history, model as reporting
     from dlbench.report import render as report_formats
     paths = list(runs) + ([history.latest(root)] if latest else [])
     if not paths:
