@@ -326,6 +326,12 @@ class JaxTrainer(Trainer):
                 for names, p, s in zip(self._names, params, stats)]
 
 
+def xla_flags(threads: int) -> str:
+    """The user's XLA_FLAGS plus XLA's CPU thread-pool switch for ``threads``."""
+    own = "--xla_cpu_multi_thread_eigen=" + ("true" if threads > 1 else "false")
+    return " ".join(filter(None, [os.environ.get("XLA_FLAGS", ""), own]))
+
+
 class JaxBackend(Backend):
     name = "jax"
     module = "jax"
@@ -334,6 +340,14 @@ class JaxBackend(Backend):
     devices = ("cpu", "gpu")
     description = "jax.value_and_grad + XLA, a window of steps in one jitted lax loop"
     option_defaults = DEFAULT_OPTIONS
+
+    def thread_environment(self, threads: int, device: str) -> dict[str, str]:
+        env = {**super().thread_environment(threads, device), "XLA_FLAGS": xla_flags(threads),
+               "PJRT_NPROC": str(threads),  # sizes XLA's CPU thread pool
+               "XLA_PYTHON_CLIENT_PREALLOCATE": "false"}  # GPU memory taken as needed: peak memory stays honest
+        if device == "cpu":
+            env["JAX_PLATFORMS"] = "cpu"
+        return env
 
     def configure_threads(self, threads: int) -> int:
         if not backends_started():

@@ -308,6 +308,12 @@ class TensorflowTrainer(Trainer):
         return [{name: v.numpy().copy() for name, v in layer.items()} for layer in self.params]
 
 
+def xla_flags(threads: int) -> str:
+    """The user's XLA_FLAGS plus XLA's CPU thread-pool switch for ``threads``."""
+    own = "--xla_cpu_multi_thread_eigen=" + ("true" if threads > 1 else "false")
+    return " ".join(filter(None, [os.environ.get("XLA_FLAGS", ""), own]))
+
+
 class TensorflowBackend(Backend):
     name = "tensorflow"
     module = "tensorflow"
@@ -316,6 +322,11 @@ class TensorflowBackend(Backend):
     devices = ("cpu", "gpu")
     description = "Keras 3 layers on TensorFlow; a tf.function runs a window of steps in one graph"
     option_defaults = EXTRA_OPTIONS
+
+    def thread_environment(self, threads: int, device: str) -> dict[str, str]:
+        return {**super().thread_environment(threads, device), "TF_NUM_INTRAOP_THREADS": str(threads),
+                "TF_NUM_INTEROP_THREADS": "1", "TF_CPP_MIN_LOG_LEVEL": "2",
+                "XLA_FLAGS": xla_flags(threads)}  # jit_compile=true runs on XLA's CPU backend
 
     def configure_threads(self, threads: int) -> int:
         tf, _ = _framework()

@@ -49,10 +49,10 @@ def test_out_of_memory_under_an_address_space_limit_is_a_row(tmp_path):
 def test_worker_thread_settings_reach_numpy_blas(tmp_path):
     code = ("from threadpoolctl import threadpool_info; import numpy; "
             "print(max(i['num_threads'] for i in threadpool_info() if i['user_api'] == 'blas'))")
-    from dlbench.run.suite import thread_environment
+    from dlbench.plugin.manager import get_plugins
 
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         env={**os.environ, **thread_environment(1, "cpu")}, timeout=60)
+                         env={**os.environ, **get_plugins().backend("numpy").thread_environment(1, "cpu")}, timeout=60)
     assert out.stdout.strip() == "1"
 
 

@@ -107,3 +107,13 @@ def test_plugin_named_in_the_environment_runs_through_the_cli(tmp_path):
     rows = {r["backend"]: r for r in doc["results"]}
     assert rows["numpy64"]["status"] == "ok"
     assert rows["numpy64"]["parity"]["agrees"]
+
+
+def test_third_party_backend_gets_its_thread_environment_from_its_own_class(tmp_path):
+    env = {**__import__("os").environ, "PYTHONPATH": str(Path(__file__).parent), "DLBENCH_PLUGINS": "thread_plugins"}
+    out = subprocess.run([sys.executable, "-m", "dlbench.cli", "run", "--scenario", "xor-mlp", "--backend",
+                          "ownthreads", "--threads", "2", "--steps", "3", "--format", "json", "--out",
+                          str(tmp_path)], capture_output=True, text=True, env=env, timeout=120)
+    assert out.returncode == 0, out.stderr
+    (row,) = __import__("json").loads(out.stdout)["results"]
+    assert row["threads"] == 20  # OWN_FRAMEWORK_THREADS, set by the runner from the plugin's class

@@ -125,6 +125,17 @@ class Backend(ABC):
                 continue
         return None
 
+    def thread_environment(self, threads: int, device: str) -> dict[str, str]:
+        """Environment variables that fix this framework's thread pools to
+        ``threads``; the runner puts them in the worker's environment, since a
+        framework reads them once, when it starts. The BLAS and OpenMP pools
+        every numerical library uses are set here; a framework adds its own."""
+        n = str(threads)
+        env = {"OMP_NUM_THREADS": n, "MKL_NUM_THREADS": n, "OPENBLAS_NUM_THREADS": n, "PYTHONUNBUFFERED": "1"}
+        if device == "cpu":
+            env["CUDA_VISIBLE_DEVICES"] = ""
+        return env
+
     def configure_threads(self, threads: int) -> int:
         """Apply ``threads`` to the framework (env vars are already set by the
         runner before any import); return the thread count in effect."""

@@ -67,9 +67,9 @@ def _timed(fn) -> float:
 
 def measure(library: str, threads: int, timeout: float = 300) -> float | None:
     """Measure in a fresh process with the thread settings of a run; None on failure."""
-    from dlbench.run.suite import thread_environment
+    from dlbench.plugin.manager import get_plugins
 
-    env = {**os.environ, **thread_environment(threads, "cpu")}
+    env = {**os.environ, **get_plugins().backend(library).thread_environment(threads, "cpu")}
     out = subprocess.run([sys.executable, "-m", "dlbench.run.peak", library], env=env, capture_output=True,
                          text=True, timeout=timeout)
     try:

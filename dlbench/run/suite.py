@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from dlbench.plugin.manager import get_plugins
 from dlbench.run import parity
 from dlbench.run.timing import combine_repeats
 from dlbench.results.document import write_document
@@ -29,34 +30,13 @@ from dlbench.run.worker import RunRequest, base_row, execute
 STDERR_TAIL_LINES = 12
 
 
-def thread_environment(threads: int, device: str) -> dict[str, str]:
-    """Environment variables that fix every framework's thread pools to ``threads``."""
-    n = str(threads)
-    env = {
-        "OMP_NUM_THREADS": n,
-        "MKL_NUM_THREADS": n,
-        "OPENBLAS_NUM_THREADS": n,
-        "TF_NUM_INTRAOP_THREADS": n,
-        "TF_NUM_INTEROP_THREADS": "1",
-        "XLA_FLAGS": " ".join(filter(None, [os.environ.get("XLA_FLAGS", ""),
-                                            "--xla_cpu_multi_thread_eigen=" + ("true" if threads > 1 else "false")])),
-        "PJRT_NPROC": n,  # sizes XLA's CPU thread pool
-        "XLA_PYTHON_CLIENT_PREALLOCATE": "false",  # JAX takes GPU memory as needed: peak memory stays honest
-        "TF_CPP_MIN_LOG_LEVEL": "2",
-        "PYTHONUNBUFFERED": "1",
-    }
-    if device == "cpu":
-        env["JAX_PLATFORMS"] = "cpu"
-        env["CUDA_VISIBLE_DEVICES"] = ""
-    return env
-
-
 def run_isolated(request: RunRequest, timeout: float | None) -> dict:
     """Run one job in a fresh Python process; crashes and hangs become rows."""
     with tempfile.TemporaryDirectory(prefix="dlbench-") as tmp:
         request_path, result_path = Path(tmp, "request.json"), Path(tmp, "result.json")
         request_path.write_text(request.to_json(), encoding="utf-8")
-        env = {**os.environ, **thread_environment(request.threads, request.device)}
+        backend = get_plugins().backend(request.backend)
+        env = {**os.environ, **backend.thread_environment(request.threads, request.device)}
         proc = subprocess.Popen([sys.executable, "-m", "dlbench.run.worker", str(request_path), str(result_path)],
                                 env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
                                 start_new_session=True,
