@@ -204,7 +204,7 @@ def test_newer_schema_is_refused(real_run, tmp_path):
 
 
 def test_report_help_imports_neither_matplotlib_nor_a_framework():
-    code = ("import sys; from click.testing import CliRunner; from dlbench import cli_reports; "
+    code = ("import sys; from click.testing import CliRunner; from dlbench.cli import reports as cli_reports; "
             "[CliRunner().invoke(c, ['--help']) for c in (cli_reports.report, cli_reports.compare, "
             "cli_reports.history_)]; "
             "print(sorted(m for m in ('torch', 'tensorflow', 'jax', 'matplotlib') if m in sys.modules))")
