@@ -54,6 +54,24 @@ def git_commit() -> str | None:
     return out.stdout.strip() + ("-dirty" if dirty else "")
 
 
+def gpus() -> list[str]:
+    """The machine's NVIDIA GPUs as "name, memory, driver", from ``nvidia-smi``
+    (no framework import); empty where there is none or no driver."""
+    try:
+        out = subprocess.run(["nvidia-smi", "--query-gpu=name,memory.total,driver_version",
+                              "--format=csv,noheader"], capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return []
+    if out.returncode != 0:
+        return []
+    found = []
+    for line in out.stdout.splitlines():
+        parts = [part.strip() for part in line.split(",")]
+        if len(parts) == 3 and parts[0]:
+            found.append(f"{parts[0]} ({parts[1]}, driver {parts[2]})")
+    return found
+
+
 def blas_info() -> list[dict]:
     """The BLAS libraries NumPy loaded and the kernel (architecture) they run."""
     import numpy  # noqa: F401  (loads NumPy's BLAS so threadpoolctl can see it)
@@ -80,6 +98,7 @@ def collect(distributions=()) -> dict:
         "logical_cores": psutil.cpu_count(logical=True),
         "available_cores": available_cores(),
         "memory_gib": round(psutil.virtual_memory().total / 2**30, 1),
+        "gpus": gpus(),
         "blas": blas_info(),
         "openblas_coretype": os.environ.get("OPENBLAS_CORETYPE"),
         "versions": versions(distributions),

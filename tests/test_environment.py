@@ -1,0 +1,24 @@
+"""What the environment records about the machine."""
+
+import os
+import stat
+
+from dlbench.run import environment
+
+FAKE_SMI = """#!/bin/sh
+echo "NVIDIA H200, 143771 MiB, 580.65.06"
+"""
+
+
+def test_gpus_are_read_from_nvidia_smi(tmp_path, monkeypatch):
+    smi = tmp_path / "nvidia-smi"
+    smi.write_text(FAKE_SMI)
+    smi.chmod(smi.stat().st_mode | stat.S_IEXEC)
+    monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
+    assert environment.gpus() == ["NVIDIA H200 (143771 MiB, driver 580.65.06)"]
+    assert environment.collect()["gpus"] == ["NVIDIA H200 (143771 MiB, driver 580.65.06)"]
+
+
+def test_no_gpus_without_nvidia_smi(monkeypatch, tmp_path):
+    monkeypatch.setenv("PATH", str(tmp_path))
+    assert environment.gpus() == []
