@@ -78,11 +78,6 @@ def _tail(stderr: str | None) -> str:
     return " | ".join(lines[-STDERR_TAIL_LINES:])
 
 
-def run_in_process(request: RunRequest, timeout: float | None = None) -> dict:
-    """For debugging: the same job in this process (no isolation, no timeout)."""
-    return execute(request)
-
-
 @dataclass(frozen=True)
 class Job:
     """One (scenario, sweep point, backend) cell of a run, repeated ``Suite.repeat`` times."""
@@ -143,11 +138,11 @@ class Suite:
         return self.document
 
     def run_job(self, job: Job) -> dict:
-        runner = run_in_process if self.in_process else run_isolated
         repeats = []
         for _ in range(self.repeat):
             start = time.perf_counter()
-            row = runner(job.request, self.timeout)
+            # in process: for debugging, without isolation or timeout
+            row = execute(job.request) if self.in_process else run_isolated(job.request, self.timeout)
             row.setdefault("metrics", {})["wall_seconds"] = time.perf_counter() - start
             repeats.append(row)
             if row["status"] != "ok":
