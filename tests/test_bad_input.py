@@ -144,6 +144,8 @@ COMMAND_LINE_CASES = [
      "--resume takes its settings from the document; drop --steps"),
     ("resume from a missing document", ["--resume", "nope.json"], "nope.json: cannot read result file"),
     ("unknown device", ["--device", "tpu"], "'tpu' is not one of 'cpu', 'gpu', 'auto'"),
+    ("negative timeout", ["--timeout", "-1"], "--timeout': -1.0 is not in the range x>0"),
+    ("zero timeout", ["--timeout", "0"], "--timeout': 0.0 is not in the range x>0"),
 ]
 
 
@@ -152,7 +154,7 @@ def test_bad_command_line(cli, tmp_path, monkeypatch, case, args, message):
     monkeypatch.chdir(tmp_path)
     out = tmp_path / "out"
     result = cli.invoke(main, ["run", *args, *([] if "--resume" in args else ["--out", str(out)])])
-    if case == "unknown device" or "must be a positive integer" in message:
+    if case in ("unknown device", "negative timeout", "zero timeout") or "must be a positive integer" in message:
         # click's own usage errors: exit 2, no traceback, a usage line before the error line
         assert result.exit_code == 2 and message in result.output and "Traceback" not in result.output
         return

@@ -71,7 +71,8 @@ def positive(ctx, param, value):
 @click.option("--deterministic", is_flag=True, help="Ask every backend for deterministic kernels.")
 @click.option("--backend-option", "backend_options", multiple=True, metavar="BACKEND.KEY=VALUE",
               help="Backend-specific option, e.g. torch.compile=true, tensorflow.jit_compile=true.")
-@click.option("--timeout", type=float, default=None, help="Seconds before a run is stopped as 'timeout'.")
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Seconds (> 0) before a run is stopped as 'timeout'.")
 @click.option("--max-memory", "max_memory_mib", type=int, callback=positive, metavar="MIB",
               help="Address-space limit of each worker process; a run that exceeds it fails as a row.")
 @click.option("--in-process", is_flag=True, help="Run in this process (debugging; no isolation).")
