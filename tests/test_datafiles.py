@@ -1,11 +1,13 @@
 """Loading the user's files (tested on small files written here) and MNIST-1D."""
 
 import gzip
+import re
 import struct
 
 import numpy as np
 import pytest
 
+from dlbench.data import files as datafiles
 from dlbench.data.builtin import BUILTIN_DATASETS
 from dlbench.errors import InputError
 from dlbench.scenario import load_scenario_file
@@ -102,3 +104,20 @@ def test_digits_as_images():
     flat = DATASETS["digits"].load(0, {})
     assert data.input_shape == (8, 8, 1)
     np.testing.assert_array_equal(data.x_train.reshape(len(data.x_train), -1), flat.x_train)
+
+
+@pytest.mark.parametrize("case, arrays, message", [
+    ("empty training set", dict(x_train=np.zeros((0, 3), np.float32), y_train=np.zeros(0, np.int64)),
+     "x_train has no samples; expected at least one"),
+    ("empty test set", dict(x_test=np.zeros((0, 3), np.float32), y_test=np.zeros(0, np.int64)),
+     "x_test has no samples; expected at least one"),
+    ("string features", dict(x_train=np.array([["a", "b", "c"]] * 4)),
+     "x_train holds <U1 values; expected numbers (a float or integer array)"),
+], ids=["empty training set", "empty test set", "string features"])
+def test_npz_that_cannot_train_is_an_input_error(tmp_path, case, arrays, message):
+    good = dict(x_train=np.ones((4, 3), np.float32), y_train=np.array([0, 1, 0, 1]),
+                x_test=np.ones((2, 3), np.float32), y_test=np.array([0, 1]))
+    path = tmp_path / "data.npz"
+    np.savez(path, **{**good, **arrays})
+    with pytest.raises(InputError, match=re.escape(message)):
+        datafiles.npz(0, str(path))

@@ -60,6 +60,11 @@ def _find(folder: Path, stem: str) -> Path:
 
 def _classification(x_train, y_train, x_test, y_test, source: str) -> Dataset:
     for name, x, y in (("train", x_train, y_train), ("test", x_test, y_test)):
+        if not (np.issubdtype(x.dtype, np.number) or x.dtype == np.bool_):
+            raise InputError(f"x_{name} holds {x.dtype} values; expected numbers (a float or integer array)",
+                             source=source)
+        if len(x) == 0:
+            raise InputError(f"x_{name} has no samples; expected at least one", source=source)
         if len(x) != len(y):
             raise InputError(f"{len(x)} {name} samples but {len(y)} labels", source=source)
         if y.ndim != 1 or not np.issubdtype(y.dtype, np.integer) or (len(y) and y.min() < 0):
