@@ -208,6 +208,7 @@ def _execute(jobs, settings: RunSettings, document: dict, path: Path, fmt: str) 
     peaks = document["environment"].get("peak_gflops") or {}
     suite = Suite(jobs, document, path, repeat=settings.repeat, timeout=settings.timeout,
                   in_process=settings.isolation == "in-process", peak_gflops=max(peaks.values(), default=None))
+    suite.save()  # the reserved file holds a valid document from the start
     try:
         suite.run() if fmt == "json" or not jobs else _run_with_progress(suite)
     except KeyboardInterrupt:

@@ -14,7 +14,10 @@ file name (the document's ``created``), then by number.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +27,7 @@ from dlbench.results.document import now_iso, safe_name
 
 STORED_NAME = re.compile(r"^(?P<number>\d{4})_(?P<commit>.+)_(?P<stamp>\d{8}T\d{6}Z)\.json$")
 STAMP = re.compile(r"\d{8}T\d{6}Z")
+LOCK_NAME = ".dlbench-store.lock"
 
 
 def machine_id(environment: dict) -> str:
@@ -45,7 +49,11 @@ def next_number(folder: Path) -> int:
 
 
 def store_path(root: Path, document: dict) -> Path:
-    """Where ``document`` is stored under ``root``; creates the machine folder."""
+    """A new, reserved file for ``document`` under ``root`` (the machine folder
+    is created). Runs started together into one folder each get their own
+    number: the number is chosen under a lock on the folder and the file is
+    created exclusively, so no run ever replaces another's document. The file
+    is empty until the document is first written; readers skip it until then."""
     env = document.get("environment") or {}
     folder = Path(root) / machine_id(env)
     try:
@@ -53,8 +61,34 @@ def store_path(root: Path, document: dict) -> Path:
     except OSError as exc:
         raise InputError(f"cannot create results folder: {exc.strerror}", field="--out", source=str(folder)) from None
     commit = safe_name(env.get("git_commit") or "nocommit").replace("_", "-")
-    created = document.get("created") or now_iso()
-    return folder / f"{next_number(folder):04d}_{commit}_{safe_name(stamp(created))}.json"
+    created = safe_name(stamp(document.get("created") or now_iso()))
+    with _locked(folder):
+        number = next_number(folder)
+        while True:
+            path = folder / f"{number:04d}_{commit}_{created}.json"
+            try:
+                os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
+                return path
+            except FileExistsError:
+                number += 1
+            except OSError as exc:
+                raise InputError(f"cannot create a result file: {exc.strerror}", field="--out",
+                                 source=str(folder)) from None
+
+
+@contextlib.contextmanager
+def _locked(folder: Path):
+    """An exclusive lock on ``folder`` for the time it takes to pick a number."""
+    try:
+        fd = os.open(folder / LOCK_NAME, os.O_CREAT | os.O_RDWR, 0o644)
+    except OSError as exc:
+        raise InputError(f"cannot write in the results folder: {exc.strerror}", field="--out",
+                         source=str(folder)) from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
 
 
 @dataclass(frozen=True)
@@ -75,6 +109,8 @@ def _stored(path: Path) -> StoredRun | None:
 def stored_runs(root: Path) -> list[StoredRun]:
     """Every run document under ``root`` (one folder deep) with a time in its name, oldest first."""
     root = Path(root)
-    files = [p for pattern in ("*.json", "*/*.json") for p in root.glob(pattern) if p.is_file()]
+    # an empty file is a name reserved by a run that has not written its document yet
+    files = [p for pattern in ("*.json", "*/*.json") for p in root.glob(pattern)
+             if p.is_file() and p.stat().st_size > 0]
     runs = [run for p in files if (run := _stored(p)) is not None]
     return sorted(runs, key=lambda r: (r.stamp, r.number, str(r.path)))
