@@ -8,6 +8,7 @@ import sys
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 from click.testing import CliRunner
 
@@ -49,18 +50,53 @@ def test_ctrl_c_keeps_finished_rows_marks_the_rest_interrupted_and_exits_130(tmp
 
 
 @pytest.mark.slow
+def test_sigterm_is_handled_like_ctrl_c_and_exits_143(tmp_path):
+    proc = start_run(tmp_path)
+    path = wait_for_rows(tmp_path, 1)
+    time.sleep(1.0)  # the hanging worker is running now
+    worker_pids = [child.pid for child in psutil.Process(proc.pid).children(recursive=True)]
+    proc.send_signal(signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 143, stderr
+    doc = json.loads(path.read_text())
+    assert [(r["backend"], r["status"]) for r in doc["results"]] == [
+        ("numpy", "ok"), ("hang", "interrupted"), ("diverge", "interrupted")]
+    assert doc["results"][1]["error"] == "terminated (SIGTERM)"
+    assert "terminated" in stderr and "Traceback" not in stderr
+    assert worker_pids and not alive(worker_pids)
+
+
+def alive(pids) -> list[int]:
+    """The processes among ``pids`` still running (zombies count as gone)."""
+    running = []
+    for pid in pids:
+        try:
+            if psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
+                running.append(pid)
+        except psutil.NoSuchProcess:
+            pass
+    return running
+
+
+@pytest.mark.slow
 def test_killed_runner_leaves_a_valid_document_and_no_orphan_worker(tmp_path):
     proc = start_run(tmp_path)
     path = wait_for_rows(tmp_path, 1)
     time.sleep(1.0)
+    worker_pids = [child.pid for child in psutil.Process(proc.pid).children(recursive=True)]
+    assert worker_pids, "the hanging worker should be running"
     proc.kill()
     proc.wait(timeout=30)
     doc = json.loads(path.read_text())
     assert [(r["backend"], r["status"]) for r in doc["results"]] == [("numpy", "ok")]
     assert not list(tmp_path.glob("*/.*"))  # no temporary file left behind
-    time.sleep(0.5)
-    ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
-    assert not [line for line in ps.splitlines() if "dlbench.run.worker" in line and str(tmp_path) in line]
+    deadline = time.time() + 10  # PR_SET_PDEATHSIG delivers SIGKILL to the worker when the runner dies
+    while alive(worker_pids) and time.time() < deadline:
+        time.sleep(0.1)
+    orphans = alive(worker_pids)
+    for pid in orphans:
+        os.kill(pid, signal.SIGKILL)
+    assert not orphans, "the worker outlived its runner"
 
 
 def test_resume_runs_only_missing_and_interrupted_jobs(tmp_path):

@@ -13,7 +13,8 @@ from dlbench.plugin.manager import Plugins, get_plugins
 from dlbench.scenario import Scenario, resolve_scenario, scenario_files
 from dlbench.spec import format_shape
 
-EXIT_INTERRUPTED = 130
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports Ctrl-C
+EXIT_TERMINATED = 143  # 128 + SIGTERM
 
 
 def select_backends(plugins: Plugins, text: str) -> tuple[list[str], bool]:
@@ -202,7 +203,7 @@ def _environment(threads: int) -> dict:
 def _execute(jobs, settings: RunSettings, document: dict, path: Path, fmt: str) -> int:
     from dlbench.report import render as report_formats
     from dlbench.results import document as results
-    from dlbench.run.suite import Suite
+    from dlbench.run.suite import Suite, Terminated
 
     document["path"] = str(path)
     peaks = document["environment"].get("peak_gflops") or {}
@@ -211,9 +212,11 @@ def _execute(jobs, settings: RunSettings, document: dict, path: Path, fmt: str) 
     suite.save()  # the reserved file holds a valid document from the start
     try:
         suite.run() if fmt == "json" or not jobs else _run_with_progress(suite)
-    except KeyboardInterrupt:
-        print(f"dlbench: interrupted; finished rows kept in {path}", file=sys.stderr)
-        return EXIT_INTERRUPTED
+    except KeyboardInterrupt as stop:
+        terminated = isinstance(stop, Terminated)
+        print(f"dlbench: {'terminated' if terminated else 'interrupted'}; finished rows kept in {path}",
+              file=sys.stderr)
+        return EXIT_TERMINATED if terminated else EXIT_INTERRUPTED
     suite.save()
     if fmt == "json":
         sys.stdout.write(results.dumps(document) + "\n")

@@ -27,7 +27,6 @@ from dlbench.results.document import now_iso, safe_name
 
 STORED_NAME = re.compile(r"^(?P<number>\d{4})_(?P<commit>.+)_(?P<stamp>\d{8}T\d{6}Z)\.json$")
 STAMP = re.compile(r"\d{8}T\d{6}Z")
-LOCK_NAME = ".dlbench-store.lock"
 
 
 def machine_id(environment: dict) -> str:
@@ -78,9 +77,10 @@ def store_path(root: Path, document: dict) -> Path:
 
 @contextlib.contextmanager
 def _locked(folder: Path):
-    """An exclusive lock on ``folder`` for the time it takes to pick a number."""
+    """An exclusive lock on ``folder`` itself (no lock file is left behind)
+    for the time it takes to pick a number."""
     try:
-        fd = os.open(folder / LOCK_NAME, os.O_CREAT | os.O_RDWR, 0o644)
+        fd = os.open(folder, os.O_RDONLY)
     except OSError as exc:
         raise InputError(f"cannot write in the results folder: {exc.strerror}", field="--out",
                          source=str(folder)) from None

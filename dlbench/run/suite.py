@@ -7,6 +7,7 @@ imported, so the runner puts them in the worker's environment.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import itertools
 import json
@@ -16,6 +17,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -78,6 +80,27 @@ def _tail(stderr: str | None) -> str:
     return " | ".join(lines[-STDERR_TAIL_LINES:])
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM arrived: handled like Ctrl-C, told apart in the exit code (143)."""
+
+
+@contextlib.contextmanager
+def _terminate_as_interrupt():
+    """While the suite runs, SIGTERM raises :class:`Terminated` (main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        raise Terminated()
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 @dataclass(frozen=True)
 class Job:
     """One (scenario, sweep point, backend) cell of a run, repeated ``Suite.repeat`` times."""
@@ -120,21 +143,24 @@ class Suite:
     on_row: Callable[[dict], None] = field(default=lambda row: None)
 
     def run(self) -> dict:
-        """Run every job; on Ctrl-C mark the rest 'interrupted', save, and re-raise."""
+        """Run every job; on Ctrl-C or SIGTERM (what a scheduler, ``timeout``
+        or ``docker stop`` sends) mark the rest 'interrupted', save, and re-raise."""
         rows = self.document["results"]
-        for i, job in enumerate(self.jobs):
-            try:
-                row = self.run_job(job)
-            except KeyboardInterrupt:
-                rows.extend({**base_row(j.request), "status": "interrupted", "error": "interrupted by the user",
-                             **({"sweep_point": j.sweep_point} if j.sweep_point else {})}
-                            for j in self.jobs[i:])
+        with _terminate_as_interrupt():
+            for i, job in enumerate(self.jobs):
+                try:
+                    row = self.run_job(job)
+                except KeyboardInterrupt as stop:
+                    why = "terminated (SIGTERM)" if isinstance(stop, Terminated) else "interrupted by the user"
+                    rows.extend({**base_row(j.request), "status": "interrupted", "error": why,
+                                 **({"sweep_point": j.sweep_point} if j.sweep_point else {})}
+                                for j in self.jobs[i:])
+                    self.save()
+                    raise
+                rows.append(row)
+                parity.annotate(rows)
                 self.save()
-                raise
-            rows.append(row)
-            parity.annotate(rows)
-            self.save()
-            self.on_row(row)
+                self.on_row(row)
         return self.document
 
     def run_job(self, job: Job) -> dict:
