@@ -41,6 +41,15 @@ class DivergingTrainer(NumpyTrainer):
         return losses
 
 
+class GarbageTrainer(NumpyTrainer):
+    """Writes something that is not a row where the worker's result goes, then exits cleanly."""
+
+    def train(self, indices):
+        with open(__import__("sys").argv[2], "w") as f:
+            f.write('{"x": 1}' if os.environ.get("GARBAGE") == "json" else "garbage, not JSON")
+        os._exit(0)
+
+
 def backend(backend_name: str, trainer_class=None, error: Exception | None = None):
     class FaultBackend(Backend):
         name = backend_name
@@ -59,6 +68,7 @@ FAULTS = [
     backend("exit", ExitingTrainer),
     backend("killed", KilledTrainer),
     backend("diverge", DivergingTrainer),
+    backend("garbage", GarbageTrainer),
     backend("raise", error=RuntimeError("simulated failure while building")),
 ]
 

@@ -37,6 +37,19 @@ def test_hang_crash_kill_raise_and_divergence_become_rows(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("garbage, message", [("text", "is not a row: Expecting value"),
+                                              ("json", "result.json: result.scenario: missing; every row has scenario, backend, status")])
+def test_a_worker_that_writes_garbage_to_its_result_file_is_a_failed_row(tmp_path, monkeypatch, garbage, message):
+    monkeypatch.setenv("GARBAGE", garbage)
+    out = run_dlbench(tmp_path, "--scenario", "xor-mlp", "--steps", "5", "--backend", "numpy,garbage",
+                      "--format", "json")
+    assert out.returncode == 1, out.stderr
+    rows = {r["backend"]: r for r in json.loads(out.stdout)["results"]}
+    assert rows["numpy"]["status"] == "ok"
+    assert rows["garbage"]["status"] == "failed" and message in rows["garbage"]["error"], rows["garbage"]
+
+
+@pytest.mark.slow
 def test_out_of_memory_under_an_address_space_limit_is_a_row(tmp_path):
     out = run_dlbench(tmp_path, "--scenario", "xor-mlp", "--steps", "5", "--max-memory", "2048",
                       "--backend", "numpy,hog", "--format", "json")

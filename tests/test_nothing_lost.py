@@ -4,6 +4,10 @@ import json
 import subprocess
 import sys
 
+import pytest
+from click.testing import CliRunner
+
+from dlbench.cli import main
 from dlbench.results import store
 
 
@@ -31,3 +35,29 @@ def test_a_reserved_name_is_never_handed_out_twice_and_readers_skip_it(tmp_path)
     first, second = store.store_path(tmp_path, doc), store.store_path(tmp_path, doc)
     assert first != second and first.exists() and second.exists()
     assert store.stored_runs(tmp_path) == []  # both still empty: no run has written yet
+
+
+HALF_ROW = {"schema_version": 1, "environment": {}, "settings": {}, "results": [{"x": 1}]}
+
+
+def command_on(kind, path):
+    return {"report": ["report", str(path)], "compare": ["compare", str(path), str(path)],
+            "history": ["history", "--root", str(path.parent.parent)], "resume": ["run", "--resume", str(path)]}[kind]
+
+
+@pytest.mark.parametrize("kind", ["report", "compare", "history", "resume"])
+@pytest.mark.parametrize("document, message", [
+    (HALF_ROW, "results[0].scenario: missing; every row has scenario, backend, status"),
+    ({**HALF_ROW, "results": [{"scenario": "s", "backend": "b", "status": "fine"}]},
+     "results[0].status: unknown 'fine'; expected one of ok, failed"),
+    ({**HALF_ROW, "results": [{"scenario": "s", "backend": "b", "status": "ok", "metrics": [1]}]},
+     "results[0].metrics: expected an object, got list"),
+    ({**HALF_ROW, "environment": "x", "results": []}, "environment: expected an object, got str"),
+], ids=["missing field", "unknown status", "metrics not an object", "environment not an object"])
+def test_malformed_documents_are_refused_on_read_by_every_command(tmp_path, kind, document, message):
+    path = tmp_path / "machine" / "0001_abc_20261202T100000Z.json"
+    path.parent.mkdir()
+    path.write_text(json.dumps(document))
+    result = CliRunner().invoke(main, command_on(kind, path))
+    assert result.exit_code == 2, result.output
+    assert message in result.output and "Traceback" not in result.output

@@ -66,4 +66,34 @@ def checked_document(document, source: str) -> dict:
     if version > SCHEMA_VERSION:
         raise InputError(f"schema_version {version} is newer than this dlbench "
                          f"understands ({SCHEMA_VERSION}); upgrade dlbench", source=source)
-    return upgrade(document)
+    document = upgrade(document)
+    for key in ("environment", "settings"):
+        if not isinstance(document.get(key, {}), dict):
+            raise InputError(f"{key}: expected an object, got {type(document[key]).__name__}", source=source)
+    for i, row in enumerate(document["results"]):
+        check_row(row, f"results[{i}]", source)
+    return document
+
+
+STATUSES = ("ok", "failed", "unavailable", "timeout", "diverged", "interrupted")
+ROW_FIELDS = {"scenario": str, "backend": str, "status": str}
+
+
+def check_row(row, where: str, source: str) -> dict:
+    """A result row with the fields every reader relies on; an InputError
+    naming the row and the field otherwise (checked once, on read, so report,
+    compare, history and resume never meet a half row)."""
+    if not isinstance(row, dict):
+        raise InputError(f"{where}: expected an object, got {type(row).__name__}", source=source)
+    for key, kind in ROW_FIELDS.items():
+        if key not in row:
+            raise InputError(f"{where}.{key}: missing; every row has {', '.join(ROW_FIELDS)}", source=source)
+        if not isinstance(row[key], kind):
+            raise InputError(f"{where}.{key}: expected a string, got {row[key]!r}", source=source)
+    if row["status"] not in STATUSES:
+        raise InputError(f"{where}.status: unknown {row['status']!r}; expected one of {', '.join(STATUSES)}",
+                         source=source)
+    if not isinstance(row.get("metrics", {}), dict):
+        raise InputError(f"{where}.metrics: expected an object, got {type(row['metrics']).__name__}",
+                         source=source)
+    return row

@@ -26,7 +26,9 @@ from typing import Callable
 from dlbench.plugin.manager import get_plugins
 from dlbench.run import parity
 from dlbench.run.timing import combine_repeats
+from dlbench.errors import InputError
 from dlbench.results.document import write_document
+from dlbench.results.schema import check_row
 from dlbench.run.worker import RunRequest, base_row, execute
 
 STDERR_TAIL_LINES = 12
@@ -55,10 +57,19 @@ def run_isolated(request: RunRequest, timeout: float | None) -> dict:
             proc.wait()
             raise
         if result_path.exists():
-            return json.loads(result_path.read_text(encoding="utf-8"))
+            return _worker_row(request, result_path)
         how = (f"killed by signal {signal.Signals(-proc.returncode).name}" if proc.returncode < 0
                else f"exited with code {proc.returncode}")
         return {**base_row(request), "status": "failed", "error": f"worker {how}; {_tail(stderr)}".rstrip("; ")}
+
+
+def _worker_row(request: RunRequest, result_path: Path) -> dict:
+    """The row a worker wrote; a result file that is not a row (a plugin that
+    wrote garbage, a half-written file) becomes a failed row, not a crash."""
+    try:
+        return check_row(json.loads(result_path.read_text(encoding="utf-8")), "result", str(result_path))
+    except (ValueError, InputError) as exc:
+        return {**base_row(request), "status": "failed", "error": f"the worker's result file is not a row: {exc}"}
 
 
 def _prepare_worker(max_memory_mib: int | None) -> None:
