@@ -75,6 +75,8 @@ FILE_CASES = [
      "train.loss: categorical_crossentropy needs a last layer of at least 2 units with softmax"),
     ("fewer units than classes", "units = 10, activation", "units = 5, activation",
      "model.layers: the last layer has 5 units but dataset 'digits' has 10 classes"),
+    ("a model too large for the machine", "units = 32, activation", "units = 2000000000, activation",
+     "model.layers: training this model needs at least"),
     ("expected accuracy malformed", 'name = "case"', 'name = "case"\nexpected_accuracy = [0.9]',
      "expected_accuracy: must be [low, high]"),
 ]

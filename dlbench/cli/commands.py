@@ -57,6 +57,25 @@ def check_against_data(scenario: Scenario, plugins: Plugins) -> None:
     if scenario.model.loss == "binary_crossentropy" and data.n_classes != 2:
         raise InputError(f"binary_crossentropy needs 2 classes; dataset {scenario.data_name!r} has "
                          f"{data.n_classes}", field="train.loss", source=where)
+    check_fits_in_memory(scenario)
+
+
+def check_fits_in_memory(scenario: Scenario, available_bytes: int | None = None) -> None:
+    """Refuse a model that cannot train in this machine's memory (the lower
+    bound of :mod:`dlbench.spec.memory`), before any worker allocates it."""
+    import psutil
+
+    from dlbench.spec.memory import training_memory_bytes
+
+    available = available_bytes or psutil.virtual_memory().total
+    need = training_memory_bytes(scenario.model, scenario.train.batch_size)
+    if need["total"] > available:
+        gib = 2**30
+        raise InputError(f"training this model needs at least {need['total'] / gib:,.1f} GiB "
+                         f"(parameters, gradients and optimizer state {need['parameters'] / gib:,.1f} GiB, "
+                         f"activations of a batch of {scenario.train.batch_size} {need['activations'] / gib:,.1f} GiB);"
+                         f" this machine has {available / gib:,.1f} GiB", field="model.layers",
+                         source=scenario.path or scenario.name)
 
 
 def load_scenarios(plugins: Plugins, names, overrides: dict) -> dict[str, Scenario]:
