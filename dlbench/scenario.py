@@ -7,6 +7,7 @@ the format. Every error names the file, the key and what is allowed.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import importlib.resources
 import tomllib
 from dataclasses import dataclass, field
@@ -32,6 +33,8 @@ class Scenario:
     path: str = ""
     expected_accuracy: tuple[float, float] | None = None
     overrides: dict = field(default_factory=dict)
+    #: SHA-256 (16 hex digits) of the file's text: a worker refuses a file that changed after the run began
+    digest: str = ""
 
     def with_overrides(self, **overrides) -> "Scenario":
         """The scenario with training settings replaced (None values are ignored)."""
@@ -156,7 +159,8 @@ def load_scenario_file(path: Path | str) -> Scenario:
     options = scenario.data_options
     if isinstance(options.get("path"), str) and options["path"] and not Path(options["path"]).expanduser().is_absolute():
         options = {**options, "path": str(path.parent / options["path"])}  # relative to the scenario file
-    return dataclasses.replace(scenario, path=str(path), data_options=options)
+    return dataclasses.replace(scenario, path=str(path), data_options=options,
+                               digest=hashlib.sha256(text.encode()).hexdigest()[:16])
 
 
 def shipped_scenario_dir() -> Path:

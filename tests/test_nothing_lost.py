@@ -61,3 +61,33 @@ def test_malformed_documents_are_refused_on_read_by_every_command(tmp_path, kind
     result = CliRunner().invoke(main, command_on(kind, path))
     assert result.exit_code == 2, result.output
     assert message in result.output and "Traceback" not in result.output
+
+
+def test_a_scenario_file_that_changes_during_a_run_is_not_trained_silently(tmp_path):
+    from dlbench.run.worker import RunRequest, execute
+    from dlbench.scenario import resolve_scenario, shipped_scenario_dir
+
+    path = tmp_path / "mine.toml"
+    path.write_text((shipped_scenario_dir() / "xor-mlp.toml").read_text())
+    digest = resolve_scenario(str(path)).digest
+    request = RunRequest(scenario=str(path), name="mine", backend="numpy", overrides={"max_steps": 2},
+                         scenario_digest=digest)
+    assert execute(request)["status"] == "ok"
+    path.write_text(path.read_text() + "\n# edited after the run began\n")
+    row = execute(request)
+    assert row["status"] == "failed" and "changed after the run began" in row["error"]
+    path.unlink()
+    row = execute(request)
+    assert row["status"] == "failed" and "can no longer be read" in row["error"]
+
+
+def test_every_job_of_a_run_carries_its_scenario_digest(tmp_path):
+    path = tmp_path / "mine.toml"
+    from dlbench.scenario import shipped_scenario_dir
+
+    path.write_text((shipped_scenario_dir() / "xor-mlp.toml").read_text())
+    result = CliRunner().invoke(main, ["run", "--scenario", str(path), "--backend", "numpy", "--steps", "2",
+                                       "--in-process", "--format", "json", "--out", str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    settings = json.loads(result.output)["settings"]
+    assert settings["scenario_digests"]["xor-mlp"] == __import__("hashlib").sha256(path.read_bytes()).hexdigest()[:16]

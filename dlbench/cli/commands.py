@@ -153,13 +153,14 @@ class RunSettings:
     sweep: dict = field(default_factory=dict)
     isolation: str = "process"
     max_memory_mib: int | None = None
+    scenario_digests: dict = field(default_factory=dict)  # name -> digest of the file as the run began
 
     def jobs(self):
         from dlbench.run.suite import plan_jobs
 
         jobs = plan_jobs(self.scenarios, self.backends, self.sweep, self.overrides, self.threads,
-                         device=self.device, precision=self.precision, deterministic=self.deterministic,
-                         max_memory_mib=self.max_memory_mib)
+                         self.scenario_digests, device=self.device, precision=self.precision,
+                         deterministic=self.deterministic, max_memory_mib=self.max_memory_mib)
         return [_with_options(job, self.backend_options) for job in jobs]
 
 
@@ -181,6 +182,7 @@ def run(*, scenarios, backends: str, overrides: dict, device: str, threads: int 
     loaded = load_scenarios(plugins, scenarios, overrides)
     settings = RunSettings(
         scenarios={n: s.path or n for n, s in loaded.items()}, backends=names, overrides=overrides,
+        scenario_digests={n: s.digest for n, s in loaded.items()},
         device=device, threads=threads or environment.available_cores(), repeat=repeat, timeout=timeout,
         precision=precision, deterministic=deterministic, sweep=parse_sweep(sweep),
         backend_options=parse_backend_options(backend_options, names, plugins),

@@ -124,7 +124,7 @@ SWEEP_KEYS = ("batch_size", "threads")
 
 
 def plan_jobs(scenarios: dict[str, str], backends: list[str], sweep: dict[str, list[int]],
-              overrides: dict, threads: int, **common) -> list[Job]:
+              overrides: dict, threads: int, digests: dict | None = None, **common) -> list[Job]:
     """Scenario-major order; within a scenario and sweep point, the NumPy
     reference first. ``scenarios`` maps name -> shipped name or file."""
     ordered = sorted(backends, key=lambda b: b != parity.REFERENCE_BACKEND)
@@ -135,7 +135,8 @@ def plan_jobs(scenarios: dict[str, str], backends: list[str], sweep: dict[str, l
             point_overrides = {**overrides, **({"batch_size": point["batch_size"]} if "batch_size" in point else {})}
             for backend in ordered:
                 request = RunRequest(scenario=source, name=name, backend=backend, overrides=point_overrides,
-                                     threads=point.get("threads", threads), **common)
+                                     threads=point.get("threads", threads),
+                                     scenario_digest=(digests or {}).get(name, ""), **common)
                 jobs.append(Job(request, point))
     return jobs
 

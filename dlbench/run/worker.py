@@ -22,6 +22,7 @@ from dlbench.data.batches import BatchPlan
 from dlbench.spec.flops import training_step_flops
 from dlbench.spec.init import initial_weights
 from dlbench.run.timing import loss_history, summarize, train_and_measure
+from dlbench.errors import InputError
 from dlbench.plugin.manager import get_plugins
 from dlbench.results.document import write_document
 from dlbench.scenario import resolve_scenario
@@ -42,6 +43,7 @@ class RunRequest:
     window_steps: int = 50
     max_memory_mib: int | None = None  # address-space limit of the worker process
     backend_options: dict = dataclasses.field(default_factory=dict)
+    scenario_digest: str = ""  # the scenario file's digest when the run began ("" = not checked)
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self))
@@ -80,8 +82,14 @@ def timed(fn, *args):
 def execute(request: RunRequest) -> dict:
     """Train and measure; every failure becomes the row's status and error."""
     plugins = get_plugins()
-    scenario = resolve_scenario(request.scenario, plugins.scenario_dirs).with_overrides(**request.overrides)
+    try:
+        scenario = resolve_scenario(request.scenario, plugins.scenario_dirs).with_overrides(**request.overrides)
+    except InputError as exc:  # the file was removed or broken after the run began
+        return {**base_row(request), "error": f"the scenario can no longer be read: {exc}"}
     row = {**base_row(request), "scenario": scenario.name}
+    if request.scenario_digest and scenario.digest != request.scenario_digest:
+        return {**row, "error": f"the scenario file {scenario.path} changed after the run began (SHA-256 "
+                                f"{scenario.digest}, was {request.scenario_digest}); rerun to train the new version"}
     backend = plugins.backend(request.backend)
     row["backend_version"] = backend.version()
     availability = backend.availability()
