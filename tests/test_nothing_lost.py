@@ -91,3 +91,33 @@ def test_every_job_of_a_run_carries_its_scenario_digest(tmp_path):
     assert result.exit_code == 0, result.output
     settings = json.loads(result.output)["settings"]
     assert settings["scenario_digests"]["xor-mlp"] == __import__("hashlib").sha256(path.read_bytes()).hexdigest()[:16]
+
+
+@pytest.mark.parametrize("failures, exit_code", [(1, 0), (99, 1)], ids=["disk full for a moment", "disk full"])
+def test_a_full_disk_while_writing_the_document_loses_no_row(tmp_path, monkeypatch, failures, exit_code):
+    """The first write (the empty document) fails; with the disk full for good
+    the rows come out on standard output and the exit code says so."""
+    import errno
+
+    from dlbench.run import suite
+
+    real_write, calls = suite.write_document, []
+
+    def write_document(document, path):
+        calls.append(path)
+        if len(calls) <= failures:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real_write(document, path)
+
+    monkeypatch.setattr(suite, "write_document", write_document)
+    result = CliRunner().invoke(main, ["run", "--backend", "numpy", "--steps", "3", "--in-process", "--format",
+                                       "table", "--out", str(tmp_path)])
+    assert result.exit_code == exit_code, result.output
+    assert "cannot write" in result.output and "No space left on device" in result.output
+    if failures == 1:  # a later save succeeded: the stored document has every row
+        (stored,) = tmp_path.glob("*/*.json")
+        assert len(json.loads(stored.read_text())["results"]) == 2
+    else:
+        printed = result.output[result.output.index("{"):result.output.rindex("}") + 1]
+        assert [r["status"] for r in json.loads(printed)["results"]] == ["ok", "ok"]
+        assert "it was printed on standard output instead" in result.output

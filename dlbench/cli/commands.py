@@ -15,6 +15,7 @@ from dlbench.spec import format_shape
 
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports Ctrl-C
 EXIT_TERMINATED = 143  # 128 + SIGTERM
+EXIT_FAILED = 1
 
 
 def select_backends(plugins: Plugins, text: str) -> tuple[list[str], bool]:
@@ -239,12 +240,16 @@ def _execute(jobs, settings: RunSettings, document: dict, path: Path, fmt: str) 
               file=sys.stderr)
         return EXIT_TERMINATED if terminated else EXIT_INTERRUPTED
     suite.save()
-    if fmt == "json":
+    if fmt == "json" or suite.save_error:  # a document that could not be stored is not lost: it is printed
         sys.stdout.write(results.dumps(document) + "\n")
     elif fmt == "markdown":
         sys.stdout.write(report_formats.markdown_table(document))
     else:
         _print_table(document, path)
+    if suite.save_error:
+        print(f"dlbench: error: the result document could not be written to {path} ({suite.save_error}); "
+              "it was printed on standard output instead", file=sys.stderr)
+        return EXIT_FAILED
     return exit_code(document)
 
 

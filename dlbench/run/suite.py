@@ -153,6 +153,7 @@ class Suite:
     in_process: bool = False
     peak_gflops: float | None = None
     on_row: Callable[[dict], None] = field(default=lambda row: None)
+    save_error: str | None = None  # why the last save failed; None when it succeeded
 
     def run(self) -> dict:
         """Run every job; on Ctrl-C or SIGTERM (what a scheduler, ``timeout``
@@ -194,5 +195,17 @@ class Suite:
         return row
 
     def save(self) -> None:
-        if self.path is not None:
+        """Rewrite the document. A write that fails (disk full, folder gone)
+        does not stop the run: the rows stay in memory, the next save tries
+        again, and ``save_error`` tells the caller if the last one failed."""
+        if self.path is None:
+            return
+        try:
             write_document(self.document, self.path)
+        except OSError as exc:
+            if self.save_error is None:
+                print(f"dlbench: warning: cannot write {self.path}: {exc.strerror or exc}; the run goes on "
+                      "and keeps its rows in memory", file=sys.stderr)
+            self.save_error = exc.strerror or str(exc)
+        else:
+            self.save_error = None
