@@ -94,7 +94,8 @@ FAULTS.append(MissingFrameworkBackend)
 
 class HoggingTrainer(NumpyTrainer):
     def train(self, indices):
-        hog = np.ones((64, 2**30), np.uint8)  # 64 GiB
+        # 3 GiB: fits this machine (so only --max-memory can make it fail), not a 2 GiB address space
+        hog = np.ones((3, 2**30), np.uint8)
         return super().train(indices) + hog[0, 0]
 
 

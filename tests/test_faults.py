@@ -59,14 +59,18 @@ def test_out_of_memory_under_an_address_space_limit_is_a_row(tmp_path):
     assert rows["hog"]["status"] == "failed" and "MemoryError" in rows["hog"]["error"]
 
 
-def test_worker_thread_settings_reach_numpy_blas(tmp_path):
+@pytest.mark.parametrize("threads", [1, 2])
+def test_worker_thread_settings_reach_numpy_blas(tmp_path, threads):
+    """The runner's thread environment, not the one this test process inherited
+    (conftest sets every pool to 1), decides the worker's BLAS threads."""
     code = ("from threadpoolctl import threadpool_info; import numpy; "
             "print(max(i['num_threads'] for i in threadpool_info() if i['user_api'] == 'blas'))")
     from dlbench.plugin.manager import get_plugins
 
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         env={**os.environ, **get_plugins().backend("numpy").thread_environment(1, "cpu")}, timeout=60)
-    assert out.stdout.strip() == "1"
+    inherited = {**os.environ, "OMP_NUM_THREADS": "7", "OPENBLAS_NUM_THREADS": "7", "MKL_NUM_THREADS": "7"}
+    env = {**inherited, **get_plugins().backend("numpy").thread_environment(threads, "cpu")}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60)
+    assert out.stdout.strip() == str(threads), out.stderr
 
 
 def test_plugin_breaking_the_contract_is_reported_by_name_at_start_up(tmp_path):
