@@ -121,3 +121,15 @@ def test_a_full_disk_while_writing_the_document_loses_no_row(tmp_path, monkeypat
         printed = result.output[result.output.index("{"):result.output.rindex("}") + 1]
         assert [r["status"] for r in json.loads(printed)["results"]] == ["ok", "ok"]
         assert "it was printed on standard output instead" in result.output
+
+
+def test_a_write_that_fails_halfway_leaves_the_previous_document_whole(tmp_path):
+    from dlbench.results.document import write_document
+
+    path = tmp_path / "run.json"
+    write_document({"results": [], "note": "first"}, path)
+    half = {"results": [], "big": "x" * 1_000_000, "late": object()}  # json.dump fails after writing "big"
+    with pytest.raises(TypeError):
+        write_document(half, path)
+    assert json.loads(path.read_text()) == {"results": [], "note": "first"}
+    assert [p.name for p in tmp_path.iterdir()] == ["run.json"]  # no temporary file left behind
