@@ -1,3 +1,5 @@
+import dataclasses
+
 from dlbench.spec.flops import training_step_flops
 from dlbench.spec import SGD, Activation, Dense, Sequential
 
@@ -45,3 +47,49 @@ def test_conv_flops_by_hand():
     dense = 2 * B * 32 * 2 * 3 + 2 * B * 2
     update = 2 * (3 * 2 * 4 + 4 + 32 * 2 + 2)
     assert training_step_flops(spec, B) == conv + dense + 6 * B * 2 + update
+
+
+# ---------------------------------------------- every layer against a hand count
+from dlbench.spec import (Adam, AveragePool1D, BatchNormalization, Conv2D, Dropout,  # noqa: E402
+                          MaxPool2D)
+from dlbench.spec.flops import layer_flops  # noqa: E402
+
+B = 3
+
+
+def shapes_of(layers, input_shape):
+    """(layer, in_shape, out_shape) of each layer, as the spec infers them."""
+    from dlbench.spec import Flatten
+
+    first = dataclasses.replace(layers[0], input_shape=input_shape)
+    spec = Sequential([first, *layers[1:], Flatten(), Dense(2, "softmax")]).compile("categorical_crossentropy", Adam())
+    return [(layer, i, o) for layer, (i, o) in zip(spec.layers, spec.shapes)]
+
+
+def test_tanh_and_sigmoid_activations_cost_4_forward_and_2_backward_per_element():
+    for name in ("tanh", "sigmoid"):
+        assert layer_flops(Activation(name), (7,), (7,), B, first=False) == (4 + 2) * B * 7
+    assert layer_flops(Activation("relu"), (7,), (7,), B, first=False) == 2 * B * 7
+
+
+def test_pooling_costs_the_window_forward_and_backward_per_output_element():
+    ((pool, in_shape, out_shape), *_) = shapes_of([MaxPool2D(pool_size=(2, 3))], (4, 6, 2))
+    assert out_shape == (2, 2, 2)
+    assert layer_flops(pool, in_shape, out_shape, B, first=False) == 2 * (2 * 3) * B * 8
+    ((avg, in_shape, out_shape), *_) = shapes_of([AveragePool1D(pool_size=4)], (8, 3))
+    assert layer_flops(avg, in_shape, out_shape, B, first=False) == 2 * 4 * B * (2 * 3)
+
+
+def test_batchnorm_and_dropout_cost_per_element():
+    assert layer_flops(BatchNormalization(), (5,), (5,), B, first=False) == 20 * B * 5
+    assert layer_flops(Dropout(0.5), (5,), (5,), B, first=False) == 3 * B * 5
+
+
+def test_conv2d_counts_both_kernel_dimensions():
+    ((conv, in_shape, out_shape), *_) = shapes_of([Conv2D(4, kernel_size=(2, 3))], (5, 6, 2))
+    assert out_shape == (4, 4, 4)
+    positions, fan_in = B * 4 * 4, 2 * 3 * 2
+    matmul = 2 * positions * fan_in * 4
+    n_out = B * 4 * 4 * 4
+    assert layer_flops(conv, in_shape, out_shape, B, first=True) == (matmul + n_out) + (matmul + n_out)
+    assert layer_flops(conv, in_shape, out_shape, B, first=False) == (matmul + n_out) + (2 * matmul + n_out)
