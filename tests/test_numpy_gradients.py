@@ -125,6 +125,20 @@ CONV_NETWORKS = {
                            Dense(3, "softmax")],
     "second-conv-gets-input-gradient": [Conv2D(2, 2, input_shape=(5, 5, 1)), Conv2D(2, 2, strides=2, padding="same"),
                                         Flatten(), Dense(3, "softmax")],
+    # the second convolution's input gradient reaches the first one's parameters; TF SAME with an even
+    # kernel pads asymmetrically (rows 3 -> 1 top, 2 bottom; cols 1 -> 0 left, 1 right)
+    "conv2d-input-gradient-asymmetric-padding": [Conv2D(2, 2, input_shape=(7, 6, 1)),
+                                                 Conv2D(2, (4, 2), padding="same", activation="tanh"),
+                                                 Flatten(), Dense(3, "softmax")],
+    "conv2d-input-gradient-same-stride2": [Conv2D(2, 2, input_shape=(8, 7, 1)),
+                                           Conv2D(2, 3, strides=2, padding="same"), Flatten(), Dense(3, "softmax")],
+    "conv1d-input-gradient-asymmetric-padding": [Conv1D(2, 2, input_shape=(9, 1)), Conv1D(2, 4, padding="same"),
+                                                 Flatten(), Dense(3, "softmax")],
+    "conv1d-input-gradient-same-stride2": [Conv1D(2, 2, input_shape=(9, 1)),  # 8 -> 4: pad 0 left, 1 right
+                                           Conv1D(3, 3, strides=2, padding="same", activation="relu"),
+                                           Flatten(), Dense(3, "softmax")],
+    "conv1d-input-gradient-int-padding": [Conv1D(2, 2, input_shape=(7, 1)), Conv1D(2, 3, padding=2),
+                                          Flatten(), Dense(3, "softmax")],
     "maxpool2d": [Conv2D(2, 2, input_shape=(6, 6, 1)), MaxPool2D(2), Flatten(), Dense(3, "softmax")],
     "maxpool2d-overlapping": [Conv2D(2, 2, input_shape=(7, 7, 1)), MaxPool2D(3, strides=2), Flatten(),
                               Dense(3, "softmax")],
