@@ -224,3 +224,17 @@ def test_sweep_rows_show_speedup_and_thread_efficiency():
     columns, cells = report.table(report.entries(runs))
     names = [c.name for c in columns]
     assert cells[1][names.index("thread eff.")] == "75%" and cells[2][names.index("speedup")] == "2.00×"
+
+
+@pytest.mark.parametrize("fmt, speed", [("table", "12,346"), ("markdown", "12,346"), ("html", "12,346"),
+                                        ("csv", "12345.6"), ("json", "12345.6")])
+def test_every_format_shows_the_rows_values_and_failures(tmp_path, fmt, speed):
+    doc = {"schema_version": 1, "environment": {"hostname": "box"}, "settings": {}, "results": [
+        {"scenario": "s", "backend": "numpy", "status": "ok",
+         "metrics": {"samples_per_sec": 12345.6, "test_accuracy": 0.9375}},
+        {"scenario": "s", "backend": "torch", "status": "failed", "error": "RuntimeError: boom", "metrics": {}}]}
+    path = tmp_path / "run.json"
+    write_document(doc, path)
+    output = invoke("report", path, "--format", fmt, "--no-plots").output
+    assert "0.9375" in output and speed in output
+    assert "torch" in output and "failed" in output and "RuntimeError: boom" in output
