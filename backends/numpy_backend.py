@@ -20,10 +20,12 @@ Dropout masks come from NumPy's generator seeded with the scenario seed.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 import dlbench
-from dlbench.plugin.backend import Backend, Trainer, TrainerOptions, loss_targets
+from dlbench.plugin.backend import Backend, Trainer, TrainerOptions, TrainingState, loss_targets
 from dlbench.data.base import Dataset
 from dlbench.errors import InputError
 from dlbench.spec.init import STREAM_BACKEND, rng_for
@@ -77,8 +79,15 @@ class SGDUpdate:
         self.theta, self.grad = theta, grad
         self.velocity = np.zeros_like(theta) if self.momentum else None
         self.tmp = np.empty_like(theta)
+        self.t = 0
+
+    @property
+    def slots(self) -> dict[str, np.ndarray]:
+        """The optimizer state, flat like ``theta``, by its canonical name."""
+        return {"velocity": self.velocity} if self.velocity is not None else {}
 
     def step(self) -> None:
+        self.t += 1
         direction = self.grad
         if self.velocity is not None:
             self.velocity *= self.momentum
@@ -99,6 +108,10 @@ class AdamUpdate:
         self.v = np.zeros_like(theta)
         self.tmp = np.empty_like(theta)
         self.t = 0
+
+    @property
+    def slots(self) -> dict[str, np.ndarray]:
+        return {"m": self.m, "v": self.v}
 
     def step(self) -> None:
         c, g, tmp = self.config, self.grad, self.tmp
@@ -133,8 +146,10 @@ class Network:
         self.grad = np.zeros_like(self.theta)
         self._params = [{} for _ in weights]
         self._grads = [{} for _ in weights]
+        self.layout = []  # (layer, parameter name, offset in theta, shape)
         offset = 0
         for i, name, w in trained:
+            self.layout.append((i, name, offset, w.shape))
             self._params[i][name] = self.theta[offset:offset + w.size].reshape(w.shape)
             self._params[i][name][...] = w
             self._grads[i][name] = self.grad[offset:offset + w.size].reshape(w.shape)
@@ -190,6 +205,18 @@ class Network:
         return [{name: v.copy() for name, v in {**params, **state}.items()}
                 for params, state in zip(self._params, self._state)]
 
+    def per_layer(self, flat: np.ndarray) -> list[dict[str, np.ndarray]]:
+        """Views of a buffer laid out like ``theta``, per layer and parameter."""
+        views = [{} for _ in self._params]
+        for i, name, offset, shape in self.layout:
+            views[i][name] = flat[offset:offset + math.prod(shape)].reshape(shape)
+        return views
+
+    def set_weights(self, weights) -> None:
+        for params, state, given in zip(self._params, self._state, weights):
+            for name, target in {**params, **state}.items():
+                target[...] = given[name]
+
 
 def accuracy(outputs: np.ndarray, labels: np.ndarray) -> float:
     predicted = outputs[:, 0] > 0.5 if outputs.shape[1] == 1 else outputs.argmax(axis=1)
@@ -231,6 +258,26 @@ class NumpyTrainer(Trainer):
 
     def weights(self):
         return self.net.weights()
+
+    def state(self) -> TrainingState:
+        slots = [{} for _ in self.net._params]
+        for name, flat in self.optimizer.slots.items():
+            for i, views in enumerate(self.net.per_layer(flat)):
+                for param, view in views.items():
+                    slots[i].setdefault(param, {})[name] = view.astype(np.float32)
+        for i, views in enumerate(self.net.per_layer(self.net.theta)):  # plain SGD: empty slot dicts
+            for param in views:
+                slots[i].setdefault(param, {})
+        weights = [{k: v.astype(np.float32) for k, v in layer.items()} for layer in self.net.weights()]
+        return TrainingState(weights, slots, self.optimizer.t)
+
+    def load_state(self, state: TrainingState) -> None:
+        self.net.set_weights(state.weights)
+        for name, flat in self.optimizer.slots.items():
+            for views, given in zip(self.net.per_layer(flat), state.slots):
+                for param, view in views.items():
+                    view[...] = given[param][name]
+        self.optimizer.t = state.step
 
 
 class NumpyBackend(Backend):

@@ -28,7 +28,7 @@ import numpy as np
 from dlbench.data.base import Dataset
 from dlbench.errors import InputError, one_of
 from dlbench.spec.init import Weights
-from dlbench.spec import ModelSpec
+from dlbench.spec import PARAMETERS_TRAINED, ModelSpec
 
 PRECISIONS = ("fp32", "tf32")
 
@@ -49,6 +49,48 @@ class TrainerOptions:
     deterministic: bool = False
     seed: int = 0  # for a backend's own randomness (dropout masks)
     extra: dict = field(default_factory=dict)
+
+
+@dataclass
+class TrainingState:
+    """Everything that decides a trainer's next step, in the core's canonical
+    layout, so that one backend's state can be loaded into another:
+
+    * ``weights``: per layer, every parameter (``kernel``, ``bias``, ``gamma``,
+      ``beta``) and moving statistic (``moving_mean``, ``moving_variance``),
+      exactly as :meth:`Trainer.weights` returns them;
+    * ``slots``: per layer, per trained parameter (the names in
+      ``PARAMETERS_TRAINED`` that the layer has), the optimizer's state in the
+      parameter's own shape: ``{"m", "v"}`` for Adam, ``{"velocity"}`` for SGD
+      with momentum (the ``v`` of ``v <- momentum*v + g``), nothing for plain SGD;
+    * ``step``: optimizer steps taken so far (Adam's bias correction uses it).
+
+    A backend's own random stream (dropout masks) is not part of the state.
+    """
+
+    weights: list
+    slots: list
+    step: int
+
+    def copy(self) -> "TrainingState":
+        return TrainingState([{k: np.array(v) for k, v in layer.items()} for layer in self.weights],
+                             [{p: {k: np.array(v) for k, v in slot.items()} for p, slot in layer.items()}
+                              for layer in self.slots], self.step)
+
+
+def slot_names(optimizer) -> tuple[str, ...]:
+    """The optimizer state kept per trained parameter (see :class:`TrainingState`)."""
+    if optimizer.name == "adam":
+        return ("m", "v")
+    return ("velocity",) if optimizer.momentum else ()
+
+
+def empty_slots(spec: ModelSpec) -> list:
+    """The optimizer state before the first step: zeros for every slot."""
+    names = slot_names(spec.optimizer)
+    return [{param: {name: np.zeros(shape, np.float32) for name in names}
+             for param, shape in shapes.items() if param in PARAMETERS_TRAINED}
+            for shapes in spec.param_shapes()]
 
 
 class Trainer(ABC):
@@ -73,6 +115,17 @@ class Trainer(ABC):
     @abstractmethod
     def weights(self) -> Weights:
         """The current parameters in the core's canonical layout (float32)."""
+
+    def state(self) -> TrainingState:
+        """The full training state (parameters, optimizer slots, step), copied
+        to the host in canonical layout; training goes on unchanged after it."""
+        raise NotImplementedError(f"{type(self).__name__} does not export its training state")
+
+    def load_state(self, state: TrainingState) -> None:
+        """Continue from ``state`` (taken from this or any other backend): the
+        next step is the one that backend would have taken. Exact: ``state()``
+        right after returns the same arrays."""
+        raise NotImplementedError(f"{type(self).__name__} cannot load a training state")
 
     def peak_device_bytes(self) -> int | None:
         """Peak device (GPU) memory this trainer allocated; None on CPU or when unknown."""
