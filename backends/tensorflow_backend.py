@@ -66,7 +66,7 @@ import os
 import numpy as np
 
 import dlbench
-from dlbench.plugin.backend import PRECISIONS, Backend, Trainer, TrainerOptions, loss_targets
+from dlbench.plugin.backend import PRECISIONS, Backend, Trainer, TrainerOptions, TrainingState, loss_targets
 from dlbench.data.base import Dataset
 from dlbench.errors import InputError, one_of
 from dlbench.spec import (PARAMETERS_TRAINED, Activation, AveragePool1D, AveragePool2D, BatchNormalization, Conv1D,
@@ -132,9 +132,12 @@ class SGDUpdate:
         self.lr, self.momentum = config.learning_rate, config.momentum
         self.velocity = [tf.Variable(tf.zeros_like(v), trainable=False) for v in variables] \
             if self.momentum else [None] * len(variables)
+        self.slots = {"velocity": self.velocity} if self.momentum else {}  # canonical slot name: variables
+        self.t = tf.Variable(0, dtype=tf.int64, trainable=False)  # steps taken
         self.variables = variables
 
     def apply(self, grads) -> None:
+        self.t.assign_add(1)
         for var, g, velocity in zip(self.variables, grads, self.velocity):
             if velocity is not None:
                 g = velocity.assign(velocity * self.momentum + g)
@@ -149,6 +152,7 @@ class AdamUpdate:
         self.tf, self.config, self.variables = tf, config, variables
         self.m = [tf.Variable(tf.zeros_like(v), trainable=False) for v in variables]
         self.v = [tf.Variable(tf.zeros_like(v), trainable=False) for v in variables]
+        self.slots = {"m": self.m, "v": self.v}
         self.t = tf.Variable(0, dtype=tf.int64, trainable=False)
 
     def apply(self, grads) -> None:
@@ -230,7 +234,10 @@ class TensorflowTrainer(Trainer):
         self.device_name = device_name
         with tf.device(self.device):
             self.model, self.params = build_model(keras, spec, weights, options.seed)
-            self.variables = [v for layer in self.params for name, v in layer.items() if name in PARAMETERS_TRAINED]
+            #: (spec layer index, parameter name) of each trained variable, in the order of self.variables
+            self.trained = [(i, name) for i, layer in enumerate(self.params) for name in layer
+                            if name in PARAMETERS_TRAINED]
+            self.variables = [self.params[i][name] for i, name in self.trained]
             self.optimizer = OPTIMIZERS[spec.optimizer.name](tf, spec.optimizer, self.variables)
         self.output = keras.activations.get(spec.output_activation)
         self.loss = functools.partial(LOSSES[spec.loss], tf, output=self.output)
@@ -306,6 +313,23 @@ class TensorflowTrainer(Trainer):
 
     def weights(self):
         return [{name: v.numpy().copy() for name, v in layer.items()} for layer in self.params]
+
+    def state(self) -> TrainingState:
+        # Keras's layouts are the canonical ones and the slots are in the parameters' shapes: no conversion
+        slots = [{name: {} for name in layer if name in PARAMETERS_TRAINED} for layer in self.params]
+        for slot, variables in self.optimizer.slots.items():
+            for (i, name), variable in zip(self.trained, variables):
+                slots[i][name][slot] = variable.numpy().copy()
+        return TrainingState(self.weights(), slots, int(self.optimizer.t.numpy()))
+
+    def load_state(self, state: TrainingState) -> None:
+        for layer, given in zip(self.params, state.weights):
+            for name, variable in layer.items():
+                variable.assign(np.asarray(given[name], np.float32))
+        for slot, variables in self.optimizer.slots.items():
+            for (i, name), variable in zip(self.trained, variables):
+                variable.assign(np.asarray(state.slots[i][name][slot], np.float32))
+        self.optimizer.t.assign(state.step)
 
 
 def xla_flags(threads: int) -> str:
