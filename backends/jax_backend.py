@@ -100,7 +100,7 @@ import sys
 import numpy as np
 
 import dlbench
-from dlbench.plugin.backend import Backend, Trainer, TrainerOptions, loss_targets
+from dlbench.plugin.backend import Backend, Trainer, TrainerOptions, TrainingState, loss_targets, slot_names
 from dlbench.data.base import Dataset
 from dlbench.errors import InputError, one_of
 from dlbench_backends.jax_layers import LOSSES, _jax, activation, check_supported, make_forward, split_weights
@@ -171,6 +171,13 @@ class SGDRule:
             grads = state
         return tree.map(lambda w, d: w - d * self.lr, params, grads), state
 
+    def slots(self, state):
+        """The state as {slot name: params-shaped tree} (see TrainingState)."""
+        return {"velocity": state} if self.momentum else {}
+
+    def from_slots(self, slots, step):
+        return slots["velocity"] if self.momentum else ()
+
 
 class AdamRule:
     """m <- b1 m + (1-b1) g;  v <- b2 v + (1-b2) g^2;
@@ -198,6 +205,12 @@ class AdamRule:
         params = tree.map(lambda w, m, v: w - (m / (jnp.sqrt(v) * inv_sqrt_correction + c.epsilon)) * step_size,
                           params, m, v)
         return params, (m, v, t)
+
+    def slots(self, state):
+        return {"m": state[0], "v": state[1]}
+
+    def from_slots(self, slots, step):
+        return slots["m"], slots["v"], np.asarray(step, np.int32)
 
 
 OPTIMIZERS = {"sgd": SGDRule, "adam": AdamRule}
@@ -324,6 +337,23 @@ class JaxTrainer(Trainer):
         params, stats = self.carry[:2]
         return [{k: np.array({**p, **s}[k], dtype=np.float32) for k in names}
                 for names, p, s in zip(self._names, params, stats)]
+
+    def state(self) -> TrainingState:
+        params, _, opt_state, step = self.carry
+        slots = self.optimizer.slots(opt_state)
+        return TrainingState(self.weights(),
+                             [{p: {name: np.array(tree[i][p], dtype=np.float32) for name, tree in slots.items()}
+                               for p in layer} for i, layer in enumerate(params)],
+                             int(step))
+
+    def load_state(self, state: TrainingState) -> None:
+        # canonical layouts are JAX's own: only split, copy and place
+        params, stats = split_weights(state.weights)
+        slots = {name: [{p: np.array(state.slots[i][p][name], np.float32) for p in layer}
+                        for i, layer in enumerate(params)]
+                 for name in slot_names(self.spec.optimizer)}
+        opt_state = self.optimizer.from_slots(slots, state.step)
+        self.carry = _jax().device_put((params, stats, opt_state, np.asarray(state.step, np.int32)), self.device)
 
 
 def xla_flags(threads: int) -> str:
