@@ -63,6 +63,13 @@ parameters, on CPU and CUDA). That is the code ``torch.optim.Adam(fused=True).st
 runs, minus the ~40 us of per-step bookkeeping of ``Optimizer.step`` (hooks,
 profiler, state lookup), which dominates a batch-1 network.
 
+Training state (``state``/``load_state``): the optimizer state is the trainer's
+own, ``{parameter: {"m", "v", "step"}}`` for Adam or ``{"velocity"}`` for SGD with
+momentum (:func:`optimizer_state`), updated in place by the fused kernels; its
+slots go to and from the canonical layout like the parameters do
+(:func:`~dlbench_backends.torch_layers.to_canonical`, ``to_torch_layout``), and
+Adam's per-parameter step tensors are set to the state's step count.
+
 A window of steps: one host->device copy of its indices, one ``index_select``
 gathering the batches of many steps at once on the device (up to 16 MiB, so
 large batches do not inflate peak memory), then per step: forward, loss,
@@ -90,17 +97,20 @@ Options (``options.extra``):
 
 from __future__ import annotations
 
+import functools
 import os
 
 import numpy as np
 
 import dlbench
-from dlbench.plugin.backend import Backend, Trainer, TrainerOptions, loss_targets
+from dlbench.plugin.backend import Backend, Trainer, TrainerOptions, TrainingState, loss_targets, slot_names
 from dlbench.data.base import Dataset
 from dlbench.errors import InputError, one_of
-from dlbench.spec import ModelSpec
+from dlbench.spec import PARAMETERS_TRAINED, ModelSpec
 
-from dlbench_backends.torch_layers import CHANNELS_LAST, _torch, activation, build_network, loss_function, module_weights
+from dlbench_backends.torch_layers import (CHANNELS_LAST, _torch, activation, build_network, load_weights,
+                                           loss_function, module_tensors, module_weights, to_canonical,
+                                           to_torch_layout)
 
 #: the keys of ``options.extra`` this backend accepts, with their defaults.
 EXTRA_OPTIONS = {"compile": False}
@@ -134,13 +144,26 @@ def apply_settings(options: TrainerOptions) -> None:
 
 
 # -------------------------------------------------------------- optimizers
-def adam_update(config, params: list):
-    """torch.optim's Adam (fused kernel) on ``params``; state as Adam(fused=True) keeps it."""
+def optimizer_state(config, params: list) -> dict:
+    """{parameter: its optimizer state}, the state before the first step, as torch.optim
+    keeps it per parameter: the slots of :func:`slot_names` (zeros, each like its
+    parameter) and, for Adam, its float32 step count (0-d, on the parameter's device)."""
     torch = _torch()
+    state = {p: {name: torch.zeros_like(p) for name in slot_names(config)} for p in params}
+    if config.name == "adam":
+        for p, slots in state.items():
+            slots["step"] = torch.zeros((), dtype=torch.float32, device=p.device)
+    return state
+
+
+def adam_update(config, params: list, state: dict | None = None):
+    """torch.optim's Adam (fused kernel) on ``params``, updating ``state`` in place
+    (:func:`optimizer_state`, zeros when not given)."""
     from torch.optim.adam import adam
-    exp_avgs = [torch.zeros_like(p) for p in params]
-    exp_avg_sqs = [torch.zeros_like(p) for p in params]
-    steps = [torch.zeros((), dtype=torch.float32, device=p.device) for p in params]
+    state = optimizer_state(config, params) if state is None else state
+    exp_avgs = [state[p]["m"] for p in params]
+    exp_avg_sqs = [state[p]["v"] for p in params]
+    steps = [state[p]["step"] for p in params]
     hyper = dict(amsgrad=False, beta1=config.beta_1, beta2=config.beta_2, lr=config.learning_rate,
                  weight_decay=0.0, eps=config.epsilon, maximize=False)
 
@@ -150,12 +173,14 @@ def adam_update(config, params: list):
     return update
 
 
-def sgd_update(config, params: list):
-    """torch.optim's SGD (fused kernel); momentum buffers start at zero, so the
-    first step's ``v = momentum*0 + g = g`` exactly, as the canonical rule says."""
-    torch = _torch()
+def sgd_update(config, params: list, state: dict | None = None):
+    """torch.optim's SGD (fused kernel), updating the "velocity" of ``state`` in place
+    (:func:`optimizer_state`, zeros when not given). Given buffers, torch always computes
+    ``v <- momentum*v + g`` (first step: ``momentum*0 + g = g``), never its first-step
+    shortcut ``v = g``, which would ignore a loaded velocity."""
     from torch.optim.sgd import sgd
-    buffers = [torch.zeros_like(p) for p in params] if config.momentum else [None] * len(params)
+    state = optimizer_state(config, params) if state is None else state
+    buffers = [state[p]["velocity"] for p in params] if config.momentum else [None] * len(params)
     hyper = dict(weight_decay=0.0, momentum=config.momentum, lr=config.learning_rate, dampening=0.0,
                  nesterov=False, maximize=False)
 
@@ -174,8 +199,9 @@ GATHER_BYTES = 16 << 20
 PARALLEL_GRAIN = 32768
 
 
-def optimizer_update(config, params: list):
-    """update(grads): the optimizer step, with the small parameters on one thread.
+def optimizer_update(config, params: list, state: dict | None = None):
+    """update(grads): the optimizer step, with the small parameters on one thread,
+    updating ``state`` (:func:`optimizer_state`) in place when given.
 
     The fused CPU kernels split any tensor of more than 16 floats across all
     threads; for a small tensor that fork/join costs more than the update (and
@@ -183,7 +209,7 @@ def optimizer_update(config, params: list):
     below ATen's own grain size are updated by one fused call on one thread
     (as the unfused kernels would run them) and the large ones by another.
     """
-    make = UPDATES[config.name]
+    make = UPDATES[config.name] if state is None else functools.partial(UPDATES[config.name], state=state)
     if any(p.device.type != "cpu" for p in params):
         return make(config, params)
     small = [i for i, p in enumerate(params) if p.numel() < PARALLEL_GRAIN]
@@ -248,7 +274,9 @@ class TorchTrainer(Trainer):
             # trainer of this process, with a recompile limit (8): start clean
             torch.compiler.reset()
             self.loss_of = torch.compile(loss_of, dynamic=False)
-        self._step = self._make_step(optimizer_update(spec.optimizer, self.params))
+        self.optimizer_state = optimizer_state(spec.optimizer, self.params)
+        self.steps_taken = 0
+        self._step = self._make_step(optimizer_update(spec.optimizer, self.params, self.optimizer_state))
 
     def _make_step(self, update):
         """One optimizer step on one batch, returning its loss as a 0-d device tensor."""
@@ -306,6 +334,7 @@ class TorchTrainer(Trainer):
             ts = self.t_train.index_select(0, flat).unflatten(0, part.shape).unbind(0)
             for x, t in zip(xs, ts):
                 append(step(x, t))
+        self.steps_taken += steps
         return torch.stack(losses).cpu().numpy()
 
     def _network_input(self, x):
@@ -334,6 +363,36 @@ class TorchTrainer(Trainer):
         layers = self.spec.logit_layers()
         return [module_weights(self.holders[i], layers[i]) if i in self.holders else {}
                 for i in range(len(layers))]
+
+    def _trained(self):
+        """(layer, canonical name, its optimizer state) for every trained parameter."""
+        layers = self.spec.logit_layers()
+        for i, module in self.holders.items():
+            for name, tensor in module_tensors(module, layers[i]).items():
+                if name in PARAMETERS_TRAINED:
+                    yield i, name, self.optimizer_state[tensor]
+
+    def state(self) -> TrainingState:
+        layers = self.spec.logit_layers()
+        names = slot_names(self.spec.optimizer)
+        slots = [{} for _ in layers]
+        for i, name, tensors in self._trained():
+            slots[i][name] = {slot: to_canonical(layers[i], name, tensors[slot]) for slot in names}
+        return TrainingState(self.weights(), slots, self.steps_taken)
+
+    def load_state(self, state: TrainingState) -> None:
+        torch = _torch()
+        layers = self.spec.logit_layers()
+        with torch.no_grad():
+            for i, module in self.holders.items():
+                load_weights(module, layers[i], state.weights[i])
+            for i, name, tensors in self._trained():
+                for slot, t in tensors.items():
+                    if slot == "step":  # Adam's bias correction
+                        t.fill_(state.step)
+                    else:
+                        t.copy_(to_torch_layout(layers[i], name, state.slots[i][name][slot], t))
+        self.steps_taken = state.step
 
 
 class TorchBackend(Backend):

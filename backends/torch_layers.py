@@ -199,31 +199,44 @@ def build_network(spec: ModelSpec, weights, device, generator=None):
     return torch.nn.Sequential(*modules), holders
 
 
+def module_tensors(module, layer) -> dict:
+    """One layer's parameters and moving statistics by canonical name, as torch holds them."""
+    if isinstance(layer, (Dense, Conv1D, Conv2D)):
+        return {"kernel": module.weight, "bias": module.bias}
+    return {name: getattr(module, name) for name in ("gamma", "beta", "moving_mean", "moving_variance")}
+
+
+def to_torch_layout(layer, name: str, value, like):
+    """A canonical array as a host tensor in the layout of ``like`` (the torch tensor it goes into)."""
+    t = _torch().from_numpy(np.ascontiguousarray(value, np.float32))
+    if name != "kernel":
+        return t
+    if isinstance(layer, Dense):  # (in, out) -> (out, in)
+        return t.t()
+    # (kh, kw, C, F) -> (F, C, kh, kw); (k, C, F) as (1, k, C, F)
+    return t.reshape(like.shape[2:] + t.shape[-2:]).permute(3, 2, 0, 1)
+
+
+def to_canonical(layer, name: str, tensor) -> np.ndarray:
+    """A torch tensor (a parameter, or optimizer state shaped like it) in the canonical layout (host copy)."""
+    if name != "kernel":
+        return _host(tensor)
+    if isinstance(layer, Dense):
+        return _host(tensor.t())
+    kernel = tensor.permute(2, 3, 1, 0)  # (F, C, kh, kw) -> (kh, kw, C, F)
+    return _host(kernel.reshape(kernel.shape[1:]) if layer.ndim == 1 else kernel)
+
+
 def load_weights(module, layer, weights: dict) -> None:
     """Copy one layer's canonical weights into its module (torch's layouts)."""
-    torch = _torch()
-    w = {name: torch.from_numpy(np.ascontiguousarray(value, np.float32)) for name, value in weights.items()}
-    if isinstance(layer, Dense):
-        module.weight.copy_(w["kernel"].t())
-        module.bias.copy_(w["bias"])
-    elif isinstance(layer, (Conv1D, Conv2D)):  # (kh, kw, C, F) -> (F, C, kh, kw); (k, C, F) as (1, k, C, F)
-        module.weight.copy_(w["kernel"].reshape(module.weight.shape[2:] + w["kernel"].shape[-2:])
-                            .permute(3, 2, 0, 1))
-        module.bias.copy_(w["bias"])
-    else:  # BatchNormalization
-        for name, value in w.items():
-            getattr(module, name).copy_(value)
+    tensors = module_tensors(module, layer)
+    for name, value in weights.items():
+        tensors[name].copy_(to_torch_layout(layer, name, value, tensors[name]))
 
 
 def module_weights(module, layer) -> dict:
     """One layer's weights in the canonical layouts (host copies)."""
-    if isinstance(layer, Dense):
-        return {"kernel": _host(module.weight.t()), "bias": _host(module.bias)}
-    if isinstance(layer, (Conv1D, Conv2D)):
-        kernel = module.weight.permute(2, 3, 1, 0)  # (F, C, kh, kw) -> (kh, kw, C, F)
-        return {"kernel": _host(kernel.reshape(kernel.shape[1:]) if layer.ndim == 1 else kernel),
-                "bias": _host(module.bias)}
-    return {name: _host(getattr(module, name)) for name in ("gamma", "beta", "moving_mean", "moving_variance")}
+    return {name: to_canonical(layer, name, tensor) for name, tensor in module_tensors(module, layer).items()}
 
 
 def loss_function(spec: ModelSpec):
