@@ -151,10 +151,10 @@ def make_max_pool(in_shape, pool_size, strides, custom_vjp: bool = True):
     Its gradient goes to the first maximum of each window in row-major
     order, as NumPy's argmax. JAX's own rule (XLA select_and_scatter with >=,
     also the first maximum) is expanded by XLA:CPU into a scatter that took
-    most of a small CNN's step; with ``custom_vjp`` the gradient is instead,
-    for each offset in the window, where(x at that offset == max and no
-    earlier offset matched, g, 0) put back with a strided (interior) lax.pad:
-    pool_size elementwise passes that XLA fuses.
+    most of a small CNN's step; with ``custom_vjp`` the gradient is instead
+    found offset by offset (the first offset holding the window's maximum,
+    by strict comparisons of the window's own slices) and put back with
+    strided (interior) lax.pads: pool_size elementwise passes that XLA fuses.
     """
     jax = _jax()
     lax, jnp = jax.lax, jax.numpy
@@ -168,27 +168,31 @@ def make_max_pool(in_shape, pool_size, strides, custom_vjp: bool = True):
     if not custom_vjp:
         return forward
 
-    def backward(res, g):
-        x, y = res
-        dx, taken = None, None
-        for offset in itertools.product(*(range(k) for k in pool_size)):
+    def backward(x, g):
+        # which offset of each window holds its first maximum, found from the window
+        # slices themselves (strictly greater wins, so ties go to the first): never by
+        # equality with the forward's maximum, which XLA may compute in a fusion of its
+        # own, one rounding away (after a BatchNormalization, say), dropping gradients
+        offsets = list(itertools.product(*(range(k) for k in pool_size)))
+        slices = []
+        for offset in offsets:
             extent = [a + (o - 1) * s + 1 for a, o, s in zip(offset, out, strides)]
-            values = lax.slice(x, (0, *offset, 0), (x.shape[0], *extent, x.shape[-1]), wstrides)
-            hit = values == y
-            if taken is None:
-                taken = hit
-            else:
-                hit = hit & ~taken
-                taken = taken | hit
-            spread = lax.pad(jnp.where(hit, g, 0.0), jnp.zeros((), g.dtype),
+            slices.append((offset, extent, lax.slice(x, (0, *offset, 0), (x.shape[0], *extent, x.shape[-1]),
+                                                     wstrides)))
+        best, first = slices[0][2], jnp.zeros(slices[0][2].shape, jnp.int32)
+        for k, (_, _, values) in enumerate(slices[1:], start=1):
+            better = values > best
+            best, first = jnp.where(better, values, best), jnp.where(better, k, first)
+        dx = None
+        for k, (offset, extent, _) in enumerate(slices):
+            spread = lax.pad(jnp.where(first == k, g, 0.0), jnp.zeros((), g.dtype),
                              [(0, 0, 0), *((a, n - e, s - 1) for a, n, e, s in zip(offset, spatial, extent, strides)),
                               (0, 0, 0)])
             dx = spread if dx is None else dx + spread
         return (dx,)
 
     def forward_with_residuals(x):
-        y = forward(x)
-        return y, (x, y)
+        return forward(x), x
 
     pool = jax.custom_vjp(forward)
     pool.defvjp(forward_with_residuals, backward)
