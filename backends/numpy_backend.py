@@ -139,7 +139,8 @@ class Network:
     """The layers of ``spec.logit_layers()``; trained parameters are views into
     one flat buffer (``theta``, gradients in ``grad``), moving statistics apart."""
 
-    def __init__(self, spec: ModelSpec, weights, dtype=np.float32, seed: int = 0):
+    def __init__(self, spec: ModelSpec, weights, dtype=np.float32, seed: int = 0, reverse: bool = False):
+        self.reverse = reverse  # matmuls summed in the opposite order (the certificate's rounding twin)
         trained = [(i, name, w) for i, layer in enumerate(weights) for name, w in layer.items()
                    if name in PARAMETERS_TRAINED]
         self.theta = np.zeros(sum(w.size for _, _, w in trained), dtype)
@@ -170,9 +171,9 @@ class Network:
     def _build(self, layer, in_shape, i: int, input_grad: bool):
         params, grads = self._params[i], self._grads[i]
         if isinstance(layer, Dense):
-            return DenseLayer(params, grads, input_grad)
+            return DenseLayer(params, grads, input_grad, self.reverse)
         if isinstance(layer, (Conv1D, Conv2D)):
-            return ConvLayer(layer, in_shape, params, grads, input_grad)
+            return ConvLayer(layer, in_shape, params, grads, input_grad, self.reverse)
         if isinstance(layer, (MaxPool1D, MaxPool2D)):
             return PoolLayer(layer, "max")
         if isinstance(layer, (AveragePool1D, AveragePool2D)):
@@ -228,8 +229,10 @@ class NumpyTrainer(Trainer):
 
     def __init__(self, spec: ModelSpec, weights, options: TrainerOptions):
         self.spec = spec
-        self.dtype = np.dtype(NumpyBackend().check_options(options.extra)["dtype"])
-        self.net = Network(spec, weights, dtype=self.dtype, seed=options.seed)
+        extra = NumpyBackend().check_options(options.extra)
+        self.dtype = np.dtype(extra["dtype"])
+        self.net = Network(spec, weights, dtype=self.dtype, seed=options.seed,
+                           reverse=extra["summation"] == "reversed")
         self.optimizer = OPTIMIZERS[spec.optimizer.name](spec.optimizer, self.net.theta, self.net.grad)
 
     def _targets(self, labels: np.ndarray) -> np.ndarray:
@@ -286,13 +289,17 @@ class NumpyBackend(Backend):
     distributions = ("numpy",)
     pip_install = "pip install numpy"
     description = "from scratch: forward pass, backpropagation and the optimizer in NumPy"
-    #: dtype "float64" gives the exact-arithmetic yardstick of the parity check
-    option_defaults = {"dtype": "float32"}
+    #: dtype "float64" and summation "reversed" give the parity certificate its
+    #: yardsticks: exact arithmetic, and the same float32 sums in another order
+    option_defaults = {"dtype": "float32", "summation": "forward"}
 
     def check_options(self, options: dict) -> dict:
         options = super().check_options(options)
         if options["dtype"] not in ("float32", "float64"):
             raise InputError(f"numpy.dtype must be float32 or float64, got {options['dtype']!r}",
+                             field="--backend-option")
+        if options["summation"] not in ("forward", "reversed"):
+            raise InputError(f"numpy.summation must be forward or reversed, got {options['summation']!r}",
                              field="--backend-option")
         return options
 

@@ -24,23 +24,34 @@ from numpy.lib.stride_tricks import sliding_window_view
 from dlbench.spec.layers import conv_output_length
 
 
+def matmul(a: np.ndarray, b: np.ndarray, reverse: bool = False) -> np.ndarray:
+    """a @ b; with ``reverse`` the shared axis is summed in the opposite order:
+    the same product with other roundings, as another BLAS would give (the
+    reference's summation-order twin in the parity certificate)."""
+    return a @ b if not reverse else a[:, ::-1] @ b[::-1]
+
+
 class DenseLayer:
     """z = X W + b."""
 
-    def __init__(self, params: dict, grads: dict, input_grad: bool = True):
-        self.params, self.grads, self.input_grad = params, grads, input_grad
+    def __init__(self, params: dict, grads: dict, input_grad: bool = True, reverse: bool = False):
+        self.params, self.grads, self.input_grad, self.reverse = params, grads, input_grad, reverse
         self.x = None
 
     def forward(self, x: np.ndarray, training: bool = True) -> np.ndarray:
         self.x = x
-        z = x @ self.params["kernel"]
+        z = matmul(x, self.params["kernel"], self.reverse)
         z += self.params["bias"]
         return z
 
     def backward(self, dz: np.ndarray) -> np.ndarray | None:
-        np.matmul(self.x.T, dz, out=self.grads["kernel"])
-        np.sum(dz, axis=0, out=self.grads["bias"])
-        return dz @ self.params["kernel"].T if self.input_grad else None
+        if self.reverse:
+            self.grads["kernel"][...] = matmul(self.x.T, dz, reverse=True)
+            self.grads["bias"][...] = np.sum(dz[::-1], axis=0)
+        else:
+            np.matmul(self.x.T, dz, out=self.grads["kernel"])
+            np.sum(dz, axis=0, out=self.grads["bias"])
+        return matmul(dz, self.params["kernel"].T, self.reverse) if self.input_grad else None
 
 
 class ActivationLayer:
@@ -129,7 +140,8 @@ def _add_windows(dx: np.ndarray, dwin: np.ndarray, strides: tuple) -> None:
 class ConvLayer:
     """Conv1D/Conv2D by im2col and one matmul; kernel (kh, kw, C, F) canonical."""
 
-    def __init__(self, spec, in_shape, params: dict, grads: dict, input_grad: bool = True):
+    def __init__(self, spec, in_shape, params: dict, grads: dict, input_grad: bool = True, reverse: bool = False):
+        self.reverse = reverse
         self.ndim = spec.ndim
         self.kernel_size = (1, *spec.kernel_size) if spec.ndim == 1 else spec.kernel_size
         self.strides = (1, *spec.strides) if spec.ndim == 1 else spec.strides
@@ -151,7 +163,7 @@ class ConvLayer:
         win = _windows(xp, self.kernel_size, self.strides)  # (B, H', W', C, kh, kw)
         self.out_shape = win.shape[:3]
         self.cols = win.reshape(-1, win.shape[3] * win.shape[4] * win.shape[5])
-        z = self.cols @ self._kernel_matrix(self.params["kernel"])
+        z = matmul(self.cols, self._kernel_matrix(self.params["kernel"]), self.reverse)
         z += self.params["bias"]
         z = z.reshape(*self.out_shape, -1)
         return z[:, 0] if self.ndim == 1 else z
@@ -161,12 +173,13 @@ class ConvLayer:
         dz2 = dz.reshape(-1, f)
         kh, kw = self.kernel_size
         c = self.x_shape[-1]
-        dk = (self.cols.T @ dz2).reshape(c, kh, kw, f).transpose(1, 2, 0, 3)
+        dk = matmul(self.cols.T, dz2, self.reverse).reshape(c, kh, kw, f).transpose(1, 2, 0, 3)
         self.grads["kernel"][...] = dk.reshape(self.grads["kernel"].shape)
-        np.sum(dz2, axis=0, out=self.grads["bias"])
+        self.grads["bias"][...] = np.sum(dz2[::-1] if self.reverse else dz2, axis=0)
         if not self.input_grad:
             return None
-        dcols = (dz2 @ self._kernel_matrix(self.params["kernel"]).T).reshape(*self.out_shape, c, kh, kw)
+        dcols = matmul(dz2, self._kernel_matrix(self.params["kernel"]).T, self.reverse).reshape(
+            *self.out_shape, c, kh, kw)
         dxp = np.zeros(self.padded_shape, dz.dtype)
         _add_windows(dxp, dcols, self.strides)
         (_, _), (top, bottom), (left, right), _ = self.pad

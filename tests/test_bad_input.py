@@ -128,7 +128,7 @@ COMMAND_LINE_CASES = [
      'run: pip install "no-such-framework"'),
     ("zero steps", ["--steps", "0"], "--steps': must be a positive integer, got 0"),
     ("zero repeat", ["--repeat", "0"], "--repeat': must be a positive integer, got 0"),
-    ("bad sweep key", ["--sweep", "lr=1,2"], "--sweep: unknown sweep key 'lr'; expected one of batch_size, threads"),
+    ("bad sweep key", ["--sweep", "lr=1,2"], "--sweep: unknown sweep key 'lr'; expected one of batch_size, seed, threads"),
     ("bad sweep values", ["--sweep", "batch_size=a"], "--sweep: 'batch_size=a': expected batch_size=N[,N...]"),
     ("malformed backend option", ["--backend-option", "compile"], "--backend-option: 'compile': expected"),
     ("backend option for a backend not in the run", ["--backend", "numpy", "--backend-option", "jax.scan=false"],

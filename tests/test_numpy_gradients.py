@@ -230,3 +230,26 @@ def test_max_pool_routes_the_gradient_to_the_first_maximum_of_a_window():
     assert layer.forward(x.copy())[0, 0, 0, 0] == 3.0
     dx = layer.backward(np.ones((1, 1, 1, 1)))
     np.testing.assert_array_equal(dx[0, :, :, 0], [[1.0, 0.0], [0.0, 0.0]])
+
+
+@pytest.mark.parametrize("name", ["conv2d-same-stride2", "conv1d-input-gradient-same-stride2"])
+def test_reversed_summation_computes_the_same_gradients_with_other_roundings(name):
+    """The certificate's summation-order twin: the same maths (finite differences
+    in float64), and in float32 other last bits than the forward order."""
+    spec = Sequential(CONV_NETWORKS[name]).compile("categorical_crossentropy", "sgd")
+    weights = initial_weights(spec, seed=3)
+    rng = np.random.default_rng(4)
+    x64 = rng.standard_normal((5, *spec.input_shape))
+    targets = rng.integers(0, 3, 5)
+    net = Network(spec, weights, dtype=np.float64, reverse=True)
+    net.loss_and_gradients(x64, targets)
+    analytic = net.grad.copy()
+    numeric = numeric_gradient(lambda: net.loss(net.logits(x64.copy()), targets, net.output)[0], net.theta)
+    np.testing.assert_allclose(analytic, numeric, rtol=1e-5, atol=1e-8)
+    grads = {}
+    for reverse in (False, True):
+        net32 = Network(spec, weights, dtype=np.float32, reverse=reverse)
+        net32.loss_and_gradients(x64.astype(np.float32), targets)
+        grads[reverse] = net32.grad.copy()
+    np.testing.assert_allclose(grads[True], grads[False], rtol=1e-4, atol=1e-6)
+    assert not np.array_equal(grads[True], grads[False])

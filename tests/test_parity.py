@@ -59,15 +59,6 @@ def test_a_difference_within_the_references_rounding_noise_agrees():
     assert not result["agrees"] and result["first_step_over"] == 4
 
 
-def test_the_reference_row_measures_its_rounding_noise():
-    from dlbench.run.worker import RunRequest, execute
-
-    metrics = execute(RunRequest(scenario="mnist1d-cnn", backend="numpy", overrides={"max_steps": 120}))["metrics"]
-    noise = metrics["rounding_noise"]
-    assert len(noise) == len(metrics["loss_history"]) == 120
-    assert all(b >= a for a, b in zip(noise, noise[1:])) and noise[-1] > 1e-3  # chaotic by step 120
-
-
 def test_after_the_trajectories_part_accuracy_is_judged_within_sampling_error():
     ref = row("numpy", [1.0, 1.0], 0.83)
     ref["metrics"]["test_samples"] = 1000  # 2 standard errors: 0.0238

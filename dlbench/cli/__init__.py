@@ -65,7 +65,10 @@ def positive(ctx, param, value):
 @click.option("--repeat", type=int, default=1, show_default=True, callback=positive,
               help="Run each (scenario, backend) N times, each in a fresh process.")
 @click.option("--sweep", multiple=True, metavar="KEY=N,N,...",
-              help="Run a grid: batch_size=1,32,128 and/or threads=1,2 (repeatable).")
+              help="Run a grid: batch_size=1,32,128, threads=1,2 and/or seed=0,1,2 (repeatable).")
+@click.option("--seeds", type=int, callback=positive, metavar="N",
+              help="Train each (scenario, backend) from N seeds (--seed, or 0, and the next ones), each a fresh "
+                   "process: the report gives the outcome distributions and a rank test against NumPy.")
 @click.option("--precision", type=click.Choice(["fp32", "tf32"]), default="fp32", show_default=True,
               help="Matmul precision on GPUs (tf32 uses tensor cores).")
 @click.option("--deterministic", is_flag=True, help="Ask every backend for deterministic kernels.")
@@ -82,7 +85,7 @@ def positive(ctx, param, value):
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
               default=Path("results"), show_default=True,
               help="Result folder; the document goes to OUT/<machine-id>/NNNN_<commit>_<time>.json.")
-def run(scenarios, backends, epochs, steps, batch_size, seed, device, threads, repeat, sweep, precision,
+def run(scenarios, backends, epochs, steps, batch_size, seed, device, threads, repeat, sweep, seeds, precision,
         deterministic, backend_options, timeout, max_memory_mib, in_process, resume, fmt, out_dir):
     """Train scenarios on backends and report accuracy, agreement and speed."""
     from dlbench.cli import commands
@@ -94,6 +97,10 @@ def run(scenarios, backends, epochs, steps, batch_size, seed, device, threads, r
             raise InputError(f"--resume takes its settings from the document; drop {', '.join(given)}",
                              field="--resume")
         sys.exit(commands.resume(resume, fmt))
+    if seeds:
+        if any(item.startswith("seed=") for item in sweep):
+            raise InputError("--seeds and --sweep seed=... both choose the seeds; use one", field="--seeds")
+        sweep = (*sweep, "seed=" + ",".join(str((seed or 0) + i) for i in range(seeds)))
     code = commands.run(scenarios=scenarios or DEFAULT_SCENARIOS, backends=backends,
                         overrides={"epochs": epochs, "max_steps": steps, "batch_size": batch_size, "seed": seed},
                         device=device, threads=threads, repeat=repeat, sweep=sweep, precision=precision,

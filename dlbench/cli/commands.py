@@ -101,8 +101,10 @@ def parse_sweep(items) -> dict[str, list[int]]:
             numbers = [int(v) for v in values.split(",")]
         except ValueError:
             numbers = []
-        if not numbers or min(numbers) <= 0:
-            raise InputError(f"{item!r}: expected {key}=N[,N...] with positive integers", field="--sweep")
+        lowest = 0 if key == "seed" else 1
+        if not numbers or min(numbers) < lowest:
+            kind = "non-negative" if key == "seed" else "positive"
+            raise InputError(f"{item!r}: expected {key}=N[,N...] with {kind} integers", field="--sweep")
         sweep[key] = list(dict.fromkeys(numbers))
     return sweep
 

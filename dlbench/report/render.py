@@ -12,7 +12,8 @@ from pathlib import Path
 
 from dlbench.errors import InputError
 from dlbench.run.parity import REFERENCE_BACKEND
-from dlbench.report.model import (Column, LEGEND, Run, by_scenario, entries, environment_table, problems, runs_of, scenario_description, table, unstable)
+from dlbench.report.model import (LEGEND, Column, Run, by_scenario, entries, environment_table, outcomes, problems,
+                                  runs_of, scenario_description, table, unstable)
 
 
 def tidy_records(runs: list[Run]) -> list[dict]:
@@ -76,6 +77,9 @@ def render_markdown(runs: list[Run], pictures: dict[str | None, list] | None = N
         about = scenario_description(runs, scenario)
         lines += ["", f"## {scenario}", *(["", about] if about else []), "",
                   *_md_table([c.name for c in columns], cells, [c.right for c in columns])]
+        if spread := outcomes(items):
+            lines += ["", f"Outcomes over seeds ({scenario}):", "",
+                      *_md_table(spread[0], spread[1], [False, *[True] * (len(spread[0]) - 1)])]
         lines += [line for title, name in pictures.get(scenario, []) for line in ("", f"![{title}]({name})")]
     if pictures.get(None):
         lines += ["", "## Throughput"]
@@ -121,7 +125,11 @@ def render_html(runs: list[Run], pictures: dict[str | None, list] | None = None)
         columns, cells = table(items)
         about = scenario_description(runs, scenario)
         parts += [f"<h2>{html.escape(scenario)}</h2>", f"<p>{html.escape(about)}</p>" if about else "",
-                  _html_table([c.name for c in columns], cells, [c.right for c in columns]), images(scenario)]
+                  _html_table([c.name for c in columns], cells, [c.right for c in columns])]
+        if spread := outcomes(items):
+            parts += ["<p>Outcomes over seeds:</p>",
+                      _html_table(spread[0], spread[1], [False, *[True] * (len(spread[0]) - 1)])]
+        parts.append(images(scenario))
     if (pictures or {}).get(None):
         parts += ["<h2>Throughput</h2>", images(None)]
     notes = [line for r in runs for line in problems(r.document)]
@@ -131,7 +139,7 @@ def render_html(runs: list[Run], pictures: dict[str | None, list] | None = None)
 
 
 #: dropped first, in this order, when a terminal is too narrow for every column
-NARROW_DROPS = ("wall s", "device MiB", "peak MiB", "GFLOP/s", "% peak", "time to acc s", "final loss",
+NARROW_DROPS = ("worst checkpoint", "wall s", "device MiB", "peak MiB", "GFLOP/s", "% peak", "time to acc s", "final loss",
                 "vs fastest", "compile s", "agrees")
 
 
@@ -172,6 +180,14 @@ def rich_tables(runs: list[Run], width: int | None = None):
             row[status] = f"[{styles.get(e.row.get('status'), 'red')}]{row[status]}[/]"
             t.add_row(*row)
         tables.append(t)
+        if spread := outcomes(items):
+            o = Table(title=f"{scenario}: outcomes over seeds", title_justify="left", box=box.SIMPLE_HEAD,
+                      pad_edge=False)
+            for i, name in enumerate(spread[0]):
+                o.add_column(name, justify="left" if i == 0 else "right")
+            for row in spread[1]:
+                o.add_row(*(escape(c) for c in row))
+            tables.append(o)
     if hidden:
         tables.append(Text(f"not shown for the terminal's width: {', '.join(hidden)} (--format markdown has all)",
                            style="dim"))

@@ -1,13 +1,17 @@
 """Do two backends train the same network? Compare against the NumPy reference.
 
+The verdict rests on the re-synchronised certificate of
+:mod:`dlbench.run.certificate` and on the outcome (test accuracy); what
+follows describes the free-running comparison, which is reported beside it
+and is the verdict only where a backend cannot take part in the certificate.
+
 Per step ``i``, the relative loss difference is
 ``|loss_i - ref_i| / max(|ref_i|, LOSS_FLOOR)``: relative where the loss is
 large, absolute (scaled by the floor) where it approaches zero, so a loss
 of 1e-9 vs 2e-9 is not a disagreement. A backend agrees when every step of the first ``HORIZON_STEPS`` is within
-``rtol`` — or within twice the reference's own float32 rounding noise
-(``rounding_noise``, measured by running the NumPy reference again in
-float64 and from initial weights one ulp away: how far float32 alone moves
-it by then, see :func:`dlbench.run.worker.rounding_noise`) — and the final
+``rtol`` — or, in documents written before the certificate, within twice
+the reference's ``rounding_noise`` (a float64 and a one-ulp twin run over
+the first 1000 steps) — and the final
 test accuracies differ by at most ``accuracy_atol`` — or, once the two loss
 histories have parted by more than ``rtol`` anywhere (two different models,
 whatever the reason), by at most twice the binomial standard error of the
@@ -44,7 +48,36 @@ NOISE_FACTOR = 2.0
 
 def compare(row: dict, reference: dict, rtol: float = LOSS_RTOL, accuracy_atol: float = ACCURACY_ATOL,
             horizon: int = HORIZON_STEPS) -> dict | None:
-    """Parity of ``row`` against ``reference``; None when either has no history."""
+    """Parity of ``row`` against ``reference``; None when either has no history.
+
+    With a certificate (:mod:`dlbench.run.certificate`) the verdict rests on
+    it and on the outcome: the backend agrees at every re-synchronised
+    checkpoint, and its test accuracy is within ``accuracy_atol`` (or the
+    reference's sampling error, once the free runs have parted). The
+    free-running comparison is kept beside it as information. Without one (a
+    backend that cannot export its training state, a resumed run whose
+    reference is gone) the free-run verdict below is all there is."""
+    free = _free_run(row, reference, rtol, accuracy_atol, horizon)
+    cert = row.get("metrics", {}).get("certificate")
+    if free is None or not cert:
+        if free is not None and row.get("metrics", {}).get("certificate_error"):
+            free["certificate_error"] = row["metrics"]["certificate_error"]
+        return free
+    atol = STOCHASTIC_ACCURACY_ATOL if free["kind"] == "accuracy-only" else free.get("accuracy_atol", accuracy_atol)
+    outcome = free["accuracy_diff"] is not None and _within(free["accuracy_diff"], atol)
+    worst = cert.get("worst") or {}
+    return {**free, "kind": "certificate", "agrees": bool(cert["agrees"]) and outcome,
+            "free_run_agrees": free["agrees"], "accuracy_atol": atol,
+            "checkpoints": len(cert.get("checkpoints", [])),
+            "checkpoints_agreeing": sum(1 for c in cert.get("checkpoints", []) if c["agrees"]),
+            "worst_checkpoint": worst.get("step"), "worst_margin": worst.get("margin"),
+            "worst_loss_diff": worst.get("loss_diff"), "worst_loss_tol": worst.get("loss_tol"),
+            "worst_tensor": worst.get("tensor"), "worst_tensor_diff": worst.get("tensor_diff"),
+            "worst_tensor_tol": worst.get("tensor_tol")}
+
+
+def _free_run(row: dict, reference: dict, rtol: float, accuracy_atol: float, horizon: int) -> dict | None:
+    """The free-running comparison: loss histories step by step, and the outcome."""
     ours = row.get("metrics", {}).get("loss_history") or []
     ref = reference.get("metrics", {}).get("loss_history") or []
     if row.get("status") != "ok" or reference.get("status") != "ok" or not ours or not ref:

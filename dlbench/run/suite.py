@@ -8,6 +8,7 @@ imported, so the runner puts them in the worker's environment.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import itertools
 import json
@@ -120,7 +121,8 @@ class Job:
     sweep_point: dict = field(default_factory=dict)
 
 
-SWEEP_KEYS = ("batch_size", "threads")
+SWEEP_KEYS = ("batch_size", "threads", "seed")
+OVERRIDDEN_BY_SWEEP = ("batch_size", "seed")  # sweep keys that change the scenario; threads change the worker
 
 
 def plan_jobs(scenarios: dict[str, str], backends: list[str], sweep: dict[str, list[int]],
@@ -132,7 +134,7 @@ def plan_jobs(scenarios: dict[str, str], backends: list[str], sweep: dict[str, l
     jobs = []
     for name, source in scenarios.items():
         for point in points:
-            point_overrides = {**overrides, **({"batch_size": point["batch_size"]} if "batch_size" in point else {})}
+            point_overrides = {**overrides, **{k: point[k] for k in OVERRIDDEN_BY_SWEEP if k in point}}
             for backend in ordered:
                 request = RunRequest(scenario=source, name=name, backend=backend, overrides=point_overrides,
                                      threads=point.get("threads", threads),
@@ -154,12 +156,14 @@ class Suite:
     peak_gflops: float | None = None
     on_row: Callable[[dict], None] = field(default=lambda row: None)
     save_error: str | None = None  # why the last save failed; None when it succeeded
+    parity_dir: str = ""  # where the reference leaves its checkpoints for this run's certificate
 
     def run(self) -> dict:
         """Run every job; on Ctrl-C or SIGTERM (what a scheduler, ``timeout``
         or ``docker stop`` sends) mark the rest 'interrupted', save, and re-raise."""
         rows = self.document["results"]
-        with _terminate_as_interrupt():
+        with _terminate_as_interrupt(), tempfile.TemporaryDirectory(prefix="dlbench-parity-") as parity_dir:
+            self.parity_dir = parity_dir
             for i, job in enumerate(self.jobs):
                 try:
                     row = self.run_job(job)
@@ -178,10 +182,12 @@ class Suite:
 
     def run_job(self, job: Job) -> dict:
         repeats = []
-        for _ in range(self.repeat):
+        for repeat in range(self.repeat):
+            # the certificate once per cell: the first repetition carries the row's parity
+            request = dataclasses.replace(job.request, parity_dir=self.parity_dir if repeat == 0 else "")
             start = time.perf_counter()
             # in process: for debugging, without isolation or timeout
-            row = execute(job.request) if self.in_process else run_isolated(job.request, self.timeout)
+            row = execute(request) if self.in_process else run_isolated(request, self.timeout)
             row.setdefault("metrics", {})["wall_seconds"] = time.perf_counter() - start
             repeats.append(row)
             if row["status"] != "ok":

@@ -33,6 +33,7 @@ class TrainingMeasurement:
     steps: int = 0
     time_to_accuracy: float | None = None
     diverged_at: int | None = None
+    states: dict = field(default_factory=dict)  # step -> TrainingState taken before that step (untimed)
 
     @property
     def samples_per_sec(self) -> float | None:
@@ -51,16 +52,26 @@ def _split_first_steps(windows, seen: set):
         yield window, False
 
 
+def window_starts(plan: BatchPlan, window_steps: int) -> list[int]:
+    """The steps at which :func:`train_and_measure` starts a timed window."""
+    return [w.first_step for w, _ in _split_first_steps(plan.windows(window_steps), set())]
+
+
 def train_and_measure(trainer: Trainer, plan: BatchPlan, window_steps: int,
-                      target_accuracy: float | None = None, clock=time.perf_counter) -> TrainingMeasurement:
-    """Train ``plan`` on ``trainer`` in windows of ``window_steps``; ``clock``
-    is replaceable so the arithmetic of the measurement can be tested exactly."""
+                      target_accuracy: float | None = None, clock=time.perf_counter,
+                      checkpoints=frozenset()) -> TrainingMeasurement:
+    """Train ``plan`` on ``trainer`` in windows of ``window_steps``. At each
+    step in ``checkpoints`` (window starts) the full training state is taken,
+    outside the timed region. ``clock`` is replaceable so the arithmetic of
+    the measurement can be tested exactly."""
     m = TrainingMeasurement()
     epoch = 0
     for window, is_first in _split_first_steps(plan.windows(window_steps), set()):
         if window.epoch != epoch:
             _check_target(trainer, m, target_accuracy)
             epoch = window.epoch
+        if window.first_step in checkpoints:
+            m.states[window.first_step] = trainer.state()
         start = clock()
         losses = trainer.train(window.indices)
         elapsed = clock() - start

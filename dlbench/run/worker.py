@@ -14,14 +14,12 @@ import time
 import traceback
 from pathlib import Path
 
-import numpy as np
-
-from dlbench.run import parity
+from dlbench.run import certificate, parity
 from dlbench.plugin.backend import TrainerOptions
 from dlbench.data.batches import BatchPlan
 from dlbench.spec.flops import training_step_flops
 from dlbench.spec.init import initial_weights
-from dlbench.run.timing import loss_history, summarize, train_and_measure
+from dlbench.run.timing import loss_history, summarize, train_and_measure, window_starts
 from dlbench.errors import InputError
 from dlbench.plugin.manager import get_plugins
 from dlbench.results.document import write_document
@@ -43,6 +41,7 @@ class RunRequest:
     window_steps: int = 50
     max_memory_mib: int | None = None  # address-space limit of the worker process
     backend_options: dict = dataclasses.field(default_factory=dict)
+    parity_dir: str = ""  # where the reference leaves its checkpoints ("" = no certificate)
     scenario_digest: str = ""  # the scenario file's digest when the run began ("" = not checked)
 
     def to_json(self) -> str:
@@ -109,7 +108,9 @@ def execute(request: RunRequest) -> dict:
                                  request.backend_options)
         trainer, build_seconds = timed(backend.build, spec, weights, options)
         _, placement_seconds = timed(trainer.place_data, data)
-        m = train_and_measure(trainer, plan, request.window_steps, train.target_accuracy)
+        checkpoints = (set(certificate.checkpoint_steps(window_starts(plan, request.window_steps), plan.total_steps))
+                       if request.parity_dir and backend.name == parity.REFERENCE_BACKEND else set())
+        m = train_and_measure(trainer, plan, request.window_steps, train.target_accuracy, checkpoints=checkpoints)
         row["device"] = trainer.device_name
         (test_loss, test_accuracy), eval_seconds = (timed(trainer.evaluate) if m.diverged_at is None
                                                     else ((None, None), 0.0))
@@ -148,37 +149,30 @@ def execute(request: RunRequest) -> dict:
         "loss_history": [finite_or_none(x) for x in history],
         "loss_history_every": every,
     }
-    if request.backend == parity.REFERENCE_BACKEND and m.diverged_at is None and not spec.has_dropout:
-        try:
-            row["metrics"]["rounding_noise"] = rounding_noise(backend, spec, weights, options, data, plan,
-                                                              m.losses, every)
-        except Exception as exc:  # parity then falls back to the plain tolerance
-            row["metrics"]["rounding_noise_error"] = f"{type(exc).__name__}: {exc}"
+    if request.parity_dir and m.diverged_at is None:
+        row["metrics"].update(certify_row(request, backend, scenario, weights, options, data, plan, m.states))
     row["stochastic"] = spec.has_dropout
     if m.diverged_at is not None:
         return {**row, "status": "diverged", "error": f"loss became NaN or infinite at step {m.diverged_at}"}
     return {**row, "status": "ok"}
 
 
-def rounding_noise(backend, spec, weights, options, data, plan, losses, every: int) -> list[float]:
-    """How far float32 rounding alone moves the reference, step by step, over
-    the parity horizon (untimed): the running max of the loss differences
-    between the reference and two twins — the same network in float64 (exact
-    arithmetic, near enough) and in float32 from initial weights one ulp
-    higher (the smallest perturbation there is; in chaotic training it grows
-    as fast as any rounding difference between two frameworks). A backend
-    whose loss stays within this band differs from the reference by no more
-    than float32 itself does."""
-    horizon = dataclasses.replace(plan, max_steps=min(plan.total_steps, parity.HORIZON_STEPS))
-    nudged = [{k: np.nextafter(v, np.float32(np.inf)) for k, v in layer.items()} for layer in weights]
-    ref = np.asarray(losses[:horizon.total_steps])
-    noise = np.zeros_like(ref)
-    for twin_weights, dtype in ((weights, "float64"), (nudged, "float32")):
-        twin = backend.build(spec, twin_weights, dataclasses.replace(options, extra={**options.extra, "dtype": dtype}))
-        twin.place_data(data)
-        twin_losses = np.concatenate([twin.train(w.indices) for w in horizon.windows(100)])
-        noise = np.maximum(noise, np.abs(ref - twin_losses))
-    return [float(x) for x in np.maximum.accumulate(noise)[::every]]
+def certify_row(request: RunRequest, backend, scenario, weights, options, data, plan, states) -> dict:
+    """The reference leaves its checkpoints for the other backends; every other
+    backend is judged on them (untimed; see :mod:`dlbench.run.certificate`).
+    A backend that cannot take part (no training state) keeps its row."""
+    path = certificate.cell_file(request.parity_dir, scenario.name, request.overrides)
+    start = time.perf_counter()
+    try:
+        if backend.name == parity.REFERENCE_BACKEND:
+            certificate.reference_checkpoints(backend, scenario.model, weights, options, data, plan, states, path)
+            return {"certificate_seconds": time.perf_counter() - start}
+        if not path.exists():
+            return {"certificate_error": "the reference left no checkpoints for this cell"}
+        verdict = certificate.certify(backend, scenario.model, weights, options, data, plan, path)
+        return {"certificate": verdict, "certificate_seconds": time.perf_counter() - start}
+    except Exception as exc:  # the free-run comparison still stands beside the missing certificate
+        return {"certificate_error": f"{type(exc).__name__}: {exc}"}
 
 
 def main(argv: list[str] | None = None) -> int:

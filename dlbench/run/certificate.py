@@ -1,0 +1,245 @@
+"""Re-synchronised parity: the certificate that a backend computes the same
+training step as the reference, which chaos cannot fool.
+
+Two free-running float32 trainings part exponentially (a one-ulp change of a
+weight reaches 1e-3 within tens of Adam steps), so comparing whole runs says
+little once they have parted, and a tolerance wide enough for that drift lets
+a wrong backend pass. Instead the backend is *re-synchronised* with the
+reference at checkpoints spread over the whole run:
+
+1. While the reference trains (untimed, between timed windows), its full
+   training state (parameters, moving statistics, optimizer slots, step) is
+   taken at ``CHECKPOINTS`` window starts spread evenly from the first step to
+   the last.
+2. From each state the reference runs a segment of ``SEGMENT_STEPS`` of the
+   core's batches three times: in float32 (the reference itself), in
+   float64 (exact arithmetic, near enough) and in float32 with every matmul
+   summed in the opposite order (what another BLAS does, including where a
+   ReLU's input sits within rounding of zero and flips side). How far the
+   twins land from the reference is how much float32 rounding alone moves
+   this segment, from this state.
+3. The backend under test loads the same state and runs the same segment.
+4. It agrees at a checkpoint when its segment losses and every tensor of its
+   parameters and moving statistics at the segment's end are within
+   ``TOLERANCE_FACTOR`` times the reference's own float32 rounding of that
+   segment (the farther twin), plus a floor of ``FLOOR_ULPS`` float32 ulps
+   of the value for tensors the segment leaves (nearly) unchanged. Tensors
+   are compared norm-wise (``||ours - ref32||`` against ``||ref64 - ref32||``),
+   so one parameter whose gradient is rounding noise cannot dominate.
+5. A backend agrees when it agrees at ``AGREEING_FRACTION`` of the
+   checkpoints or more. Rounding is not uniform: a ReLU input within an ulp of
+   zero flips side in one implementation and not in another, and one such
+   flip in a 1024 x 1024 layer moves a bias update by 1e-3 of itself (seen on
+   synthetic-fcn: JAX's float32 pre-activation -6e-8 where the exact value is
+   2e-7), at one checkpoint and not the next. A wrong constant, gradient or
+   convention changes every segment: the mutants of the project's tests are
+   caught at every checkpoint, far beyond the tolerance. The report gives, per
+   checkpoint, the loss difference and the worst tensor's difference, both
+   relative to what the segment changed, with the tolerance beside them, and
+   the worst checkpoint as the row's figure.
+
+A wrong learning rate, epsilon, beta, BatchNorm convention, gradient or loss
+reduction changes the very first segment by far more than rounding does; over
+three steps chaos has no time to amplify anything. Segments run with dropout
+off: what is certified is the maths of forward, backward and update, not a
+framework's random masks (those are judged by the outcome distributions).
+The free-running trajectories are still compared (:mod:`dlbench.run.parity`)
+as information: how far the runs drift, and when.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+
+from dlbench.data.batches import BatchPlan
+from dlbench.plugin.backend import TrainingState
+from dlbench.spec import Dropout
+
+CHECKPOINTS = 8
+SEGMENT_STEPS = 3
+TOLERANCE_FACTOR = 10.0
+AGREEING_FRACTION = 0.75
+#: the reference's options for itself and its rounding twins (options of the NumPy backend)
+TWINS = {"float32": {}, "float64": {"dtype": "float64"}, "reversed": {"summation": "reversed"}}
+FLOOR_ULPS = 4.0
+EPS32 = float(np.finfo(np.float32).eps)
+
+
+def checkpoint_steps(window_starts: list[int], total_steps: int, n: int = CHECKPOINTS,
+                     segment: int = SEGMENT_STEPS) -> list[int]:
+    """``n`` window starts spread evenly over the run, each with room for a segment."""
+    usable = sorted(s for s in set(window_starts) if s + segment <= total_steps)
+    if not usable:
+        return []
+    picks = np.linspace(0, len(usable) - 1, min(n, len(usable))).round().astype(int)
+    return sorted({usable[i] for i in picks})
+
+
+def segment_batches(plan: BatchPlan, first_step: int, steps: int) -> list[np.ndarray]:
+    """The core's batches of steps ``first_step .. first_step + steps - 1``, as
+    (k, batch) arrays of equal batch size, in order."""
+    groups, end = [], first_step + steps
+    for window in plan.windows(max_window_steps=10**9):
+        lo, hi = max(first_step, window.first_step), min(end, window.first_step + window.steps)
+        if lo < hi:
+            groups.append(window.indices[lo - window.first_step:hi - window.first_step])
+        if window.first_step + window.steps >= end:
+            break
+    return groups
+
+
+def without_dropout(spec):
+    """The spec with every dropout rate at 0 (the segments certify the maths, not the masks)."""
+    if not spec.has_dropout:
+        return spec
+    layers = tuple(dataclasses.replace(layer, rate=0.0) if isinstance(layer, Dropout) else layer
+                   for layer in spec.layers)
+    return dataclasses.replace(spec, layers=layers)
+
+
+def cell_file(parity_dir: str, scenario: str, overrides: dict) -> Path:
+    """Where the reference leaves its checkpoints for one (scenario, settings) cell."""
+    key = json.dumps([scenario, overrides], sort_keys=True)
+    return Path(parity_dir) / f"{hashlib.sha256(key.encode()).hexdigest()[:20]}.npz"
+
+
+# ------------------------------------------------------------ running segments
+class SegmentRunner:
+    """One trainer, built once, that runs segments from loaded states."""
+
+    def __init__(self, backend, spec, weights, options, data, plan: BatchPlan):
+        self.spec, self.plan = without_dropout(spec), plan
+        self.trainer = backend.build(self.spec, weights, options)
+        self.trainer.place_data(data)
+
+    def run(self, state: TrainingState, first_step: int) -> tuple[np.ndarray, list]:
+        """(segment losses, weights at the segment's end, in the trainer's precision)."""
+        self.trainer.load_state(state.copy())
+        losses = [self.trainer.train(group) for group in segment_batches(self.plan, first_step, SEGMENT_STEPS)]
+        return np.concatenate([np.asarray(x, np.float64) for x in losses]), self.trainer.weights()
+
+
+def reference_checkpoints(backend, spec, weights, options, data, plan: BatchPlan,
+                          states: dict[int, TrainingState], path: Path) -> None:
+    """Run each checkpoint's segment on the reference in float32 and float64 and
+    store states and results in ``path`` for the other backends' workers."""
+    runners = {twin: SegmentRunner(backend, spec, weights, dataclasses.replace(
+        options, extra={**options.extra, **extra}), data, plan) for twin, extra in TWINS.items()}
+    arrays: dict[str, np.ndarray] = {}
+    for step, state in sorted(states.items()):
+        _put_state(arrays, f"{step}/state", state)
+        for twin, runner in runners.items():
+            losses, end = runner.run(state, step)
+            arrays[f"{step}/{twin}/losses"] = losses
+            _put_weights(arrays, f"{step}/{twin}/weights", end, np.float64)
+    arrays["steps"] = np.array(sorted(states), np.int64)
+    tmp = path.with_suffix(".tmp.npz")
+    np.savez(tmp, **arrays)
+    tmp.replace(path)
+
+
+def certify(backend, spec, weights, options, data, plan: BatchPlan, path: Path) -> dict:
+    """The backend's verdict at every checkpoint the reference left in ``path``."""
+    with np.load(path, allow_pickle=False) as archive:
+        stored = {k: archive[k] for k in archive.files}
+    runner = SegmentRunner(backend, spec, weights, options, data, plan)
+    checkpoints = []
+    for step in stored["steps"].tolist():
+        state = _get_state(stored, f"{step}/state")
+        losses, end = runner.run(state, step)
+        twins = [(stored[f"{step}/{t}/losses"], _get_weights(stored, f"{step}/{t}/weights"))
+                 for t in TWINS if t != "float32"]
+        checkpoints.append({"step": step, **judge(
+            losses, end, stored[f"{step}/float32/losses"], _get_weights(stored, f"{step}/float32/weights"),
+            twins, state.weights)})
+    worst = max(checkpoints, key=lambda c: c["margin"], default=None)
+    agreeing = sum(1 for c in checkpoints if c["agrees"])
+    return {"agrees": bool(checkpoints) and agreeing >= AGREEING_FRACTION * len(checkpoints),
+            "checkpoints": checkpoints, "agreeing": agreeing, "worst": worst, "segment_steps": SEGMENT_STEPS,
+            "tolerance_factor": TOLERANCE_FACTOR, "agreeing_fraction": AGREEING_FRACTION}
+
+
+# ------------------------------------------------------------------- the judge
+def judge(losses, weights, ref32_losses, ref32_weights, twins, start_weights) -> dict:
+    """One checkpoint's verdict against the reference's float32 segment, with
+    the tolerance from ``twins`` ([(losses, weights)], the reference's rounding
+    twins); differences are reported relative to what the segment changed
+    (the loss, or the tensor's update), tolerances likewise."""
+    losses, ref32_losses = np.asarray(losses, np.float64), np.asarray(ref32_losses, np.float64)
+    if losses.shape != ref32_losses.shape or not np.all(np.isfinite(losses)):
+        return {"agrees": False, "margin": float("inf"), "loss_diff": None, "loss_tol": None,
+                "tensor": None, "tensor_diff": None, "tensor_tol": None}
+    scale = max(float(np.max(np.abs(ref32_losses))), 1e-12)
+    loss_diff = float(np.max(np.abs(losses - ref32_losses)))
+    loss_tol = _tolerance(max(float(np.max(np.abs(np.asarray(t) - ref32_losses))) for t, _ in twins), scale)
+    margins = {"loss": loss_diff / loss_tol}
+    details = {}
+    for i, (ours, r32, start) in enumerate(zip(weights, ref32_weights, start_weights)):
+        for name in r32:
+            a, b = np.asarray(ours[name], np.float64), np.asarray(r32[name], np.float64)
+            diff = float(np.linalg.norm(a - b))
+            rounding = max(float(np.linalg.norm(np.asarray(tw[i][name]) - b)) for _, tw in twins)
+            tol = _tolerance(rounding, float(np.linalg.norm(b)))
+            update = max(float(np.linalg.norm(b - np.asarray(start[name], np.float64))), 1e-30)
+            key = f"layers[{i}].{name}"
+            margins[key] = diff / tol
+            details[key] = (diff / update, tol / update)
+    worst = max((k for k in margins if k != "loss"), key=margins.get, default=None)
+    margin = max(margins.values())
+    return {"agrees": margin <= 1.0, "margin": margin, "loss_diff": loss_diff / scale, "loss_tol": loss_tol / scale,
+            "tensor": worst, "tensor_diff": details[worst][0] if worst else None,
+            "tensor_tol": details[worst][1] if worst else None}
+
+
+def _tolerance(rounding: float, magnitude: float) -> float:
+    return TOLERANCE_FACTOR * rounding + FLOOR_ULPS * EPS32 * magnitude + 1e-30
+
+
+# ------------------------------------------------- states in a pickle-free npz
+def _put_weights(arrays: dict, prefix: str, weights: list, dtype=np.float32) -> None:
+    for i, layer in enumerate(weights):
+        arrays[f"{prefix}/{i}/#"] = np.zeros(0)  # keeps layers without parameters
+        for name, value in layer.items():
+            arrays[f"{prefix}/{i}/{name}"] = np.asarray(value, dtype)
+
+
+def _get_weights(arrays: dict, prefix: str) -> list:
+    layers: dict[int, dict] = {}
+    for key, value in arrays.items():
+        if key.startswith(prefix + "/"):
+            index, name = key[len(prefix) + 1:].split("/", 1)
+            layer = layers.setdefault(int(index), {})
+            if name != "#":
+                layer[name] = value
+    return [layers[i] for i in sorted(layers)]
+
+
+def _put_state(arrays: dict, prefix: str, state: TrainingState) -> None:
+    _put_weights(arrays, f"{prefix}/weights", state.weights)
+    for i, layer in enumerate(state.slots):
+        arrays[f"{prefix}/slots/{i}/#"] = np.zeros(0)
+        for param, slots in layer.items():
+            arrays[f"{prefix}/slots/{i}/{param}/#"] = np.zeros(0)
+            for name, value in slots.items():
+                arrays[f"{prefix}/slots/{i}/{param}/{name}"] = np.asarray(value, np.float32)
+    arrays[f"{prefix}/step"] = np.array(state.step, np.int64)
+
+
+def _get_state(arrays: dict, prefix: str) -> TrainingState:
+    slots: dict[int, dict] = {}
+    root = f"{prefix}/slots/"
+    for key, value in arrays.items():
+        if key.startswith(root):
+            parts = key[len(root):].split("/")
+            layer = slots.setdefault(int(parts[0]), {})
+            if len(parts) >= 2 and parts[1] != "#":
+                param = layer.setdefault(parts[1], {})
+                if len(parts) == 3 and parts[2] != "#":
+                    param[parts[2]] = value
+    return TrainingState(_get_weights(arrays, f"{prefix}/weights"), [slots[i] for i in sorted(slots)],
+                         int(arrays[f"{prefix}/step"]))

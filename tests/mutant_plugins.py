@@ -1,0 +1,107 @@
+"""Deliberately wrong copies of the NumPy backend, each one slip of the kind
+that separates frameworks, for the mutation test of the parity judge
+(``tests/test_certificate.py``). Each mutant says which scenarios its slip
+changes the maths of (``applies``); on those the judge must say "disagrees"."""
+
+import dataclasses
+
+import dlbench
+from dlbench.spec import Adam, BatchNormalization
+from dlbench_backends.numpy_backend import NumpyBackend, NumpyTrainer
+
+
+def with_optimizer(spec, **changes):
+    return dataclasses.replace(spec, optimizer=dataclasses.replace(spec.optimizer, **changes))
+
+
+class Mutant(NumpyBackend):
+    description = "test-only: a deliberately wrong NumPy backend"
+
+    @staticmethod
+    def applies(scenario) -> bool:
+        return True
+
+    def mutate(self, spec):
+        return spec
+
+    def build(self, spec, weights, options):
+        return self.trainer_class(self.mutate(spec), weights, options)
+
+    trainer_class = NumpyTrainer
+
+
+class LearningRateOnePercentOff(Mutant):
+    name = "mutant-lr"
+
+    def mutate(self, spec):
+        return with_optimizer(spec, learning_rate=spec.optimizer.learning_rate * 1.01)
+
+
+class AdamEpsilonHundredfold(Mutant):
+    """The slip that separates Keras's Adam constant from PyTorch's."""
+
+    name = "mutant-adam-epsilon"
+
+    @staticmethod
+    def applies(scenario):
+        return isinstance(scenario.model.optimizer, Adam)
+
+    def mutate(self, spec):
+        return with_optimizer(spec, epsilon=spec.optimizer.epsilon * 100)
+
+
+class AdamBeta2(Mutant):
+    name = "mutant-adam-beta2"
+
+    @staticmethod
+    def applies(scenario):
+        return isinstance(scenario.model.optimizer, Adam)
+
+    def mutate(self, spec):
+        return with_optimizer(spec, beta_2=0.99)
+
+
+class BatchNormMomentumTheOtherWay(Mutant):
+    """PyTorch's momentum (weight of the new batch) read as Keras's (weight of the old)."""
+
+    name = "mutant-batchnorm-momentum"
+
+    @staticmethod
+    def applies(scenario):
+        return any(isinstance(layer, BatchNormalization) for layer in scenario.model.layers)
+
+    def mutate(self, spec):
+        layers = tuple(dataclasses.replace(layer, momentum=1.0 - layer.momentum)
+                       if isinstance(layer, BatchNormalization) else layer for layer in spec.layers)
+        return dataclasses.replace(spec, layers=layers)
+
+
+class SummedLossTrainer(NumpyTrainer):
+    """The loss summed over the batch instead of averaged: every gradient B times too large."""
+
+    def train(self, indices):
+        losses = []
+        for rows in indices:
+            losses.append(self.net.loss_and_gradients(self.x_train[rows], self.t_train[rows]))
+            self.net.grad *= len(rows)
+            self.optimizer.step()
+        return losses
+
+
+class LossSummedOverTheBatch(Mutant):
+    name = "mutant-loss-sum"
+    trainer_class = SummedLossTrainer
+
+    @staticmethod
+    def applies(scenario):  # at batch 1 a sum and a mean are the same
+        return scenario.train.batch_size > 1
+
+
+MUTANTS = [LearningRateOnePercentOff, AdamEpsilonHundredfold, AdamBeta2, BatchNormMomentumTheOtherWay,
+           LossSummedOverTheBatch]
+
+
+@dlbench.hookimpl
+def dlbench_register_backends(registry):
+    for cls in MUTANTS:
+        registry.add(cls)
