@@ -146,6 +146,8 @@ COMMAND_LINE_CASES = [
      "--resume takes its settings from the document; drop --steps"),
     ("resume from a missing document", ["--resume", "nope.json"], "nope.json: cannot read result file"),
     ("unknown device", ["--device", "tpu"], "'tpu' is not one of 'cpu', 'gpu', 'auto'"),
+    ("seeds twice", ["--seeds", "2", "--sweep", "seed=1,2"], "--seeds: --seeds and --sweep seed=... both choose"),
+    ("negative sweep seed", ["--sweep", "seed=-1"], "--sweep: 'seed=-1': expected seed=N[,N...] with non-negative"),
     ("negative timeout", ["--timeout", "-1"], "--timeout': -1.0 is not in the range x>0"),
     ("zero timeout", ["--timeout", "0"], "--timeout': 0.0 is not in the range x>0"),
 ]

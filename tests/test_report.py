@@ -238,3 +238,29 @@ def test_every_format_shows_the_rows_values_and_failures(tmp_path, fmt, speed):
     output = invoke("report", path, "--format", fmt, "--no-plots").output
     assert "0.9375" in output and speed in output
     assert "torch" in output and "failed" in output and "RuntimeError: boom" in output
+
+
+def test_seeds_give_one_row_per_seed_and_the_outcome_distributions(tmp_path):
+    from dlbench.cli import main
+
+    result = CliRunner().invoke(main, ["run", "--scenario", "xor-mlp", "--backend", "numpy", "--seeds", "3",
+                                       "--seed", "4", "--steps", "5", "--in-process", "--format", "json",
+                                       "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.output)
+    assert [r["sweep_point"] for r in doc["results"]] == [{"seed": 4}, {"seed": 5}, {"seed": 6}]
+    path = next(tmp_path.glob("*/*.json"))
+    markdown = invoke("report", path, "--format", "markdown", "--no-plots").output
+    assert "Outcomes over seeds (xor-mlp):" in markdown and "| numpy | 3 |" in markdown
+
+
+def test_outcomes_test_each_backend_against_the_reference_seeds():
+    rows = [{"scenario": "s", "backend": b, "status": "ok", "sweep_point": {"seed": i},
+             "metrics": {"test_accuracy": acc, "final_loss": 1.0 - acc}}
+            for i in range(6) for b, acc in (("numpy", 0.80 + 0.01 * i), ("torch", 0.80 + 0.01 * i),
+                                             ("jax", 0.50 + 0.01 * i))]
+    header, cells = report.outcomes(report.entries(report.runs_of([{"schema_version": 1, "results": rows}])))
+    by_backend = {c[0]: c for c in cells}
+    assert by_backend["numpy"][3] == "-" and float(by_backend["torch"][3]) == 1.0
+    assert float(by_backend["jax"][3]) < 0.01  # six seeds apart: the rank test tells
+    assert by_backend["torch"][2] == "0.825 [0.8, 0.85]"
