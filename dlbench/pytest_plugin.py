@@ -106,10 +106,10 @@ def build_trainer(scenario: str, backend: str, *, window_steps: int | None = Non
 
     ``window_steps`` (steps per ``run_window`` call) defaults to 10, fewer for
     heavy networks so that one call stays under ``FLOPS_PER_CALL``."""
-    from dlbench.plugin.backend import TrainerOptions
     from dlbench.data.batches import BatchPlan
-    from dlbench.spec.init import initial_weights
+    from dlbench.plugin.backend import TrainerOptions
     from dlbench.plugin.manager import get_plugins
+    from dlbench.run.session import load_data, prepare_scenario
     from dlbench.scenario import resolve_scenario
 
     plugins = get_plugins()
@@ -121,7 +121,7 @@ def build_trainer(scenario: str, backend: str, *, window_steps: int | None = Non
         chosen.configure_threads(threads)
     loaded = resolve_scenario(scenario, plugins.scenario_dirs).with_overrides(batch_size=batch_size)
     spec, train = loaded.model, loaded.train
-    data = plugins.dataset(loaded.data_name).load(train.seed, loaded.data_options)
+    data = load_data(loaded)
     flops = _step_flops(spec, train.batch_size)
     if window_steps is None:
         affordable = int(FLOPS_PER_CALL // flops) if flops else DEFAULT_WINDOW_STEPS
@@ -130,8 +130,8 @@ def build_trainer(scenario: str, backend: str, *, window_steps: int | None = Non
     steps, windows = _full_windows(plan, window_steps)
     if not windows:
         pytest.skip(f"{scenario}: fewer than one full batch of {train.batch_size} samples")
-    trainer = chosen.build(spec, initial_weights(spec, train.seed), TrainerOptions(device, extra=options or {}))
-    trainer.place_data(data)
+    trainer = prepare_scenario(loaded, chosen, TrainerOptions(device, seed=train.seed, extra=options or {}),
+                               data=data, plan=plan).trainer
     cycle = itertools.cycle(windows)
     start = time.perf_counter()
     trainer.train(next(cycle))

@@ -7,11 +7,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from dlbench.plugin.backend import TrainerOptions
-from dlbench.data.batches import BatchPlan
 from dlbench.data.base import Dataset
-from dlbench.spec.init import initial_weights
+from dlbench.data.batches import BatchPlan
+from dlbench.plugin.backend import TrainerOptions
 from dlbench.plugin.manager import get_plugins
+from dlbench.run.session import prepare
 from dlbench.spec import ModelSpec
 
 
@@ -37,10 +37,8 @@ def toy_data(input_shape=(5,), n_classes=3, n_train=40, n_test=16, seed=0) -> Da
 
 def train_on(backend_name: str, spec: ModelSpec, data: Dataset, batch_size: int, steps: int, seed: int = 0):
     """(losses, final weights, (test loss, test accuracy)) after ``steps`` steps."""
-    backend = get_plugins().backends[backend_name]
-    trainer = backend.build(spec, initial_weights(spec, seed), TrainerOptions())
-    trainer.place_data(data)
     plan = BatchPlan(len(data.x_train), batch_size, epochs=1000, seed=seed, max_steps=steps)
+    trainer = prepare(get_plugins().backends[backend_name], spec, data, plan, TrainerOptions(seed=seed)).trainer
     losses = np.concatenate([trainer.train(w.indices) for w in plan.windows(max_window_steps=1000)])
     return losses, trainer.weights(), trainer.evaluate()
 

@@ -85,8 +85,7 @@ def positive(ctx, param, value):
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
               default=Path("results"), show_default=True,
               help="Result folder; the document goes to OUT/<machine-id>/NNNN_<commit>_<time>.json.")
-def run(scenarios, backends, epochs, steps, batch_size, seed, device, threads, repeat, sweep, seeds, precision,
-        deterministic, backend_options, timeout, max_memory_mib, in_process, resume, fmt, out_dir):
+def run(resume, fmt, out_dir, **options):
     """Train scenarios on backends and report accuracy, agreement and speed."""
     from dlbench.cli import commands
     if resume is not None:
@@ -97,17 +96,8 @@ def run(scenarios, backends, epochs, steps, batch_size, seed, device, threads, r
             raise InputError(f"--resume takes its settings from the document; drop {', '.join(given)}",
                              field="--resume")
         sys.exit(commands.resume(resume, fmt))
-    if seeds:
-        if any(item.startswith("seed=") for item in sweep):
-            raise InputError("--seeds and --sweep seed=... both choose the seeds; use one", field="--seeds")
-        sweep = (*sweep, "seed=" + ",".join(str((seed or 0) + i) for i in range(seeds)))
-    code = commands.run(scenarios=scenarios or DEFAULT_SCENARIOS, backends=backends,
-                        overrides={"epochs": epochs, "max_steps": steps, "batch_size": batch_size, "seed": seed},
-                        device=device, threads=threads, repeat=repeat, sweep=sweep, precision=precision,
-                        deterministic=deterministic, backend_options=backend_options, timeout=timeout,
-                        max_memory_mib=max_memory_mib,
-                        in_process=in_process, fmt=fmt, out_dir=out_dir)
-    sys.exit(code)
+    options["scenarios"] = options["scenarios"] or DEFAULT_SCENARIOS
+    sys.exit(commands.run(fmt, out_dir, **options))
 
 
 @main.command("list")

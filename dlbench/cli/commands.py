@@ -5,191 +5,27 @@ from __future__ import annotations
 import dataclasses
 import json
 import sys
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from dlbench.errors import InputError, one_of
-from dlbench.plugin.manager import Plugins, get_plugins
-from dlbench.scenario import Scenario, resolve_scenario, scenario_files
-from dlbench.spec import format_shape
+from dlbench.plugin.manager import get_plugins
+from dlbench.scenario import resolve_scenario, scenario_files
 
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports Ctrl-C
 EXIT_TERMINATED = 143  # 128 + SIGTERM
 EXIT_FAILED = 1
 
 
-def select_backends(plugins: Plugins, text: str) -> tuple[list[str], bool]:
-    """(names, explicit): 'all' means every registered backend."""
-    if text.strip() == "all":
-        return list(plugins.backends), False
-    names = [n.strip() for n in text.split(",") if n.strip()]
-    if not names:
-        raise InputError(f"no backend named; {one_of(['all', *plugins.backends])}", field="--backend")
-    for name in names:
-        plugins.backend(name)
-    return list(dict.fromkeys(names)), True
-
-
-def select_scenarios(plugins: Plugins, names) -> list[str]:
-    if "all" in names:
-        return list(scenario_files(plugins.scenario_dirs))
-    return list(dict.fromkeys(names))
-
-
-def check_against_data(scenario: Scenario, plugins: Plugins) -> None:
-    """The model must fit its dataset: input shape and number of classes."""
-    where = scenario.path or scenario.name
-    info = plugins.dataset(scenario.data_name) if scenario.data_name in plugins.datasets else None
-    if info is None:
-        raise InputError(f"unknown dataset {scenario.data_name!r}; {one_of(plugins.datasets)}",
-                         field="data.name", source=where)
-    try:
-        data = info.load(scenario.train.seed, scenario.data_options)
-    except InputError as exc:
-        raise exc.within(source=where) from None
-    if data.input_shape != scenario.model.input_shape:
-        raise InputError(f"{format_shape(scenario.model.input_shape)} does not match dataset "
-                         f"{scenario.data_name!r}, whose samples have shape {format_shape(data.input_shape)}",
-                         field="model.input_shape", source=where)
-    units = scenario.model.output_shape[0]
-    if scenario.model.loss == "categorical_crossentropy" and units < data.n_classes:
-        raise InputError(f"the last layer has {units} units but dataset {scenario.data_name!r} has "
-                         f"{data.n_classes} classes", field="model.layers", source=where)
-    if scenario.model.loss == "binary_crossentropy" and data.n_classes != 2:
-        raise InputError(f"binary_crossentropy needs 2 classes; dataset {scenario.data_name!r} has "
-                         f"{data.n_classes}", field="train.loss", source=where)
-    check_fits_in_memory(scenario)
-
-
-def check_fits_in_memory(scenario: Scenario, available_bytes: int | None = None) -> None:
-    """Refuse a model that cannot train in this machine's memory (the lower
-    bound of :mod:`dlbench.spec.memory`), before any worker allocates it."""
-    import psutil
-
-    from dlbench.spec.memory import training_memory_bytes
-
-    available = available_bytes or psutil.virtual_memory().total
-    need = training_memory_bytes(scenario.model, scenario.train.batch_size)
-    if need["total"] > available:
-        gib = 2**30
-        raise InputError(f"training this model needs at least {need['total'] / gib:,.1f} GiB "
-                         f"(parameters, gradients and optimizer state {need['parameters'] / gib:,.1f} GiB, "
-                         f"activations of a batch of {scenario.train.batch_size} {need['activations'] / gib:,.1f} GiB);"
-                         f" this machine has {available / gib:,.1f} GiB", field="model.layers",
-                         source=scenario.path or scenario.name)
-
-
-def load_scenarios(plugins: Plugins, names, overrides: dict) -> dict[str, Scenario]:
-    loaded = {}
-    for name in select_scenarios(plugins, names):
-        scenario = resolve_scenario(name, plugins.scenario_dirs).with_overrides(**overrides)
-        check_against_data(scenario, plugins)
-        loaded[scenario.name] = scenario
-    return loaded
-
-
-def parse_sweep(items) -> dict[str, list[int]]:
-    """['batch_size=1,32', 'threads=1,2'] -> {'batch_size': [1, 32], 'threads': [1, 2]}."""
-    from dlbench.run.suite import SWEEP_KEYS
-
-    sweep: dict[str, list[int]] = {}
-    for item in items:
-        key, _, values = item.partition("=")
-        if key not in SWEEP_KEYS:
-            raise InputError(f"unknown sweep key {key!r}; {one_of(SWEEP_KEYS)}", field="--sweep")
-        try:
-            numbers = [int(v) for v in values.split(",")]
-        except ValueError:
-            numbers = []
-        lowest = 0 if key == "seed" else 1
-        if not numbers or min(numbers) < lowest:
-            kind = "non-negative" if key == "seed" else "positive"
-            raise InputError(f"{item!r}: expected {key}=N[,N...] with {kind} integers", field="--sweep")
-        sweep[key] = list(dict.fromkeys(numbers))
-    return sweep
-
-
-def parse_backend_options(items, backends: list[str], plugins: Plugins) -> dict[str, dict]:
-    """['torch.compile=true', 'jax.scan=false'] -> {'torch': {'compile': True}, 'jax': {'scan': False}}."""
-    options: dict[str, dict] = {}
-    for item in items:
-        name, _, rest = item.partition(".")
-        key, eq, text = rest.partition("=")
-        if not (name and key and eq):
-            raise InputError(f"{item!r}: expected BACKEND.KEY=VALUE, e.g. torch.compile=true",
-                             field="--backend-option")
-        if name not in backends:
-            raise InputError(f"{item!r}: backend {name!r} is not in this run; {one_of(backends)}",
-                             field="--backend-option")
-        options.setdefault(name, {})[key] = _option_value(text)
-    for name, given in options.items():
-        plugins.backends[name].check_options(given)
-    return options
-
-
-def _option_value(text: str):
-    lowered = text.lower()
-    if lowered in ("true", "false"):
-        return lowered == "true"
-    for cast in (int, float):
-        try:
-            return cast(text)
-        except ValueError:
-            continue
-    return text
-
-
-@dataclass
-class RunSettings:
-    """Everything that decides which jobs a run has; stored in the result document."""
-
-    scenarios: dict  # name -> shipped name or file
-    backends: list
-    overrides: dict
-    device: str = "cpu"
-    threads: int = 1
-    repeat: int = 1
-    timeout: float | None = None
-    precision: str = "fp32"
-    deterministic: bool = False
-    backend_options: dict = field(default_factory=dict)
-    sweep: dict = field(default_factory=dict)
-    isolation: str = "process"
-    max_memory_mib: int | None = None
-    scenario_digests: dict = field(default_factory=dict)  # name -> digest of the file as the run began
-
-    def jobs(self):
-        from dlbench.run.suite import plan_jobs
-
-        jobs = plan_jobs(self.scenarios, self.backends, self.sweep, self.overrides, self.threads,
-                         self.scenario_digests, device=self.device, precision=self.precision,
-                         deterministic=self.deterministic, max_memory_mib=self.max_memory_mib)
-        return [_with_options(job, self.backend_options) for job in jobs]
-
-
-def run(*, scenarios, backends: str, overrides: dict, device: str, threads: int | None, repeat: int,
-        sweep, precision: str, deterministic: bool, backend_options, timeout: float | None,
-        max_memory_mib: int | None, in_process: bool, fmt: str, out_dir: Path) -> int:
-    from dlbench.run import environment
+def run(fmt: str, out_dir: Path, **options) -> int:
+    """``dlbench run``: the options (named as on the command line, see
+    :meth:`RunSettings.from_options`) are checked first, then the jobs run."""
     from dlbench.results import store, document as results
+    from dlbench.run.settings import RunSettings
+
     plugins = get_plugins()
     for plugin, error in plugins.load_errors.items():
         print(f"dlbench: warning: plugin {plugin!r} failed to load and is skipped: {error}", file=sys.stderr)
-    names, explicit = select_backends(plugins, backends)
-    if explicit:
-        for name in names:
-            availability = plugins.backends[name].availability()
-            if not availability.available:
-                raise InputError(f"backend {name!r} is unavailable: {availability.reason}", field="--backend")
-    overrides = {k: v for k, v in overrides.items() if v is not None}
-    loaded = load_scenarios(plugins, scenarios, overrides)
-    settings = RunSettings(
-        scenarios={n: s.path or n for n, s in loaded.items()}, backends=names, overrides=overrides,
-        scenario_digests={n: s.digest for n, s in loaded.items()},
-        device=device, threads=threads or environment.available_cores(), repeat=repeat, timeout=timeout,
-        precision=precision, deterministic=deterministic, sweep=parse_sweep(sweep),
-        backend_options=parse_backend_options(backend_options, names, plugins),
-        isolation="in-process" if in_process else "process", max_memory_mib=max_memory_mib)
+    settings = RunSettings.from_options(plugins, **options)
     out_dir = results.check_writable(out_dir)
     document = results.new_document(_environment(settings.threads), dataclasses.asdict(settings),
                                     ["dlbench", *sys.argv[1:]])
@@ -200,6 +36,8 @@ def run(*, scenarios, backends: str, overrides: dict, device: str, threads: int 
 def resume(path: Path, fmt: str) -> int:
     """Run the jobs of a stopped run that have no finished row, into the same document."""
     from dlbench.results import document as results
+    from dlbench.run.settings import RunSettings, load_scenarios
+
     document = results.read_document(path)
     try:
         settings = RunSettings(**document["settings"])
@@ -224,7 +62,7 @@ def _environment(threads: int) -> dict:
     return env
 
 
-def _execute(jobs, settings: RunSettings, document: dict, path: Path, fmt: str) -> int:
+def _execute(jobs, settings, document: dict, path: Path, fmt: str) -> int:
     from dlbench.report import render as report_formats
     from dlbench.results import document as results
     from dlbench.run.suite import Suite, Terminated
@@ -255,13 +93,6 @@ def _execute(jobs, settings: RunSettings, document: dict, path: Path, fmt: str) 
     return exit_code(document)
 
 
-def _with_options(job, extra: dict):
-    options = extra.get(job.request.backend)
-    if not options:
-        return job
-    return dataclasses.replace(job, request=dataclasses.replace(job.request, backend_options=options))
-
-
 def exit_code(document: dict) -> int:
     rows = document["results"]
     bad = any(r["status"] not in ("ok", "unavailable") for r in rows)
@@ -270,28 +101,35 @@ def exit_code(document: dict) -> int:
 
 
 def _run_with_progress(suite) -> None:
+    """Rows as they finish, and a bar for the run in progress (steps done / total)."""
     from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     console = Console(stderr=True, log_path=False)
-    total = len(suite.jobs)
-    with console.status("") as status:
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("steps"),
+               TimeElapsedColumn())
+    with Progress(*columns, console=console, transient=True) as progress:
+        total = len(suite.jobs)
+        task = progress.add_task(_describe(suite.jobs[0]), total=None)
         done = 0
+
+        def on_progress(job, steps, steps_total):
+            progress.update(task, description=_describe(job), completed=steps, total=steps_total)
 
         def on_row(row):
             nonlocal done
             done += 1
             console.log(f"[{done}/{total}] {row['scenario']} / {row['backend']}: {row['status']}")
             if done < total:
-                status.update(_describe(suite.jobs[done]))
+                progress.reset(task, description=_describe(suite.jobs[done]), total=None)
 
-        status.update(_describe(suite.jobs[0]))
-        suite.on_row = on_row
+        suite.on_row, suite.on_progress = on_row, on_progress
         suite.run()
 
 
 def _describe(job) -> str:
     point = ", ".join(f"{k}={v}" for k, v in job.sweep_point.items())
-    return f"training {job.request.name} on {job.request.backend}{' (' + point + ')' if point else ''} ..."
+    return f"training {job.request.name} on {job.request.backend}{' (' + point + ')' if point else ''}"
 
 
 def _print_table(document: dict, path: Path) -> None:

@@ -29,14 +29,40 @@ class Dataset:
 
 
 @dataclass(frozen=True)
+class DatasetMeta:
+    """What a dataset declares about its arrays, known without loading them:
+    enough to check a model against it before anything runs."""
+
+    input_shape: tuple[int, ...]
+    n_classes: int
+    n_train: int | None = None
+    n_test: int | None = None
+
+    @classmethod
+    def of(cls, data: Dataset) -> "DatasetMeta":
+        return cls(data.input_shape, data.n_classes, len(data.x_train), len(data.x_test))
+
+
+@dataclass(frozen=True)
 class DatasetInfo:
+    """A registered dataset: ``loader(seed, **options) -> Dataset``, its option
+    defaults, and optionally ``describer(seed, **options) -> DatasetMeta``,
+    which checks the options (and files) as the loader would and says what the
+    arrays will be without making them. Without one, :meth:`describe` loads."""
+
     name: str
     loader: Callable[..., Dataset]
     description: str
     defaults: dict = field(default_factory=dict)
+    describer: Callable[..., DatasetMeta] | None = None
 
     def load(self, seed: int, options: dict) -> Dataset:
         return self.loader(seed, **self.resolve(options))
+
+    def describe(self, seed: int, options: dict) -> DatasetMeta:
+        if self.describer is None:
+            return DatasetMeta.of(self.load(seed, options))
+        return self.describer(seed, **self.resolve(options))
 
     def resolve(self, options: dict) -> dict:
         """Defaults overridden by ``options``, type-checked against the defaults."""
@@ -56,12 +82,18 @@ class DatasetInfo:
         return resolved
 
 
-def split(x: np.ndarray, y: np.ndarray, test_fraction: float, seed: int, n_classes: int) -> Dataset:
-    """A seeded shuffle split into train and test parts."""
+def split_sizes(n_samples: int, test_fraction: float) -> tuple[int, int]:
+    """(train, test) sample counts of :func:`split`."""
     if not 0.0 < test_fraction < 1.0:
         raise InputError(f"must be in (0, 1), got {test_fraction}", field="data.test_fraction")
+    n_test = max(1, int(round(n_samples * test_fraction)))
+    return n_samples - n_test, n_test
+
+
+def split(x: np.ndarray, y: np.ndarray, test_fraction: float, seed: int, n_classes: int) -> Dataset:
+    """A seeded shuffle split into train and test parts."""
+    _, n_test = split_sizes(len(x), test_fraction)
     order = rng_for(seed, STREAM_SPLIT).permutation(len(x))
-    n_test = max(1, int(round(len(x) * test_fraction)))
     test, train = order[:n_test], order[n_test:]
     x = np.ascontiguousarray(x, dtype=np.float32)
     y = np.asarray(y, dtype=np.int64)

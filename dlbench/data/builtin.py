@@ -2,7 +2,10 @@
 
 A dataset is a loader ``loader(seed, **options) -> Dataset`` plus its option
 defaults; scenario files name it under ``[data]`` and may override options.
-Plugins add more through the ``dlbench_register_datasets`` hook.
+Plugins add more through the ``dlbench_register_datasets`` hook. Each built-in
+also has a describer: the same option checks and the arrays' shapes, sizes
+and classes, computed without generating anything (the runner checks models
+against it, so the parent process never holds the data).
 """
 
 from __future__ import annotations
@@ -10,7 +13,7 @@ from __future__ import annotations
 import math
 import numpy as np
 
-from dlbench.data.base import Dataset, DatasetInfo, split
+from dlbench.data.base import Dataset, DatasetInfo, DatasetMeta, split, split_sizes
 from dlbench.errors import InputError
 from dlbench.spec.init import STREAM_DATA, rng_for
 
@@ -20,9 +23,18 @@ def _check_count(value: int, name: str, minimum: int = 1) -> None:
         raise InputError(f"must be at least {minimum}, got {value}", field=f"data.{name}")
 
 
+def _meta(input_shape: tuple, n_classes: int, n_samples: int, test_fraction: float) -> DatasetMeta:
+    return DatasetMeta(input_shape, n_classes, *split_sizes(n_samples, test_fraction))
+
+
+def describe_xor(seed: int, n_samples: int, noise: float, test_fraction: float) -> DatasetMeta:
+    _check_count(n_samples, "n_samples", 4)
+    return _meta((2,), 2, n_samples, test_fraction)
+
+
 def xor(seed: int, n_samples: int, noise: float, test_fraction: float) -> Dataset:
     """Points scattered around the four corners of the unit square; label = x0 XOR x1."""
-    _check_count(n_samples, "n_samples", 4)
+    describe_xor(seed, n_samples, noise, test_fraction)
     rng = rng_for(seed, STREAM_DATA)
     corners = rng.integers(0, 2, size=(n_samples, 2))
     x = corners + noise * rng.standard_normal((n_samples, 2))
@@ -32,15 +44,20 @@ def xor(seed: int, n_samples: int, noise: float, test_fraction: float) -> Datase
 def moons(seed: int, n_samples: int, noise: float, test_fraction: float) -> Dataset:
     from sklearn.datasets import make_moons
 
-    _check_count(n_samples, "n_samples", 4)
+    describe_xor(seed, n_samples, noise, test_fraction)  # the same checks and shapes
     x, y = make_moons(n_samples=n_samples, noise=noise, random_state=seed)
     return split(x, y, test_fraction, seed, 2)
 
 
-def spirals(seed: int, n_samples: int, n_classes: int, noise: float, test_fraction: float) -> Dataset:
-    """``n_classes`` interleaved spiral arms, 1.5 turns each."""
+def describe_spirals(seed: int, n_samples: int, n_classes: int, noise: float, test_fraction: float) -> DatasetMeta:
     _check_count(n_samples, "n_samples", 4)
     _check_count(n_classes, "n_classes", 2)
+    return _meta((2,), n_classes, n_samples, test_fraction)
+
+
+def spirals(seed: int, n_samples: int, n_classes: int, noise: float, test_fraction: float) -> Dataset:
+    """``n_classes`` interleaved spiral arms, 1.5 turns each."""
+    describe_spirals(seed, n_samples, n_classes, noise, test_fraction)
     rng = rng_for(seed, STREAM_DATA)
     y = rng.integers(0, n_classes, size=n_samples)
     r = rng.uniform(0.05, 1.0, size=n_samples)
@@ -50,14 +67,27 @@ def spirals(seed: int, n_samples: int, n_classes: int, noise: float, test_fracti
     return split(x, y, test_fraction, seed, n_classes)
 
 
+def describe_features(seed: int, n_samples: int, n_features: int, n_classes: int, test_fraction: float,
+                      min_samples: int = 4) -> DatasetMeta:
+    _check_count(n_samples, "n_samples", min_samples)
+    _check_count(n_features, "n_features")
+    _check_count(n_classes, "n_classes", 2)
+    return _meta((n_features,), n_classes, n_samples, test_fraction)
+
+
 def blobs(seed: int, n_samples: int, n_features: int, n_classes: int, test_fraction: float) -> Dataset:
     from sklearn.datasets import make_blobs
 
-    _check_count(n_samples, "n_samples", 4)
-    _check_count(n_features, "n_features")
-    _check_count(n_classes, "n_classes", 2)
+    describe_features(seed, n_samples, n_features, n_classes, test_fraction)
     x, y = make_blobs(n_samples=n_samples, n_features=n_features, centers=n_classes, random_state=seed)
     return split(x, y, test_fraction, seed, n_classes)
+
+
+DIGITS_SAMPLES = 1797
+
+
+def describe_digits(seed: int, test_fraction: float, spatial: bool) -> DatasetMeta:
+    return _meta((8, 8, 1) if spatial else (64,), 10, DIGITS_SAMPLES, test_fraction)
 
 
 def digits(seed: int, test_fraction: float, spatial: bool) -> Dataset:
@@ -70,11 +100,14 @@ def digits(seed: int, test_fraction: float, spatial: bool) -> Dataset:
     return split(x / 16.0, bunch.target, test_fraction, seed, 10)
 
 
+def describe_synthetic(seed: int, n_samples: int, n_features: int, n_classes: int,
+                       test_fraction: float) -> DatasetMeta:
+    return describe_features(seed, n_samples, n_features, n_classes, test_fraction, min_samples=2)
+
+
 def synthetic(seed: int, n_samples: int, n_features: int, n_classes: int, test_fraction: float) -> Dataset:
     """Gaussian features labelled by a random linear teacher: learnable, any size, for throughput."""
-    _check_count(n_samples, "n_samples", 2)
-    _check_count(n_features, "n_features")
-    _check_count(n_classes, "n_classes", 2)
+    describe_synthetic(seed, n_samples, n_features, n_classes, test_fraction)
     rng = rng_for(seed, STREAM_DATA)
     x = rng.standard_normal((n_samples, n_features), dtype=np.float32)
     teacher = rng.standard_normal((n_features, n_classes), dtype=np.float32)
@@ -83,17 +116,18 @@ def synthetic(seed: int, n_samples: int, n_features: int, n_classes: int, test_f
 
 BUILTIN_DATASETS = [
     DatasetInfo("xor", xor, "noisy points around the XOR corners, 2 features, 2 classes",
-                {"n_samples": 400, "noise": 0.1, "test_fraction": 0.2}),
+                {"n_samples": 400, "noise": 0.1, "test_fraction": 0.2}, describe_xor),
     DatasetInfo("moons", moons, "scikit-learn's two interleaving half circles, 2 features",
-                {"n_samples": 1000, "noise": 0.2, "test_fraction": 0.2}),
+                {"n_samples": 1000, "noise": 0.2, "test_fraction": 0.2}, describe_xor),
     DatasetInfo("spirals", spirals, "interleaved spiral arms, 2 features",
-                {"n_samples": 1500, "n_classes": 3, "noise": 0.02, "test_fraction": 0.2}),
+                {"n_samples": 1500, "n_classes": 3, "noise": 0.02, "test_fraction": 0.2}, describe_spirals),
     DatasetInfo("blobs", blobs, "isotropic Gaussian clusters",
-                {"n_samples": 1000, "n_features": 2, "n_classes": 3, "test_fraction": 0.2}),
+                {"n_samples": 1000, "n_features": 2, "n_classes": 3, "test_fraction": 0.2}, describe_features),
     DatasetInfo("digits", digits, "scikit-learn's bundled 8x8 digits in [0, 1], 10 classes: 64 features, "
-                "or 8x8x1 images with spatial = true", {"test_fraction": 0.2, "spatial": False}),
+                "or 8x8x1 images with spatial = true", {"test_fraction": 0.2, "spatial": False}, describe_digits),
     DatasetInfo("synthetic", synthetic, "Gaussian features, labels from a random linear teacher",
-                {"n_samples": 4096, "n_features": 64, "n_classes": 10, "test_fraction": 0.2}),
+                {"n_samples": 4096, "n_features": 64, "n_classes": 10, "test_fraction": 0.2},
+                describe_synthetic),
 ]
 
 
@@ -102,11 +136,11 @@ def _file_datasets() -> list[DatasetInfo]:
     return [
         DatasetInfo("mnist1d", datafiles.mnist1d, "MNIST-1D (Greydanus 2020), generated locally: 40-sample "
                     "signals, 10 classes; (40, 1) with spatial = true",
-                    {"num_samples": 5000, "dataset_seed": 42, "spatial": False}),
+                    {"num_samples": 5000, "dataset_seed": 42, "spatial": False}, datafiles.describe_mnist1d),
         DatasetInfo("idx", datafiles.idx, "MNIST / Fashion-MNIST IDX files (gzip or raw) in the folder `path`",
-                    {"path": "", "spatial": True, "scale": 1 / 255}),
+                    {"path": "", "spatial": True, "scale": 1 / 255}, datafiles.describe_idx),
         DatasetInfo("npz", datafiles.npz, "x_train, y_train, x_test, y_test from the .npz file `path`",
-                    {"path": ""}),
+                    {"path": ""}, datafiles.describe_npz),
     ]
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
-import itertools
 import json
 import os
 import resource
@@ -30,38 +29,68 @@ from dlbench.run.timing import combine_repeats
 from dlbench.errors import InputError
 from dlbench.results.document import write_document
 from dlbench.results.schema import check_row
-from dlbench.run.worker import RunRequest, base_row, execute
+from dlbench.run.settings import Job, RunRequest
+from dlbench.run.worker import base_row, execute
 
 STDERR_TAIL_LINES = 12
 
 
-def run_isolated(request: RunRequest, timeout: float | None) -> dict:
-    """Run one job in a fresh Python process; crashes and hangs become rows."""
+POLL_SECONDS = 0.25  # how often the runner looks at a worker's progress
+
+
+def run_isolated(request: RunRequest, timeout: float | None, on_progress=None) -> dict:
+    """Run one job in a fresh Python process; crashes and hangs become rows.
+    ``on_progress(steps done, total steps)`` is called while it trains."""
     with tempfile.TemporaryDirectory(prefix="dlbench-") as tmp:
         request_path, result_path = Path(tmp, "request.json"), Path(tmp, "result.json")
+        progress_path = Path(tmp, "progress")
+        request = dataclasses.replace(request, progress_file=str(progress_path) if on_progress else "")
         request_path.write_text(request.to_json(), encoding="utf-8")
         backend = get_plugins().backend(request.backend)
         env = {**os.environ, **backend.thread_environment(request.threads, request.device)}
-        proc = subprocess.Popen([sys.executable, "-m", "dlbench.run.worker", str(request_path), str(result_path)],
-                                env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                                start_new_session=True,
-                                preexec_fn=functools.partial(_prepare_worker, request.max_memory_mib))
-        try:
-            _, stderr = proc.communicate(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            _, stderr = proc.communicate()
+        with open(Path(tmp, "stderr"), "w+", encoding="utf-8", errors="replace") as stderr:
+            proc = subprocess.Popen([sys.executable, "-m", "dlbench.run.worker", str(request_path),
+                                     str(result_path)], env=env, stdout=subprocess.DEVNULL, stderr=stderr,
+                                    start_new_session=True,
+                                    preexec_fn=functools.partial(_prepare_worker, request.max_memory_mib))
+            try:
+                finished = _wait(proc, timeout, progress_path, on_progress)
+            except BaseException:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+                raise
+            if not finished:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+            stderr.seek(0)
+            tail = _tail(stderr.read())
+        if not finished:
             return {**base_row(request), "status": "timeout",
-                    "error": f"no result after {timeout:g} s; {_tail(stderr)}".rstrip("; ")}
-        except BaseException:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-            raise
+                    "error": f"no result after {timeout:g} s; {tail}".rstrip("; ")}
         if result_path.exists():
             return _worker_row(request, result_path)
         how = (f"killed by signal {signal.Signals(-proc.returncode).name}" if proc.returncode < 0
                else f"exited with code {proc.returncode}")
-        return {**base_row(request), "status": "failed", "error": f"worker {how}; {_tail(stderr)}".rstrip("; ")}
+        return {**base_row(request), "status": "failed", "error": f"worker {how}; {tail}".rstrip("; ")}
+
+
+def _wait(proc: subprocess.Popen, timeout: float | None, progress_path: Path, on_progress) -> bool:
+    """Wait for the worker, reporting its progress; False when ``timeout`` passed first."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while True:
+        wait = POLL_SECONDS if deadline is None else min(POLL_SECONDS, max(0.0, deadline - time.monotonic()))
+        try:
+            proc.wait(timeout=wait)
+            return True
+        except subprocess.TimeoutExpired:
+            if deadline is not None and time.monotonic() >= deadline:
+                return False
+        if on_progress is not None:
+            try:
+                done, total = map(int, progress_path.read_text().split())
+            except (OSError, ValueError):  # not written yet, or caught mid-write
+                continue
+            on_progress(done, total)
 
 
 def _worker_row(request: RunRequest, result_path: Path) -> dict:
@@ -113,36 +142,6 @@ def _terminate_as_interrupt():
         signal.signal(signal.SIGTERM, previous)
 
 
-@dataclass(frozen=True)
-class Job:
-    """One (scenario, sweep point, backend) cell of a run, repeated ``Suite.repeat`` times."""
-
-    request: RunRequest
-    sweep_point: dict = field(default_factory=dict)
-
-
-SWEEP_KEYS = ("batch_size", "threads", "seed")
-OVERRIDDEN_BY_SWEEP = ("batch_size", "seed")  # sweep keys that change the scenario; threads change the worker
-
-
-def plan_jobs(scenarios: dict[str, str], backends: list[str], sweep: dict[str, list[int]],
-              overrides: dict, threads: int, digests: dict | None = None, **common) -> list[Job]:
-    """Scenario-major order; within a scenario and sweep point, the NumPy
-    reference first. ``scenarios`` maps name -> shipped name or file."""
-    ordered = sorted(backends, key=lambda b: b != parity.REFERENCE_BACKEND)
-    points = [dict(zip(sweep, values)) for values in itertools.product(*sweep.values())]
-    jobs = []
-    for name, source in scenarios.items():
-        for point in points:
-            point_overrides = {**overrides, **{k: point[k] for k in OVERRIDDEN_BY_SWEEP if k in point}}
-            for backend in ordered:
-                request = RunRequest(scenario=source, name=name, backend=backend, overrides=point_overrides,
-                                     threads=point.get("threads", threads),
-                                     scenario_digest=(digests or {}).get(name, ""), **common)
-                jobs.append(Job(request, point))
-    return jobs
-
-
 @dataclass
 class Suite:
     """The jobs of one ``dlbench run`` and where their document goes."""
@@ -155,15 +154,19 @@ class Suite:
     in_process: bool = False
     peak_gflops: float | None = None
     on_row: Callable[[dict], None] = field(default=lambda row: None)
+    #: called while a job trains in a worker: (job, steps done, total steps)
+    on_progress: Callable[[Job, int, int], None] | None = None
     save_error: str | None = None  # why the last save failed; None when it succeeded
     parity_dir: str = ""  # where the reference leaves its checkpoints for this run's certificate
+    data_dir: str = ""  # the run's data cache: each dataset materialised once, memory-mapped by the workers
 
     def run(self) -> dict:
         """Run every job; on Ctrl-C or SIGTERM (what a scheduler, ``timeout``
         or ``docker stop`` sends) mark the rest 'interrupted', save, and re-raise."""
         rows = self.document["results"]
-        with _terminate_as_interrupt(), tempfile.TemporaryDirectory(prefix="dlbench-parity-") as parity_dir:
-            self.parity_dir = parity_dir
+        with (_terminate_as_interrupt(), tempfile.TemporaryDirectory(prefix="dlbench-parity-") as parity_dir,
+              tempfile.TemporaryDirectory(prefix="dlbench-data-") as data_dir):
+            self.parity_dir, self.data_dir = parity_dir, data_dir
             for i, job in enumerate(self.jobs):
                 try:
                     row = self.run_job(job)
@@ -184,10 +187,12 @@ class Suite:
         repeats = []
         for repeat in range(self.repeat):
             # the certificate once per cell: the first repetition carries the row's parity
-            request = dataclasses.replace(job.request, parity_dir=self.parity_dir if repeat == 0 else "")
+            request = dataclasses.replace(job.request, parity_dir=self.parity_dir if repeat == 0 else "",
+                                          data_dir=self.data_dir)
             start = time.perf_counter()
             # in process: for debugging, without isolation or timeout
-            row = execute(request) if self.in_process else run_isolated(request, self.timeout)
+            progress = None if self.on_progress is None else functools.partial(self.on_progress, job)
+            row = execute(request) if self.in_process else run_isolated(request, self.timeout, progress)
             row.setdefault("metrics", {})["wall_seconds"] = time.perf_counter() - start
             repeats.append(row)
             if row["status"] != "ok":

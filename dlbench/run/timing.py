@@ -59,11 +59,12 @@ def window_starts(plan: BatchPlan, window_steps: int) -> list[int]:
 
 def train_and_measure(trainer: Trainer, plan: BatchPlan, window_steps: int,
                       target_accuracy: float | None = None, clock=time.perf_counter,
-                      checkpoints=frozenset()) -> TrainingMeasurement:
+                      checkpoints=frozenset(), progress=None) -> TrainingMeasurement:
     """Train ``plan`` on ``trainer`` in windows of ``window_steps``. At each
     step in ``checkpoints`` (window starts) the full training state is taken,
-    outside the timed region. ``clock`` is replaceable so the arithmetic of
-    the measurement can be tested exactly."""
+    and after each window ``progress(steps done)`` is called, both outside the
+    timed region. ``clock`` is replaceable so the arithmetic of the
+    measurement can be tested exactly."""
     m = TrainingMeasurement()
     epoch = 0
     for window, is_first in _split_first_steps(plan.windows(window_steps), set()):
@@ -87,6 +88,8 @@ def train_and_measure(trainer: Trainer, plan: BatchPlan, window_steps: int,
         if not np.all(np.isfinite(losses)):
             m.diverged_at = window.first_step + int(np.argmin(np.isfinite(losses)))
             return m
+        if progress is not None:
+            progress(m.steps)
     _check_target(trainer, m, target_accuracy)
     return m
 

@@ -5,8 +5,6 @@ thread settings were fixed in its environment before any framework import.
 
 from __future__ import annotations
 
-import dataclasses
-import json
 import math
 import resource
 import sys
@@ -14,42 +12,17 @@ import time
 import traceback
 from pathlib import Path
 
-from dlbench.run import certificate, parity
-from dlbench.plugin.backend import TrainerOptions
-from dlbench.data.batches import BatchPlan
-from dlbench.spec.flops import training_step_flops
-from dlbench.spec.init import initial_weights
-from dlbench.run.timing import loss_history, summarize, train_and_measure, window_starts
 from dlbench.errors import InputError
 from dlbench.plugin.manager import get_plugins
 from dlbench.results.document import write_document
+from dlbench.run import certificate, parity
+from dlbench.run.session import prepare_scenario
+from dlbench.run.settings import RunRequest
+from dlbench.run.timing import loss_history, summarize, train_and_measure, window_starts
 from dlbench.scenario import resolve_scenario
+from dlbench.spec.flops import training_step_flops
 
-
-@dataclasses.dataclass(frozen=True)
-class RunRequest:
-    """Everything a worker needs; JSON-serializable so it can cross a process boundary."""
-
-    scenario: str  # a shipped scenario's name or a file path
-    backend: str
-    name: str = ""  # the scenario's name, for rows written before it is loaded
-    overrides: dict = dataclasses.field(default_factory=dict)
-    device: str = "cpu"
-    threads: int = 1
-    precision: str = "fp32"
-    deterministic: bool = False
-    window_steps: int = 50
-    max_memory_mib: int | None = None  # address-space limit of the worker process
-    backend_options: dict = dataclasses.field(default_factory=dict)
-    parity_dir: str = ""  # where the reference leaves its checkpoints ("" = no certificate)
-    scenario_digest: str = ""  # the scenario file's digest when the run began ("" = not checked)
-
-    def to_json(self) -> str:
-        return json.dumps(dataclasses.asdict(self))
-
-    @classmethod
-    def from_json(cls, text: str) -> "RunRequest":
-        return cls(**json.loads(text))
+__all__ = ["RunRequest", "execute", "main"]
 
 
 def finite_or_none(x: float | None) -> float | None:
@@ -78,6 +51,17 @@ def timed(fn, *args):
     return result, time.perf_counter() - start
 
 
+def progress_writer(path: str, total_steps: int):
+    """A ``progress(steps)`` that leaves "steps total" in ``path`` for the runner (None without a path)."""
+    if not path:
+        return None
+
+    def progress(steps: int) -> None:
+        Path(path).write_text(f"{steps} {total_steps}")
+
+    return progress
+
+
 def execute(request: RunRequest) -> dict:
     """Train and measure; every failure becomes the row's status and error."""
     plugins = get_plugins()
@@ -99,18 +83,14 @@ def execute(request: RunRequest) -> dict:
         device = resolve_device(backend, request.device)
         if device is None:
             return {**row, "status": "unavailable", "error": f"no GPU visible to {backend.name}"}
-        data = plugins.dataset(scenario.data_name).load(scenario.train.seed, scenario.data_options)
         spec, train = scenario.model, scenario.train
-        weights = initial_weights(spec, train.seed)
-        plan = BatchPlan(len(data.x_train), train.batch_size, train.epochs, train.seed, train.drop_last,
-                         train.max_steps)
-        options = TrainerOptions(device, request.precision, request.deterministic, train.seed,
-                                 request.backend_options)
-        trainer, build_seconds = timed(backend.build, spec, weights, options)
-        _, placement_seconds = timed(trainer.place_data, data)
+        session = prepare_scenario(scenario, backend, request.trainer_options(device, train.seed),
+                                   data_dir=request.data_dir)
+        trainer, data, plan = session.trainer, session.data, session.plan
         checkpoints = (set(certificate.checkpoint_steps(window_starts(plan, request.window_steps), plan.total_steps))
                        if request.parity_dir and backend.name == parity.REFERENCE_BACKEND else set())
-        m = train_and_measure(trainer, plan, request.window_steps, train.target_accuracy, checkpoints=checkpoints)
+        m = train_and_measure(trainer, plan, request.window_steps, train.target_accuracy, checkpoints=checkpoints,
+                              progress=progress_writer(request.progress_file, plan.total_steps))
         row["device"] = trainer.device_name
         (test_loss, test_accuracy), eval_seconds = (timed(trainer.evaluate) if m.diverged_at is None
                                                     else ((None, None), 0.0))
@@ -135,8 +115,8 @@ def execute(request: RunRequest) -> dict:
         "final_loss": finite_or_none(sum(last_epoch) / len(last_epoch)) if last_epoch else None,
         "compile_seconds": m.compile_seconds,
         "train_seconds": m.compile_seconds + m.steady_seconds,
-        "build_seconds": build_seconds,
-        "placement_seconds": placement_seconds,
+        "build_seconds": session.build_seconds,
+        "placement_seconds": session.placement_seconds,
         "eval_seconds": eval_seconds,
         "time_to_accuracy": m.time_to_accuracy,
         "steps": m.steps,
@@ -150,26 +130,26 @@ def execute(request: RunRequest) -> dict:
         "loss_history_every": every,
     }
     if request.parity_dir and m.diverged_at is None:
-        row["metrics"].update(certify_row(request, backend, scenario, weights, options, data, plan, m.states))
+        row["metrics"].update(certify_row(request, session, scenario, m.states))
     row["stochastic"] = spec.has_dropout
     if m.diverged_at is not None:
         return {**row, "status": "diverged", "error": f"loss became NaN or infinite at step {m.diverged_at}"}
     return {**row, "status": "ok"}
 
 
-def certify_row(request: RunRequest, backend, scenario, weights, options, data, plan, states) -> dict:
+def certify_row(request: RunRequest, session, scenario, states) -> dict:
     """The reference leaves its checkpoints for the other backends; every other
     backend is judged on them (untimed; see :mod:`dlbench.run.certificate`).
     A backend that cannot take part (no training state) keeps its row."""
     path = certificate.cell_file(request.parity_dir, scenario.name, request.overrides)
     start = time.perf_counter()
     try:
-        if backend.name == parity.REFERENCE_BACKEND:
-            certificate.reference_checkpoints(backend, scenario.model, weights, options, data, plan, states, path)
+        if session.backend.name == parity.REFERENCE_BACKEND:
+            certificate.reference_checkpoints(session, states, path)
             return {"certificate_seconds": time.perf_counter() - start}
         if not path.exists():
             return {"certificate_error": "the reference left no checkpoints for this cell"}
-        verdict = certificate.certify(backend, scenario.model, weights, options, data, plan, path)
+        verdict = certificate.certify(session, path)
         return {"certificate": verdict, "certificate_seconds": time.perf_counter() - start}
     except Exception as exc:  # the free-run comparison still stands beside the missing certificate
         return {"certificate_error": f"{type(exc).__name__}: {exc}"}

@@ -21,11 +21,11 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from dlbench.plugin.backend import TrainerOptions  # noqa: E402
 from dlbench.data.batches import BatchPlan  # noqa: E402
 from dlbench.data.builtin import synthetic  # noqa: E402
-from dlbench.spec.init import initial_weights  # noqa: E402
+from dlbench.plugin.backend import TrainerOptions  # noqa: E402
 from dlbench.plugin.manager import get_plugins  # noqa: E402
+from dlbench.run.session import prepare  # noqa: E402
 from dlbench.spec import SGD, Dense, Sequential  # noqa: E402
 
 NETWORKS = {
@@ -41,12 +41,11 @@ def setup(backend_name: str, kind: str, seed: int = 0):
     """(harness train, hand-written train, windows) for one backend and network."""
     spec, batch_size, window_steps, features, classes = NETWORKS[kind]
     data = synthetic(seed, n_samples=5000, n_features=features, n_classes=classes, test_fraction=0.2)
-    weights = initial_weights(spec, seed)
-    trainer = get_plugins().backends[backend_name].build(spec, weights, TrainerOptions())
-    trainer.place_data(data)
-    handwritten = importlib.import_module(f"handwritten_{backend_name}").make_loop(
-        kind, weights, data.x_train, data.y_train)
     plan = BatchPlan(len(data.x_train), batch_size, epochs=100, seed=seed, drop_last=True)
+    session = prepare(get_plugins().backends[backend_name], spec, data, plan, TrainerOptions(seed=seed))
+    trainer = session.trainer
+    handwritten = importlib.import_module(f"handwritten_{backend_name}").make_loop(
+        kind, session.weights, data.x_train, data.y_train)
     windows = [w.indices for w in plan.windows(window_steps)]
     # compile / warm both (their trajectories do not matter here)
     trainer.train(windows[0])

@@ -1,0 +1,255 @@
+"""One run's settings, in one type, from which everything else is derived.
+
+:class:`RunSettings` is what a user asked for, checked: the CLI (and any other
+front end) hands :meth:`RunSettings.from_options` the options by their CLI
+names, the result document stores it as ``settings`` (``--resume`` rebuilds it
+from there), and the jobs are derived from it: one :class:`RunRequest` per
+(scenario, sweep point, backend), the slice of the settings a worker needs,
+from which the worker derives the backend's ``TrainerOptions``.
+
+Everything is validated before anything runs: backends, scenarios against
+their dataset's *metadata* (no arrays are loaded here), sweeps, backend
+options, and whether the model can fit in this machine's memory.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import json
+from dataclasses import dataclass, field
+
+from dlbench.errors import InputError, one_of
+from dlbench.plugin.backend import TrainerOptions
+from dlbench.plugin.manager import Plugins
+from dlbench.run.parity import REFERENCE_BACKEND
+from dlbench.scenario import Scenario, resolve_scenario, scenario_files
+from dlbench.spec import format_shape
+
+SWEEP_KEYS = ("batch_size", "threads", "seed")
+OVERRIDDEN_BY_SWEEP = ("batch_size", "seed")  # sweep keys that change the scenario; threads change the worker
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    """Everything one worker needs; JSON-serializable so it can cross a process boundary."""
+
+    scenario: str  # a shipped scenario's name or a file path
+    backend: str
+    name: str = ""  # the scenario's name, for rows written before it is loaded
+    overrides: dict = field(default_factory=dict)
+    device: str = "cpu"
+    threads: int = 1
+    precision: str = "fp32"
+    deterministic: bool = False
+    window_steps: int = 50
+    max_memory_mib: int | None = None  # address-space limit of the worker process
+    backend_options: dict = field(default_factory=dict)
+    parity_dir: str = ""  # where the reference leaves its checkpoints ("" = no certificate)
+    scenario_digest: str = ""  # the scenario file's digest when the run began ("" = not checked)
+    data_dir: str = ""  # the run's shared data cache ("" = load in the worker, uncached)
+    progress_file: str = ""  # where the worker keeps "steps-done total-steps" for the runner's progress bar
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str) -> "RunRequest":
+        return cls(**json.loads(text))
+
+    def trainer_options(self, device: str, seed: int) -> TrainerOptions:
+        """What the backend builds its trainer with (``seed`` seeds its own randomness)."""
+        return TrainerOptions(device, self.precision, self.deterministic, seed, self.backend_options)
+
+
+@dataclass(frozen=True)
+class Job:
+    """One (scenario, sweep point, backend) cell of a run, repeated ``RunSettings.repeat`` times."""
+
+    request: RunRequest
+    sweep_point: dict = field(default_factory=dict)
+
+
+@dataclass
+class RunSettings:
+    """Everything that decides which jobs a run has and how; stored in the result document."""
+
+    scenarios: dict  # name -> shipped name or file
+    backends: list
+    overrides: dict
+    device: str = "cpu"
+    threads: int = 1
+    repeat: int = 1
+    timeout: float | None = None
+    precision: str = "fp32"
+    deterministic: bool = False
+    backend_options: dict = field(default_factory=dict)
+    sweep: dict = field(default_factory=dict)
+    isolation: str = "process"
+    max_memory_mib: int | None = None
+    scenario_digests: dict = field(default_factory=dict)  # name -> digest of the file as the run began
+
+    @classmethod
+    def from_options(cls, plugins: Plugins, *, scenarios, backends: str = "all", epochs=None, steps=None,
+                     batch_size=None, seed=None, device: str = "cpu", threads: int | None = None, repeat: int = 1,
+                     sweep=(), seeds: int | None = None, precision: str = "fp32", deterministic: bool = False,
+                     backend_options=(), timeout: float | None = None, max_memory_mib: int | None = None,
+                     in_process: bool = False) -> "RunSettings":
+        """The checked settings of the options a user gave, named as on the command line."""
+        from dlbench.run import environment
+
+        names, explicit = select_backends(plugins, backends)
+        if explicit:
+            for name in names:
+                availability = plugins.backends[name].availability()
+                if not availability.available:
+                    raise InputError(f"backend {name!r} is unavailable: {availability.reason}", field="--backend")
+        overrides = {k: v for k, v in {"epochs": epochs, "max_steps": steps, "batch_size": batch_size,
+                                       "seed": seed}.items() if v is not None}
+        loaded = load_scenarios(plugins, scenarios, overrides)
+        return cls(scenarios={n: s.path or n for n, s in loaded.items()}, backends=names, overrides=overrides,
+                   scenario_digests={n: s.digest for n, s in loaded.items()}, device=device,
+                   threads=threads or environment.available_cores(), repeat=repeat, timeout=timeout,
+                   precision=precision, deterministic=deterministic, sweep=parse_sweep(sweep, seeds, seed),
+                   backend_options=parse_backend_options(backend_options, names, plugins),
+                   isolation="in-process" if in_process else "process", max_memory_mib=max_memory_mib)
+
+    def jobs(self) -> list[Job]:
+        """Scenario-major order; within a scenario and sweep point, the reference first."""
+        ordered = sorted(self.backends, key=lambda b: b != REFERENCE_BACKEND)
+        points = [dict(zip(self.sweep, values)) for values in itertools.product(*self.sweep.values())]
+        return [Job(self.request(name, source, backend, point), point)
+                for name, source in self.scenarios.items() for point in points for backend in ordered]
+
+    def request(self, name: str, source: str, backend: str, point: dict) -> RunRequest:
+        overrides = {**self.overrides, **{k: point[k] for k in OVERRIDDEN_BY_SWEEP if k in point}}
+        return RunRequest(scenario=source, name=name, backend=backend, overrides=overrides,
+                          device=self.device, threads=point.get("threads", self.threads),
+                          precision=self.precision, deterministic=self.deterministic,
+                          max_memory_mib=self.max_memory_mib, backend_options=self.backend_options.get(backend, {}),
+                          scenario_digest=self.scenario_digests.get(name, ""))
+
+
+def select_backends(plugins: Plugins, text: str) -> tuple[list[str], bool]:
+    """(names, explicit): 'all' means every registered backend."""
+    if text.strip() == "all":
+        return list(plugins.backends), False
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    if not names:
+        raise InputError(f"no backend named; {one_of(['all', *plugins.backends])}", field="--backend")
+    for name in names:
+        plugins.backend(name)
+    return list(dict.fromkeys(names)), True
+
+
+def select_scenarios(plugins: Plugins, names) -> list[str]:
+    if "all" in names:
+        return list(scenario_files(plugins.scenario_dirs))
+    return list(dict.fromkeys(names))
+
+
+def load_scenarios(plugins: Plugins, names, overrides: dict) -> dict[str, Scenario]:
+    loaded = {}
+    for name in select_scenarios(plugins, names):
+        scenario = resolve_scenario(name, plugins.scenario_dirs).with_overrides(**overrides)
+        check_against_data(scenario, plugins)
+        loaded[scenario.name] = scenario
+    return loaded
+
+
+def check_against_data(scenario: Scenario, plugins: Plugins) -> None:
+    """The model must fit its dataset: input shape and number of classes,
+    judged from what the dataset declares (its metadata), not its arrays."""
+    where = scenario.path or scenario.name
+    info = plugins.datasets.get(scenario.data_name)
+    if info is None:
+        raise InputError(f"unknown dataset {scenario.data_name!r}; {one_of(plugins.datasets)}",
+                         field="data.name", source=where)
+    try:
+        meta = info.describe(scenario.train.seed, scenario.data_options)
+    except InputError as exc:
+        raise exc.within(source=where) from None
+    if meta.input_shape != scenario.model.input_shape:
+        raise InputError(f"{format_shape(scenario.model.input_shape)} does not match dataset "
+                         f"{scenario.data_name!r}, whose samples have shape {format_shape(meta.input_shape)}",
+                         field="model.input_shape", source=where)
+    units = scenario.model.output_shape[0]
+    if scenario.model.loss == "categorical_crossentropy" and units < meta.n_classes:
+        raise InputError(f"the last layer has {units} units but dataset {scenario.data_name!r} has "
+                         f"{meta.n_classes} classes", field="model.layers", source=where)
+    if scenario.model.loss == "binary_crossentropy" and meta.n_classes != 2:
+        raise InputError(f"binary_crossentropy needs 2 classes; dataset {scenario.data_name!r} has "
+                         f"{meta.n_classes}", field="train.loss", source=where)
+    check_fits_in_memory(scenario)
+
+
+def check_fits_in_memory(scenario: Scenario, available_bytes: int | None = None) -> None:
+    """Refuse a model that cannot train in this machine's memory (the lower
+    bound of :mod:`dlbench.spec.memory`), before any worker allocates it."""
+    import psutil
+
+    from dlbench.spec.memory import training_memory_bytes
+
+    available = available_bytes or psutil.virtual_memory().total
+    need = training_memory_bytes(scenario.model, scenario.train.batch_size)
+    if need["total"] > available:
+        gib = 2**30
+        raise InputError(f"training this model needs at least {need['total'] / gib:,.1f} GiB "
+                         f"(parameters, gradients and optimizer state {need['parameters'] / gib:,.1f} GiB, "
+                         f"activations of a batch of {scenario.train.batch_size} {need['activations'] / gib:,.1f} GiB);"
+                         f" this machine has {available / gib:,.1f} GiB", field="model.layers",
+                         source=scenario.path or scenario.name)
+
+
+def parse_sweep(items, seeds: int | None = None, seed: int | None = None) -> dict[str, list[int]]:
+    """['batch_size=1,32', 'threads=1,2'] -> {'batch_size': [1, 32], 'threads': [1, 2]};
+    ``seeds=N`` adds the seeds ``seed`` (or 0) and the N - 1 after it."""
+    if seeds:
+        if any(item.startswith("seed=") for item in items):
+            raise InputError("--seeds and --sweep seed=... both choose the seeds; use one", field="--seeds")
+        items = (*items, "seed=" + ",".join(str((seed or 0) + i) for i in range(seeds)))
+    sweep: dict[str, list[int]] = {}
+    for item in items:
+        key, _, values = item.partition("=")
+        if key not in SWEEP_KEYS:
+            raise InputError(f"unknown sweep key {key!r}; {one_of(SWEEP_KEYS)}", field="--sweep")
+        try:
+            numbers = [int(v) for v in values.split(",")]
+        except ValueError:
+            numbers = []
+        lowest = 0 if key == "seed" else 1
+        if not numbers or min(numbers) < lowest:
+            kind = "non-negative" if key == "seed" else "positive"
+            raise InputError(f"{item!r}: expected {key}=N[,N...] with {kind} integers", field="--sweep")
+        sweep[key] = list(dict.fromkeys(numbers))
+    return sweep
+
+
+def parse_backend_options(items, backends: list[str], plugins: Plugins) -> dict[str, dict]:
+    """['torch.compile=true', 'jax.scan=false'] -> {'torch': {'compile': True}, 'jax': {'scan': False}}."""
+    options: dict[str, dict] = {}
+    for item in items:
+        name, _, rest = item.partition(".")
+        key, eq, text = rest.partition("=")
+        if not (name and key and eq):
+            raise InputError(f"{item!r}: expected BACKEND.KEY=VALUE, e.g. torch.compile=true",
+                             field="--backend-option")
+        if name not in backends:
+            raise InputError(f"{item!r}: backend {name!r} is not in this run; {one_of(backends)}",
+                             field="--backend-option")
+        options.setdefault(name, {})[key] = _option_value(text)
+    for name, given in options.items():
+        plugins.backends[name].check_options(given)
+    return options
+
+
+def _option_value(text: str):
+    lowered = text.lower()
+    if lowered in ("true", "false"):
+        return lowered == "true"
+    for cast in (int, float):
+        try:
+            return cast(text)
+        except ValueError:
+            continue
+    return text
