@@ -23,20 +23,26 @@ reference at checkpoints spread over the whole run:
    parameters and moving statistics at the segment's end are within
    ``TOLERANCE_FACTOR`` times the reference's own float32 rounding of that
    segment (the farther twin), plus a floor of ``FLOOR_ULPS`` float32 ulps
-   of the value for tensors the segment leaves (nearly) unchanged. Tensors
-   are compared norm-wise (``||ours - ref32||`` against ``||ref64 - ref32||``),
-   so one parameter whose gradient is rounding noise cannot dominate.
+   of the value (for the loss, a batch mean: times log2 of the batch size,
+   the bound of a pairwise sum in another order, which the twins, summing
+   the mean alike, do not show). Tensors are compared at the 99th percentile
+   of their elements' differences (``ELEMENT_QUANTILE``), ours against the
+   twins': rounding is not uniform, and a ReLU input within an ulp of zero
+   flips side in one implementation and not in another. One such flip in
+   synthetic-fcn's 1024-unit first layer moved that unit's bias by 1300
+   times the twins' rounding after three steps (torch, 2 threads), and the
+   norm of the whole tensor with it, while 99.9% of its elements stayed
+   within 0.1 of the tolerance. A wrong constant, gradient or convention
+   moves every element: the mutants of the project's tests are caught at
+   every checkpoint, far beyond the tolerance. What the quantile cannot
+   see is an error confined to under 1% of a tensor's elements (the loss
+   still sees it where it changes the loss).
 5. A backend agrees when it agrees at ``AGREEING_FRACTION`` of the
-   checkpoints or more. Rounding is not uniform: a ReLU input within an ulp of
-   zero flips side in one implementation and not in another, and one such
-   flip in a 1024 x 1024 layer moves a bias update by 1e-3 of itself (seen on
-   synthetic-fcn: JAX's float32 pre-activation -6e-8 where the exact value is
-   2e-7), at one checkpoint and not the next. A wrong constant, gradient or
-   convention changes every segment: the mutants of the project's tests are
-   caught at every checkpoint, far beyond the tolerance. The report gives, per
-   checkpoint, the loss difference and the worst tensor's difference, both
-   relative to what the segment changed, with the tolerance beside them, and
-   the worst checkpoint as the row's figure.
+   checkpoints or more, so one checkpoint where rounding went an unusual
+   way is not a verdict. The report gives, per checkpoint, the loss
+   difference and the worst tensor's difference, both relative to what the
+   segment changed, with the tolerance beside them, and the worst
+   checkpoint as the row's figure.
 
 A wrong learning rate, epsilon, beta, BatchNorm convention, gradient or loss
 reduction changes the very first segment by far more than rounding does; over
@@ -52,12 +58,14 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 from pathlib import Path
 
 import numpy as np
 
 from dlbench.data.batches import BatchPlan
-from dlbench.plugin.backend import TrainingState
+from dlbench.plugin.backend import TrainerOptions, TrainingState
+from dlbench.run.session import Session, prepare
 from dlbench.spec import Dropout
 
 CHECKPOINTS = 8
@@ -68,6 +76,8 @@ AGREEING_FRACTION = 0.75
 TWINS = {"float32": {}, "float64": {"dtype": "float64"}, "reversed": {"summation": "reversed"}}
 FLOOR_ULPS = 4.0
 EPS32 = float(np.finfo(np.float32).eps)
+#: tensors are compared at this quantile of their elements' differences (see the module docstring)
+ELEMENT_QUANTILE = 0.99
 
 
 def checkpoint_steps(window_starts: list[int], total_steps: int, n: int = CHECKPOINTS,
@@ -110,12 +120,12 @@ def cell_file(parity_dir: str, scenario: str, overrides: dict) -> Path:
 
 # ------------------------------------------------------------ running segments
 class SegmentRunner:
-    """One trainer, built once, that runs segments from loaded states."""
+    """One trainer, built once like the run's (without dropout), that runs segments from loaded states."""
 
-    def __init__(self, backend, spec, weights, options, data, plan: BatchPlan):
-        self.spec, self.plan = without_dropout(spec), plan
-        self.trainer = backend.build(self.spec, weights, options)
-        self.trainer.place_data(data)
+    def __init__(self, run: Session, options: TrainerOptions):
+        self.plan = run.plan
+        self.trainer = prepare(run.backend, without_dropout(run.spec), run.data, run.plan, options,
+                               run.weights).trainer
 
     def run(self, state: TrainingState, first_step: int) -> tuple[np.ndarray, list]:
         """(segment losses, weights at the segment's end, in the trainer's precision)."""
@@ -124,12 +134,12 @@ class SegmentRunner:
         return np.concatenate([np.asarray(x, np.float64) for x in losses]), self.trainer.weights()
 
 
-def reference_checkpoints(backend, spec, weights, options, data, plan: BatchPlan,
-                          states: dict[int, TrainingState], path: Path) -> None:
-    """Run each checkpoint's segment on the reference in float32 and float64 and
-    store states and results in ``path`` for the other backends' workers."""
-    runners = {twin: SegmentRunner(backend, spec, weights, dataclasses.replace(
-        options, extra={**options.extra, **extra}), data, plan) for twin, extra in TWINS.items()}
+def reference_checkpoints(run: Session, states: dict[int, TrainingState], path: Path) -> None:
+    """Run each checkpoint's segment on the reference (``run``'s backend) in
+    float32, float64 and reversed summation, and store states and results in
+    ``path`` for the other backends' workers."""
+    runners = {twin: SegmentRunner(run, dataclasses.replace(run.options, extra={**run.options.extra, **extra}))
+               for twin, extra in TWINS.items()}
     arrays: dict[str, np.ndarray] = {}
     for step, state in sorted(states.items()):
         _put_state(arrays, f"{step}/state", state)
@@ -143,11 +153,11 @@ def reference_checkpoints(backend, spec, weights, options, data, plan: BatchPlan
     tmp.replace(path)
 
 
-def certify(backend, spec, weights, options, data, plan: BatchPlan, path: Path) -> dict:
-    """The backend's verdict at every checkpoint the reference left in ``path``."""
+def certify(run: Session, path: Path) -> dict:
+    """``run``'s backend's verdict at every checkpoint the reference left in ``path``."""
     with np.load(path, allow_pickle=False) as archive:
         stored = {k: archive[k] for k in archive.files}
-    runner = SegmentRunner(backend, spec, weights, options, data, plan)
+    runner = SegmentRunner(run, run.options)
     checkpoints = []
     for step in stored["steps"].tolist():
         state = _get_state(stored, f"{step}/state")
@@ -156,7 +166,7 @@ def certify(backend, spec, weights, options, data, plan: BatchPlan, path: Path) 
                  for t in TWINS if t != "float32"]
         checkpoints.append({"step": step, **judge(
             losses, end, stored[f"{step}/float32/losses"], _get_weights(stored, f"{step}/float32/weights"),
-            twins, state.weights)})
+            twins, state.weights, run.plan.batch_size)})
     worst = max(checkpoints, key=lambda c: c["margin"], default=None)
     agreeing = sum(1 for c in checkpoints if c["agrees"])
     return {"agrees": bool(checkpoints) and agreeing >= AGREEING_FRACTION * len(checkpoints),
@@ -165,7 +175,7 @@ def certify(backend, spec, weights, options, data, plan: BatchPlan, path: Path) 
 
 
 # ------------------------------------------------------------------- the judge
-def judge(losses, weights, ref32_losses, ref32_weights, twins, start_weights) -> dict:
+def judge(losses, weights, ref32_losses, ref32_weights, twins, start_weights, batch_size: int = 1) -> dict:
     """One checkpoint's verdict against the reference's float32 segment, with
     the tolerance from ``twins`` ([(losses, weights)], the reference's rounding
     twins); differences are reported relative to what the segment changed
@@ -176,16 +186,18 @@ def judge(losses, weights, ref32_losses, ref32_weights, twins, start_weights) ->
                 "tensor": None, "tensor_diff": None, "tensor_tol": None}
     scale = max(float(np.max(np.abs(ref32_losses))), 1e-12)
     loss_diff = float(np.max(np.abs(losses - ref32_losses)))
-    loss_tol = _tolerance(max(float(np.max(np.abs(np.asarray(t) - ref32_losses))) for t, _ in twins), scale)
+    # a batch mean summed in another order moves by up to ~log2(batch) ulps (pairwise summation's bound)
+    loss_tol = _tolerance(max(float(np.max(np.abs(np.asarray(t) - ref32_losses))) for t, _ in twins),
+                          scale * max(1.0, math.log2(batch_size)))
     margins = {"loss": loss_diff / loss_tol}
     details = {}
     for i, (ours, r32, start) in enumerate(zip(weights, ref32_weights, start_weights)):
         for name in r32:
-            a, b = np.asarray(ours[name], np.float64), np.asarray(r32[name], np.float64)
-            diff = float(np.linalg.norm(a - b))
-            rounding = max(float(np.linalg.norm(np.asarray(tw[i][name]) - b)) for _, tw in twins)
-            tol = _tolerance(rounding, float(np.linalg.norm(b)))
-            update = max(float(np.linalg.norm(b - np.asarray(start[name], np.float64))), 1e-30)
+            b = np.asarray(r32[name], np.float64)
+            diff = _spread(np.asarray(ours[name], np.float64) - b)
+            rounding = max(_spread(np.asarray(tw[i][name], np.float64) - b) for _, tw in twins)
+            tol = _tolerance(rounding, _spread(b))
+            update = max(_spread(b - np.asarray(start[name], np.float64)), 1e-30)
             key = f"layers[{i}].{name}"
             margins[key] = diff / tol
             details[key] = (diff / update, tol / update)
@@ -194,6 +206,11 @@ def judge(losses, weights, ref32_losses, ref32_weights, twins, start_weights) ->
     return {"agrees": margin <= 1.0, "margin": margin, "loss_diff": loss_diff / scale, "loss_tol": loss_tol / scale,
             "tensor": worst, "tensor_diff": details[worst][0] if worst else None,
             "tensor_tol": details[worst][1] if worst else None}
+
+
+def _spread(values: np.ndarray) -> float:
+    """How large a tensor's elements are, at :data:`ELEMENT_QUANTILE` of their magnitudes."""
+    return float(np.quantile(np.abs(values), ELEMENT_QUANTILE)) if values.size else 0.0
 
 
 def _tolerance(rounding: float, magnitude: float) -> float:
