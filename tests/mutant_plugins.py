@@ -7,7 +7,7 @@ import dataclasses
 
 import dlbench
 from dlbench.spec import Adam, BatchNormalization
-from dlbench_backends.numpy_backend import NumpyBackend, NumpyTrainer
+from dlbench_backends.numpy import NumpyBackend, NumpyTrainer
 
 
 def with_optimizer(spec, **changes):

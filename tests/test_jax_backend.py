@@ -126,7 +126,7 @@ def test_gpu_is_none_without_a_gpu_and_building_on_it_fails_clearly(backend):
 def test_module_imports_without_importing_jax():
     out = run_in_fresh_python(
         "import sys\n"
-        "import dlbench_backends.jax_backend as m\n"
+        "import dlbench_backends.jax as m\n"
         "from dlbench.plugin.manager import get_plugins\n"
         "backend = get_plugins().backends['jax']\n"
         "backend.availability(); backend.version()\n"
@@ -188,7 +188,7 @@ def spec_update_float64(optimizer, w, grads, first_step=1, m=0.0, v=0.0):
 
 def apply_rule(optimizer, params, grads, state=None):
     jax = pytest.importorskip("jax")
-    from dlbench_backends.jax_backend import OPTIMIZERS
+    from dlbench_backends.jax import OPTIMIZERS
 
     rule = OPTIMIZERS[optimizer.name](optimizer)
     params = jax.device_put(params)
@@ -409,7 +409,7 @@ def test_dropout_is_training_only_and_reproducible_from_the_seed(backend):
 
 def test_dropout_keeps_about_one_minus_rate_and_scales_the_kept(backend):
     jax = pytest.importorskip("jax")
-    from dlbench_backends.jax_layers import dropout_layer
+    from dlbench_backends.jax.network import dropout_layer
 
     apply = dropout_layer(Dropout(0.25), (50,), None)
     x = np.ones((400, 50), np.float32)
@@ -432,7 +432,7 @@ def conv_modes():
 
 def test_custom_conv_gradients_equal_jaxs_own_in_every_mode():
     jax = pytest.importorskip("jax")
-    from dlbench_backends.jax_layers import make_conv
+    from dlbench_backends.jax.network import make_conv
 
     rng = np.random.default_rng(0)
     checked = 0
@@ -460,8 +460,8 @@ def test_custom_conv_gradients_equal_jaxs_own_in_every_mode():
 @pytest.mark.parametrize("custom_vjp", [True, False], ids=["custom", "jax-rule"])
 def test_max_pool_gradient_goes_to_the_first_maximum_like_numpy(custom_vjp):
     jax = pytest.importorskip("jax")
-    from dlbench_backends.jax_layers import make_max_pool
-    from dlbench_backends.numpy_layers import PoolLayer
+    from dlbench_backends.jax.network import make_max_pool
+    from dlbench_backends.numpy.kernels import PoolLayer
 
     rng = np.random.default_rng(0)
     for spec, shape in [(MaxPool2D(2), (6, 6)), (MaxPool2D(3, strides=2), (7, 7)), (MaxPool2D((2, 3), (1, 2)), (5, 7)),

@@ -7,8 +7,8 @@ from dlbench.plugin.backend import loss_targets
 from dlbench.spec.init import initial_weights
 from dlbench.spec import (ACTIVATIONS, Activation, AveragePool1D, AveragePool2D, BatchNormalization, Conv1D, Conv2D,
                           Dense, Flatten, MaxPool1D, MaxPool2D, Sequential)
-from dlbench_backends.numpy_backend import LOSSES, Network
-from dlbench_backends.numpy_layers import ActivationLayer, DropoutLayer
+from dlbench_backends.numpy import LOSSES, Network
+from dlbench_backends.numpy.kernels import ActivationLayer, DropoutLayer
 
 EPS = 1e-6
 
@@ -223,7 +223,7 @@ def test_dropout_scales_kept_units_and_is_identity_at_inference():
 
 
 def test_max_pool_routes_the_gradient_to_the_first_maximum_of_a_window():
-    from dlbench_backends.numpy_layers import PoolLayer
+    from dlbench_backends.numpy.kernels import PoolLayer
 
     layer = PoolLayer(MaxPool2D(2), "max")
     x = np.array([[[3.0], [3.0]], [[1.0], [3.0]]])[None]  # one 2x2 window, three tied maxima

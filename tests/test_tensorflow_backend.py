@@ -204,7 +204,7 @@ def test_backend_module_does_not_import_tensorflow_or_keras():
     out = run_python(
         "import sys\n"
         "from dlbench.plugin.manager import get_plugins\n"
-        "import dlbench_backends.tensorflow_backend\n"
+        "import dlbench_backends.tensorflow\n"
         "backend = get_plugins().backends['tensorflow']\n"
         "backend.availability(); backend.version()\n"
         "print(sorted(m for m in ('tensorflow', 'keras') if m in sys.modules))")
@@ -223,7 +223,7 @@ def test_configure_threads_applies_and_returns_the_count(backend):
 
 
 def test_keras_runs_on_tensorflow(backend):
-    from dlbench_backends.tensorflow_backend import _framework
+    from dlbench_backends.tensorflow import _framework
 
     _, keras = _framework()
     assert keras.backend.backend() == "tensorflow"

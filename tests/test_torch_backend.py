@@ -99,7 +99,7 @@ def test_precision_and_determinism_are_set_explicitly(backend):
 
 
 def test_backend_module_imports_without_importing_torch():
-    code = ("import sys, dlbench_backends.torch_backend as m; from dlbench.plugin.manager import get_plugins; "
+    code = ("import sys, dlbench_backends.torch as m; from dlbench.plugin.manager import get_plugins; "
             "b = get_plugins().backends['torch']; b.availability(); "
             "print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
@@ -121,7 +121,7 @@ def test_deterministic_training_matches_numpy(backend, monkeypatch):
 
 
 def test_windows_gathered_in_several_parts_train_like_numpy(backend, monkeypatch):
-    import dlbench_backends.torch_backend as torch_backend
+    import dlbench_backends.torch as torch_backend
 
     monkeypatch.setattr(torch_backend, "GATHER_BYTES", 100)  # 8 samples of 5 floats + label: 2 steps a part
     spec = Sequential([Dense(6, "relu", input_shape=(5,)), Dense(3, "softmax")]).compile(
@@ -135,7 +135,7 @@ def test_windows_gathered_in_several_parts_train_like_numpy(backend, monkeypatch
 def test_small_parameters_are_updated_on_one_thread(backend, monkeypatch, sizes, calls):
     import torch
 
-    import dlbench_backends.torch_backend as torch_backend
+    import dlbench_backends.torch as torch_backend
 
     seen = []
     monkeypatch.setitem(torch_backend.UPDATES, "sgd", lambda config, params: lambda grads: seen.append(
@@ -268,8 +268,8 @@ def test_conv_weights_in_another_memory_format_than_their_gradients_still_train_
     gradients from autograd.grad; the fused update must not pair up the wrong elements."""
     import torch
 
-    import dlbench_backends.torch_backend as torch_backend
-    import dlbench_backends.torch_layers as torch_layers
+    import dlbench_backends.torch as torch_backend
+    import dlbench_backends.torch.network as torch_layers
 
     monkeypatch.setattr(torch_backend, "CHANNELS_LAST", False)
     monkeypatch.setattr(torch_layers, "CHANNELS_LAST", False)
@@ -350,7 +350,7 @@ def test_dropout_same_seed_same_losses_other_seed_other_losses(backend):
 
 def test_dropout_is_on_in_training_and_off_in_evaluation(backend):
     from dlbench.plugin.manager import get_plugins
-    from dlbench_backends.numpy_backend import Network
+    from dlbench_backends.numpy import Network
 
     spec = DROPOUT_SPEC
     data = toy_data(input_shape=spec.input_shape, n_train=43)

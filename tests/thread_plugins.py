@@ -5,7 +5,7 @@ thread environment from this class, as it does for the built-ins."""
 import os
 
 import dlbench
-from dlbench_backends.numpy_backend import NumpyBackend
+from dlbench_backends.numpy import NumpyBackend
 
 
 class OwnThreadsBackend(NumpyBackend):

@@ -29,10 +29,10 @@ DISABLE_AUTOLOAD_ENV = "DLBENCH_DISABLE_PLUGIN_AUTOLOAD"
 BLOCK_ENV = "DLBENCH_BLOCK_PLUGINS"
 EXTRA_PLUGINS_ENV = "DLBENCH_PLUGINS"
 BUILTIN_PLUGINS = {
-    "numpy": "dlbench_backends.numpy_backend",
-    "torch": "dlbench_backends.torch_backend",
-    "tensorflow": "dlbench_backends.tensorflow_backend",
-    "jax": "dlbench_backends.jax_backend",
+    "numpy": "dlbench_backends.numpy",
+    "torch": "dlbench_backends.torch",
+    "tensorflow": "dlbench_backends.tensorflow",
+    "jax": "dlbench_backends.jax",
 }
 
 

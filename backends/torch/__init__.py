@@ -67,7 +67,7 @@ Training state (``state``/``load_state``): the optimizer state is the trainer's
 own, ``{parameter: {"m", "v", "step"}}`` for Adam or ``{"velocity"}`` for SGD with
 momentum (:func:`optimizer_state`), updated in place by the fused kernels; its
 slots go to and from the canonical layout like the parameters do
-(:func:`~dlbench_backends.torch_layers.to_canonical`, ``to_torch_layout``), and
+(:func:`~dlbench_backends.torch.network.to_canonical`, ``to_torch_layout``), and
 Adam's per-parameter step tensors are set to the state's step count.
 
 A window of steps: one host->device copy of its indices, one ``index_select``
@@ -108,7 +108,7 @@ from dlbench.data.base import Dataset
 from dlbench.errors import InputError, one_of
 from dlbench.spec import PARAMETERS_TRAINED, ModelSpec
 
-from dlbench_backends.torch_layers import (CHANNELS_LAST, _torch, activation, build_network, load_weights,
+from dlbench_backends.torch.network import (CHANNELS_LAST, _torch, activation, build_network, load_weights,
                                            loss_function, module_tensors, module_weights, to_canonical,
                                            to_torch_layout)
 

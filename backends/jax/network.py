@@ -1,6 +1,6 @@
 """The JAX backend's network: a pure forward function of (params, stats, x)
 built layer by layer from the spec, with the conv and max-pool gradients
-XLA:CPU runs fast inside a loop. See :mod:`dlbench_backends.jax_backend`
+XLA:CPU runs fast inside a loop. See :mod:`dlbench_backends.jax`
 for the layouts and the training loop."""
 
 import functools

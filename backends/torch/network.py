@@ -1,6 +1,6 @@
 """The PyTorch backend's network: modules built layer by layer from the spec
 and the canonical weights, in NCHW with the channels_last memory format.
-See :mod:`dlbench_backends.torch_backend` for the layouts and the training loop."""
+See :mod:`dlbench_backends.torch` for the layouts and the training loop."""
 
 from __future__ import annotations
 

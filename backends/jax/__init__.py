@@ -103,7 +103,7 @@ import dlbench
 from dlbench.plugin.backend import Backend, Trainer, TrainerOptions, TrainingState, loss_targets, slot_names
 from dlbench.data.base import Dataset
 from dlbench.errors import InputError, one_of
-from dlbench_backends.jax_layers import LOSSES, _jax, activation, check_supported, make_forward, split_weights
+from dlbench_backends.jax.network import LOSSES, _jax, activation, check_supported, make_forward, split_weights
 from dlbench.spec import ModelSpec, check_positive_int
 
 DEFAULT_OPTIONS = {"scan": True, "chunk_steps": 256, "custom_vjp": "auto"}

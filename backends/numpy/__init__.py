@@ -1,6 +1,6 @@
 """The from-scratch NumPy backend: forward pass, backpropagation, gradient descent.
 
-Each layer (:mod:`dlbench_backends.numpy_layers`) is a small class with
+Each layer (:mod:`dlbench_backends.numpy.kernels`) is a small class with
 ``forward`` and ``backward``. For a Dense layer with input ``X`` (batch, in),
 kernel ``W`` (in, out) and bias ``b``:
 
@@ -31,7 +31,7 @@ from dlbench.errors import InputError
 from dlbench.spec.init import STREAM_BACKEND, rng_for
 from dlbench.spec import (PARAMETERS_TRAINED, AveragePool1D, AveragePool2D, BatchNormalization, Conv1D, Conv2D,
                           Dense, Dropout, Flatten, MaxPool1D, MaxPool2D, ModelSpec)
-from dlbench_backends.numpy_layers import (ActivationLayer, BatchNormLayer, ConvLayer, DenseLayer, DropoutLayer,
+from dlbench_backends.numpy.kernels import (ActivationLayer, BatchNormLayer, ConvLayer, DenseLayer, DropoutLayer,
                                            FlattenLayer, PoolLayer)
 
 
