@@ -1,0 +1,80 @@
+"""Scenarios written as TOML read back as the same scenario (every layer type, both optimizers)."""
+
+import dataclasses
+import tomllib
+
+import pytest
+
+from dlbench.errors import InputError
+from dlbench.scenario import Scenario, parse_scenario, scenario_files, load_scenario_file
+from dlbench.scenario_toml import dumps, scenario_document, write_scenario
+from dlbench.spec import (LAYER_TYPES, SGD, Activation, Adam, AveragePool1D, AveragePool2D, BatchNormalization,
+                          Conv1D, Conv2D, Dense, Dropout, Flatten, MaxPool1D, MaxPool2D, Sequential, TrainSpec)
+
+
+def scenario(spec, train=TrainSpec(), **fields) -> Scenario:
+    return Scenario(name=fields.pop("name", "s"), description=fields.pop("description", ""),
+                    data_name="synthetic", data_options=fields.pop("data_options", {}), model=spec, train=train,
+                    **fields)
+
+
+def read_back(s: Scenario) -> Scenario:
+    return parse_scenario(tomllib.loads(dumps(scenario_document(s))), "unused")
+
+
+IMAGE = Sequential([
+    Conv2D(3, kernel_size=(3, 2), strides=(2, 1), padding="same", activation="relu"),
+    BatchNormalization(momentum=0.9, epsilon=1e-5),
+    MaxPool2D(pool_size=2, strides=1),
+    Conv2D(4, kernel_size=2, padding=1, activation="tanh"),
+    AveragePool2D(pool_size=(2, 1)),
+    Flatten(),
+    Dropout(0.25),
+    Dense(7, activation="sigmoid"),
+    Dense(3),
+    Activation("softmax"),
+], input_shape=(9, 8, 2)).compile("categorical_crossentropy", Adam(0.003, beta_1=0.8, beta_2=0.95, epsilon=1e-8))
+
+SIGNAL = Sequential([
+    Conv1D(5, kernel_size=4, strides=2, padding="valid", activation="linear"),
+    MaxPool1D(pool_size=3, strides=2),
+    Conv1D(2, kernel_size=1),
+    AveragePool1D(pool_size=2),
+    Flatten(),
+    Dense(1, activation="sigmoid"),
+], input_shape=(40, 1)).compile("binary_crossentropy", SGD(learning_rate=0.1, momentum=0.9))
+
+
+def test_every_layer_type_is_covered_by_the_round_trip_models():
+    used = {layer.type for spec in (IMAGE, SIGNAL) for layer in spec.layers}
+    assert used == set(LAYER_TYPES)
+
+
+@pytest.mark.parametrize("spec", [IMAGE, SIGNAL], ids=["image", "signal"])
+def test_a_written_scenario_reads_back_equal(spec):
+    s = scenario(spec, TrainSpec(batch_size=7, epochs=3, seed=11, drop_last=True, target_accuracy=0.75),
+                 name="my model", description='quotes " and \\ and ünïcode', source="keras 'seq'",
+                 expected_accuracy=(0.5, 1.0), data_options={"n_samples": 300, "noise": 0.125, "flag": True})
+    back = read_back(s)
+    assert back == s
+    assert [type(a) for a in back.model.layers] == [type(b) for b in spec.layers]
+
+
+def test_floats_are_written_exactly():
+    s = scenario(Sequential([Dense(2, activation="softmax")], input_shape=(3,)).compile(
+        "categorical_crossentropy", Adam(learning_rate=0.1 + 0.2, epsilon=1e-7)))
+    assert read_back(s).model.optimizer.learning_rate == 0.1 + 0.2
+
+
+@pytest.mark.parametrize("name", sorted(scenario_files()))
+def test_every_shipped_scenario_reads_back_equal(name, tmp_path):
+    shipped = load_scenario_file(scenario_files()[name])
+    written = load_scenario_file(write_scenario(shipped, tmp_path / "copy.toml"))
+    strip = dict(path="", digest="")
+    assert dataclasses.replace(written, **strip) == dataclasses.replace(shipped, **strip)
+
+
+def test_a_value_toml_cannot_hold_is_refused_naming_it():
+    s = scenario(IMAGE, data_options={"path": object()})
+    with pytest.raises(InputError, match="data.path: object .* cannot be written to a scenario file"):
+        dumps(scenario_document(s))
