@@ -9,7 +9,7 @@ import numpy as np
 
 import dlbench
 from dlbench.plugin.backend import Backend
-from dlbench_backends.numpy import NumpyTrainer
+from dlbench_backends.numpy.trainer import NumpyTrainer
 
 
 class HangingTrainer(NumpyTrainer):

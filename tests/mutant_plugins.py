@@ -7,7 +7,8 @@ import dataclasses
 
 import dlbench
 from dlbench.spec import Adam, BatchNormalization
-from dlbench_backends.numpy import NumpyBackend, NumpyTrainer
+from dlbench_backends.numpy import NumpyBackend
+from dlbench_backends.numpy.trainer import NumpyTrainer
 
 
 def with_optimizer(spec, **changes):
@@ -84,7 +85,7 @@ class SummedLossTrainer(NumpyTrainer):
         for rows in indices:
             losses.append(self.net.loss_and_gradients(self.x_train[rows], self.t_train[rows]))
             self.net.grad *= len(rows)
-            self.optimizer.step()
+            self.optimizer.update()
         return losses
 
 

@@ -136,7 +136,7 @@ COMMAND_LINE_CASES = [
     ("unknown backend option", ["--backend", "numpy,tensorflow", "--backend-option", "tensorflow.xla=true"],
      "--backend-option: unknown tensorflow option 'xla'; expected one of jit_compile"),
     ("backend option of the wrong type", ["--backend", "numpy,tensorflow", "--backend-option",
-                                          "tensorflow.jit_compile=3"], "tensorflow.jit_compile must be bool, got 3"),
+                                          "tensorflow.jit_compile=3"], "tensorflow.jit_compile must be true or false, got 3"),
     ("backend option for a backend without options", ["--backend", "numpy,diverge", "--backend-option",
                                                       "diverge.fast=true"],
      "unknown diverge option 'fast'; it takes no options"),

@@ -3,12 +3,13 @@
 import numpy as np
 import pytest
 
-from dlbench.plugin.backend import loss_targets
+from dlbench.plugin.helpers import loss_targets
 from dlbench.spec.init import initial_weights
 from dlbench.spec import (ACTIVATIONS, Activation, AveragePool1D, AveragePool2D, BatchNormalization, Conv1D, Conv2D,
                           Dense, Flatten, MaxPool1D, MaxPool2D, Sequential)
-from dlbench_backends.numpy import LOSSES, Network
 from dlbench_backends.numpy.kernels import ActivationLayer, DropoutLayer
+from dlbench_backends.numpy.losses import LOSSES
+from dlbench_backends.numpy.network import Network
 
 EPS = 1e-6
 

@@ -223,7 +223,7 @@ def test_configure_threads_applies_and_returns_the_count(backend):
 
 
 def test_keras_runs_on_tensorflow(backend):
-    from dlbench_backends.tensorflow import _framework
+    from dlbench_backends.tensorflow import framework
 
-    _, keras = _framework()
+    _, keras = framework()
     assert keras.backend.backend() == "tensorflow"

@@ -121,9 +121,9 @@ def test_deterministic_training_matches_numpy(backend, monkeypatch):
 
 
 def test_windows_gathered_in_several_parts_train_like_numpy(backend, monkeypatch):
-    import dlbench_backends.torch as torch_backend
+    import dlbench_backends.torch.trainer as torch_trainer
 
-    monkeypatch.setattr(torch_backend, "GATHER_BYTES", 100)  # 8 samples of 5 floats + label: 2 steps a part
+    monkeypatch.setattr(torch_trainer, "GATHER_BYTES", 100)  # 8 samples of 5 floats + label: 2 steps a part
     spec = Sequential([Dense(6, "relu", input_shape=(5,)), Dense(3, "softmax")]).compile(
         "categorical_crossentropy", SGD(0.1, 0.5))
     assert_matches_numpy("torch", spec, toy_data(n_classes=3, n_train=43), steps=12)
@@ -135,12 +135,14 @@ def test_windows_gathered_in_several_parts_train_like_numpy(backend, monkeypatch
 def test_small_parameters_are_updated_on_one_thread(backend, monkeypatch, sizes, calls):
     import torch
 
-    import dlbench_backends.torch as torch_backend
+    import types
+
+    import dlbench_backends.torch.optim as torch_optim
 
     seen = []
-    monkeypatch.setitem(torch_backend.UPDATES, "sgd", lambda config, params: lambda grads: seen.append(
-        (torch.get_num_threads(), [g.numel() for g in grads])))
-    update = torch_backend.optimizer_update(SGD(0.1), [torch.zeros(n) for n in sizes])
+    monkeypatch.setitem(torch_optim.OPTIMIZERS, "sgd", lambda config, params, state: types.SimpleNamespace(
+        update=lambda grads: seen.append((torch.get_num_threads(), [g.numel() for g in grads]))))
+    update = torch_optim.build_optimizer(SGD(0.1), [torch.zeros(n) for n in sizes]).update
     before = torch.get_num_threads()
     try:
         torch.set_num_threads(2)
@@ -268,18 +270,17 @@ def test_conv_weights_in_another_memory_format_than_their_gradients_still_train_
     gradients from autograd.grad; the fused update must not pair up the wrong elements."""
     import torch
 
-    import dlbench_backends.torch as torch_backend
-    import dlbench_backends.torch.network as torch_layers
+    import dlbench_backends.torch.network as torch_network
+    from dlbench_backends.torch.trainer import TorchTrainer
 
-    monkeypatch.setattr(torch_backend, "CHANNELS_LAST", False)
-    monkeypatch.setattr(torch_layers, "CHANNELS_LAST", False)
-    monkeypatch.setattr(torch_backend.TorchTrainer, "_network_input", lambda self, x: x.movedim(-1, -3))
+    monkeypatch.setattr(torch_network, "CHANNELS_LAST", False)
+    monkeypatch.setattr(TorchTrainer, "_network_input", lambda self, x: x.movedim(-1, -3))
     spec = CONV_CASES["two-convs-strided-same"]
     data = toy_data(input_shape=spec.input_shape, n_train=43)
     trainer = backend.build(spec, initial_weights(spec, 0), TrainerOptions())
     trainer.place_data(data)
     x = trainer._network_input(trainer.x_train[:8])
-    loss = trainer.loss(trainer.model(x), trainer.t_train[:8])
+    loss = trainer.loss(trainer.model(x), trainer.t_train[:8], trainer.output)
     grads = torch.autograd.grad(loss, trainer.params)
     assert any(g.stride() != p.stride() for g, p in zip(grads, trainer.params)), "the case this test is about"
     assert_matches_numpy("torch", spec, data, steps=12)
@@ -350,7 +351,7 @@ def test_dropout_same_seed_same_losses_other_seed_other_losses(backend):
 
 def test_dropout_is_on_in_training_and_off_in_evaluation(backend):
     from dlbench.plugin.manager import get_plugins
-    from dlbench_backends.numpy import Network
+    from dlbench_backends.numpy.network import Network
 
     spec = DROPOUT_SPEC
     data = toy_data(input_shape=spec.input_shape, n_train=43)

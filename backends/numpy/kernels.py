@@ -1,6 +1,8 @@
 """The NumPy backend's layers, written from scratch: each has ``forward(x,
 training)`` and ``backward(dy) -> dx``, keeps what backward needs, and writes
 its parameter gradients into views of the network's flat gradient buffer.
+(Every backend keeps the gradients it writes by hand in its ``kernels``
+module; this backend writes all of them.)
 
 Dense (input X (batch, in), kernel W (in, out), bias b):
     z = X W + b;   dE/dW = X^T dE/dz;   dE/db = sum_batch dE/dz;   dE/dX = dE/dz W^T
@@ -21,7 +23,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from dlbench.spec.layers import conv_output_length
+from dlbench.plugin.helpers import as_2d, padding_pairs_2d, signal_as_image
 
 
 def matmul(a: np.ndarray, b: np.ndarray, reverse: bool = False) -> np.ndarray:
@@ -119,7 +121,7 @@ class ActivationLayer:
 
 def _as_2d(x: np.ndarray, ndim: int) -> np.ndarray:
     """(B, L, C) -> (B, 1, L, C) so that 1-D layers reuse the 2-D code."""
-    return x[:, None] if ndim == 1 else x
+    return signal_as_image(x) if ndim == 1 else x
 
 
 def _windows(x: np.ndarray, size: tuple, strides: tuple) -> np.ndarray:
@@ -143,12 +145,9 @@ class ConvLayer:
     def __init__(self, spec, in_shape, params: dict, grads: dict, input_grad: bool = True, reverse: bool = False):
         self.reverse = reverse
         self.ndim = spec.ndim
-        self.kernel_size = (1, *spec.kernel_size) if spec.ndim == 1 else spec.kernel_size
-        self.strides = (1, *spec.strides) if spec.ndim == 1 else spec.strides
-        spatial = (1, *in_shape[:-1]) if spec.ndim == 1 else in_shape[:-1]
-        pads = [conv_output_length(n, k, s, spec.padding if d or spec.ndim == 2 else "valid")
-                for d, (n, k, s) in enumerate(zip(spatial, self.kernel_size, self.strides))]
-        self.pad = ((0, 0), (pads[0][1], pads[0][2]), (pads[1][1], pads[1][2]), (0, 0))
+        self.kernel_size, self.strides = as_2d(spec, spec.kernel_size), as_2d(spec, spec.strides)
+        height, width = padding_pairs_2d(spec, in_shape)
+        self.pad = ((0, 0), height, width, (0, 0))
         self.params, self.grads, self.input_grad = params, grads, input_grad
 
     def _kernel_matrix(self, kernel: np.ndarray) -> np.ndarray:
@@ -201,8 +200,7 @@ class PoolLayer:
 
     def __init__(self, spec, kind: str):
         self.ndim, self.kind = spec.ndim, kind
-        self.size = (1, *spec.pool_size) if spec.ndim == 1 else spec.pool_size
-        self.strides = (1, *spec.strides) if spec.ndim == 1 else spec.strides
+        self.size, self.strides = as_2d(spec, spec.pool_size), as_2d(spec, spec.strides)
 
     def _slices(self, x: np.ndarray):
         """(offset slice of x, same slice of an array of x's shape) for each window offset."""

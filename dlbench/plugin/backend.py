@@ -21,7 +21,7 @@ import importlib.metadata
 import importlib.util
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import Callable, ClassVar
 
 import numpy as np
 
@@ -31,6 +31,8 @@ from dlbench.spec.init import Weights
 from dlbench.spec import PARAMETERS_TRAINED, ModelSpec
 
 PRECISIONS = ("fp32", "tf32")
+#: how an option's expected type is said in an error message (as the command line spells values).
+TYPE_WORDS = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}
 
 
 @dataclass(frozen=True)
@@ -145,21 +147,46 @@ class Backend(ABC):
     pip_install: ClassVar[str] = ""
     devices: ClassVar[tuple[str, ...]] = ("cpu",)
     description: ClassVar[str] = ""
-    #: backend-specific options (``--backend-option NAME.KEY=VALUE``) and their defaults;
+    #: where ``--backend all`` and the reports put this backend: lower first, ties in
+    #: registration order. The built-ins take 0-3, the NumPy reference first; a
+    #: plugin's backend comes after them unless it says otherwise.
+    order: ClassVar[int] = 100
+    #: backend-specific options (``--backend-option NAME.KEY=VALUE``) and their defaults,
+    #: whose types the values must have (an int passes for a float);
     #: checked by the core before any run starts.
     option_defaults: ClassVar[dict] = {}
+    #: the allowed values of options that take one of a few (checked instead of the type).
+    option_choices: ClassVar[dict[str, tuple]] = {}
+    #: the smallest allowed value of numeric options.
+    option_minimums: ClassVar[dict[str, float]] = {}
 
-    def check_options(self, options: dict) -> dict:
-        """The options with defaults filled in; an InputError for an unknown key or a wrong type."""
+    @classmethod
+    def check_options(cls, options: dict) -> dict:
+        """The options with defaults filled in; an InputError naming the option,
+        the value and what is allowed. A classmethod, so that a trainer built
+        without its backend (a subclass's) checks its options the same way."""
         for key, value in options.items():
-            if key not in self.option_defaults:
-                allowed = one_of(self.option_defaults) if self.option_defaults else "it takes no options"
-                raise InputError(f"unknown {self.name} option {key!r}; {allowed}", field="--backend-option")
-            default = self.option_defaults[key]
-            if type(value) is not type(default) and not (type(default) is float and type(value) is int):
-                raise InputError(f"{self.name}.{key} must be {type(default).__name__}, got {value!r}",
-                                 field="--backend-option")
-        return {**self.option_defaults, **options}
+            if key not in cls.option_defaults:
+                allowed = one_of(cls.option_defaults) if cls.option_defaults else "it takes no options"
+                raise InputError(f"unknown {cls.name} option {key!r}; {allowed}", field="--backend-option")
+            allowed = cls._allowed_instead(key, value)
+            if allowed is not None:
+                raise InputError(f"{cls.name}.{key} must be {allowed}, got {value!r}", field="--backend-option")
+        return {**cls.option_defaults, **options}
+
+    @classmethod
+    def _allowed_instead(cls, key: str, value) -> str | None:
+        """What option ``key`` allows, said for a user, when ``value`` is not allowed; else None."""
+        if key in cls.option_choices:
+            choices = cls.option_choices[key]
+            if any(type(value) is type(choice) and value == choice for choice in choices):
+                return None
+            return _spoken_choices(choices)
+        default = cls.option_defaults[key]
+        if type(value) is not type(default) and not (type(default) is float and type(value) is int):
+            return TYPE_WORDS.get(type(default), type(default).__name__)
+        low = cls.option_minimums.get(key)
+        return f"at least {low}" if low is not None and value < low else None
 
     def availability(self) -> Availability:
         """Available when the framework can be imported; decided from the
@@ -198,23 +225,20 @@ class Backend(ABC):
         """The GPU this backend would use, or None when it sees none."""
         return None
 
+    def matmul(self, n: int) -> Callable[[], object] | None:
+        """A function multiplying two n x n float32 matrices with this framework
+        that returns only once the result is ready; None when the backend has
+        none. The machine's peak (``dlbench peak``, "% of peak") is timed with
+        it, in a fresh process with this backend's thread environment, after
+        ``configure_threads``."""
+        return None
+
     @abstractmethod
     def build(self, spec: ModelSpec, weights: Weights, options: TrainerOptions) -> Trainer:
         """A trainer holding a copy of ``weights``, placed on ``options.device``."""
 
 
-def one_hot(labels: np.ndarray, n: int) -> np.ndarray:
-    out = np.zeros((labels.shape[0], n), np.float32)
-    out[np.arange(labels.shape[0]), labels] = 1.0
-    return out
-
-
-def loss_targets(spec: ModelSpec, labels: np.ndarray) -> np.ndarray:
-    """What the loss compares the outputs with: integer labels for
-    categorical cross-entropy, float (batch, units) targets otherwise."""
-    units = spec.output_shape[0]
-    if spec.loss == "categorical_crossentropy":
-        return labels.astype(np.int64)
-    if units == 1:
-        return labels.astype(np.float32).reshape(-1, 1)
-    return one_hot(labels, units)
+def _spoken_choices(choices: tuple) -> str:
+    """(True, False, "auto") -> 'true, false or auto', as the command line spells them."""
+    words = [str(c).lower() if isinstance(c, bool) else str(c) for c in choices]
+    return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " or " + words[-1]

@@ -1,0 +1,165 @@
+"""The JAX backend's trainer: the jitted window loop.
+
+Speed: ``train`` runs a window in ONE compiled call, a ``lax.fori_loop``
+whose trip count is a runtime argument, over an index buffer of a fixed
+``chunk_steps`` rows (the window's rows, zero-padded); each step gathers its
+batch with ``jnp.take`` from the training set, which lives on the device.
+The carry (params, stats, optimizer state, step) is donated, so updates
+happen in place; the per-step losses go into a device buffer read once per
+call. Because no shape depends on the window length, XLA compiles once per
+batch size (on the first step the runner times as compile time), not once
+per distinct window length (a ``lax.scan`` of the exact length recompiles,
+~0.4 s each on CPU, inside the steady-state timing). Longer windows run as
+several calls.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+
+from dlbench.data.base import Dataset
+from dlbench.errors import InputError, one_of
+from dlbench.plugin.backend import Trainer, TrainerOptions, TrainingState, slot_names
+from dlbench.plugin.helpers import loss_targets, padded_chunks
+from dlbench.spec import ModelSpec
+from dlbench_backends.jax import JaxBackend
+from dlbench_backends.jax.losses import LOSSES
+from dlbench_backends.jax.network import activation, build_network, check_supported, merge_weights, split_weights
+from dlbench_backends.jax.optim import build_optimizer
+
+
+def make_functions(spec: ModelSpec, optimizer, precision, compiler_options, seed: int = 0, custom_vjp: bool = True):
+    """The jitted window loop, single step and evaluation for one network.
+
+    The carry is ``(params, stats, opt_state, step)``: trained parameters,
+    moving statistics (updated by the forward pass in training mode, never
+    by the optimizer), optimizer state, and the global step (dropout keys)."""
+    forward = build_network(spec, precision, seed, custom_vjp)
+    loss, output = LOSSES[spec.loss], activation(spec.output_activation)
+
+    def objective(params, stats, x, t, step):
+        z, stats = forward(params, stats, x, True, step)
+        return loss(z, t, output), stats
+
+    grad_fn = jax.value_and_grad(objective, has_aux=True)
+    jit = functools.partial(jax.jit, **({"compiler_options": compiler_options} if compiler_options else {}))
+
+    def step_fn(carry, x_train, t_train, rows):
+        params, stats, opt_state, step = carry
+        (value, stats), grads = grad_fn(params, stats, jnp.take(x_train, rows, axis=0, mode="clip"),
+                                        jnp.take(t_train, rows, axis=0, mode="clip"), step)
+        params, opt_state = optimizer.update(params, grads, opt_state)
+        return (params, stats, opt_state, step + 1), value
+
+    def window(carry, x_train, t_train, rows, n):
+        def body(i, state):
+            carry, losses = state
+            carry, value = step_fn(carry, x_train, t_train, rows[i])
+            return carry, losses.at[i].set(value)
+        return lax.fori_loop(0, n, body, (carry, jnp.zeros(rows.shape[0], jnp.float32)))
+
+    def single(carry, losses, x_train, t_train, rows, i):
+        carry, value = step_fn(carry, x_train, t_train, rows[i])
+        return carry, losses.at[i].set(value)
+
+    return (jit(window, donate_argnums=0), jit(single, donate_argnums=(0, 1)),
+            jit(evaluation(forward, loss, output)))
+
+
+def evaluation(forward, loss, output):
+    """evaluate(params, stats, x, t, labels) -> (loss, correct count), in inference mode."""
+    def evaluate(params, stats, x, t, labels):
+        z, _ = forward(params, stats, x, False)
+        out = output(z)
+        predicted = out[:, 0] > 0.5 if out.shape[1] == 1 else jnp.argmax(out, axis=1)
+        return loss(z, t, output), jnp.sum(predicted == labels)
+    return evaluate
+
+
+class JaxTrainer(Trainer):
+    def __init__(self, spec: ModelSpec, weights, options: TrainerOptions, device):
+        check_supported(spec)
+        extra = JaxBackend.check_options(options.extra)
+        self.scan, self.chunk = extra["scan"], extra["chunk_steps"]
+        # the conv / max-pool gradients written for XLA:CPU's Eigen kernels on
+        # CPU; on GPUs JAX's own rules, which XLA maps to cuDNN's backward kernels
+        self.custom_vjp = device.platform == "cpu" if extra["custom_vjp"] == "auto" else extra["custom_vjp"]
+        self.device = device
+        self.device_name = "cpu" if device.platform == "cpu" else device.device_kind
+        precisions = {"fp32": lax.Precision.HIGHEST, "tf32": lax.Precision.DEFAULT}
+        if options.precision not in precisions:
+            raise InputError(f"unknown {options.precision!r}; {one_of(precisions)}", field="precision")
+        compiler_options = {"xla_gpu_deterministic_ops": True} if options.deterministic else None
+        self.spec = spec
+        self.optimizer = build_optimizer(spec.optimizer)
+        self._window, self._single, self._evaluate = make_functions(
+            spec, self.optimizer, precisions[options.precision], compiler_options, options.seed, self.custom_vjp)
+        # private copies: on CPU device_put may alias host memory, and the
+        # carry is donated (updated in place)
+        self._names = [list(layer) for layer in weights]
+        params, stats = split_weights(weights)
+        self.carry = jax.device_put((params, stats, self.optimizer.init(params), np.zeros((), np.int32)), device)
+
+    def _put(self, array: np.ndarray, dtype):
+        return jax.device_put(np.ascontiguousarray(array, dtype), self.device)
+
+    def place_data(self, data: Dataset) -> None:
+        targets = loss_targets(self.spec, data.y_train)
+        test_targets = loss_targets(self.spec, data.y_test)
+        target_dtype = np.int32 if targets.dtype.kind == "i" else np.float32
+        self.x_train, self.t_train = self._put(data.x_train, np.float32), self._put(targets, target_dtype)
+        self.x_test, self.t_test = self._put(data.x_test, np.float32), self._put(test_targets, target_dtype)
+        self.y_test = self._put(data.y_test, np.int32)
+        self.n_test = len(data.y_test)
+
+    def _run(self, rows: np.ndarray, n: int):
+        """One chunk: ``rows`` (chunk_steps, batch) int32, zero-padded, of which the
+        first ``n`` run. Given to the jitted call as a host array: jit copies it to
+        the device of the other arguments for a few microseconds, jax.device_put
+        takes ~40."""
+        if self.scan:
+            self.carry, losses = self._window(self.carry, self.x_train, self.t_train, rows, n)
+            return losses
+        rows, losses = self._put(rows, np.int32), self._put(np.zeros(self.chunk), np.float32)
+        for i in range(n):
+            self.carry, losses = self._single(self.carry, losses, self.x_train, self.t_train, rows, i)
+        return losses
+
+    def train(self, indices: np.ndarray) -> np.ndarray:
+        # Dispatch every chunk (asynchronously), then read the losses: reading
+        # the last chunk's losses waits for the device to finish.
+        if len(indices) == 0:
+            return np.empty(0, np.float32)
+        pending = [(self._run(rows, n), n) for rows, n in padded_chunks(indices, self.chunk, np.int32)]
+        return np.concatenate([np.asarray(losses)[:n] for losses, n in pending])
+
+    def evaluate(self) -> tuple[float, float]:
+        params, stats = self.carry[:2]
+        loss, correct = self._evaluate(params, stats, self.x_test, self.t_test, self.y_test)
+        return float(loss), int(correct) / self.n_test
+
+    def weights(self):
+        params, stats = self.carry[:2]
+        return merge_weights(self._names, params, stats)
+
+    def state(self) -> TrainingState:
+        params, _, opt_state, step = self.carry
+        slots = self.optimizer.slots(opt_state)
+        return TrainingState(self.weights(),
+                             [{p: {name: np.array(tree[i][p], dtype=np.float32) for name, tree in slots.items()}
+                               for p in layer} for i, layer in enumerate(params)],
+                             int(step))
+
+    def load_state(self, state: TrainingState) -> None:
+        # canonical layouts are JAX's own: only split, copy and place
+        params, stats = split_weights(state.weights)
+        slots = {name: [{p: np.array(state.slots[i][p][name], np.float32) for p in layer}
+                        for i, layer in enumerate(params)]
+                 for name in slot_names(self.spec.optimizer)}
+        opt_state = self.optimizer.from_slots(slots, state.step)
+        self.carry = jax.device_put((params, stats, opt_state, np.asarray(state.step, np.int32)), self.device)

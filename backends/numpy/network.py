@@ -1,0 +1,113 @@
+"""The NumPy backend's network: the layers of ``spec.logit_layers()`` built
+from :mod:`~dlbench_backends.numpy.kernels`, holding the canonical weights
+as they are (NumPy's layouts are the canonical ones).
+
+Trained parameters are views into one flat buffer ``theta`` (their gradients
+into ``grad``), so that the optimizer updates them all in a few vectorized
+operations; the moving statistics of BatchNormalization are kept apart,
+never seen by the optimizer.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from dlbench.spec import (PARAMETERS_TRAINED, AveragePool1D, AveragePool2D, BatchNormalization, Conv1D, Conv2D,
+                          Dense, Dropout, Flatten, MaxPool1D, MaxPool2D, ModelSpec)
+from dlbench.spec.init import STREAM_BACKEND, rng_for
+from dlbench_backends.numpy.kernels import (ActivationLayer, BatchNormLayer, ConvLayer, DenseLayer, DropoutLayer,
+                                            FlattenLayer, PoolLayer)
+from dlbench_backends.numpy.losses import LOSSES
+
+
+class Network:
+    """The layers of ``spec.logit_layers()``; trained parameters are views into
+    one flat buffer (``theta``, gradients in ``grad``), moving statistics apart."""
+
+    def __init__(self, spec: ModelSpec, weights, dtype=np.float32, seed: int = 0, reverse: bool = False):
+        self.reverse = reverse  # matmuls summed in the opposite order (the certificate's rounding twin)
+        trained = [(i, name, w) for i, layer in enumerate(weights) for name, w in layer.items()
+                   if name in PARAMETERS_TRAINED]
+        self.theta = np.zeros(sum(w.size for _, _, w in trained), dtype)
+        self.grad = np.zeros_like(self.theta)
+        self._params = [{} for _ in weights]
+        self._grads = [{} for _ in weights]
+        self.layout = []  # (layer, parameter name, offset in theta, shape)
+        offset = 0
+        for i, name, w in trained:
+            self.layout.append((i, name, offset, w.shape))
+            self._params[i][name] = self.theta[offset:offset + w.size].reshape(w.shape)
+            self._params[i][name][...] = w
+            self._grads[i][name] = self.grad[offset:offset + w.size].reshape(w.shape)
+            offset += w.size
+        self._state = [{name: w.astype(dtype) for name, w in layer.items() if name not in PARAMETERS_TRAINED}
+                       for layer in weights]
+        self.rng = rng_for(seed, STREAM_BACKEND)
+        self.layers = []
+        trained_before = False
+        for i, (layer, (in_shape, _)) in enumerate(zip(spec.logit_layers(), spec.shapes)):
+            self.layers.append(self._build(layer, in_shape, i, input_grad=trained_before))
+            trained_before = trained_before or bool(self._params[i])
+            if getattr(layer, "activation", "linear") != "linear":
+                self.layers.append(ActivationLayer(layer.activation))
+        self.output = ActivationLayer(spec.output_activation)
+        self.loss = LOSSES[spec.loss]
+
+    def _build(self, layer, in_shape, i: int, input_grad: bool):
+        params, grads = self._params[i], self._grads[i]
+        if isinstance(layer, Dense):
+            return DenseLayer(params, grads, input_grad, self.reverse)
+        if isinstance(layer, (Conv1D, Conv2D)):
+            return ConvLayer(layer, in_shape, params, grads, input_grad, self.reverse)
+        if isinstance(layer, (MaxPool1D, MaxPool2D)):
+            return PoolLayer(layer, "max")
+        if isinstance(layer, (AveragePool1D, AveragePool2D)):
+            return PoolLayer(layer, "average")
+        if isinstance(layer, Flatten):
+            return FlattenLayer()
+        if isinstance(layer, Dropout):
+            return DropoutLayer(layer.rate, self.rng)
+        if isinstance(layer, BatchNormalization):
+            return BatchNormLayer(layer, params, grads, self._state[i])
+        return ActivationLayer("linear")  # an Activation spec layer: its activation follows
+
+    def logits(self, x: np.ndarray, training: bool = True) -> np.ndarray:
+        if isinstance(self.layers[0], ActivationLayer):
+            x = x.copy()  # activations work in place; never on the caller's data
+        for layer in self.layers:
+            x = layer.forward(x, training)
+        return x
+
+    def loss_and_gradients(self, x: np.ndarray, targets: np.ndarray) -> float:
+        """Forward, loss, and backpropagation: fills the flat gradient buffer."""
+        loss, dz = self.loss(self.logits(x), targets, self.output)
+        for layer in reversed(self.layers):
+            dz = layer.backward(dz)
+            if dz is None:
+                break
+        return loss
+
+    def weights(self):
+        return [{name: v.copy() for name, v in {**params, **state}.items()}
+                for params, state in zip(self._params, self._state)]
+
+    def per_layer(self, flat: np.ndarray) -> list[dict[str, np.ndarray]]:
+        """Views of a buffer laid out like ``theta``, per layer and parameter."""
+        views = [{} for _ in self._params]
+        for i, name, offset, shape in self.layout:
+            views[i][name] = flat[offset:offset + math.prod(shape)].reshape(shape)
+        return views
+
+    def set_weights(self, weights) -> None:
+        for params, state, given in zip(self._params, self._state, weights):
+            for name, target in {**params, **state}.items():
+                target[...] = given[name]
+
+
+def build_network(spec: ModelSpec, weights, dtype=np.float32, seed: int = 0, reverse: bool = False) -> Network:
+    """The network of ``spec`` holding a copy of ``weights`` (canonical layout),
+    computing in ``dtype``; ``seed`` seeds its dropout masks, ``reverse`` sums
+    every matmul in the opposite order (the parity certificate's rounding twin)."""
+    return Network(spec, weights, dtype, seed, reverse)

@@ -1,0 +1,74 @@
+"""The NumPy backend's trainer: one Python loop over the window's steps, each
+forward, loss, backpropagation and the in-place update (see the package
+docstring for the maths)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from dlbench.data.base import Dataset
+from dlbench.plugin.backend import Trainer, TrainerOptions, TrainingState
+from dlbench.plugin.helpers import accuracy, loss_targets
+from dlbench.spec import ModelSpec
+from dlbench_backends.numpy import NumpyBackend
+from dlbench_backends.numpy.network import build_network
+from dlbench_backends.numpy.optim import build_optimizer
+
+
+class NumpyTrainer(Trainer):
+    device_name = "cpu"
+
+    def __init__(self, spec: ModelSpec, weights, options: TrainerOptions):
+        self.spec = spec
+        extra = NumpyBackend.check_options(options.extra)
+        self.dtype = np.dtype(extra["dtype"])
+        self.net = build_network(spec, weights, dtype=self.dtype, seed=options.seed,
+                                 reverse=extra["summation"] == "reversed")
+        self.optimizer = build_optimizer(spec.optimizer, self.net.theta, self.net.grad)
+
+    def _targets(self, labels: np.ndarray) -> np.ndarray:
+        targets = loss_targets(self.spec, labels)
+        return targets if targets.dtype.kind == "i" else targets.astype(self.dtype)
+
+    def place_data(self, data: Dataset) -> None:
+        self.x_train = np.ascontiguousarray(data.x_train, self.dtype)
+        self.t_train = self._targets(data.y_train)
+        self.x_test = np.ascontiguousarray(data.x_test, self.dtype)
+        self.y_test = data.y_test
+        self.t_test = self._targets(data.y_test)
+
+    def train(self, indices: np.ndarray) -> np.ndarray:
+        losses = np.empty(len(indices))
+        net, update = self.net, self.optimizer.update
+        for i, rows in enumerate(indices):
+            losses[i] = net.loss_and_gradients(self.x_train[rows], self.t_train[rows])
+            update()
+        return losses
+
+    def evaluate(self) -> tuple[float, float]:
+        z = self.net.logits(self.x_test, training=False)
+        loss, _ = self.net.loss(z, self.t_test, self.net.output)
+        return loss, accuracy(self.net.output.forward(z), self.y_test)
+
+    def weights(self):
+        return self.net.weights()
+
+    def state(self) -> TrainingState:
+        slots = [{} for _ in self.net._params]
+        for name, flat in self.optimizer.slots.items():
+            for i, views in enumerate(self.net.per_layer(flat)):
+                for param, view in views.items():
+                    slots[i].setdefault(param, {})[name] = view.astype(np.float32)
+        for i, views in enumerate(self.net.per_layer(self.net.theta)):  # plain SGD: empty slot dicts
+            for param in views:
+                slots[i].setdefault(param, {})
+        weights = [{k: v.astype(np.float32) for k, v in layer.items()} for layer in self.net.weights()]
+        return TrainingState(weights, slots, self.optimizer.t)
+
+    def load_state(self, state: TrainingState) -> None:
+        self.net.set_weights(state.weights)
+        for name, flat in self.optimizer.slots.items():
+            for views, given in zip(self.net.per_layer(flat), state.slots):
+                for param, view in views.items():
+                    view[...] = given[param][name]
+        self.optimizer.t = state.step

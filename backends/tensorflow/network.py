@@ -1,0 +1,65 @@
+"""The TensorFlow backend's network: a ``keras.Sequential`` built from
+``spec.logit_layers()``: Dense, Conv1D/Conv2D (integer padding ``p`` as
+ZeroPadding1D/2D then a "valid" convolution; "same" is TensorFlow's own),
+MaxPooling/AveragePooling 1D/2D, Flatten, Dropout, BatchNormalization,
+Activation. Keras's layouts are the canonical ones (Dense kernel
+``(in, out)``, Conv kernel ``(k..., in, filters)``, channels-last, row-major
+Flatten; BatchNormalization ``gamma, beta, moving_mean, moving_variance`` with
+the same momentum convention and biased batch variance), so the initial
+weights are assigned as they are. Dropout masks come from Keras's seeded
+generator (seed ``options.seed`` plus the layer index): reproducible, but not
+the NumPy backend's masks, so only ``rate = 0`` can agree with it step by step.
+"""
+
+from __future__ import annotations
+
+from dlbench.spec import (Activation, AveragePool1D, AveragePool2D, BatchNormalization, Conv1D, Conv2D, Dense,
+                          Dropout, Flatten, MaxPool1D, MaxPool2D, ModelSpec)
+from dlbench_backends.tensorflow import framework
+
+tf, keras = framework()
+
+ZERO_INIT = {"kernel_initializer": "zeros", "bias_initializer": "zeros"}
+
+
+def keras_layers(layer, seed: int) -> list:
+    """The Keras layers that compute one spec layer; the last one holds its parameters."""
+    k = keras.layers
+    if isinstance(layer, Dense):
+        return [k.Dense(layer.units, activation=layer.activation, **ZERO_INIT)]
+    if isinstance(layer, (Conv1D, Conv2D)):
+        conv, zero_padding = (k.Conv1D, k.ZeroPadding1D) if layer.ndim == 1 else (k.Conv2D, k.ZeroPadding2D)
+        explicit = not isinstance(layer.padding, str)  # p zeros on both sides, then a valid convolution
+        padding = [zero_padding(layer.padding)] if explicit and layer.padding else []
+        return padding + [conv(layer.filters, layer.kernel_size, strides=layer.strides,
+                               padding="valid" if explicit else layer.padding, activation=layer.activation,
+                               **ZERO_INIT)]
+    pools = {MaxPool1D: k.MaxPooling1D, MaxPool2D: k.MaxPooling2D,
+             AveragePool1D: k.AveragePooling1D, AveragePool2D: k.AveragePooling2D}
+    if type(layer) in pools:
+        return [pools[type(layer)](layer.pool_size, strides=layer.strides, padding="valid")]
+    if isinstance(layer, Flatten):
+        return [k.Flatten()]
+    if isinstance(layer, Dropout):
+        return [k.Dropout(layer.rate, seed=seed)]
+    if isinstance(layer, BatchNormalization):
+        return [k.BatchNormalization(momentum=layer.momentum, epsilon=layer.epsilon)]
+    if isinstance(layer, Activation):
+        return [k.Activation(layer.activation)]
+    raise NotImplementedError(f"the tensorflow backend cannot build {layer.type!r} layers")
+
+
+def build_network(spec: ModelSpec, weights, seed: int):
+    """keras.Sequential of the logit layers, holding exactly ``weights``;
+    returns (model, per spec layer a dict of its tf.Variables by canonical name)."""
+    per_layer = [keras_layers(layer, seed + i) for i, layer in enumerate(spec.logit_layers())]
+    model = keras.Sequential([keras.Input(spec.input_shape), *(k for layers in per_layer for k in layers)])
+    params = []
+    for layers, layer_weights in zip(per_layer + [[]], weights):
+        variables = {}
+        for name, value in layer_weights.items():
+            variable = getattr(layers[-1], name)  # kernel, bias, gamma, beta, moving_mean, moving_variance
+            variable.assign(value)
+            variables[name] = variable.value  # the tf.Variable behind the Keras variable
+        params.append(variables)
+    return model, params

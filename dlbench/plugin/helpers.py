@@ -1,0 +1,88 @@
+"""Framework-free pieces the backends share, so that each is written once:
+what the loss compares outputs with, accuracy from outputs, a 1-D layer run
+as a 2-D one, a convolution's padding, windows cut into fixed-size chunks
+(one compile per batch size), XLA's thread switch.
+
+Plain NumPy and the core's spec only: a backend imports this module before it
+imports its framework, and a third-party backend may use it as the built-ins do.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Iterator
+
+import numpy as np
+
+from dlbench.spec import ModelSpec
+from dlbench.spec.layers import conv_output_length
+
+
+def one_hot(labels: np.ndarray, n: int) -> np.ndarray:
+    out = np.zeros((labels.shape[0], n), np.float32)
+    out[np.arange(labels.shape[0]), labels] = 1.0
+    return out
+
+
+def loss_targets(spec: ModelSpec, labels: np.ndarray) -> np.ndarray:
+    """What the loss compares the outputs with: integer labels for
+    categorical cross-entropy, float (batch, units) targets otherwise."""
+    units = spec.output_shape[0]
+    if spec.loss == "categorical_crossentropy":
+        return labels.astype(np.int64)
+    if units == 1:
+        return labels.astype(np.float32).reshape(-1, 1)
+    return one_hot(labels, units)
+
+
+def accuracy(outputs: np.ndarray, labels: np.ndarray) -> float:
+    """The contract's accuracy (see :mod:`dlbench.plugin.backend`) from host
+    outputs ``f(z)``: argmax for several units, ``> 0.5`` for one."""
+    predicted = outputs[:, 0] > 0.5 if outputs.shape[1] == 1 else outputs.argmax(axis=1)
+    return float(np.mean(predicted == labels))
+
+
+def as_2d(layer, values) -> tuple:
+    """A 1-D layer's sizes as a 2-D layer's, with a height of 1: (k,) -> (1, k).
+    Backends without 1-D kernels of their own run Conv1D/pooling as the 2-D ones."""
+    return (1, *values) if layer.ndim == 1 else tuple(values)
+
+
+def signal_as_image(x: np.ndarray) -> np.ndarray:
+    """(B, L, C) -> (B, 1, L, C): a 1-D signal as an image of height 1 (a view)."""
+    return x[:, None]
+
+
+def padding_pairs(layer, in_shape) -> list[tuple[int, int]]:
+    """(before, after) zeros per spatial axis of a Conv1D/Conv2D on ``in_shape``
+    (spatial..., channels): TensorFlow's "same" puts the odd element after
+    (:func:`dlbench.spec.layers.conv_output_length`), an integer p is (p, p)."""
+    return [conv_output_length(n, k, s, layer.padding)[1:]
+            for n, k, s in zip(in_shape[:-1], layer.kernel_size, layer.strides)]
+
+
+def padding_pairs_2d(layer, in_shape) -> list[tuple[int, int]]:
+    """:func:`padding_pairs` for the layer run as a 2-D one (:func:`as_2d`):
+    a Conv1D gets no padding along its height of 1."""
+    pairs = padding_pairs(layer, in_shape)
+    return [(0, 0), *pairs] if layer.ndim == 1 else pairs
+
+
+def padded_chunks(indices: np.ndarray, chunk_steps: int, dtype) -> Iterator[tuple[np.ndarray, int]]:
+    """(rows, steps) per compiled call: the window's rows cut into chunks of
+    ``chunk_steps``, each zero-padded to (chunk_steps, batch) so that a compiler
+    specialising on shapes compiles once per batch size, whatever the window
+    lengths; the call runs only the first ``steps`` rows. An empty window is one
+    chunk of 0 steps."""
+    for start in range(0, max(len(indices), 1), chunk_steps):
+        chunk = indices[start:start + chunk_steps]
+        rows = np.zeros((chunk_steps, indices.shape[1]), dtype)
+        rows[:len(chunk)] = chunk
+        yield rows, len(chunk)
+
+
+def xla_flags(threads: int) -> str:
+    """The user's XLA_FLAGS plus XLA's CPU thread-pool switch for ``threads``
+    (read by every framework that compiles with XLA: TensorFlow's jit_compile, JAX)."""
+    own = "--xla_cpu_multi_thread_eigen=" + ("true" if threads > 1 else "false")
+    return " ".join(filter(None, [os.environ.get("XLA_FLAGS", ""), own]))
