@@ -1,3 +1,4 @@
+import importlib.metadata
 import re
 import subprocess
 import sys
@@ -11,7 +12,7 @@ import dlbench
 from dlbench.plugin import hookspecs
 from dlbench.plugin.backend import Backend, TrainerOptions
 from dlbench.spec.init import initial_weights
-from dlbench.plugin.manager import BUILTIN_PLUGINS, PluginError, load_plugins
+from dlbench.plugin.manager import PluginError, load_plugins
 from dlbench.scenario import resolve_scenario
 
 README = Path(__file__).resolve().parents[1] / "README.md"
@@ -35,13 +36,43 @@ def test_every_hook_is_documented_with_an_example():
         assert "Example::" in doc and "@dlbench.hookimpl" in doc, name
 
 
-def test_builtin_backends_are_registered_under_their_entry_point_names():
+BUILTIN_ORDER = ["numpy", "torch", "tensorflow", "jax"]
+
+
+def builtin_entry_points() -> list[str]:
+    """The backends the dlbench distribution itself publishes, in its metadata's order."""
+    return [ep.name for ep in importlib.metadata.distribution("dlbench").entry_points if ep.group == "dlbench.backends"]
+
+
+def test_builtin_backends_are_dlbenchs_own_entry_points_loaded_reference_first():
     plugins = load_plugins()
-    assert list(plugins.backends)[:1] == ["numpy"]
-    assert not {name: plugins.load_errors[name] for name in BUILTIN_PLUGINS if name in plugins.load_errors}
-    assert set(BUILTIN_PLUGINS) <= set(plugins.backends)
-    assert plugins.backend_plugin["numpy"] == "numpy"
-    assert plugins.distributions["numpy"] == "dlbench"
+    names = builtin_entry_points()
+    assert sorted(names) == sorted(BUILTIN_ORDER)
+    assert not {name: plugins.load_errors[name] for name in names if name in plugins.load_errors}
+    assert list(plugins.backends)[:4] == BUILTIN_ORDER  # whatever order the metadata lists them in
+    assert all(plugins.backend_plugin[name] == name and plugins.distributions[name] == "dlbench" for name in names)
+
+
+@pytest.fixture
+def third_party_distribution(tmp_path, monkeypatch):
+    """An installed distribution, found before dlbench on the path, whose entry point is thread_plugins."""
+    info = tmp_path / "ownthreads_plugin-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: ownthreads-plugin\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text("[dlbench.backends]\nownthreads = thread_plugins\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    return "ownthreads-plugin"
+
+
+def test_third_party_entry_points_come_after_the_builtins_and_only_with_autoload(third_party_distribution,
+                                                                                monkeypatch):
+    plugins = load_plugins()
+    assert list(plugins.backends)[:4] == BUILTIN_ORDER and "ownthreads" in list(plugins.backends)[4:]
+    assert plugins.distributions["ownthreads"] == third_party_distribution
+    monkeypatch.setenv("DLBENCH_DISABLE_PLUGIN_AUTOLOAD", "1")
+    plugins = load_plugins()
+    assert "ownthreads" not in plugins.backends
+    assert list(plugins.backends) == BUILTIN_ORDER  # dlbench's own entry points still load
 
 
 def test_readme_example_plugin_registers_and_trains_like_numpy():
@@ -117,3 +148,4 @@ def test_third_party_backend_gets_its_thread_environment_from_its_own_class(tmp_
     assert out.returncode == 0, out.stderr
     (row,) = __import__("json").loads(out.stdout)["results"]
     assert row["threads"] == 20  # OWN_FRAMEWORK_THREADS, set by the runner from the plugin's class
+

@@ -147,10 +147,10 @@ class Backend(ABC):
     pip_install: ClassVar[str] = ""
     devices: ClassVar[tuple[str, ...]] = ("cpu",)
     description: ClassVar[str] = ""
-    #: where ``--backend all`` and the reports put this backend: lower first, ties in
-    #: registration order. The built-ins take 0-3, the NumPy reference first; a
-    #: plugin's backend comes after them unless it says otherwise.
-    order: ClassVar[int] = 100
+    #: where ``--backend all`` and the reports put this backend among dlbench's own
+    #: (the built-ins: 0 is the NumPy reference); the backends of every other plugin
+    #: follow them in registration order, whatever they inherit.
+    order: ClassVar[int] = 0
     #: backend-specific options (``--backend-option NAME.KEY=VALUE``) and their defaults,
     #: whose types the values must have (an int passes for a float);
     #: checked by the core before any run starts.

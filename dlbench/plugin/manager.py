@@ -1,9 +1,11 @@
-"""The plugin manager: built-in backends, installed entry points, blocking.
+"""The plugin manager: installed entry points, blocking, the backends' order.
 
-Built-ins are registered under the same names as their entry points, so a
-third-party backend is loaded exactly like ours. Environment variables:
+The built-in backends are entry points of the ``dlbench`` distribution
+itself, so they are loaded exactly as a third-party backend is, under their
+entry-point names. Environment variables:
 
-* ``DLBENCH_DISABLE_PLUGIN_AUTOLOAD=1``: load no third-party entry points;
+* ``DLBENCH_DISABLE_PLUGIN_AUTOLOAD=1``: load no third-party entry points
+  (dlbench's own still load);
 * ``DLBENCH_BLOCK_PLUGINS=a,b``: never register the plugins named a and b;
 * ``DLBENCH_PLUGINS=pkg.mod,...``: also register these importable modules
   (as ``PYTEST_PLUGINS`` does; worker processes inherit it).
@@ -28,12 +30,7 @@ ENTRY_POINT_GROUP = "dlbench.backends"
 DISABLE_AUTOLOAD_ENV = "DLBENCH_DISABLE_PLUGIN_AUTOLOAD"
 BLOCK_ENV = "DLBENCH_BLOCK_PLUGINS"
 EXTRA_PLUGINS_ENV = "DLBENCH_PLUGINS"
-BUILTIN_PLUGINS = {
-    "numpy": "dlbench_backends.numpy",
-    "torch": "dlbench_backends.torch",
-    "tensorflow": "dlbench_backends.tensorflow",
-    "jax": "dlbench_backends.jax",
-}
+OWN_DISTRIBUTION = "dlbench"
 
 
 class PluginError(Exception):
@@ -117,13 +114,20 @@ def _register_module(pm, name: str, module: str, origin: str, distributions: dic
     distributions[name] = origin
 
 
-def _load_entry_points(pm: pluggy.PluginManager, distributions: dict, errors: dict) -> None:
-    for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+def _entry_points(own: bool) -> list:
+    """The ``dlbench.backends`` entry points of dlbench itself (the built-ins)
+    or of every other distribution, in the order the metadata lists them."""
+    found = importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)
+    return [ep for ep in found if (ep.dist is not None and ep.dist.name == OWN_DISTRIBUTION) == own]
+
+
+def _load_entry_points(pm: pluggy.PluginManager, entry_points: list, distributions: dict, errors: dict) -> None:
+    for ep in entry_points:
         if pm.has_plugin(ep.name) or pm.is_blocked(ep.name) or ep.name in errors:
             continue
         try:
             plugin = ep.load()
-        except Exception as exc:  # a broken third-party plugin must not stop the others
+        except Exception as exc:  # a broken plugin must not stop the others
             errors[ep.name] = f"{type(exc).__name__}: {exc}"
             continue
         pm.register(plugin, name=ep.name)
@@ -138,20 +142,32 @@ def _collect(pm: pluggy.PluginManager, hook_name: str, registry: Registry) -> di
     return registry.items
 
 
+def _listing_order(classes: dict, origin: dict, distributions: dict) -> list[str]:
+    """Backend names as ``--backend all`` and the reports list them: dlbench's own
+    by their ``order`` (the reference first), then every other plugin's in
+    registration order (a subclass of a built-in inherits its ``order``, not its place)."""
+    def key(name: str) -> tuple[int, int]:
+        own = distributions.get(origin[name]) == OWN_DISTRIBUTION
+        return (0, classes[name].order) if own else (1, 0)
+
+    return sorted(classes, key=key)
+
+
 def load_plugins(extra: tuple = ()) -> Plugins:
-    """A fresh plugin manager: built-ins, DLBENCH_PLUGINS, entry points, then ``extra``."""
+    """A fresh plugin manager: dlbench's own entry points (the built-ins),
+    DLBENCH_PLUGINS, the other entry points, then ``extra``; the backends in
+    :func:`_listing_order`."""
     pm = pluggy.PluginManager("dlbench")
     pm.add_hookspecs(hookspecs)
     for name in _env_list(BLOCK_ENV):
         pm.set_blocked(name)
     distributions: dict[str, str] = {}
     errors: dict[str, str] = {}
-    for name, module in BUILTIN_PLUGINS.items():
-        _register_module(pm, name, module, "dlbench", distributions, errors)
+    _load_entry_points(pm, _entry_points(own=True), distributions, errors)
     for module in _env_list(EXTRA_PLUGINS_ENV):
         _register_module(pm, module, module, f"{EXTRA_PLUGINS_ENV} ({module})", distributions, errors)
     if not os.environ.get(DISABLE_AUTOLOAD_ENV):
-        _load_entry_points(pm, distributions, errors)
+        _load_entry_points(pm, _entry_points(own=False), distributions, errors)
     for plugin in extra:
         pm.register(plugin, name=getattr(plugin, "__name__", type(plugin).__name__))
         distributions[pm.get_name(plugin)] = "registered in process"
@@ -166,7 +182,8 @@ def load_plugins(extra: tuple = ()) -> Plugins:
     scenario_dirs = [d for dirs in pm.hook.dlbench_scenario_dirs() for d in dirs]
     return Plugins(
         manager=pm,
-        backends={name: cls() for name, cls in backend_classes.items()},
+        backends={name: backend_classes[name]() for name in _listing_order(backend_classes, backend_registry.origin,
+                                                                           distributions)},
         backend_plugin=dict(backend_registry.origin),
         datasets=datasets,
         scenario_dirs=scenario_dirs,
