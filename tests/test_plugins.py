@@ -1,4 +1,6 @@
 import importlib.metadata
+import json
+import os
 import re
 import subprocess
 import sys
@@ -13,6 +15,7 @@ from dlbench.plugin import hookspecs
 from dlbench.plugin.backend import Backend, TrainerOptions
 from dlbench.spec.init import initial_weights
 from dlbench.plugin.manager import PluginError, load_plugins
+from dlbench.run import peak
 from dlbench.scenario import resolve_scenario
 
 README = Path(__file__).resolve().parents[1] / "README.md"
@@ -149,3 +152,24 @@ def test_third_party_backend_gets_its_thread_environment_from_its_own_class(tmp_
     (row,) = __import__("json").loads(out.stdout)["results"]
     assert row["threads"] == 20  # OWN_FRAMEWORK_THREADS, set by the runner from the plugin's class
 
+
+def test_peak_measures_each_matmul_implementation_once():
+    import mutant_plugins
+    import thread_plugins
+
+    plugins = load_plugins(extra=(mutant_plugins, thread_plugins))
+    available = [name for name in BUILTIN_ORDER if plugins.backends[name].availability().available]
+    # the mutants inherit NumPy's matmul: measured once, as numpy; ownthreads has its own
+    assert peak.measurable_backends(plugins) == [*available, "ownthreads"]
+
+
+def test_third_party_backend_is_measured_by_dlbench_peak_in_its_own_thread_environment(tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parent), "DLBENCH_PLUGINS": "thread_plugins",
+           "DLBENCH_CACHE": str(tmp_path)}
+    out = subprocess.run([sys.executable, "-m", "dlbench.cli", "peak", "--backend", "ownthreads", "--threads", "1"],
+                         capture_output=True, text=True, env=env, timeout=300)
+    assert out.returncode == 0, out.stderr
+    (row,) = [line for line in out.stdout.splitlines() if "ownthreads" in line]
+    assert re.search(r"\d\.\d", row), out.stdout  # a GFLOP/s figure, not '-'
+    (measured,) = json.loads((tmp_path / "peak.json").read_text()).values()
+    assert measured["ownthreads"] > 0

@@ -109,12 +109,12 @@ def list_(what):
 
 @main.command()
 @click.option("--threads", type=int, callback=positive, help="Threads. Default: the machine's cores.")
-@click.option("--library", "libraries", default="numpy,torch,tensorflow,jax", show_default=True,
-              help="Libraries to measure (comma-separated).")
-def peak(threads, libraries):
-    """Measure this machine's fp32 matmul ceiling per library (used for '% of peak')."""
+@click.option("--backend", "-b", "backends", default="all", show_default=True, metavar="all|NAME[,NAME...]",
+              help="Backends whose matmul to measure.")
+def peak(threads, backends):
+    """Measure this machine's fp32 matmul ceiling per backend (used for '% of peak')."""
     from dlbench.cli import commands
-    commands.measure_peaks(threads, [name.strip() for name in libraries.split(",") if name.strip()])
+    commands.measure_peaks(threads, backends)
 
 
 from dlbench.cli.reports import compare, history_, report  # noqa: E402  (commands defined there)

@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from dlbench.errors import InputError, one_of
+from dlbench.errors import InputError
 from dlbench.plugin.manager import get_plugins
 from dlbench.scenario import resolve_scenario, scenario_files
 
@@ -185,25 +185,29 @@ def show_lists(what: list[str]) -> None:
         console.print(table)
 
 
-def measure_peaks(threads: int | None, libraries: list[str]) -> dict[str, float | None]:
-    """Measure and cache the fp32 matmul ceiling of each available library."""
+def measure_peaks(threads: int | None, backends: str) -> dict[str, float | None]:
+    """Measure and cache the fp32 matmul ceiling of each named backend ('all':
+    every registered one); '-' for one that is unavailable or has no matmul."""
     from rich.table import Table
 
     from dlbench.run import environment, peak
+    from dlbench.run.settings import select_backends
 
+    plugins = get_plugins()
+    names, _ = select_backends(plugins, backends)
     threads = threads or environment.available_cores()
-    env = environment.collect(get_plugins().backend_distributions())
+    env = environment.collect(plugins.backend_distributions())
     peaks = {}
-    for library in libraries:
-        if library not in peak.LIBRARIES:
-            raise InputError(f"unknown library {library!r}; {one_of(peak.LIBRARIES)}", field="--library")
-        peaks[library] = peak.measure(library, threads) if library in peak.available_libraries() else None
+    for name in names:
+        backend = plugins.backend(name)
+        measurable = peak.has_matmul(backend) and backend.availability().available
+        peaks[name] = peak.measure(name, threads) if measurable else None
     peak.save(env, threads, {k: v for k, v in peaks.items() if v})
     table = Table(title=f"fp32 matmul peak, {threads} threads, {env['cpu']}", title_justify="left")
-    table.add_column("library")
+    table.add_column("backend")
     table.add_column("GFLOP/s", justify="right")
-    for library, value in peaks.items():
-        table.add_row(library, "-" if value is None else f"{value:,.1f}")
+    for name, value in peaks.items():
+        table.add_row(name, "-" if value is None else f"{value:,.1f}")
     out = _console()
     out.print(table)
     out.print(f"saved to {peak.cache_path()}", highlight=False)

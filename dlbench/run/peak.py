@@ -1,9 +1,11 @@
-"""The machine's fp32 matmul ceiling, per library, at a given thread count.
+"""The machine's fp32 matmul ceiling, per backend, at a given thread count.
 
-Each library is measured in a fresh process with the run's thread settings
-(square float32 matmuls, best of several), so "% of peak" compares a backend
-with what this machine can do, not with a datasheet. Results are cached per
-machine and thread count in ``~/.cache/dlbench/peak.json`` (``$DLBENCH_CACHE``).
+Each backend's own ``matmul`` (see :meth:`dlbench.plugin.backend.Backend.matmul`)
+is measured in a fresh process with the run's thread settings (square float32
+matmuls, best of several), so "% of peak" compares a backend with what this
+machine can do, not with a datasheet; a third-party backend takes part like a
+built-in. Results are cached per machine and thread count in
+``~/.cache/dlbench/peak.json`` (``$DLBENCH_CACHE``).
 """
 
 from __future__ import annotations
@@ -15,45 +17,22 @@ import sys
 import time
 from pathlib import Path
 
+from dlbench.plugin.backend import Backend
+
 SIZE = 2048
 REPEATS = 10
-LIBRARIES = ("numpy", "torch", "tensorflow", "jax")
 
 
-def _numpy(n):
-    import numpy as np
+def measure_here(name: str, threads: int, n: int = SIZE, repeats: int = REPEATS) -> float | None:
+    """GFLOP/s of the best of ``repeats`` n x n float32 matmuls of backend
+    ``name``, in this process; None when the backend has no matmul."""
+    from dlbench.plugin.manager import get_plugins
 
-    a = np.ones((n, n), np.float32)
-    return lambda: a @ a
-
-
-def _torch(n):
-    import torch
-
-    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", torch.get_num_threads())))
-    a = torch.ones((n, n), dtype=torch.float32)
-    return lambda: torch.mm(a, a)
-
-
-def _tensorflow(n):
-    import tensorflow as tf
-
-    a = tf.ones((n, n), tf.float32)
-    return lambda: tf.matmul(a, a).numpy()
-
-
-def _jax(n):
-    import jax
-    import jax.numpy as jnp
-
-    a = jnp.ones((n, n), jnp.float32)
-    f = jax.jit(lambda x: jnp.dot(x, x, precision=jax.lax.Precision.HIGHEST))
-    return lambda: f(a).block_until_ready()
-
-
-def measure_here(library: str, n: int = SIZE, repeats: int = REPEATS) -> float:
-    """GFLOP/s of the best of ``repeats`` n x n float32 matmuls, in this process."""
-    matmul = {"numpy": _numpy, "torch": _torch, "tensorflow": _tensorflow, "jax": _jax}[library](n)
+    backend = get_plugins().backend(name)
+    backend.configure_threads(threads)
+    matmul = backend.matmul(n)
+    if matmul is None:
+        return None
     matmul()  # warm up: allocation, JIT
     best = min(_timed(matmul) for _ in range(repeats))
     return 2 * n**3 / best / 1e9
@@ -65,13 +44,18 @@ def _timed(fn) -> float:
     return time.perf_counter() - start
 
 
-def measure(library: str, threads: int, timeout: float = 300) -> float | None:
+def has_matmul(backend: Backend) -> bool:
+    """Whether the backend's class gives a matmul (the base class's is None), known without a process."""
+    return type(backend).matmul is not Backend.matmul
+
+
+def measure(name: str, threads: int, timeout: float = 300) -> float | None:
     """Measure in a fresh process with the thread settings of a run; None on failure."""
     from dlbench.plugin.manager import get_plugins
 
-    env = {**os.environ, **get_plugins().backend(library).thread_environment(threads, "cpu")}
-    out = subprocess.run([sys.executable, "-m", "dlbench.run.peak", library], env=env, capture_output=True,
-                         text=True, timeout=timeout)
+    env = {**os.environ, **get_plugins().backend(name).thread_environment(threads, "cpu")}
+    out = subprocess.run([sys.executable, "-m", "dlbench.run.peak", name, str(threads)], env=env,
+                         capture_output=True, text=True, timeout=timeout)
     try:
         return float(out.stdout.strip().splitlines()[-1])
     except (ValueError, IndexError):
@@ -109,24 +93,34 @@ def save(environment: dict, threads: int, peaks: dict[str, float]) -> None:
         pass  # a read-only home only costs a re-measurement next time
 
 
-def available_libraries() -> list[str]:
-    import importlib.util
-
-    return [lib for lib in LIBRARIES if importlib.util.find_spec(lib) is not None]
+def measurable_backends(plugins) -> list[str]:
+    """The registered, available backends with a matmul, one per implementation:
+    a backend that inherits its matmul (a variant of a built-in) multiplies with
+    the same code as the backend it inherits from, which is measured already."""
+    names, implementations = [], set()
+    for name, backend in plugins.backends.items():
+        implementation = type(backend).matmul
+        if has_matmul(backend) and implementation not in implementations and backend.availability().available:
+            implementations.add(implementation)
+            names.append(name)
+    return names
 
 
 def peaks_for_run(environment: dict, threads: int) -> dict[str, float]:
-    """Cached peaks of every installed library; the missing ones are measured
+    """Cached peaks of every measurable backend; the missing ones are measured
     once per machine and thread count (a few seconds each, imports included).
     The machine's ceiling is the best of them: NumPy's OpenBLAS may be held
     to an older kernel (OPENBLAS_CORETYPE) that the frameworks' BLAS are not."""
+    from dlbench.plugin.manager import get_plugins
+
     peaks = load_cached(environment, threads)
-    missing = [lib for lib in available_libraries() if lib not in peaks]
-    measured = {lib: value for lib in missing if (value := measure(lib, threads))}
+    missing = [name for name in measurable_backends(get_plugins()) if name not in peaks]
+    measured = {name: value for name in missing if (value := measure(name, threads))}
     if measured:
         save(environment, threads, measured)
     return {**peaks, **measured}
 
 
 if __name__ == "__main__":
-    print(f"{measure_here(sys.argv[1]):.3f}")
+    value = measure_here(sys.argv[1], int(sys.argv[2]))
+    print("none" if value is None else f"{value:.3f}")
