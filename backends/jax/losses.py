@@ -11,8 +11,13 @@ import jax.numpy as jnp
 
 
 def categorical_crossentropy(z, labels, output):
-    picked = jnp.take_along_axis(z, labels[:, None], axis=-1)[:, 0]
-    return jnp.mean(jax.nn.logsumexp(z, axis=-1) - picked)
+    """mean(log(sum(exp(z - max z))) - (z - max z)[label]), shifted before the
+    subtraction as every backend computes it. ``logsumexp(z) - z[label]`` adds
+    the maximum back first and rounds a small loss to the maximum's ulp: late
+    in mnist1d-cnn (loss 2.6e-4, logits ~15) that was 3.7e-4 of the loss, a
+    hundred times the reference's own rounding. The gradient is the same."""
+    log_p = jax.nn.log_softmax(z, axis=-1)
+    return -jnp.mean(jnp.take_along_axis(log_p, labels[:, None], axis=-1)[:, 0])
 
 
 def binary_crossentropy(z, targets, output):
