@@ -148,3 +148,208 @@ def test_bad_compare_input_exits_2(real_run, args, message):
     result = CliRunner().invoke(cli, [a.format(run=real_run) for a in args])
     assert result.exit_code == 2, result.output
     assert message in result.output
+
+
+# ------------------------------------------------------------ each check at its edges
+from dlbench.report.compare import (ParityCheck, different_machines, exit_code, markdown,  # noqa: E402
+                                    raw_samples, reasons, summary)
+
+
+def bare(speed=None, accuracy=None, repeats=None, windows=None, **extra):
+    metrics = {"samples_per_sec": speed, "test_accuracy": accuracy, "samples_per_sec_samples": repeats,
+               "window_samples_per_sec": windows}
+    return {"scenario": "s", "backend": "b", "status": "ok", **extra,
+            "metrics": {k: v for k, v in metrics.items() if v is not None}}
+
+
+def test_a_slowdown_of_exactly_the_threshold_is_not_a_regression():
+    assert SpeedCheck(0.25).fails(bare(750.0), bare(1000.0)) is None
+    assert SpeedCheck(0.25).fails(bare(749.0), bare(1000.0)) == "samples/s -25.1% (threshold 25%)"
+
+
+def test_an_accuracy_drop_of_exactly_the_tolerance_is_not_a_regression():
+    # accuracies are counts over the test set: 940 of 1000 vs 950 of 1000 is a drop of exactly 0.01
+    assert AccuracyCheck(0.01).fails(bare(accuracy=0.94), bare(accuracy=0.95)) is None
+    assert AccuracyCheck(0.01).improves(bare(accuracy=0.95), bare(accuracy=0.94)) is None
+    assert AccuracyCheck(0.01).fails(bare(accuracy=0.939), bare(accuracy=0.95)) == \
+        "test accuracy -0.0110 (tolerance 0.01)"
+    assert AccuracyCheck(0.01).improves(bare(accuracy=0.961), bare(accuracy=0.95)) == \
+        "test accuracy +0.0110 (tolerance 0.01)"
+
+
+def test_a_missing_or_non_finite_metric_is_never_a_regression():
+    assert SpeedCheck(0.05).fails(bare(), bare(1000.0)) is None
+    assert SpeedCheck(0.05).fails(bare(float("nan")), bare(1000.0)) is None
+    assert SpeedCheck(0.05).fails(bare(500.0), bare(float("inf"))) is None
+    assert AccuracyCheck(0.01).fails(bare(accuracy=0.5), bare()) is None
+    assert AccuracyCheck(0.01).fails(bare(), bare(accuracy=0.5)) is None
+
+
+def test_the_rank_test_uses_repeats_when_they_can_be_significant_else_windows():
+    five, fast = [100.0, 101.0, 102.0, 103.0, 104.0], [200.0, 201.0, 202.0, 203.0, 204.0]
+    windows = [float(x) for x in range(100, 140)]
+    kind, a, b = raw_samples(bare(repeats=five, windows=windows), bare(repeats=fast, windows=windows), 0.05)
+    assert (kind, a, b) == ("repeats", five, fast)
+    three = [100.0, 101.0, 102.0]  # three repeats each cannot reach p < 0.05
+    assert raw_samples(bare(repeats=three, windows=windows), bare(repeats=three, windows=windows[:3]), 0.05) == \
+        ("windows", windows, windows[:3])
+    one, six = [1.0], [2.0, 3.0, 4.0, 5.0, 6.0, 7.0]  # p could reach 0.21 < 0.5, but one sample is no spread
+    assert raw_samples(bare(repeats=one, windows=one), bare(repeats=six, windows=six), 0.5) is None
+    assert raw_samples(bare(repeats=six, windows=six), bare(repeats=one, windows=one), 0.5) is None
+    assert raw_samples(bare(repeats=[1.0, None, float("nan"), 2.0, 3.0, 4.0, 5.0]), bare(repeats=five), 0.05) == \
+        ("repeats", [1.0, 2.0, 3.0, 4.0, 5.0], five)
+    assert raw_samples(bare(), bare(), 0.05) is None
+    two = [1.0, 2.0]  # two windows against forty can be significant (p >= 0.0196)
+    assert raw_samples(bare(windows=two), bare(windows=windows), 0.05) == ("windows", two, windows)
+    assert raw_samples(bare(windows=windows), bare(windows=two), 0.05) == ("windows", windows, two)
+
+
+def test_a_significant_slowdown_is_a_regression_and_an_insignificant_one_a_doubt():
+    base = bare(1000.0, repeats=[1000.0, 1001.0, 1002.0, 1003.0, 1004.0])
+    slow = bare(800.0, repeats=[800.0, 801.0, 802.0, 803.0, 804.0])
+    assert SpeedCheck(0.05).fails(slow, base).startswith("samples/s -20.0% (threshold 5%; p=0.012 over repeats")
+    assert SpeedCheck(0.05).doubts(slow, base) is None
+    mixed = bare(800.0, repeats=[700.0, 1003.5, 800.0, 1000.5, 900.0])
+    assert SpeedCheck(0.05).fails(mixed, base) is None
+    assert SpeedCheck(0.05).doubts(mixed, base).endswith(": not significant, treated as noise")
+    assert SpeedCheck(0.05).improves(base, mixed) is None  # faster, but not significantly
+    assert SpeedCheck(0.05).improves(base, slow).startswith("samples/s +25.0%")
+
+
+def test_a_backend_that_stopped_agreeing_with_the_reference_is_a_regression():
+    agreed, disagrees = bare(parity={"agrees": True}), bare(parity={"agrees": False})
+    assert ParityCheck().fails(disagrees, agreed) == "no longer agrees with the reference"
+    assert ParityCheck().fails(agreed, agreed) is None
+    assert ParityCheck().fails(disagrees, disagrees) is None  # it never agreed: nothing changed
+    assert ParityCheck().fails(bare(), agreed) is None  # no verdict now (no reference in NEW)
+    assert ParityCheck().fails(bare(parity=None), agreed) is None
+
+
+def test_an_ok_status_before_and_after_or_a_baseline_that_failed_is_no_status_regression():
+    failed = bare(status="failed")
+    assert StatusCheck().fails(bare(), bare()) is None
+    assert StatusCheck().fails(failed, failed) is None
+    assert StatusCheck().fails(bare(), failed) is None
+
+
+def test_sweep_points_are_compared_point_by_point():
+    def point(speed, batch):
+        return {**bare(speed), "sweep_point": {"batch_size": batch}}
+
+    changes = compare(document(point(1000.0, 8), point(1000.0, 64)), document(point(1000.0, 8), point(500.0, 64)))
+    assert [(c.point, c.verdict) for c in changes] == [({"batch_size": 8}, "same"), ({"batch_size": 64}, "regressed")]
+    assert exit_code(changes) == 1 and exit_code(changes[:1]) == 0
+
+
+def test_the_markdown_summary_counts_each_verdict_and_lists_the_reasons():
+    base = document(bare(1000.0, 0.9), {**bare(1000.0), "backend": "torch"}, {**bare(1000.0), "backend": "jax"})
+    new = document(bare(700.0, 0.9), {**bare(1300.0), "backend": "torch"}, {**bare(1000.0), "backend": "tf"})
+    changes = compare(base, new)
+    assert [c.verdict for c in changes] == ["regressed", "improved", "missing", "new"]
+    assert summary(changes, 0.05) == "1 regressed (threshold 5%); 1 improved, 1 new, 1 missing"
+    assert summary(changes[2:], 0.05) == "no regression (threshold 5%); 1 new, 1 missing"
+    assert reasons(changes) == [("regressed", "s / b: samples/s -30.0% (threshold 5%)"),
+                                ("improved", "s / torch: samples/s +30.0% (threshold 5%)")]
+    text = markdown(changes, ("a.json", "b.json"), 0.05)
+    assert text.startswith("base: a.json · new: b.json\n")
+    assert "| s | b | 1,000 → 700 | -30.0% | - | 0.9000 → 0.9000 | +0.0000 | **regressed** |" in text
+    assert "| s | jax | 1,000 → - | - | - | - → - | - | missing |" in text
+    assert text.endswith("- regressed: s / b: samples/s -30.0% (threshold 5%)\n"
+                         "- improved: s / torch: samples/s +30.0% (threshold 5%)\n")
+
+
+def test_speeds_below_100_keep_three_significant_digits():
+    changes = compare(document(bare(12.345)), document(bare(6.1)))
+    assert "| s | b | 12.3 → 6.1 | -50.6% |" in markdown(changes, ("a", "b"), 0.05)
+
+
+def test_different_machines_name_each_difference():
+    base = {"environment": {"hostname": "vm", "cpu": "EPYC", "logical_cores": 2}}
+    new = {"environment": {"hostname": "vm", "cpu": "Xeon", "logical_cores": 2, "gpus": ["H100"]}}
+    assert different_machines(base, new) == ["cpu: EPYC -> Xeon", "gpus: None -> ['H100']"]
+    assert different_machines(base, base) == [] and different_machines({}, {}) == []
+
+
+from dlbench.report.compare import as_json, default_checks, rich_table  # noqa: E402
+
+SEPARATED = ([1000.0, 1001.0, 1002.0, 1003.0, 1004.0], [800.0, 801.0, 802.0, 803.0, 804.0])
+
+
+def test_the_p_value_of_a_change_is_the_rank_test_of_its_samples():
+    changes = compare(document(bare(1000.0, repeats=SEPARATED[0])), document(bare(800.0, repeats=SEPARATED[1])))
+    p, kind = changes[0].p_value()
+    assert kind == "repeats" and p == pytest.approx(0.012185780355344813, rel=1e-12)
+    assert compare(document(bare(1000.0)), document(bare(800.0)))[0].p_value() is None  # no raw samples
+    assert compare(document(bare(1000.0)), document())[0].p_value() is None  # missing in NEW
+
+
+def test_the_json_of_a_change_has_every_figure():
+    base = {**bare(1000.0, 0.9, repeats=SEPARATED[0]), "sweep_point": {"batch_size": 8}}
+    new = {**bare(800.0, 0.9, repeats=SEPARATED[1]), "sweep_point": {"batch_size": 8}}
+    (entry,) = as_json(compare(document(base), document(new)))
+    assert entry == {"scenario": "s", "backend": "b", "sweep_point": {"batch_size": 8}, "verdict": "regressed",
+                     "speed_change": pytest.approx(-0.2), "accuracy_change": 0.0,
+                     "p_value": pytest.approx(0.012185780355344813, rel=1e-12),
+                     "regressions": ["samples/s -20.0% (threshold 5%; p=0.012 over repeats)"], "doubts": [],
+                     "improvements": []}
+    (plain,) = as_json(compare(document(bare(1000.0)), document(bare(1000.0))))
+    assert plain["sweep_point"] is None and plain["p_value"] is None and plain["verdict"] == "same"
+
+
+def test_the_default_checks_carry_every_setting():
+    status, parity_, speed, accuracy = default_checks(0.1, 0.02, 0.2)
+    assert (type(status), type(parity_)) == (StatusCheck, ParityCheck)
+    assert (speed.threshold, speed.alpha, accuracy.tolerance) == (0.1, 0.2, 0.02)
+
+
+def test_reasons_name_the_sweep_point_and_list_doubts():
+    mixed = [700.0, 1003.5, 800.0, 1000.5, 900.0]  # slower, but not significantly
+    base = [{**bare(1000.0, repeats=SEPARATED[0]), "sweep_point": {"batch_size": 8, "threads": 2}},
+            {**bare(1000.0, repeats=SEPARATED[0]), "backend": "torch"}]
+    new = [{**bare(800.0, repeats=mixed), "sweep_point": {"batch_size": 8, "threads": 2}},
+           {**bare(1300.0, repeats=[x * 1.3 for x in SEPARATED[0]]), "backend": "torch"}]
+    changes = compare(document(*base), document(*new))
+    assert [c.verdict for c in changes] == ["inconclusive", "improved"]
+    (doubt, improvement) = reasons(changes)
+    assert doubt[0] == "inconclusive" and doubt[1].startswith("s / b [batch_size=8, threads=2]: samples/s -20.0%")
+    assert doubt[1].endswith(": not significant, treated as noise")
+    assert improvement[0] == "improved" and improvement[1].startswith("s / torch: samples/s +30.0%")
+
+
+def test_the_markdown_table_in_full():
+    base = document(bare(1000.0, 0.9, repeats=SEPARATED[0]), {**bare(50.0, 0.5), "scenario": "a|b"})
+    new = document(bare(800.0, 0.9, repeats=SEPARATED[1]), {**bare(50.0, 0.5), "scenario": "a|b"})
+    assert markdown(compare(base, new), ("a.json", "b.json"), 0.05) == (
+        "base: a.json · new: b.json\n"
+        "\n"
+        "| scenario | backend | samples/s base → new | change | p | test acc base → new | Δacc | verdict |\n"
+        "|---|---|---|---|---|---|---|---|\n"
+        "| s | b | 1,000 → 800 | -20.0% | 0.012 | 0.9000 → 0.9000 | +0.0000 | **regressed** |\n"
+        "| a\\|b | b | 50 → 50 | +0.0% | - | 0.5000 → 0.5000 | +0.0000 | same |\n"
+        "\n"
+        "1 regressed (threshold 5%); 1 same\n"
+        "- regressed: s / b: samples/s -20.0% (threshold 5%; p=0.012 over repeats)\n")
+
+
+def test_the_markdown_table_shows_the_sweep_column_only_for_sweeps():
+    point = {**bare(1000.0), "sweep_point": {"threads": 4}}
+    text = markdown(compare(document(point, bare(1000.0)), document(point, bare(1000.0))), ("a", "b"), 0.05)
+    assert "| scenario | backend | sweep | samples/s base → new |" in text
+    assert "| s | b | threads=4 | 1,000 → 1,000 |" in text and "| s | b | - | 1,000 → 1,000 |" in text
+
+
+def test_the_terminal_table_has_a_row_per_change_with_its_cells():
+    from rich.console import Console
+
+    changes = compare(document(bare(1000.0, 0.9, repeats=SEPARATED[0]), {**bare(1000.0), "backend": "jax"}),
+                      document(bare(800.0, 0.9, repeats=SEPARATED[1]), {**bare(1000.0), "sweep_point": {"threads": 2}}))
+    console = Console(width=200, record=True, color_system=None)
+    console.print(rich_table(changes))
+    lines = console.export_text().splitlines()
+    header = next(line for line in lines if "scenario" in line)
+    assert all(name in header for name in ("backend", "sweep", "samples/s base → new", "verdict"))
+    regressed = next(line for line in lines if "regressed" in line)
+    for cell in ("s", "b", "1,000 → 800", "-20.0%", "0.012", "0.9000 → 0.9000", "+0.0000"):
+        assert cell in regressed
+    assert any("jax" in line and "missing" in line for line in lines)
+    assert any("threads=2" in line and "new" in line for line in lines)

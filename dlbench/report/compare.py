@@ -90,7 +90,8 @@ class AccuracyCheck:
 
     def fails(self, current: dict, baseline: dict) -> str | None:
         new, old = _metric(current, "test_accuracy"), _metric(baseline, "test_accuracy")
-        if new is None or old is None or old - new <= self.tolerance:
+        # accuracies are counts over n (k/n): 10 samples of 1000 is 0.01, not 0.010000000000000009
+        if new is None or old is None or round(old - new, 9) <= self.tolerance:
             return None
         return self._describe(current, baseline)
 
