@@ -104,7 +104,7 @@ def test_repeats_combine_to_medians_with_raw_samples_kept():
     m = combined["metrics"]
     assert m["samples_per_sec"] == 110.0 and m["compile_seconds"] == 2.0
     assert m["samples_per_sec_samples"] == [100.0, 130.0, 110.0]
-    assert m["gflops_per_sec"] == pytest.approx(110.0 * 2e9 / 10 / 1e9)
+    assert m["gflops_per_sec"] == 22.0  # 110 samples/s * 2e9 FLOPs per step of 10 samples
     assert combined["repeats"] == 3
 
 
@@ -126,3 +126,178 @@ def test_summary_statistics():
     assert s["mean"] == 22.0 and s["std"] == pytest.approx(math.sqrt(sum((x - 22) ** 2 for x in
                                                                          [1, 2, 3, 4, 100]) / 4))
     assert summarize([float("nan"), None]) == {"n": 0}
+
+
+# ------------------------------------------------ windows, checkpoints, edge cases
+from dlbench.run.timing import loss_history, window_starts  # noqa: E402
+
+
+def test_window_starts_are_where_timed_windows_begin_with_each_batch_sizes_first_step_alone():
+    plan = BatchPlan(95, 10, 2, seed=0)  # per epoch 9 full batches and one of 5
+    # epoch 0: step 0 alone (first batch of 10), 1-3, 4-7, 8, step 9 alone (first batch of 5);
+    # epoch 1: 10-13, 14-17, 18, 19 (a batch of 5 again: not alone, no compile any more)
+    assert window_starts(plan, 4) == [0, 1, 4, 8, 9, 10, 14, 18, 19]
+    assert window_starts(BatchPlan(10, 10, 3, seed=0), 4) == [0, 1, 2]  # one step per epoch
+
+
+class CheckpointedTrainer(FakeTrainer):
+    """A trainer whose state is its step count; taking it costs a second on the clock."""
+
+    def state(self):
+        self.clock.now += 1.0
+        return self.steps
+
+
+def test_states_are_taken_before_their_window_and_outside_the_timed_region():
+    clock = FakeClock()
+    trainer = CheckpointedTrainer(clock)
+    plan = BatchPlan(100, 10, 3, seed=0)
+    trainer.steps_per_epoch = plan.steps_per_epoch
+    m = train_and_measure(trainer, plan, 4, clock=clock, checkpoints=frozenset({1, 8, 12, 28}))
+    assert m.states == {1: 1, 8: 8, 28: 28}  # step 12 starts no window (windows of epoch 1: 10, 14, 18)
+    assert m.compile_seconds == pytest.approx(COMPILE + STEP)
+    assert m.steady_seconds == pytest.approx(29 * STEP)
+
+
+def test_every_loss_is_kept_as_a_float():
+    m, _ = measure()
+    assert len(m.losses) == 30 and all(type(x) is float and x == 0.5 for x in m.losses)
+
+
+def test_a_window_the_clock_cannot_resolve_counts_no_throughput():
+    class InstantTrainer(FakeTrainer):
+        def train(self, indices):
+            self.steps += len(indices)
+            return np.full(len(indices), 0.5, np.float32)
+
+    clock = FakeClock()  # never advances
+    plan = BatchPlan(100, 10, 1, seed=0)
+    m = train_and_measure(InstantTrainer(clock), plan, 4, clock=clock)
+    assert m.steady_seconds == 0.0 and m.samples_per_sec is None and m.window_samples_per_sec == []
+    assert m.steps == 10 and m.steady_samples == 90
+
+
+def test_a_target_reached_exactly_counts_as_reached():
+    m, _ = measure(epochs=3, target=0.6)  # 0.3 * 2 == 0.6 after epoch 2
+    assert m.time_to_accuracy == pytest.approx(COMPILE + 20 * STEP)
+
+
+def test_a_target_first_reached_after_the_last_epoch_is_timed_at_the_end():
+    m, _ = measure(epochs=3, target=0.85)  # 0.9 only after epoch 3
+    assert m.time_to_accuracy == pytest.approx(COMPILE + 30 * STEP)
+
+
+def test_training_stops_at_the_end_of_the_window_that_diverged():
+    class Diverging(FakeTrainer):
+        def train(self, indices):
+            losses = super().train(indices)
+            return np.full(len(losses), np.inf, np.float32) if self.steps > 8 else losses
+
+    clock = FakeClock()
+    trainer = Diverging(clock)
+    plan = BatchPlan(100, 10, 3, seed=0)
+    trainer.steps_per_epoch = plan.steps_per_epoch
+    m = train_and_measure(trainer, plan, 4, clock=clock)
+    assert m.diverged_at == 8 and trainer.steps == m.steps == 10 and len(m.losses) == 10  # window: steps 8-9
+
+
+def test_the_loss_history_keeps_every_kth_loss_within_the_point_budget():
+    assert loss_history(list(range(25)), max_points=10) == ([0, 3, 6, 9, 12, 15, 18, 21, 24], 3)
+    assert loss_history(list(range(10)), max_points=10) == (list(range(10)), 1)
+    assert loss_history(list(range(11)), max_points=10) == (list(range(0, 11, 2)), 2)
+    assert loss_history([], max_points=10) == ([], 1)
+
+
+def test_summary_of_one_sample_and_of_a_zero_mean():
+    assert summarize([5.0]) == {"n": 1, "median": 5.0, "q1": 5.0, "q3": 5.0, "iqr": 0.0, "mean": 5.0,
+                                "std": 0.0, "cv": 0.0, "min": 5.0, "max": 5.0}
+    centred = summarize([-1.0, 1.0, float("inf")])
+    assert centred["n"] == 2 and centred["mean"] == 0.0 and centred["cv"] == 0.0
+    assert centred["std"] == pytest.approx(math.sqrt(2))
+    assert centred["min"] == -1.0 and centred["max"] == 1.0
+
+
+def test_summary_reports_count_extremes_and_cv():
+    s = summarize([4.0, 2.0, None, 6.0])
+    assert s["n"] == 3 and s["min"] == 2.0 and s["max"] == 6.0
+    assert s["std"] == 2.0 and s["cv"] == pytest.approx(0.5)
+
+
+def single(windows, samples_per_sec=100.0):
+    r = row(samples_per_sec)
+    r["metrics"]["window_samples_per_sec"] = windows
+    return r
+
+
+def test_a_single_repeat_takes_its_spread_from_its_windows():
+    stable = combine_repeats([single([90.0, 100.0, 110.0])])["metrics"]  # cv exactly 10%: not above it
+    assert stable["samples_per_sec_stats"]["n"] == 3 and stable["samples_per_sec_stats"]["median"] == 100.0
+    assert stable["samples_per_sec_stats"]["cv"] == UNSTABLE_CV and not stable["unstable"]
+    noisy = combine_repeats([single([80.0, 100.0, 120.0])])["metrics"]
+    assert noisy["unstable"] and noisy["samples_per_sec"] == 100.0
+    assert combine_repeats([single([])])["metrics"]["unstable"] is False
+
+
+def test_repeats_combine_wall_time_to_its_median():
+    rows = [row(100.0), row(120.0), row(110.0)]
+    for r, wall in zip(rows, (5.0, 3.0, 4.0)):
+        r["metrics"]["wall_seconds"] = wall
+    m = combine_repeats(rows)["metrics"]
+    assert m["wall_seconds"] == 4.0 and m["wall_seconds_samples"] == [5.0, 3.0, 4.0]
+    assert m["compile_seconds_samples"] == [1.0, 1.0, 1.0]
+
+
+def test_no_gflops_without_a_flop_count_or_a_throughput():
+    no_flops = row(100.0)
+    del no_flops["metrics"]["flops_per_step"]
+    assert "gflops_per_sec" not in combine_repeats([no_flops, no_flops])["metrics"]
+    assert "gflops_per_sec" not in combine_repeats([row(None), row(None)])["metrics"]
+
+
+def test_the_first_failed_repeat_is_the_row():
+    combined = combine_repeats([row(None, status="timeout"), row(100.0), row(None, status="failed")])
+    assert combined["status"] == "timeout" and combined["repeats"] == 3 and "samples_per_sec_stats" not in \
+        combined["metrics"]
+
+
+def test_a_target_met_before_training_is_timed_at_the_first_epoch_end():
+    m, _ = measure(epochs=3, target=0.0)  # evaluation runs at epoch ends only, never before the first step
+    assert m.time_to_accuracy == pytest.approx(COMPILE + 10 * STEP)
+
+
+def test_partial_batches_count_in_the_throughput_but_not_in_the_spread():
+    m, _ = measure(n_samples=95, batch_size=10, epochs=2, window=4)
+    # epoch 0: windows 1-3, 4-7, 8 (step 0 and the first partial batch, step 9, are compile time);
+    # epoch 1: 10-13, 14-17, 18, and the partial batch 19, which is steady time but not a full window
+    assert len(m.window_samples_per_sec) == 6
+    assert m.steady_samples == 17 * 10 + 5 and m.steady_seconds == pytest.approx(18 * STEP)
+
+
+def test_two_repeats_take_their_spread_across_the_repeats():
+    rows = [single([100.0] * 3, 100.0), single([100.0] * 3, 140.0)]
+    m = combine_repeats(rows)["metrics"]
+    assert m["samples_per_sec_stats"]["n"] == 2 and m["samples_per_sec_stats"]["median"] == 120.0
+    assert m["unstable"]  # the windows of each were steady; the repeats were not
+
+
+def test_a_single_repeat_without_window_samples_has_no_spread_and_is_stable():
+    r = row(100.0)
+    del r["metrics"]["window_samples_per_sec"]
+    m = combine_repeats([r])["metrics"]
+    assert m["samples_per_sec_stats"] == {"n": 0} and m["unstable"] is False and m["samples_per_sec"] == 100.0
+
+
+def test_progress_is_reported_after_every_window_outside_the_timed_region():
+    clock = FakeClock()
+    trainer = FakeTrainer(clock)
+    plan = BatchPlan(100, 10, 1, seed=0)
+    trainer.steps_per_epoch = plan.steps_per_epoch
+    done = []
+
+    def progress(steps):
+        done.append(steps)
+        clock.now += 5.0  # drawing a progress bar takes no training time
+
+    m = train_and_measure(trainer, plan, 4, clock=clock, progress=progress)
+    assert done == [1, 4, 8, 10]  # step 0 alone (compile), 1-3, 4-7, 8-9
+    assert m.compile_seconds == pytest.approx(COMPILE + STEP) and m.steady_seconds == pytest.approx(9 * STEP)

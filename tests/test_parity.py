@@ -72,3 +72,198 @@ def test_after_the_trajectories_part_accuracy_is_judged_within_sampling_error():
 
 def test_an_accuracy_difference_of_exactly_the_tolerance_agrees():
     assert compare(row("tf", [1.0], 0.924), row("numpy", [1.0], 0.934))["agrees"]  # 10 of 1000 samples
+
+
+# ------------------------------------------- the certificate's verdict (run/parity.compare)
+import math  # noqa: E402
+
+import pytest  # noqa: E402
+
+from dlbench.run.parity import STOCHASTIC_ACCURACY_ATOL  # noqa: E402
+
+
+def certified(row_, agrees=True, checkpoints=(True,) * 8, worst=None):
+    row_["metrics"]["certificate"] = {
+        "agrees": agrees, "checkpoints": [{"step": 5 * i, "agrees": a} for i, a in enumerate(checkpoints)],
+        "worst": worst}
+    return row_
+
+
+WORST = {"step": 15, "margin": 0.4, "loss_diff": 1e-6, "loss_tol": 1e-5, "tensor": "layers[0].kernel",
+         "tensor_diff": 2e-6, "tensor_tol": 3e-5}
+
+
+def test_a_certified_backend_agrees_and_reports_its_worst_checkpoint():
+    ref = row("numpy", [2.0, 1.0, 0.5], 0.9)
+    result = compare(certified(row("torch", [2.0, 1.0, 0.5], 0.9), worst=WORST,
+                               checkpoints=(True,) * 6 + (False,) * 2), ref)
+    assert result["kind"] == "certificate" and result["agrees"] and result["free_run_agrees"]
+    assert result["checkpoints"] == 8 and result["checkpoints_agreeing"] == 6
+    assert (result["worst_checkpoint"], result["worst_margin"], result["worst_loss_diff"], result["worst_loss_tol"],
+            result["worst_tensor"], result["worst_tensor_diff"], result["worst_tensor_tol"]) == \
+        (15, 0.4, 1e-6, 1e-5, "layers[0].kernel", 2e-6, 3e-5)
+    assert result["accuracy_atol"] == 0.01 and result["reference"] == "numpy"
+
+
+def test_a_backend_the_certificate_rejects_disagrees_even_when_its_free_run_matches():
+    ref = row("numpy", [2.0, 1.0, 0.5], 0.9)
+    result = compare(certified(row("tf", [2.0, 1.0, 0.5], 0.9), agrees=False), ref)
+    assert result["kind"] == "certificate" and not result["agrees"] and result["free_run_agrees"]
+
+
+def test_a_certified_backend_with_another_outcome_disagrees():
+    ref = row("numpy", [2.0, 1.0, 0.5], 0.9)
+    assert not compare(certified(row("tf", [2.0, 1.0, 0.5], 0.88)), ref)["agrees"]
+    assert compare(certified(row("tf", [2.0, 1.0, 0.5], 0.89)), ref)["agrees"]  # exactly the tolerance
+    assert not compare(certified(row("tf", [2.0, 1.0, 0.5], None)), ref)["agrees"]  # no test accuracy
+
+
+def test_a_certified_backend_whose_free_run_parted_is_judged_within_sampling_error():
+    ref = row("numpy", [1.0, 1.0], 0.83)
+    ref["metrics"]["test_samples"] = 1000
+    result = compare(certified(row("tf", [1.0, 1.5], 0.81)), ref)
+    assert result["agrees"] and not result["free_run_agrees"]
+    assert result["accuracy_atol"] == pytest.approx(2 * math.sqrt(0.83 * 0.17 / 1000))
+    assert not compare(certified(row("tf", [1.0, 1.5], 0.80)), ref)["agrees"]
+
+
+def test_a_certified_dropout_run_is_judged_on_the_stochastic_accuracy_tolerance():
+    ref = row("numpy", [2.0, 1.0], 0.9, stochastic=True)
+    within = compare(certified(row("torch", [2.5, 1.5], 0.875, stochastic=True)), ref)
+    assert within["kind"] == "certificate" and within["agrees"]
+    assert within["accuracy_atol"] == STOCHASTIC_ACCURACY_ATOL
+    assert not compare(certified(row("torch", [2.5, 1.5], 0.86, stochastic=True)), ref)["agrees"]
+
+
+def test_without_a_certificate_the_free_run_is_the_verdict_and_says_why():
+    ref = row("numpy", [2.0, 1.0], 0.9)
+    ours = row("jax", [2.0, 1.0], 0.9)
+    ours["metrics"]["certificate"] = {}
+    ours["metrics"]["certificate_error"] = "cannot export its training state"
+    result = compare(ours, ref)
+    assert result["kind"] == "loss-history" and result["agrees"]
+    assert result["certificate_error"] == "cannot export its training state"
+    assert "certificate_error" not in compare(row("jax", [2.0, 1.0], 0.9), ref)
+
+
+# ------------------------------------------- the free-running comparison's edges
+def test_histories_of_different_lengths_disagree_naming_the_lengths():
+    result = compare(row("tf", [1.0, 1.0], 0.9), row("numpy", [1.0, 1.0, 1.0], 0.9))
+    assert not result["agrees"] and result["reason"] == "2 loss points vs 3 for the reference"
+    assert result["first_step_over"] == 0 and result["max_rel_loss_diff"] is None
+
+
+def test_a_stochastic_reference_alone_makes_the_comparison_accuracy_only():
+    result = compare(row("torch", [5.0], 0.9), row("numpy", [1.0], 0.9, stochastic=True))
+    assert result["kind"] == "accuracy-only" and result["agrees"]
+    result = compare(row("torch", [5.0], 0.9, stochastic=True), row("numpy", [1.0], 0.9))
+    assert result["kind"] == "accuracy-only"
+
+
+def test_no_verdict_without_an_ok_row_or_a_history_on_both_sides():
+    ref = row("numpy", [1.0], 0.9)
+    assert compare(row("tf", [1.0], 0.9, status="failed"), ref) is None
+    assert compare(row("tf", [1.0], 0.9), row("numpy", [1.0], 0.9, status="diverged")) is None
+    assert compare(row("tf", [], 0.9), ref) is None
+    assert compare(row("tf", [1.0], 0.9), row("numpy", [], 0.9)) is None
+
+
+def test_a_loss_missing_on_one_side_only_is_a_disagreement():
+    ref = row("numpy", [2.0, None], 0.9)
+    assert compare(row("tf", [2.0, None], 0.9), ref)["agrees"]  # both non-finite at the same step
+    result = compare(row("tf", [2.0, 1.0], 0.9), ref)
+    assert not result["agrees"] and result["max_rel_loss_diff"] is None and result["first_step_over"] == 2
+
+
+def test_steps_are_counted_one_per_point_without_a_stated_spacing():
+    ours = row("tf", [1.0, 1.0, 2.0], 0.9)
+    del ours["metrics"]["loss_history_every"]
+    assert compare(ours, row("numpy", [1.0, 1.0, 1.0], 0.9))["first_step_over"] == 2
+
+
+def test_a_difference_of_exactly_rtol_is_within_it():
+    ref = row("numpy", [1.0, 2.0], 0.83)
+    ref["metrics"]["test_samples"] = 1000  # would widen the accuracy tolerance, had the runs parted
+    exact = compare(row("tf", [1.25, 2.0], 0.83), ref, rtol=0.25)
+    assert exact["agrees"] and not exact["within_rounding_noise"] and exact["accuracy_atol"] == 0.01
+    assert not compare(row("tf", [1.25, 2.0], 0.815), ref, rtol=0.25)["agrees"]  # 0.015 apart: not parted
+    assert not compare(row("tf", [1.25, 2.5], 0.83), ref, rtol=0.2)["agrees"]
+
+
+def test_a_loss_near_zero_is_compared_against_the_floor_not_itself():
+    ref = row("numpy", [0.004], 0.9)
+    result = compare(row("tf", [0.005], 0.9), ref, rtol=0.5)
+    assert result["max_rel_loss_diff"] == pytest.approx(0.001 / 0.01) and result["agrees"]
+
+
+def test_rounding_noise_forgives_up_to_twice_itself_and_only_where_it_was_measured():
+    ref = row("numpy", [0.5, 0.5, 0.5], 0.9)
+    ref["metrics"]["rounding_noise"] = [0.015625, 0.015625]  # 2**-6: differences below are exact
+    at_twice = compare(row("tf", [0.53125, 0.5, 0.5], 0.9), ref)
+    assert at_twice["agrees"] and at_twice["within_rounding_noise"]
+    assert not compare(row("tf", [0.5390625, 0.5, 0.5], 0.9), ref)["agrees"]  # 2.5 times the noise
+    beyond = compare(row("tf", [0.5, 0.5, 0.51], 0.9), ref)  # no noise measured at the third point
+    assert not beyond["agrees"] and beyond["first_step_over"] == 4
+    assert compare(row("tf", [0.5, 0.5, 0.5], 0.9), ref)["within_rounding_noise"] is False
+
+
+def test_without_a_sample_count_the_accuracy_tolerance_stays_put_after_parting():
+    ref = row("numpy", [1.0, 1.0], 0.83)  # parted at step 2, the horizon
+    parted = compare(row("tf", [1.0, 1.2], 0.83), ref, horizon=2)
+    assert parted["agrees"] and parted["accuracy_atol"] == 0.01
+    assert not compare(row("tf", [1.0, 1.2], 0.815), ref, horizon=2)["agrees"]
+
+
+def test_annotate_needs_an_ok_reference_and_compares_within_a_sweep_point():
+    failed_ref = [row("numpy", [1.0], 0.9, status="failed"), row("torch", [1.0], 0.9)]
+    annotate(failed_ref)
+    assert "parity" not in failed_ref[1]
+    rows = [row("numpy", [1.0], 0.9), row("numpy", [2.0], 0.9), row("torch", [2.0], 0.9), row("torch", [1.0], 0.9)]
+    rows[1]["sweep_point"], rows[2]["sweep_point"] = {"batch_size": 8, "threads": 1}, {"threads": 1, "batch_size": 8}
+    rows[0]["sweep_point"], rows[3]["sweep_point"] = {}, None  # no sweep point, however written
+    annotate(rows)
+    assert rows[2]["parity"]["agrees"] and rows[3]["parity"]["agrees"]
+    assert "parity" not in rows[0] and "parity" not in rows[1]
+
+
+def test_the_free_run_verdict_names_its_reference_and_settings():
+    result = compare(row("tf", [1.0, 1.0], 0.9), row("numpy", [1.0, 1.0], 0.9), rtol=0.01, horizon=40)
+    assert result == {"reference": "numpy", "kind": "loss-history", "agrees": True, "max_rel_loss_diff": 0.0,
+                      "first_step_over": None, "accuracy_diff": 0.0, "rtol": 0.01, "accuracy_atol": 0.01,
+                      "horizon": 40, "within_rounding_noise": False}
+
+
+def test_histories_of_different_lengths_are_reported_in_full():
+    assert compare(row("tf", [1.0, 1.0], 0.9), row("numpy", [1.0, 1.0, 1.0], 0.9)) == {
+        "reference": "numpy", "kind": "loss-history", "agrees": False, "max_rel_loss_diff": None,
+        "first_step_over": 0, "accuracy_diff": None, "rtol": 1e-3, "reason": "2 loss points vs 3 for the reference"}
+
+
+def test_the_accuracy_only_verdict_is_reported_in_full():
+    assert compare(row("torch", [5.0], 0.875, stochastic=True), row("numpy", [1.0], 0.9, stochastic=True)) == {
+        "reference": "numpy", "kind": "accuracy-only", "agrees": True, "max_rel_loss_diff": None,
+        "first_step_over": None, "accuracy_diff": 0.875 - 0.9, "accuracy_atol": STOCHASTIC_ACCURACY_ATOL,
+        "reason": "dropout masks come from each framework's own generator"}
+
+
+def test_a_missing_test_accuracy_on_either_side_disagrees():
+    for ours, theirs in ((None, 0.9), (0.9, None)):
+        assert not compare(row("torch", [1.0], ours, stochastic=True), row("numpy", [1.0], theirs, True))["agrees"]
+        free = compare(row("torch", [1.0], ours), row("numpy", [1.0], theirs))
+        assert not free["agrees"] and free["accuracy_diff"] is None
+
+
+def test_a_row_without_metrics_has_no_verdict():
+    assert compare({"backend": "tf", "status": "ok"}, row("numpy", [1.0], 0.9)) is None
+    assert compare(row("tf", [1.0], 0.9), {"backend": "numpy", "status": "ok"}) is None
+
+
+def test_a_loss_missing_on_one_side_is_not_forgiven_as_rounding_noise():
+    ref = row("numpy", [2.0, 1.0], 0.9)
+    ref["metrics"]["rounding_noise"] = [0.5, 0.5]
+    for ours in ([2.0, None], [None, 1.0]):
+        result = compare(row("tf", ours, 0.9), ref)
+        assert not result["agrees"] and result["first_step_over"] is not None
+    both = row("numpy", [2.0, None], 0.9)
+    both["metrics"]["rounding_noise"] = [0.5, 0.5]
+    assert compare(row("tf", [2.0, None], 0.9), both)["agrees"]
