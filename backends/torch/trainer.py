@@ -169,9 +169,11 @@ class TorchTrainer(Trainer):
         return loss, correct / len(self.y_test)
 
     def weights(self):
+        """One dict per spec layer, like the initial weights: a final Activation
+        layer, left out of the logit layers, has its empty one too."""
         layers = self.spec.logit_layers()
         return [module_weights(self.holders[i], layers[i]) if i in self.holders else {}
-                for i in range(len(layers))]
+                for i in range(len(self.spec.layers))]
 
     def _trained(self):
         """(layer, canonical name, its optimizer state) for every trained parameter."""
@@ -184,7 +186,7 @@ class TorchTrainer(Trainer):
     def state(self) -> TrainingState:
         layers = self.spec.logit_layers()
         names = slot_names(self.spec.optimizer)
-        slots = [{} for _ in layers]
+        slots = [{} for _ in self.spec.layers]
         for i, name, tensors in self._trained():
             slots[i][name] = {slot: to_canonical(layers[i], name, tensors[slot]) for slot in names}
         return TrainingState(self.weights(), slots, self.steps_taken)
