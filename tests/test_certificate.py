@@ -246,6 +246,7 @@ class StepBackend:
         self.wrong, self.noise, self.twin_noise = wrong or {}, noise, twin_noise
 
     def build(self, spec, weights, options):
+        self.built = getattr(self, "built", []) + [spec]
         noise = sum(self.twin_noise[k] for k in options.extra)
         return StepTrainer(self.noise + noise, self.wrong)
 
@@ -272,6 +273,7 @@ def test_a_backend_within_its_references_rounding_at_every_checkpoint_is_certifi
     assert [c["step"] for c in verdict["checkpoints"]] == [0, 5, 10, 15, 20, 25, 30, 35]
     assert all(c["agrees"] for c in verdict["checkpoints"])
     assert verdict["segment_steps"] == 3 and verdict["tolerance_factor"] == 10.0
+    assert verdict["agreeing_fraction"] == 0.75
 
 
 def test_a_backend_is_certified_at_three_quarters_of_the_checkpoints_and_not_below(tmp_path):
@@ -402,3 +404,22 @@ def test_certify_judges_the_loss_with_the_runs_batch_size(tmp_path):
     assert verdict["agrees"]
     assert [c["loss_tol"] for c in verdict["checkpoints"]] == pytest.approx([4 * 2 * certificate.EPS32] * 2,
                                                                             rel=1e-9)
+
+
+def test_a_tensor_without_elements_agrees_with_nothing_to_report():
+    empty = [{"kernel": np.zeros((0, 3))}]
+    verdict = judge(np.array([1.0]), empty, np.array([1.0]), empty, [(np.array([1.0]), empty)], empty)
+    assert verdict["agrees"] and verdict["margin"] == 0.0 and verdict["tensor_diff"] == 0.0
+
+
+def test_segments_run_on_a_trainer_built_from_the_runs_spec_without_dropout_and_given_its_data():
+    from dlbench.plugin.backend import TrainerOptions
+    from dlbench.run.session import prepare
+    from dlbench.spec import Dense, Dropout, Sequential
+
+    spec = Sequential([Dense(4, "relu", input_shape=(3,)), Dropout(0.5), Dense(2, "softmax")]).compile(
+        "categorical_crossentropy", "adam")
+    backend, data = StepBackend(), object()
+    runner = certificate.SegmentRunner(prepare(backend, spec, data, BatchPlan(40, 1, 1, seed=0), TrainerOptions(), []),
+                                       TrainerOptions())
+    assert backend.built[-1] == certificate.without_dropout(spec) and runner.trainer.data is data

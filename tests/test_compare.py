@@ -268,6 +268,8 @@ def test_different_machines_name_each_difference():
     new = {"environment": {"hostname": "vm", "cpu": "Xeon", "logical_cores": 2, "gpus": ["H100"]}}
     assert different_machines(base, new) == ["cpu: EPYC -> Xeon", "gpus: None -> ['H100']"]
     assert different_machines(base, base) == [] and different_machines({}, {}) == []
+    moved = {"environment": {"hostname": "box", "cpu": "EPYC", "logical_cores": 64}}
+    assert different_machines(base, moved) == ["hostname: vm -> box", "logical_cores: 2 -> 64"]
 
 
 from dlbench.report.compare import as_json, default_checks, rich_table  # noqa: E402
@@ -353,3 +355,32 @@ def test_the_terminal_table_has_a_row_per_change_with_its_cells():
         assert cell in regressed
     assert any("jax" in line and "missing" in line for line in lines)
     assert any("threads=2" in line and "new" in line for line in lines)
+
+
+def test_tables_show_p_values_at_the_alpha_asked_for():
+    three = ([1000.0, 1001.0, 1002.0], [800.0, 801.0, 802.0])  # p = 0.081: shown at alpha 0.2, not at 0.05
+    changes = compare(document(bare(1000.0, repeats=three[0])), document(bare(800.0, repeats=three[1])))
+    assert "| -20.0% | - |" in markdown(changes, ("a", "b"), 0.05)
+    assert "| -20.0% | 0.081 |" in markdown(changes, ("a", "b"), 0.05, alpha=0.2)
+
+    from rich.console import Console
+
+    console = Console(width=200, record=True, color_system=None)
+    console.print(rich_table(changes, alpha=0.2))
+    assert "0.081" in console.export_text()
+
+
+def test_the_terminal_table_has_no_sweep_column_without_sweeps():
+    from rich.console import Console
+
+    console = Console(width=200, record=True, color_system=None)
+    console.print(rich_table(compare(document(bare(1000.0, 0.9)), document(bare(900.0, 0.9)))))
+    text = console.export_text()
+    header = next(line for line in text.splitlines() if "scenario" in line)
+    assert "sweep" not in header and "samples/s base → new" in header and "verdict" in header
+    assert any("1,000 → 900" in line and "regressed" in line for line in text.splitlines())
+
+
+def test_a_summary_with_only_regressions_has_no_trailing_detail():
+    changes = compare(document(bare(1000.0)), document(bare(500.0)))
+    assert summary(changes, 0.05) == "1 regressed (threshold 5%)"

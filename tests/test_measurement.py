@@ -301,3 +301,19 @@ def test_progress_is_reported_after_every_window_outside_the_timed_region():
     m = train_and_measure(trainer, plan, 4, clock=clock, progress=progress)
     assert done == [1, 4, 8, 10]  # step 0 alone (compile), 1-3, 4-7, 8-9
     assert m.compile_seconds == pytest.approx(COMPILE + STEP) and m.steady_seconds == pytest.approx(9 * STEP)
+
+
+def test_accuracy_is_evaluated_at_epoch_ends_only():
+    class CountingTrainer(FakeTrainer):
+        evaluations = 0
+
+        def evaluate(self):
+            self.evaluations += 1
+            return 0.0, self.steps / 30  # rises every step, so an evaluation between epochs would tell
+
+    clock = FakeClock()
+    trainer = CountingTrainer(clock)
+    plan = BatchPlan(100, 10, 3, seed=0)
+    trainer.steps_per_epoch = plan.steps_per_epoch
+    m = train_and_measure(trainer, plan, 4, target_accuracy=0.5, clock=clock)
+    assert trainer.evaluations == 2 and m.time_to_accuracy == pytest.approx(COMPILE + 20 * STEP)  # 10/30, 20/30

@@ -267,3 +267,14 @@ def test_a_loss_missing_on_one_side_is_not_forgiven_as_rounding_noise():
     both = row("numpy", [2.0, None], 0.9)
     both["metrics"]["rounding_noise"] = [0.5, 0.5]
     assert compare(row("tf", [2.0, None], 0.9), both)["agrees"]
+
+
+def test_a_certified_backend_whose_history_has_another_length_disagrees_on_the_outcome():
+    ref = row("numpy", [2.0, 1.0, 0.5], 0.9)
+    result = compare(certified(row("torch", [2.0, 1.0], 0.9)), ref)
+    assert result["kind"] == "certificate" and not result["agrees"] and result["accuracy_atol"] == 0.01
+    minimal = row("torch", [2.0, 1.0, 0.5], 0.9)
+    minimal["metrics"]["certificate"] = {"agrees": True}  # no checkpoint list, no worst checkpoint
+    result = compare(minimal, ref)
+    assert result["agrees"] and result["checkpoints"] == result["checkpoints_agreeing"] == 0
+    assert result["worst_checkpoint"] is None

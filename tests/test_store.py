@@ -111,14 +111,16 @@ def test_stored_runs_are_ordered_by_time_then_number_and_skip_what_is_not_a_run(
     first = touch(machine, "0009_c_20261128T160000Z.json", "{}")
     legacy = touch(tmp_path, "run-20261128T160000Z.json", "{}")
     touch(machine, "0011_c_20261128T180000Z.json")  # reserved, not written yet
+    torn = touch(machine, "0012_c_20261128T190000Z.json", "{")  # written in part: readers must warn about it
     touch(machine, "notes.json", "{}")  # no time in the name
     deep = tmp_path / "a" / "b"
     deep.mkdir(parents=True)
     touch(deep, "0001_c_20261128T150000Z.json", "{}")  # two folders deep
     runs = store.stored_runs(tmp_path)
-    assert [r.path for r in runs] == [legacy, first, second, late]
+    assert [r.path for r in runs] == [legacy, first, second, late, torn]
     assert [(r.stamp, r.number) for r in runs] == [("20261128T160000Z", 0), ("20261128T160000Z", 9),
-                                                    ("20261128T160000Z", 10), ("20261128T170000Z", 1)]
+                                                    ("20261128T160000Z", 10), ("20261128T170000Z", 1),
+                                                    ("20261128T190000Z", 12)]
 
 
 # ------------------------------------------------------------ the schema
@@ -179,3 +181,13 @@ def test_runs_of_the_same_time_and_number_on_several_machines_are_ordered_by_pat
         (tmp_path / name).mkdir()
         touch(tmp_path / name, "0001_c_20261128T160000Z.json", "{}")
     assert [r.path.parent.name for r in store.stored_runs(tmp_path)] == sorted(names)
+
+
+def test_a_schema_0_document_without_results_upgrades_too():
+    assert schema.upgrade({"created": "x"}) == {"created": "x", "schema_version": 1}
+
+
+def test_a_file_that_is_no_result_document_says_so_exactly():
+    with pytest.raises(InputError) as caught:
+        schema.checked_document({"rows": []}, "run.json")
+    assert caught.value.message == "not a dlbench result document (no list of results)"
