@@ -1,6 +1,9 @@
-"""The tree is the architecture: subpackages per concern, imports that only go one way."""
+"""The tree is the architecture: subpackages per concern, imports that only go
+one way, a core that names no framework, and backends that all have the same
+modules with the same names inside."""
 
 import ast
+import re
 from pathlib import Path
 
 import dlbench
@@ -72,3 +75,58 @@ def test_core_is_grouped_into_subpackages_per_concern():
     assert {"spec", "data", "plugin", "run", "results", "report", "cli"} <= packages
     assert sorted(p.name for p in ROOT.glob("*.py")) == ["__init__.py", "errors.py", "pytest_plugin.py",
                                                         "scenario.py"]
+
+
+BACKENDS_ROOT = ROOT.parent / "backends"
+#: the one module a backend has only where it writes gradients by hand (NumPy: every layer's; JAX: conv, max-pool)
+OPTIONAL_BACKEND_MODULES = {"kernels.py"}
+#: what every backend's module of that name defines, so that they read alike
+SHARED_NAMES = {
+    "__init__.py": {"dlbench_register_backends"},
+    "network.py": {"build_network"},
+    "losses.py": {"LOSSES", "categorical_crossentropy", "binary_crossentropy", "mse"},
+    "optim.py": {"OPTIMIZERS", "build_optimizer", "SGDUpdate", "AdamUpdate"},
+}
+FRAMEWORK_IMPORT = re.compile(r"^\s*(import|from) (torch|tensorflow|jax|keras)\b", re.M)
+
+
+def backend_packages() -> list[Path]:
+    return sorted(p.parent for p in BACKENDS_ROOT.glob("*/__init__.py"))
+
+
+def top_level_names(path: Path) -> set[str]:
+    names = set()
+    for node in ast.parse(path.read_text()).body:
+        if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+            names.add(node.name)
+        elif isinstance(node, ast.Assign):
+            names.update(t.id for t in node.targets if isinstance(t, ast.Name))
+    return names
+
+
+def test_every_backend_has_the_same_modules():
+    packages = backend_packages()
+    assert {p.name for p in packages} == {"numpy", "torch", "tensorflow", "jax"}
+    assert sorted(p.name for p in BACKENDS_ROOT.glob("*.py")) == ["__init__.py"], "backend code outside a package"
+    modules = {p.name: {m.name for m in p.glob("*.py")} - OPTIONAL_BACKEND_MODULES for p in packages}
+    assert all(found == modules["numpy"] for found in modules.values()), modules
+    assert modules["numpy"] == {"__init__.py", "network.py", "losses.py", "optim.py", "trainer.py"}
+
+
+def test_every_backend_module_defines_the_same_names():
+    for package in backend_packages():
+        for module, names in SHARED_NAMES.items():
+            missing = names - top_level_names(package / module)
+            assert not missing, f"backends/{package.name}/{module} lacks {sorted(missing)}"
+
+
+def test_the_core_imports_no_framework():
+    found = [f"{path.relative_to(ROOT.parent)}: {match.group(0).strip()}" for path in ROOT.rglob("*.py")
+             for match in FRAMEWORK_IMPORT.finditer(path.read_text())]
+    assert not found, found
+
+
+def test_framework_import_finder_finds_framework_imports():
+    assert FRAMEWORK_IMPORT.search("def f():\n    import torch\n")
+    assert FRAMEWORK_IMPORT.search("from jax import lax")
+    assert not FRAMEWORK_IMPORT.search("import torchvision_free_name as x\nfrom dlbench import jax_helpers")

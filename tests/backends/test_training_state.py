@@ -1,5 +1,5 @@
 """The training-state contract (dlbench.plugin.backend.TrainingState), run
-against every backend: a trainer's full state comes out in canonical layout,
+under every backend (``conftest.py``): a trainer's full state comes out in canonical layout,
 goes into a fresh trainer exactly, and training continues as if never stopped;
 a state taken from NumPy continues on every other backend like on NumPy."""
 
@@ -9,11 +9,10 @@ import pytest
 from backend_helpers import require_backend, toy_data
 from dlbench.data.batches import BatchPlan
 from dlbench.plugin.backend import TrainerOptions, TrainingState, empty_slots
-from dlbench.plugin.manager import get_plugins
+from dlbench.run.parity import REFERENCE_BACKEND
 from dlbench.spec import SGD, Adam, BatchNormalization, Conv2D, Dense, Flatten, MaxPool2D, Sequential
 from dlbench.spec.init import initial_weights
 
-BACKENDS = ["numpy", "torch", "tensorflow", "jax"]
 NETWORKS = {
     "mlp-adam": (Sequential([Dense(8, "tanh", input_shape=(5,)), Dense(3, "softmax")])
                  .compile("categorical_crossentropy", Adam(0.01)), (5,)),
@@ -34,7 +33,7 @@ def trainer_for(backend, name):
     spec, input_shape = NETWORKS[name]
     n_classes = 2 if spec.loss == "binary_crossentropy" else 3
     data = toy_data(input_shape=input_shape, n_classes=n_classes, n_train=40)
-    trainer = get_plugins().backends[backend].build(spec, initial_weights(spec, 0), TrainerOptions())
+    trainer = backend.build(spec, initial_weights(spec, 0), TrainerOptions())
     trainer.place_data(data)
     plan = BatchPlan(len(data.x_train), 8, epochs=10, seed=0)
     windows = [w.indices for w in plan.windows(4)]
@@ -60,18 +59,14 @@ def assert_states_equal(a: TrainingState, b: TrainingState, rtol=0.0, atol=0.0):
 
 
 @pytest.mark.parametrize("network", list(NETWORKS))
-@pytest.mark.parametrize("backend", BACKENDS)
 def test_a_fresh_trainer_state_is_the_initial_weights_with_empty_slots(backend, network):
-    require_backend(backend)
     spec, _ = NETWORKS[network]
     trainer, _ = trainer_for(backend, network)
     assert_states_equal(trainer.state(), TrainingState(initial_weights(spec, 0), empty_slots(spec), 0))
 
 
 @pytest.mark.parametrize("network", list(NETWORKS))
-@pytest.mark.parametrize("backend", BACKENDS)
 def test_state_round_trip_is_exact_and_training_continues_unchanged(backend, network):
-    require_backend(backend)
     first, windows = trainer_for(backend, network)
     first.train(windows[0])
     first.train(windows[1])
@@ -86,14 +81,12 @@ def test_state_round_trip_is_exact_and_training_continues_unchanged(backend, net
 
 
 @pytest.mark.parametrize("network", list(NETWORKS))
-@pytest.mark.parametrize("backend", ["torch", "tensorflow", "jax"])
-def test_a_state_taken_from_numpy_continues_like_numpy(backend, network):
-    require_backend(backend)
-    reference, windows = trainer_for("numpy", network)
+def test_a_state_taken_from_numpy_continues_like_numpy(compared_backend, network):
+    reference, windows = trainer_for(require_backend(REFERENCE_BACKEND), network)
     for window in windows[:3]:
         reference.train(window)
     checkpoint = reference.state()
-    other, _ = trainer_for(backend, network)
+    other, _ = trainer_for(compared_backend, network)
     other.load_state(checkpoint.copy())
     np.testing.assert_allclose(other.train(windows[3]), reference.train(windows[3]), rtol=1e-5, atol=1e-6)
     assert_states_equal(other.state(), reference.state(), rtol=1e-4, atol=1e-6)
