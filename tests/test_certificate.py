@@ -423,3 +423,8 @@ def test_segments_run_on_a_trainer_built_from_the_runs_spec_without_dropout_and_
     runner = certificate.SegmentRunner(prepare(backend, spec, data, BatchPlan(40, 1, 1, seed=0), TrainerOptions(), []),
                                        TrainerOptions())
     assert backend.built[-1] == certificate.without_dropout(spec) and runner.trainer.data is data
+
+
+def test_eight_checkpoints_by_default():
+    # 80 usable starts (395 + 3 <= 400); picks at round(linspace(0, 79, 8)) = 0, 11, 23, 34, 45, 56, 68, 79
+    assert checkpoint_steps(list(range(0, 400, 5)), total_steps=400) == [0, 55, 115, 170, 225, 280, 340, 395]

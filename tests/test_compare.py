@@ -384,3 +384,23 @@ def test_the_terminal_table_has_no_sweep_column_without_sweeps():
 def test_a_summary_with_only_regressions_has_no_trailing_detail():
     changes = compare(document(bare(1000.0)), document(bare(500.0)))
     assert summary(changes, 0.05) == "1 regressed (threshold 5%)"
+
+
+def test_the_default_accuracy_tolerance_is_one_point():
+    changes = compare(document(bare(1000.0, 0.95)), document(bare(1000.0, 0.935)))
+    assert changes[0].verdict == "regressed" and changes[0].regressions == ["test accuracy -0.0150 (tolerance 0.01)"]
+
+
+def test_a_doubt_about_speed_outweighs_an_accuracy_improvement():
+    mixed = [700.0, 1003.5, 800.0, 1000.5, 900.0]  # slower, but not significantly
+    (change,) = compare(document(bare(1000.0, 0.90, repeats=SEPARATED[0])), document(bare(800.0, 0.93, repeats=mixed)))
+    assert change.improvements == ["test accuracy +0.0300 (tolerance 0.01)"] and change.doubts
+    assert change.verdict == "inconclusive"
+    assert [kind for kind, _ in reasons([change])] == ["inconclusive"]
+
+
+def test_the_accuracy_change_is_new_minus_base():
+    (change,) = compare(document(bare(1000.0, 0.90)), document(bare(1000.0, 0.92)))
+    assert change.accuracy_change == pytest.approx(0.02) and change.speed_change == 0.0
+    assert as_json([change])[0]["accuracy_change"] == pytest.approx(0.02)
+    assert "| 0.9000 → 0.9200 | +0.0200 | **improved** |" in markdown([change], ("a", "b"), 0.05)

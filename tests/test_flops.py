@@ -1,3 +1,4 @@
+import math
 import dataclasses
 
 from dlbench.spec.flops import training_step_flops
@@ -93,3 +94,19 @@ def test_conv2d_counts_both_kernel_dimensions():
     n_out = B * 4 * 4 * 4
     assert layer_flops(conv, in_shape, out_shape, B, first=True) == (matmul + n_out) + (matmul + n_out)
     assert layer_flops(conv, in_shape, out_shape, B, first=False) == (matmul + n_out) + (2 * matmul + n_out)
+
+
+def test_every_pooling_layer_costs_its_window_forward_and_backward():
+    from dlbench.spec import AveragePool2D, MaxPool1D
+
+    for layer, input_shape, window in ((MaxPool1D(pool_size=2), (8, 3), 2), (AveragePool1D(pool_size=4), (8, 3), 4),
+                                       (MaxPool2D(pool_size=(2, 2)), (4, 4, 2), 4),
+                                       (AveragePool2D(pool_size=(2, 2)), (4, 4, 2), 4)):
+        ((pool, in_shape, out_shape), *_) = shapes_of([layer], input_shape)
+        n_out = B * math.prod(out_shape)
+        assert layer_flops(pool, in_shape, out_shape, B, first=False) == 2 * window * n_out, layer
+
+
+def test_a_hidden_softmax_costs_4_forward_and_4_backward_per_element():
+    assert layer_flops(Activation("softmax"), (7,), (7,), B, first=False) == (4 + 4) * B * 7
+    assert layer_flops(Activation("linear"), (7,), (7,), B, first=False) == 0

@@ -317,3 +317,9 @@ def test_accuracy_is_evaluated_at_epoch_ends_only():
     trainer.steps_per_epoch = plan.steps_per_epoch
     m = train_and_measure(trainer, plan, 4, target_accuracy=0.5, clock=clock)
     assert trainer.evaluations == 2 and m.time_to_accuracy == pytest.approx(COMPILE + 20 * STEP)  # 10/30, 20/30
+
+
+def test_the_loss_history_keeps_at_most_ten_thousand_points_by_default():
+    assert loss_history([0.5] * 10_000)[1] == 1
+    kept, every = loss_history([0.5] * 10_001)
+    assert every == 2 and len(kept) == 5001

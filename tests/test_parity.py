@@ -278,3 +278,11 @@ def test_a_certified_backend_whose_history_has_another_length_disagrees_on_the_o
     result = compare(minimal, ref)
     assert result["agrees"] and result["checkpoints"] == result["checkpoints_agreeing"] == 0
     assert result["worst_checkpoint"] is None
+
+
+def test_the_default_horizon_is_1000_steps():
+    ref = row("numpy", [1.0] * 600, 0.9)  # a point every 2 steps
+    drifted = row("torch", [1.0] * 500 + [1.1] * 100, 0.9)  # parts at point 500: step 1000
+    assert compare(drifted, ref)["agrees"] and compare(drifted, ref)["horizon"] == 1000
+    early = row("torch", [1.0] * 499 + [1.1] * 101, 0.9)  # step 998
+    assert not compare(early, ref)["agrees"]
