@@ -9,6 +9,7 @@ from click.testing import CliRunner
 
 from dlbench.cli import main
 from dlbench.results import store
+from dlbench.results.document import write_document
 
 
 def run_command(out, *extra):
@@ -133,3 +134,17 @@ def test_a_write_that_fails_halfway_leaves_the_previous_document_whole(tmp_path)
         write_document(half, path)
     assert json.loads(path.read_text()) == {"results": [], "note": "first"}
     assert [p.name for p in tmp_path.iterdir()] == ["run.json"]  # no temporary file left behind
+
+
+def test_a_written_document_is_readable_like_any_file_the_user_creates(tmp_path):
+    """The temporary file behind the atomic write is owner-only (0o600); the
+    document must get what a plain open() gives under the user's umask."""
+    import os
+
+    old = os.umask(0o022)
+    try:
+        write_document({"results": []}, tmp_path / "run.json")
+        (tmp_path / "plain.json").write_text("{}")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "run.json").stat().st_mode & 0o777 == (tmp_path / "plain.json").stat().st_mode & 0o777 == 0o644

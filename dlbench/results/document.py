@@ -51,10 +51,13 @@ def check_writable(out_dir: Path) -> Path:
 
 
 def write_document(document: dict, path: Path) -> None:
-    """Write via a temporary file and rename, so a reader never sees half a file."""
+    """Write via a temporary file and rename, so a reader never sees half a file.
+    The file gets the permissions a plain ``open`` would give (0o666 less the
+    umask), not the temporary file's owner-only 0o600: results are shared."""
     path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
+        os.fchmod(fd, 0o666 & ~_umask())
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             json.dump(document, f, indent=1, allow_nan=False, default=_json_default)
             f.write("\n")
@@ -62,6 +65,18 @@ def write_document(document: dict, path: Path) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _umask() -> int:
+    """The process's umask, read without setting it (os.umask would change it
+    for every thread for a moment); 0o022 where /proc does not tell."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    return 0o022
 
 
 def _json_default(value):
