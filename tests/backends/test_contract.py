@@ -47,9 +47,8 @@ def test_weights_right_after_build_are_the_initial_weights_exactly(backend, case
     assert_weights_equal(backend.build(spec, weights, TrainerOptions()).weights(), weights)
 
 
-@pytest.mark.parametrize("case", ["dense-activation-momentum", "relu-softmax-momentum"])
-def test_weights_returned_are_copies_that_training_does_not_change(backend, case):
-    spec = BUILD_CASES[case]
+def test_weights_returned_are_copies_that_training_does_not_change(backend):
+    spec = BUILD_CASES["dense-activation-momentum"]
     trainer = backend.build(spec, initial_weights(spec, 0), TrainerOptions())
     trainer.place_data(toy_data(n_classes=3))
     before = trainer.weights()
