@@ -18,6 +18,7 @@ from dlbench.data.batches import BatchPlan
 from dlbench.errors import InputError, one_of
 from dlbench.plugin.backend import TrainerOptions
 from dlbench.run.parity import REFERENCE_BACKEND, annotate
+from dlbench.run.session import prepare
 from dlbench.run.worker import RunRequest, execute
 from dlbench.scenario import scenario_files
 from dlbench.spec import (SGD, Activation, Adam, BatchNormalization, Conv2D, Dense, Dropout, Flatten, MaxPool2D,
@@ -317,3 +318,23 @@ def test_dropout_rate_zero_matches_numpy_and_the_network_without_it(compared_bac
     assert_trains_like_numpy(compared_backend.name, network(Dropout(0.0)), data)
     _, with_dropout = trained(compared_backend.name, network(Dropout(0.0)), data)
     np.testing.assert_array_equal(with_dropout, trained(compared_backend.name, network(), data)[1])
+
+
+def test_a_small_cross_entropy_keeps_its_digits(backend):
+    """Late in training a batch's cross-entropy is ~1e-4 while the logits are
+    large; a formula that adds the maximum back before subtracting the label's
+    logit rounds the loss to the maximum's ulp (JAX's did)."""
+    spec = Sequential([Dense(3, "softmax", input_shape=(2,))]).compile("categorical_crossentropy", SGD(1e-9))
+    x = np.linspace(0.9, 1.1, 16, dtype=np.float32).reshape(8, 2)
+    data = Dataset(x, np.zeros(8, np.int64), x[:4], np.zeros(4, np.int64), 3)
+    # logits z = x W: the label's about 100, the others about 9.5 lower (per-sample loss ~1e-4)
+    weights = [{"kernel": np.array([[50.0, 45.25, 45.25], [50.0, 45.25, 45.25]], np.float32),
+                "bias": np.zeros(3, np.float32)}]
+    trainer = prepare(backend, spec, data, BatchPlan(8, 8, epochs=1, seed=0), TrainerOptions(), weights=weights).trainer
+    (loss,) = trainer.train(np.arange(8)[None, :])
+    z = x.astype(np.float64) @ weights[0]["kernel"].astype(np.float64)
+    shifted = z - z.max(axis=1, keepdims=True)
+    exact = float(np.mean(np.log(np.exp(shifted).sum(axis=1)) - shifted[:, 0]))
+    assert 1e-5 < exact < 1e-3
+    # float32 rounds log(1 + small) to the ulp of 1; the maximum's ulp (100: 7.6e-6) is what a careless formula gives
+    assert abs(float(loss) - exact) <= 2 * np.finfo(np.float32).eps
