@@ -28,6 +28,8 @@ def wait_for_rows(tmp_path, n, timeout=120):
     deadline = time.time() + timeout
     while time.time() < deadline:
         for path in tmp_path.glob("*/*.json"):
+            if path.stat().st_size == 0:  # reserved by the run, not written yet
+                continue
             doc = json.loads(path.read_text())
             if len(doc["results"]) >= n:
                 return path

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
-import json
 import sys
 from pathlib import Path
 
@@ -18,118 +16,52 @@ EXIT_FAILED = 1
 
 def run(fmt: str, out_dir: Path, **options) -> int:
     """``dlbench run``: the options (named as on the command line, see
-    :meth:`RunSettings.from_options`) are checked first, then the jobs run."""
-    from dlbench.results import store, document as results
+    :meth:`RunSettings.from_options`) are checked first, then the jobs run
+    through :mod:`dlbench.run.runner`, as :func:`dlbench.benchmark` runs them."""
+    from dlbench.run import runner
     from dlbench.run.settings import RunSettings
 
     plugins = get_plugins()
     for plugin, error in plugins.load_errors.items():
         print(f"dlbench: warning: plugin {plugin!r} failed to load and is skipped: {error}", file=sys.stderr)
     settings = RunSettings.from_options(plugins, **options)
-    out_dir = results.check_writable(out_dir)
-    document = results.new_document(_environment(settings.threads), dataclasses.asdict(settings),
-                                    ["dlbench", *sys.argv[1:]])
-    path = store.store_path(out_dir, document)
+    document, path = runner.new_run(settings, out_dir, ["dlbench", *sys.argv[1:]])
     return _execute(settings.jobs(), settings, document, path, fmt)
 
 
 def resume(path: Path, fmt: str) -> int:
     """Run the jobs of a stopped run that have no finished row, into the same document."""
-    from dlbench.results import document as results
-    from dlbench.run.settings import RunSettings, load_scenarios
+    from dlbench.run import runner
 
-    document = results.read_document(path)
-    try:
-        settings = RunSettings(**document["settings"])
-    except (KeyError, TypeError) as exc:
-        raise InputError(f"cannot resume: the document has no usable settings ({exc})", source=str(path)) from None
-    load_scenarios(get_plugins(), list(settings.scenarios.values()), settings.overrides)
-    document["results"] = [r for r in document["results"] if r["status"] != "interrupted"]
-    done = {_cell(r["scenario"], r["backend"], r.get("sweep_point")) for r in document["results"]}
-    jobs = [j for j in settings.jobs() if _cell(j.request.name, j.request.backend, j.sweep_point) not in done]
+    jobs, settings, document = runner.resumable(path)
     return _execute(jobs, settings, document, Path(path), fmt)
 
 
-def _cell(scenario: str, backend: str, point) -> tuple:
-    return scenario, backend, json.dumps(point or {}, sort_keys=True)
-
-
-def _environment(threads: int) -> dict:
-    from dlbench.run import environment, peak
-
-    env = environment.collect(get_plugins().backend_distributions())
-    env["peak_gflops"] = peak.peaks_for_run(env, threads)
-    return env
-
-
 def _execute(jobs, settings, document: dict, path: Path, fmt: str) -> int:
+    """Run, then print what ``fmt`` asks for and say how it went in the exit code."""
     from dlbench.report import render as report_formats
     from dlbench.results import document as results
-    from dlbench.run.suite import Suite, Terminated
+    from dlbench.run import runner
+    from dlbench.run.suite import Terminated
 
-    document["path"] = str(path)
-    peaks = document["environment"].get("peak_gflops") or {}
-    suite = Suite(jobs, document, path, repeat=settings.repeat, timeout=settings.timeout,
-                  in_process=settings.isolation == "in-process", peak_gflops=max(peaks.values(), default=None))
-    suite.save()  # the reserved file holds a valid document from the start
     try:
-        suite.run() if fmt == "json" or not jobs else _run_with_progress(suite)
+        outcome = runner.execute(jobs, settings, document, path, progress=fmt != "json")
     except KeyboardInterrupt as stop:
         terminated = isinstance(stop, Terminated)
         print(f"dlbench: {'terminated' if terminated else 'interrupted'}; finished rows kept in {path}",
               file=sys.stderr)
         return EXIT_TERMINATED if terminated else EXIT_INTERRUPTED
-    suite.save()
-    if fmt == "json" or suite.save_error:  # a document that could not be stored is not lost: it is printed
+    if fmt == "json" or outcome.save_error:  # a document that could not be stored is not lost: it is printed
         sys.stdout.write(results.dumps(document) + "\n")
     elif fmt == "markdown":
         sys.stdout.write(report_formats.markdown_table(document))
     else:
         _print_table(document, path)
-    if suite.save_error:
-        print(f"dlbench: error: the result document could not be written to {path} ({suite.save_error}); "
+    if outcome.save_error:
+        print(f"dlbench: error: the result document could not be written to {path} ({outcome.save_error}); "
               "it was printed on standard output instead", file=sys.stderr)
         return EXIT_FAILED
-    return exit_code(document)
-
-
-def exit_code(document: dict) -> int:
-    rows = document["results"]
-    bad = any(r["status"] not in ("ok", "unavailable") for r in rows)
-    disagree = any(r.get("parity") and not r["parity"]["agrees"] for r in rows)
-    return 1 if bad or disagree else 0
-
-
-def _run_with_progress(suite) -> None:
-    """Rows as they finish, and a bar for the run in progress (steps done / total)."""
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    console = Console(stderr=True, log_path=False)
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("steps"),
-               TimeElapsedColumn())
-    with Progress(*columns, console=console, transient=True) as progress:
-        total = len(suite.jobs)
-        task = progress.add_task(_describe(suite.jobs[0]), total=None)
-        done = 0
-
-        def on_progress(job, steps, steps_total):
-            progress.update(task, description=_describe(job), completed=steps, total=steps_total)
-
-        def on_row(row):
-            nonlocal done
-            done += 1
-            console.log(f"[{done}/{total}] {row['scenario']} / {row['backend']}: {row['status']}")
-            if done < total:
-                progress.reset(task, description=_describe(suite.jobs[done]), total=None)
-
-        suite.on_row, suite.on_progress = on_row, on_progress
-        suite.run()
-
-
-def _describe(job) -> str:
-    point = ", ".join(f"{k}={v}" for k, v in job.sweep_point.items())
-    return f"training {job.request.name} on {job.request.backend}{' (' + point + ')' if point else ''}"
+    return runner.exit_code(document)
 
 
 def _print_table(document: dict, path: Path) -> None:
