@@ -1,36 +1,44 @@
 """dlbench: one network spec, trained identically on NumPy, PyTorch, TensorFlow and JAX.
 
-The core (this package) imports no framework; backends live in
-``dlbench_backends`` and are loaded as pluggy plugins.
+From Python: ``dlbench.benchmark(model, data, backends="all")`` runs what
+``dlbench run`` runs and returns :class:`Results`; ``dlbench.load(path)``
+reads a stored run; ``from_keras`` / ``from_torch`` turn a Keras or torch
+model into a spec. The core (this package) imports no framework; backends
+live in ``dlbench_backends`` and are loaded as pluggy plugins.
 """
-
-from importlib.metadata import PackageNotFoundError, version
 
 import pluggy
 
+from dlbench.run.api import benchmark, from_keras, from_torch
+from dlbench.errors import InputError
+from dlbench.results.view import Results, Row, load
+from dlbench.run.environment import dlbench_version
+from dlbench.scenario import Scenario
 from dlbench.spec import (
+    SGD,
     Activation,
     Adam,
+    AveragePool1D,
+    AveragePool2D,
+    BatchNormalization,
+    Conv1D,
+    Conv2D,
     Dense,
+    Dropout,
+    Flatten,
+    MaxPool1D,
+    MaxPool2D,
     ModelSpec,
-    SGD,
     Sequential,
 )
 
-try:
-    __version__ = version("dlbench")
-except PackageNotFoundError:  # running from a source tree that is not installed
-    __version__ = "0.0.0+unknown"
+__version__ = dlbench_version()
 
 hookimpl = pluggy.HookimplMarker("dlbench")
 
 __all__ = [
-    "Activation",
-    "Adam",
-    "Dense",
-    "ModelSpec",
-    "SGD",
-    "Sequential",
-    "hookimpl",
-    "__version__",
+    "benchmark", "load", "from_keras", "from_torch", "Results", "Row", "InputError", "Scenario",
+    "Activation", "Adam", "AveragePool1D", "AveragePool2D", "BatchNormalization", "Conv1D", "Conv2D", "Dense",
+    "Dropout", "Flatten", "MaxPool1D", "MaxPool2D", "ModelSpec", "SGD", "Sequential",
+    "hookimpl", "__version__",
 ]

@@ -31,3 +31,9 @@ class InputError(Exception):
 def one_of(values) -> str:
     """'expected one of a, b, c' for error messages."""
     return "expected one of " + ", ".join(str(v) for v in sorted(values))
+
+
+class MissingDependency(InputError, ImportError):
+    """An optional package a feature needs is not installed; the message names
+    the pip command. Caught as InputError (bad input is one type) and as
+    ImportError (what Python code expects of a missing module)."""

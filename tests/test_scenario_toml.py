@@ -7,7 +7,7 @@ import pytest
 
 from dlbench.errors import InputError
 from dlbench.scenario import Scenario, parse_scenario, scenario_files, load_scenario_file
-from dlbench.scenario_toml import dumps, scenario_document, write_scenario
+from dlbench.scenario import dumps, scenario_document, write_scenario
 from dlbench.spec import (LAYER_TYPES, SGD, Activation, Adam, AveragePool1D, AveragePool2D, BatchNormalization,
                           Conv1D, Conv2D, Dense, Dropout, Flatten, MaxPool1D, MaxPool2D, Sequential, TrainSpec)
 

@@ -27,6 +27,7 @@ import numpy as np
 
 from dlbench.data.base import Dataset
 from dlbench.errors import InputError, one_of
+from dlbench.spec.imported import ImportedModel
 from dlbench.spec.init import Weights
 from dlbench.spec import PARAMETERS_TRAINED, ModelSpec
 
@@ -159,6 +160,10 @@ class Backend(ABC):
     option_choices: ClassVar[dict[str, tuple]] = {}
     #: the smallest allowed value of numeric options.
     option_minimums: ClassVar[dict[str, float]] = {}
+    #: how the framework's models take images and signals: "channels_last" (as
+    #: the spec) or "channels_first" (torch's NCHW); ``dlbench.benchmark`` moves
+    #: the channel axis of a channels-first model's data last
+    model_layout: ClassVar[str] = "channels_last"
 
     @classmethod
     def check_options(cls, options: dict) -> dict:
@@ -236,6 +241,23 @@ class Backend(ABC):
     @abstractmethod
     def build(self, spec: ModelSpec, weights: Weights, options: TrainerOptions) -> Trainer:
         """A trainer holding a copy of ``weights``, placed on ``options.device``."""
+
+    def reads_model(self, model) -> bool:
+        """Whether ``model`` is one of this framework's models, for
+        :meth:`import_model` (``dlbench.benchmark`` asks every backend).
+        Never imports the framework: an object of a module nobody imported is not one."""
+        return False
+
+    def import_model(self, model, *, input_shape=None, loss=None, optimizer=None) -> ImportedModel:
+        """``model`` (a framework's own model) as a spec with its current
+        weights in canonical layout: ``dlbench.from_keras``, ``from_torch`` and
+        ``benchmark(model)`` come here. ``input_shape``: one sample as the model
+        takes it (for a model that does not say); ``loss``, ``optimizer``:
+        given to override or complete the model's. Anything the spec cannot
+        express is one InputError naming the layer, its index and what is
+        supported; nothing is half converted."""
+        raise InputError(f"backend {self.name!r} cannot read models; dlbench reads Keras models (tensorflow "
+                         "backend) and torch modules (torch backend)", field="model")
 
 
 def _spoken_choices(choices: tuple) -> str:

@@ -231,16 +231,22 @@ def scaling_figure(items: list[Entry], scenario: str) -> Figure | None:
     return fig
 
 
-def pictures(runs: list[Run]) -> dict[str | None, list[Picture]]:
-    """Every picture of a report, keyed by the scenario it belongs to (None: the whole report)."""
-    found: dict[str | None, list[Picture]] = {}
+def figures(runs: list[Run]) -> dict[str | None, list[tuple[str, str, Figure]]]:
+    """Every figure of a report as (key, title, figure), keyed by the scenario
+    it belongs to (None: the whole report)."""
+    found: dict[str | None, list[tuple[str, str, Figure]]] = {}
     for scenario, items in by_scenario(entries(runs)).items():
         for kind, title, fig in (("loss", "loss curves", loss_figure(items, scenario)),
                                  ("scaling", "scaling", scaling_figure(items, scenario))):
             if fig is not None:
-                found.setdefault(scenario, []).append(Picture(f"{safe_name(scenario)}-{kind}", f"{scenario}: {title}",
-                                                              png_bytes(fig)))
+                found.setdefault(scenario, []).append((f"{safe_name(scenario)}-{kind}", f"{scenario}: {title}", fig))
     fig = throughput_figure(runs)
     if fig is not None:
-        found[None] = [Picture("throughput", "throughput (median samples/s, IQR)", png_bytes(fig))]
+        found[None] = [("throughput", "throughput (median samples/s, IQR)", fig)]
     return found
+
+
+def pictures(runs: list[Run]) -> dict[str | None, list[Picture]]:
+    """Every picture of a report (:func:`figures` as PNG images)."""
+    return {scenario: [Picture(key, title, png_bytes(fig)) for key, title, fig in found]
+            for scenario, found in figures(runs).items()}

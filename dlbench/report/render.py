@@ -12,32 +12,34 @@ from pathlib import Path
 
 from dlbench.errors import InputError
 from dlbench.run.parity import REFERENCE_BACKEND
-from dlbench.report.model import (LEGEND, Column, Run, by_scenario, entries, environment_table, outcomes, problems,
+from dlbench.report.model import (LEGEND, Column, Entry, Run, by_scenario, entries, environment_table, outcomes, problems,
                                   runs_of, scenario_description, table, unstable)
 
 
 def tidy_records(runs: list[Run]) -> list[dict]:
     """One flat record per scenario x backend x run (x sweep point): raw values, no formatting."""
-    records = []
-    for e in entries(runs):
-        m, p = e.metrics, e.row.get("parity") or {}
-        stats = m.get("samples_per_sec_stats") or {}
-        records.append({
-            "run": e.run.label, "created": e.run.document.get("created"),
-            "host": e.run.environment.get("hostname"), "commit": e.run.environment.get("git_commit"),
-            "scenario": e.scenario, "backend": e.backend, "sweep_batch_size": e.point.get("batch_size"),
-            "sweep_threads": e.point.get("threads"), "status": e.row.get("status"), "error": e.row.get("error"),
-            "device": e.row.get("device"), "threads": e.row.get("threads"),
-            "backend_version": e.row.get("backend_version"), "agrees": p.get("agrees"),
-            "max_rel_loss_diff": p.get("max_rel_loss_diff"), "test_accuracy": m.get("test_accuracy"),
-            "final_loss": m.get("final_loss"), "samples_per_sec": m.get("samples_per_sec"),
-            "samples_per_sec_q1": stats.get("q1"), "samples_per_sec_q3": stats.get("q3"),
-            "samples_per_sec_iqr": stats.get("iqr"), "samples_per_sec_n": stats.get("n"),
-            "unstable": unstable(m), "vs_fastest": e.vs_fastest, f"vs_{REFERENCE_BACKEND}": e.vs_reference,
-            **{k: m.get(k) for k in ("compile_seconds", "time_to_accuracy", "gflops_per_sec", "peak_fraction",
-                                     "peak_rss_mib", "peak_device_mib", "steps", "batch_size", "wall_seconds")},
-        })
-    return records
+    return [tidy_record(e) for e in entries(runs)]
+
+
+def tidy_record(e: Entry) -> dict:
+    """The flat record of one entry (a CSV line, a pandas row)."""
+    m, p = e.metrics, e.row.get("parity") or {}
+    stats = m.get("samples_per_sec_stats") or {}
+    return {
+        "run": e.run.label, "created": e.run.document.get("created"),
+        "host": e.run.environment.get("hostname"), "commit": e.run.environment.get("git_commit"),
+        "scenario": e.scenario, "backend": e.backend, "sweep_batch_size": e.point.get("batch_size"),
+        "sweep_threads": e.point.get("threads"), "status": e.row.get("status"), "error": e.row.get("error"),
+        "device": e.row.get("device"), "threads": e.row.get("threads"),
+        "backend_version": e.row.get("backend_version"), "agrees": p.get("agrees"),
+        "max_rel_loss_diff": p.get("max_rel_loss_diff"), "test_accuracy": m.get("test_accuracy"),
+        "final_loss": m.get("final_loss"), "samples_per_sec": m.get("samples_per_sec"),
+        "samples_per_sec_q1": stats.get("q1"), "samples_per_sec_q3": stats.get("q3"),
+        "samples_per_sec_iqr": stats.get("iqr"), "samples_per_sec_n": stats.get("n"),
+        "unstable": unstable(m), "vs_fastest": e.vs_fastest, f"vs_{REFERENCE_BACKEND}": e.vs_reference,
+        **{k: m.get(k) for k in ("compile_seconds", "time_to_accuracy", "gflops_per_sec", "peak_fraction",
+                                 "peak_rss_mib", "peak_device_mib", "steps", "batch_size", "wall_seconds")},
+    }
 
 
 def render_csv(runs: list[Run]) -> str:
@@ -110,17 +112,25 @@ def _html_table(header: list[str], rows: list[list[str]], right: list[bool]) -> 
 def render_html(runs: list[Run], pictures: dict[str | None, list] | None = None) -> str:
     """One self-contained file: inline style, pictures as base64 data URIs
     (``pictures`` maps a scenario or None to (title, PNG bytes) pairs)."""
+    return (f"<!DOCTYPE html><html lang=en><head><meta charset=utf-8><title>dlbench results</title>"
+            f"<style>{HTML_STYLE}</style></head><body><h1>dlbench results</h1>"
+            f"<p class=legend>{html.escape(LEGEND)}</p>{html_body(runs, pictures)}</body></html>\n")
+
+
+def html_images(pictures: list) -> str:
+    """(title, PNG bytes) pairs as figures with embedded images."""
     import base64
 
-    def images(key):
-        return "".join(f'<figure><img alt="{html.escape(title)}" src="data:image/png;base64,'
-                       f'{base64.b64encode(png).decode()}"></figure>' for title, png in (pictures or {}).get(key, []))
+    return "".join(f'<figure><img alt="{html.escape(title)}" src="data:image/png;base64,'
+                   f'{base64.b64encode(png).decode()}"></figure>' for title, png in pictures)
 
+
+def html_body(runs: list[Run], pictures: dict[str | None, list] | None = None) -> str:
+    """The report's tables (and pictures) as an HTML fragment: the body of
+    :func:`render_html`, and what a notebook shows for a run's results."""
+    pictures = pictures or {}
     header, rows = environment_table(runs)
-    parts = [f"<!DOCTYPE html><html lang=en><head><meta charset=utf-8><title>dlbench results</title>"
-             f"<style>{HTML_STYLE}</style></head><body><h1>dlbench results</h1>",
-             f"<p class=legend>{html.escape(LEGEND)}</p><h2>Environment</h2>",
-             _html_table(header, rows, [False] * len(header))]
+    parts = ["<h2>Environment</h2>", _html_table(header, rows, [False] * len(header))]
     for scenario, items in by_scenario(entries(runs)).items():
         columns, cells = table(items)
         about = scenario_description(runs, scenario)
@@ -129,13 +139,13 @@ def render_html(runs: list[Run], pictures: dict[str | None, list] | None = None)
         if spread := outcomes(items):
             parts += ["<p>Outcomes over seeds:</p>",
                       _html_table(spread[0], spread[1], [False, *[True] * (len(spread[0]) - 1)])]
-        parts.append(images(scenario))
-    if (pictures or {}).get(None):
-        parts += ["<h2>Throughput</h2>", images(None)]
+        parts.append(html_images(pictures.get(scenario, [])))
+    if pictures.get(None):
+        parts += ["<h2>Throughput</h2>", html_images(pictures[None])]
     notes = [line for r in runs for line in problems(r.document)]
     if notes:
         parts += ["<h2>Problems</h2><ul>", *(f"<li>{html.escape(n)}</li>" for n in notes), "</ul>"]
-    return "".join(parts) + "</body></html>\n"
+    return "".join(parts)
 
 
 #: dropped first, in this order, when a terminal is too narrow for every column
@@ -199,8 +209,9 @@ def rich_table(document: dict):
     return rich_tables(runs_of([document]))
 
 
-def rich_report(runs: list[Run]):
-    """Environment, tables and problems, for ``dlbench report`` on a terminal."""
+def rich_report(runs: list[Run], width: int | None = None):
+    """Environment, tables and problems, for ``dlbench report`` on a terminal
+    (tables narrowed to ``width`` columns, default: the terminal's)."""
     from rich.console import Group
     from rich.markup import escape
     from rich.table import Table
@@ -213,7 +224,7 @@ def rich_report(runs: list[Run]):
     for row in rows:
         env.add_row(*(escape(c) for c in row))
     notes = [Text(f"  {line}") for r in runs for line in problems(r.document)]
-    return Group(env, rich_tables(runs), *notes, Text(LEGEND, style="dim"))
+    return Group(env, rich_tables(runs, width), *notes, Text(LEGEND, style="dim"))
 
 
 # ------------------------------------------------------------------ output

@@ -81,13 +81,20 @@ def blas_info() -> list[dict]:
             for info in threadpool_info() if info.get("user_api") == "blas"]
 
 
+def dlbench_version() -> str:
+    """The installed dlbench's version (``dlbench.__version__``), read here so
+    that the run modules need not import the package that re-exports them."""
+    try:
+        return importlib.metadata.version("dlbench")
+    except importlib.metadata.PackageNotFoundError:  # a source tree that is not installed
+        return "0.0.0+unknown"
+
+
 def collect(distributions=()) -> dict:
     import psutil
 
-    import dlbench
-
     return {
-        "dlbench": dlbench.__version__,
+        "dlbench": dlbench_version(),
         "git_commit": git_commit(),
         "python": platform.python_version(),
         "os": f"{platform.system()} {platform.release()}",

@@ -70,8 +70,10 @@ def load_data(scenario: Scenario, data_dir: str = "") -> Dataset:
 
 
 def prepare_scenario(scenario: Scenario, backend: Backend, options: TrainerOptions, *, data_dir: str = "",
-                     data: Dataset | None = None, plan: BatchPlan | None = None) -> Session:
-    """:func:`prepare` for a scenario: its data (or ``data``), its batch order (or ``plan``)."""
+                     data: Dataset | None = None, plan: BatchPlan | None = None,
+                     weights: Weights | None = None) -> Session:
+    """:func:`prepare` for a scenario: its data (or ``data``), its batch order (or ``plan``),
+    the core's initial weights (or ``weights``, e.g. those of the user's own model)."""
     data = load_data(scenario, data_dir) if data is None else data
     plan = scenario_plan(scenario, len(data.x_train)) if plan is None else plan
-    return prepare(backend, scenario.model, data, plan, options)
+    return prepare(backend, scenario.model, data, plan, options, weights)

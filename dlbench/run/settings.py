@@ -24,7 +24,7 @@ from dlbench.plugin.backend import TrainerOptions
 from dlbench.plugin.manager import Plugins
 from dlbench.run.parity import REFERENCE_BACKEND
 from dlbench.scenario import Scenario, resolve_scenario, scenario_files
-from dlbench.spec import format_shape
+from dlbench.spec import check_choice, check_number, check_positive_int, format_shape
 
 SWEEP_KEYS = ("batch_size", "threads", "seed")
 OVERRIDDEN_BY_SWEEP = ("batch_size", "seed")  # sweep keys that change the scenario; threads change the worker
@@ -49,6 +49,7 @@ class RunRequest:
     scenario_digest: str = ""  # the scenario file's digest when the run began ("" = not checked)
     data_dir: str = ""  # the run's shared data cache ("" = load in the worker, uncached)
     progress_file: str = ""  # where the worker keeps "steps-done total-steps" for the runner's progress bar
+    weights_file: str = ""  # a .npz of canonical initial weights ("" = the core's initialisation for the seed)
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self))
@@ -88,16 +89,25 @@ class RunSettings:
     isolation: str = "process"
     max_memory_mib: int | None = None
     scenario_digests: dict = field(default_factory=dict)  # name -> digest of the file as the run began
+    #: name -> where a model given in Python came from (a Keras model, arrays), for a reader of the document
+    sources: dict = field(default_factory=dict)
+    weights_files: dict = field(default_factory=dict)  # name -> .npz of the initial weights it starts from
 
     @classmethod
     def from_options(cls, plugins: Plugins, *, scenarios, backends: str = "all", epochs=None, steps=None,
                      batch_size=None, seed=None, device: str = "cpu", threads: int | None = None, repeat: int = 1,
                      sweep=(), seeds: int | None = None, precision: str = "fp32", deterministic: bool = False,
                      backend_options=(), timeout: float | None = None, max_memory_mib: int | None = None,
-                     in_process: bool = False) -> "RunSettings":
-        """The checked settings of the options a user gave, named as on the command line."""
+                     in_process: bool = False, mode: str = "train", sources: dict | None = None,
+                     weights_files: dict | None = None) -> "RunSettings":
+        """The checked settings of the options a user gave, named as on the command line
+        (``sources`` and ``weights_files``, by scenario name, come from the Python API)."""
         from dlbench.run import environment
 
+        check_mode(mode)
+        check_run_options(epochs=epochs, steps=steps, batch_size=batch_size, seed=seed, device=device,
+                          threads=threads, repeat=repeat, precision=precision, timeout=timeout,
+                          max_memory_mib=max_memory_mib)
         names, explicit = select_backends(plugins, backends)
         if explicit:
             for name in names:
@@ -112,7 +122,8 @@ class RunSettings:
                    threads=threads or environment.available_cores(), repeat=repeat, timeout=timeout,
                    precision=precision, deterministic=deterministic, sweep=parse_sweep(sweep, seeds, seed),
                    backend_options=parse_backend_options(backend_options, names, plugins),
-                   isolation="in-process" if in_process else "process", max_memory_mib=max_memory_mib)
+                   isolation="in-process" if in_process else "process", max_memory_mib=max_memory_mib,
+                   sources=dict(sources or {}), weights_files=dict(weights_files or {}))
 
     def jobs(self) -> list[Job]:
         """Scenario-major order; within a scenario and sweep point, the reference first."""
@@ -127,7 +138,40 @@ class RunSettings:
                           device=self.device, threads=point.get("threads", self.threads),
                           precision=self.precision, deterministic=self.deterministic,
                           max_memory_mib=self.max_memory_mib, backend_options=self.backend_options.get(backend, {}),
-                          scenario_digest=self.scenario_digests.get(name, ""))
+                          scenario_digest=self.scenario_digests.get(name, ""),
+                          weights_file=self.weights_files.get(name, ""))
+
+
+MODES = ("train",)
+DEVICES = ("cpu", "gpu", "auto")
+
+
+def check_run_options(*, epochs, steps, batch_size, seed, device, threads, repeat, precision, timeout,
+                      max_memory_mib) -> None:
+    """The options' types and ranges, checked here once for every front end
+    (the CLI's click types say the same before this runs)."""
+    from dlbench.plugin.backend import PRECISIONS
+
+    for name, value in (("epochs", epochs), ("steps", steps), ("batch_size", batch_size), ("threads", threads),
+                        ("max_memory_mib", max_memory_mib)):
+        if value is not None:
+            check_positive_int(value, name)
+    check_positive_int(repeat, "repeat")
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
+        raise InputError(f"must be a non-negative integer, got {seed!r}", field="seed")
+    if timeout is not None:
+        check_number(timeout, "timeout", low=0.0)
+    check_choice(device, DEVICES, "device")
+    check_choice(precision, PRECISIONS, "precision")
+
+
+
+def check_mode(mode: str) -> None:
+    """Only training is measured so far; inference is planned, and says so."""
+    if mode == "inference":
+        raise InputError("mode 'inference' is not available yet; expected train", field="mode")
+    if mode not in MODES:
+        raise InputError(f"unknown mode {mode!r}; {one_of(MODES)} (inference is not available yet)", field="mode")
 
 
 def select_backends(plugins: Plugins, text: str) -> tuple[list[str], bool]:

@@ -21,6 +21,7 @@ from dlbench.run.settings import RunRequest
 from dlbench.run.timing import loss_history, summarize, train_and_measure, window_starts
 from dlbench.scenario import resolve_scenario
 from dlbench.spec.flops import training_step_flops
+from dlbench.spec.init import load_weights
 
 __all__ = ["RunRequest", "execute", "main"]
 
@@ -84,8 +85,9 @@ def execute(request: RunRequest) -> dict:
         if device is None:
             return {**row, "status": "unavailable", "error": f"no GPU visible to {backend.name}"}
         spec, train = scenario.model, scenario.train
+        weights = load_weights(request.weights_file, spec) if request.weights_file else None
         session = prepare_scenario(scenario, backend, request.trainer_options(device, train.seed),
-                                   data_dir=request.data_dir)
+                                   data_dir=request.data_dir, weights=weights)
         trainer, data, plan = session.trainer, session.data, session.plan
         checkpoints = (set(certificate.checkpoint_steps(window_starts(plan, request.window_steps), plan.total_steps))
                        if request.parity_dir and backend.name == parity.REFERENCE_BACKEND else set())

@@ -12,6 +12,7 @@ import math
 
 import numpy as np
 
+from dlbench.errors import InputError
 from dlbench.spec import ModelSpec
 
 # Independent random streams derived from one scenario seed, so that changing
@@ -52,3 +53,48 @@ def initial_weights(spec: ModelSpec, seed: int) -> Weights:
                 layer[name] = np.zeros(shape, np.float32)
         weights.append(layer)
     return weights
+
+
+def check_weights(spec: ModelSpec, weights) -> Weights:
+    """``weights`` as float32 arrays, checked against the canonical layout of
+    ``spec`` (one dict per layer, every parameter with its canonical shape):
+    given weights replace the core's initialisation, so they must fit exactly."""
+    expected = spec.param_shapes()
+    if not isinstance(weights, (list, tuple)) or len(weights) != len(expected):
+        count = len(weights) if isinstance(weights, (list, tuple)) else type(weights).__name__
+        raise InputError(f"expected a list of {len(expected)} dicts (one per layer), got {count}", field="weights")
+    checked: Weights = []
+    for i, (given, shapes) in enumerate(zip(weights, expected)):
+        if not isinstance(given, dict) or set(given) != set(shapes):
+            names = sorted(given) if isinstance(given, dict) else type(given).__name__
+            raise InputError(f"layer {i} ({spec.layers[i].type}) has parameters {sorted(shapes)}, got {names}",
+                             field=f"weights[{i}]")
+        layer = {}
+        for name, shape in shapes.items():
+            array = np.asarray(given[name])
+            if array.shape != tuple(shape) or not np.issubdtype(array.dtype, np.floating):
+                raise InputError(f"{name} must be a float array of shape {tuple(shape)} (canonical layout), got "
+                                 f"{array.dtype} {array.shape}", field=f"weights[{i}].{name}")
+            layer[name] = np.ascontiguousarray(array, np.float32)
+        checked.append(layer)
+    return checked
+
+
+def save_weights(weights: Weights, path) -> None:
+    """``weights`` as a .npz file, one array per ``<layer>.<parameter>``."""
+    arrays = {f"{i}.{name}": array for i, layer in enumerate(weights) for name, array in layer.items()}
+    with open(path, "wb") as f:
+        np.savez(f, **arrays)
+
+
+def load_weights(path, spec: ModelSpec) -> Weights:
+    """The weights :func:`save_weights` wrote, checked against ``spec``."""
+    weights: Weights = [{} for _ in spec.layers]
+    with np.load(path, allow_pickle=False) as archive:
+        for key in archive.files:
+            index, _, name = key.partition(".")
+            if not index.isdigit() or int(index) >= len(weights):
+                raise InputError(f"unexpected array {key!r}; expected <layer>.<parameter> for "
+                                 f"{len(weights)} layers", source=str(path))
+            weights[int(index)][name] = archive[key]
+    return check_weights(spec, weights)
