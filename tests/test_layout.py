@@ -78,8 +78,9 @@ def test_core_is_grouped_into_subpackages_per_concern():
 
 
 BACKENDS_ROOT = ROOT.parent / "backends"
-#: the one module a backend has only where it writes gradients by hand (NumPy: every layer's; JAX: conv, max-pool)
-OPTIONAL_BACKEND_MODULES = {"kernels.py"}
+#: the modules a backend has only where it needs them: kernels.py where it writes gradients by hand (NumPy:
+#: every layer's; JAX: conv, max-pool), convert.py where it reads its framework's own models (Keras, torch)
+OPTIONAL_BACKEND_MODULES = {"kernels.py", "convert.py"}
 #: what every backend's module of that name defines, so that they read alike
 SHARED_NAMES = {
     "__init__.py": {"dlbench_register_backends"},
@@ -111,6 +112,14 @@ def test_every_backend_has_the_same_modules():
     modules = {p.name: {m.name for m in p.glob("*.py")} - OPTIONAL_BACKEND_MODULES for p in packages}
     assert all(found == modules["numpy"] for found in modules.values()), modules
     assert modules["numpy"] == {"__init__.py", "network.py", "losses.py", "optim.py", "trainer.py"}
+
+
+def test_every_model_reader_defines_the_same_names():
+    readers = sorted(BACKENDS_ROOT.glob("*/convert.py"))
+    assert {p.parent.name for p in readers} == {"torch", "tensorflow"}
+    for path in readers:
+        missing = {"reads", "import_model"} - top_level_names(path)
+        assert not missing, f"backends/{path.parent.name}/convert.py lacks {sorted(missing)}"
 
 
 def test_every_backend_module_defines_the_same_names():

@@ -96,6 +96,17 @@ class TensorflowBackend(Backend):
         a = tf.ones((n, n), tf.float32)
         return lambda: tf.matmul(a, a).numpy()  # reading the value waits for the result
 
+    def reads_model(self, model) -> bool:
+        from dlbench_backends.tensorflow import convert
+
+        return convert.reads(model)
+
+    def import_model(self, model, *, input_shape=None, loss=None, optimizer=None):
+        """A Keras model (any Keras backend) as a spec; see :mod:`dlbench_backends.tensorflow.convert`."""
+        from dlbench_backends.tensorflow import convert
+
+        return convert.import_model(model, input_shape=input_shape, loss=loss, optimizer=optimizer)
+
     def build(self, spec: ModelSpec, weights, options: TrainerOptions) -> Trainer:
         extra = self.check_options(options.extra)
         check_choice(options.precision, PRECISIONS, "precision")

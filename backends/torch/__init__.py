@@ -43,6 +43,7 @@ class TorchBackend(Backend):
     description = "PyTorch: nn.Module, autograd, torch.optim's fused Adam/SGD; option compile"
     order = 1
     option_defaults = {"compile": False}
+    model_layout = "channels_first"  # nn.Conv2d takes NCHW
 
     def configure_threads(self, threads: int) -> int:
         import torch
@@ -65,6 +66,17 @@ class TorchBackend(Backend):
         torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", torch.get_num_threads())))
         a = torch.ones((n, n), dtype=torch.float32)
         return lambda: torch.mm(a, a)
+
+    def reads_model(self, model) -> bool:
+        from dlbench_backends.torch import convert
+
+        return convert.reads(model)
+
+    def import_model(self, model, *, input_shape=None, loss=None, optimizer=None):
+        """A torch module as a spec; see :mod:`dlbench_backends.torch.convert`."""
+        from dlbench_backends.torch import convert
+
+        return convert.import_model(model, input_shape=input_shape, loss=loss, optimizer=optimizer)
 
     def build(self, spec: ModelSpec, weights, options: TrainerOptions) -> Trainer:
         from dlbench_backends.torch.trainer import TorchTrainer
