@@ -206,3 +206,21 @@ def test_import_dlbench_loads_no_framework_and_no_plotting():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
+
+
+def test_a_run_of_a_model_given_in_python_says_why_it_cannot_be_resumed(spec_run, tmp_path):
+    from click.testing import CliRunner
+
+    from dlbench.cli import main
+
+    path = spec_run.save(tmp_path / "run.json")
+    result = CliRunner().invoke(main, ["run", "--resume", str(path)])
+    assert result.exit_code == 2, result.output
+    assert "cannot resume: 'model' was a model given in Python (Sequential spec built in Python; data:" in result.output
+
+
+def test_a_run_without_rows_is_an_empty_frame_with_the_columns(spec_run):
+    pytest.importorskip("pandas")
+    empty = dlbench.Results({**spec_run.document, "results": []})
+    assert empty.rows == () and list(empty.to_pandas().columns) == list(spec_run.to_pandas().columns)
+    assert len(empty.to_pandas()) == 0

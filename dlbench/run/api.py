@@ -46,7 +46,6 @@ def benchmark(model, data=None, *, backends: str = "all", epochs: int | None = N
     error. Bad input raises :class:`dlbench.InputError` before anything runs.
     """
     from dlbench.plugin.manager import get_plugins
-    from dlbench.run import runner
     from dlbench.run.inputs import prepare_inputs
     from dlbench.run.settings import RunSettings, check_mode
 
@@ -56,7 +55,7 @@ def benchmark(model, data=None, *, backends: str = "all", epochs: int | None = N
         warnings.warn(f"dlbench: plugin {plugin!r} failed to load and is skipped: {error}", stacklevel=2)
     options = dict(backends=backends, epochs=epochs, steps=steps, batch_size=batch_size, seed=seed, repeat=repeat,
                    device=device, precision=precision, threads=threads)
-    with tempfile.TemporaryDirectory(prefix="dlbench-inputs-") as folder:
+    with tempfile.TemporaryDirectory(prefix="dlbench-inputs-") as folder:  # removed once the workers are done
         inputs = prepare_inputs(plugins, model, data, weights, Path(folder), loss=loss, optimizer=optimizer)
         if steps is None and inputs.max_steps is not None:
             options["steps"] = inputs.max_steps
@@ -65,17 +64,22 @@ def benchmark(model, data=None, *, backends: str = "all", epochs: int | None = N
                                                 weights_files=inputs.weights_files, **options)
         except InputError as exc:
             raise inputs.relocated(exc) from None
-        document, path = runner.new_run(settings, None if out is None else Path(out),
-                                        [call_text(inputs.label, data, options)])
-        try:
-            outcome = runner.execute(settings.jobs(), settings, document, path, progress=progress)
-        except KeyboardInterrupt:
-            kept = f"; finished rows kept in {path}" if path else ""
-            print(f"dlbench: interrupted{kept}", file=sys.stderr)
-            raise
+        return _run(settings, out, call_text(inputs.label, data, options), progress)
+
+
+def _run(settings, out, command: str, progress: bool) -> Results:
+    """The checked run, through the driver ``dlbench run`` uses; its Results."""
+    from dlbench.run import runner
+
+    document, path = runner.new_run(settings, None if out is None else Path(out), [command])
+    try:
+        outcome = runner.execute(settings.jobs(), settings, document, path, progress=progress)
+    except KeyboardInterrupt:
+        print(f"dlbench: interrupted{f'; finished rows kept in {path}' if path else ''}", file=sys.stderr)
+        raise
     if outcome.save_error:
         warnings.warn(f"dlbench: the result document could not be written to {path} ({outcome.save_error}); "
-                      "it is kept in the returned Results: save it with .save(path)", stacklevel=2)
+                      "it is kept in the returned Results: save it with .save(path)", stacklevel=3)
         return Results(outcome.document, None)
     return Results(outcome.document, outcome.path)
 

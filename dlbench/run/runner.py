@@ -83,6 +83,12 @@ def resumable(path: Path) -> tuple[list[Job], RunSettings, dict]:
         settings = RunSettings(**document["settings"])
     except (KeyError, TypeError) as exc:
         raise InputError(f"cannot resume: the document has no usable settings ({exc})", source=str(path)) from None
+    gone = [name for name, source in settings.scenarios.items() if name in settings.sources
+            and not Path(source).exists()]
+    if gone:
+        raise InputError(f"cannot resume: {gone[0]!r} was a model given in Python ({settings.sources[gone[0]]}), "
+                         "whose run-private scenario file is gone; run it again with dlbench.benchmark",
+                         source=str(path))
     load_scenarios(get_plugins(), list(settings.scenarios.values()), settings.overrides)
     document["results"] = [r for r in document["results"] if r["status"] != "interrupted"]
     done = {_cell(r["scenario"], r["backend"], r.get("sweep_point")) for r in document["results"]}
