@@ -8,6 +8,7 @@ import pytest
 
 import dlbench
 from dlbench import InputError
+from dlbench.data.base import Dataset
 from dlbench.data.builtin import BUILTIN_DATASETS
 from dlbench.plugin.backend import TrainerOptions
 from dlbench.plugin.manager import get_plugins
@@ -183,12 +184,50 @@ def test_converted_weights_compute_the_models_own_function_on_every_backend(kind
     imported = get_plugins().backend("tensorflow" if kind == "keras" else "torch").import_model(
         model, input_shape=(8, 8, 1) if kind == "keras" else (1, 8, 8), **options)
     x, y, x_test, y_test = digit_images(channels_first=kind == "torch")
-    data = dlbench.data.base.Dataset(*digit_images(), 10)
+    data = Dataset(*digit_images(), 10)
     session = prepare(chosen, imported.spec, data, BatchPlan(len(x), 32, 1, 0), TrainerOptions(), imported.weights)
     for given, back in zip(imported.weights, session.trainer.weights()):
         assert set(given) == set(back) and all(np.array_equal(given[k], back[k]) for k in given)
     loss, _ = session.trainer.evaluate()
     assert loss == pytest.approx(framework_loss(kind, model, x_test, y_test), rel=1e-4)
+
+
+def signal_models():
+    """A 1-D network of the other layer kinds, with a BatchNorm1d after the Flatten (torch's features reordered)."""
+    torch.manual_seed(1)
+    net = nn.Sequential(nn.Conv1d(2, 3, 3, stride=1, padding="same"), nn.Sigmoid(), nn.AvgPool1d(2),
+                        nn.Sequential(nn.Flatten(), nn.BatchNorm1d(18), nn.Identity()), nn.Linear(18, 3))
+    inputs = keras.Input((12, 2))
+    x = L.Conv1D(3, 3, padding="same", activation="sigmoid")(inputs)
+    x = L.Flatten()(L.AveragePooling1D(2)(x))
+    outputs = L.Dense(3, activation="softmax")(L.BatchNormalization(momentum=0.5, epsilon=1e-2)(x))
+    chain = keras.Model(inputs, outputs, name="signal")
+    chain.compile(loss="sparse_categorical_crossentropy", optimizer="sgd")
+    return {"torch": net, "keras": chain}
+
+
+@pytest.mark.parametrize("kind", ["keras", "torch"])
+def test_a_signal_network_and_a_functional_chain_compute_their_own_function(kind):
+    """Conv1D, average pooling, BatchNorm over flattened features, a functional Keras chain, a nested Sequential."""
+    model = signal_models()[kind]
+    rng = np.random.default_rng(0)
+    x, y = rng.standard_normal((64, 12, 2)).astype(np.float32), np.arange(64) % 3
+    theirs = np.ascontiguousarray(np.moveaxis(x, -1, 1)) if kind == "torch" else x
+    if kind == "torch":
+        with torch.no_grad():  # moving statistics that are not the initial ones
+            model.train()(torch.from_numpy(theirs) * 3 + 1)
+    else:
+        model.fit(x * 3 + 1, y, batch_size=64, epochs=1, verbose=0)
+    reader = get_plugins().backend("torch" if kind == "torch" else "tensorflow")
+    imported = reader.import_model(model, input_shape=theirs.shape[1:],
+                                   **({"loss": nn.CrossEntropyLoss()} if kind == "torch" else {}))
+    expected = {"keras": ["conv1d", "averagepool1d", "flatten", "batchnorm", "dense"],
+                "torch": ["conv1d", "activation", "averagepool1d", "flatten", "batchnorm", "dense", "activation"]}
+    assert [layer.type for layer in imported.spec.layers] == expected[kind]
+    data = Dataset(x, y, x, y, 3)
+    session = prepare(get_plugins().backend("numpy"), imported.spec, data, BatchPlan(64, 64, 1, 0), TrainerOptions(),
+                      imported.weights)
+    assert session.trainer.evaluate()[0] == pytest.approx(framework_loss(kind, model, theirs, y), rel=1e-5)
 
 
 def test_weights_model_is_where_a_benchmark_starts():
