@@ -72,13 +72,28 @@ def gpus() -> list[str]:
     return found
 
 
-def blas_info() -> list[dict]:
-    """The BLAS libraries NumPy loaded and the kernel (architecture) they run."""
-    import numpy  # noqa: F401  (loads NumPy's BLAS so threadpoolctl can see it)
-    from threadpoolctl import threadpool_info
+BLAS_FIELDS = ("internal_api", "version", "architecture", "num_threads")
+BLAS_PROBE = ("import json, numpy; from threadpoolctl import threadpool_info; "
+              f"print(json.dumps([{{k: i.get(k) for k in {BLAS_FIELDS!r}}} for i in threadpool_info() "
+              "if i.get('user_api') == 'blas']))")
 
-    return [{k: info.get(k) for k in ("internal_api", "version", "architecture", "num_threads")}
-            for info in threadpool_info() if info.get("user_api") == "blas"]
+
+def blas_info() -> list[dict]:
+    """The BLAS libraries NumPy loads and the kernel (architecture) they run,
+    as a fresh process (a worker) sees them: the calling process may have
+    loaded other libraries' BLAS (a notebook that imported torch) or resized
+    the pool (an in-process run), which says nothing about the workers."""
+    import json
+    import sys
+
+    try:
+        out = subprocess.run([sys.executable, "-c", BLAS_PROBE], capture_output=True, text=True, timeout=60)
+        return json.loads(out.stdout)
+    except (OSError, subprocess.SubprocessError, ValueError):  # no fresh process to ask: this one's
+        import numpy  # noqa: F401  (loads NumPy's BLAS so threadpoolctl can see it)
+        from threadpoolctl import threadpool_info
+
+        return [{k: info.get(k) for k in BLAS_FIELDS} for info in threadpool_info() if info.get("user_api") == "blas"]
 
 
 def dlbench_version() -> str:
