@@ -31,6 +31,7 @@ from dlbench.spec import (
     ModelSpec,
     Sequential,
 )
+from dlbench.spec.sequence import GRU, LSTM, Embedding, SimpleRNN
 
 __version__ = dlbench_version()
 
@@ -40,5 +41,6 @@ __all__ = [
     "benchmark", "load", "from_keras", "from_torch", "Results", "Row", "InputError", "Scenario",
     "Activation", "Adam", "AveragePool1D", "AveragePool2D", "BatchNormalization", "Conv1D", "Conv2D", "Dense",
     "Dropout", "Flatten", "MaxPool1D", "MaxPool2D", "ModelSpec", "SGD", "Sequential",
+    "Embedding", "SimpleRNN", "LSTM", "GRU",
     "hookimpl", "__version__",
 ]

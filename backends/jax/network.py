@@ -44,6 +44,7 @@ from dlbench.plugin.helpers import padding_pairs
 from dlbench.spec import (PARAMETERS_TRAINED, Activation, AveragePool1D, AveragePool2D, BatchNormalization, Conv1D,
                           Conv2D, Dense, Dropout, Flatten, MaxPool1D, MaxPool2D, ModelSpec, layer_activation)
 from dlbench_backends.jax.kernels import make_conv, make_max_pool
+from dlbench_backends.jax.sequence import SEQUENCE_BUILDERS
 
 
 def activation(name: str):
@@ -152,7 +153,8 @@ def identity_layer(layer, in_shape, precision, custom_vjp: bool = True):  # an A
 
 BUILDERS = {Dense: dense_layer, Conv1D: conv_layer, Conv2D: conv_layer, MaxPool1D: pool_layer,
             MaxPool2D: pool_layer, AveragePool1D: pool_layer, AveragePool2D: pool_layer, Flatten: flatten_layer,
-            Dropout: dropout_layer, BatchNormalization: batchnorm_layer, Activation: identity_layer}
+            Dropout: dropout_layer, BatchNormalization: batchnorm_layer, Activation: identity_layer,
+            **SEQUENCE_BUILDERS}
 
 
 def check_supported(spec: ModelSpec) -> None:

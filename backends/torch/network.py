@@ -57,6 +57,9 @@ from torch.nn import functional as F
 from dlbench.plugin.helpers import as_2d, padding_pairs_2d
 from dlbench.spec import (Activation, AveragePool1D, AveragePool2D, BatchNormalization, Conv1D, Conv2D, Dense,
                           Dropout, Flatten, MaxPool1D, MaxPool2D, ModelSpec)
+from dlbench.spec.sequence import SEQUENCE_LAYERS, is_sequence_model
+from dlbench_backends.torch.sequence import (sequence_modules, sequence_tensors, sequence_to_canonical,
+                                             sequence_to_torch)
 
 #: convolution weights (and so their inputs and outputs) in channels_last memory format.
 CHANNELS_LAST = True
@@ -174,7 +177,7 @@ def layer_modules(layer, in_shape, channels_first: bool, generator, device) -> l
     """The torch modules computing one spec layer; the last one holds its parameters, if any."""
     spatial = len(in_shape) > 1 and channels_first
     if isinstance(layer, Dense):
-        return [nn.utils.skip_init(nn.Linear, in_shape[0], layer.units, device=device, dtype=torch.float32)]
+        return [nn.utils.skip_init(nn.Linear, in_shape[-1], layer.units, device=device, dtype=torch.float32)]
     if isinstance(layer, (Conv1D, Conv2D)):
         return conv_modules(layer, in_shape, device)
     if isinstance(layer, (MaxPool1D, MaxPool2D)):
@@ -189,7 +192,16 @@ def layer_modules(layer, in_shape, channels_first: bool, generator, device) -> l
         return [BatchNorm(in_shape[-1], layer.momentum, layer.epsilon, device)]
     if isinstance(layer, Activation):
         return []  # its activation follows
+    if isinstance(layer, SEQUENCE_LAYERS):
+        return sequence_modules(layer, in_shape, device)
     raise NotImplementedError(f"the torch backend cannot build {layer.type!r} layers")
+
+
+def takes_channels_first(spec: ModelSpec) -> bool:
+    """Whether the network runs in torch's channels-first order: a spatial input
+    (an image, a signal), but not a sequence model, whose (time, features)
+    stay (batch, time, features) as nn.LSTM/GRU/RNN(batch_first=True) take them."""
+    return len(spec.input_shape) > 1 and not is_sequence_model(spec)
 
 
 def build_network(spec: ModelSpec, weights, device, generator=None):
@@ -198,7 +210,7 @@ def build_network(spec: ModelSpec, weights, device, generator=None):
 
     Feature maps are (N, C, H, W) whenever the input is spatial (a 1-D signal:
     (N, C, 1, L)); the trainer views its channels-last inputs that way."""
-    channels_first = len(spec.input_shape) > 1
+    channels_first = takes_channels_first(spec)
     modules, holders = [], {}
     with torch.no_grad():
         for i, (layer, (in_shape, out_shape)) in enumerate(zip(spec.logit_layers(), spec.shapes)):
@@ -218,12 +230,16 @@ def module_tensors(module, layer) -> dict:
     """One layer's parameters and moving statistics by canonical name, as torch holds them."""
     if isinstance(layer, (Dense, Conv1D, Conv2D)):
         return {"kernel": module.weight, "bias": module.bias}
+    if isinstance(layer, SEQUENCE_LAYERS):
+        return sequence_tensors(module, layer)
     return {name: getattr(module, name) for name in ("gamma", "beta", "moving_mean", "moving_variance")}
 
 
 def to_torch_layout(layer, name: str, value, like):
     """A canonical array as a host tensor in the layout of ``like`` (the torch tensor it goes into)."""
     t = torch.from_numpy(np.ascontiguousarray(value, np.float32))
+    if isinstance(layer, SEQUENCE_LAYERS):
+        return sequence_to_torch(layer, name, t)
     if name != "kernel":
         return t
     if isinstance(layer, Dense):  # (in, out) -> (out, in)
@@ -234,6 +250,8 @@ def to_torch_layout(layer, name: str, value, like):
 
 def to_canonical(layer, name: str, tensor) -> np.ndarray:
     """A torch tensor (a parameter, or optimizer state shaped like it) in the canonical layout (host copy)."""
+    if isinstance(layer, SEQUENCE_LAYERS):
+        return _host(sequence_to_canonical(layer, name, tensor))
     if name != "kernel":
         return _host(tensor)
     if isinstance(layer, Dense):
