@@ -27,7 +27,7 @@ from pathlib import Path
 from dlbench.errors import InputError, one_of
 from dlbench.spec import LAYER_TYPES, ModelSpec, TrainSpec, check_choice, make_optimizer
 
-TOP_KEYS = ("name", "description", "source", "expected_accuracy", "data", "model", "train")
+TOP_KEYS = ("name", "description", "source", "expected_accuracy", "expected_perplexity", "data", "model", "train")
 MODEL_KEYS = ("input_shape", "layers")
 TRAIN_KEYS = ("loss", "optimizer", "batch_size", "epochs", "seed", "drop_last", "target_accuracy")
 
@@ -43,6 +43,8 @@ class Scenario:
     source: str = ""
     path: str = ""
     expected_accuracy: tuple[float, float] | None = None
+    #: a language model's test perplexity range on the reference (exp of the mean token cross-entropy)
+    expected_perplexity: tuple[float, float] | None = None
     overrides: dict = field(default_factory=dict)
     #: SHA-256 (16 hex digits) of the file's text: a worker refuses a file that changed after the run began
     digest: str = ""
@@ -102,6 +104,17 @@ def _expected_accuracy(value) -> tuple[float, float] | None:
     return (float(value[0]), float(value[1]))
 
 
+def _expected_perplexity(value) -> tuple[float, float] | None:
+    if value is None:
+        return None
+    ok = (isinstance(value, list) and len(value) == 2
+          and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
+          and 1 <= value[0] <= value[1])
+    if not ok:
+        raise InputError(f"must be [low, high] with 1 <= low <= high, got {value!r}", field="expected_perplexity")
+    return (float(value[0]), float(value[1]))
+
+
 def _string(doc: dict, key: str, default: str | None = None) -> str:
     value = doc.get(key, default)
     if not isinstance(value, str):
@@ -150,6 +163,7 @@ def parse_scenario(doc: dict, default_name: str) -> Scenario:
         model=spec,
         train=train_spec,
         expected_accuracy=_expected_accuracy(doc.get("expected_accuracy")),
+        expected_perplexity=_expected_perplexity(doc.get("expected_perplexity")),
     )
 
 
@@ -225,6 +239,8 @@ def scenario_document(scenario: Scenario) -> dict:
     doc = {"name": scenario.name, "description": scenario.description, "source": scenario.source}
     if scenario.expected_accuracy is not None:
         doc["expected_accuracy"] = list(scenario.expected_accuracy)
+    if scenario.expected_perplexity is not None:
+        doc["expected_perplexity"] = list(scenario.expected_perplexity)
     doc["data"] = {"name": scenario.data_name, **scenario.data_options}
     doc["model"] = {"input_shape": list(scenario.model.input_shape),
                     "layers": [layer_table(layer) for layer in scenario.model.layers]}

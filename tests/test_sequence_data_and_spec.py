@@ -244,3 +244,25 @@ def test_token_ids_need_an_embedding_first(tmp_path):
                     'units = 97, activation = "softmax" } ]\n[train]\nloss = "categorical_crossentropy"\n')
     with pytest.raises(InputError, match="takes real numbers, but dataset 'chars' holds token ids"):
         check_against_data(load_scenario_file(path), get_plugins())
+
+
+def test_adding_problem_labels_the_sum_of_the_two_marked_values():
+    data = DATASETS["adding"].load(1, {"n_samples": 200, "length": 10})
+    assert data.x_train.shape[1:] == (10, 2)
+    values, markers = data.x_train[..., 0], data.x_train[..., 1]
+    assert (markers.sum(axis=1) == 2).all()
+    assert (markers[:, :5].sum(axis=1) == 1).all()  # one marker in each half
+    np.testing.assert_array_equal(data.y_train, ((values * markers).sum(axis=1) > 1).astype(int))
+    assert DATASETS["adding"].describe(1, {"n_samples": 200, "length": 10}) == DatasetMeta.of(data)
+    with pytest.raises(InputError, match="at least 2"):
+        DATASETS["adding"].describe(1, {"n_samples": 200, "length": 1})
+
+
+def test_a_bad_expected_perplexity_is_refused(tmp_path):
+    from dlbench.scenario import load_scenario_file
+
+    path = tmp_path / "s.toml"
+    path.write_text('expected_perplexity = [0.5, 2]\n' + LM_SCENARIO.format(vocab=97, second="dense", units=5,
+                                                                             extra=""))
+    with pytest.raises(InputError, match=r"expected_perplexity: must be \[low, high\] with 1 <= low <= high"):
+        load_scenario_file(path)

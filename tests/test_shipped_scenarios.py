@@ -31,8 +31,19 @@ def test_the_paper_scenarios_are_configured_like_mnist1d_baselines():
 def test_shipped_scenario_reaches_its_expected_accuracy_on_numpy(name):
     row = execute(RunRequest(scenario=name, backend="numpy", threads=1))
     assert row["status"] == "ok", row["error"]
-    low, high = resolve_scenario(name).expected_accuracy
+    scenario = resolve_scenario(name)
+    low, high = scenario.expected_accuracy
     assert low <= row["metrics"]["test_accuracy"] <= high
+    if scenario.expected_perplexity is not None:
+        low, high = scenario.expected_perplexity
+        assert low <= row["metrics"]["test_perplexity"] <= high
+
+
+def test_language_model_scenarios_document_their_perplexity():
+    for name in SCENARIOS:
+        scenario = resolve_scenario(name)
+        per_timestep = len(scenario.model.output_shape) == 2
+        assert (scenario.expected_perplexity is not None) == per_timestep, name
 
 
 def test_readme_lists_every_shipped_scenario():

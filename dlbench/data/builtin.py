@@ -156,6 +156,10 @@ def _sequence_datasets() -> list[DatasetInfo]:
         DatasetInfo("parity", sequences.parity, "random bit sequences (length, 1), labelled by the parity of "
                     "their sum (2 classes)", {"n_samples": 4000, "length": 8, "test_fraction": 0.2},
                     sequences.describe_parity),
+        DatasetInfo("adding", sequences.adding, "the adding problem as 2 classes: (length, 2) steps of a value and a "
+                    "marker; is the sum of the two marked values above 1", {"n_samples": 4000, "length": 20,
+                                                                              "test_fraction": 0.2},
+                    sequences.describe_adding),
     ]
 
 

@@ -12,9 +12,14 @@ language models, a synthetic recurrent classic, and the user's token files.
   integer stream (its last ``test_fraction`` is the test part), or a
   ``.npz`` file with 1-D integer streams ``train`` and ``test``.
 * ``parity``: sequences of ``length`` random bits ``(length, 1)`` in {0, 1},
-  labelled by the parity of their sum (Hochreiter & Schmidhuber's 1997
-  "parity" task; a two-class sequence classification that a feed-forward
-  network on one timestep cannot solve).
+  labelled by the parity of their sum (a two-class sequence classification
+  that needs every bit; notoriously hard for gradient descent).
+* ``adding``: the adding problem of Hochreiter & Schmidhuber (1997),
+  "Long short-term memory", as a two-class task: ``(length, 2)`` steps of a
+  value uniform in [0, 1] and a marker, 1 at two random positions (one in
+  each half of the sequence) and 0 elsewhere; the label is whether the two
+  marked values add up to more than 1. The answer depends on two values far
+  apart in time, so the network has to remember the first.
 
 Language-model windows: the stream is cut into its train part (the first
 ``1 - test_fraction``) and its test part (the rest), so no test text is
@@ -191,3 +196,27 @@ def parity(seed: int, n_samples: int, length: int, test_fraction: float) -> Data
     describe_parity(seed, n_samples, length, test_fraction)
     bits = rng_for(seed, STREAM_DATA).integers(0, 2, size=(n_samples, length, 1))
     return split(bits, bits.sum(axis=(1, 2)) % 2, test_fraction, seed, 2)
+
+
+# --------------------------------------------------------------- adding
+def describe_adding(seed: int, n_samples: int, length: int, test_fraction: float) -> DatasetMeta:
+    if isinstance(n_samples, bool) or n_samples < 4:
+        raise InputError(f"must be at least 4, got {n_samples!r}", field="data.n_samples")
+    if isinstance(length, bool) or length < 2:
+        raise InputError(f"must be at least 2 (two marked positions), got {length!r}", field="data.length")
+    return DatasetMeta((length, 2), 2, *split_sizes(n_samples, test_fraction))
+
+
+def adding(seed: int, n_samples: int, length: int, test_fraction: float) -> Dataset:
+    """The adding problem as classification (see the module notes)."""
+    describe_adding(seed, n_samples, length, test_fraction)
+    rng = rng_for(seed, STREAM_DATA)
+    values = rng.uniform(0.0, 1.0, (n_samples, length))
+    half = length // 2
+    first = rng.integers(0, half, n_samples)
+    second = rng.integers(half, length, n_samples)
+    markers = np.zeros_like(values)
+    rows = np.arange(n_samples)
+    markers[rows, first] = markers[rows, second] = 1.0
+    label = (values[rows, first] + values[rows, second] > 1.0).astype(np.int64)
+    return split(np.stack([values, markers], axis=-1), label, test_fraction, seed, 2)
