@@ -6,8 +6,12 @@ changes the maths of (``applies``); on those the judge must say "disagrees"."""
 import dataclasses
 
 import dlbench
-from dlbench.spec import Adam, BatchNormalization
+import numpy as np
+
+from dlbench.plugin.backend import TrainingState
+from dlbench.spec import GRU, LSTM, Adam, BatchNormalization
 from dlbench_backends.numpy import NumpyBackend
+from dlbench_backends.numpy.recurrent import RecurrentLayer
 from dlbench_backends.numpy.trainer import NumpyTrainer
 
 
@@ -98,8 +102,86 @@ class LossSummedOverTheBatch(Mutant):
         return scenario.train.batch_size > 1
 
 
+class ForgetBiasInTheCell(RecurrentLayer):
+    """TF 1's BasicLSTMCell(forget_bias=1.0): 1 added to the forget gate inside
+    the cell, on top of a bias that already holds Keras's unit_forget_bias."""
+
+    def _lstm_forward(self, t):
+        self.a[t][:, self.units:2 * self.units] += 1.0
+        super()._lstm_forward(t)
+
+
+class ForgetBiasTrainer(NumpyTrainer):
+    def __init__(self, spec, weights, options):
+        super().__init__(spec, weights, options)
+        for layer in self.net.layers:
+            if isinstance(layer, RecurrentLayer) and layer.cell == "lstm":
+                layer.__class__ = ForgetBiasInTheCell
+
+
+class LstmForgetBiasTwice(Mutant):
+    name = "mutant-lstm-forget-bias"
+    trainer_class = ForgetBiasTrainer
+
+    @staticmethod
+    def applies(scenario):
+        return any(isinstance(layer, LSTM) for layer in scenario.model.layers)
+
+
+def swap_gru_gates(spec, weights: list) -> list:
+    """Every GRU tensor with its first two gate blocks swapped (z, r <-> r, z)."""
+    swapped = []
+    for layer, tensors in zip(spec.layers, weights):
+        if isinstance(layer, GRU):
+            u = layer.units
+            tensors = {k: np.concatenate([v[..., u:2 * u], v[..., :u], v[..., 2 * u:]], axis=-1)
+                       for k, v in tensors.items()}
+        swapped.append(tensors)
+    return swapped
+
+
+class GruGatesSwappedTrainer(NumpyTrainer):
+    """Torch's GRU gate order (r, z, n) taken for Keras's (z, r, h) without the swap:
+    the weights are held swapped and given back swapped back, so only the maths is wrong."""
+
+    def __init__(self, spec, weights, options):
+        super().__init__(spec, swap_gru_gates(spec, weights), options)
+
+    def weights(self):
+        return swap_gru_gates(self.spec, super().weights())
+
+    def state(self):
+        state = super().state()
+        return TrainingState(swap_gru_gates(self.spec, state.weights), self._swap_slots(state.slots), state.step)
+
+    def _swap_slots(self, slots):
+        """Per layer, per parameter: each optimizer slot swapped like its parameter."""
+        out = []
+        for layer, per_param in zip(self.spec.layers, slots):
+            if not isinstance(layer, GRU):
+                out.append(per_param)
+                continue
+            u = layer.units
+            out.append({p: {k: np.concatenate([v[..., u:2 * u], v[..., :u], v[..., 2 * u:]], axis=-1)
+                            for k, v in slot.items()} for p, slot in per_param.items()})
+        return out
+
+    def load_state(self, state):
+        super().load_state(TrainingState(swap_gru_gates(self.spec, state.weights), self._swap_slots(state.slots),
+                                         state.step))
+
+
+class GruUpdateAndResetGatesSwapped(Mutant):
+    name = "mutant-gru-gate-order"
+    trainer_class = GruGatesSwappedTrainer
+
+    @staticmethod
+    def applies(scenario):
+        return any(isinstance(layer, GRU) for layer in scenario.model.layers)
+
+
 MUTANTS = [LearningRateOnePercentOff, AdamEpsilonHundredfold, AdamBeta2, BatchNormMomentumTheOtherWay,
-           LossSummedOverTheBatch]
+           LossSummedOverTheBatch, LstmForgetBiasTwice, GruUpdateAndResetGatesSwapped]
 
 
 @dlbench.hookimpl
