@@ -4,6 +4,9 @@ Every backend receives these arrays and converts them to its own layout;
 none draws its own. Canonical layouts: Dense kernel ``(in, out)``.
 Kernels are glorot_uniform (``U(+-sqrt(6 / (fan_in + fan_out)))``, fans as
 Keras computes them), biases zero: the Keras defaults of the seed example.
+The attention projections (``query_kernel``, ...) and position embeddings are
+glorot-uniform too, over their 2-D shapes; a residual block's inner
+parameters (``"<j>.<name>"``) are drawn like top-level ones, in its order.
 """
 
 from __future__ import annotations
@@ -45,9 +48,10 @@ def initial_weights(spec: ModelSpec, seed: int) -> Weights:
     for shapes in spec.param_shapes():
         layer = {}
         for name, shape in shapes.items():
-            if name == "kernel":
+            base = name.rsplit(".", 1)[-1]  # a residual block's "<j>.<name>"
+            if base.endswith("kernel") or base == "position_embeddings":
                 layer[name] = glorot_uniform(rng, shape)
-            elif name in ("gamma", "moving_variance"):
+            elif base in ("gamma", "moving_variance"):
                 layer[name] = np.ones(shape, np.float32)
             else:
                 layer[name] = np.zeros(shape, np.float32)
