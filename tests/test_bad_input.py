@@ -33,7 +33,7 @@ FILE_CASES = [
      "model.layers[0].type: unknown 'dens'; expected one of activation, averagepool1d, averagepool2d, "
      "batchnorm, conv1d, conv2d, dense, dropout, flatten, maxpool1d, maxpool2d"),
     ("unknown activation", 'activation = "relu"', 'activation = "rlu"',
-     "model.layers[0].activation: unknown 'rlu'; expected one of linear, relu, sigmoid, softmax, tanh"),
+     "model.layers[0].activation: unknown 'rlu'; expected one of gelu, linear, relu, sigmoid, softmax, tanh"),
     ("unknown loss", 'loss = "categorical_crossentropy"', 'loss = "hinge"',
      "train.loss: unknown 'hinge'; expected one of binary_crossentropy, categorical_crossentropy, mse"),
     ("unknown optimizer", 'name = "sgd"', 'name = "rmsprop"',
