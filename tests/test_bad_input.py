@@ -31,7 +31,8 @@ FILE_CASES = [
     ("unknown top-level key", 'name = "case"', 'name = "case"\nauthor = "me"', "author: unknown key 'author'"),
     ("unknown layer type", 'type = "dense", units = 32', 'type = "dens", units = 32',
      "model.layers[0].type: unknown 'dens'; expected one of activation, averagepool1d, averagepool2d, "
-     "batchnorm, conv1d, conv2d, dense, dropout, flatten, maxpool1d, maxpool2d"),
+     "batchnorm, conv1d, conv2d, dense, dropout, flatten, global_average_pool1d, layer_norm, maxpool1d, maxpool2d, "
+     "position_embedding, residual, self_attention"),
     ("unknown activation", 'activation = "relu"', 'activation = "rlu"',
      "model.layers[0].activation: unknown 'rlu'; expected one of gelu, linear, relu, sigmoid, softmax, tanh"),
     ("unknown loss", 'loss = "categorical_crossentropy"', 'loss = "hinge"',
