@@ -162,7 +162,8 @@ BUILDERS = {Dense: dense_layer, Conv1D: conv_layer, Conv2D: conv_layer, MaxPool1
 
 def inner_layer(layer, in_shape, precision, custom_vjp: bool = True):
     """(apply, activation) of a layer inside a residual block."""
-    return BUILDERS[type(layer)](layer, in_shape, precision, custom_vjp), activation(layer_activation(layer) or "linear")
+    apply = BUILDERS[type(layer)](layer, in_shape, precision, custom_vjp)
+    return apply, activation(layer_activation(layer) or "linear")
 
 
 BUILDERS[Residual] = functools.partial(TRANSFORMER_BUILDERS[Residual], build=inner_layer)

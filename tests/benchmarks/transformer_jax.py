@@ -37,5 +37,5 @@ def _forward(heads: int):
 
 def make_loop(weights, x_train, y_train, heads: int):
     params = jax.tree_util.tree_map(jnp.asarray, parts(weights))
-    return _loop(params, optax.adam(0.003, eps=1e-7), optax.softmax_cross_entropy_with_integer_labels,
+    return _loop(params, optax.adam(0.001, eps=1e-7), optax.softmax_cross_entropy_with_integer_labels,
                  jnp.asarray(x_train, jnp.float32), jnp.asarray(y_train, jnp.int32), False, _forward(heads))

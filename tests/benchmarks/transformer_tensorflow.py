@@ -64,6 +64,6 @@ def make_loop(weights, x_train, y_train, heads: int):
         x = _block(x, block, heads)
     x = keras.layers.GlobalAveragePooling1D()(_norm(x, *p["norm"]))
     model = keras.Model(inputs, _dense(x, *p["classifier"]))
-    return _loop(model, keras.optimizers.Adam(learning_rate=0.003, epsilon=1e-7),
+    return _loop(model, keras.optimizers.Adam(learning_rate=0.001, epsilon=1e-7),
                  keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                  tf.constant(x_train, tf.float32), tf.constant(y_train.astype("int64")))

@@ -67,7 +67,7 @@ def make_loop(weights, x_train, y_train, heads: int):
     model = Encoder(weights, heads)
     x = torch.tensor(x_train, dtype=torch.float32)
     y = torch.tensor(y_train, dtype=torch.int64)
-    optimizer = torch.optim.Adam(model.parameters(), lr=0.003, eps=1e-7)
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.001, eps=1e-7)
 
     def train(indices):
         indices = torch.from_numpy(indices)
