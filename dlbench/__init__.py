@@ -36,6 +36,7 @@ from dlbench.spec import (
     SelfAttention,
     Sequential,
 )
+from dlbench.spec.sequence import GRU, LSTM, Embedding, SimpleRNN
 
 __version__ = dlbench_version()
 
@@ -46,5 +47,6 @@ __all__ = [
     "Activation", "Adam", "AveragePool1D", "AveragePool2D", "BatchNormalization", "Conv1D", "Conv2D", "Dense",
     "Dropout", "Flatten", "GlobalAveragePool1D", "LayerNormalization", "MaxPool1D", "MaxPool2D", "ModelSpec",
     "PositionEmbedding", "Residual", "SelfAttention", "SGD", "Sequential",
+    "Embedding", "SimpleRNN", "LSTM", "GRU",
     "hookimpl", "__version__",
 ]

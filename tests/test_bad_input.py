@@ -31,8 +31,8 @@ FILE_CASES = [
     ("unknown top-level key", 'name = "case"', 'name = "case"\nauthor = "me"', "author: unknown key 'author'"),
     ("unknown layer type", 'type = "dense", units = 32', 'type = "dens", units = 32',
      "model.layers[0].type: unknown 'dens'; expected one of activation, averagepool1d, averagepool2d, "
-     "batchnorm, conv1d, conv2d, dense, dropout, flatten, global_average_pool1d, layer_norm, maxpool1d, maxpool2d, "
-     "position_embedding, residual, self_attention"),
+     "batchnorm, conv1d, conv2d, dense, dropout, embedding, flatten, global_average_pool1d, gru, layer_norm, lstm, "
+     "maxpool1d, maxpool2d, position_embedding, residual, self_attention, simple_rnn"),
     ("unknown activation", 'activation = "relu"', 'activation = "rlu"',
      "model.layers[0].activation: unknown 'rlu'; expected one of gelu, linear, relu, sigmoid, softmax, tanh"),
     ("unknown loss", 'loss = "categorical_crossentropy"', 'loss = "hinge"',
@@ -68,8 +68,9 @@ FILE_CASES = [
     ("input shape not a list", "input_shape = [64]", "input_shape = 64", "model.input_shape: must be a list"),
     ("input shape mismatch", "input_shape = [64]", "input_shape = [63]",
      "model.input_shape: (63,) does not match dataset 'digits', whose samples have shape (64,)"),
-    ("dense on a 2-D input", "input_shape = [64]", "input_shape = [8, 8]",
-     "model.layers[0]: dense needs a 1-D input, got shape (8, 8); add a flatten layer before it"),
+    ("dense on a 3-D input", "input_shape = [64]", "input_shape = [8, 8, 1]",
+     "model.layers[0]: dense needs a 1-D input (features,) or a sequence (time, features), got shape (8, 8, 1); "
+     "add a flatten layer before it"),
     ("binary loss on 10 units", 'loss = "categorical_crossentropy"', 'loss = "binary_crossentropy"',
      "train.loss: binary_crossentropy needs a last layer of 1 unit with sigmoid activation, got 10 units"),
     ("categorical loss on 1 unit", "units = 10, activation = \"softmax\"", "units = 1, activation = \"softmax\"",

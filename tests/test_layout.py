@@ -111,7 +111,8 @@ def test_every_backend_has_the_same_modules():
     assert sorted(p.name for p in BACKENDS_ROOT.glob("*.py")) == ["__init__.py"], "backend code outside a package"
     modules = {p.name: {m.name for m in p.glob("*.py")} - OPTIONAL_BACKEND_MODULES for p in packages}
     assert all(found == modules["numpy"] for found in modules.values()), modules
-    assert modules["numpy"] == {"__init__.py", "network.py", "losses.py", "optim.py", "trainer.py", "transformer.py"}
+    assert modules["numpy"] == {"__init__.py", "network.py", "losses.py", "optim.py", "trainer.py", "sequence.py",
+                                "recurrent.py", "transformer.py"}
 
 
 def test_every_model_reader_defines_the_same_names():

@@ -52,9 +52,9 @@ def test_loss_must_fit_the_last_layer():
 
 def test_shape_that_cannot_chain_names_the_layer():
     with pytest.raises(InputError) as err:
-        ModelSpec((8, 8), (Dense(3, "softmax"),), "categorical_crossentropy", SGD())
+        ModelSpec((8, 8, 1), (Dense(3, "softmax"),), "categorical_crossentropy", SGD())
     assert err.value.field == "layers[0]"
-    assert "dense needs a 1-D input, got shape (8, 8)" in str(err.value)
+    assert "dense needs a 1-D input (features,) or a sequence (time, features), got shape (8, 8, 1)" in str(err.value)
 
 
 def test_input_shape_is_required():

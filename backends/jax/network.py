@@ -47,6 +47,7 @@ from dlbench.spec import (Activation, AveragePool1D, AveragePool2D, BatchNormali
                           layer_activation)
 from dlbench_backends.jax.kernels import make_conv, make_max_pool
 from dlbench_backends.jax.transformer import TRANSFORMER_BUILDERS
+from dlbench_backends.jax.sequence import SEQUENCE_BUILDERS
 
 
 def activation(name: str):
@@ -157,7 +158,7 @@ def identity_layer(layer, in_shape, precision, custom_vjp: bool = True):  # an A
 BUILDERS = {Dense: dense_layer, Conv1D: conv_layer, Conv2D: conv_layer, MaxPool1D: pool_layer,
             MaxPool2D: pool_layer, AveragePool1D: pool_layer, AveragePool2D: pool_layer, Flatten: flatten_layer,
             Dropout: dropout_layer, BatchNormalization: batchnorm_layer, Activation: identity_layer,
-            **TRANSFORMER_BUILDERS}
+            **TRANSFORMER_BUILDERS, **SEQUENCE_BUILDERS}
 
 
 def inner_layer(layer, in_shape, precision, custom_vjp: bool = True):

@@ -27,6 +27,7 @@ from dlbench.errors import InputError, one_of
 from dlbench.plugin.backend import Trainer, TrainerOptions, TrainingState, slot_names
 from dlbench.plugin.helpers import loss_targets, padded_chunks
 from dlbench.spec import ModelSpec
+from dlbench.spec.sequence import takes_tokens
 from dlbench_backends.jax import JaxBackend
 from dlbench_backends.jax.losses import LOSSES
 from dlbench_backends.jax.network import activation, build_network, check_supported, merge_weights, split_weights
@@ -76,7 +77,7 @@ def evaluation(forward, loss, output):
     def evaluate(params, stats, x, t, labels):
         z, _ = forward(params, stats, x, False)
         out = output(z)
-        predicted = out[:, 0] > 0.5 if out.shape[1] == 1 else jnp.argmax(out, axis=1)
+        predicted = out[..., 0] > 0.5 if out.shape[-1] == 1 else jnp.argmax(out, axis=-1)
         return loss(z, t, output), jnp.sum(predicted == labels)
     return evaluate
 
@@ -112,10 +113,11 @@ class JaxTrainer(Trainer):
         targets = loss_targets(self.spec, data.y_train)
         test_targets = loss_targets(self.spec, data.y_test)
         target_dtype = np.int32 if targets.dtype.kind == "i" else np.float32
-        self.x_train, self.t_train = self._put(data.x_train, np.float32), self._put(targets, target_dtype)
-        self.x_test, self.t_test = self._put(data.x_test, np.float32), self._put(test_targets, target_dtype)
+        x_dtype = np.int32 if takes_tokens(self.spec) else np.float32  # token ids stay integers
+        self.x_train, self.t_train = self._put(data.x_train, x_dtype), self._put(targets, target_dtype)
+        self.x_test, self.t_test = self._put(data.x_test, x_dtype), self._put(test_targets, target_dtype)
         self.y_test = self._put(data.y_test, np.int32)
-        self.n_test = len(data.y_test)
+        self.n_test = data.y_test.size  # tokens, for labels per timestep
 
     def _run(self, rows: np.ndarray, n: int):
         """One chunk: ``rows`` (chunk_steps, batch) int32, zero-padded, of which the

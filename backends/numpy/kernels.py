@@ -34,11 +34,12 @@ def matmul(a: np.ndarray, b: np.ndarray, reverse: bool = False) -> np.ndarray:
     """a @ b; with ``reverse`` the shared axis is summed in the opposite order:
     the same product with other roundings, as another BLAS would give (the
     reference's summation-order twin in the parity certificate)."""
-    return a @ b if not reverse else a[:, ::-1] @ b[::-1]
+    return a @ b if not reverse else a[..., ::-1] @ b[::-1]
 
 
 class DenseLayer:
-    """z = X W + b."""
+    """z = X W + b; on a sequence X (batch, time, in) the same for every
+    timestep, and the gradients sum over batch and time (X as (batch*time, in))."""
 
     def __init__(self, params: dict, grads: dict, input_grad: bool = True, reverse: bool = False):
         self.params, self.grads, self.input_grad, self.reverse = params, grads, input_grad, reverse
@@ -51,12 +52,13 @@ class DenseLayer:
         return z
 
     def backward(self, dz: np.ndarray) -> np.ndarray | None:
+        x, dz2 = self.x.reshape(-1, self.x.shape[-1]), dz.reshape(-1, dz.shape[-1])
         if self.reverse:
-            self.grads["kernel"][...] = matmul(self.x.T, dz, reverse=True)
-            self.grads["bias"][...] = np.sum(dz[::-1], axis=0)
+            self.grads["kernel"][...] = matmul(x.T, dz2, reverse=True)
+            self.grads["bias"][...] = np.sum(dz2[::-1], axis=0)
         else:
-            np.matmul(self.x.T, dz, out=self.grads["kernel"])
-            np.sum(dz, axis=0, out=self.grads["bias"])
+            np.matmul(x.T, dz2, out=self.grads["kernel"])
+            np.sum(dz2, axis=0, out=self.grads["bias"])
         return matmul(dz, self.params["kernel"].T, self.reverse) if self.input_grad else None
 
 

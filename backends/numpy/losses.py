@@ -10,7 +10,12 @@ from dlbench_backends.numpy.kernels import ActivationLayer
 
 
 def categorical_crossentropy(z: np.ndarray, labels: np.ndarray, output: ActivationLayer):
-    """E = mean(logsumexp(z) - z[label]);  dE/dz = (softmax(z) - onehot) / B."""
+    """E = mean(logsumexp(z) - z[label]);  dE/dz = (softmax(z) - onehot) / B.
+    Per timestep (z (batch, time, classes), labels (batch, time)) the same over
+    the B = batch*time tokens."""
+    if z.ndim > 2:
+        loss, dz = categorical_crossentropy(z.reshape(-1, z.shape[-1]), labels.reshape(-1), output)
+        return loss, dz.reshape(z.shape)
     batch = z.shape[0]
     rows = np.arange(batch)
     shifted = z - z.max(axis=1, keepdims=True)

@@ -14,12 +14,15 @@ import math
 
 import numpy as np
 
-from dlbench.spec import (AveragePool1D, AveragePool2D, BatchNormalization, Conv1D, Conv2D,
-                          Dense, Dropout, Flatten, MaxPool1D, MaxPool2D, ModelSpec, is_trained)
+from dlbench.spec import (Activation, AveragePool1D, AveragePool2D, BatchNormalization, Conv1D, Conv2D,
+                          Dense, Dropout, Embedding, Flatten, MaxPool1D, MaxPool2D, ModelSpec, is_trained)
 from dlbench.spec.init import STREAM_BACKEND, rng_for
 from dlbench_backends.numpy.kernels import (ActivationLayer, BatchNormLayer, ConvLayer, DenseLayer, DropoutLayer,
                                             FlattenLayer, PoolLayer)
 from dlbench_backends.numpy.losses import LOSSES
+from dlbench.spec.sequence import RECURRENT_LAYERS
+from dlbench_backends.numpy.recurrent import RecurrentLayer
+from dlbench_backends.numpy.sequence import EmbeddingLayer
 from dlbench_backends.numpy.transformer import TRANSFORMER_BUILDERS
 
 
@@ -82,7 +85,13 @@ class Network:
             return DropoutLayer(layer.rate, self.rng)
         if isinstance(layer, BatchNormalization):
             return BatchNormLayer(layer, params, grads, state)
-        return ActivationLayer("linear")  # an Activation spec layer: its activation follows
+        if isinstance(layer, Embedding):
+            return EmbeddingLayer(params, grads, self.reverse)
+        if isinstance(layer, RECURRENT_LAYERS):
+            return RecurrentLayer(layer, params, grads, input_grad, self.reverse)
+        if isinstance(layer, Activation):
+            return ActivationLayer("linear")  # its activation follows
+        raise NotImplementedError(f"the numpy backend cannot build {layer.type!r} layers")
 
     def logits(self, x: np.ndarray, training: bool = True) -> np.ndarray:
         if isinstance(self.layers[0], ActivationLayer):

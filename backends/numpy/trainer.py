@@ -8,7 +8,7 @@ import numpy as np
 
 from dlbench.data.base import Dataset
 from dlbench.plugin.backend import Trainer, TrainerOptions, TrainingState
-from dlbench.plugin.helpers import accuracy, loss_targets
+from dlbench.plugin.helpers import accuracy, input_dtype, loss_targets
 from dlbench.spec import ModelSpec
 from dlbench_backends.numpy import NumpyBackend
 from dlbench_backends.numpy.network import build_network
@@ -31,9 +31,10 @@ class NumpyTrainer(Trainer):
         return targets if targets.dtype.kind == "i" else targets.astype(self.dtype)
 
     def place_data(self, data: Dataset) -> None:
-        self.x_train = np.ascontiguousarray(data.x_train, self.dtype)
+        x_dtype = input_dtype(self.spec, self.dtype)  # token ids stay integers
+        self.x_train = np.ascontiguousarray(data.x_train, x_dtype)
         self.t_train = self._targets(data.y_train)
-        self.x_test = np.ascontiguousarray(data.x_test, self.dtype)
+        self.x_test = np.ascontiguousarray(data.x_test, x_dtype)
         self.y_test = data.y_test
         self.t_test = self._targets(data.y_test)
 

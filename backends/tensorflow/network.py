@@ -17,7 +17,9 @@ import functools
 
 from dlbench.spec import (TRANSFORMER_LAYERS, Activation, AveragePool1D, AveragePool2D, BatchNormalization, Conv1D,
                           Conv2D, Dense, Dropout, Flatten, MaxPool1D, MaxPool2D, ModelSpec)
+from dlbench.spec.sequence import SEQUENCE_LAYERS, takes_tokens
 from dlbench_backends.tensorflow import framework
+from dlbench_backends.tensorflow.sequence import sequence_layers
 from dlbench_backends.tensorflow.transformer import layer_variable, transformer_layers
 
 tf, keras = framework()
@@ -57,6 +59,8 @@ def keras_layers(layer, seed: int) -> list:
         return [k.BatchNormalization(momentum=layer.momentum, epsilon=layer.epsilon)]
     if isinstance(layer, Activation):
         return [k.Activation(keras_activation(layer.activation))]
+    if isinstance(layer, SEQUENCE_LAYERS):
+        return sequence_layers(layer)
     raise NotImplementedError(f"the tensorflow backend cannot build {layer.type!r} layers")
 
 
@@ -64,12 +68,14 @@ def build_network(spec: ModelSpec, weights, seed: int):
     """keras.Sequential of the logit layers, holding exactly ``weights``;
     returns (model, per spec layer a dict of its tf.Variables by canonical name)."""
     per_layer = [keras_layers(layer, seed + i) for i, layer in enumerate(spec.logit_layers())]
-    model = keras.Sequential([keras.Input(spec.input_shape), *(k for layers in per_layer for k in layers)])
+    inputs = keras.Input(spec.input_shape, dtype="int64" if takes_tokens(spec) else "float32")
+    model = keras.Sequential([inputs, *(k for layers in per_layer for k in layers)])
     params = []
     for layers, layer_weights in zip(per_layer + [[]], weights):
         variables = {}
         for name, value in layer_weights.items():
-            variable = layer_variable(layers[-1], name)  # kernel, bias, gamma, beta, moving_mean, ...
+            # kernel, bias, gamma, beta, moving_mean, moving_variance, embeddings, recurrent_kernel, ...
+            variable = layer_variable(layers[-1], name)
             variable.assign(value)
             variables[name] = variable.value  # the tf.Variable behind the Keras variable
         params.append(variables)

@@ -21,12 +21,13 @@ import numpy as np
 
 from dlbench.data.base import Dataset
 from dlbench.plugin.backend import Trainer, TrainerOptions, TrainingState
-from dlbench.plugin.helpers import accuracy, loss_targets, padded_chunks
+from dlbench.plugin.helpers import accuracy, input_dtype, loss_targets, padded_chunks
 from dlbench.spec import ModelSpec, is_trained
 from dlbench_backends.tensorflow import TensorflowBackend, framework
 from dlbench_backends.tensorflow.losses import LOSSES
 from dlbench_backends.tensorflow.network import build_network
 from dlbench_backends.tensorflow.optim import build_optimizer
+from dlbench_backends.tensorflow.sequence import dense_gradients
 
 tf, keras = framework()
 
@@ -56,9 +57,10 @@ class TensorflowTrainer(Trainer):
             return tf.identity(tf.convert_to_tensor(array))
 
     def place_data(self, data: Dataset) -> None:
-        x_train = self._to_device(np.ascontiguousarray(data.x_train, np.float32))
+        x_dtype = input_dtype(self.spec)  # token ids stay integers
+        x_train = self._to_device(np.ascontiguousarray(data.x_train, x_dtype))
         t_train = self._to_device(loss_targets(self.spec, data.y_train))
-        x_test = self._to_device(np.ascontiguousarray(data.x_test, np.float32))
+        x_test = self._to_device(np.ascontiguousarray(data.x_test, x_dtype))
         t_test = self._to_device(loss_targets(self.spec, data.y_test))
         self.y_test = np.asarray(data.y_test)
         self._window = self._window_function(x_train, t_train)
@@ -67,7 +69,7 @@ class TensorflowTrainer(Trainer):
     def _step(self, x, targets):
         with tf.GradientTape() as tape:
             loss = self.loss(self.model(x, training=True), targets)
-        self.optimizer.update(tape.gradient(loss, self.variables))
+        self.optimizer.update(dense_gradients(tape.gradient(loss, self.variables)))
         return loss
 
     def _window_function(self, x_train, t_train):

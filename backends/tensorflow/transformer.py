@@ -25,13 +25,14 @@ import math
 
 from dlbench.spec import GlobalAveragePool1D, LayerNormalization, PositionEmbedding, Residual, SelfAttention
 from dlbench_backends.tensorflow import framework
+from dlbench_backends.tensorflow.sequence import parameter_holder
 
 tf, keras = framework()
 
 
 def layer_variable(layer, name: str):
     """The Keras variable of ``layer`` holding the canonical parameter ``name``."""
-    return layer.variable(name) if isinstance(layer, ResidualBlock) else getattr(layer, name)
+    return layer.variable(name) if isinstance(layer, ResidualBlock) else getattr(parameter_holder(layer), name)
 
 
 class SelfAttentionLayer(keras.layers.Layer):

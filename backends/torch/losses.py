@@ -12,7 +12,10 @@ from torch.nn import functional as F
 
 
 def categorical_crossentropy(z, labels, output):
-    """mean(logsumexp(z) - z[label]), fused with its gradient softmax(z) - onehot."""
+    """mean(logsumexp(z) - z[label]), fused with its gradient softmax(z) - onehot;
+    per timestep (z (batch, time, classes)) the mean over every token."""
+    if z.dim() > 2:
+        return F.cross_entropy(z.flatten(0, -2), labels.flatten())
     return F.cross_entropy(z, labels)
 
 

@@ -57,7 +57,10 @@ from torch.nn import functional as F
 from dlbench.plugin.helpers import as_2d, padding_pairs_2d
 from dlbench.spec import (Activation, AveragePool1D, AveragePool2D, BatchNormalization, Conv1D, Conv2D, Dense,
                           Dropout, Flatten, MaxPool1D, MaxPool2D, ModelSpec, Residual, TRANSFORMER_LAYERS)
-from dlbench_backends.torch.transformer import canonical_tensors, transformer_modules
+from dlbench.spec.sequence import SEQUENCE_LAYERS, is_sequence_model
+from dlbench_backends.torch.sequence import (sequence_modules, sequence_tensors, sequence_to_canonical,
+                                             sequence_to_torch)
+from dlbench_backends.torch.transformer import PositionwiseLinear, canonical_tensors, transformer_modules
 
 #: convolution weights (and so their inputs and outputs) in channels_last memory format.
 CHANNELS_LAST = True
@@ -178,8 +181,9 @@ def layer_modules(layer, in_shape, channels_first: bool, generator, device) -> l
     if type(layer) in TRANSFORMER_LAYERS:
         return transformer_modules(layer, in_shape, device, functools.partial(
             _with_activation, channels_first=channels_first, generator=generator, device=device))
-    if isinstance(layer, Dense):
-        return [nn.utils.skip_init(nn.Linear, in_shape[0], layer.units, device=device, dtype=torch.float32)]
+    if isinstance(layer, Dense):  # on (time, features) of a channels-first network: per position
+        linear = PositionwiseLinear if spatial else nn.Linear
+        return [nn.utils.skip_init(linear, in_shape[-1], layer.units, device=device, dtype=torch.float32)]
     if isinstance(layer, (Conv1D, Conv2D)):
         return conv_modules(layer, in_shape, device)
     if isinstance(layer, (MaxPool1D, MaxPool2D)):
@@ -194,6 +198,8 @@ def layer_modules(layer, in_shape, channels_first: bool, generator, device) -> l
         return [BatchNorm(in_shape[-1], layer.momentum, layer.epsilon, device)]
     if isinstance(layer, Activation):
         return []  # its activation follows
+    if isinstance(layer, SEQUENCE_LAYERS):
+        return sequence_modules(layer, in_shape, device)
     raise NotImplementedError(f"the torch backend cannot build {layer.type!r} layers")
 
 
@@ -206,13 +212,20 @@ def _with_activation(layer, in_shape, out_shape, channels_first: bool, generator
     return parts + ([module] if module is not None else []), holder
 
 
+def takes_channels_first(spec: ModelSpec) -> bool:
+    """Whether the network runs in torch's channels-first order: a spatial input
+    (an image, a signal), but not a sequence model, whose (time, features)
+    stay (batch, time, features) as nn.LSTM/GRU/RNN(batch_first=True) take them."""
+    return len(spec.input_shape) > 1 and not is_sequence_model(spec)
+
+
 def build_network(spec: ModelSpec, weights, device, generator=None):
     """(nn.Sequential of the logit layers holding exactly ``weights``,
     {spec layer index: the module holding its parameters}).
 
     Feature maps are (N, C, H, W) whenever the input is spatial (a 1-D signal:
     (N, C, 1, L)); the trainer views its channels-last inputs that way."""
-    channels_first = len(spec.input_shape) > 1
+    channels_first = takes_channels_first(spec)
     modules, holders = [], {}
     with torch.no_grad():
         for i, (layer, (in_shape, out_shape)) in enumerate(zip(spec.logit_layers(), spec.shapes)):
@@ -234,6 +247,8 @@ def module_tensors(module, layer) -> dict:
         return canonical_tensors(module, layer, module_tensors)
     if isinstance(layer, (Dense, Conv1D, Conv2D)):
         return {"kernel": module.weight, "bias": module.bias}
+    if isinstance(layer, SEQUENCE_LAYERS):
+        return sequence_tensors(module, layer)
     return {name: getattr(module, name) for name in ("gamma", "beta", "moving_mean", "moving_variance")}
 
 
@@ -243,6 +258,8 @@ def to_torch_layout(layer, name: str, value, like):
         j, inner = name.split(".", 1)
         return to_torch_layout(layer.layers[int(j)], inner, value, like)
     t = torch.from_numpy(np.ascontiguousarray(value, np.float32))
+    if isinstance(layer, SEQUENCE_LAYERS):
+        return sequence_to_torch(layer, name, t)
     if name != "kernel":
         return t
     if isinstance(layer, Dense):  # (in, out) -> (out, in)
@@ -256,6 +273,8 @@ def to_canonical(layer, name: str, tensor) -> np.ndarray:
     if isinstance(layer, Residual):
         j, inner = name.split(".", 1)
         return to_canonical(layer.layers[int(j)], inner, tensor)
+    if isinstance(layer, SEQUENCE_LAYERS):
+        return _host(sequence_to_canonical(layer, name, tensor))
     if name != "kernel":
         return _host(tensor)
     if isinstance(layer, Dense):

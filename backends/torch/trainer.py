@@ -31,7 +31,7 @@ import torch
 from dlbench.data.base import Dataset
 from dlbench.errors import InputError
 from dlbench.plugin.backend import Trainer, TrainerOptions, TrainingState, slot_names
-from dlbench.plugin.helpers import loss_targets, signal_as_image
+from dlbench.plugin.helpers import input_dtype, loss_targets, signal_as_image
 from dlbench.spec import ModelSpec, is_trained
 from dlbench_backends.torch import TorchBackend, network
 from dlbench_backends.torch.losses import LOSSES
@@ -65,7 +65,7 @@ class TorchTrainer(Trainer):
         self.device = torch.device("cuda" if options.device == "gpu" else "cpu")
         self.device_name = torch.cuda.get_device_name(self.device) if options.device == "gpu" else "cpu"
         self.spec = spec
-        self.channels_first = len(spec.input_shape) > 1
+        self.channels_first = network.takes_channels_first(spec)
         self.channels_last = network.CHANNELS_LAST
         # dropout masks: a generator of our own, seeded from the options, never torch's global one
         self.generator = torch.Generator(self.device).manual_seed(options.seed)
@@ -123,8 +123,8 @@ class TorchTrainer(Trainer):
         def put_inputs(x):
             """Inputs in their canonical channels-last memory order; a 1-D signal
             (N, L, C) as an image of height 1, (N, 1, L, C)."""
-            x = np.asarray(x, np.float32)
-            return put(signal_as_image(x) if x.ndim == 3 else x)
+            x = np.asarray(x, input_dtype(self.spec))  # token ids stay integers
+            return put(signal_as_image(x) if x.ndim == 3 and self.channels_first else x)
 
         self.x_train = put_inputs(data.x_train)
         self.t_train = put(loss_targets(self.spec, data.y_train))
@@ -162,11 +162,11 @@ class TorchTrainer(Trainer):
                 z = self.model(self._network_input(self.x_test))
                 loss = float(self.loss(z, self.t_test, self.output))
                 out = self.output(z)
-                predicted = out[:, 0] > 0.5 if out.shape[1] == 1 else out.argmax(dim=1)
+                predicted = out[..., 0] > 0.5 if out.shape[-1] == 1 else out.argmax(dim=-1)
                 correct = int((predicted == self.y_test).sum())
         finally:
             self.model.train()
-        return loss, correct / len(self.y_test)
+        return loss, correct / self.y_test.numel()  # per token for labels per timestep
 
     def weights(self):
         """One dict per spec layer, like the initial weights: a final Activation

@@ -45,6 +45,14 @@ def like_input(y, x):
     return y.transpose(1, 2).unsqueeze(2) if x.dim() == 4 else y
 
 
+class PositionwiseLinear(nn.Linear):
+    """A Dense on (time, features) in a channels-first network (N, C, 1, L): the
+    linear map of every position's features (nn.Linear on the (N, L, C) view)."""
+
+    def forward(self, x):
+        return like_input(F.linear(as_sequence(x), self.weight, self.bias), x)
+
+
 def _parameter(shape, device):
     return nn.Parameter(torch.empty(shape, device=device, dtype=torch.float32))
 

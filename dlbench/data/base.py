@@ -27,6 +27,16 @@ class Dataset:
     def input_shape(self) -> tuple[int, ...]:
         return tuple(self.x_train.shape[1:])
 
+    @property
+    def input_dtype(self) -> str:
+        """"int64" for token ids (sequence models' input), else "float32"."""
+        return "int64" if self.x_train.dtype.kind in "iu" else "float32"
+
+    @property
+    def target_shape(self) -> tuple[int, ...]:
+        """One sample's labels: () for a class, (time,) for a label per timestep."""
+        return tuple(self.y_train.shape[1:])
+
 
 @dataclass(frozen=True)
 class DatasetMeta:
@@ -37,10 +47,22 @@ class DatasetMeta:
     n_classes: int
     n_train: int | None = None
     n_test: int | None = None
+    #: "int64" for token ids (the input of an embedding), "float32" otherwise
+    input_dtype: str = "float32"
+    #: one sample's labels: () for a class, (time,) for a label per timestep (next-token targets)
+    target_shape: tuple[int, ...] = ()
+    #: for token inputs: the number of token ids (the largest id + 1)
+    vocab_size: int | None = None
 
     @classmethod
     def of(cls, data: Dataset) -> "DatasetMeta":
-        return cls(data.input_shape, data.n_classes, len(data.x_train), len(data.x_test))
+        vocab = None
+        if data.input_dtype == "int64":
+            vocab = int(max(data.x_train.max(initial=0), data.x_test.max(initial=0))) + 1
+            if data.target_shape:  # next-token targets: the vocabulary is the classes
+                vocab = max(vocab, data.n_classes)
+        return cls(data.input_shape, data.n_classes, len(data.x_train), len(data.x_test), data.input_dtype,
+                   data.target_shape, vocab)
 
 
 @dataclass(frozen=True)

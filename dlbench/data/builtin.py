@@ -144,4 +144,19 @@ def _file_datasets() -> list[DatasetInfo]:
     ]
 
 
-BUILTIN_DATASETS += _file_datasets()
+def _sequence_datasets() -> list[DatasetInfo]:
+    from dlbench.data import sequences
+    return [
+        DatasetInfo("chars", sequences.chars, "next-character windows of CPython's pydoc_data.topics help texts "
+                    "(~465k characters, 97-id vocabulary): int64 (length,) inputs, (length,) targets",
+                    {"length": 64, "test_fraction": 0.1, "max_chars": 0}, sequences.describe_chars),
+        DatasetInfo("tokens", sequences.tokens, "next-token windows of your token ids: a .npy 1-D stream or a "
+                    ".npz with 1-D streams train and test, at `path`",
+                    {"path": "", "length": 64, "test_fraction": 0.1}, sequences.describe_tokens),
+        DatasetInfo("parity", sequences.parity, "random bit sequences (length, 1), labelled by the parity of "
+                    "their sum (2 classes)", {"n_samples": 4000, "length": 8, "test_fraction": 0.2},
+                    sequences.describe_parity),
+    ]
+
+
+BUILTIN_DATASETS += _file_datasets() + _sequence_datasets()

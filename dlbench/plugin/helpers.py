@@ -27,8 +27,8 @@ def one_hot(labels: np.ndarray, n: int) -> np.ndarray:
 def loss_targets(spec: ModelSpec, labels: np.ndarray) -> np.ndarray:
     """What the loss compares the outputs with: integer labels for
     categorical cross-entropy, float (batch, units) targets otherwise."""
-    units = spec.output_shape[0]
-    if spec.loss == "categorical_crossentropy":
+    units = spec.output_shape[-1]
+    if spec.loss == "categorical_crossentropy":  # (batch,) or, per timestep, (batch, time)
         return labels.astype(np.int64)
     if units == 1:
         return labels.astype(np.float32).reshape(-1, 1)
@@ -37,9 +37,19 @@ def loss_targets(spec: ModelSpec, labels: np.ndarray) -> np.ndarray:
 
 def accuracy(outputs: np.ndarray, labels: np.ndarray) -> float:
     """The contract's accuracy (see :mod:`dlbench.plugin.backend`) from host
-    outputs ``f(z)``: argmax for several units, ``> 0.5`` for one."""
-    predicted = outputs[:, 0] > 0.5 if outputs.shape[1] == 1 else outputs.argmax(axis=1)
+    outputs ``f(z)``: argmax for several units, ``> 0.5`` for one. Outputs per
+    timestep (batch, time, classes) are judged per token: the share of all
+    tokens whose class is right."""
+    predicted = outputs[..., 0] > 0.5 if outputs.shape[-1] == 1 else outputs.argmax(axis=-1)
     return float(np.mean(predicted == labels))
+
+
+def input_dtype(spec: ModelSpec, float_dtype=np.float32):
+    """The dtype a trainer keeps its inputs in: int64 token ids for a model
+    that starts with an embedding, ``float_dtype`` otherwise."""
+    from dlbench.spec.sequence import takes_tokens
+
+    return np.int64 if takes_tokens(spec) else float_dtype
 
 
 def as_2d(layer, values) -> tuple:

@@ -217,7 +217,8 @@ def check_against_data(scenario: Scenario, plugins: Plugins) -> None:
         raise InputError(f"{format_shape(scenario.model.input_shape)} does not match dataset "
                          f"{scenario.data_name!r}, whose samples have shape {format_shape(meta.input_shape)}",
                          field="model.input_shape", source=where)
-    units = scenario.model.output_shape[0]
+    check_sequences_against_data(scenario, meta, where)
+    units = scenario.model.output_shape[-1]
     if scenario.model.loss == "categorical_crossentropy" and units < meta.n_classes:
         raise InputError(f"the last layer has {units} units but dataset {scenario.data_name!r} has "
                          f"{meta.n_classes} classes", field="model.layers", source=where)
@@ -225,6 +226,27 @@ def check_against_data(scenario: Scenario, plugins: Plugins) -> None:
         raise InputError(f"binary_crossentropy needs 2 classes; dataset {scenario.data_name!r} has "
                          f"{meta.n_classes}", field="train.loss", source=where)
     check_fits_in_memory(scenario)
+
+
+def check_sequences_against_data(scenario: Scenario, meta, where: str) -> None:
+    """Token inputs go to an embedding that has a row for each id; labels per
+    timestep go to an output per timestep, and a class label to one output."""
+    from dlbench.spec.sequence import Embedding, takes_tokens
+
+    model, name = scenario.model, scenario.data_name
+    if takes_tokens(model) != (meta.input_dtype == "int64"):
+        wanted = "token ids (integers)" if takes_tokens(model) else "real numbers"
+        raise InputError(f"the model's first layer takes {wanted}, but dataset {name!r} holds "
+                         f"{'token ids' if meta.input_dtype == 'int64' else 'real numbers'}; "
+                         "token ids go into an embedding layer first", field="model.layers[0]", source=where)
+    first = model.layers[0]
+    if isinstance(first, Embedding) and meta.vocab_size is not None and meta.vocab_size > first.input_dim:
+        raise InputError(f"input_dim {first.input_dim} is smaller than dataset {name!r}'s {meta.vocab_size} token "
+                         "ids", field="model.layers[0].input_dim", source=where)
+    if tuple(model.output_shape[:-1]) != tuple(meta.target_shape):
+        kind = f"a label per timestep {format_shape(meta.target_shape)}" if meta.target_shape else "one label"
+        raise InputError(f"dataset {name!r} has {kind} per sample, but the model's output is "
+                         f"{format_shape(model.output_shape)}", field="model.layers", source=where)
 
 
 def check_fits_in_memory(scenario: Scenario, available_bytes: int | None = None) -> None:

@@ -152,6 +152,9 @@ def combine_repeats(rows: list[dict]) -> dict:
         "wall_seconds": summarize(walls).get("median"),
         "unstable": stats.get("cv", 0.0) > UNSTABLE_CV,
     })
+    if metrics.get("tokens_per_sample"):
+        sps = metrics["samples_per_sec"]
+        metrics["tokens_per_sec"] = sps * metrics["tokens_per_sample"] if sps else None
     if metrics.get("samples_per_sec") and metrics.get("flops_per_step"):
         metrics["gflops_per_sec"] = metrics["samples_per_sec"] * metrics["flops_per_step"] / metrics["batch_size"] / 1e9
     return {**first, "metrics": metrics, "repeats": len(rows)}

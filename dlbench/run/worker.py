@@ -22,6 +22,7 @@ from dlbench.run.timing import loss_history, summarize, train_and_measure, windo
 from dlbench.scenario import resolve_scenario
 from dlbench.spec.flops import training_step_flops
 from dlbench.spec.init import load_weights
+from dlbench.spec.sequence import sequence_length
 
 __all__ = ["RunRequest", "execute", "main"]
 
@@ -131,12 +132,28 @@ def execute(request: RunRequest) -> dict:
         "loss_history": [finite_or_none(x) for x in history],
         "loss_history_every": every,
     }
+    row["metrics"].update(sequence_metrics(spec, sps, test_loss))
     if request.parity_dir and m.diverged_at is None:
         row["metrics"].update(certify_row(request, session, scenario, m.states))
     row["stochastic"] = spec.has_dropout
     if m.diverged_at is not None:
         return {**row, "status": "diverged", "error": f"loss became NaN or infinite at step {m.diverged_at}"}
     return {**row, "status": "ok"}
+
+
+def sequence_metrics(spec, samples_per_sec: float | None, test_loss: float | None) -> dict:
+    """Where the input is a sequence: its length and the throughput in tokens/s
+    (samples/s times tokens per sample); for a model with a label per timestep
+    (a language model), the test perplexity, exp of the mean token cross-entropy."""
+    length = sequence_length(spec)
+    if length is None:
+        return {}
+    metrics = {"tokens_per_sample": length,
+               "tokens_per_sec": samples_per_sec * length if samples_per_sec else None}
+    if len(spec.output_shape) == 2 and spec.loss == "categorical_crossentropy":
+        finite = test_loss is not None and math.isfinite(test_loss) and test_loss < 700
+        metrics["test_perplexity"] = math.exp(test_loss) if finite else None
+    return metrics
 
 
 def certify_row(request: RunRequest, session, scenario, states) -> dict:

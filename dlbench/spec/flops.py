@@ -6,7 +6,19 @@ of ``B`` samples:
 
 * Dense (in -> out): forward ``2*B*in*out`` (matmul) + ``B*out`` (bias);
   backward ``2*B*in*out`` (dE/dW = X^T dE/dz) + ``B*out`` (dE/db) and, except
-  for the first layer, ``2*B*in*out`` (dE/dX = dE/dz W^T).
+  for the first layer, ``2*B*in*out`` (dE/dX = dE/dz W^T). On a sequence
+  (time, in) it is the same with ``B*time`` rows.
+* Embedding (``T`` tokens of ``D`` values): forward 0 (a gather), backward
+  ``B*T*D`` (the scatter-add of the gradient rows).
+* Recurrent layer (``k`` gates: SimpleRNN 1, LSTM 4, GRU 3; ``F`` input
+  features, ``u`` units, ``T`` timesteps), per sample and timestep: forward
+  ``2*(F + u)*k*u`` (the two matmuls) + ``k*u`` (bias) + ``e_f*u``;
+  backward ``2*F*k*u`` (dE/dW) + ``4*u*k*u`` (dE/dU and dE/dh_{t-1}) +
+  ``k*u`` (dE/db) + ``e_b*u`` and, except for the first layer, ``2*F*k*u``
+  (dE/dx_t). The elementwise gate maths ``(e_f, e_b)`` per unit: SimpleRNN
+  (4, 2) (a tanh); LSTM (24, 20) (three sigmoids and two tanh at 4 / 2 each,
+  4 / 10 for the cell and output products); GRU (17, 14) (two sigmoids and
+  a tanh, 5 / 8 for the reset product and the interpolation).
 * Activation over ``n = B*units`` elements: forward / backward
   relu 1 / 1, sigmoid 4 / 2, tanh 4 / 2, softmax 4 / 4, linear 0 / 0.
 * Loss over the ``B*units`` logits: 4 FLOPs forward, 2 backward per element.
@@ -43,10 +55,13 @@ import math
 from dlbench.spec import (AveragePool1D, AveragePool2D, BatchNormalization, Conv1D, Conv2D, Dense,
                           Dropout, GlobalAveragePool1D, LayerNormalization, MaxPool1D, MaxPool2D, ModelSpec,
                           PositionEmbedding, Residual, SelfAttention)
+from dlbench.spec.sequence import GRU, LSTM, RECURRENT_LAYERS, Embedding, SimpleRNN
 
 ACTIVATION_FLOPS = {"linear": (0, 0), "relu": (1, 1), "sigmoid": (4, 2), "tanh": (4, 2), "softmax": (4, 4),
                     "gelu": (12, 12)}
 LOSS_FLOPS_PER_ELEMENT = 6
+#: elementwise FLOPs per unit and timestep of a recurrent cell: (forward, backward)
+RECURRENT_CELL_FLOPS = {SimpleRNN: (4, 2), LSTM: (24, 20), GRU: (17, 14)}
 
 
 def update_flops_per_param(spec: ModelSpec) -> int:
@@ -85,7 +100,7 @@ def layer_flops(layer, in_shape, out_shape, batch: int, first: bool) -> int:
         flops += 2 * batch * math.prod(in_shape)
     elif isinstance(layer, (Dense, Conv1D, Conv2D)):
         positions = batch * math.prod(out_shape[:-1])
-        fan_in = in_shape[0] if isinstance(layer, Dense) else math.prod(layer.kernel_size) * in_shape[-1]
+        fan_in = in_shape[-1] if isinstance(layer, Dense) else math.prod(layer.kernel_size) * in_shape[-1]
         matmul = 2 * positions * fan_in * out_shape[-1]
         flops += matmul + n_out  # forward
         flops += matmul + n_out + (0 if first else matmul)  # backward
@@ -95,10 +110,24 @@ def layer_flops(layer, in_shape, out_shape, batch: int, first: bool) -> int:
         flops += 20 * n_out
     elif isinstance(layer, Dropout):
         flops += 3 * n_out
+    elif isinstance(layer, Embedding):
+        flops += n_out
+    elif isinstance(layer, RECURRENT_LAYERS):
+        flops += recurrent_flops(layer, in_shape, batch, first)
     if hasattr(layer, "activation"):
         fwd, bwd = ACTIVATION_FLOPS[layer.activation]
         flops += (fwd + bwd) * n_out
     return flops
+
+
+def recurrent_flops(layer, in_shape, batch: int, first: bool) -> int:
+    """Forward and backward FLOPs of a recurrent layer (see the module notes)."""
+    (steps, features), u = in_shape, layer.units
+    width = layer.gates * u
+    fwd_cell, bwd_cell = RECURRENT_CELL_FLOPS[type(layer)]
+    forward = 2 * (features + u) * width + width + fwd_cell * u
+    backward = 2 * features * width + 4 * u * width + width + bwd_cell * u + (0 if first else 2 * features * width)
+    return batch * steps * (forward + backward)
 
 
 def training_step_flops(spec: ModelSpec, batch_size: int) -> int:

@@ -4,6 +4,14 @@ Every backend receives these arrays and converts them to its own layout;
 none draws its own. Canonical layouts: Dense kernel ``(in, out)``.
 Kernels are glorot_uniform (``U(+-sqrt(6 / (fan_in + fan_out)))``, fans as
 Keras computes them), biases zero: the Keras defaults of the seed example.
+
+Sequence layers (Keras's defaults too, see :mod:`dlbench.spec.sequence`):
+embeddings ``U(-0.05, 0.05)``; a recurrent layer's ``kernel`` glorot_uniform
+over its whole ``(features, k*units)``, its ``recurrent_kernel`` orthogonal
+(:func:`orthogonal`, Keras's Orthogonal with gain 1), its bias zero but an
+LSTM's forget-gate slice ``bias[units:2*units]``, which is 1
+(``unit_forget_bias=True``). Every array is drawn from the weights stream
+in layer order, parameter by parameter.
 The attention projections (``query_kernel``, ...) and position embeddings are
 glorot-uniform too, over their 2-D shapes; a residual block's inner
 parameters (``"<j>.<name>"``) are drawn like top-level ones, in its order.
@@ -41,22 +49,45 @@ def glorot_uniform(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarr
     return rng.uniform(-limit, limit, size=shape).astype(np.float32)
 
 
+def orthogonal(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
+    """Keras's Orthogonal initializer (gain 1): the Q of the QR decomposition
+    of a standard normal (max(r, c), min(r, c)) matrix, its columns' signs
+    made those of R's diagonal, transposed when there are fewer rows r than
+    columns c; so the rows (r <= c) or the columns are orthonormal."""
+    rows, cols = shape
+    a = rng.standard_normal((max(rows, cols), min(rows, cols)))
+    q, r = np.linalg.qr(a)
+    q *= np.sign(np.diag(r))
+    return (q.T if rows < cols else q).astype(np.float32)
+
+
+def initial_parameter(layer, name: str, shape, rng: np.random.Generator) -> np.ndarray:
+    """One parameter's initial value (see the module notes)."""
+    from dlbench.spec.sequence import EMBEDDING_INIT_RANGE, LSTM
+    from dlbench.spec.transformer import Residual
+
+    if isinstance(layer, Residual):  # "<j>.<name>": inner layer j's own rule
+        j, inner = name.split(".", 1)
+        return initial_parameter(layer.layers[int(j)], inner, shape, rng)
+    if name == "recurrent_kernel":
+        return orthogonal(rng, shape)
+    if name == "kernel" or name.endswith("_kernel") or name == "position_embeddings":  # attention projections
+        return glorot_uniform(rng, shape)
+    if name == "embeddings":
+        return rng.uniform(-EMBEDDING_INIT_RANGE, EMBEDDING_INIT_RANGE, size=shape).astype(np.float32)
+    if name in ("gamma", "moving_variance"):
+        return np.ones(shape, np.float32)
+    value = np.zeros(shape, np.float32)
+    if name == "bias" and isinstance(layer, LSTM):
+        value[layer.units:2 * layer.units] = 1.0  # unit_forget_bias: the forget gate starts open
+    return value
+
+
 def initial_weights(spec: ModelSpec, seed: int) -> Weights:
     """Per layer, a dict of float32 parameter arrays in canonical layout."""
     rng = rng_for(seed, STREAM_WEIGHTS)
-    weights: Weights = []
-    for shapes in spec.param_shapes():
-        layer = {}
-        for name, shape in shapes.items():
-            base = name.rsplit(".", 1)[-1]  # a residual block's "<j>.<name>"
-            if base.endswith("kernel") or base == "position_embeddings":
-                layer[name] = glorot_uniform(rng, shape)
-            elif base in ("gamma", "moving_variance"):
-                layer[name] = np.ones(shape, np.float32)
-            else:
-                layer[name] = np.zeros(shape, np.float32)
-        weights.append(layer)
-    return weights
+    return [{name: initial_parameter(layer, name, shape, rng) for name, shape in shapes.items()}
+            for layer, shapes in zip(spec.layers, spec.param_shapes())]
 
 
 def check_weights(spec: ModelSpec, weights) -> Weights:

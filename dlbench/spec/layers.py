@@ -41,7 +41,8 @@ from dlbench.errors import InputError
 from dlbench.spec.checks import Shape, check_choice, check_number, check_positive_int, format_shape
 
 ACTIVATIONS = ("linear", "relu", "sigmoid", "tanh", "softmax", "gelu")
-PARAMETERS_TRAINED = ("kernel", "bias", "gamma", "beta",
+#: the parameters the optimizer updates (every other weight, e.g. a moving statistic, it never sees)
+PARAMETERS_TRAINED = ("kernel", "bias", "gamma", "beta", "embeddings", "recurrent_kernel",
                       "query_kernel", "query_bias", "key_kernel", "key_bias", "value_kernel", "value_bias",
                       "output_kernel", "output_bias", "position_embeddings")
 
@@ -99,7 +100,8 @@ def _spatial_output(layer_type: str, input_shape: Shape, ndim: int, kernel, stri
 # ------------------------------------------------------------------- dense
 @dataclass(frozen=True)
 class Dense:
-    """y = f(x W + b); kernel W has the canonical layout (in, out)."""
+    """y = f(x W + b); kernel W has the canonical layout (in, out). On a
+    (time, features) input it applies to every timestep: (time, units)."""
 
     units: int
     activation: str = "linear"
@@ -111,13 +113,13 @@ class Dense:
         check_choice(self.activation, ACTIVATIONS, "activation")
 
     def output_shape(self, input_shape: Shape) -> Shape:
-        if len(input_shape) != 1:
-            raise InputError(f"dense needs a 1-D input, got shape {format_shape(input_shape)}; "
-                             "add a flatten layer before it")
-        return (self.units,)
+        if len(input_shape) not in (1, 2):
+            raise InputError(f"dense needs a 1-D input (features,) or a sequence (time, features), got shape "
+                             f"{format_shape(input_shape)}; add a flatten layer before it")
+        return (*input_shape[:-1], self.units)
 
     def param_shapes(self, input_shape: Shape) -> dict[str, Shape]:
-        return {"kernel": (input_shape[0], self.units), "bias": (self.units,)}
+        return {"kernel": (input_shape[-1], self.units), "bias": (self.units,)}
 
 
 @dataclass(frozen=True)
@@ -294,3 +296,8 @@ Layer = Union[Dense, Activation, Conv1D, Conv2D, MaxPool1D, MaxPool2D, AveragePo
 LAYER_TYPES: dict[str, type] = {cls.type: cls for cls in (
     Dense, Activation, Conv1D, Conv2D, MaxPool1D, MaxPool2D, AveragePool1D, AveragePool2D, Flatten, Dropout,
     BatchNormalization)}
+
+
+from dlbench.spec.sequence import SEQUENCE_LAYERS  # noqa: E402  (sequence.py needs nothing from here)
+
+LAYER_TYPES.update({cls.type: cls for cls in SEQUENCE_LAYERS})

@@ -12,6 +12,9 @@ Losses (``B`` = batch size, ``z`` = logits, ``y`` = labels):
 
 * ``categorical_crossentropy``: mean over the batch of
   ``logsumexp(z) - z[y]`` for integer labels ``y``; output must be softmax.
+  On a per-timestep output ``(time, classes)`` (a language model) the labels
+  are ``(batch, time)`` and the mean is over every token of the batch; the
+  perplexity reported beside it is ``exp`` of that mean.
 * ``binary_crossentropy``: mean of ``max(z, 0) - z*y + log(1 + exp(-|z|))``;
   output must be a single sigmoid unit.
 * ``mse``: mean over batch and units of ``(f(z) - t)**2`` where ``t`` is the
@@ -114,14 +117,16 @@ class ModelSpec:
 
     def _check_loss_fits_output(self) -> None:
         out, act = self.output_shape, self.output_activation
-        if len(out) != 1:
-            raise InputError(f"the last layer's output must be 1-D, got {format_shape(out)}", field="loss")
+        per_timestep = len(out) == 2 and self.loss == "categorical_crossentropy"
+        if len(out) != 1 and not per_timestep:
+            raise InputError(f"the last layer's output must be 1-D (or (time, classes) for categorical_crossentropy "
+                             f"over every timestep), got {format_shape(out)}", field="loss")
         if self.loss == "binary_crossentropy" and (out != (1,) or act != "sigmoid"):
             raise InputError(f"binary_crossentropy needs a last layer of 1 unit with sigmoid activation, "
                              f"got {out[0]} units with {act}", field="loss")
-        if self.loss == "categorical_crossentropy" and (out[0] < 2 or act != "softmax"):
+        if self.loss == "categorical_crossentropy" and (out[-1] < 2 or act != "softmax"):
             raise InputError(f"categorical_crossentropy needs a last layer of at least 2 units with "
-                             f"softmax activation, got {out[0]} units with {act}", field="loss")
+                             f"softmax activation, got {out[-1]} units with {act}", field="loss")
 
     def logit_layers(self) -> tuple:
         """The layers that produce the logits ``z``: all of them, with the last
