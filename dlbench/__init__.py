@@ -26,9 +26,14 @@ from dlbench.spec import (
     Dense,
     Dropout,
     Flatten,
+    GlobalAveragePool1D,
+    LayerNormalization,
     MaxPool1D,
     MaxPool2D,
     ModelSpec,
+    PositionEmbedding,
+    Residual,
+    SelfAttention,
     Sequential,
 )
 from dlbench.spec.sequence import GRU, LSTM, Embedding, SimpleRNN
@@ -40,7 +45,8 @@ hookimpl = pluggy.HookimplMarker("dlbench")
 __all__ = [
     "benchmark", "load", "from_keras", "from_torch", "Results", "Row", "InputError", "Scenario",
     "Activation", "Adam", "AveragePool1D", "AveragePool2D", "BatchNormalization", "Conv1D", "Conv2D", "Dense",
-    "Dropout", "Flatten", "MaxPool1D", "MaxPool2D", "ModelSpec", "SGD", "Sequential",
+    "Dropout", "Flatten", "GlobalAveragePool1D", "LayerNormalization", "MaxPool1D", "MaxPool2D", "ModelSpec",
+    "PositionEmbedding", "Residual", "SelfAttention", "SGD", "Sequential",
     "Embedding", "SimpleRNN", "LSTM", "GRU",
     "hookimpl", "__version__",
 ]

@@ -77,8 +77,8 @@ def _check_keys(table: dict, allowed, prefix: str) -> None:
             raise InputError(f"unknown key {key!r}; {one_of(allowed)}", field=f"{prefix}{key}")
 
 
-def _layer(table, index: int):
-    field_name = f"model.layers[{index}]"
+def _layer(table, index: int, within: str = "model."):
+    field_name = f"{within}layers[{index}]"
     if not isinstance(table, dict):
         raise InputError(f"must be a table like {{ type = \"dense\", units = 10 }}, got {table!r}",
                          field=field_name)
@@ -86,6 +86,8 @@ def _layer(table, index: int):
     cls = LAYER_TYPES[check_choice(options.pop("type", None), LAYER_TYPES, f"{field_name}.type")]
     allowed = [f.name for f in dataclasses.fields(cls) if f.name != "input_shape"]
     _check_keys(options, allowed, f"{field_name}.")
+    if cls.type == "residual" and isinstance(options.get("layers"), list):  # a block's layers are tables too
+        options["layers"] = [_layer(t, j, f"{field_name}.") for j, t in enumerate(options["layers"])]
     try:
         return cls(**options)
     except InputError as exc:
@@ -219,6 +221,8 @@ BARE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
 def layer_table(layer) -> dict:
     """``{type = "conv2d", filters = 16, ...}``: every field but the shape, which the model infers."""
     fields = {f.name: getattr(layer, f.name) for f in dataclasses.fields(layer) if f.name != "input_shape"}
+    if layer.type == "residual":  # a block's layers are tables too
+        fields["layers"] = [layer_table(inner) for inner in layer.layers]
     return {"type": layer.type, **fields}
 
 

@@ -9,10 +9,11 @@ import dlbench
 import numpy as np
 
 from dlbench.plugin.backend import TrainingState
-from dlbench.spec import GRU, LSTM, Adam, BatchNormalization
+from dlbench.spec import GRU, LSTM, Adam, BatchNormalization, LayerNormalization, Residual, SelfAttention
 from dlbench_backends.numpy import NumpyBackend
 from dlbench_backends.numpy.recurrent import RecurrentLayer
 from dlbench_backends.numpy.trainer import NumpyTrainer
+from dlbench_backends.numpy.transformer import ResidualLayer, SelfAttentionLayer
 
 
 def with_optimizer(spec, **changes):
@@ -180,8 +181,60 @@ class GruUpdateAndResetGatesSwapped(Mutant):
         return any(isinstance(layer, GRU) for layer in scenario.model.layers)
 
 
+def all_layers(layers):
+    """Every layer, those inside residual blocks too."""
+    for layer in layers:
+        yield layer
+        if isinstance(layer, Residual):
+            yield from all_layers(layer.layers)
+
+
+def map_layers(layers, change):
+    """``layers`` with ``change`` applied to each, inside residual blocks too."""
+    return tuple(change(dataclasses.replace(layer, layers=map_layers(layer.layers, change))
+                        if isinstance(layer, Residual) else layer) for layer in layers)
+
+
+class LayerNormEpsilonOfKeras(Mutant):
+    """Keras's LayerNormalization epsilon (1e-3) where the spec pins 1e-5."""
+
+    name = "mutant-layer-norm-epsilon"
+
+    @staticmethod
+    def applies(scenario):
+        return any(isinstance(layer, LayerNormalization) for layer in all_layers(scenario.model.layers))
+
+    def mutate(self, spec):
+        return dataclasses.replace(spec, layers=map_layers(spec.layers, lambda layer: dataclasses.replace(
+            layer, epsilon=1e-3) if isinstance(layer, LayerNormalization) else layer))
+
+
+class UnscaledAttentionTrainer(NumpyTrainer):
+    """Attention scores Q K^T without the 1 / sqrt(key_dim) scale."""
+
+    def __init__(self, spec, weights, options):
+        super().__init__(spec, weights, options)
+        pending = list(self.net.layers)
+        while pending:
+            layer = pending.pop()
+            if isinstance(layer, ResidualLayer):
+                pending.extend(layer.layers)
+            elif isinstance(layer, SelfAttentionLayer):
+                layer.scale = 1.0
+
+
+class AttentionWithoutScale(Mutant):
+    name = "mutant-attention-scale"
+    trainer_class = UnscaledAttentionTrainer
+
+    @staticmethod
+    def applies(scenario):
+        return any(isinstance(layer, SelfAttention) for layer in all_layers(scenario.model.layers))
+
+
 MUTANTS = [LearningRateOnePercentOff, AdamEpsilonHundredfold, AdamBeta2, BatchNormMomentumTheOtherWay,
-           LossSummedOverTheBatch, LstmForgetBiasTwice, GruUpdateAndResetGatesSwapped]
+           LossSummedOverTheBatch, LstmForgetBiasTwice, GruUpdateAndResetGatesSwapped, LayerNormEpsilonOfKeras,
+           AttentionWithoutScale]
 
 
 @dlbench.hookimpl

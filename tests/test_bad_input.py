@@ -31,9 +31,10 @@ FILE_CASES = [
     ("unknown top-level key", 'name = "case"', 'name = "case"\nauthor = "me"', "author: unknown key 'author'"),
     ("unknown layer type", 'type = "dense", units = 32', 'type = "dens", units = 32',
      "model.layers[0].type: unknown 'dens'; expected one of activation, averagepool1d, averagepool2d, "
-     "batchnorm, conv1d, conv2d, dense, dropout, embedding, flatten, gru, lstm, maxpool1d, maxpool2d, simple_rnn"),
+     "batchnorm, conv1d, conv2d, dense, dropout, embedding, flatten, global_average_pool1d, gru, layer_norm, lstm, "
+     "maxpool1d, maxpool2d, position_embedding, residual, self_attention, simple_rnn"),
     ("unknown activation", 'activation = "relu"', 'activation = "rlu"',
-     "model.layers[0].activation: unknown 'rlu'; expected one of linear, relu, sigmoid, softmax, tanh"),
+     "model.layers[0].activation: unknown 'rlu'; expected one of gelu, linear, relu, sigmoid, softmax, tanh"),
     ("unknown loss", 'loss = "categorical_crossentropy"', 'loss = "hinge"',
      "train.loss: unknown 'hinge'; expected one of binary_crossentropy, categorical_crossentropy, mse"),
     ("unknown optimizer", 'name = "sgd"', 'name = "rmsprop"',

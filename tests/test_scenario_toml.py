@@ -9,7 +9,9 @@ from dlbench.errors import InputError
 from dlbench.scenario import Scenario, parse_scenario, scenario_files, load_scenario_file
 from dlbench.scenario import dumps, scenario_document, write_scenario
 from dlbench.spec import (LAYER_TYPES, SGD, Activation, Adam, AveragePool1D, AveragePool2D, BatchNormalization,
-                          Conv1D, Conv2D, Dense, Dropout, Flatten, MaxPool1D, MaxPool2D, Sequential, TrainSpec)
+                          Conv1D, Conv2D, Dense, Dropout, Flatten, GlobalAveragePool1D, LayerNormalization,
+                          MaxPool1D, MaxPool2D, PositionEmbedding, Residual, SelfAttention, Sequential, TrainSpec)
+from dlbench.spec.sequence import GRU, LSTM, Embedding, SimpleRNN
 
 
 def scenario(spec, train=TrainSpec(), **fields) -> Scenario:
@@ -44,13 +46,35 @@ SIGNAL = Sequential([
     Dense(1, activation="sigmoid"),
 ], input_shape=(40, 1)).compile("binary_crossentropy", SGD(learning_rate=0.1, momentum=0.9))
 
+SEQUENCE = Sequential([
+    PositionEmbedding(max_length=12),
+    Residual([LayerNormalization(epsilon=1e-6), SelfAttention(num_heads=2, key_dim=3, causal=True)]),
+    Residual([Residual([Conv1D(4, kernel_size=1, activation="gelu")]), Conv1D(4, kernel_size=1)]),
+    GlobalAveragePool1D(),
+    Dense(3, activation="softmax"),
+], input_shape=(10, 4)).compile("categorical_crossentropy", Adam(0.01))
+
+RECURRENT = Sequential([
+    Embedding(input_dim=20, output_dim=6),
+    SimpleRNN(5, return_sequences=True),
+    GRU(4, return_sequences=True),
+    LSTM(3),
+    Dense(2, activation="softmax"),
+], input_shape=(7,)).compile("categorical_crossentropy", Adam(0.01))
+
 
 def test_every_layer_type_is_covered_by_the_round_trip_models():
-    used = {layer.type for spec in (IMAGE, SIGNAL) for layer in spec.layers}
+    def types(layers):
+        for layer in layers:
+            yield layer.type
+            yield from types(getattr(layer, "layers", ()))  # a residual block's inner layers
+
+    used = {t for spec in (IMAGE, SIGNAL, SEQUENCE, RECURRENT) for t in types(spec.layers)}
     assert used == set(LAYER_TYPES)
 
 
-@pytest.mark.parametrize("spec", [IMAGE, SIGNAL], ids=["image", "signal"])
+@pytest.mark.parametrize("spec", [IMAGE, SIGNAL, SEQUENCE, RECURRENT], ids=["image", "signal", "sequence",
+                                                                     "recurrent"])
 def test_a_written_scenario_reads_back_equal(spec):
     s = scenario(spec, TrainSpec(batch_size=7, epochs=3, seed=11, drop_last=True, target_accuracy=0.75),
                  name="my model", description='quotes " and \\ and ünïcode', source="keras 'seq'",

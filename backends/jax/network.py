@@ -32,6 +32,7 @@ with ``seed = TrainerOptions.seed`` and the global step carried in the loop:
 the same seed gives the same masks whatever the windows or chunks.
 """
 
+import functools
 import math
 
 import jax
@@ -41,24 +42,27 @@ from jax import lax
 
 from dlbench.errors import InputError
 from dlbench.plugin.helpers import padding_pairs
-from dlbench.spec import (PARAMETERS_TRAINED, Activation, AveragePool1D, AveragePool2D, BatchNormalization, Conv1D,
-                          Conv2D, Dense, Dropout, Flatten, MaxPool1D, MaxPool2D, ModelSpec, layer_activation)
+from dlbench.spec import (Activation, AveragePool1D, AveragePool2D, BatchNormalization, Conv1D,
+                          Conv2D, Dense, Dropout, Flatten, MaxPool1D, MaxPool2D, ModelSpec, Residual, is_trained,
+                          layer_activation)
 from dlbench_backends.jax.kernels import make_conv, make_max_pool
+from dlbench_backends.jax.transformer import TRANSFORMER_BUILDERS
 from dlbench_backends.jax.sequence import SEQUENCE_BUILDERS
 
 
 def activation(name: str):
     return {"linear": lambda x: x, "relu": jax.nn.relu, "sigmoid": jax.nn.sigmoid,
-            "tanh": jnp.tanh, "softmax": lambda x: jax.nn.softmax(x, axis=-1)}[name]
+            "tanh": jnp.tanh, "softmax": lambda x: jax.nn.softmax(x, axis=-1),
+            "gelu": functools.partial(jax.nn.gelu, approximate=True)}[name]
 
 
 def split_weights(weights):
     """(trained params, moving statistics): per layer, the names of
     ``PARAMETERS_TRAINED`` and the others (BatchNormalization's moving_mean
     and moving_variance), as private float32 copies."""
-    params = [{k: np.array(v, np.float32) for k, v in layer.items() if k in PARAMETERS_TRAINED}
+    params = [{k: np.array(v, np.float32) for k, v in layer.items() if is_trained(k)}
               for layer in weights]
-    stats = [{k: np.array(v, np.float32) for k, v in layer.items() if k not in PARAMETERS_TRAINED}
+    stats = [{k: np.array(v, np.float32) for k, v in layer.items() if not is_trained(k)}
              for layer in weights]
     return params, stats
 
@@ -154,7 +158,16 @@ def identity_layer(layer, in_shape, precision, custom_vjp: bool = True):  # an A
 BUILDERS = {Dense: dense_layer, Conv1D: conv_layer, Conv2D: conv_layer, MaxPool1D: pool_layer,
             MaxPool2D: pool_layer, AveragePool1D: pool_layer, AveragePool2D: pool_layer, Flatten: flatten_layer,
             Dropout: dropout_layer, BatchNormalization: batchnorm_layer, Activation: identity_layer,
-            **SEQUENCE_BUILDERS}
+            **TRANSFORMER_BUILDERS, **SEQUENCE_BUILDERS}
+
+
+def inner_layer(layer, in_shape, precision, custom_vjp: bool = True):
+    """(apply, activation) of a layer inside a residual block."""
+    apply = BUILDERS[type(layer)](layer, in_shape, precision, custom_vjp)
+    return apply, activation(layer_activation(layer) or "linear")
+
+
+BUILDERS[Residual] = functools.partial(TRANSFORMER_BUILDERS[Residual], build=inner_layer)
 
 
 def check_supported(spec: ModelSpec) -> None:

@@ -16,6 +16,8 @@ dE/dX, a loop over the kh*kw offsets, never over samples or pixels.
 1-D layers are the 2-D ones with a height of 1.
 
 Activations map dE/dy to dE/dx = f'(x) * dE/dy (softmax: s * (g - sum(g*s))).
+GELU is the tanh form, y = x (1 + tanh(u)) / 2 with u = c (x + a x^3),
+c = sqrt(2/pi), a = 0.044715; dy/dx = (1 + t) / 2 + x (1 - t^2) c (1 + 3 a x^2) / 2.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from dlbench.plugin.helpers import as_2d, padding_pairs_2d, signal_as_image
+
+GELU_C, GELU_A = np.sqrt(2.0 / np.pi), 0.044715
 
 
 def matmul(a: np.ndarray, b: np.ndarray, reverse: bool = False) -> np.ndarray:
@@ -107,6 +111,27 @@ class ActivationLayer:
 
     def _tanh_backward(self, dy):
         dy *= 1.0 - self.y * self.y
+        return dy
+
+    def _gelu_forward(self, x):
+        self.x = x.copy()
+        u = x * x
+        u *= GELU_A
+        u += 1.0
+        u *= x
+        u *= GELU_C
+        self.t = np.tanh(u, out=u)
+        y = np.add(self.t, 1.0, out=x)
+        y *= self.x
+        y *= 0.5
+        return y
+
+    def _gelu_backward(self, dy):
+        x, t = self.x, self.t
+        slope = (1.0 - t * t) * x * GELU_C * (1.0 + 3.0 * GELU_A * x * x)
+        slope += 1.0 + t
+        slope *= 0.5
+        dy *= slope
         return dy
 
     def _softmax_forward(self, x):

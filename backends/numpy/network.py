@@ -14,8 +14,8 @@ import math
 
 import numpy as np
 
-from dlbench.spec import (PARAMETERS_TRAINED, Activation, AveragePool1D, AveragePool2D, BatchNormalization, Conv1D, Conv2D,
-                          Dense, Dropout, Embedding, Flatten, MaxPool1D, MaxPool2D, ModelSpec)
+from dlbench.spec import (Activation, AveragePool1D, AveragePool2D, BatchNormalization, Conv1D, Conv2D,
+                          Dense, Dropout, Embedding, Flatten, MaxPool1D, MaxPool2D, ModelSpec, is_trained)
 from dlbench.spec.init import STREAM_BACKEND, rng_for
 from dlbench_backends.numpy.kernels import (ActivationLayer, BatchNormLayer, ConvLayer, DenseLayer, DropoutLayer,
                                             FlattenLayer, PoolLayer)
@@ -23,6 +23,7 @@ from dlbench_backends.numpy.losses import LOSSES
 from dlbench.spec.sequence import RECURRENT_LAYERS
 from dlbench_backends.numpy.recurrent import RecurrentLayer
 from dlbench_backends.numpy.sequence import EmbeddingLayer
+from dlbench_backends.numpy.transformer import TRANSFORMER_BUILDERS
 
 
 class Network:
@@ -32,7 +33,7 @@ class Network:
     def __init__(self, spec: ModelSpec, weights, dtype=np.float32, seed: int = 0, reverse: bool = False):
         self.reverse = reverse  # matmuls summed in the opposite order (the certificate's rounding twin)
         trained = [(i, name, w) for i, layer in enumerate(weights) for name, w in layer.items()
-                   if name in PARAMETERS_TRAINED]
+                   if is_trained(name)]
         self.theta = np.zeros(sum(w.size for _, _, w in trained), dtype)
         self.grad = np.zeros_like(self.theta)
         self._params = [{} for _ in weights]
@@ -45,21 +46,31 @@ class Network:
             self._params[i][name][...] = w
             self._grads[i][name] = self.grad[offset:offset + w.size].reshape(w.shape)
             offset += w.size
-        self._state = [{name: w.astype(dtype) for name, w in layer.items() if name not in PARAMETERS_TRAINED}
+        self._state = [{name: w.astype(dtype) for name, w in layer.items() if not is_trained(name)}
                        for layer in weights]
         self.rng = rng_for(seed, STREAM_BACKEND)
         self.layers = []
         trained_before = False
         for i, (layer, (in_shape, _)) in enumerate(zip(spec.logit_layers(), spec.shapes)):
-            self.layers.append(self._build(layer, in_shape, i, input_grad=trained_before))
+            self.layers.extend(self._build_with_activation(layer, in_shape, self._params[i], self._grads[i],
+                                                           self._state[i], input_grad=trained_before))
             trained_before = trained_before or bool(self._params[i])
-            if getattr(layer, "activation", "linear") != "linear":
-                self.layers.append(ActivationLayer(layer.activation))
         self.output = ActivationLayer(spec.output_activation)
         self.loss = LOSSES[spec.loss]
 
-    def _build(self, layer, in_shape, i: int, input_grad: bool):
-        params, grads = self._params[i], self._grads[i]
+    def _build_with_activation(self, layer, in_shape, params: dict, grads: dict, state: dict,
+                               input_grad: bool = True) -> list:
+        """The layer (its parameters the views ``params``, ``grads``, its moving
+        statistics ``state``), then its activation if any."""
+        built = [self._build(layer, in_shape, params, grads, state, input_grad)]
+        if getattr(layer, "activation", "linear") != "linear":
+            built.append(ActivationLayer(layer.activation))
+        return built
+
+    def _build(self, layer, in_shape, params: dict, grads: dict, state: dict, input_grad: bool):
+        if type(layer) in TRANSFORMER_BUILDERS:
+            return TRANSFORMER_BUILDERS[type(layer)](layer, in_shape, params, grads, state, input_grad,
+                                                     self.reverse, self._build_with_activation)
         if isinstance(layer, Dense):
             return DenseLayer(params, grads, input_grad, self.reverse)
         if isinstance(layer, (Conv1D, Conv2D)):
@@ -73,7 +84,7 @@ class Network:
         if isinstance(layer, Dropout):
             return DropoutLayer(layer.rate, self.rng)
         if isinstance(layer, BatchNormalization):
-            return BatchNormLayer(layer, params, grads, self._state[i])
+            return BatchNormLayer(layer, params, grads, state)
         if isinstance(layer, Embedding):
             return EmbeddingLayer(params, grads, self.reverse)
         if isinstance(layer, RECURRENT_LAYERS):

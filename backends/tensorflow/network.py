@@ -13,13 +13,21 @@ the NumPy backend's masks, so only ``rate = 0`` can agree with it step by step.
 
 from __future__ import annotations
 
-from dlbench.spec import (Activation, AveragePool1D, AveragePool2D, BatchNormalization, Conv1D, Conv2D, Dense,
-                          Dropout, Flatten, MaxPool1D, MaxPool2D, ModelSpec)
+import functools
+
+from dlbench.spec import (TRANSFORMER_LAYERS, Activation, AveragePool1D, AveragePool2D, BatchNormalization, Conv1D,
+                          Conv2D, Dense, Dropout, Flatten, MaxPool1D, MaxPool2D, ModelSpec)
 from dlbench.spec.sequence import SEQUENCE_LAYERS, takes_tokens
 from dlbench_backends.tensorflow import framework
-from dlbench_backends.tensorflow.sequence import parameter_holder, sequence_layers
+from dlbench_backends.tensorflow.sequence import sequence_layers
+from dlbench_backends.tensorflow.transformer import layer_variable, transformer_layers
 
 tf, keras = framework()
+
+
+def keras_activation(name: str):
+    """The Keras activation of ``name``; gelu pinned to its tanh form (Keras defaults to the exact one)."""
+    return functools.partial(keras.activations.gelu, approximate=True) if name == "gelu" else name
 
 ZERO_INIT = {"kernel_initializer": "zeros", "bias_initializer": "zeros"}
 
@@ -27,14 +35,17 @@ ZERO_INIT = {"kernel_initializer": "zeros", "bias_initializer": "zeros"}
 def keras_layers(layer, seed: int) -> list:
     """The Keras layers that compute one spec layer; the last one holds its parameters."""
     k = keras.layers
+    if type(layer) in TRANSFORMER_LAYERS:
+        return transformer_layers(layer, seed, keras_layers)
     if isinstance(layer, Dense):
-        return [k.Dense(layer.units, activation=layer.activation, **ZERO_INIT)]
+        return [k.Dense(layer.units, activation=keras_activation(layer.activation), **ZERO_INIT)]
     if isinstance(layer, (Conv1D, Conv2D)):
         conv, zero_padding = (k.Conv1D, k.ZeroPadding1D) if layer.ndim == 1 else (k.Conv2D, k.ZeroPadding2D)
         explicit = not isinstance(layer.padding, str)  # p zeros on both sides, then a valid convolution
         padding = [zero_padding(layer.padding)] if explicit and layer.padding else []
         return padding + [conv(layer.filters, layer.kernel_size, strides=layer.strides,
-                               padding="valid" if explicit else layer.padding, activation=layer.activation,
+                               padding="valid" if explicit else layer.padding,
+                               activation=keras_activation(layer.activation),
                                **ZERO_INIT)]
     pools = {MaxPool1D: k.MaxPooling1D, MaxPool2D: k.MaxPooling2D,
              AveragePool1D: k.AveragePooling1D, AveragePool2D: k.AveragePooling2D}
@@ -47,7 +58,7 @@ def keras_layers(layer, seed: int) -> list:
     if isinstance(layer, BatchNormalization):
         return [k.BatchNormalization(momentum=layer.momentum, epsilon=layer.epsilon)]
     if isinstance(layer, Activation):
-        return [k.Activation(layer.activation)]
+        return [k.Activation(keras_activation(layer.activation))]
     if isinstance(layer, SEQUENCE_LAYERS):
         return sequence_layers(layer)
     raise NotImplementedError(f"the tensorflow backend cannot build {layer.type!r} layers")
@@ -63,8 +74,8 @@ def build_network(spec: ModelSpec, weights, seed: int):
     for layers, layer_weights in zip(per_layer + [[]], weights):
         variables = {}
         for name, value in layer_weights.items():
-            # kernel, bias, gamma, beta, moving_mean, moving_variance, embeddings, recurrent_kernel
-            variable = getattr(parameter_holder(layers[-1]), name)
+            # kernel, bias, gamma, beta, moving_mean, moving_variance, embeddings, recurrent_kernel, ...
+            variable = layer_variable(layers[-1], name)
             variable.assign(value)
             variables[name] = variable.value  # the tf.Variable behind the Keras variable
         params.append(variables)

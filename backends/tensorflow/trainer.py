@@ -22,7 +22,7 @@ import numpy as np
 from dlbench.data.base import Dataset
 from dlbench.plugin.backend import Trainer, TrainerOptions, TrainingState
 from dlbench.plugin.helpers import accuracy, input_dtype, loss_targets, padded_chunks
-from dlbench.spec import PARAMETERS_TRAINED, ModelSpec
+from dlbench.spec import ModelSpec, is_trained
 from dlbench_backends.tensorflow import TensorflowBackend, framework
 from dlbench_backends.tensorflow.losses import LOSSES
 from dlbench_backends.tensorflow.network import build_network
@@ -45,7 +45,7 @@ class TensorflowTrainer(Trainer):
             self.model, self.params = build_network(spec, weights, options.seed)
             #: (spec layer index, parameter name) of each trained variable, in the order of self.variables
             self.trained = [(i, name) for i, layer in enumerate(self.params) for name in layer
-                            if name in PARAMETERS_TRAINED]
+                            if is_trained(name)]
             self.variables = [self.params[i][name] for i, name in self.trained]
             self.optimizer = build_optimizer(spec.optimizer, self.variables)
         self.output = keras.activations.get(spec.output_activation)
@@ -118,7 +118,7 @@ class TensorflowTrainer(Trainer):
 
     def state(self) -> TrainingState:
         # Keras's layouts are the canonical ones and the slots are in the parameters' shapes: no conversion
-        slots = [{name: {} for name in layer if name in PARAMETERS_TRAINED} for layer in self.params]
+        slots = [{name: {} for name in layer if is_trained(name)} for layer in self.params]
         for slot, variables in self.optimizer.slots.items():
             for (i, name), variable in zip(self.trained, variables):
                 slots[i][name][slot] = variable.numpy().copy()

@@ -56,10 +56,11 @@ from torch.nn import functional as F
 
 from dlbench.plugin.helpers import as_2d, padding_pairs_2d
 from dlbench.spec import (Activation, AveragePool1D, AveragePool2D, BatchNormalization, Conv1D, Conv2D, Dense,
-                          Dropout, Flatten, MaxPool1D, MaxPool2D, ModelSpec)
+                          Dropout, Flatten, MaxPool1D, MaxPool2D, ModelSpec, Residual, TRANSFORMER_LAYERS)
 from dlbench.spec.sequence import SEQUENCE_LAYERS, is_sequence_model
 from dlbench_backends.torch.sequence import (sequence_modules, sequence_tensors, sequence_to_canonical,
                                              sequence_to_torch)
+from dlbench_backends.torch.transformer import PositionwiseLinear, canonical_tensors, transformer_modules
 
 #: convolution weights (and so their inputs and outputs) in channels_last memory format.
 CHANNELS_LAST = True
@@ -73,6 +74,7 @@ def activation(name: str, dim: int = -1):
         "sigmoid": (nn.Sigmoid, torch.sigmoid),
         "tanh": (nn.Tanh, torch.tanh),
         "softmax": (functools.partial(nn.Softmax, dim=dim), functools.partial(torch.softmax, dim=dim)),
+        "gelu": (functools.partial(nn.GELU, approximate="tanh"), functools.partial(F.gelu, approximate="tanh")),
     }
     if name == "linear":
         return None, lambda x: x
@@ -176,8 +178,12 @@ def conv_modules(layer, in_shape, device) -> list:
 def layer_modules(layer, in_shape, channels_first: bool, generator, device) -> list:
     """The torch modules computing one spec layer; the last one holds its parameters, if any."""
     spatial = len(in_shape) > 1 and channels_first
-    if isinstance(layer, Dense):
-        return [nn.utils.skip_init(nn.Linear, in_shape[-1], layer.units, device=device, dtype=torch.float32)]
+    if type(layer) in TRANSFORMER_LAYERS:
+        return transformer_modules(layer, in_shape, device, functools.partial(
+            _with_activation, channels_first=channels_first, generator=generator, device=device))
+    if isinstance(layer, Dense):  # on (time, features) of a channels-first network: per position
+        linear = PositionwiseLinear if spatial else nn.Linear
+        return [nn.utils.skip_init(linear, in_shape[-1], layer.units, device=device, dtype=torch.float32)]
     if isinstance(layer, (Conv1D, Conv2D)):
         return conv_modules(layer, in_shape, device)
     if isinstance(layer, (MaxPool1D, MaxPool2D)):
@@ -195,6 +201,15 @@ def layer_modules(layer, in_shape, channels_first: bool, generator, device) -> l
     if isinstance(layer, SEQUENCE_LAYERS):
         return sequence_modules(layer, in_shape, device)
     raise NotImplementedError(f"the torch backend cannot build {layer.type!r} layers")
+
+
+def _with_activation(layer, in_shape, out_shape, channels_first: bool, generator, device) -> tuple[list, object]:
+    """(the modules of a residual block's inner layer and its activation, the one holding its parameters)."""
+    parts = layer_modules(layer, in_shape, channels_first, generator, device)
+    holder = parts[-1] if parts else None
+    module, _ = activation(getattr(layer, "activation", "linear"),
+                           dim=1 if channels_first and len(out_shape) > 1 else -1)
+    return parts + ([module] if module is not None else []), holder
 
 
 def takes_channels_first(spec: ModelSpec) -> bool:
@@ -228,6 +243,8 @@ def build_network(spec: ModelSpec, weights, device, generator=None):
 
 def module_tensors(module, layer) -> dict:
     """One layer's parameters and moving statistics by canonical name, as torch holds them."""
+    if type(layer) in TRANSFORMER_LAYERS:
+        return canonical_tensors(module, layer, module_tensors)
     if isinstance(layer, (Dense, Conv1D, Conv2D)):
         return {"kernel": module.weight, "bias": module.bias}
     if isinstance(layer, SEQUENCE_LAYERS):
@@ -237,6 +254,9 @@ def module_tensors(module, layer) -> dict:
 
 def to_torch_layout(layer, name: str, value, like):
     """A canonical array as a host tensor in the layout of ``like`` (the torch tensor it goes into)."""
+    if isinstance(layer, Residual):  # "<j>.<name>": inner layer j's own conversion
+        j, inner = name.split(".", 1)
+        return to_torch_layout(layer.layers[int(j)], inner, value, like)
     t = torch.from_numpy(np.ascontiguousarray(value, np.float32))
     if isinstance(layer, SEQUENCE_LAYERS):
         return sequence_to_torch(layer, name, t)
@@ -250,6 +270,9 @@ def to_torch_layout(layer, name: str, value, like):
 
 def to_canonical(layer, name: str, tensor) -> np.ndarray:
     """A torch tensor (a parameter, or optimizer state shaped like it) in the canonical layout (host copy)."""
+    if isinstance(layer, Residual):
+        j, inner = name.split(".", 1)
+        return to_canonical(layer.layers[int(j)], inner, tensor)
     if isinstance(layer, SEQUENCE_LAYERS):
         return _host(sequence_to_canonical(layer, name, tensor))
     if name != "kernel":

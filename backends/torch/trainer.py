@@ -32,7 +32,7 @@ from dlbench.data.base import Dataset
 from dlbench.errors import InputError
 from dlbench.plugin.backend import Trainer, TrainerOptions, TrainingState, slot_names
 from dlbench.plugin.helpers import input_dtype, loss_targets, signal_as_image
-from dlbench.spec import PARAMETERS_TRAINED, ModelSpec
+from dlbench.spec import ModelSpec, is_trained
 from dlbench_backends.torch import TorchBackend, network
 from dlbench_backends.torch.losses import LOSSES
 from dlbench_backends.torch.network import (activation, build_network, load_weights, module_tensors,
@@ -180,7 +180,7 @@ class TorchTrainer(Trainer):
         layers = self.spec.logit_layers()
         for i, module in self.holders.items():
             for name, tensor in module_tensors(module, layers[i]).items():
-                if name in PARAMETERS_TRAINED:
+                if is_trained(name):
                     yield i, name, self.optimizer.state[tensor]
 
     def state(self) -> TrainingState:

@@ -29,7 +29,7 @@ from dlbench.data.base import Dataset
 from dlbench.errors import InputError, one_of
 from dlbench.spec.imported import ImportedModel
 from dlbench.spec.init import Weights
-from dlbench.spec import PARAMETERS_TRAINED, ModelSpec
+from dlbench.spec import ModelSpec, is_trained
 
 PRECISIONS = ("fp32", "tf32")
 #: how an option's expected type is said in an error message (as the command line spells values).
@@ -92,7 +92,7 @@ def empty_slots(spec: ModelSpec) -> list:
     """The optimizer state before the first step: zeros for every slot."""
     names = slot_names(spec.optimizer)
     return [{param: {name: np.zeros(shape, np.float32) for name in names}
-             for param, shape in shapes.items() if param in PARAMETERS_TRAINED}
+             for param, shape in shapes.items() if is_trained(param)}
             for shapes in spec.param_shapes()]
 
 

@@ -4,12 +4,16 @@ settings, initial weights and FLOP counts. No framework imports."""
 from dlbench.spec.checks import Shape, check_choice, check_number, check_positive_int, format_shape
 from dlbench.spec.layers import (ACTIVATIONS, LAYER_TYPES, PARAMETERS_TRAINED, Activation, AveragePool1D,
                                  AveragePool2D, BatchNormalization, Conv1D, Conv2D, Dense, Dropout, Flatten, Layer,
-                                 MaxPool1D, MaxPool2D, layer_activation)
+                                 MaxPool1D, MaxPool2D, is_trained, layer_activation)
 from dlbench.spec.sequence import GRU, LSTM, Embedding, SimpleRNN
+from dlbench.spec.transformer import (TRANSFORMER_LAYERS, GlobalAveragePool1D, LayerNormalization,
+                                      PositionEmbedding, Residual, SelfAttention)
 from dlbench.spec.model import *  # noqa: F401,F403  (the model's public names)
 from dlbench.spec.model import __all__ as _model_names
 
 __all__ = ["Shape", "check_choice", "check_number", "check_positive_int", "format_shape", "ACTIVATIONS",
            "LAYER_TYPES", "PARAMETERS_TRAINED", "Activation", "AveragePool1D", "AveragePool2D",
            "BatchNormalization", "Conv1D", "Conv2D", "Dense", "Dropout", "Flatten", "Layer", "MaxPool1D",
-           "MaxPool2D", "layer_activation", "Embedding", "SimpleRNN", "LSTM", "GRU", *_model_names]
+           "MaxPool2D", "is_trained", "layer_activation", "Embedding", "SimpleRNN", "LSTM", "GRU",
+           "TRANSFORMER_LAYERS", "GlobalAveragePool1D", "LayerNormalization", "PositionEmbedding", "Residual",
+           "SelfAttention", *_model_names]

@@ -27,6 +27,20 @@ of ``B`` samples:
 * Pooling with a window of ``w`` elements: forward ``w`` per output element,
   backward ``w``. BatchNormalization: 10 forward + 10 backward per element.
   Dropout: 2 + 1 per element (training). Flatten: 0.
+* GELU (tanh form): 12 forward, 12 backward per element.
+* LayerNormalization: 10 forward + 10 backward per element, as BatchNormalization.
+* SelfAttention on ``(T, d)`` with ``H`` heads of size ``K`` (``I = H*K``),
+  ``N = B*T`` positions: the four projections are Dense layers (Q, K, V:
+  ``d -> I``; output: ``I -> d``; the Q, K, V input gradients only when not
+  the first layer, plus ``2*N*d`` to add the three); the scores
+  ``Q K^T`` and ``P V`` are ``2*B*H*T*T*K`` each forward, and each needs two
+  such products backward (``dP, dV`` and ``dQ, dK``); scale and softmax
+  ``5*B*H*T*T`` forward and backward. A causal mask is counted as the full
+  ``T*T`` (what the frameworks compute).
+* PositionEmbedding: 1 forward (the add) + 1 backward (the batch sum) per
+  element. GlobalAveragePool1D: 1 forward + 1 backward per input element.
+* Residual: its inner layers (never counted as the first layer) plus 1
+  forward (the add) and 1 backward (adding the two gradients) per element.
 * Update per trained parameter: sgd 2 (``W -= lr*g``), sgd with momentum 4,
   adam 12 (two moment updates, square root, division, bias corrections).
 
@@ -39,10 +53,12 @@ from __future__ import annotations
 import math
 
 from dlbench.spec import (AveragePool1D, AveragePool2D, BatchNormalization, Conv1D, Conv2D, Dense,
-                          Dropout, MaxPool1D, MaxPool2D, ModelSpec)
+                          Dropout, GlobalAveragePool1D, LayerNormalization, MaxPool1D, MaxPool2D, ModelSpec,
+                          PositionEmbedding, Residual, SelfAttention)
 from dlbench.spec.sequence import GRU, LSTM, RECURRENT_LAYERS, Embedding, SimpleRNN
 
-ACTIVATION_FLOPS = {"linear": (0, 0), "relu": (1, 1), "sigmoid": (4, 2), "tanh": (4, 2), "softmax": (4, 4)}
+ACTIVATION_FLOPS = {"linear": (0, 0), "relu": (1, 1), "sigmoid": (4, 2), "tanh": (4, 2), "softmax": (4, 4),
+                    "gelu": (12, 12)}
 LOSS_FLOPS_PER_ELEMENT = 6
 #: elementwise FLOPs per unit and timestep of a recurrent cell: (forward, backward)
 RECURRENT_CELL_FLOPS = {SimpleRNN: (4, 2), LSTM: (24, 20), GRU: (17, 14)}
@@ -55,10 +71,34 @@ def update_flops_per_param(spec: ModelSpec) -> int:
     return 4 if opt.momentum else 2
 
 
+def _dense_flops(positions: int, fan_in: int, units: int, first: bool) -> int:
+    matmul = 2 * positions * fan_in * units
+    return 2 * (matmul + positions * units) + (0 if first else matmul)
+
+
+def attention_flops(layer: SelfAttention, in_shape, batch: int, first: bool) -> int:
+    """One training step of self-attention (see the module notes)."""
+    t, d = in_shape
+    inner, positions = layer.num_heads * layer.key_dim, batch * t
+    projections = 3 * _dense_flops(positions, d, inner, first) + _dense_flops(positions, inner, d, False)
+    scores = batch * layer.num_heads * t * t
+    products = 2 * scores * layer.key_dim  # one (T, K) x (K, T) or (T, T) x (T, K) product
+    return projections + (0 if first else 2 * positions * d) + 6 * products + 2 * 5 * scores
+
+
 def layer_flops(layer, in_shape, out_shape, batch: int, first: bool) -> int:
     n_out = batch * math.prod(out_shape)
     flops = 0
-    if isinstance(layer, (Dense, Conv1D, Conv2D)):
+    if isinstance(layer, Residual):
+        flops += 2 * n_out + sum(layer_flops(inner, shape_in, shape_out, batch, first=False)
+                                 for inner, (shape_in, shape_out) in zip(layer.layers, layer.inner_shapes(in_shape)))
+    elif isinstance(layer, SelfAttention):
+        flops += attention_flops(layer, in_shape, batch, first)
+    elif isinstance(layer, LayerNormalization):
+        flops += 20 * n_out
+    elif isinstance(layer, (PositionEmbedding, GlobalAveragePool1D)):
+        flops += 2 * batch * math.prod(in_shape)
+    elif isinstance(layer, (Dense, Conv1D, Conv2D)):
         positions = batch * math.prod(out_shape[:-1])
         fan_in = in_shape[-1] if isinstance(layer, Dense) else math.prod(layer.kernel_size) * in_shape[-1]
         matmul = 2 * positions * fan_in * out_shape[-1]

@@ -12,6 +12,9 @@ over its whole ``(features, k*units)``, its ``recurrent_kernel`` orthogonal
 LSTM's forget-gate slice ``bias[units:2*units]``, which is 1
 (``unit_forget_bias=True``). Every array is drawn from the weights stream
 in layer order, parameter by parameter.
+The attention projections (``query_kernel``, ...) and position embeddings are
+glorot-uniform too, over their 2-D shapes; a residual block's inner
+parameters (``"<j>.<name>"``) are drawn like top-level ones, in its order.
 """
 
 from __future__ import annotations
@@ -61,11 +64,15 @@ def orthogonal(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
 def initial_parameter(layer, name: str, shape, rng: np.random.Generator) -> np.ndarray:
     """One parameter's initial value (see the module notes)."""
     from dlbench.spec.sequence import EMBEDDING_INIT_RANGE, LSTM
+    from dlbench.spec.transformer import Residual
 
-    if name == "kernel":
-        return glorot_uniform(rng, shape)
+    if isinstance(layer, Residual):  # "<j>.<name>": inner layer j's own rule
+        j, inner = name.split(".", 1)
+        return initial_parameter(layer.layers[int(j)], inner, shape, rng)
     if name == "recurrent_kernel":
         return orthogonal(rng, shape)
+    if name == "kernel" or name.endswith("_kernel") or name == "position_embeddings":  # attention projections
+        return glorot_uniform(rng, shape)
     if name == "embeddings":
         return rng.uniform(-EMBEDDING_INIT_RANGE, EMBEDDING_INIT_RANGE, size=shape).astype(np.float32)
     if name in ("gamma", "moving_variance"):

@@ -21,6 +21,11 @@ count), as Keras does. PyTorch's ``momentum`` is ``1 - this``. Training
 normalizes with the batch statistics, inference with the moving ones;
 ``y = gamma * (x - mean) / sqrt(var + epsilon) + beta`` over the last axis.
 
+GELU is the tanh approximation, pinned for every backend:
+``gelu(x) = 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))`` (GPT-2's form;
+``approximate="tanh"`` in PyTorch, ``approximate=True`` in Keras and JAX,
+whose defaults differ: torch and Keras default to the exact erf form).
+
 Dropout(rate) zeroes each activation with probability ``rate`` in training
 and scales the rest by ``1 / (1 - rate)`` (inverted dropout); it is the
 identity at inference.
@@ -35,9 +40,17 @@ from typing import ClassVar, Union
 from dlbench.errors import InputError
 from dlbench.spec.checks import Shape, check_choice, check_number, check_positive_int, format_shape
 
-ACTIVATIONS = ("linear", "relu", "sigmoid", "tanh", "softmax")
+ACTIVATIONS = ("linear", "relu", "sigmoid", "tanh", "softmax", "gelu")
 #: the parameters the optimizer updates (every other weight, e.g. a moving statistic, it never sees)
-PARAMETERS_TRAINED = ("kernel", "bias", "gamma", "beta", "embeddings", "recurrent_kernel")
+PARAMETERS_TRAINED = ("kernel", "bias", "gamma", "beta", "embeddings", "recurrent_kernel",
+                      "query_kernel", "query_bias", "key_kernel", "key_bias", "value_kernel", "value_bias",
+                      "output_kernel", "output_bias", "position_embeddings")
+
+
+def is_trained(name: str) -> bool:
+    """Whether the parameter ``name`` is updated by the optimizer (moving
+    statistics are not); a residual block's ``"<j>.<name>"`` by its last part."""
+    return name.rsplit(".", 1)[-1] in PARAMETERS_TRAINED
 
 
 def layer_activation(layer) -> str | None:

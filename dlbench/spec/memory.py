@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 
-from dlbench.spec.layers import PARAMETERS_TRAINED
+from dlbench.spec.layers import is_trained
 
 BYTES_PER_VALUE = 4
 
@@ -34,7 +34,7 @@ def training_memory_bytes(spec, batch_size: int) -> dict[str, int]:
     trained = other = 0
     for shapes in spec.param_shapes():
         for name, shape in shapes.items():
-            if name in PARAMETERS_TRAINED:
+            if is_trained(name):
                 trained += math.prod(shape)
             else:
                 other += math.prod(shape)

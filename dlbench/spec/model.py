@@ -38,7 +38,7 @@ from typing import ClassVar, Union
 
 from dlbench.errors import InputError, one_of
 from dlbench.spec.checks import Shape, check_choice, check_number, check_positive_int, format_shape
-from dlbench.spec.layers import PARAMETERS_TRAINED, Activation, Dropout, layer_activation
+from dlbench.spec.layers import Activation, Dropout, is_trained, layer_activation
 
 __all__ = ["LOSSES", "SGD", "Adam", "Optimizer", "OPTIMIZERS", "ModelSpec", "make_optimizer", "Sequential", "TrainSpec"]
 
@@ -146,7 +146,7 @@ class ModelSpec:
     def n_params(self) -> int:
         """Parameters the optimizer updates (moving statistics excluded)."""
         return sum(math.prod(s) for shapes in self.param_shapes() for name, s in shapes.items()
-                   if name in PARAMETERS_TRAINED)
+                   if is_trained(name))
 
     @property
     def has_dropout(self) -> bool:

@@ -1,0 +1,91 @@
+"""The JAX backend's Transformer layers (conventions in :mod:`dlbench.spec.transformer`),
+as builders like those of :mod:`~dlbench_backends.jax.network`: each returns
+``apply(p, s, x, training, key) -> (y, s)`` over channels-last (B, T, d) arrays,
+the parameters in the canonical layout under their canonical names.
+
+* layer_norm: mean and biased variance over the last axis, ``(x - mean) *
+  rsqrt(var + eps) * gamma + beta`` (the spec's epsilon, 1e-5 by default;
+  flax's LayerNorm defaults to 1e-6).
+* self_attention: projections ``jnp.dot(x, W) + b`` at the network's
+  precision, then the fused ``jax.nn.dot_product_attention`` on (B, T, H, K)
+  (its own BTNH layout, so no transposes) with ``scale = 1/sqrt(key_dim)``
+  given explicitly and ``is_causal`` for the lower-triangle mask; XLA's
+  implementation (no dropout, float32 softmax). It takes no precision
+  argument: on GPUs its matmuls follow JAX's default precision (TF32 on
+  Ampere and later) whatever the run's precision setting; on CPU it is full
+  float32.
+* residual: ``x + f(x)``, the inner layers built by the network's builder
+  (``build``); parameters and moving statistics ``"<j>.<name>"`` are split per
+  inner layer and joined back.
+"""
+
+import math
+
+import jax
+import jax.numpy as jnp
+
+from dlbench.spec import GlobalAveragePool1D, LayerNormalization, PositionEmbedding, Residual, SelfAttention
+from dlbench.spec.transformer import inner_parameters
+
+
+def layer_norm_layer(layer, in_shape, precision, custom_vjp: bool = True):
+    eps = layer.epsilon
+
+    def apply(p, s, x, training, key):
+        mean = jnp.mean(x, axis=-1, keepdims=True)
+        var = jnp.mean(jnp.square(x - mean), axis=-1, keepdims=True)
+        return (x - mean) * jax.lax.rsqrt(var + eps) * p["gamma"] + p["beta"], s
+    return apply
+
+
+def attention_layer(layer, in_shape, precision, custom_vjp: bool = True):
+    heads, key_dim, causal = layer.num_heads, layer.key_dim, layer.causal
+    scale = 1.0 / math.sqrt(key_dim)
+
+    def apply(p, s, x, training, key):
+        b, t, _ = x.shape
+
+        def project(part):
+            z = jnp.dot(x, p[f"{part}_kernel"], precision=precision) + p[f"{part}_bias"]
+            return z.reshape(b, t, heads, key_dim)
+
+        a = jax.nn.dot_product_attention(project("query"), project("key"), project("value"), scale=scale,
+                                         is_causal=causal, implementation="xla")
+        return jnp.dot(a.reshape(b, t, heads * key_dim), p["output_kernel"], precision=precision) \
+            + p["output_bias"], s
+    return apply
+
+
+def position_embedding_layer(layer, in_shape, precision, custom_vjp: bool = True):
+    length = in_shape[0]
+
+    def apply(p, s, x, training, key):
+        return x + p["position_embeddings"][:length], s
+    return apply
+
+
+def global_average_pool_layer(layer, in_shape, precision, custom_vjp: bool = True):
+    def apply(p, s, x, training, key):
+        return jnp.mean(x, axis=1), s
+    return apply
+
+
+def residual_layer(layer, in_shape, precision, custom_vjp: bool = True, *, build):
+    """x + f(x); ``build(layer, in_shape, precision, custom_vjp)`` -> (apply, activation) of an inner layer."""
+    inner = [build(sub, shape, precision, custom_vjp) for sub, (shape, _) in
+             zip(layer.layers, layer.inner_shapes(in_shape))]
+
+    def apply(p, s, x, training, key):
+        y, new_stats = x, {}
+        for j, (inner_apply, f) in enumerate(inner):
+            sub_key = None if key is None else jax.random.fold_in(key, j)
+            y, sub_stats = inner_apply(inner_parameters(p, j), inner_parameters(s, j), y, training, sub_key)
+            new_stats.update({f"{j}.{name}": value for name, value in sub_stats.items()})
+            y = f(y)
+        return x + y, new_stats
+    return apply
+
+
+TRANSFORMER_BUILDERS = {LayerNormalization: layer_norm_layer, SelfAttention: attention_layer,
+                        PositionEmbedding: position_embedding_layer,
+                        GlobalAveragePool1D: global_average_pool_layer, Residual: residual_layer}

@@ -1,0 +1,189 @@
+"""Layer specs of Transformers: layer normalization, multi-head self-attention,
+residual blocks, learned position embeddings and global average pooling over time.
+
+Sequences are ``(time, features)`` (the batch axis excluded), as everywhere
+in the spec channels-last. The conventions, pinned once for every backend:
+
+* ``layer_norm``: ``y = gamma * (x - mean) / sqrt(var + epsilon) + beta``
+  over the last axis, ``var`` the biased variance (divided by the feature
+  count), as every framework does. ``epsilon`` defaults to **1e-5**
+  (PyTorch's ``nn.LayerNorm`` and GPT-2's; Keras uses 1e-3, flax 1e-6).
+  Parameters ``gamma`` (ones) and ``beta`` (zeros), shape ``(features,)``.
+* ``self_attention`` (``num_heads`` H, ``key_dim`` K, ``causal``) on an
+  input X ``(T, d)``: ``Q = X Wq + bq``, ``K = X Wk + bk``, ``V = X Wv + bv``,
+  each ``(T, H*K)``, whose columns ``h*K .. h*K + K - 1`` are head ``h``
+  (head-major); per head ``A_h = softmax(Q_h K_h^T / sqrt(K) + M) V_h`` and
+  ``Y = concat_h(A_h) Wo + bo``, ``(T, d)``. ``M`` is 0 everywhere, or, when
+  ``causal``, ``-inf`` above the diagonal (position ``i`` sees ``j <= i``:
+  the lower triangle). The scale is ``1 / sqrt(key_dim)``; no dropout.
+  Canonical layout (flat, like ``nn.MultiheadAttention``'s in-projection
+  blocks transposed): ``query_kernel``, ``key_kernel``, ``value_kernel``
+  ``(d, H*K)`` with biases ``(H*K,)``, ``output_kernel`` ``(H*K, d)`` with
+  ``output_bias`` ``(d,)``. Keras's MultiHeadAttention holds the same numbers
+  as ``(d, H, K)`` and ``(H, K, d)``: a reshape. Kernels are glorot-uniform
+  over their 2-D shapes, biases zero.
+* ``residual`` (``layers``): ``y = x + f(x)``, ``f`` the chain of ``layers``,
+  whose output shape must equal its input's. Its parameters are those of its
+  layers, flattened into one dict with the names ``"<j>.<name>"`` (``j`` the
+  index of the inner layer; nested residuals give ``"<j>.<k>.<name>"``), in
+  the inner layers' order. That is how initial weights, weight files,
+  training states and the parity certificate see them, so every nested
+  parameter is certified like a top-level one.
+* ``position_embedding`` (``max_length``): ``y = x + P[:T]``, ``P``
+  ``(max_length, d)`` learned (``position_embeddings``, glorot-uniform as
+  keras_hub's PositionEmbedding initialises it); ``T <= max_length``.
+* ``global_average_pool1d``: ``(T, F) -> (F,)``, the mean over time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+from dlbench.errors import InputError
+from dlbench.spec.checks import Shape, check_number, check_positive_int, format_shape
+from dlbench.spec.layers import LAYER_TYPES
+
+
+def _sequence(layer_type: str, input_shape: Shape) -> None:
+    if len(input_shape) != 2:
+        raise InputError(f"{layer_type} needs a 2-D input (time, features), got shape {format_shape(input_shape)}")
+
+
+@dataclass(frozen=True)
+class LayerNormalization:
+    """Normalization of each position over its features (the last axis)."""
+
+    epsilon: float = 1e-5
+    input_shape: Shape | None = None
+    type: ClassVar[str] = "layer_norm"
+
+    def __post_init__(self):
+        check_number(self.epsilon, "epsilon", low=0.0)
+
+    def output_shape(self, input_shape: Shape) -> Shape:
+        return input_shape
+
+    def param_shapes(self, input_shape: Shape) -> dict[str, Shape]:
+        return {"gamma": (input_shape[-1],), "beta": (input_shape[-1],)}
+
+
+@dataclass(frozen=True)
+class SelfAttention:
+    """Multi-head scaled dot-product self-attention with output projection."""
+
+    num_heads: int
+    key_dim: int
+    causal: bool = False
+    input_shape: Shape | None = None
+    type: ClassVar[str] = "self_attention"
+
+    def __post_init__(self):
+        check_positive_int(self.num_heads, "num_heads")
+        check_positive_int(self.key_dim, "key_dim")
+        if not isinstance(self.causal, bool):
+            raise InputError(f"must be true or false, got {self.causal!r}", field="causal")
+
+    def output_shape(self, input_shape: Shape) -> Shape:
+        _sequence(self.type, input_shape)
+        return input_shape
+
+    def param_shapes(self, input_shape: Shape) -> dict[str, Shape]:
+        d, inner = input_shape[-1], self.num_heads * self.key_dim
+        shapes: dict[str, Shape] = {}
+        for part in ("query", "key", "value"):
+            shapes[f"{part}_kernel"] = (d, inner)
+            shapes[f"{part}_bias"] = (inner,)
+        shapes["output_kernel"] = (inner, d)
+        shapes["output_bias"] = (d,)
+        return shapes
+
+
+@dataclass(frozen=True)
+class PositionEmbedding:
+    """A learned embedding per position, added to the input."""
+
+    max_length: int
+    input_shape: Shape | None = None
+    type: ClassVar[str] = "position_embedding"
+
+    def __post_init__(self):
+        check_positive_int(self.max_length, "max_length")
+
+    def output_shape(self, input_shape: Shape) -> Shape:
+        _sequence(self.type, input_shape)
+        if input_shape[0] > self.max_length:
+            raise InputError(f"the sequence has {input_shape[0]} positions, more than max_length "
+                             f"{self.max_length}", field="max_length")
+        return input_shape
+
+    def param_shapes(self, input_shape: Shape) -> dict[str, Shape]:
+        return {"position_embeddings": (self.max_length, input_shape[-1])}
+
+
+@dataclass(frozen=True)
+class GlobalAveragePool1D:
+    """The mean over time: (T, F) -> (F,)."""
+
+    input_shape: Shape | None = None
+    type: ClassVar[str] = "global_average_pool1d"
+
+    def output_shape(self, input_shape: Shape) -> Shape:
+        _sequence(self.type, input_shape)
+        return (input_shape[-1],)
+
+    def param_shapes(self, input_shape: Shape) -> dict[str, Shape]:
+        return {}
+
+
+@dataclass(frozen=True)
+class Residual:
+    """y = x + f(x), f the chain of ``layers`` (a list of layer specs)."""
+
+    layers: tuple
+    input_shape: Shape | None = None
+    type: ClassVar[str] = "residual"
+
+    def __post_init__(self):
+        if not isinstance(self.layers, (list, tuple)) or not self.layers:
+            raise InputError(f"must be a non-empty list of layers, got {self.layers!r}", field="layers")
+        object.__setattr__(self, "layers", tuple(self.layers))
+        for j, layer in enumerate(self.layers):
+            if type(layer) not in LAYER_TYPES.values():
+                raise InputError(f"must be a layer spec, got {layer!r}", field=f"layers[{j}]")
+
+    def inner_shapes(self, input_shape: Shape) -> list[tuple[Shape, Shape]]:
+        """(input shape, output shape) of each inner layer."""
+        shapes, shape = [], tuple(input_shape)
+        for j, layer in enumerate(self.layers):
+            try:
+                out = layer.output_shape(shape)
+            except InputError as exc:
+                raise exc.within(field_prefix=f"layers[{j}]") from None
+            shapes.append((shape, out))
+            shape = out
+        return shapes
+
+    def output_shape(self, input_shape: Shape) -> Shape:
+        out = self.inner_shapes(input_shape)[-1][1]
+        if tuple(out) != tuple(input_shape):
+            raise InputError(f"a residual block's layers must give back its input's shape "
+                             f"{format_shape(input_shape)} (it is added to their output), got {format_shape(out)}",
+                             field="layers")
+        return tuple(input_shape)
+
+    def param_shapes(self, input_shape: Shape) -> dict[str, Shape]:
+        return {f"{j}.{name}": shape
+                for j, (layer, (shape_in, _)) in enumerate(zip(self.layers, self.inner_shapes(input_shape)))
+                for name, shape in layer.param_shapes(shape_in).items()}
+
+
+def inner_parameters(flat: dict, j: int) -> dict:
+    """The entries of a residual block's flat parameter dict that belong to
+    its inner layer ``j``, under that layer's own names."""
+    prefix = f"{j}."
+    return {name[len(prefix):]: value for name, value in flat.items() if name.startswith(prefix)}
+
+
+TRANSFORMER_LAYERS = (LayerNormalization, SelfAttention, PositionEmbedding, GlobalAveragePool1D, Residual)
+LAYER_TYPES.update({cls.type: cls for cls in TRANSFORMER_LAYERS})
