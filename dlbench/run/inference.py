@@ -20,12 +20,13 @@ latencies)``. The raw per-call latencies are kept for ``dlbench compare``.
 How much a p99 of N calls says: the distribution-free interval of a
 quantile is between two order statistics, their ranks from the binomial
 distribution of how many calls fall below the true p99 (B ~ Binomial(N,
-0.99)). With the cap of 1000 calls the 95% interval is between the 984th
-and 996th fastest call (the true p99 lies between the sample's p98.4 and
-p99.6); with 300 calls, between p97.7 and p99.9 or so; below 300 calls
-(a heavy network at a large batch on a 2-core machine) its upper end is the
-slowest call or beyond. Each entry stores this interval (``p99_ci95_ms``,
-the upper end None when it is beyond the slowest call).
+0.99)). With the cap of 1000 calls the 95% interval is between the 983rd
+and 997th fastest call (the true p99 lies between the sample's p98.3 and
+p99.7); an upper end exists from 459 calls on (the slowest call); with
+fewer (300 calls: from the 293rd fastest up, 50 calls: from the 48th) only
+the lower end is known, the p99 may lie beyond the slowest call. Each
+entry stores this interval (``p99_ci95_ms``, the upper end None when it is
+beyond the slowest call).
 
 Identical outputs (:func:`output_agreement`): the logits of the whole test
 set, predicted in batches of the largest inference batch size (so compiled
