@@ -248,3 +248,17 @@ def test_disagreeing_inference_outputs_fail_the_run():
 
     assert exit_code(document([inference_row("numpy"), inference_row("torch")])) == 0
     assert exit_code(document([inference_row("numpy"), inference_row("torch", agrees=False)])) == 1
+
+
+def test_a_backend_that_cannot_run_inference_leaves_an_unavailable_row(monkeypatch):
+    """What ``--backend all`` does with it (named explicitly, it is refused before the run: test_bad_input)."""
+    from dlbench.run.settings import RunRequest
+    from dlbench.run.worker import execute
+
+    monkeypatch.setenv("DLBENCH_PLUGINS", "fault_plugins")
+    get_plugins.cache_clear()
+    try:
+        row = execute(RunRequest(scenario="xor-mlp", backend="diverge", mode="inference"))
+    finally:
+        get_plugins.cache_clear()
+    assert row["status"] == "unavailable" and row["error"] == "backend 'diverge' cannot run inference"
