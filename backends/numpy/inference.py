@@ -9,7 +9,10 @@ fancy-indexing copy) and runs every layer's ``forward(X, training=False)``:
 
 Nothing is kept for a backward pass and no moving statistic changes, so
 prediction never touches the training state. There is nothing to compile:
-the first call costs what every call costs.
+the first call costs what every call costs. The price of the layer objects:
+about half a microsecond per prediction over a hand-written loop of matmuls
+(``tests/benchmarks/overhead_inference.py``), a tenth of a batch-1
+prediction of the 2-10-1 XOR net, nothing at larger batches.
 """
 
 from __future__ import annotations
@@ -18,5 +21,5 @@ import numpy as np
 
 
 def predict(trainer, indices: np.ndarray) -> np.ndarray:
-    """The logits of the test samples ``indices``, in the trainer's dtype."""
-    return trainer.net.logits(trainer.x_test[np.asarray(indices, np.intp)], training=False)
+    """The logits of the test samples ``indices`` (any integer array), in the trainer's dtype."""
+    return trainer.net.logits(trainer.x_test[indices], training=False)

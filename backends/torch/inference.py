@@ -37,15 +37,18 @@ class Predictor:
         if TorchBackend.check_options(trainer.options_extra)["compile"]:
             forward = torch.compile(forward, dynamic=False)
         self.forward = forward
+        self.on_gpu = trainer.device.type != "cpu"  # on CPU, .to() and .cpu() are calls that do nothing
 
     def __call__(self, indices: np.ndarray) -> np.ndarray:
         trainer = self.trainer
         if trainer.model.training:
             trainer.model.eval()
         with torch.inference_mode():
-            rows = torch.from_numpy(np.ascontiguousarray(indices, np.int64)).to(trainer.device)
+            rows = torch.from_numpy(np.ascontiguousarray(indices, np.int64))
+            if self.on_gpu:
+                rows = rows.to(trainer.device)
             z = self.forward(trainer._network_input(trainer.x_test.index_select(0, rows)))
-            return z.cpu().numpy()
+            return (z.cpu() if self.on_gpu else z).numpy()
 
 
 def predict(trainer, indices: np.ndarray) -> np.ndarray:
