@@ -262,3 +262,13 @@ def test_a_backend_that_cannot_run_inference_leaves_an_unavailable_row(monkeypat
     finally:
         get_plugins.cache_clear()
     assert row["status"] == "unavailable" and row["error"] == "backend 'diverge' cannot run inference"
+
+
+def test_the_python_api_measures_inference_and_its_rows_say_so():
+    import dlbench
+
+    results = dlbench.benchmark("xor-mlp", backends="numpy", mode="inference", inference_batch_size=[1, 2],
+                                progress=False)
+    row = results.rows[0]
+    assert [e["batch_size"] for e in row.inference] == [1, 2] and row.outputs_agree is True
+    assert "mode='inference'" in results.document["command"][0]
