@@ -23,15 +23,17 @@ from dlbench_backends.tensorflow import framework
 tf, _ = framework()
 
 
-def make_predict(model, x_test, device: str, jit_compile: bool):
-    """predict(indices) -> logits as a host array, for a model and its placed test set."""
+def make_function(model, x_test, jit_compile: bool):
+    """The logits of the test rows ``rows`` (int64), as one tf.function."""
     def logits(rows):
         return model(tf.gather(x_test, rows), training=False)
 
-    function = tf.function(logits, input_signature=[tf.TensorSpec([None], tf.int64)], jit_compile=jit_compile)
+    return tf.function(logits, input_signature=[tf.TensorSpec([None], tf.int64)], jit_compile=jit_compile)
 
-    def predict(indices: np.ndarray) -> np.ndarray:
-        with tf.device(device):
-            return function(np.asarray(indices, np.int64)).numpy()
 
-    return predict
+def predict(trainer, indices: np.ndarray) -> np.ndarray:
+    """The logits of the test samples ``indices`` (the function is made on the first call)."""
+    if trainer.predictor is None:
+        trainer.predictor = make_function(trainer.model, trainer.x_test, trainer.jit_compile)
+    with tf.device(trainer.device):
+        return trainer.predictor(np.asarray(indices, np.int64)).numpy()
