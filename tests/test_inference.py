@@ -105,6 +105,8 @@ def test_the_norm_wise_relative_difference_is_per_row_against_the_rows_largest_l
     ours = exact + np.array([[0.0, 0.004], [0.0005, 0.0]])
     assert inference.rel_diff(ours, exact) == (pytest.approx(1e-3), 0)
     assert inference.rel_diff(exact + np.array([[0, 0], [0, np.nan]]), exact) == (math.inf, 1)
+    steps = np.stack([exact, 2 * exact], axis=1)  # a sequence model's (samples, steps, units): a row per sample
+    assert inference.rel_diff(steps + 0.008 * (steps == -8.0), steps) == (pytest.approx(1e-3), 0)
 
 
 def test_the_reference_agrees_with_its_float64_twin_within_its_own_rounding():

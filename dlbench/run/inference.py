@@ -158,9 +158,12 @@ def test_set_logits(predict: Callable[[np.ndarray], np.ndarray], n_test: int, ch
 
 def rel_diff(ours: np.ndarray, exact: np.ndarray) -> tuple[float, int]:
     """(largest norm-wise relative difference over the rows, its row):
-    ``max_j |a_ij - b_ij| / max_j |b_ij|`` per row ``i``."""
+    ``max_j |a_ij - b_ij| / max_j |b_ij|`` per row ``i`` (a sample; the logits
+    of a sequence model, (samples, steps, units), count as one row per sample)."""
+    exact = np.asarray(exact, np.float64).reshape(len(exact), -1)
+    ours = np.asarray(ours, np.float64).reshape(len(exact), -1)
     scale = np.maximum(np.max(np.abs(exact), axis=1), np.finfo(np.float64).tiny)
-    per_row = np.max(np.abs(np.asarray(ours, np.float64) - exact), axis=1) / scale
+    per_row = np.max(np.abs(ours - exact), axis=1) / scale
     if not np.all(np.isfinite(per_row)):
         return math.inf, int(np.argmin(np.isfinite(per_row)))
     worst = int(np.argmax(per_row))
