@@ -22,6 +22,20 @@ settings apply only as far as ``Backend.configure_threads`` can change them
 after import. A backend whose framework is missing is skipped with the pip
 command that installs it.
 
+Inference has its own fixture, ``dlbench_predictor``::
+
+    def test_digits_latency_on_jax(benchmark, dlbench_predictor):
+        predictor = dlbench_predictor("digits-mlp", "jax", batch_size=1)
+        benchmark.extra_info.update(predictor.info)
+        benchmark.pedantic(predictor.predict, rounds=200, iterations=1)
+
+``predict()`` runs the trainer's forward pass in inference mode
+(:meth:`Trainer.predict`) on the next batch of test rows, as ``dlbench run
+--mode inference`` does, and returns the logits as a host array (so the
+device has finished). The factory times the first call (compilation) as
+``info["compile_seconds"]`` and makes ``WARMUP_CALLS`` more before handing
+the predictor over.
+
 The plugin also adds the framework versions, BLAS and CPU to
 pytest-benchmark's ``machine_info`` (under ``"dlbench"``), so saved benchmark
 files say what they were measured with.
@@ -140,6 +154,69 @@ def build_trainer(scenario: str, backend: str, *, window_steps: int | None = Non
                         train.batch_size, flops, compile_seconds, trainer, cycle)
 
 
+@dataclass
+class BenchPredictor:
+    """A built trainer with its test set placed, ready to predict batch after batch."""
+
+    scenario: str
+    backend: str
+    backend_version: str | None
+    device: str
+    batch_size: int
+    compile_seconds: float
+    trainer: object = field(repr=False)
+    batches: object = field(repr=False)
+
+    def predict(self):
+        """The logits of the next batch of test rows (a host array, so the device is done)."""
+        return self.trainer.predict(next(self.batches))
+
+    def samples_per_sec(self, seconds: float) -> float:
+        return self.batch_size / seconds
+
+    @property
+    def info(self) -> dict:
+        """Metadata for ``benchmark.extra_info``."""
+        return {"scenario": self.scenario, "backend": self.backend, "backend_version": self.backend_version,
+                "device": self.device, "mode": "inference", "batch_size": self.batch_size,
+                "compile_seconds": self.compile_seconds}
+
+
+def build_predictor(scenario: str, backend: str, *, batch_size: int | None = None, device: str = "cpu",
+                    threads: int | None = None, options: dict | None = None) -> BenchPredictor:
+    """Build ``backend``'s trainer for ``scenario`` from the core's initial weights, place
+    the data, time the first prediction of ``batch_size`` rows (default: the scenario's
+    batch size) and warm up; batches cycle through the test set as ``dlbench run`` cycles them."""
+    from dlbench.plugin.backend import TrainerOptions
+    from dlbench.plugin.manager import get_plugins
+    from dlbench.run.inference import WARMUP_CALLS, batch_rows
+    from dlbench.run.session import prepare_scenario
+    from dlbench.scenario import resolve_scenario
+
+    plugins = get_plugins()
+    chosen = plugins.backend(backend)
+    availability = chosen.availability()
+    if not availability.available:
+        pytest.skip(f"{backend}: {availability.reason}")
+    if "inference" not in chosen.modes:
+        pytest.skip(f"{backend}: cannot run inference")
+    if threads is not None:
+        chosen.configure_threads(threads)
+    loaded = resolve_scenario(scenario, plugins.scenario_dirs)
+    size = batch_size or loaded.train.batch_size
+    session = prepare_scenario(loaded, chosen, TrainerOptions(device, seed=loaded.train.seed, extra=options or {}))
+    n_test = len(session.data.x_test)
+    batches = itertools.cycle([batch_rows(n_test, size, k) for k in range(max(1, min(64, n_test // size)))])
+    trainer = session.trainer
+    start = time.perf_counter()
+    trainer.predict(next(batches))
+    compile_seconds = time.perf_counter() - start
+    for _ in range(WARMUP_CALLS):
+        trainer.predict(next(batches))
+    return BenchPredictor(loaded.name, backend, chosen.version(), getattr(trainer, "device_name", device), size,
+                          compile_seconds, trainer, batches)
+
+
 def _step_flops(spec, batch_size: int) -> int | None:
     from dlbench.spec.flops import training_step_flops
 
@@ -154,6 +231,13 @@ def dlbench_trainer():
     """Factory: ``dlbench_trainer(scenario, backend, window_steps=None, batch_size=None,
     device="cpu", threads=None, options=None)`` -> :class:`BenchTrainer`."""
     return build_trainer
+
+
+@pytest.fixture
+def dlbench_predictor():
+    """Factory: ``dlbench_predictor(scenario, backend, batch_size=None, device="cpu",
+    threads=None, options=None)`` -> :class:`BenchPredictor` (inference mode)."""
+    return build_predictor
 
 
 @pytest.hookimpl(optionalhook=True)

@@ -152,6 +152,17 @@ COMMAND_LINE_CASES = [
     ("negative sweep seed", ["--sweep", "seed=-1"], "--sweep: 'seed=-1': expected seed=N[,N...] with non-negative"),
     ("negative timeout", ["--timeout", "-1"], "--timeout': -1.0 is not in the range x>0"),
     ("zero timeout", ["--timeout", "0"], "--timeout': 0.0 is not in the range x>0"),
+    ("unknown mode", ["--mode", "serve"], "--mode: unknown mode 'serve'; expected one of both, inference, train"),
+    ("zero inference batch size", ["--backend", "numpy", "--mode", "inference", "--inference-batch-size", "0"],
+     "--inference-batch-size: '0': expected positive integers, e.g. 1,32,256"),
+    ("inference batch sizes not numbers", ["--mode", "inference", "--inference-batch-size", "1,many"],
+     "--inference-batch-size: '1,many': expected positive integers"),
+    ("zero inference calls", ["--mode", "inference", "--inference-calls", "0"],
+     "--inference-calls': must be a positive integer, got 0"),
+    ("inference on a backend that cannot run it", ["--backend", "numpy,diverge", "--mode", "inference"],
+     "--backend: backend 'diverge' cannot run inference (it runs train); choose another --mode or backend"),
+    ("both on a backend that cannot run inference", ["--backend", "diverge", "--mode", "both"],
+     "--backend: backend 'diverge' cannot run inference"),
 ]
 
 

@@ -8,7 +8,7 @@ from click.testing import CliRunner
 
 from dlbench.cli import reports as cli_reports
 from dlbench.cli import InputErrorGroup
-from dlbench.report.compare import AccuracyCheck, SpeedCheck, StatusCheck, compare, mann_whitney_u
+from dlbench.report.compare import AccuracyCheck, LatencyCheck, SpeedCheck, StatusCheck, compare, mann_whitney_u
 from dlbench.results.document import write_document
 
 
@@ -299,9 +299,10 @@ def test_the_json_of_a_change_has_every_figure():
 
 
 def test_the_default_checks_carry_every_setting():
-    status, parity_, speed, accuracy = default_checks(0.1, 0.02, 0.2)
-    assert (type(status), type(parity_)) == (StatusCheck, ParityCheck)
-    assert (speed.threshold, speed.alpha, accuracy.tolerance) == (0.1, 0.2, 0.02)
+    status, parity_, speed, latency, accuracy = default_checks(0.1, 0.02, 0.2)
+    assert (type(status), type(parity_), type(latency)) == (StatusCheck, ParityCheck, LatencyCheck)
+    assert (speed.threshold, speed.alpha, latency.threshold, latency.alpha, accuracy.tolerance) == (
+        0.1, 0.2, 0.1, 0.2, 0.02)
 
 
 def test_reasons_name_the_sweep_point_and_list_doubts():

@@ -87,6 +87,7 @@ SHARED_NAMES = {
     "network.py": {"build_network"},
     "losses.py": {"LOSSES", "categorical_crossentropy", "binary_crossentropy", "mse"},
     "optim.py": {"OPTIMIZERS", "build_optimizer", "SGDUpdate", "AdamUpdate"},
+    "inference.py": {"predict"},
 }
 FRAMEWORK_IMPORT = re.compile(r"^\s*(import|from) (torch|tensorflow|jax|keras)\b", re.M)
 
@@ -112,7 +113,7 @@ def test_every_backend_has_the_same_modules():
     modules = {p.name: {m.name for m in p.glob("*.py")} - OPTIONAL_BACKEND_MODULES for p in packages}
     assert all(found == modules["numpy"] for found in modules.values()), modules
     assert modules["numpy"] == {"__init__.py", "network.py", "losses.py", "optim.py", "trainer.py", "sequence.py",
-                                "recurrent.py", "transformer.py"}
+                                "recurrent.py", "transformer.py", "inference.py"}
 
 
 def test_every_model_reader_defines_the_same_names():

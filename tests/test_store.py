@@ -130,14 +130,14 @@ def test_a_schema_0_document_has_its_metrics_renamed_without_overwriting_newer_o
                        {"metrics": {"samples_per_second": 1.0, "samples_per_sec": 2.0}},
                        {"scenario": "no metrics"}]}
     upgraded = schema.upgrade(doc)
-    assert upgraded["schema_version"] == 1
+    assert upgraded["schema_version"] == 2
     assert upgraded["results"][0]["metrics"] == {"samples_per_sec": 5.0, "samples_per_sec_stats": {"n": 1},
                                                  "samples_per_sec_samples": [5.0]}
     assert upgraded["results"][1]["metrics"] == {"samples_per_second": 1.0, "samples_per_sec": 2.0}
 
 
 def test_a_current_document_is_not_changed_by_the_upgrade():
-    doc = {"schema_version": 1, "results": [{"metrics": {"samples_per_second": 5.0}}]}
+    doc = {"schema_version": 2, "results": [{"metrics": {"samples_per_second": 5.0}}]}
     assert schema.upgrade(doc)["results"][0]["metrics"] == {"samples_per_second": 5.0}
 
 
@@ -154,7 +154,7 @@ def good_row(**changes):
     ([], "not a dlbench result document (no list of results)"),
     ({"results": {}}, "not a dlbench result document (no list of results)"),
     ({"schema_version": "one", "results": []}, "schema_version 'one' is not a number"),
-    ({"schema_version": 2, "results": []}, "schema_version 2 is newer than this dlbench understands (1)"),
+    ({"schema_version": 3, "results": []}, "schema_version 3 is newer than this dlbench understands (2)"),
     ({"schema_version": 1, "settings": [], "results": []}, "settings: expected an object, got list"),
     ({"schema_version": 1, "results": [good_row(), 3]}, "results[1]: expected an object, got int"),
     ({"schema_version": 1, "results": [good_row(backend=7)]}, "results[0].backend: expected a string, got 7"),
@@ -172,7 +172,8 @@ def test_malformed_documents_are_refused_naming_the_source_and_the_problem(docum
 def test_a_well_formed_document_of_every_status_is_accepted_and_upgraded():
     rows = [good_row(status=s) for s in ("ok", "failed", "unavailable", "timeout", "diverged", "interrupted")]
     doc = schema.checked_document({"results": rows}, "run.json")
-    assert doc["schema_version"] == 1 and doc["results"] == rows
+    assert doc["schema_version"] == 2 and doc["results"] == rows
+    assert all(row["mode"] == "train" for row in doc["results"])  # what every version-1 row measured
 
 
 def test_runs_of_the_same_time_and_number_on_several_machines_are_ordered_by_path(tmp_path):
@@ -184,7 +185,7 @@ def test_runs_of_the_same_time_and_number_on_several_machines_are_ordered_by_pat
 
 
 def test_a_schema_0_document_without_results_upgrades_too():
-    assert schema.upgrade({"created": "x"}) == {"created": "x", "schema_version": 1}
+    assert schema.upgrade({"created": "x"}) == {"created": "x", "schema_version": 2}
 
 
 def test_a_file_that_is_no_result_document_says_so_exactly():

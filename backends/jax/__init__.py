@@ -70,6 +70,7 @@ class JaxBackend(Backend):
     distributions = ("jax", "jaxlib")
     pip_install = 'pip install "dlbench[jax]"'
     devices = ("cpu", "gpu")
+    modes = ("train", "inference")
     description = "jax.value_and_grad + XLA, a window of steps in one jitted lax loop"
     order = 3
     option_defaults = {"scan": True, "chunk_steps": 256, "custom_vjp": "auto"}

@@ -28,7 +28,7 @@ from dlbench.plugin.backend import Trainer, TrainerOptions, TrainingState, slot_
 from dlbench.plugin.helpers import loss_targets, padded_chunks
 from dlbench.spec import ModelSpec
 from dlbench.spec.sequence import takes_tokens
-from dlbench_backends.jax import JaxBackend
+from dlbench_backends.jax import JaxBackend, inference
 from dlbench_backends.jax.losses import LOSSES
 from dlbench_backends.jax.network import activation, build_network, check_supported, merge_weights, split_weights
 from dlbench_backends.jax.optim import build_optimizer
@@ -97,6 +97,9 @@ class JaxTrainer(Trainer):
             raise InputError(f"unknown {options.precision!r}; {one_of(precisions)}", field="precision")
         compiler_options = {"xla_gpu_deterministic_ops": True} if options.deterministic else None
         self.spec = spec
+        # what the inference function is built with (see :mod:`~dlbench_backends.jax.inference`)
+        self.precision, self.compiler_options, self.seed = precisions[options.precision], compiler_options, options.seed
+        self.predictor = None
         self.optimizer = build_optimizer(spec.optimizer)
         self._window, self._single, self._evaluate = make_functions(
             spec, self.optimizer, precisions[options.precision], compiler_options, options.seed, self.custom_vjp)
@@ -144,6 +147,9 @@ class JaxTrainer(Trainer):
         params, stats = self.carry[:2]
         loss, correct = self._evaluate(params, stats, self.x_test, self.t_test, self.y_test)
         return float(loss), int(correct) / self.n_test
+
+    def predict(self, indices: np.ndarray) -> np.ndarray:
+        return inference.predict(self, indices)
 
     def weights(self):
         params, stats = self.carry[:2]

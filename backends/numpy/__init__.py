@@ -40,6 +40,7 @@ class NumpyBackend(Backend):
     distributions = ("numpy",)
     pip_install = "pip install numpy"
     description = "from scratch: forward pass, backpropagation and the optimizer in NumPy"
+    modes = ("train", "inference")
     order = 0  # the reference: first in every run and report
     #: dtype "float64" and summation "reversed" give the parity certificate its
     #: yardsticks: exact arithmetic, and the same float32 sums in another order

@@ -10,7 +10,7 @@ from dlbench.data.base import Dataset
 from dlbench.plugin.backend import Trainer, TrainerOptions, TrainingState
 from dlbench.plugin.helpers import accuracy, input_dtype, loss_targets
 from dlbench.spec import ModelSpec
-from dlbench_backends.numpy import NumpyBackend
+from dlbench_backends.numpy import NumpyBackend, inference
 from dlbench_backends.numpy.network import build_network
 from dlbench_backends.numpy.optim import build_optimizer
 
@@ -50,6 +50,9 @@ class NumpyTrainer(Trainer):
         z = self.net.logits(self.x_test, training=False)
         loss, _ = self.net.loss(z, self.t_test, self.net.output)
         return loss, accuracy(self.net.output.forward(z), self.y_test)
+
+    def predict(self, indices: np.ndarray) -> np.ndarray:
+        return inference.predict(self, indices)
 
     def weights(self):
         return self.net.weights()

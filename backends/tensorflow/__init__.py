@@ -29,7 +29,8 @@ Extra options (``TrainerOptions.extra``):
   under XLA a window is run in chunks of ``XLA_CHUNK_STEPS`` rows (the last
   padded, the loop stopping at the real step count): one compile per batch
   size, whatever the window lengths. Not with ``deterministic`` for networks
-  with max pooling: XLA has no deterministic max-pooling gradient.
+  with max pooling: XLA has no deterministic max-pooling gradient. It also
+  XLA-compiles the inference function (see :mod:`~dlbench_backends.tensorflow.inference`).
 """
 
 from __future__ import annotations
@@ -66,6 +67,7 @@ class TensorflowBackend(Backend):
     distributions = ("tensorflow", "tensorflow-cpu", "keras")
     pip_install = 'pip install "dlbench[tensorflow]"'
     devices = ("cpu", "gpu")
+    modes = ("train", "inference")
     description = "Keras 3 layers on TensorFlow; a tf.function runs a window of steps in one graph"
     order = 2
     option_defaults = {"jit_compile": False}

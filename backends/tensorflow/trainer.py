@@ -23,7 +23,7 @@ from dlbench.data.base import Dataset
 from dlbench.plugin.backend import Trainer, TrainerOptions, TrainingState
 from dlbench.plugin.helpers import accuracy, input_dtype, loss_targets, padded_chunks
 from dlbench.spec import ModelSpec, is_trained
-from dlbench_backends.tensorflow import TensorflowBackend, framework
+from dlbench_backends.tensorflow import TensorflowBackend, framework, inference
 from dlbench_backends.tensorflow.losses import LOSSES
 from dlbench_backends.tensorflow.network import build_network
 from dlbench_backends.tensorflow.optim import build_optimizer
@@ -50,7 +50,7 @@ class TensorflowTrainer(Trainer):
             self.optimizer = build_optimizer(spec.optimizer, self.variables)
         self.output = keras.activations.get(spec.output_activation)
         self.loss = functools.partial(LOSSES[spec.loss], output=self.output)
-        self._window = self._evaluate = None
+        self._window = self._evaluate = self.predictor = None
 
     def _to_device(self, array: np.ndarray):
         with tf.device(self.device):
@@ -65,6 +65,7 @@ class TensorflowTrainer(Trainer):
         self.y_test = np.asarray(data.y_test)
         self._window = self._window_function(x_train, t_train)
         self._evaluate = tf.function(lambda: self._loss_and_outputs(x_test, t_test), jit_compile=self.jit_compile)
+        self.x_test = x_test  # for predict (see :mod:`~dlbench_backends.tensorflow.inference`)
 
     def _step(self, x, targets):
         with tf.GradientTape() as tape:
@@ -112,6 +113,9 @@ class TensorflowTrainer(Trainer):
         with tf.device(self.device):
             loss, outputs = self._evaluate()
         return float(loss.numpy()), accuracy(outputs.numpy(), self.y_test)
+
+    def predict(self, indices: np.ndarray) -> np.ndarray:
+        return inference.predict(self, indices)
 
     def weights(self):
         return [{name: v.numpy().copy() for name, v in layer.items()} for layer in self.params]

@@ -23,6 +23,8 @@ Options (``options.extra``):
   compiled is slower per call on CPU. Building such a trainer resets
   torch's compiler caches (``torch.compiler.reset()``), so that trainers
   built earlier in the same process do not use up the recompile limit.
+  It also compiles the inference forward pass (see
+  :mod:`~dlbench_backends.torch.inference`).
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ class TorchBackend(Backend):
     distributions = ("torch",)
     pip_install = 'pip install "dlbench[torch]"'
     devices = ("cpu", "gpu")
+    modes = ("train", "inference")
     description = "PyTorch: nn.Module, autograd, torch.optim's fused Adam/SGD; option compile"
     order = 1
     option_defaults = {"compile": False}

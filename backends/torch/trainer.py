@@ -33,7 +33,7 @@ from dlbench.errors import InputError
 from dlbench.plugin.backend import Trainer, TrainerOptions, TrainingState, slot_names
 from dlbench.plugin.helpers import input_dtype, loss_targets, signal_as_image
 from dlbench.spec import ModelSpec, is_trained
-from dlbench_backends.torch import TorchBackend, network
+from dlbench_backends.torch import TorchBackend, inference, network
 from dlbench_backends.torch.losses import LOSSES
 from dlbench_backends.torch.network import (activation, build_network, load_weights, module_tensors,
                                             module_weights, to_canonical, to_torch_layout)
@@ -77,6 +77,7 @@ class TorchTrainer(Trainer):
         self.optimizer = build_optimizer(spec.optimizer, self.params)
         self.steps_taken = 0
         self._step = self._make_step(self.optimizer.update)
+        self.options_extra, self.predictor = extra, None  # see :mod:`~dlbench_backends.torch.inference`
 
     def _loss_of(self, compiled: bool):
         """loss_of(x, t): forward and loss, through torch.compile when ``compiled``."""
@@ -134,6 +135,8 @@ class TorchTrainer(Trainer):
         self.sample_bytes = sum(t[0].nelement() * t.element_size() for t in (self.x_train, self.t_train))
 
     def train(self, indices: np.ndarray) -> np.ndarray:
+        if not self.model.training:  # predictions left it in eval mode
+            self.model.train()
         steps, batch = indices.shape
         rows = torch.from_numpy(np.ascontiguousarray(indices, np.int64)).to(self.device)
         losses = []
@@ -167,6 +170,9 @@ class TorchTrainer(Trainer):
         finally:
             self.model.train()
         return loss, correct / self.y_test.numel()  # per token for labels per timestep
+
+    def predict(self, indices: np.ndarray) -> np.ndarray:
+        return inference.predict(self, indices)
 
     def weights(self):
         """One dict per spec layer, like the initial weights: a final Activation

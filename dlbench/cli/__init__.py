@@ -78,6 +78,13 @@ def positive(ctx, param, value):
               help="Seconds (> 0) before a run is stopped as 'timeout'.")
 @click.option("--max-memory", "max_memory_mib", type=int, callback=positive, metavar="MIB",
               help="Address-space limit of each worker process; a run that exceeds it fails as a row.")
+@click.option("--mode", default="train", show_default=True, metavar="train|inference|both",
+              help="What to measure: training; inference (forward passes from the initial weights: latency "
+                   "percentiles, samples/s, outputs vs NumPy); or both (inference from the trained weights).")
+@click.option("--inference-batch-size", metavar="N[,N...]",
+              help="Inference batch sizes, e.g. 1,32,256. Default: 1 and the scenario's batch size.")
+@click.option("--inference-calls", type=int, callback=positive, metavar="N",
+              help="Timed inference calls per batch size. Default: as many as fit 2 s (50 to 1000).")
 @click.option("--in-process", is_flag=True, help="Run in this process (debugging; no isolation).")
 @click.option("--resume", type=click.Path(dir_okay=False, path_type=Path), metavar="RUN.json",
               help="Finish a stopped run: run only the jobs that have no finished row in RUN.json.")

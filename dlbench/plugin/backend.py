@@ -13,6 +13,14 @@ What every trainer computes, so that backends agree:
 * gradients averaged over the batch, and the optimizer update of
   :mod:`dlbench.spec`, in float32;
 * accuracy: argmax of ``f(z)`` (several units) or ``f(z) > 0.5`` (one unit).
+
+Inference (``dlbench run --mode inference|both``): :meth:`Trainer.predict`
+returns the logits ``z`` of test samples chosen by index, computed in
+inference mode (BatchNormalization on its moving statistics, Dropout the
+identity, no gradient bookkeeping), as a host array. The core times the
+calls (:mod:`dlbench.run.inference`) and compares the logits with the NumPy
+reference's float64 twin; a backend that can do this lists ``"inference"``
+in :attr:`Backend.modes`.
 """
 
 from __future__ import annotations
@@ -115,6 +123,17 @@ class Trainer(ABC):
     def evaluate(self) -> tuple[float, float]:
         """(loss, accuracy) on the test set, in inference mode."""
 
+    def predict(self, indices: np.ndarray) -> np.ndarray:
+        """The logits of the test samples ``indices`` (a 1-D integer array, one
+        batch; the test set is on the device since :meth:`place_data`), in
+        inference mode, as a host array (batch, units), float32 (float64 for a
+        float64 trainer). Returning means the device has finished: the core
+        times each call on its own clock. Any network the trainer can train it
+        can predict with; it never changes the training state, and compiled
+        forms (XLA, torch.compile) are made on the first call of each batch
+        size, which the core times apart as compile time."""
+        raise NotImplementedError(f"{type(self).__name__} cannot run inference")
+
     @abstractmethod
     def weights(self) -> Weights:
         """The current parameters in the core's canonical layout (float32)."""
@@ -147,6 +166,9 @@ class Backend(ABC):
     #: the command that installs what is missing.
     pip_install: ClassVar[str] = ""
     devices: ClassVar[tuple[str, ...]] = ("cpu",)
+    #: what ``dlbench run --mode`` may ask of it: "train", and "inference" when
+    #: its trainer implements :meth:`Trainer.predict` (checked before any run starts)
+    modes: ClassVar[tuple[str, ...]] = ("train",)
     description: ClassVar[str] = ""
     #: where ``--backend all`` and the reports put this backend among dlbench's own
     #: (the built-ins: 0 is the NumPy reference); the backends of every other plugin

@@ -11,6 +11,11 @@ beyond the threshold whose samples are not significantly different
 (p >= alpha) is noise, not a regression. The test uses the per-repeat
 medians when there are enough of them for significance to be possible,
 else the per-window throughputs of the first repeat.
+
+Inference latency is judged the same way, per inference batch size present
+in both rows: the median (p50) latency rose by more than the threshold and
+a Mann-Whitney U test on the raw per-call latencies (hundreds per batch
+size, so significance is easily possible) says the calls differ.
 """
 
 from __future__ import annotations
@@ -82,6 +87,57 @@ class SpeedCheck:
         return f"samples/s {change:+.1%} (threshold {self.threshold:.0%}{test})"
 
 
+def _latencies(row: dict) -> dict[int, dict]:
+    """The row's inference entries by batch size (only those with raw per-call latencies)."""
+    entries = (row.get("metrics") or {}).get("inference") or []
+    return {e["batch_size"]: e for e in entries if isinstance(e, dict) and _finite(e.get("latency_samples_ms"))}
+
+
+@dataclass(frozen=True)
+class LatencyCheck:
+    """Median inference latency at some batch size rose by more than ``threshold``, significantly."""
+
+    threshold: float = DEFAULT_THRESHOLD
+    alpha: float = DEFAULT_ALPHA
+
+    def fails(self, current: dict, baseline: dict) -> str | None:
+        found = [self._describe(c) for c in self._changes(current, baseline) if c[1] > self.threshold and c[3]]
+        return "; ".join(found) or None
+
+    def doubts(self, current: dict, baseline: dict) -> str | None:
+        found = [f"{self._describe(c)}: not significant, treated as noise"
+                 for c in self._changes(current, baseline) if c[1] > self.threshold and not c[3]]
+        return "; ".join(found) or None
+
+    def improves(self, current: dict, baseline: dict) -> str | None:
+        found = [self._describe(c) for c in self._changes(current, baseline) if c[1] < 1 / (1 + self.threshold) - 1
+                 and c[3]]
+        return "; ".join(found) or None
+
+    def _changes(self, current: dict, baseline: dict) -> list[tuple]:
+        """(batch size, change of the median latency, p or None, significant) per
+        batch size in both rows; p is None when the counts cannot reach ``alpha``."""
+        ours, theirs = _latencies(current), _latencies(baseline)
+        found = []
+        for size in sorted(set(ours) & set(theirs)):
+            new, old = ours[size]["latency_samples_ms"], theirs[size]["latency_samples_ms"]
+            change = _median(new) / _median(old) - 1
+            p = mann_whitney_u(new, old)[1] if smallest_p(len(new), len(old)) < self.alpha else None
+            found.append((size, change, p, p is None or p < self.alpha, len(new), len(old)))
+        return found
+
+    def _describe(self, change: tuple) -> str:
+        size, rel, p, _, n_new, n_old = change
+        test = "" if p is None else f"; p={p:.2g} over {n_old} and {n_new} calls"
+        return f"batch-{size} inference p50 latency {rel:+.1%} (threshold {self.threshold:.0%}{test})"
+
+
+def _median(values: list[float]) -> float:
+    ordered = sorted(values)
+    mid = len(ordered) // 2
+    return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
+
+
 @dataclass(frozen=True)
 class AccuracyCheck:
     """Test accuracy fell by more than ``tolerance`` (absolute)."""
@@ -126,7 +182,8 @@ class ParityCheck:
 
 def default_checks(threshold: float = DEFAULT_THRESHOLD, accuracy_tolerance: float = DEFAULT_ACCURACY_TOLERANCE,
                    alpha: float = DEFAULT_ALPHA) -> list:
-    return [StatusCheck(), ParityCheck(), SpeedCheck(threshold, alpha), AccuracyCheck(accuracy_tolerance)]
+    return [StatusCheck(), ParityCheck(), SpeedCheck(threshold, alpha), LatencyCheck(threshold, alpha),
+            AccuracyCheck(accuracy_tolerance)]
 
 
 # ------------------------------------------------------------- comparison

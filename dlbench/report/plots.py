@@ -6,7 +6,10 @@
   stay under the tolerance line on the right);
 * throughput: median samples/s per backend with the interquartile range as
   error bars, one panel per scenario;
-* scaling: samples/s against batch size and against threads, for a sweep.
+* scaling: samples/s against batch size and against threads, for a sweep;
+* inference latency: the distribution (empirical CDF) of every backend's
+  per-call latencies, one panel per inference batch size, on a log axis,
+  with the p50 and p99 marked.
 
 Figures are built with ``matplotlib.figure.Figure`` (no pyplot, no GUI
 backend, no global state) and returned as PNG bytes.
@@ -19,6 +22,7 @@ import math
 from dataclasses import dataclass
 
 from matplotlib.figure import Figure
+from matplotlib.ticker import NullFormatter
 
 from dlbench.run.parity import HORIZON_STEPS, LOSS_FLOOR, LOSS_RTOL, REFERENCE_BACKEND
 from dlbench.report.model import Entry, Run, by_scenario, entries, point_key
@@ -231,13 +235,41 @@ def scaling_figure(items: list[Entry], scenario: str) -> Figure | None:
     return fig
 
 
+def latency_figure(items: list[Entry], scenario: str) -> Figure | None:
+    """Empirical CDF of the per-call latencies per backend, a panel per batch size (log latency axis)."""
+    from dlbench.report.inference import lines
+
+    measured = [g for g in lines(representative(items)) if g.result and g.result.get("latency_samples_ms")]
+    sizes = list(dict.fromkeys(g.result["batch_size"] for g in measured))
+    if not sizes:
+        return None
+    several = len({id(g.entry.run) for g in measured}) > 1
+    order = [g.entry.backend for g in measured]
+    fig = Figure(figsize=(5.2 * len(sizes), 3.8), layout="constrained")
+    for ax, size in zip(fig.subplots(1, len(sizes), squeeze=False)[0], sizes):
+        for g in (g for g in measured if g.result["batch_size"] == size):
+            ordered = sorted(g.result["latency_samples_ms"])
+            fractions = [(i + 1) / len(ordered) for i in range(len(ordered))]
+            run = _run_index([m.entry for m in measured])[id(g.entry.run)]
+            ax.step(ordered, fractions, where="post", color=_colour(g.entry.backend, order),
+                    ls=LINE_STYLES[run % len(LINE_STYLES)], label=f"{_name(g.entry, several)} ({len(ordered)} calls)")
+        for q in (0.5, 0.99):
+            ax.axhline(q, color="grey", ls=":", lw=0.8)
+        ax.set(xscale="log", ylim=(0, 1.01), title=f"{scenario}: inference latency, batch {size}",
+               xlabel="latency per call (ms, log)", ylabel="fraction of calls (p50, p99 dotted)")
+        ax.xaxis.set_minor_formatter(NullFormatter())  # a narrow decade's minor labels overlap
+        ax.legend(fontsize="x-small", loc="lower right")
+    return fig
+
+
 def figures(runs: list[Run]) -> dict[str | None, list[tuple[str, str, Figure]]]:
     """Every figure of a report as (key, title, figure), keyed by the scenario
     it belongs to (None: the whole report)."""
     found: dict[str | None, list[tuple[str, str, Figure]]] = {}
     for scenario, items in by_scenario(entries(runs)).items():
         for kind, title, fig in (("loss", "loss curves", loss_figure(items, scenario)),
-                                 ("scaling", "scaling", scaling_figure(items, scenario))):
+                                 ("scaling", "scaling", scaling_figure(items, scenario)),
+                                 ("latency", "inference latency", latency_figure(items, scenario))):
             if fig is not None:
                 found.setdefault(scenario, []).append((f"{safe_name(scenario)}-{kind}", f"{scenario}: {title}", fig))
     fig = throughput_figure(runs)

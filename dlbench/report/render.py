@@ -11,6 +11,7 @@ import json
 from pathlib import Path
 
 from dlbench.errors import InputError
+from dlbench.report import inference
 from dlbench.run.parity import REFERENCE_BACKEND
 from dlbench.report.model import (LEGEND, Column, Entry, Run, by_scenario, entries, environment_table, outcomes, problems,
                                   runs_of, scenario_description, table, unstable)
@@ -29,7 +30,8 @@ def tidy_record(e: Entry) -> dict:
         "run": e.run.label, "created": e.run.document.get("created"),
         "host": e.run.environment.get("hostname"), "commit": e.run.environment.get("git_commit"),
         "scenario": e.scenario, "backend": e.backend, "sweep_batch_size": e.point.get("batch_size"),
-        "sweep_threads": e.point.get("threads"), "status": e.row.get("status"), "error": e.row.get("error"),
+        "sweep_threads": e.point.get("threads"), "mode": e.row.get("mode", "train"), "status": e.row.get("status"),
+        "error": e.row.get("error"),
         "device": e.row.get("device"), "threads": e.row.get("threads"),
         "backend_version": e.row.get("backend_version"), "agrees": p.get("agrees"),
         "max_rel_loss_diff": p.get("max_rel_loss_diff"), "test_accuracy": m.get("test_accuracy"),
@@ -42,10 +44,17 @@ def tidy_record(e: Entry) -> dict:
     }
 
 
+def inference_records(runs: list[Run]) -> list[dict]:
+    """One flat record per inference batch size of every row that measured inference."""
+    return inference.records(entries(runs))
+
+
 def render_csv(runs: list[Run]) -> str:
-    records = tidy_records(runs)
+    """The tidy records, then (with their own columns added) the inference records."""
+    records = tidy_records(runs) + inference_records(runs)
+    fields = list(dict.fromkeys(k for r in records for k in r)) or ["run"]
     out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=list(records[0]) if records else ["run"], lineterminator="\n")
+    writer = csv.DictWriter(out, fieldnames=fields, restval="", lineterminator="\n")
     writer.writeheader()
     writer.writerows({k: "" if v is None else v for k, v in r.items()} for r in records)
     return out.getvalue()
@@ -54,7 +63,7 @@ def render_csv(runs: list[Run]) -> str:
 def render_json(runs: list[Run]) -> str:
     summary = {"runs": [{"label": r.label, "path": r.document.get("path"), "created": r.document.get("created"),
                          "environment": r.environment, "settings": r.settings} for r in runs],
-               "rows": tidy_records(runs)}
+               "rows": tidy_records(runs), "inference": inference_records(runs)}
     return json.dumps(summary, indent=1, default=str) + "\n"
 
 
@@ -75,14 +84,19 @@ def render_markdown(runs: list[Run], pictures: dict[str | None, list] | None = N
     lines = ["# dlbench results", "", LEGEND, "", "## Environment", "",
              *_md_table(header, rows, [False] * len(header))]
     for scenario, items in by_scenario(entries(runs)).items():
-        columns, cells = table(items)
         about = scenario_description(runs, scenario)
-        lines += ["", f"## {scenario}", *(["", about] if about else []), "",
-                  *_md_table([c.name for c in columns], cells, [c.right for c in columns])]
+        lines += ["", f"## {scenario}", *(["", about] if about else [])]
+        if trained := inference.training_entries(items):
+            columns, cells = table(trained)
+            lines += ["", *_md_table([c.name for c in columns], cells, [c.right for c in columns])]
+        if found := inference.table(items):
+            lines += ["", f"Inference ({scenario}):", "", *_md_table(*found)]
         if spread := outcomes(items):
             lines += ["", f"Outcomes over seeds ({scenario}):", "",
                       *_md_table(spread[0], spread[1], [False, *[True] * (len(spread[0]) - 1)])]
         lines += [line for title, name in pictures.get(scenario, []) for line in ("", f"![{title}]({name})")]
+    if any(inference.lines(items) for items in by_scenario(entries(runs)).values()):
+        lines += ["", inference.INFERENCE_LEGEND]
     if pictures.get(None):
         lines += ["", "## Throughput"]
         lines += [line for title, name in pictures[None] for line in ("", f"![{title}]({name})")]
@@ -132,10 +146,14 @@ def html_body(runs: list[Run], pictures: dict[str | None, list] | None = None) -
     header, rows = environment_table(runs)
     parts = ["<h2>Environment</h2>", _html_table(header, rows, [False] * len(header))]
     for scenario, items in by_scenario(entries(runs)).items():
-        columns, cells = table(items)
         about = scenario_description(runs, scenario)
-        parts += [f"<h2>{html.escape(scenario)}</h2>", f"<p>{html.escape(about)}</p>" if about else "",
-                  _html_table([c.name for c in columns], cells, [c.right for c in columns])]
+        parts += [f"<h2>{html.escape(scenario)}</h2>", f"<p>{html.escape(about)}</p>" if about else ""]
+        if trained := inference.training_entries(items):
+            columns, cells = table(trained)
+            parts.append(_html_table([c.name for c in columns], cells, [c.right for c in columns]))
+        if found := inference.table(items):
+            parts += [f"<p>Inference ({html.escape(scenario)}):</p>", _html_table(*found),
+                      f"<p class=legend>{html.escape(inference.INFERENCE_LEGEND)}</p>"]
         if spread := outcomes(items):
             parts += ["<p>Outcomes over seeds:</p>",
                       _html_table(spread[0], spread[1], [False, *[True] * (len(spread[0]) - 1)])]
@@ -178,6 +196,10 @@ def rich_tables(runs: list[Run], width: int | None = None):
     styles = {"ok": "green", "unavailable": "yellow"}
     tables, hidden = [], {}
     for scenario, items in by_scenario(entries(runs)).items():
+        tables += _rich_inference(scenario, items, width)
+        items = inference.training_entries(items)
+        if not items:
+            continue
         all_columns, all_cells = table(items)
         columns, cells = fitting(all_columns, all_cells, width)
         hidden.update(dict.fromkeys(c.name for c in all_columns if c not in columns))
@@ -202,6 +224,38 @@ def rich_tables(runs: list[Run], width: int | None = None):
         tables.append(Text(f"not shown for the terminal's width: {', '.join(hidden)} (--format markdown has all)",
                            style="dim"))
     return Group(*tables)
+
+
+#: inference columns dropped first, in this order, when a terminal is too narrow for every column
+INFERENCE_DROPS = ("calls", "p90 ms", "mean ms", "vs fastest", "rel diff", "compile s", "status")
+
+
+def _fitting_inference(header: list[str], rows: list[list[str]], right: list[bool], width: int):
+    """The inference columns that fit ``width`` characters, the least telling dropped first."""
+    keep = list(range(len(header)))
+    for name in INFERENCE_DROPS:
+        if sum(max([len(header[i])] + [len(r[i]) for r in rows]) + 2 for i in keep) <= width:
+            break
+        keep = [i for i in keep if header[i] != name]
+    return [header[i] for i in keep], [[r[i] for i in keep] for r in rows], [right[i] for i in keep]
+
+
+def _rich_inference(scenario: str, items: list[Entry], width: int) -> list:
+    """The scenario's inference table for the terminal (none when nothing measured inference)."""
+    from rich import box
+    from rich.markup import escape
+    from rich.table import Table
+
+    found = inference.table(items)
+    if not found:
+        return []
+    header, rows, right = _fitting_inference(*found, width)
+    t = Table(title=f"{scenario}: inference", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
+    for name, r in zip(header, right):
+        t.add_column(name, justify="right" if r else "left")
+    for row in rows:
+        t.add_row(*(escape(c) for c in row))
+    return [t]
 
 
 def rich_table(document: dict):

@@ -1,10 +1,10 @@
 """The versioned result document: build, write atomically, read (and upgrade).
 
-Shape (schema_version 1)::
+Shape (schema_version 2)::
 
-    {"schema_version": 1, "created": ISO time, "command": [...],
+    {"schema_version": 2, "created": ISO time, "command": [...],
      "environment": {...}, "settings": {...},
-     "results": [{"scenario", "backend", "status", "error", "device", "threads",
+     "results": [{"scenario", "backend", "mode", "status", "error", "device", "threads",
                   "backend_version", "metrics": {...}, "parity": {...}}]}
 
 Statuses: ok, failed, unavailable, timeout, diverged, interrupted.

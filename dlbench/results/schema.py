@@ -11,6 +11,12 @@ Versions:
   called ``samples_per_second``.
 * 1: ``schema_version: 1``; ``samples_per_sec`` (median over repeats) with
   ``samples_per_sec_stats`` and ``samples_per_sec_samples``.
+* 2: every row says its ``mode`` (train, inference or both; version 1 rows
+  were all "train"), and inference rows carry ``metrics["inference"]`` (one
+  entry per batch size: ``batch_size``, ``latency_ms`` {p50, p90, p99, mean},
+  ``samples_per_sec``, ``compile_seconds``, ``calls``, ``p99_ci95_ms``,
+  ``latency_samples_ms``) and ``metrics["inference_outputs"]`` (the verdict
+  on the logits); see :mod:`dlbench.run.inference`.
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ from typing import Callable
 
 from dlbench.errors import InputError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 
 def schema_version(document: dict) -> int:
@@ -42,7 +48,15 @@ def upgrade_0_to_1(document: dict) -> dict:
     return document
 
 
-UPGRADES: dict[int, Callable[[dict], dict]] = {0: upgrade_0_to_1}
+def upgrade_1_to_2(document: dict) -> dict:
+    for row in document.get("results", []):
+        if isinstance(row, dict):
+            row.setdefault("mode", "train")
+    document["schema_version"] = 2
+    return document
+
+
+UPGRADES: dict[int, Callable[[dict], dict]] = {0: upgrade_0_to_1, 1: upgrade_1_to_2}
 
 
 def upgrade(document: dict) -> dict:
@@ -96,4 +110,40 @@ def check_row(row, where: str, source: str) -> dict:
     if not isinstance(row.get("metrics", {}), dict):
         raise InputError(f"{where}.metrics: expected an object, got {type(row['metrics']).__name__}",
                          source=source)
+    if row.get("mode", "train") not in MODES:
+        raise InputError(f"{where}.mode: unknown {row['mode']!r}; expected one of {', '.join(MODES)}", source=source)
+    check_inference(row.get("metrics", {}).get("inference"), f"{where}.metrics.inference", source)
     return row
+
+
+MODES = ("train", "inference", "both")
+LATENCIES = ("p50", "p90", "p99", "mean")
+
+
+def check_inference(entries, where: str, source: str) -> None:
+    """``metrics["inference"]``, when present: a list of entries with a positive
+    integer batch size, the latency percentiles as numbers and a call count."""
+    if entries is None:
+        return
+    if not isinstance(entries, list):
+        raise InputError(f"{where}: expected a list, got {type(entries).__name__}", source=source)
+    for i, entry in enumerate(entries):
+        at = f"{where}[{i}]"
+        if not isinstance(entry, dict):
+            raise InputError(f"{at}: expected an object, got {type(entry).__name__}", source=source)
+        size, calls, latency = entry.get("batch_size"), entry.get("calls"), entry.get("latency_ms")
+        if not _count(size):
+            raise InputError(f"{at}.batch_size: expected a positive integer, got {size!r}", source=source)
+        if not _count(calls):
+            raise InputError(f"{at}.calls: expected a positive integer, got {calls!r}", source=source)
+        if not isinstance(latency, dict) or not all(_number(latency.get(k)) for k in LATENCIES):
+            raise InputError(f"{at}.latency_ms: expected numbers {', '.join(LATENCIES)}, got {latency!r}",
+                             source=source)
+
+
+def _count(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
+
+
+def _number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)

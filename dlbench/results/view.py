@@ -83,6 +83,18 @@ class Row:
         """The parity verdict against the reference (None: not judged, e.g. the reference itself)."""
         return None if self.parity is None else self.parity.get("agrees")
 
+    @property
+    def inference(self) -> tuple:
+        """Per inference batch size: latency percentiles, samples/s, compile time,
+        calls and the raw latencies (``mode="inference"`` or ``"both"``; () without)."""
+        return self.metrics.get("inference", ())
+
+    @property
+    def outputs_agree(self) -> bool | None:
+        """Whether the inference logits agree with the reference's (None: no inference measured)."""
+        outputs = self.metrics.get("inference_outputs")
+        return None if outputs is None else outputs.get("agrees")
+
 
 class Results:
     """The result of one run: its document (``.document``, what ``dlbench run``

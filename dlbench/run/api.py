@@ -25,7 +25,7 @@ def benchmark(model, data=None, *, backends: str = "all", epochs: int | None = N
               batch_size: int | None = None, seed: int | None = None, repeat: int = 1, device: str = "cpu",
               precision: str = "fp32", threads: int | None = None, mode: str = "train",
               out: str | os.PathLike | None = None, progress: bool = True, weights="init", loss=None,
-              optimizer=None) -> Results:
+              optimizer=None, inference_batch_size=None) -> Results:
     """Train ``model`` on ``backends`` and measure it, as ``dlbench run`` does.
 
     ``model``: a shipped scenario name or a scenario file (or a list of them),
@@ -43,7 +43,11 @@ def benchmark(model, data=None, *, backends: str = "all", epochs: int | None = N
     ``out``: a results folder to store the document in (as ``--out``; a new,
     numbered file, never replacing one); None keeps it in memory
     (``Results.save`` stores it later). ``progress`` shows a bar on standard
-    error. Bad input raises :class:`dlbench.InputError` before anything runs.
+    error. ``mode``: "train", "inference" (forward passes from the initial
+    weights) or "both" (inference from the trained weights), with
+    ``inference_batch_size`` (a list or "1,32"; default 1 and the batch size)
+    as ``--mode`` and ``--inference-batch-size``. Bad input raises
+    :class:`dlbench.InputError` before anything runs.
     """
     from dlbench.plugin.manager import get_plugins
     from dlbench.run.inputs import prepare_inputs
@@ -54,7 +58,7 @@ def benchmark(model, data=None, *, backends: str = "all", epochs: int | None = N
     for plugin, error in plugins.load_errors.items():
         warnings.warn(f"dlbench: plugin {plugin!r} failed to load and is skipped: {error}", stacklevel=2)
     options = dict(backends=backends, epochs=epochs, steps=steps, batch_size=batch_size, seed=seed, repeat=repeat,
-                   device=device, precision=precision, threads=threads)
+                   device=device, precision=precision, threads=threads, inference_batch_size=inference_batch_size)
     with tempfile.TemporaryDirectory(prefix="dlbench-inputs-") as folder:  # removed once the workers are done
         inputs = prepare_inputs(plugins, model, data, weights, Path(folder), loss=loss, optimizer=optimizer)
         if steps is None and inputs.max_steps is not None:
@@ -64,7 +68,7 @@ def benchmark(model, data=None, *, backends: str = "all", epochs: int | None = N
                                                 weights_files=inputs.weights_files, **options)
         except InputError as exc:
             raise inputs.relocated(exc) from None
-        return _run(settings, out, call_text(inputs.label, data, options), progress)
+        return _run(settings, out, call_text(inputs.label, data, {**options, "mode": mode}), progress)
 
 
 def _run(settings, out, command: str, progress: bool) -> Results:
@@ -84,7 +88,7 @@ def _run(settings, out, command: str, progress: bool) -> Results:
     return Results(outcome.document, outcome.path)
 
 
-DEFAULTS = dict(backends="all", epochs=None, steps=None, batch_size=None, seed=None, repeat=1, device="cpu",
+DEFAULTS = dict(backends="all", epochs=None, steps=None, batch_size=None, seed=None, repeat=1, device="cpu", mode="train",
                 precision="fp32", threads=None)
 
 

@@ -101,11 +101,15 @@ def _cell(scenario: str, backend: str, point) -> tuple:
 
 
 def exit_code(document: dict) -> int:
-    """1 when a row is not ok (unavailable aside) or a backend disagrees with the reference, else 0."""
+    """1 when a row is not ok (unavailable aside), a backend disagrees with the
+    reference (training, or its inference outputs) or its inference failed, else 0."""
     rows = document["results"]
     bad = any(r["status"] not in ("ok", "unavailable") for r in rows)
     disagree = any(r.get("parity") and not r["parity"]["agrees"] for r in rows)
-    return 1 if bad or disagree else 0
+    outputs = [(r.get("metrics") or {}).get("inference_outputs") for r in rows]
+    wrong = any(o and not o.get("agrees") for o in outputs)
+    lost = any((r.get("metrics") or {}).get("inference_error") for r in rows)
+    return 1 if bad or disagree or wrong or lost else 0
 
 
 def run_with_progress(suite) -> None:
@@ -137,4 +141,5 @@ def run_with_progress(suite) -> None:
 
 def describe(job: Job) -> str:
     point = ", ".join(f"{k}={v}" for k, v in job.sweep_point.items())
-    return f"training {job.request.name} on {job.request.backend}{' (' + point + ')' if point else ''}"
+    doing = {"inference": "inference of", "both": "training + inference of"}.get(job.request.mode, "training")
+    return f"{doing} {job.request.name} on {job.request.backend}{' (' + point + ')' if point else ''}"

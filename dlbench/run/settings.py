@@ -50,6 +50,9 @@ class RunRequest:
     data_dir: str = ""  # the run's shared data cache ("" = load in the worker, uncached)
     progress_file: str = ""  # where the worker keeps "steps-done total-steps" for the runner's progress bar
     weights_file: str = ""  # a .npz of canonical initial weights ("" = the core's initialisation for the seed)
+    mode: str = "train"  # train, inference or both (see dlbench.run.inference)
+    inference_batch_sizes: list = field(default_factory=list)  # [] = 1 and the scenario's batch size
+    inference_calls: int | None = None  # timed calls per batch size (None: as many as fit the time budget)
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self))
@@ -92,6 +95,9 @@ class RunSettings:
     #: name -> where a model given in Python came from (a Keras model, arrays), for a reader of the document
     sources: dict = field(default_factory=dict)
     weights_files: dict = field(default_factory=dict)  # name -> .npz of the initial weights it starts from
+    mode: str = "train"
+    inference_batch_sizes: list = field(default_factory=list)
+    inference_calls: int | None = None
 
     @classmethod
     def from_options(cls, plugins: Plugins, *, scenarios, backends: str = "all", epochs=None, steps=None,
@@ -99,12 +105,19 @@ class RunSettings:
                      sweep=(), seeds: int | None = None, precision: str = "fp32", deterministic: bool = False,
                      backend_options=(), timeout: float | None = None, max_memory_mib: int | None = None,
                      in_process: bool = False, mode: str = "train", sources: dict | None = None,
-                     weights_files: dict | None = None) -> "RunSettings":
+                     weights_files: dict | None = None, inference_batch_size=None,
+                     inference_calls: int | None = None) -> "RunSettings":
         """The checked settings of the options a user gave, named as on the command line
         (``sources`` and ``weights_files``, by scenario name, come from the Python API)."""
         from dlbench.run import environment
 
+        from dlbench.run.inference import parse_batch_sizes
+
         check_mode(mode)
+        batch_sizes = (parse_batch_sizes(inference_batch_size) if not isinstance(inference_batch_size, (list, tuple))
+                       else parse_batch_sizes(",".join(map(str, inference_batch_size))))
+        if inference_calls is not None:
+            check_positive_int(inference_calls, "--inference-calls")
         check_run_options(epochs=epochs, steps=steps, batch_size=batch_size, seed=seed, device=device,
                           threads=threads, repeat=repeat, precision=precision, timeout=timeout,
                           max_memory_mib=max_memory_mib)
@@ -114,6 +127,7 @@ class RunSettings:
                 availability = plugins.backends[name].availability()
                 if not availability.available:
                     raise InputError(f"backend {name!r} is unavailable: {availability.reason}", field="--backend")
+            check_modes(plugins, names, mode)
         overrides = {k: v for k, v in {"epochs": epochs, "max_steps": steps, "batch_size": batch_size,
                                        "seed": seed}.items() if v is not None}
         loaded = load_scenarios(plugins, scenarios, overrides)
@@ -123,7 +137,8 @@ class RunSettings:
                    precision=precision, deterministic=deterministic, sweep=parse_sweep(sweep, seeds, seed),
                    backend_options=parse_backend_options(backend_options, names, plugins),
                    isolation="in-process" if in_process else "process", max_memory_mib=max_memory_mib,
-                   sources=dict(sources or {}), weights_files=dict(weights_files or {}))
+                   sources=dict(sources or {}), weights_files=dict(weights_files or {}), mode=mode,
+                   inference_batch_sizes=batch_sizes, inference_calls=inference_calls)
 
     def jobs(self) -> list[Job]:
         """Scenario-major order; within a scenario and sweep point, the reference first."""
@@ -139,10 +154,12 @@ class RunSettings:
                           precision=self.precision, deterministic=self.deterministic,
                           max_memory_mib=self.max_memory_mib, backend_options=self.backend_options.get(backend, {}),
                           scenario_digest=self.scenario_digests.get(name, ""),
-                          weights_file=self.weights_files.get(name, ""))
+                          weights_file=self.weights_files.get(name, ""), mode=self.mode,
+                          inference_batch_sizes=list(self.inference_batch_sizes),
+                          inference_calls=self.inference_calls)
 
 
-MODES = ("train",)
+MODES = ("train", "inference", "both")
 DEVICES = ("cpu", "gpu", "auto")
 
 
@@ -167,11 +184,21 @@ def check_run_options(*, epochs, steps, batch_size, seed, device, threads, repea
 
 
 def check_mode(mode: str) -> None:
-    """Only training is measured so far; inference is planned, and says so."""
-    if mode == "inference":
-        raise InputError("mode 'inference' is not available yet; expected train", field="mode")
+    """train (the default), inference, or both (inference from the trained weights)."""
     if mode not in MODES:
-        raise InputError(f"unknown mode {mode!r}; {one_of(MODES)} (inference is not available yet)", field="mode")
+        raise InputError(f"unknown mode {mode!r}; {one_of(MODES)}", field="--mode")
+
+
+def check_modes(plugins: Plugins, names: list[str], mode: str) -> None:
+    """Backends named explicitly must be able to run ``mode`` (``--backend all``
+    leaves a backend that cannot as an 'unavailable' row instead)."""
+    needed = {"train": ("train",), "inference": ("inference",), "both": ("train", "inference")}[mode]
+    for name in names:
+        modes = plugins.backends[name].modes
+        missing = [m for m in needed if m not in modes]
+        if missing:
+            raise InputError(f"backend {name!r} cannot run {missing[0]} (it runs {', '.join(modes)}); "
+                             f"choose another --mode or backend", field="--backend")
 
 
 def select_backends(plugins: Plugins, text: str) -> tuple[list[str], bool]:

@@ -15,7 +15,7 @@ from pathlib import Path
 from dlbench.errors import InputError
 from dlbench.plugin.manager import get_plugins
 from dlbench.results.document import write_document
-from dlbench.run import certificate, parity
+from dlbench.run import certificate, inference, parity
 from dlbench.run.session import prepare_scenario
 from dlbench.run.settings import RunRequest
 from dlbench.run.timing import loss_history, summarize, train_and_measure, window_starts
@@ -80,6 +80,9 @@ def execute(request: RunRequest) -> dict:
     availability = backend.availability()
     if not availability.available:
         return {**row, "status": "unavailable", "error": availability.reason}
+    row["mode"] = request.mode
+    if request.mode == "inference" and "inference" not in backend.modes:
+        return {**row, "status": "unavailable", "error": f"backend {backend.name!r} cannot run inference"}
     try:
         row["threads"] = backend.configure_threads(request.threads)
         device = resolve_device(backend, request.device)
@@ -89,6 +92,13 @@ def execute(request: RunRequest) -> dict:
         weights = load_weights(request.weights_file, spec) if request.weights_file else None
         session = prepare_scenario(scenario, backend, request.trainer_options(device, train.seed),
                                    data_dir=request.data_dir, weights=weights)
+        if request.mode == "inference":
+            return {**row, "device": session.trainer.device_name, "status": "ok",
+                    "metrics": {**inference_row(request, session, plugins),
+                                "build_seconds": session.build_seconds,
+                                "placement_seconds": session.placement_seconds,
+                                "test_samples": len(session.data.x_test), "batch_size": train.batch_size,
+                                "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}}
         trainer, data, plan = session.trainer, session.data, session.plan
         checkpoints = (set(certificate.checkpoint_steps(window_starts(plan, request.window_steps), plan.total_steps))
                        if request.parity_dir and backend.name == parity.REFERENCE_BACKEND else set())
@@ -136,6 +146,8 @@ def execute(request: RunRequest) -> dict:
     if request.parity_dir and m.diverged_at is None:
         row["metrics"].update(certify_row(request, session, scenario, m.states))
     row["stochastic"] = spec.has_dropout
+    if request.mode == "both" and m.diverged_at is None:
+        row["metrics"].update(both_inference(request, session, plugins, backend))
     if m.diverged_at is not None:
         return {**row, "status": "diverged", "error": f"loss became NaN or infinite at step {m.diverged_at}"}
     return {**row, "status": "ok"}
@@ -172,6 +184,23 @@ def certify_row(request: RunRequest, session, scenario, states) -> dict:
         return {"certificate": verdict, "certificate_seconds": time.perf_counter() - start}
     except Exception as exc:  # the free-run comparison still stands beside the missing certificate
         return {"certificate_error": f"{type(exc).__name__}: {exc}"}
+
+
+def inference_row(request: RunRequest, session, plugins) -> dict:
+    """Latencies and the outputs' verdict from the weights the trainer holds (see :mod:`dlbench.run.inference`)."""
+    return inference.inference_metrics(session, request.inference_batch_sizes, request.inference_calls,
+                                       plugins.backend(parity.REFERENCE_BACKEND))
+
+
+def both_inference(request: RunRequest, session, plugins, backend) -> dict:
+    """Inference after training, from the trained weights; a backend that cannot
+    (or fails to) keeps its training row, with the reason."""
+    if "inference" not in backend.modes:
+        return {"inference_error": f"backend {backend.name!r} cannot run inference"}
+    try:
+        return inference_row(request, session, plugins)
+    except Exception as exc:  # the training measurement still stands
+        return {"inference_error": f"{type(exc).__name__}: {exc}"}
 
 
 def main(argv: list[str] | None = None) -> int:
