@@ -5,7 +5,6 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from dlbench.errors import InputError
 from dlbench.plugin.manager import get_plugins
 from dlbench.scenario import resolve_scenario, scenario_files
 
