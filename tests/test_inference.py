@@ -208,6 +208,20 @@ def test_every_report_format_has_the_inference_table():
     assert "latency_p99_ms" in render.render(runs, "csv").splitlines()[0]
 
 
+def test_sequence_inference_reports_tokens_per_second_and_other_rows_do_not():
+    entry = inference.latency_entry(4, [2.0, 2.0], 0.1)  # 4 samples per 2 ms: 2000 samples/s
+    assert inference.with_tokens([entry], None) == [entry]
+    [tokens] = inference.with_tokens([entry], 20)
+    assert tokens["tokens_per_sec"] == pytest.approx(40_000) and tokens["tokens_per_sample"] == 20
+    sequence = inference_row("numpy", [2.0, 2.0], batch_size=4)
+    sequence["metrics"]["inference"] = [tokens]
+    markdown = render.render(runs_of([document([sequence])]), "markdown")
+    assert "| tokens/s |" in markdown and "| 40,000 |" in markdown
+    assert json.loads(render.render(runs_of([document([sequence])]), "json"))["inference"][0][
+        "inference_tokens_per_sec"] == pytest.approx(40_000)
+    assert "tokens/s |" not in render.render(runs_of([document([inference_row()])]), "markdown")
+
+
 def test_the_latency_plot_draws_every_backend():
     from dlbench.report import plots
 
@@ -230,6 +244,17 @@ def test_mode_inference_on_numpy_gives_a_row_with_latencies_and_agreeing_outputs
         (1, 20, 20), (3, 20, 20)]
     assert row["metrics"]["inference_outputs"]["agrees"]
     assert "samples_per_sec_samples" not in row["metrics"] or row["metrics"].get("samples_per_sec") is None
+
+
+def test_mode_inference_on_a_sequence_scenario_counts_tokens(tmp_path):
+    result = CliRunner().invoke(main, ["run", "--backend", "numpy", "--scenario", "adding-gru", "--mode", "inference",
+                                       "--inference-batch-size", "2", "--inference-calls", "5", "--format", "json",
+                                       "--out", str(tmp_path), "--in-process"])
+    assert result.exit_code == 0, result.output
+    [entry] = json.loads(result.stdout)["results"][0]["metrics"]["inference"]
+    length = resolve_scenario("adding-gru").model.input_shape[0]
+    assert entry["tokens_per_sample"] == length
+    assert entry["tokens_per_sec"] == pytest.approx(entry["samples_per_sec"] * length)
 
 
 def test_mode_both_trains_then_predicts_from_the_trained_weights(tmp_path):

@@ -16,7 +16,7 @@ INFERENCE_LEGEND = (
     "from the initial weights (--mode inference) or the trained ones (--mode both). Per batch size: the first "
     "call timed apart (compile s), then the timed calls (calls), each synchronized; latency percentiles in ms "
     "with the distribution-free 95% interval of the p99 ('>' when it reaches past the slowest call); samples/s = "
-    "batch size x calls / their total time. vs fastest, vs " + REFERENCE_BACKEND + ": ratio of samples/s at the "
+    "batch size x calls / their total time (tokens/s: times the tokens per sample, for sequence inputs). vs fastest, vs " + REFERENCE_BACKEND + ": ratio of samples/s at the "
     "same batch size in the same run. agrees: the test-set logits' largest norm-wise relative difference to "
     f"{REFERENCE_BACKEND}'s float64 forward pass, within 10x the reference's own float32 rounding.")
 
@@ -112,11 +112,12 @@ def table(items: list[Entry]) -> tuple[list[str], list[list[str]], list[bool]] |
         return None
     several_runs = len({id(g.entry.run) for g in found}) > 1
     swept = any(g.entry.point for g in found)
+    tokens = any((g.result or {}).get("tokens_per_sec") for g in found)
     header = ["backend", *(["run"] if several_runs else []), *(["sweep"] if swept else []), "batch", "status",
-              "agrees", "rel diff", "p50 ms", "p90 ms", "p99 ms [95% CI]", "mean ms", "samples/s", "vs fastest",
-              f"vs {REFERENCE_BACKEND}", "compile s", "calls"]
+              "agrees", "rel diff", "p50 ms", "p90 ms", "p99 ms [95% CI]", "mean ms", "samples/s",
+              *(["tokens/s"] if tokens else []), "vs fastest", f"vs {REFERENCE_BACKEND}", "compile s", "calls"]
     right = [False, *([False] if several_runs else []), *([False] if swept else []), True, False, False,
-             *[True] * 10]
+             *[True] * (10 + tokens)]
     rows = []
     for g in found:
         r = g.result or {}
@@ -125,7 +126,8 @@ def table(items: list[Entry]) -> tuple[list[str], list[list[str]], list[bool]] |
         rows.append([g.entry.backend, *([g.entry.run.label] if several_runs else []),
                      *([point_label(g.entry.point)] if swept else []), str(r.get("batch_size", "-")), status,
                      agreement(g), difference(g), _ms(latency.get("p50")), _ms(latency.get("p90")), _p99(r) if r else "-",
-                     _ms(latency.get("mean")), _count(r.get("samples_per_sec")), _ratio(g.vs_fastest),
+                     _ms(latency.get("mean")), _count(r.get("samples_per_sec")),
+                     *([_count(r.get("tokens_per_sec"))] if tokens else []), _ratio(g.vs_fastest),
                      _ratio(g.vs_reference), "-" if r.get("compile_seconds") is None else f"{r['compile_seconds']:.3f}",
                      str(r.get("calls", "-"))])
     return header, rows, right
@@ -143,7 +145,8 @@ def records(items: list[Entry]) -> list[dict]:
                     "status": e.row.get("status"), "inference_batch_size": r.get("batch_size"),
                     **{f"latency_{k}_ms": latency.get(k) for k in ("p50", "p90", "p99", "mean")},
                     "latency_p99_ci95_low_ms": low, "latency_p99_ci95_high_ms": high,
-                    "inference_samples_per_sec": r.get("samples_per_sec"), "inference_vs_fastest": g.vs_fastest,
+                    "inference_samples_per_sec": r.get("samples_per_sec"),
+                    "inference_tokens_per_sec": r.get("tokens_per_sec"), "inference_vs_fastest": g.vs_fastest,
                     f"inference_vs_{REFERENCE_BACKEND}": g.vs_reference,
                     "inference_compile_seconds": r.get("compile_seconds"), "inference_calls": r.get("calls"),
                     "outputs_agree": o.get("agrees"), "outputs_max_rel_diff": o.get("max_rel_diff"),

@@ -52,6 +52,7 @@ from typing import Callable
 import numpy as np
 
 from dlbench.errors import InputError
+from dlbench.spec.sequence import sequence_length
 
 WARMUP_CALLS = 10
 MIN_CALLS = 50
@@ -142,6 +143,16 @@ def measure_batch_size(predict: Callable[[np.ndarray], np.ndarray], n_test: int,
     return latency_entry(batch_size, latencies_ms, compile_seconds)
 
 
+def with_tokens(entries: list[dict], tokens_per_sample: int | None) -> list[dict]:
+    """Where the input is a sequence, each entry's throughput also in tokens/s
+    (samples/s times tokens per sample), as training reports it."""
+    if tokens_per_sample is None:
+        return entries
+    return [{**e, "tokens_per_sample": tokens_per_sample,
+             "tokens_per_sec": e["samples_per_sec"] * tokens_per_sample if e["samples_per_sec"] else None}
+            for e in entries]
+
+
 def measure(predict: Callable[[np.ndarray], np.ndarray], n_test: int, batch_sizes: list[int],
             calls: int | None = None) -> list[dict]:
     """One entry per batch size, in the order given."""
@@ -203,7 +214,7 @@ def inference_metrics(session, batch_sizes: list[int], calls: int | None, refere
     start = time.perf_counter()
     trainer, n_test = session.trainer, len(session.data.x_test)
     sizes = batch_sizes_for(batch_sizes, session.plan.batch_size)
-    entries = measure(trainer.predict, n_test, sizes, calls)
+    entries = with_tokens(measure(trainer.predict, n_test, sizes, calls), sequence_length(session.spec))
     ours = test_set_logits(trainer.predict, n_test, max(sizes))
     weights = trainer.weights()
     exact = reference_logits(reference, session, weights, EXACT)
