@@ -299,3 +299,15 @@ def test_the_python_api_measures_inference_and_its_rows_say_so():
     row = results.rows[0]
     assert [e["batch_size"] for e in row.inference] == [1, 2] and row.outputs_agree is True
     assert "mode='inference'" in results.document["command"][0]
+
+
+def test_repetitions_pool_their_calls_and_keep_a_disagreeing_verdict():
+    from dlbench.run.timing import combine_repeats
+
+    fast, slow = inference_row(samples=[1.0] * 10), inference_row(samples=[3.0] * 10, agrees=False)
+    fast["metrics"]["inference"][0]["compile_seconds"], slow["metrics"]["inference"][0]["compile_seconds"] = 0.2, 0.4
+    [entry] = combine_repeats([fast, slow])["metrics"]["inference"]
+    assert entry["calls"] == 20 and entry["repeats"] == 2 and entry["p50_per_repeat_ms"] == [1.0, 3.0]
+    assert entry["latency_ms"]["mean"] == pytest.approx(2.0) and entry["latency_ms"]["p90"] == pytest.approx(3.0)
+    assert entry["samples_per_sec"] == pytest.approx(20 / 0.040) and entry["compile_seconds"] == pytest.approx(0.3)
+    assert combine_repeats([fast, slow])["metrics"]["inference_outputs"]["agrees"] is False

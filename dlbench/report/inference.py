@@ -16,7 +16,7 @@ INFERENCE_LEGEND = (
     "from the initial weights (--mode inference) or the trained ones (--mode both). Per batch size: the first "
     "call timed apart (compile s), then the timed calls (calls), each synchronized; latency percentiles in ms "
     "with the distribution-free 95% interval of the p99 ('>' when it reaches past the slowest call); samples/s = "
-    "batch size x calls / their total time (tokens/s: times the tokens per sample, for sequence inputs). vs fastest, vs " + REFERENCE_BACKEND + ": ratio of samples/s at the "
+    "batch size x calls / their total time; with --repeat, the calls of every repetition pooled (tokens/s: times the tokens per sample, for sequence inputs). vs fastest, vs " + REFERENCE_BACKEND + ": ratio of samples/s at the "
     "same batch size in the same run. agrees: the test-set logits' largest norm-wise relative difference to "
     f"{REFERENCE_BACKEND}'s float64 forward pass, within 10x the reference's own float32 rounding.")
 

@@ -153,6 +153,20 @@ def with_tokens(entries: list[dict], tokens_per_sample: int | None) -> list[dict
             for e in entries]
 
 
+def pool_repeats(entry_lists: list[list[dict]]) -> list[dict]:
+    """One entry per batch size from the repetitions' entries (fresh processes):
+    the per-call latencies pooled, the percentiles and samples/s taken over the
+    pool, the compile time the median over repetitions (each one kept)."""
+    pooled = []
+    for entries in zip(*entry_lists):
+        latencies = [ms for e in entries for ms in e["latency_samples_ms"]]
+        compiles = [e["compile_seconds"] for e in entries]
+        entry = latency_entry(entries[0]["batch_size"], latencies, float(np.median(compiles)))
+        pooled.append({**entry, "repeats": len(entries), "compile_seconds_samples": compiles,
+                       "p50_per_repeat_ms": [e["latency_ms"]["p50"] for e in entries]})
+    return with_tokens(pooled, entry_lists[0][0].get("tokens_per_sample"))
+
+
 def measure(predict: Callable[[np.ndarray], np.ndarray], n_test: int, batch_sizes: list[int],
             calls: int | None = None) -> list[dict]:
     """One entry per batch size, in the order given."""

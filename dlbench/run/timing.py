@@ -19,6 +19,7 @@ import numpy as np
 
 from dlbench.plugin.backend import Trainer
 from dlbench.data.batches import BatchPlan, Window
+from dlbench.run.inference import pool_repeats
 
 MAX_LOSS_POINTS = 10_000
 
@@ -131,7 +132,9 @@ def combine_repeats(rows: list[dict]) -> dict:
     raw per-repetition values kept; the spread is taken across repetitions
     (fresh processes) when there are several, else across the windows of the
     single run. A spread above 10% of the mean marks the row unstable.
-    Accuracy and the loss history come from the first repetition.
+    Accuracy and the loss history come from the first repetition. Inference
+    latencies are pooled over the repetitions' calls; the outputs verdict is
+    the first disagreeing repetition's, else the first's.
     """
     first = rows[0]
     failed = next((r for r in rows if r["status"] != "ok"), None)
@@ -152,6 +155,11 @@ def combine_repeats(rows: list[dict]) -> dict:
         "wall_seconds": summarize(walls).get("median"),
         "unstable": stats.get("cv", 0.0) > UNSTABLE_CV,
     })
+    inference_lists = [r["metrics"].get("inference") for r in rows]
+    if all(inference_lists):
+        metrics["inference"] = pool_repeats(inference_lists)
+        verdicts = [r["metrics"].get("inference_outputs") or {} for r in rows]
+        metrics["inference_outputs"] = next((v for v in verdicts if not v.get("agrees")), verdicts[0])
     if metrics.get("tokens_per_sample"):
         sps = metrics["samples_per_sec"]
         metrics["tokens_per_sec"] = sps * metrics["tokens_per_sample"] if sps else None
