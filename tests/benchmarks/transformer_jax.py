@@ -1,14 +1,14 @@
 """A plain JAX training loop of the Transformer benchmark network: a pytree of
 arrays, ``jax.nn.dot_product_attention``, ``jax.nn.gelu(approximate=True)``, an
 optax Adam, one jitted step per batch with donated state (``handwritten_jax``'s
-loop). ``make_loop(weights, x_train, y_train, heads)`` returns ``train(indices) -> losses``."""
+loop). ``make_loop(weights, x_train, y_train, scenario)`` returns ``train(indices) -> losses``."""
 
 import jax
 import jax.numpy as jnp
 import optax
 
 from handwritten_jax import _loop
-from transformer_weights import parts
+from transformer_weights import num_heads, parts
 
 
 def _layer_norm(x, gamma, beta):
@@ -35,7 +35,8 @@ def _forward(heads: int):
     return forward
 
 
-def make_loop(weights, x_train, y_train, heads: int):
+def make_loop(weights, x_train, y_train, scenario):
+    heads = num_heads(scenario)
     params = jax.tree_util.tree_map(jnp.asarray, parts(weights))
     return _loop(params, optax.adam(0.001, eps=1e-7), optax.softmax_cross_entropy_with_integer_labels,
                  jnp.asarray(x_train, jnp.float32), jnp.asarray(y_train, jnp.int32), False, _forward(heads))

@@ -2,7 +2,7 @@
 ``keras.layers.Dense`` (per position on (B, T, d)), ``LayerNormalization(epsilon=1e-5)``,
 ``MultiHeadAttention`` (its (d, H, K) kernels), GELU with ``approximate=True``, a
 Keras Adam and one ``@tf.function`` step per batch (``handwritten_tensorflow``'s loop).
-``make_loop(weights, x_train, y_train, heads)`` returns ``train(indices) -> losses``."""
+``make_loop(weights, x_train, y_train, scenario)`` returns ``train(indices) -> losses``."""
 
 import os
 
@@ -12,7 +12,7 @@ import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from handwritten_tensorflow import _loop  # noqa: E402
-from transformer_weights import parts  # noqa: E402
+from transformer_weights import num_heads, parts  # noqa: E402
 
 
 class AddPositions(keras.layers.Layer):
@@ -53,7 +53,8 @@ def _block(x, w, heads: int):
     return x + _dense(h, *w["down"])
 
 
-def make_loop(weights, x_train, y_train, heads: int):
+def make_loop(weights, x_train, y_train, scenario):
+    heads = num_heads(scenario)
     p = parts(weights)
     inputs = keras.Input(x_train.shape[1:])
     x = _dense(inputs, *p["projection"])

@@ -1,14 +1,14 @@
 """A plain PyTorch training loop of the Transformer benchmark network, as someone
 would write it by hand: ``nn.Linear``, ``nn.LayerNorm``, ``nn.MultiheadAttention``
 (batch first, one packed in-projection), ``nn.GELU("tanh")``, ``torch.optim.Adam``,
-``zero_grad / backward / step``. ``make_loop(weights, x_train, y_train, heads)``
+``zero_grad / backward / step``. ``make_loop(weights, x_train, y_train, scenario)``
 returns ``train(indices) -> losses``."""
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from transformer_weights import parts
+from transformer_weights import num_heads, parts
 
 
 def _linear(w, b) -> nn.Linear:
@@ -63,7 +63,8 @@ class Encoder(nn.Module):
         return self.classifier(self.norm(self.blocks(x)).mean(dim=1))
 
 
-def make_loop(weights, x_train, y_train, heads: int):
+def make_loop(weights, x_train, y_train, scenario):
+    heads = num_heads(scenario)
     model = Encoder(weights, heads)
     x = torch.tensor(x_train, dtype=torch.float32)
     y = torch.tensor(y_train, dtype=torch.int64)

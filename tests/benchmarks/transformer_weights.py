@@ -22,3 +22,8 @@ def parts(weights: list) -> dict:
             "positions": weights[1]["position_embeddings"], "blocks": blocks,
             "norm": (weights[-3]["gamma"], weights[-3]["beta"]),
             "classifier": (weights[-1]["kernel"], weights[-1]["bias"])}
+
+
+def num_heads(scenario) -> int:
+    """The attention heads of the benchmark network (its first block's attention layer)."""
+    return scenario.model.layers[2].layers[1].num_heads
