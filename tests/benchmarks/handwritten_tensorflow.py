@@ -36,7 +36,37 @@ def make_loop(kind, weights, x_train, y_train):
     return _loop(model, optimizer, loss_fn, tf.constant(x_train, tf.float32), tf.constant(targets))
 
 
-def _loop(model, optimizer, loss_fn, x_train, t_train):
+class TextbookAdam:
+    """Adam as torch, optax and the harness define it, in TF ops:
+    ``W <- W - lr/(1-b1^t) * m / (sqrt(v)/sqrt(1-b2^t) + eps)``. Keras's Adam
+    adds ``eps`` to ``sqrt(v)`` before the bias correction (in effect
+    ``eps / sqrt(1-b2^t)``, 30x larger at step 1); where a gradient is small
+    against that (an embedding row of a rare token) the two trainings part.
+    The same ``build`` / ``apply_gradients`` calls as a Keras optimizer."""
+
+    def __init__(self, learning_rate, beta_1=0.9, beta_2=0.999, epsilon=1e-7):
+        self.lr, self.b1, self.b2, self.eps = learning_rate, beta_1, beta_2, epsilon
+
+    def build(self, variables):
+        self.m = [tf.Variable(tf.zeros_like(v), trainable=False) for v in variables]
+        self.v = [tf.Variable(tf.zeros_like(v), trainable=False) for v in variables]
+        self.t = tf.Variable(0.0, dtype=tf.float64, trainable=False)
+
+    def apply_gradients(self, grads_and_vars):
+        t = self.t.assign_add(1.0)
+        step = tf.cast(self.lr / (1 - self.b1 ** t), tf.float32)
+        root = tf.cast(tf.sqrt(1 - self.b2 ** t), tf.float32)
+        for (g, var), m, v in zip(grads_and_vars, self.m, self.v):
+            m.assign(self.b1 * m + (1 - self.b1) * g)
+            v.assign(self.b2 * v + (1 - self.b2) * tf.square(g))
+            var.assign_sub(step * m / (tf.sqrt(v) / root + self.eps))
+
+
+def _loop(model, optimizer, loss_fn, x_train, t_train, dense_gradients=False):
+    """``dense_gradients``: an Embedding's gradient (tf.IndexedSlices, the batch's
+    rows) made a dense tensor, so that Adam moves every row's moments as the
+    harness (and torch, JAX) do; given as slices, Keras's Adam updates only the
+    rows of the batch."""
     optimizer.build(model.trainable_variables)
 
     @tf.function
@@ -45,6 +75,8 @@ def _loop(model, optimizer, loss_fn, x_train, t_train):
         with tf.GradientTape() as tape:
             loss = loss_fn(t, model(x, training=True))
         grads = tape.gradient(loss, model.trainable_variables)
+        if dense_gradients:
+            grads = [tf.convert_to_tensor(g) if isinstance(g, tf.IndexedSlices) else g for g in grads]
         optimizer.apply_gradients(zip(grads, model.trainable_variables))
         return loss
 

@@ -38,6 +38,6 @@ def make_loop(weights, x_train, y_train, scenario):
         "embeddings": embedding["embeddings"], "kernel": lstm["kernel"],
         "recurrent_kernel": lstm["recurrent_kernel"], "bias": lstm["bias"],
         "dense": (dense["kernel"], dense["bias"])})
-    return _loop(params, optax.adam(scenario.train.optimizer.learning_rate, eps=1e-7),
+    return _loop(params, optax.adam(scenario.model.optimizer.learning_rate, eps=1e-7),
                  optax.softmax_cross_entropy_with_integer_labels,
                  jnp.asarray(x_train, jnp.int32), jnp.asarray(y_train, jnp.int32), False, _forward)

@@ -45,7 +45,7 @@ def make_loop(weights, x_train, y_train, scenario):
     x = torch.tensor(x_train, dtype=torch.int64)
     y = torch.tensor(y_train, dtype=torch.int64)
     trainable = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.Adam(trainable, lr=scenario.train.optimizer.learning_rate, eps=1e-7)
+    optimizer = torch.optim.Adam(trainable, lr=scenario.model.optimizer.learning_rate, eps=1e-7)
 
     def train(indices):
         indices = torch.from_numpy(indices)
