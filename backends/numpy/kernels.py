@@ -47,7 +47,7 @@ class DenseLayer:
 
     def forward(self, x: np.ndarray, training: bool = True) -> np.ndarray:
         self.x = x
-        z = matmul(x, self.params["kernel"], self.reverse)
+        z = x @ self.params["kernel"] if not self.reverse else matmul(x, self.params["kernel"], True)
         z += self.params["bias"]
         return z
 
@@ -71,19 +71,18 @@ class ActivationLayer:
     def __init__(self, name: str):
         self.name = name
         self.y = None
-        self._forward = getattr(self, f"_{name}_forward")
+        # forward(x, training) and backward(dy) are the activation's own methods, bound
+        # once: no dispatch per call (a batch-1 prediction is a few microseconds)
+        self.forward = getattr(self, f"_{name}_forward")
         self.backward = getattr(self, f"_{name}_backward")
 
-    def forward(self, x: np.ndarray, training: bool = True) -> np.ndarray:
-        return self._forward(x)
-
-    def _linear_forward(self, x):
+    def _linear_forward(self, x, training=True):
         return x
 
     def _linear_backward(self, dy):
         return dy
 
-    def _relu_forward(self, x):
+    def _relu_forward(self, x, training=True):
         self.y = np.maximum(x, 0, out=x)
         return self.y
 
@@ -91,7 +90,7 @@ class ActivationLayer:
         dy *= self.y > 0
         return dy
 
-    def _sigmoid_forward(self, x):
+    def _sigmoid_forward(self, x, training=True):
         # 0.5 * (1 + tanh(x / 2)): the logistic function without overflow in exp.
         x *= 0.5
         y = np.tanh(x, out=x)
@@ -105,7 +104,7 @@ class ActivationLayer:
         dy *= 1.0 - self.y
         return dy
 
-    def _tanh_forward(self, x):
+    def _tanh_forward(self, x, training=True):
         self.y = np.tanh(x, out=x)
         return self.y
 
@@ -113,7 +112,7 @@ class ActivationLayer:
         dy *= 1.0 - self.y * self.y
         return dy
 
-    def _gelu_forward(self, x):
+    def _gelu_forward(self, x, training=True):
         self.x = x.copy()
         u = x * x
         u *= GELU_A
@@ -134,7 +133,7 @@ class ActivationLayer:
         dy *= slope
         return dy
 
-    def _softmax_forward(self, x):
+    def _softmax_forward(self, x, training=True):
         x -= x.max(axis=-1, keepdims=True)
         y = np.exp(x, out=x)
         y /= y.sum(axis=-1, keepdims=True)
