@@ -172,4 +172,35 @@ def test_third_party_backend_is_measured_by_dlbench_peak_in_its_own_thread_envir
     (row,) = [line for line in out.stdout.splitlines() if "ownthreads" in line]
     assert re.search(r"\d\.\d", row), out.stdout  # a GFLOP/s figure, not '-'
     (measured,) = json.loads((tmp_path / "peak.json").read_text()).values()
-    assert measured["ownthreads"] > 0
+    assert measured["ownthreads"]["gflops"] > 0
+    assert measured["ownthreads"]["load"] >= 0  # the load it was measured at, judged by later runs
+
+
+def _fake_measurements(monkeypatch, tmp_path, gflops: float, load: float) -> list:
+    """peak.measure returns ``gflops`` (and records its calls) at a load of ``load`` per core."""
+    calls = []
+    monkeypatch.setenv("DLBENCH_CACHE", str(tmp_path))
+    monkeypatch.setattr(peak, "measure", lambda name, threads: calls.append(name) or gflops)
+    monkeypatch.setattr(peak, "load_average", lambda: load)
+    return calls
+
+
+def test_a_peak_measured_on_a_busy_machine_is_measured_again_by_a_run_on_a_quiet_one(monkeypatch, tmp_path):
+    env = {"cpu": "test cpu", "logical_cores": 2}
+    calls = _fake_measurements(monkeypatch, tmp_path, gflops=60.0, load=1.0)
+    busy = peak.peaks_for_run(env, 2)
+    assert set(busy.values()) == {60.0} and calls  # measured busy: the best there is now
+    calls.clear()
+    assert peak.peaks_for_run(env, 2) == busy and not calls  # busy again: the cached figures, not re-measured
+    calls = _fake_measurements(monkeypatch, tmp_path, gflops=190.0, load=0.0)
+    quiet = peak.peaks_for_run(env, 2)
+    assert sorted(calls) == sorted(busy) and set(quiet.values()) == {190.0}
+    calls.clear()
+    assert peak.peaks_for_run(env, 2) == quiet and not calls  # a quiet figure is kept
+
+
+def test_a_peak_cached_without_its_load_is_measured_again_on_a_quiet_machine(monkeypatch, tmp_path):
+    env = {"cpu": "test cpu", "logical_cores": 2}
+    (tmp_path / "peak.json").write_text(json.dumps({peak.machine_key(env, 2): {"numpy": 60.0}}))  # the old format
+    calls = _fake_measurements(monkeypatch, tmp_path, gflops=190.0, load=0.0)
+    assert peak.peaks_for_run(env, 2)["numpy"] == 190.0 and "numpy" in calls

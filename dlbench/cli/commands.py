@@ -128,12 +128,12 @@ def measure_peaks(threads: int | None, backends: str) -> dict[str, float | None]
     names, _ = select_backends(plugins, backends)
     threads = threads or environment.available_cores()
     env = environment.collect(plugins.backend_distributions())
-    peaks = {}
+    peaks, load = {}, peak.load_average()
     for name in names:
         backend = plugins.backend(name)
         measurable = peak.has_matmul(backend) and backend.availability().available
         peaks[name] = peak.measure(name, threads) if measurable else None
-    peak.save(env, threads, {k: v for k, v in peaks.items() if v})
+    peak.save(env, threads, {k: v for k, v in peaks.items() if v}, load)
     table = Table(title=f"fp32 matmul peak, {threads} threads, {env['cpu']}", title_justify="left")
     table.add_column("backend")
     table.add_column("GFLOP/s", justify="right")
@@ -141,5 +141,8 @@ def measure_peaks(threads: int | None, backends: str) -> dict[str, float | None]
         table.add_row(name, "-" if value is None else f"{value:,.1f}")
     out = _console()
     out.print(table)
+    if load >= peak.QUIET_LOAD:
+        out.print(f"the machine was busy (load {load:.2f} per core): these figures may be below its ceiling; "
+                  "the next run on a quiet machine measures again", highlight=False)
     out.print(f"saved to {peak.cache_path()}", highlight=False)
     return peaks

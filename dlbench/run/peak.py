@@ -5,7 +5,12 @@ is measured in a fresh process with the run's thread settings (square float32
 matmuls, best of several), so "% of peak" compares a backend with what this
 machine can do, not with a datasheet; a third-party backend takes part like a
 built-in. Results are cached per machine and thread count in
-``~/.cache/dlbench/peak.json`` (``$DLBENCH_CACHE``).
+``~/.cache/dlbench/peak.json`` (``$DLBENCH_CACHE``), each with the machine's
+load average when it was measured. A peak measured on a busy machine is not
+the machine's ceiling (on 2 cores, a 2-thread matmul beside another process
+runs at a third of its speed): a run on a quiet machine (load below
+:data:`QUIET_LOAD` per core) measures again every peak that was measured on a
+busy one, or with no load recorded.
 """
 
 from __future__ import annotations
@@ -21,6 +26,8 @@ from dlbench.plugin.backend import Backend
 
 SIZE = 2048
 REPEATS = 10
+#: the 1-minute load average per core below which the machine counts as quiet
+QUIET_LOAD = 0.25
 
 
 def measure_here(name: str, threads: int, n: int = SIZE, repeats: int = REPEATS) -> float | None:
@@ -71,21 +78,35 @@ def machine_key(environment: dict, threads: int) -> str:
     return f"{environment.get('cpu')}|{environment.get('logical_cores')} cores|{threads} threads"
 
 
-def load_cached(environment: dict, threads: int) -> dict[str, float]:
+def load_average() -> float:
+    """The 1-minute load average per logical core (0 where the OS has none)."""
+    try:
+        return os.getloadavg()[0] / (os.cpu_count() or 1)
+    except (AttributeError, OSError):
+        return 0.0
+
+
+def load_cached(environment: dict, threads: int, quiet_only: bool = False) -> dict[str, float]:
+    """The cached peaks (GFLOP/s per backend); with ``quiet_only`` those measured on a quiet machine."""
     try:
         cache = json.loads(cache_path().read_text())
     except (OSError, ValueError):
         return {}
-    return cache.get(machine_key(environment, threads), {})
+    entry = cache.get(machine_key(environment, threads), {})
+    return {name: m["gflops"] for name, m in entry.items() if isinstance(m, dict) and "gflops" in m
+            and (not quiet_only or m.get("load", float("inf")) < QUIET_LOAD)}
 
 
-def save(environment: dict, threads: int, peaks: dict[str, float]) -> None:
+def save(environment: dict, threads: int, peaks: dict[str, float], load: float) -> None:
+    """Cache ``peaks`` (GFLOP/s per backend), measured at ``load`` (per core)."""
     path = cache_path()
     try:
         cache = json.loads(path.read_text())
     except (OSError, ValueError):
         cache = {}
-    cache.setdefault(machine_key(environment, threads), {}).update(peaks)
+    cache.setdefault(machine_key(environment, threads), {}).update(
+        {name: {"gflops": value, "load": round(load, 3), "measured": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+         for name, value in peaks.items()})
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(cache, indent=1))
@@ -107,17 +128,19 @@ def measurable_backends(plugins) -> list[str]:
 
 
 def peaks_for_run(environment: dict, threads: int) -> dict[str, float]:
-    """Cached peaks of every measurable backend; the missing ones are measured
-    once per machine and thread count (a few seconds each, imports included).
-    The machine's ceiling is the best of them: NumPy's OpenBLAS may be held
-    to an older kernel (OPENBLAS_CORETYPE) that the frameworks' BLAS are not."""
+    """Cached peaks of every measurable backend; the missing ones, and those
+    measured on a busy machine, are measured now (a few seconds each, imports
+    included) and cached. The machine's ceiling is the best of them: NumPy's
+    OpenBLAS may be held to an older kernel (OPENBLAS_CORETYPE) that the
+    frameworks' BLAS are not."""
     from dlbench.plugin.manager import get_plugins
 
-    peaks = load_cached(environment, threads)
+    load = load_average()
+    peaks = load_cached(environment, threads, quiet_only=load < QUIET_LOAD)
     missing = [name for name in measurable_backends(get_plugins()) if name not in peaks]
     measured = {name: value for name in missing if (value := measure(name, threads))}
     if measured:
-        save(environment, threads, measured)
+        save(environment, threads, measured, load)
     return {**peaks, **measured}
 
 
