@@ -106,3 +106,16 @@ def test_the_encoder_scenario_is_two_pre_norm_blocks_of_four_heads():
     assert len(blocks) == 4
     assert [type(inner) for inner in blocks[0].layers] == [LayerNormalization, SelfAttention]
     assert blocks[0].layers[1].num_heads == 4 and blocks[0].layers[0].epsilon == 1e-5
+
+
+def test_a_dropout_inside_a_residual_block_makes_the_network_stochastic_and_the_certificate_removes_it():
+    from dlbench.run.certificate import without_dropout
+    from dlbench.spec import Dense, Dropout, Residual, Sequential
+
+    spec = Sequential([Dense(4, input_shape=(4,)), Residual([Dense(4), Residual([Dropout(0.3)])]),
+                       Dense(2, "softmax")]).compile("categorical_crossentropy", "sgd")
+    assert spec.has_dropout
+    plain = without_dropout(spec)
+    assert not plain.has_dropout
+    assert plain.layers[1].layers[1].layers[0] == Dropout(0.0)
+    assert plain.shapes == spec.shapes

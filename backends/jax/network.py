@@ -180,11 +180,12 @@ def build_network(spec: ModelSpec, precision, seed: int = 0, custom_vjp: bool = 
     """forward(params, stats, x, training, step) -> (logits, new stats): the
     layers of ``spec.logit_layers()``. Dropout layer i draws its mask with
     the key ``fold_in(fold_in(key(seed), step), i)``: the same seed gives the
-    same masks, whatever the windows or chunks the steps run in."""
+    same masks, whatever the windows or chunks the steps run in; one inside
+    a residual block folds in its index j within the block too."""
     layers = [(BUILDERS[type(layer)](layer, in_shape, precision, custom_vjp),
                activation(layer_activation(layer) or "linear"))
               for layer, (in_shape, _) in zip(spec.logit_layers(), spec.shapes)]
-    dropout = any(isinstance(layer, Dropout) and layer.rate > 0 for layer in spec.logit_layers())
+    dropout = spec.has_dropout  # inside residual blocks too: they fold their inner index into the key
 
     def forward(params, stats, x, training, step=None):
         step_key = (jax.random.fold_in(jax.random.key(seed), step)

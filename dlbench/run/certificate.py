@@ -67,6 +67,7 @@ from dlbench.data.batches import BatchPlan
 from dlbench.plugin.backend import TrainerOptions, TrainingState
 from dlbench.run.session import Session, prepare
 from dlbench.spec import Dropout
+from dlbench.spec.transformer import map_layers
 
 CHECKPOINTS = 8
 SEGMENT_STEPS = 3
@@ -107,8 +108,8 @@ def without_dropout(spec):
     """The spec with every dropout rate at 0 (the segments certify the maths, not the masks)."""
     if not spec.has_dropout:
         return spec
-    layers = tuple(dataclasses.replace(layer, rate=0.0) if isinstance(layer, Dropout) else layer
-                   for layer in spec.layers)
+    layers = map_layers(spec.layers, lambda layer: dataclasses.replace(layer, rate=0.0)
+                        if isinstance(layer, Dropout) else layer)
     return dataclasses.replace(spec, layers=layers)
 
 

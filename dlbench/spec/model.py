@@ -39,6 +39,7 @@ from typing import ClassVar, Union
 from dlbench.errors import InputError, one_of
 from dlbench.spec.checks import Shape, check_choice, check_number, check_positive_int, format_shape
 from dlbench.spec.layers import Activation, Dropout, is_trained, layer_activation
+from dlbench.spec.transformer import nested_layers
 
 __all__ = ["LOSSES", "SGD", "Adam", "Optimizer", "OPTIMIZERS", "ModelSpec", "make_optimizer", "Sequential", "TrainSpec"]
 
@@ -150,7 +151,8 @@ class ModelSpec:
 
     @property
     def has_dropout(self) -> bool:
-        return any(isinstance(layer, Dropout) and layer.rate > 0 for layer in self.layers)
+        """Whether any dropout layer, top-level or inside a residual block, drops anything."""
+        return any(isinstance(layer, Dropout) and layer.rate > 0 for layer in nested_layers(self.layers))
 
 
 def make_optimizer(optimizer) -> Optimizer:

@@ -37,7 +37,7 @@ in the spec channels-last. The conventions, pinned once for every backend:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import ClassVar
 
 from dlbench.errors import InputError
@@ -187,3 +187,18 @@ def inner_parameters(flat: dict, j: int) -> dict:
 
 TRANSFORMER_LAYERS = (LayerNormalization, SelfAttention, PositionEmbedding, GlobalAveragePool1D, Residual)
 LAYER_TYPES.update({cls.type: cls for cls in TRANSFORMER_LAYERS})
+
+
+def nested_layers(layers):
+    """Every layer of ``layers``, those inside residual blocks included (depth first)."""
+    for layer in layers:
+        yield layer
+        if isinstance(layer, Residual):
+            yield from nested_layers(layer.layers)
+
+
+def map_layers(layers, fn) -> tuple:
+    """``layers`` with ``fn`` applied to every layer that is not a residual
+    block, inside residual blocks too (the blocks rebuilt around the results)."""
+    return tuple(replace(layer, layers=map_layers(layer.layers, fn)) if isinstance(layer, Residual) else fn(layer)
+                 for layer in layers)
