@@ -7,8 +7,8 @@ over every token, Adam in TF ops (``TextbookAdam``: Keras's own puts epsilon
 where, on this network's rare-character embedding rows, it changes the training
 by 1% in three steps) and one ``@tf.function`` step per batch
 (``handwritten_tensorflow``'s loop), the embedding's gradient made dense (given
-as ``tf.IndexedSlices``, Keras's Adam would update only the batch's rows: a
-different optimizer from the harness's and the other frameworks'). ``make_loop(weights, x_train, y_train, scenario)``
+as ``tf.IndexedSlices``, Keras's Adam takes its sparse path: a different
+update from the harness's and the other frameworks'). ``make_loop(weights, x_train, y_train, scenario)``
 returns ``train(indices) -> losses``."""
 
 import os
