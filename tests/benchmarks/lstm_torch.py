@@ -31,10 +31,9 @@ class LanguageModel(nn.Module):
             self.lstm.weight_hh_l0.copy_(torch.from_numpy(lstm["recurrent_kernel"].T))
             self.lstm.bias_ih_l0.copy_(torch.from_numpy(lstm["bias"]))
             self.lstm.bias_hh_l0.zero_()
-        self.lstm.bias_hh_l0.requires_grad_(False)
-        with torch.no_grad():
             self.head.weight.copy_(torch.from_numpy(dense["kernel"].T))
             self.head.bias.copy_(torch.from_numpy(dense["bias"]))
+        self.lstm.bias_hh_l0.requires_grad_(False)
 
     def forward(self, tokens):
         return self.head(self.lstm(self.embedding(tokens))[0])
