@@ -7,7 +7,7 @@ from dlbench.plugin.helpers import loss_targets
 from dlbench.spec.init import initial_weights
 from dlbench.spec import (ACTIVATIONS, Activation, AveragePool1D, AveragePool2D, BatchNormalization, Conv1D, Conv2D,
                           Dense, Flatten, MaxPool1D, MaxPool2D, Sequential)
-from dlbench_backends.numpy.kernels import ActivationLayer, DropoutLayer
+from dlbench_backends.numpy.kernels import ActivationLayer, Arithmetic, DropoutLayer
 from dlbench_backends.numpy.losses import LOSSES
 from dlbench_backends.numpy.network import Network
 
@@ -242,14 +242,14 @@ def test_reversed_summation_computes_the_same_gradients_with_other_roundings(nam
     rng = np.random.default_rng(4)
     x64 = rng.standard_normal((5, *spec.input_shape))
     targets = rng.integers(0, 3, 5)
-    net = Network(spec, weights, dtype=np.float64, reverse=True)
+    net = Network(spec, weights, dtype=np.float64, arith=Arithmetic(reverse=True))
     net.loss_and_gradients(x64, targets)
     analytic = net.grad.copy()
     numeric = numeric_gradient(lambda: net.loss(net.logits(x64.copy()), targets, net.output)[0], net.theta)
     np.testing.assert_allclose(analytic, numeric, rtol=1e-5, atol=1e-8)
     grads = {}
     for reverse in (False, True):
-        net32 = Network(spec, weights, dtype=np.float32, reverse=reverse)
+        net32 = Network(spec, weights, dtype=np.float32, arith=Arithmetic(reverse=reverse))
         net32.loss_and_gradients(x64.astype(np.float32), targets)
         grads[reverse] = net32.grad.copy()
     np.testing.assert_allclose(grads[True], grads[False], rtol=1e-4, atol=1e-6)

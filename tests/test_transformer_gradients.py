@@ -9,6 +9,7 @@ import pytest
 from dlbench.spec import (Dense, GlobalAveragePool1D, LayerNormalization, PositionEmbedding, Residual,
                           SelfAttention, Sequential)
 from dlbench.spec.init import initial_weights
+from dlbench_backends.numpy.kernels import Arithmetic
 from dlbench_backends.numpy.network import Network
 from dlbench_backends.numpy.transformer import SelfAttentionLayer
 from test_numpy_gradients import numeric_gradient
@@ -41,7 +42,7 @@ def _network(name: str, reverse: bool = False, dtype=np.float64):
     spec = Sequential(NETWORKS[name], input_shape=(5, 4)).compile("categorical_crossentropy", "sgd")
     weights = initial_weights(spec, seed=3)
     _random_norm_parameters(weights, np.random.default_rng(5))
-    return spec, weights, Network(spec, weights, dtype=dtype, reverse=reverse)
+    return spec, weights, Network(spec, weights, dtype=dtype, arith=Arithmetic(reverse=reverse))
 
 
 @pytest.mark.parametrize("reverse", [False, True], ids=["forward-order", "reversed-summation"])

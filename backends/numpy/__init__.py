@@ -42,9 +42,11 @@ class NumpyBackend(Backend):
     description = "from scratch: forward pass, backpropagation and the optimizer in NumPy"
     modes = ("train", "inference")
     order = 0  # the reference: first in every run and report
-    #: dtype "float64" and summation "reversed" give the parity certificate its
-    #: yardsticks: exact arithmetic, and the same float32 sums in another order
-    option_defaults = {"dtype": "float32", "summation": "forward"}
+    precisions = ("fp32", "tf32", "bf16", "fp16")  # tf32 is fp32 on a CPU; bf16/fp16 emulated exactly
+    #: dtype "float64", summation "reversed" and (at bf16/fp16) round_results give
+    #: the parity certificate its yardsticks: exact arithmetic, the same float32
+    #: sums in another order, and matmul results stored in bf16/fp16 as the frameworks do
+    option_defaults = {"dtype": "float32", "summation": "forward", "round_results": False}
     option_choices = {"dtype": ("float32", "float64"), "summation": ("forward", "reversed")}
 
     def matmul(self, n: int):

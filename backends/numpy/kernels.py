@@ -22,6 +22,7 @@ c = sqrt(2/pi), a = 0.044715; dy/dx = (1 + t) / 2 + x (1 - t^2) c (1 + 3 a x^2) 
 
 from __future__ import annotations
 
+import ml_dtypes
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
@@ -30,36 +31,71 @@ from dlbench.plugin.helpers import as_2d, padding_pairs_2d, signal_as_image
 GELU_C, GELU_A = np.sqrt(2.0 / np.pi), 0.044715
 
 
-def matmul(a: np.ndarray, b: np.ndarray, reverse: bool = False) -> np.ndarray:
-    """a @ b; with ``reverse`` the shared axis is summed in the opposite order:
-    the same product with other roundings, as another BLAS would give (the
-    reference's summation-order twin in the parity certificate)."""
-    return a @ b if not reverse else a[..., ::-1] @ b[::-1]
+class Arithmetic:
+    """How the network's matmuls (convolutions included, as im2col matmuls) and
+    batch sums round: the reference's own, and the parity certificate's twins.
+
+    * ``operands``: at mixed precision ("bfloat16" or "float16"), every matmul
+      operand rounded to that dtype first (``ml_dtypes``); the products are then
+      exact in float32 and accumulate there, the policy of
+      :mod:`dlbench.spec.precision`. None: operands as they are.
+    * ``round_results``: the matmul results rounded to that dtype too, as torch
+      autocast and Keras's mixed policies store them (a twin, not the reference).
+    * ``reverse``: every shared axis and batch sum taken in the opposite order,
+      the same sums with other roundings, as another BLAS would give.
+    """
+
+    def __init__(self, operands: str | None = None, round_results: bool = False, reverse: bool = False):
+        self.operands = None if operands is None else np.dtype(getattr(ml_dtypes, operands, operands))
+        self.round_results = round_results and self.operands is not None
+        self.reverse = reverse
+
+    def round(self, x: np.ndarray) -> np.ndarray:
+        """``x`` rounded to the operand dtype (to nearest even), in ``x``'s own dtype."""
+        return x if self.operands is None else x.astype(self.operands).astype(x.dtype)
+
+    def matmul(self, a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """a @ b (batched over leading axes), into ``out`` when given."""
+        a, b = self.round(a), self.round(b)
+        if self.reverse:
+            a, b = a[..., ::-1], b[..., ::-1, :]
+        z = np.matmul(a, b, out=out)
+        if self.round_results:
+            z[...] = self.round(z)
+        return z
+
+    def sum(self, a: np.ndarray, axis, keepdims: bool = False) -> np.ndarray:
+        """np.sum over ``axis`` (one axis or several), in the opposite order with ``reverse``."""
+        if self.reverse:
+            axes = (axis,) if isinstance(axis, int) else axis
+            a = a[tuple(slice(None, None, -1) if i in axes or i - a.ndim in axes else slice(None)
+                        for i in range(a.ndim))]
+        return np.sum(a, axis=axis, keepdims=keepdims)
+
+
+#: float32 (or float64) as it is: the reference at fp32
+PLAIN = Arithmetic()
 
 
 class DenseLayer:
     """z = X W + b; on a sequence X (batch, time, in) the same for every
     timestep, and the gradients sum over batch and time (X as (batch*time, in))."""
 
-    def __init__(self, params: dict, grads: dict, input_grad: bool = True, reverse: bool = False):
-        self.params, self.grads, self.input_grad, self.reverse = params, grads, input_grad, reverse
+    def __init__(self, params: dict, grads: dict, input_grad: bool = True, arith: Arithmetic = PLAIN):
+        self.params, self.grads, self.input_grad, self.arith = params, grads, input_grad, arith
         self.x = None
 
     def forward(self, x: np.ndarray, training: bool = True) -> np.ndarray:
         self.x = x
-        z = x @ self.params["kernel"] if not self.reverse else matmul(x, self.params["kernel"], True)
+        z = self.arith.matmul(x, self.params["kernel"])
         z += self.params["bias"]
         return z
 
     def backward(self, dz: np.ndarray) -> np.ndarray | None:
         x, dz2 = self.x.reshape(-1, self.x.shape[-1]), dz.reshape(-1, dz.shape[-1])
-        if self.reverse:
-            self.grads["kernel"][...] = matmul(x.T, dz2, reverse=True)
-            self.grads["bias"][...] = np.sum(dz2[::-1], axis=0)
-        else:
-            np.matmul(x.T, dz2, out=self.grads["kernel"])
-            np.sum(dz2, axis=0, out=self.grads["bias"])
-        return matmul(dz, self.params["kernel"].T, self.reverse) if self.input_grad else None
+        self.arith.matmul(x.T, dz2, out=self.grads["kernel"])
+        self.grads["bias"][...] = self.arith.sum(dz2, 0)
+        return self.arith.matmul(dz, self.params["kernel"].T) if self.input_grad else None
 
 
 class ActivationLayer:
@@ -168,8 +204,8 @@ def _add_windows(dx: np.ndarray, dwin: np.ndarray, strides: tuple) -> None:
 class ConvLayer:
     """Conv1D/Conv2D by im2col and one matmul; kernel (kh, kw, C, F) canonical."""
 
-    def __init__(self, spec, in_shape, params: dict, grads: dict, input_grad: bool = True, reverse: bool = False):
-        self.reverse = reverse
+    def __init__(self, spec, in_shape, params: dict, grads: dict, input_grad: bool = True, arith: Arithmetic = PLAIN):
+        self.arith = arith
         self.ndim = spec.ndim
         self.kernel_size, self.strides = as_2d(spec, spec.kernel_size), as_2d(spec, spec.strides)
         height, width = padding_pairs_2d(spec, in_shape)
@@ -188,7 +224,7 @@ class ConvLayer:
         win = _windows(xp, self.kernel_size, self.strides)  # (B, H', W', C, kh, kw)
         self.out_shape = win.shape[:3]
         self.cols = win.reshape(-1, win.shape[3] * win.shape[4] * win.shape[5])
-        z = matmul(self.cols, self._kernel_matrix(self.params["kernel"]), self.reverse)
+        z = self.arith.matmul(self.cols, self._kernel_matrix(self.params["kernel"]))
         z += self.params["bias"]
         z = z.reshape(*self.out_shape, -1)
         return z[:, 0] if self.ndim == 1 else z
@@ -198,12 +234,12 @@ class ConvLayer:
         dz2 = dz.reshape(-1, f)
         kh, kw = self.kernel_size
         c = self.x_shape[-1]
-        dk = matmul(self.cols.T, dz2, self.reverse).reshape(c, kh, kw, f).transpose(1, 2, 0, 3)
+        dk = self.arith.matmul(self.cols.T, dz2).reshape(c, kh, kw, f).transpose(1, 2, 0, 3)
         self.grads["kernel"][...] = dk.reshape(self.grads["kernel"].shape)
-        self.grads["bias"][...] = np.sum(dz2[::-1] if self.reverse else dz2, axis=0)
+        self.grads["bias"][...] = self.arith.sum(dz2, 0)
         if not self.input_grad:
             return None
-        dcols = matmul(dz2, self._kernel_matrix(self.params["kernel"]).T, self.reverse).reshape(
+        dcols = self.arith.matmul(dz2, self._kernel_matrix(self.params["kernel"]).T).reshape(
             *self.out_shape, c, kh, kw)
         dxp = np.zeros(self.padded_shape, dz.dtype)
         _add_windows(dxp, dcols, self.strides)

@@ -17,7 +17,7 @@ import numpy as np
 from dlbench.spec import (Activation, AveragePool1D, AveragePool2D, BatchNormalization, Conv1D, Conv2D,
                           Dense, Dropout, Embedding, Flatten, MaxPool1D, MaxPool2D, ModelSpec, is_trained)
 from dlbench.spec.init import STREAM_BACKEND, rng_for
-from dlbench_backends.numpy.kernels import (ActivationLayer, BatchNormLayer, ConvLayer, DenseLayer, DropoutLayer,
+from dlbench_backends.numpy.kernels import (PLAIN, ActivationLayer, Arithmetic, BatchNormLayer, ConvLayer, DenseLayer, DropoutLayer,
                                             FlattenLayer, PoolLayer)
 from dlbench_backends.numpy.losses import LOSSES
 from dlbench.spec.sequence import RECURRENT_LAYERS
@@ -30,8 +30,8 @@ class Network:
     """The layers of ``spec.logit_layers()``; trained parameters are views into
     one flat buffer (``theta``, gradients in ``grad``), moving statistics apart."""
 
-    def __init__(self, spec: ModelSpec, weights, dtype=np.float32, seed: int = 0, reverse: bool = False):
-        self.reverse = reverse  # matmuls summed in the opposite order (the certificate's rounding twin)
+    def __init__(self, spec: ModelSpec, weights, dtype=np.float32, seed: int = 0, arith: Arithmetic = PLAIN):
+        self.arith = arith  # how matmuls round and sum (mixed precision; the certificate's twins)
         trained = [(i, name, w) for i, layer in enumerate(weights) for name, w in layer.items()
                    if is_trained(name)]
         self.theta = np.zeros(sum(w.size for _, _, w in trained), dtype)
@@ -70,11 +70,11 @@ class Network:
     def _build(self, layer, in_shape, params: dict, grads: dict, state: dict, input_grad: bool):
         if type(layer) in TRANSFORMER_BUILDERS:
             return TRANSFORMER_BUILDERS[type(layer)](layer, in_shape, params, grads, state, input_grad,
-                                                     self.reverse, self._build_with_activation)
+                                                     self.arith, self._build_with_activation)
         if isinstance(layer, Dense):
-            return DenseLayer(params, grads, input_grad, self.reverse)
+            return DenseLayer(params, grads, input_grad, self.arith)
         if isinstance(layer, (Conv1D, Conv2D)):
-            return ConvLayer(layer, in_shape, params, grads, input_grad, self.reverse)
+            return ConvLayer(layer, in_shape, params, grads, input_grad, self.arith)
         if isinstance(layer, (MaxPool1D, MaxPool2D)):
             return PoolLayer(layer, "max")
         if isinstance(layer, (AveragePool1D, AveragePool2D)):
@@ -86,9 +86,9 @@ class Network:
         if isinstance(layer, BatchNormalization):
             return BatchNormLayer(layer, params, grads, state)
         if isinstance(layer, Embedding):
-            return EmbeddingLayer(params, grads, self.reverse)
+            return EmbeddingLayer(params, grads, self.arith)
         if isinstance(layer, RECURRENT_LAYERS):
-            return RecurrentLayer(layer, params, grads, input_grad, self.reverse)
+            return RecurrentLayer(layer, params, grads, input_grad, self.arith)
         if isinstance(layer, Activation):
             return ActivationLayer("linear")  # its activation follows
         raise NotImplementedError(f"the numpy backend cannot build {layer.type!r} layers")
@@ -100,9 +100,12 @@ class Network:
             x = layer.forward(x, training)
         return x
 
-    def loss_and_gradients(self, x: np.ndarray, targets: np.ndarray) -> float:
-        """Forward, loss, and backpropagation: fills the flat gradient buffer."""
+    def loss_and_gradients(self, x: np.ndarray, targets: np.ndarray, loss_scale: float = 1.0) -> float:
+        """Forward, loss, and backpropagation: fills the flat gradient buffer
+        (with the gradients of ``loss_scale`` times the loss: fp16's loss scaling)."""
         loss, dz = self.loss(self.logits(x), targets, self.output)
+        if loss_scale != 1.0:
+            dz = dz * np.asarray(loss_scale, dz.dtype)
         for layer in reversed(self.layers):
             dz = layer.backward(dz)
             if dz is None:
@@ -126,8 +129,8 @@ class Network:
                 target[...] = given[name]
 
 
-def build_network(spec: ModelSpec, weights, dtype=np.float32, seed: int = 0, reverse: bool = False) -> Network:
+def build_network(spec: ModelSpec, weights, dtype=np.float32, seed: int = 0, arith: Arithmetic = PLAIN) -> Network:
     """The network of ``spec`` holding a copy of ``weights`` (canonical layout),
-    computing in ``dtype``; ``seed`` seeds its dropout masks, ``reverse`` sums
-    every matmul in the opposite order (the parity certificate's rounding twin)."""
-    return Network(spec, weights, dtype, seed, reverse)
+    computing in ``dtype``; ``seed`` seeds its dropout masks, ``arith`` says how
+    every matmul rounds and sums (:class:`~dlbench_backends.numpy.kernels.Arithmetic`)."""
+    return Network(spec, weights, dtype, seed, arith)

@@ -48,7 +48,7 @@ from __future__ import annotations
 import numpy as np
 
 from dlbench.spec.sequence import GRU, LSTM
-from dlbench_backends.numpy.kernels import matmul
+from dlbench_backends.numpy.kernels import PLAIN, Arithmetic
 
 
 def sigmoid_(a: np.ndarray) -> np.ndarray:
@@ -63,10 +63,10 @@ def sigmoid_(a: np.ndarray) -> np.ndarray:
 class RecurrentLayer:
     """SimpleRNN, LSTM or GRU on (B, T, F) inputs; see the module notes."""
 
-    def __init__(self, spec, params: dict, grads: dict, input_grad: bool = True, reverse: bool = False):
+    def __init__(self, spec, params: dict, grads: dict, input_grad: bool = True, arith: Arithmetic = PLAIN):
         self.spec, self.units, self.gru = spec, spec.units, isinstance(spec, GRU)
         self.cell = "gru" if self.gru else "lstm" if isinstance(spec, LSTM) else "rnn"
-        self.params, self.grads, self.input_grad, self.reverse = params, grads, input_grad, reverse
+        self.params, self.grads, self.input_grad, self.arith = params, grads, input_grad, arith
 
     # ------------------------------------------------------------ forward
     def forward(self, x: np.ndarray, training: bool = True) -> np.ndarray:
@@ -74,7 +74,7 @@ class RecurrentLayer:
         self.x = x.transpose(1, 0, 2)  # time-major (T, B, F), a view
         steps, batch = self.x.shape[:2]
         bias = p["bias"][0] if self.gru else p["bias"]
-        self.a = matmul(self.x, p["kernel"], self.reverse)  # (T, B, k u): x_t W, then + h_{t-1} U
+        self.a = self.arith.matmul(self.x, p["kernel"])  # (T, B, k u): x_t W, then + h_{t-1} U
         self.a += bias
         self.h = np.zeros((steps + 1, batch, u), x.dtype)  # h_0 = 0, then every h_t
         if self.cell == "lstm":
@@ -91,10 +91,7 @@ class RecurrentLayer:
 
     def _recurrent(self, t: int, out: np.ndarray) -> None:
         """out = h_{t-1} U (the step's one matmul)."""
-        if self.reverse:
-            out[...] = matmul(self.h[t], self.params["recurrent_kernel"], True)
-        else:
-            np.matmul(self.h[t], self.params["recurrent_kernel"], out=out)
+        self.arith.matmul(self.h[t], self.params["recurrent_kernel"], out=out)
 
     def _rnn_forward(self, t: int) -> None:
         a = self.a[t]
@@ -166,10 +163,7 @@ class RecurrentLayer:
 
     def _send_back(self, t: int, direct: np.ndarray | None = None) -> None:
         """dE/dh_{t-1} = da_rec_t U^T (+ the direct path), into self.dh."""
-        if self.reverse:
-            self.dh_step[...] = matmul(self.da_rec[t], self.params["recurrent_kernel"].T, True)
-        else:
-            np.matmul(self.da_rec[t], self.params["recurrent_kernel"].T, out=self.dh_step)
+        self.arith.matmul(self.da_rec[t], self.params["recurrent_kernel"].T, out=self.dh_step)
         if direct is None:
             self.dh[...] = self.dh_step
         else:
@@ -234,15 +228,15 @@ class RecurrentLayer:
         """dE/dW, dE/dU, dE/db over every timestep at once; dE/dx if needed."""
         flat = (steps * batch, -1)
         x, da, da_rec, h = (v.reshape(flat) for v in (self.x, self.da, self.da_rec, self.h[:steps]))
-        g, rev = self.grads, self.reverse
-        g["kernel"][...] = matmul(x.T, da, rev)
-        g["recurrent_kernel"][...] = matmul(h.T, da_rec, rev)
+        g, arith = self.grads, self.arith
+        g["kernel"][...] = arith.matmul(x.T, da)
+        g["recurrent_kernel"][...] = arith.matmul(h.T, da_rec)
         if self.gru:
-            g["bias"][0] = np.sum(da[::-1] if rev else da, axis=0)
-            g["bias"][1] = np.sum(da_rec[::-1] if rev else da_rec, axis=0)
+            g["bias"][0] = arith.sum(da, 0)
+            g["bias"][1] = arith.sum(da_rec, 0)
         else:
-            g["bias"][...] = np.sum(da[::-1] if rev else da, axis=0)
+            g["bias"][...] = arith.sum(da, 0)
         if not self.input_grad:
             return None
-        dx = matmul(self.da, self.params["kernel"].T, rev)  # (T, B, F)
+        dx = arith.matmul(self.da, self.params["kernel"].T)  # (T, B, F)
         return dx.transpose(1, 0, 2)

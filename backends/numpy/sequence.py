@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import numpy as np
 
+from dlbench_backends.numpy.kernels import PLAIN, Arithmetic
+
 
 class EmbeddingLayer:
     """y = E[X]; the gradient rows of equal ids are summed into dE/dE."""
 
-    def __init__(self, params: dict, grads: dict, reverse: bool = False):
-        self.params, self.grads, self.reverse = params, grads, reverse
+    def __init__(self, params: dict, grads: dict, arith: Arithmetic = PLAIN):
+        self.params, self.grads, self.arith = params, grads, arith
         self.ids = None
 
     def forward(self, x: np.ndarray, training: bool = True) -> np.ndarray:
@@ -26,7 +28,7 @@ class EmbeddingLayer:
         grad = self.grads["embeddings"]
         grad[...] = 0.0
         ids, rows = self.ids.reshape(-1), dy.reshape(-1, dy.shape[-1])
-        if self.reverse:  # the same sums in the opposite order (the certificate's rounding twin)
+        if self.arith.reverse:  # the same sums in the opposite order (the certificate's rounding twin)
             ids, rows = ids[::-1], rows[::-1]
         np.add.at(grad, ids, rows)
         return None

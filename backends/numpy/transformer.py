@@ -5,8 +5,9 @@ average pooling over time (conventions in :mod:`dlbench.spec.transformer`).
 Every layer works on a whole batch ``(B, T, d)`` at once, and attention on
 every head at once: heads are an axis of 4-D arrays ``(B, H, T, K)`` whose
 products are batched matmuls (``@`` broadcasts over the leading axes), never
-a Python loop over samples or heads. ``reverse`` (the parity certificate's
-rounding twin) sums every product and every sum in the opposite order.
+a Python loop over samples or heads. Every product and sum goes through the
+network's :class:`~dlbench_backends.numpy.kernels.Arithmetic` (mixed
+precision's rounded operands, and the parity certificate's rounding twins).
 """
 
 from __future__ import annotations
@@ -17,21 +18,7 @@ import numpy as np
 
 from dlbench.spec.transformer import (GlobalAveragePool1D, LayerNormalization, PositionEmbedding, Residual,
                                       SelfAttention, inner_parameters)
-from dlbench_backends.numpy.kernels import matmul
-
-
-def bmm(a: np.ndarray, b: np.ndarray, reverse: bool = False) -> np.ndarray:
-    """Batched a @ b over the leading axes; ``reverse`` sums the shared axis backwards."""
-    return a @ b if not reverse else a[..., ::-1] @ b[..., ::-1, :]
-
-
-def _sum(a: np.ndarray, axis, reverse: bool = False, keepdims: bool = False) -> np.ndarray:
-    """np.sum over ``axis``, in the opposite order with ``reverse`` (one axis, or all but the last)."""
-    if reverse:
-        axes = (axis,) if isinstance(axis, int) else axis
-        a = a[tuple(slice(None, None, -1) if i in axes or i - a.ndim in axes else slice(None)
-                    for i in range(a.ndim))]
-    return np.sum(a, axis=axis, keepdims=keepdims)
+from dlbench_backends.numpy.kernels import PLAIN, Arithmetic
 
 
 def _leading(x: np.ndarray) -> tuple:
@@ -46,24 +33,24 @@ class LayerNormLayer:
     dE/dx = (dx_hat - mean(dx_hat) - x_hat mean(dx_hat x_hat)) / sqrt(var + eps), dx_hat = gamma dE/dy.
     """
 
-    def __init__(self, spec, params: dict, grads: dict, reverse: bool = False):
-        self.epsilon, self.params, self.grads, self.reverse = spec.epsilon, params, grads, reverse
+    def __init__(self, spec, params: dict, grads: dict, arith: Arithmetic = PLAIN):
+        self.epsilon, self.params, self.grads, self.arith = spec.epsilon, params, grads, arith
 
     def forward(self, x: np.ndarray, training: bool = True) -> np.ndarray:
         d = x.shape[-1]
-        centred = x - _sum(x, -1, self.reverse, keepdims=True) / d
-        var = _sum(centred * centred, -1, self.reverse, keepdims=True) / d
+        centred = x - self.arith.sum(x, -1, keepdims=True) / d
+        var = self.arith.sum(centred * centred, -1, keepdims=True) / d
         self.inv_std = 1.0 / np.sqrt(var + self.epsilon)
         self.x_hat = centred * self.inv_std
         return self.x_hat * self.params["gamma"] + self.params["beta"]
 
     def backward(self, dy: np.ndarray) -> np.ndarray:
-        d, r = dy.shape[-1], self.reverse
-        self.grads["gamma"][...] = _sum(dy * self.x_hat, _leading(dy), r)
-        self.grads["beta"][...] = _sum(dy, _leading(dy), r)
+        d, r = dy.shape[-1], self.arith
+        self.grads["gamma"][...] = r.sum(dy * self.x_hat, _leading(dy))
+        self.grads["beta"][...] = r.sum(dy, _leading(dy))
         dx_hat = dy * self.params["gamma"]
-        mean_dx_hat = _sum(dx_hat, -1, r, keepdims=True) / d
-        mean_dx_hat_x_hat = _sum(dx_hat * self.x_hat, -1, r, keepdims=True) / d
+        mean_dx_hat = r.sum(dx_hat, -1, keepdims=True) / d
+        mean_dx_hat_x_hat = r.sum(dx_hat * self.x_hat, -1, keepdims=True) / d
         return (dx_hat - mean_dx_hat - self.x_hat * mean_dx_hat_x_hat) * self.inv_std
 
 
@@ -80,14 +67,14 @@ class SelfAttentionLayer:
     dW* = X^T d*, db* = sum d*, dX = dQ Wq^T + dK Wk^T + dV Wv^T.
     """
 
-    def __init__(self, spec, params: dict, grads: dict, input_grad: bool = True, reverse: bool = False):
+    def __init__(self, spec, params: dict, grads: dict, input_grad: bool = True, arith: Arithmetic = PLAIN):
         self.heads, self.key_dim, self.causal = spec.num_heads, spec.key_dim, spec.causal
-        self.params, self.grads, self.input_grad, self.reverse = params, grads, input_grad, reverse
+        self.params, self.grads, self.input_grad, self.arith = params, grads, input_grad, arith
         self.scale = 1.0 / math.sqrt(spec.key_dim)
 
     def _project(self, x2: np.ndarray, part: str) -> np.ndarray:
         """x2 (B*T, d) -> (B*T, H*K) through the ``part`` projection."""
-        z = matmul(x2, self.params[f"{part}_kernel"], self.reverse)
+        z = self.arith.matmul(x2, self.params[f"{part}_kernel"])
         z += self.params[f"{part}_bias"]
         return z
 
@@ -98,38 +85,38 @@ class SelfAttentionLayer:
         b, t, d = x.shape
         self.x2 = x.reshape(b * t, d)
         q, k, v = (self._heads(self._project(self.x2, part), b, t) for part in ("query", "key", "value"))
-        scores = bmm(q, k.transpose(0, 1, 3, 2), self.reverse)
+        scores = self.arith.matmul(q, k.transpose(0, 1, 3, 2))
         scores *= self.scale
         if self.causal:  # position i attends to j <= i: the lower triangle
             scores[..., np.triu(np.ones((t, t), bool), 1)] = -np.inf
         scores -= scores.max(axis=-1, keepdims=True)
         p = np.exp(scores, out=scores)
-        p /= _sum(p, -1, self.reverse, keepdims=True)
+        p /= self.arith.sum(p, -1, keepdims=True)
         self.q, self.k, self.v, self.p = q, k, v, p
-        self.a2 = bmm(p, v, self.reverse).transpose(0, 2, 1, 3).reshape(b * t, -1)
-        y = matmul(self.a2, self.params["output_kernel"], self.reverse)
+        self.a2 = self.arith.matmul(p, v).transpose(0, 2, 1, 3).reshape(b * t, -1)
+        y = self.arith.matmul(self.a2, self.params["output_kernel"])
         y += self.params["output_bias"]
         return y.reshape(b, t, d)
 
     def backward(self, dy: np.ndarray) -> np.ndarray | None:
         b, t, d = dy.shape
-        r, g = self.reverse, dy.reshape(b * t, d)
-        self.grads["output_kernel"][...] = matmul(self.a2.T, g, r)
-        self.grads["output_bias"][...] = _sum(g, 0, r)
-        da = self._heads(matmul(g, self.params["output_kernel"].T, r), b, t)
-        dp = bmm(da, self.v.transpose(0, 1, 3, 2), r)
-        dv = bmm(self.p.transpose(0, 1, 3, 2), da, r)
-        ds = self.p * (dp - _sum(dp * self.p, -1, r, keepdims=True))
+        r, g = self.arith, dy.reshape(b * t, d)
+        self.grads["output_kernel"][...] = r.matmul(self.a2.T, g)
+        self.grads["output_bias"][...] = r.sum(g, 0)
+        da = self._heads(r.matmul(g, self.params["output_kernel"].T), b, t)
+        dp = r.matmul(da, self.v.transpose(0, 1, 3, 2))
+        dv = r.matmul(self.p.transpose(0, 1, 3, 2), da)
+        ds = self.p * (dp - r.sum(dp * self.p, -1, keepdims=True))
         ds *= self.scale
-        dq = bmm(ds, self.k, r)
-        dk = bmm(ds.transpose(0, 1, 3, 2), self.q, r)
+        dq = r.matmul(ds, self.k)
+        dk = r.matmul(ds.transpose(0, 1, 3, 2), self.q)
         dx = None
         for part, dz in (("query", dq), ("key", dk), ("value", dv)):
             dz2 = dz.transpose(0, 2, 1, 3).reshape(b * t, -1)
-            self.grads[f"{part}_kernel"][...] = matmul(self.x2.T, dz2, r)
-            self.grads[f"{part}_bias"][...] = _sum(dz2, 0, r)
+            self.grads[f"{part}_kernel"][...] = r.matmul(self.x2.T, dz2)
+            self.grads[f"{part}_bias"][...] = r.sum(dz2, 0)
             if self.input_grad:
-                term = matmul(dz2, self.params[f"{part}_kernel"].T, r)
+                term = r.matmul(dz2, self.params[f"{part}_kernel"].T)
                 dx = term if dx is None else dx + term
         return None if dx is None else dx.reshape(b, t, d)
 
@@ -137,8 +124,8 @@ class SelfAttentionLayer:
 class PositionEmbeddingLayer:
     """y = x + P[:T];  dE/dP[:T] = sum_batch dE/dy (rows past T get 0);  dE/dx = dE/dy."""
 
-    def __init__(self, params: dict, grads: dict, reverse: bool = False):
-        self.params, self.grads, self.reverse = params, grads, reverse
+    def __init__(self, params: dict, grads: dict, arith: Arithmetic = PLAIN):
+        self.params, self.grads, self.arith = params, grads, arith
 
     def forward(self, x: np.ndarray, training: bool = True) -> np.ndarray:
         self.length = x.shape[1]
@@ -147,7 +134,7 @@ class PositionEmbeddingLayer:
     def backward(self, dy: np.ndarray) -> np.ndarray:
         grad = self.grads["position_embeddings"]
         grad[...] = 0.0
-        grad[:self.length] = _sum(dy, 0, self.reverse)
+        grad[:self.length] = self.arith.sum(dy, 0)
         return dy
 
 
@@ -157,12 +144,12 @@ class GlobalAveragePool1DLayer:
     params: dict = {}
     grads: dict = {}
 
-    def __init__(self, reverse: bool = False):
-        self.reverse = reverse
+    def __init__(self, arith: Arithmetic = PLAIN):
+        self.arith = arith
 
     def forward(self, x: np.ndarray, training: bool = True) -> np.ndarray:
         self.shape = x.shape
-        return _sum(x, 1, self.reverse) / x.shape[1]
+        return self.arith.sum(x, 1) / x.shape[1]
 
     def backward(self, dy: np.ndarray) -> np.ndarray:
         return np.broadcast_to((dy / self.shape[1])[:, None, :], self.shape).copy()
@@ -195,17 +182,17 @@ class ResidualLayer:
 
 
 TRANSFORMER_BUILDERS = {
-    LayerNormalization: lambda layer, shape, params, grads, state, input_grad, reverse, build:
-        LayerNormLayer(layer, params, grads, reverse),
-    SelfAttention: lambda layer, shape, params, grads, state, input_grad, reverse, build:
-        SelfAttentionLayer(layer, params, grads, input_grad, reverse),
-    PositionEmbedding: lambda layer, shape, params, grads, state, input_grad, reverse, build:
-        PositionEmbeddingLayer(params, grads, reverse),
-    GlobalAveragePool1D: lambda layer, shape, params, grads, state, input_grad, reverse, build:
-        GlobalAveragePool1DLayer(reverse),
-    Residual: lambda layer, shape, params, grads, state, input_grad, reverse, build:
+    LayerNormalization: lambda layer, shape, params, grads, state, input_grad, arith, build:
+        LayerNormLayer(layer, params, grads, arith),
+    SelfAttention: lambda layer, shape, params, grads, state, input_grad, arith, build:
+        SelfAttentionLayer(layer, params, grads, input_grad, arith),
+    PositionEmbedding: lambda layer, shape, params, grads, state, input_grad, arith, build:
+        PositionEmbeddingLayer(params, grads, arith),
+    GlobalAveragePool1D: lambda layer, shape, params, grads, state, input_grad, arith, build:
+        GlobalAveragePool1DLayer(arith),
+    Residual: lambda layer, shape, params, grads, state, input_grad, arith, build:
         ResidualLayer(layer, shape, params, grads, state, build),
 }
 """Spec layer type -> its NumPy layer, from (layer, input shape, parameter views,
-gradient views, moving statistics, input_grad, reverse, the network's builder
+gradient views, moving statistics, input_grad, arithmetic, the network's builder
 for inner layers)."""

@@ -13,6 +13,7 @@ from pathlib import Path
 import click
 
 from dlbench.errors import InputError
+from dlbench.spec.precision import PRECISIONS
 
 DEFAULT_SCENARIOS = ("xor-mlp", "digits-mlp")
 EXIT_OK, EXIT_FAILED, EXIT_INPUT = 0, 1, 2
@@ -64,13 +65,15 @@ def positive(ctx, param, value):
 @click.option("--threads", type=int, callback=positive, help="Threads per run. Default: the machine's cores.")
 @click.option("--repeat", type=int, default=1, show_default=True, callback=positive,
               help="Run each (scenario, backend) N times, each in a fresh process.")
-@click.option("--sweep", multiple=True, metavar="KEY=N,N,...",
-              help="Run a grid: batch_size=1,32,128, threads=1,2 and/or seed=0,1,2 (repeatable).")
+@click.option("--sweep", multiple=True, metavar="KEY=V,V,...",
+              help="Run a grid: batch_size=1,32,128, threads=1,2, seed=0,1,2 and/or precision=fp32,bf16 "
+                   "(repeatable).")
 @click.option("--seeds", type=int, callback=positive, metavar="N",
               help="Train each (scenario, backend) from N seeds (--seed, or 0, and the next ones), each a fresh "
                    "process: the report gives the outcome distributions and a rank test against NumPy.")
-@click.option("--precision", type=click.Choice(["fp32", "tf32"]), default="fp32", show_default=True,
-              help="Matmul precision on GPUs (tf32 uses tensor cores).")
+@click.option("--precision", type=click.Choice(PRECISIONS), default="fp32", show_default=True,
+              help="fp32; tf32 (tensor cores on GPUs); bf16 or fp16: mixed precision (float32 master weights, "
+                   "matmuls and convolutions from bf16/fp16 operands; fp16 with dynamic loss scaling).")
 @click.option("--deterministic", is_flag=True, help="Ask every backend for deterministic kernels.")
 @click.option("--backend-option", "backend_options", multiple=True, metavar="BACKEND.KEY=VALUE",
               help="Backend-specific option, e.g. torch.compile=true, tensorflow.jit_compile=true.")

@@ -38,8 +38,10 @@ from dlbench.errors import InputError, one_of
 from dlbench.spec.imported import ImportedModel
 from dlbench.spec.init import Weights
 from dlbench.spec import ModelSpec, is_trained
+from dlbench.spec.precision import PRECISIONS
 
-PRECISIONS = ("fp32", "tf32")
+__all__ = ["PRECISIONS", "Availability", "TrainerOptions", "TrainingState", "Trainer", "Backend",
+           "slot_names", "empty_slots"]
 #: how an option's expected type is said in an error message (as the command line spells values).
 TYPE_WORDS = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}
 
@@ -74,7 +76,10 @@ class TrainingState:
       ``PARAMETERS_TRAINED`` that the layer has), the optimizer's state in the
       parameter's own shape: ``{"m", "v"}`` for Adam, ``{"velocity"}`` for SGD
       with momentum (the ``v`` of ``v <- momentum*v + g``), nothing for plain SGD;
-    * ``step``: optimizer steps taken so far (Adam's bias correction uses it).
+    * ``step``: optimizer steps taken so far (Adam's bias correction uses it);
+      a step skipped by loss scaling is not one;
+    * ``loss_scale``: at fp16, the dynamic loss scale and the finite steps in a
+      row since it last changed (:mod:`dlbench.spec.precision`); None otherwise.
 
     A backend's own random stream (dropout masks) is not part of the state.
     """
@@ -82,11 +87,12 @@ class TrainingState:
     weights: list
     slots: list
     step: int
+    loss_scale: tuple[float, int] | None = None
 
     def copy(self) -> "TrainingState":
         return TrainingState([{k: np.array(v) for k, v in layer.items()} for layer in self.weights],
                              [{p: {k: np.array(v) for k, v in slot.items()} for p, slot in layer.items()}
-                              for layer in self.slots], self.step)
+                              for layer in self.slots], self.step, self.loss_scale)
 
 
 def slot_names(optimizer) -> tuple[str, ...]:
@@ -166,6 +172,9 @@ class Backend(ABC):
     #: the command that installs what is missing.
     pip_install: ClassVar[str] = ""
     devices: ClassVar[tuple[str, ...]] = ("cpu",)
+    #: the precisions its trainers compute in (``dlbench.spec.precision``); a run
+    #: asking for another gets an "unavailable" row, never a silent fp32 one
+    precisions: ClassVar[tuple[str, ...]] = ("fp32", "tf32")
     #: what ``dlbench run --mode`` may ask of it: "train", and "inference" when
     #: its trainer implements :meth:`Trainer.predict` (checked before any run starts)
     modes: ClassVar[tuple[str, ...]] = ("train",)
@@ -248,14 +257,22 @@ class Backend(ABC):
         runner before any import); return the thread count in effect."""
         return threads
 
+    def precision_unavailable(self, precision: str, device: str) -> str | None:
+        """Why this backend cannot compute in ``precision`` on ``device`` ("cpu"
+        or "gpu", resolved), said for the row; None when it can. The default
+        knows :attr:`precisions`; a backend adds what its framework lacks on a device."""
+        if precision not in self.precisions:
+            return f"{self.name} does not compute in {precision} (it computes in {', '.join(self.precisions)})"
+        return None
+
     def gpu_name(self) -> str | None:
         """The GPU this backend would use, or None when it sees none."""
         return None
 
-    def matmul(self, n: int) -> Callable[[], object] | None:
-        """A function multiplying two n x n float32 matrices with this framework
-        that returns only once the result is ready; None when the backend has
-        none. The machine's peak (``dlbench peak``, "% of peak") is timed with
+    def matmul(self, n: int, dtype: str = "float32") -> Callable[[], object] | None:
+        """A function multiplying two n x n ``dtype`` ("float32" or "bfloat16")
+        matrices with this framework that returns only once the result is
+        ready; None when the backend has none (for that dtype). The machine's peak (``dlbench peak``, "% of peak") is timed with
         it, in a fresh process with this backend's thread environment, after
         ``configure_threads``."""
         return None

@@ -26,8 +26,8 @@ from dlbench.run.parity import REFERENCE_BACKEND
 from dlbench.scenario import Scenario, resolve_scenario, scenario_files
 from dlbench.spec import check_choice, check_number, check_positive_int, format_shape
 
-SWEEP_KEYS = ("batch_size", "threads", "seed")
-OVERRIDDEN_BY_SWEEP = ("batch_size", "seed")  # sweep keys that change the scenario; threads change the worker
+SWEEP_KEYS = ("batch_size", "threads", "seed", "precision")
+OVERRIDDEN_BY_SWEEP = ("batch_size", "seed")  # sweep keys that change the scenario; threads and precision the worker
 
 
 @dataclass(frozen=True)
@@ -128,6 +128,9 @@ class RunSettings:
                 if not availability.available:
                     raise InputError(f"backend {name!r} is unavailable: {availability.reason}", field="--backend")
             check_modes(plugins, names, mode)
+        if precision != "fp32" and any(str(item).startswith("precision=") for item in sweep):
+            raise InputError("--precision and --sweep precision=... both choose the precision; use one",
+                             field="--precision")
         overrides = {k: v for k, v in {"epochs": epochs, "max_steps": steps, "batch_size": batch_size,
                                        "seed": seed}.items() if v is not None}
         loaded = load_scenarios(plugins, scenarios, overrides)
@@ -151,7 +154,7 @@ class RunSettings:
         overrides = {**self.overrides, **{k: point[k] for k in OVERRIDDEN_BY_SWEEP if k in point}}
         return RunRequest(scenario=source, name=name, backend=backend, overrides=overrides,
                           device=self.device, threads=point.get("threads", self.threads),
-                          precision=self.precision, deterministic=self.deterministic,
+                          precision=point.get("precision", self.precision), deterministic=self.deterministic,
                           max_memory_mib=self.max_memory_mib, backend_options=self.backend_options.get(backend, {}),
                           scenario_digest=self.scenario_digests.get(name, ""),
                           weights_file=self.weights_files.get(name, ""), mode=self.mode,
@@ -294,9 +297,11 @@ def check_fits_in_memory(scenario: Scenario, available_bytes: int | None = None)
                          source=scenario.path or scenario.name)
 
 
-def parse_sweep(items, seeds: int | None = None, seed: int | None = None) -> dict[str, list[int]]:
-    """['batch_size=1,32', 'threads=1,2'] -> {'batch_size': [1, 32], 'threads': [1, 2]};
+def parse_sweep(items, seeds: int | None = None, seed: int | None = None) -> dict[str, list]:
+    """['batch_size=1,32', 'precision=fp32,bf16'] -> {'batch_size': [1, 32], 'precision': ['fp32', 'bf16']};
     ``seeds=N`` adds the seeds ``seed`` (or 0) and the N - 1 after it."""
+    from dlbench.spec.precision import PRECISIONS
+
     if seeds:
         if any(item.startswith("seed=") for item in items):
             raise InputError("--seeds and --sweep seed=... both choose the seeds; use one", field="--seeds")
@@ -306,6 +311,14 @@ def parse_sweep(items, seeds: int | None = None, seed: int | None = None) -> dic
         key, _, values = item.partition("=")
         if key not in SWEEP_KEYS:
             raise InputError(f"unknown sweep key {key!r}; {one_of(SWEEP_KEYS)}", field="--sweep")
+        if key == "precision":
+            names = [v.strip() for v in values.split(",")]
+            unknown = [v for v in names if v not in PRECISIONS]
+            if unknown or not values:
+                raise InputError(f"{item!r}: unknown precision {unknown[0] if unknown else ''!r}; "
+                                 f"{one_of(PRECISIONS)}", field="--sweep")
+            sweep[key] = list(dict.fromkeys(names))
+            continue
         try:
             numbers = [int(v) for v in values.split(",")]
         except ValueError:

@@ -22,6 +22,7 @@ from dlbench.run.timing import loss_history, summarize, train_and_measure, windo
 from dlbench.scenario import resolve_scenario
 from dlbench.spec.flops import training_step_flops
 from dlbench.spec.init import load_weights
+from dlbench.spec.precision import scales_loss
 from dlbench.spec.sequence import sequence_length
 
 __all__ = ["RunRequest", "execute", "main"]
@@ -33,7 +34,8 @@ def finite_or_none(x: float | None) -> float | None:
 
 def base_row(request: RunRequest) -> dict:
     return {"scenario": request.name or request.scenario, "backend": request.backend, "status": "failed",
-            "error": None, "device": request.device, "threads": request.threads, "metrics": {}}
+            "error": None, "device": request.device, "threads": request.threads, "precision": request.precision,
+            "metrics": {}}
 
 
 def resolve_device(backend, requested: str) -> str | None:
@@ -88,6 +90,9 @@ def execute(request: RunRequest) -> dict:
         device = resolve_device(backend, request.device)
         if device is None:
             return {**row, "status": "unavailable", "error": f"no GPU visible to {backend.name}"}
+        unsupported = backend.precision_unavailable(request.precision, device)
+        if unsupported:
+            return {**row, "status": "unavailable", "error": unsupported}
         spec, train = scenario.model, scenario.train
         weights = load_weights(request.weights_file, spec) if request.weights_file else None
         session = prepare_scenario(scenario, backend, request.trainer_options(device, train.seed),
@@ -143,6 +148,8 @@ def execute(request: RunRequest) -> dict:
         "loss_history_every": every,
     }
     row["metrics"].update(sequence_metrics(spec, sps, test_loss))
+    if scales_loss(request.precision):
+        row["metrics"].update(loss_scale_metrics(trainer, m.steps))
     if request.parity_dir and m.diverged_at is None:
         row["metrics"].update(certify_row(request, session, scenario, m.states))
     row["stochastic"] = spec.has_dropout
@@ -168,11 +175,20 @@ def sequence_metrics(spec, samples_per_sec: float | None, test_loss: float | Non
     return metrics
 
 
+def loss_scale_metrics(trainer, steps: int) -> dict:
+    """fp16's dynamic loss scaling: the steps it skipped (inf/NaN gradients; the
+    steps run minus the optimizer steps taken) and the scale it ended with."""
+    state = trainer.state()
+    scale = state.loss_scale
+    return {"skipped_steps": steps - state.step, "loss_scale": None if scale is None else float(scale[0])}
+
+
 def certify_row(request: RunRequest, session, scenario, states) -> dict:
     """The reference leaves its checkpoints for the other backends; every other
     backend is judged on them (untimed; see :mod:`dlbench.run.certificate`).
     A backend that cannot take part (no training state) keeps its row."""
-    path = certificate.cell_file(request.parity_dir, scenario.name, request.overrides)
+    path = certificate.cell_file(request.parity_dir, scenario.name,
+                                 {**request.overrides, "precision": request.precision})
     start = time.perf_counter()
     try:
         if session.backend.name == parity.REFERENCE_BACKEND:
