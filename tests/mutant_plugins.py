@@ -237,7 +237,33 @@ MUTANTS = [LearningRateOnePercentOff, AdamEpsilonHundredfold, AdamBeta2, BatchNo
            AttentionWithoutScale]
 
 
+class ComputesInFloat32(Mutant):
+    """Asked for bf16 or fp16, it computes in plain float32 (what a backend whose
+    autocast or dtype policy silently does nothing would do)."""
+
+    name = "mutant-float32-at-mixed"
+
+    def build(self, spec, weights, options):
+        return NumpyTrainer(spec, weights, dataclasses.replace(options, precision="fp32"))
+
+
+class RoundsToTheOtherHalfType(Mutant):
+    """Asked for bf16 it rounds to fp16 (and for fp16 to bf16), unscaled."""
+
+    name = "mutant-other-half-type"
+
+    def build(self, spec, weights, options):
+        other = {"bf16": "fp16", "fp16": "bf16"}.get(options.precision, options.precision)
+        trainer = NumpyTrainer(spec, weights, dataclasses.replace(options, precision=other))
+        trainer.loss_scale = None
+        return trainer
+
+
+#: slips of mixed precision alone, judged at bf16 and fp16 (``tests/test_mixed_precision.py``)
+MIXED_MUTANTS = [ComputesInFloat32, RoundsToTheOtherHalfType]
+
+
 @dlbench.hookimpl
 def dlbench_register_backends(registry):
-    for cls in MUTANTS:
+    for cls in (*MUTANTS, *MIXED_MUTANTS):
         registry.add(cls)

@@ -79,13 +79,13 @@ def test_judge_rejects_a_nan_or_a_short_segment():
     assert not judge(np.array([1.0]), weights(0.9), losses, weights(0.9), twins, weights(1.0))["agrees"]
 
 
-def run_cell(scenario: str, backends: list[str], tmp_path) -> dict:
+def run_cell(scenario: str, backends: list[str], tmp_path, precision: str = "fp32") -> dict:
     """Rows of ``backends`` (the reference first) on ``scenario``, judged as a run judges them."""
     from dlbench.run.worker import RunRequest, execute
 
     # windows of 5 steps: checkpoints are window starts, so eight of them spread over the 40 steps
     rows = [execute(RunRequest(scenario=scenario, backend=b, overrides={"max_steps": STEPS}, window_steps=5,
-                               parity_dir=str(tmp_path))) for b in ["numpy", *backends]]
+                               parity_dir=str(tmp_path), precision=precision)) for b in ["numpy", *backends]]
     parity.annotate(rows)
     return {r["backend"]: r for r in rows}
 

@@ -17,9 +17,11 @@ Options (``TrainerOptions.extra``):
   conv / max-pool gradients of :mod:`~dlbench_backends.jax.kernels`; false
   uses JAX's own rules.
 
-Precision: "fp32" passes ``Precision.HIGHEST`` to every matmul and
-convolution (true fp32 on GPUs too), "tf32" XLA's default (TF32 on Ampere
-and newer).
+Precision (:mod:`~dlbench_backends.jax.precision`): "fp32" passes
+``Precision.HIGHEST`` to every matmul and convolution (true fp32 on GPUs too),
+"tf32" XLA's default (TF32 on Ampere and newer); "bf16" and "fp16" cast every
+matmul and convolution operand to bfloat16/float16 with float32 results (no
+autocast in JAX: an explicit policy), fp16 with dynamic loss scaling.
 Determinism: compiled with ``xla_gpu_deterministic_ops`` (the per-jit form of
 ``XLA_FLAGS=--xla_gpu_deterministic_ops=true``); XLA on CPU is deterministic.
 Threads: XLA's CPU thread pool has ``PJRT_NPROC`` threads (else ``NPROC``,
@@ -70,6 +72,7 @@ class JaxBackend(Backend):
     distributions = ("jax", "jaxlib")
     pip_install = 'pip install "dlbench[jax]"'
     devices = ("cpu", "gpu")
+    precisions = ("fp32", "tf32", "bf16", "fp16")
     modes = ("train", "inference")
     description = "jax.value_and_grad + XLA, a window of steps in one jitted lax loop"
     order = 3
@@ -98,11 +101,11 @@ class JaxBackend(Backend):
         except RuntimeError:
             return None
 
-    def matmul(self, n: int):
+    def matmul(self, n: int, dtype: str = "float32"):
         import jax
         import jax.numpy as jnp
 
-        a = jnp.ones((n, n), jnp.float32)
+        a = jnp.ones((n, n), dtype)
         product = jax.jit(lambda x: jnp.dot(x, x, precision=jax.lax.Precision.HIGHEST))
         return lambda: product(a).block_until_ready()
 

@@ -46,7 +46,7 @@ def make_conv(in_shape, kernel_size, strides, pads, precision, custom_vjp: bool 
     used = tuple((o - 1) * s + k for o, k, s in zip(out, kernel_size, strides))
 
     def forward(x, kernel):
-        return lax.conv_general_dilated(x, kernel, strides, pads, dimension_numbers=numbers, precision=precision)
+        return precision.conv(x, kernel, strides, pads, dimension_numbers=numbers)
 
     if not custom_vjp:
         return forward
@@ -55,8 +55,8 @@ def make_conv(in_shape, kernel_size, strides, pads, precision, custom_vjp: bool 
         flipped = jnp.swapaxes(jnp.flip(kernel, axis=tuple(range(nd))), -1, -2)  # (*k, F, C)
         lo = [k - 1 - pb for k, (pb, _) in zip(kernel_size, pads)]
         hi = [k - 1 + n + pb - u for k, n, (pb, _), u in zip(kernel_size, spatial, pads, used)]
-        dx = lax.conv_general_dilated(g, flipped, (1,) * nd, [(max(a, 0), max(b, 0)) for a, b in zip(lo, hi)],
-                                      lhs_dilation=strides, dimension_numbers=numbers, precision=precision)
+        dx = precision.conv(g, flipped, (1,) * nd, [(max(a, 0), max(b, 0)) for a, b in zip(lo, hi)],
+                            lhs_dilation=strides, dimension_numbers=numbers)
         if any(a < 0 or b < 0 for a, b in zip(lo, hi)):  # padding wider than the kernel: crop instead
             dx = dx[(slice(None), *(slice(max(-a, 0), max(-a, 0) + n) for a, n in zip(lo, spatial)))]
         return dx
@@ -72,8 +72,8 @@ def make_conv(in_shape, kernel_size, strides, pads, precision, custom_vjp: bool 
         padding = [(b, u - b - e) for u, b, e in zip(used, before, ends)]
         lhs = jnp.transpose(x, (nd + 1, *range(1, nd + 1), 0))  # (C, *spatial, B)
         rhs = jnp.transpose(g, (*range(1, nd + 1), 0, nd + 1))  # (*out, B, F)
-        dk = lax.conv_general_dilated(lhs, rhs, (1,) * nd, padding, rhs_dilation=strides,
-                                      dimension_numbers=numbers, precision=precision)  # (C, *k, F)
+        dk = precision.conv(lhs, rhs, (1,) * nd, padding, rhs_dilation=strides,
+                            dimension_numbers=numbers)  # (C, *k, F)
         return jnp.transpose(dk, (*range(1, nd + 1), 0, nd + 1))
 
     conv = jax.custom_vjp(forward)

@@ -76,7 +76,7 @@ def merge_weights(names, params, stats):
 
 def dense_layer(layer, in_shape, precision, custom_vjp: bool = True):
     def apply(p, s, x, training, key):
-        return jnp.dot(x, p["kernel"], precision=precision) + p["bias"], s
+        return precision.dot(x, p["kernel"]) + p["bias"], s
     return apply
 
 

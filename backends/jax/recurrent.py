@@ -20,7 +20,7 @@ from dlbench.spec.sequence import GRU, LSTM, SimpleRNN
 
 def _simple_rnn_step(p, precision, units):
     def step(h, xw):
-        h = jnp.tanh(xw + jnp.dot(h, p["recurrent_kernel"], precision=precision))
+        h = jnp.tanh(xw + precision.dot(h, p["recurrent_kernel"]))
         return h, h
     return step
 
@@ -28,7 +28,7 @@ def _simple_rnn_step(p, precision, units):
 def _lstm_step(p, precision, units):
     def step(carry, xw):
         c, h = carry
-        z = xw + jnp.dot(h, p["recurrent_kernel"], precision=precision)
+        z = xw + precision.dot(h, p["recurrent_kernel"])
         i, f, g, o = jnp.split(z, 4, axis=-1)
         c = jax.nn.sigmoid(f) * c + jax.nn.sigmoid(i) * jnp.tanh(g)
         h = jax.nn.sigmoid(o) * jnp.tanh(c)
@@ -38,7 +38,7 @@ def _lstm_step(p, precision, units):
 
 def _gru_step(p, precision, units):
     def step(h, xw):
-        hw = jnp.dot(h, p["recurrent_kernel"], precision=precision) + p["bias"][1]
+        hw = precision.dot(h, p["recurrent_kernel"]) + p["bias"][1]
         xz, xr, xh = jnp.split(xw, 3, axis=-1)
         hz, hr, hh = jnp.split(hw, 3, axis=-1)
         z, r = jax.nn.sigmoid(xz + hz), jax.nn.sigmoid(xr + hr)
@@ -56,7 +56,7 @@ def recurrent_layer(layer, in_shape, precision, custom_vjp: bool = True):
 
     def apply(p, s, x, training, key):
         input_bias = p["bias"][0] if isinstance(layer, GRU) else p["bias"]
-        xw = jnp.dot(x, p["kernel"], precision=precision) + input_bias  # (B, T, k*u)
+        xw = precision.dot(x, p["kernel"]) + input_bias  # (B, T, k*u)
         h0 = jnp.zeros((x.shape[0], units), x.dtype)
         carry = (h0, h0) if isinstance(layer, LSTM) else h0
         _, hs = lax.scan(make_step(p, precision, units), carry, jnp.swapaxes(xw, 0, 1))

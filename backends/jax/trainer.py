@@ -11,6 +11,16 @@ batch size (on the first step the runner times as compile time), not once
 per distinct window length (a ``lax.scan`` of the exact length recompiles,
 ~0.4 s each on CPU, inside the steady-state timing). Longer windows run as
 several calls.
+
+Precision: a :class:`~dlbench_backends.jax.precision.Policy` that every layer's
+matmuls and convolutions go through (bf16/fp16: operands cast, float32
+results). fp16 scales the loss in the step itself, on the core's schedule
+(:data:`dlbench.spec.precision.LOSS_SCALE`): the gradient of ``scale * loss``
+is divided by the scale, and where any element is inf/NaN the new parameters
+and optimizer state are discarded (``jnp.where``) and the scale backs off.
+The carry then holds ``(scale, finite steps in a row, skipped steps)``; a
+skipped step still advances the carry's step count (dropout keys), and the
+training state's step is the steps run minus the skipped ones.
 """
 
 from __future__ import annotations
@@ -27,19 +37,22 @@ from dlbench.errors import InputError, one_of
 from dlbench.plugin.backend import Trainer, TrainerOptions, TrainingState, slot_names
 from dlbench.plugin.helpers import loss_targets, padded_chunks
 from dlbench.spec import ModelSpec
+from dlbench.spec.precision import LOSS_SCALE, scales_loss
 from dlbench.spec.sequence import takes_tokens
 from dlbench_backends.jax import JaxBackend, inference
 from dlbench_backends.jax.losses import LOSSES
 from dlbench_backends.jax.network import activation, build_network, check_supported, merge_weights, split_weights
 from dlbench_backends.jax.optim import build_optimizer
+from dlbench_backends.jax.precision import Policy
 
 
 def make_functions(spec: ModelSpec, optimizer, precision, compiler_options, seed: int = 0, custom_vjp: bool = True):
     """The jitted window loop, single step and evaluation for one network.
 
-    The carry is ``(params, stats, opt_state, step)``: trained parameters,
-    moving statistics (updated by the forward pass in training mode, never
-    by the optimizer), optimizer state, and the global step (dropout keys)."""
+    The carry is ``(params, stats, opt_state, step, scaler)``: trained
+    parameters, moving statistics (updated by the forward pass in training
+    mode, never by the optimizer), optimizer state, the global step (dropout
+    keys), and fp16's loss-scale state (``()`` at any other precision)."""
     forward = build_network(spec, precision, seed, custom_vjp)
     loss, output = LOSSES[spec.loss], activation(spec.output_activation)
 
@@ -47,15 +60,28 @@ def make_functions(spec: ModelSpec, optimizer, precision, compiler_options, seed
         z, stats = forward(params, stats, x, True, step)
         return loss(z, t, output), stats
 
+    def scaled_objective(params, stats, x, t, step, scale):
+        value, stats = objective(params, stats, x, t, step)
+        return value * scale, (value, stats)
+
     grad_fn = jax.value_and_grad(objective, has_aux=True)
+    scaled_grad_fn = jax.value_and_grad(scaled_objective, has_aux=True)
     jit = functools.partial(jax.jit, **({"compiler_options": compiler_options} if compiler_options else {}))
 
     def step_fn(carry, x_train, t_train, rows):
-        params, stats, opt_state, step = carry
-        (value, stats), grads = grad_fn(params, stats, jnp.take(x_train, rows, axis=0, mode="clip"),
-                                        jnp.take(t_train, rows, axis=0, mode="clip"), step)
-        params, opt_state = optimizer.update(params, grads, opt_state)
-        return (params, stats, opt_state, step + 1), value
+        params, stats, opt_state, step, scaler = carry
+        x, t = jnp.take(x_train, rows, axis=0, mode="clip"), jnp.take(t_train, rows, axis=0, mode="clip")
+        if not scaler:
+            (value, stats), grads = grad_fn(params, stats, x, t, step)
+            params, opt_state = optimizer.update(params, grads, opt_state)
+            return (params, stats, opt_state, step + 1, scaler), value
+        scale, good_steps, skipped = scaler
+        (_, (value, stats)), grads = scaled_grad_fn(params, stats, x, t, step, scale)
+        finite = jnp.all(jnp.stack([jnp.all(jnp.isfinite(g)) for g in jax.tree.leaves(grads)]))
+        grads = jax.tree.map(lambda g: g * (1.0 / scale), grads)
+        updated = optimizer.update(params, grads, opt_state)
+        params, opt_state = jax.tree.map(lambda new, old: jnp.where(finite, new, old), updated, (params, opt_state))
+        return (params, stats, opt_state, step + 1, next_scale(scale, good_steps, skipped, finite)), value
 
     def window(carry, x_train, t_train, rows, n):
         def body(i, state):
@@ -70,6 +96,23 @@ def make_functions(spec: ModelSpec, optimizer, precision, compiler_options, seed
 
     return (jit(window, donate_argnums=0), jit(single, donate_argnums=(0, 1)),
             jit(evaluation(forward, loss, output)))
+
+
+def next_scale(scale, good_steps, skipped, finite):
+    """:meth:`dlbench.spec.precision.LossScaleSchedule.next` in jax.numpy, counting skipped steps."""
+    s = LOSS_SCALE
+    good = good_steps + 1
+    grow = finite & (good == s.growth_interval)
+    new_scale = jnp.where(finite, jnp.where(grow, scale * s.growth_factor, scale), scale * s.backoff_factor)
+    return new_scale, jnp.where(finite & ~grow, good, 0), skipped + jnp.where(finite, 0, 1)
+
+
+def initial_scaler(precision: str):
+    """The carry's loss-scale state: (scale, finite steps in a row, skipped steps), or () without scaling."""
+    if not scales_loss(precision):
+        return ()
+    scale, good_steps = LOSS_SCALE.start()
+    return np.float32(scale), np.int32(good_steps), np.int32(0)
 
 
 def evaluation(forward, loss, output):
@@ -92,22 +135,22 @@ class JaxTrainer(Trainer):
         self.custom_vjp = device.platform == "cpu" if extra["custom_vjp"] == "auto" else extra["custom_vjp"]
         self.device = device
         self.device_name = "cpu" if device.platform == "cpu" else device.device_kind
-        precisions = {"fp32": lax.Precision.HIGHEST, "tf32": lax.Precision.DEFAULT}
-        if options.precision not in precisions:
-            raise InputError(f"unknown {options.precision!r}; {one_of(precisions)}", field="precision")
+        if options.precision not in JaxBackend.precisions:
+            raise InputError(f"unknown {options.precision!r}; {one_of(JaxBackend.precisions)}", field="precision")
         compiler_options = {"xla_gpu_deterministic_ops": True} if options.deterministic else None
-        self.spec = spec
+        self.spec, self.precision_name = spec, options.precision
         # what the inference function is built with (see :mod:`~dlbench_backends.jax.inference`)
-        self.precision, self.compiler_options, self.seed = precisions[options.precision], compiler_options, options.seed
+        self.precision, self.compiler_options, self.seed = Policy(options.precision), compiler_options, options.seed
         self.predictor = None
         self.optimizer = build_optimizer(spec.optimizer)
         self._window, self._single, self._evaluate = make_functions(
-            spec, self.optimizer, precisions[options.precision], compiler_options, options.seed, self.custom_vjp)
+            spec, self.optimizer, self.precision, compiler_options, options.seed, self.custom_vjp)
         # private copies: on CPU device_put may alias host memory, and the
         # carry is donated (updated in place)
         self._names = [list(layer) for layer in weights]
         params, stats = split_weights(weights)
-        self.carry = jax.device_put((params, stats, self.optimizer.init(params), np.zeros((), np.int32)), device)
+        self.carry = jax.device_put((params, stats, self.optimizer.init(params), np.zeros((), np.int32),
+                                     initial_scaler(options.precision)), device)
 
     def _put(self, array: np.ndarray, dtype):
         return jax.device_put(np.ascontiguousarray(array, dtype), self.device)
@@ -156,12 +199,13 @@ class JaxTrainer(Trainer):
         return merge_weights(self._names, params, stats)
 
     def state(self) -> TrainingState:
-        params, _, opt_state, step = self.carry
+        params, _, opt_state, step, scaler = self.carry
         slots = self.optimizer.slots(opt_state)
+        skipped = int(scaler[2]) if scaler else 0
         return TrainingState(self.weights(),
                              [{p: {name: np.array(tree[i][p], dtype=np.float32) for name, tree in slots.items()}
                                for p in layer} for i, layer in enumerate(params)],
-                             int(step))
+                             int(step) - skipped, (float(scaler[0]), int(scaler[1])) if scaler else None)
 
     def load_state(self, state: TrainingState) -> None:
         # canonical layouts are JAX's own: only split, copy and place
@@ -170,4 +214,8 @@ class JaxTrainer(Trainer):
                         for i, layer in enumerate(params)]
                  for name in slot_names(self.spec.optimizer)}
         opt_state = self.optimizer.from_slots(slots, state.step)
-        self.carry = jax.device_put((params, stats, opt_state, np.asarray(state.step, np.int32)), self.device)
+        scaler = initial_scaler(self.precision_name)
+        if scaler and state.loss_scale is not None:
+            scaler = np.float32(state.loss_scale[0]), np.int32(state.loss_scale[1]), np.int32(0)
+        self.carry = jax.device_put((params, stats, opt_state, np.asarray(state.step, np.int32), scaler),
+                                    self.device)

@@ -46,12 +46,12 @@ def attention_layer(layer, in_shape, precision, custom_vjp: bool = True):
         b, t, _ = x.shape
 
         def project(part):
-            z = jnp.dot(x, p[f"{part}_kernel"], precision=precision) + p[f"{part}_bias"]
+            z = precision.dot(x, p[f"{part}_kernel"]) + p[f"{part}_bias"]
             return z.reshape(b, t, heads, key_dim)
 
-        a = jax.nn.dot_product_attention(project("query"), project("key"), project("value"), scale=scale,
-                                         is_causal=causal, implementation="xla")
-        return jnp.dot(a.reshape(b, t, heads * key_dim), p["output_kernel"], precision=precision) \
+        q, k, v = (precision.cast(project(part)) for part in ("query", "key", "value"))
+        a = jax.nn.dot_product_attention(q, k, v, scale=scale, is_causal=causal, implementation="xla")
+        return precision.dot(a.reshape(b, t, heads * key_dim), p["output_kernel"]) \
             + p["output_bias"], s
     return apply
 

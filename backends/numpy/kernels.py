@@ -39,7 +39,8 @@ class Arithmetic:
       operand rounded to that dtype first (``ml_dtypes``); the products are then
       exact in float32 and accumulate there, the policy of
       :mod:`dlbench.spec.precision`. None: operands as they are.
-    * ``round_results``: the matmul results rounded to that dtype too, as torch
+    * ``round_results``: the matmul results (and the bias gradients, which come
+      out of the same backward kernels) rounded to that dtype too, as torch
       autocast and Keras's mixed policies store them (a twin, not the reference).
     * ``reverse``: every shared axis and batch sum taken in the opposite order,
       the same sums with other roundings, as another BLAS would give.
@@ -72,6 +73,13 @@ class Arithmetic:
                         for i in range(a.ndim))]
         return np.sum(a, axis=axis, keepdims=keepdims)
 
+    def bias_grad(self, dz: np.ndarray) -> np.ndarray:
+        """dE/db = sum over the batch of dE/dz (2-D), rounded like a matmul result
+        with ``round_results``: the frameworks take it from the same backward
+        kernel, in bf16/fp16."""
+        g = self.sum(dz, 0)
+        return self.round(g) if self.round_results else g
+
 
 #: float32 (or float64) as it is: the reference at fp32
 PLAIN = Arithmetic()
@@ -94,7 +102,7 @@ class DenseLayer:
     def backward(self, dz: np.ndarray) -> np.ndarray | None:
         x, dz2 = self.x.reshape(-1, self.x.shape[-1]), dz.reshape(-1, dz.shape[-1])
         self.arith.matmul(x.T, dz2, out=self.grads["kernel"])
-        self.grads["bias"][...] = self.arith.sum(dz2, 0)
+        self.grads["bias"][...] = self.arith.bias_grad(dz2)
         return self.arith.matmul(dz, self.params["kernel"].T) if self.input_grad else None
 
 
@@ -236,7 +244,7 @@ class ConvLayer:
         c = self.x_shape[-1]
         dk = self.arith.matmul(self.cols.T, dz2).reshape(c, kh, kw, f).transpose(1, 2, 0, 3)
         self.grads["kernel"][...] = dk.reshape(self.grads["kernel"].shape)
-        self.grads["bias"][...] = self.arith.sum(dz2, 0)
+        self.grads["bias"][...] = self.arith.bias_grad(dz2)
         if not self.input_grad:
             return None
         dcols = self.arith.matmul(dz2, self._kernel_matrix(self.params["kernel"]).T).reshape(

@@ -232,10 +232,10 @@ class RecurrentLayer:
         g["kernel"][...] = arith.matmul(x.T, da)
         g["recurrent_kernel"][...] = arith.matmul(h.T, da_rec)
         if self.gru:
-            g["bias"][0] = arith.sum(da, 0)
-            g["bias"][1] = arith.sum(da_rec, 0)
+            g["bias"][0] = arith.bias_grad(da)
+            g["bias"][1] = arith.bias_grad(da_rec)
         else:
-            g["bias"][...] = arith.sum(da, 0)
+            g["bias"][...] = arith.bias_grad(da)
         if not self.input_grad:
             return None
         dx = arith.matmul(self.da, self.params["kernel"].T)  # (T, B, F)

@@ -102,7 +102,7 @@ class SelfAttentionLayer:
         b, t, d = dy.shape
         r, g = self.arith, dy.reshape(b * t, d)
         self.grads["output_kernel"][...] = r.matmul(self.a2.T, g)
-        self.grads["output_bias"][...] = r.sum(g, 0)
+        self.grads["output_bias"][...] = r.bias_grad(g)
         da = self._heads(r.matmul(g, self.params["output_kernel"].T), b, t)
         dp = r.matmul(da, self.v.transpose(0, 1, 3, 2))
         dv = r.matmul(self.p.transpose(0, 1, 3, 2), da)
@@ -114,7 +114,7 @@ class SelfAttentionLayer:
         for part, dz in (("query", dq), ("key", dk), ("value", dv)):
             dz2 = dz.transpose(0, 2, 1, 3).reshape(b * t, -1)
             self.grads[f"{part}_kernel"][...] = r.matmul(self.x2.T, dz2)
-            self.grads[f"{part}_bias"][...] = r.sum(dz2, 0)
+            self.grads[f"{part}_bias"][...] = r.bias_grad(dz2)
             if self.input_grad:
                 term = r.matmul(dz2, self.params[f"{part}_kernel"].T)
                 dx = term if dx is None else dx + term

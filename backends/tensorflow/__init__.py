@@ -40,7 +40,7 @@ import os
 
 import dlbench
 from dlbench.errors import InputError
-from dlbench.plugin.backend import PRECISIONS, Backend, Trainer, TrainerOptions
+from dlbench.plugin.backend import Backend, Trainer, TrainerOptions
 from dlbench.plugin.helpers import xla_flags
 from dlbench.spec import MaxPool1D, MaxPool2D, ModelSpec
 from dlbench.spec.checks import check_choice
@@ -67,6 +67,7 @@ class TensorflowBackend(Backend):
     distributions = ("tensorflow", "tensorflow-cpu", "keras")
     pip_install = 'pip install "dlbench[tensorflow]"'
     devices = ("cpu", "gpu")
+    precisions = ("fp32", "tf32", "bf16", "fp16")
     modes = ("train", "inference")
     description = "Keras 3 layers on TensorFlow; a tf.function runs a window of steps in one graph"
     order = 2
@@ -111,7 +112,7 @@ class TensorflowBackend(Backend):
 
     def build(self, spec: ModelSpec, weights, options: TrainerOptions) -> Trainer:
         extra = self.check_options(options.extra)
-        check_choice(options.precision, PRECISIONS, "precision")
+        check_choice(options.precision, self.precisions, "precision")
         if options.deterministic and extra["jit_compile"] and any(
                 isinstance(layer, (MaxPool1D, MaxPool2D)) for layer in spec.layers):
             raise InputError("TensorFlow's XLA has no deterministic max-pooling gradient; "

@@ -26,7 +26,7 @@ tf, _ = framework()
 def make_function(model, x_test, jit_compile: bool):
     """The logits of the test rows ``rows`` (int64), as one tf.function."""
     def logits(rows):
-        return model(tf.gather(x_test, rows), training=False)
+        return tf.cast(model(tf.gather(x_test, rows), training=False), tf.float32)  # bf16/fp16 logits too
 
     return tf.function(logits, input_signature=[tf.TensorSpec([None], tf.int64)], jit_compile=jit_compile)
 

@@ -1,7 +1,9 @@
 """The TensorFlow backend's losses, from the logits ``z`` (``output`` is the
 final activation ``f``), each the batch mean as a 0-d tensor:
 ``tf.nn.sparse_softmax_cross_entropy_with_logits``,
-``tf.nn.sigmoid_cross_entropy_with_logits``, and mse on ``f(z)``."""
+``tf.nn.sigmoid_cross_entropy_with_logits``, and mse on ``f(z)``; the logits
+are cast to float32 first (under a mixed policy they come in bf16/fp16, and
+Keras's own losses compute in float32 too)."""
 
 from __future__ import annotations
 
@@ -25,4 +27,11 @@ def mse(z, targets, output):
     return tf.reduce_mean(tf.square(output(z) - targets))
 
 
-LOSSES = {f.__name__: f for f in (categorical_crossentropy, binary_crossentropy, mse)}
+def in_float32(loss):
+    """``loss`` taking the logits in float32."""
+    def of_float32_logits(z, targets, output):
+        return loss(tf.cast(z, tf.float32), targets, output)
+    return of_float32_logits
+
+
+LOSSES = {f.__name__: in_float32(f) for f in (categorical_crossentropy, binary_crossentropy, mse)}

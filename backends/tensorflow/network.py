@@ -9,10 +9,17 @@ the same momentum convention and biased batch variance), so the initial
 weights are assigned as they are. Dropout masks come from Keras's seeded
 generator (seed ``options.seed`` plus the layer index): reproducible, but not
 the NumPy backend's masks, so only ``rate = 0`` can agree with it step by step.
+
+Precision: the layers are built under a Keras 3 dtype policy
+(:data:`POLICIES`): at bf16/fp16 ``mixed_bfloat16``/``mixed_float16``, whose
+layers keep float32 variables, cast their inputs and (inside ``call``) their
+variables to the compute dtype and return compute-dtype outputs;
+BatchNormalization and LayerNormalization compute their statistics in float32.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 
 from dlbench.spec import (TRANSFORMER_LAYERS, Activation, AveragePool1D, AveragePool2D, BatchNormalization, Conv1D,
@@ -30,6 +37,19 @@ def keras_activation(name: str):
     return functools.partial(keras.activations.gelu, approximate=True) if name == "gelu" else name
 
 ZERO_INIT = {"kernel_initializer": "zeros", "bias_initializer": "zeros"}
+#: the Keras dtype policy of each precision
+POLICIES = {"fp32": "float32", "tf32": "float32", "bf16": "mixed_bfloat16", "fp16": "mixed_float16"}
+
+
+@contextlib.contextmanager
+def dtype_policy(precision: str):
+    """Keras's global dtype policy set to ``precision``'s while layers are made (restored after)."""
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(POLICIES[precision])
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(previous)
 
 
 def keras_layers(layer, seed: int) -> list:
@@ -64,12 +84,14 @@ def keras_layers(layer, seed: int) -> list:
     raise NotImplementedError(f"the tensorflow backend cannot build {layer.type!r} layers")
 
 
-def build_network(spec: ModelSpec, weights, seed: int):
-    """keras.Sequential of the logit layers, holding exactly ``weights``;
-    returns (model, per spec layer a dict of its tf.Variables by canonical name)."""
-    per_layer = [keras_layers(layer, seed + i) for i, layer in enumerate(spec.logit_layers())]
-    inputs = keras.Input(spec.input_shape, dtype="int64" if takes_tokens(spec) else "float32")
-    model = keras.Sequential([inputs, *(k for layers in per_layer for k in layers)])
+def build_network(spec: ModelSpec, weights, seed: int, precision: str = "fp32"):
+    """keras.Sequential of the logit layers, holding exactly ``weights``, under
+    ``precision``'s dtype policy; returns (model, per spec layer a dict of its
+    tf.Variables by canonical name)."""
+    with dtype_policy(precision):
+        per_layer = [keras_layers(layer, seed + i) for i, layer in enumerate(spec.logit_layers())]
+        inputs = keras.Input(spec.input_shape, dtype="int64" if takes_tokens(spec) else "float32")
+        model = keras.Sequential([inputs, *(k for layers in per_layer for k in layers)])
     params = []
     for layers, layer_weights in zip(per_layer + [[]], weights):
         variables = {}

@@ -11,6 +11,16 @@ Without XLA a step costs about half a microsecond per graph op in TF's
 executor, which dominates for tiny networks at batch size 1; ``jit_compile``
 fuses them (about 10x faster on the 2-10-1 XOR net, somewhat slower than
 oneDNN on the 64-256-256-10 MLP on CPU).
+
+Mixed precision: the network is built under Keras's ``mixed_bfloat16`` or
+``mixed_float16`` policy (:mod:`~dlbench_backends.tensorflow.network`); the
+loss takes the logits in float32, and the variables, gradients and update
+stay float32. fp16's dynamic loss scaling is written in TF ops inside the
+step, on the core's schedule (:data:`dlbench.spec.precision.LOSS_SCALE`):
+Keras's ``LossScaleOptimizer`` wraps a Keras optimizer, which this backend
+does not use (see the package docstring). The gradient of ``scale * loss`` is
+divided by the scale; when any element is inf/NaN the update is skipped
+(``tf.cond``), step count included, and the scale backs off.
 """
 
 from __future__ import annotations
@@ -23,6 +33,7 @@ from dlbench.data.base import Dataset
 from dlbench.plugin.backend import Trainer, TrainerOptions, TrainingState
 from dlbench.plugin.helpers import accuracy, input_dtype, loss_targets, padded_chunks
 from dlbench.spec import ModelSpec, is_trained
+from dlbench.spec.precision import LOSS_SCALE, scales_loss
 from dlbench_backends.tensorflow import TensorflowBackend, framework, inference
 from dlbench_backends.tensorflow.losses import LOSSES
 from dlbench_backends.tensorflow.network import build_network
@@ -42,12 +53,13 @@ class TensorflowTrainer(Trainer):
         self.device = "/GPU:0" if options.device == "gpu" else "/CPU:0"
         self.device_name = device_name
         with tf.device(self.device):
-            self.model, self.params = build_network(spec, weights, options.seed)
+            self.model, self.params = build_network(spec, weights, options.seed, options.precision)
             #: (spec layer index, parameter name) of each trained variable, in the order of self.variables
             self.trained = [(i, name) for i, layer in enumerate(self.params) for name in layer
                             if is_trained(name)]
             self.variables = [self.params[i][name] for i, name in self.trained]
             self.optimizer = build_optimizer(spec.optimizer, self.variables)
+            self.scaler = LossScaler() if scales_loss(options.precision) else None
         self.output = keras.activations.get(spec.output_activation)
         self.loss = functools.partial(LOSSES[spec.loss], output=self.output)
         self._window = self._evaluate = self.predictor = None
@@ -70,7 +82,12 @@ class TensorflowTrainer(Trainer):
     def _step(self, x, targets):
         with tf.GradientTape() as tape:
             loss = self.loss(self.model(x, training=True), targets)
-        self.optimizer.update(dense_gradients(tape.gradient(loss, self.variables)))
+            scaled = loss if self.scaler is None else loss * self.scaler.scale
+        grads = dense_gradients(tape.gradient(scaled, self.variables))
+        if self.scaler is None:
+            self.optimizer.update(grads)
+        else:
+            self.scaler.step(grads, self.optimizer.update)
         return loss
 
     def _window_function(self, x_train, t_train):
@@ -92,7 +109,7 @@ class TensorflowTrainer(Trainer):
         return tf.function(window, input_signature=signature, jit_compile=self.jit_compile)
 
     def _loss_and_outputs(self, x, targets):
-        z = self.model(x, training=False)
+        z = tf.cast(self.model(x, training=False), tf.float32)
         return self.loss(z, targets), self.output(z)
 
     def _chunks(self, indices: np.ndarray):
@@ -126,7 +143,8 @@ class TensorflowTrainer(Trainer):
         for slot, variables in self.optimizer.slots.items():
             for (i, name), variable in zip(self.trained, variables):
                 slots[i][name][slot] = variable.numpy().copy()
-        return TrainingState(self.weights(), slots, int(self.optimizer.t.numpy()))
+        return TrainingState(self.weights(), slots, int(self.optimizer.t.numpy()),
+                             None if self.scaler is None else self.scaler.state())
 
     def load_state(self, state: TrainingState) -> None:
         for layer, given in zip(self.params, state.weights):
@@ -136,3 +154,39 @@ class TensorflowTrainer(Trainer):
             for (i, name), variable in zip(self.trained, variables):
                 variable.assign(np.asarray(state.slots[i][name][slot], np.float32))
         self.optimizer.t.assign(state.step)
+        if self.scaler is not None:
+            self.scaler.load(state.loss_scale or LOSS_SCALE.start())
+
+
+class LossScaler:
+    """fp16's dynamic loss scale as TF variables, moved inside the step's graph."""
+
+    def __init__(self):
+        scale, good_steps = LOSS_SCALE.start()
+        self.scale = tf.Variable(scale, dtype=tf.float32, trainable=False)
+        self.good_steps = tf.Variable(good_steps, dtype=tf.int64, trainable=False)
+
+    def step(self, grads, update) -> None:
+        """Unscale ``grads`` and ``update`` with them if all are finite; then move the scale."""
+        s = LOSS_SCALE
+        finite = tf.reduce_all(tf.stack([tf.reduce_all(tf.math.is_finite(g)) for g in grads]))
+        inverse = 1.0 / self.scale
+        unscaled = [g * inverse for g in grads]
+
+        def apply():
+            update(unscaled)
+            return tf.constant(True)
+
+        tf.cond(finite, apply, lambda: tf.constant(False))
+        good = self.good_steps + 1
+        grow = tf.logical_and(finite, tf.equal(good, s.growth_interval))
+        self.scale.assign(tf.where(finite, tf.where(grow, self.scale * s.growth_factor, self.scale),
+                                   self.scale * s.backoff_factor))
+        self.good_steps.assign(tf.where(tf.logical_and(finite, tf.logical_not(grow)), good, tf.zeros_like(good)))
+
+    def state(self) -> tuple[float, int]:
+        return float(self.scale.numpy()), int(self.good_steps.numpy())
+
+    def load(self, state: tuple[float, int]) -> None:
+        self.scale.assign(state[0])
+        self.good_steps.assign(state[1])

@@ -9,7 +9,8 @@ initial weights are assigned as they are.
   the canonical (d, H*K) layout, scores ``Q K^T / sqrt(key_dim)`` per head
   on (B, H, T, K), the causal mask as the lower triangle
   (``tf.linalg.band_part(ones, -1, 0)``, -inf above it) and a float32
-  softmax. ``keras.layers.MultiHeadAttention`` computes the same maths but
+  softmax (under a mixed policy too: the products in the compute dtype, the
+  scores cast to float32, the probabilities back for their product with V). ``keras.layers.MultiHeadAttention`` computes the same maths but
   keeps its kernels as (d, H, K) and (H, K, d), multiplies the query by the
   scale before the product, and takes two inputs, which a Sequential cannot
   give; TensorFlow has no fused attention kernel on CPU to use instead.
@@ -58,12 +59,13 @@ class SelfAttentionLayer(keras.layers.Layer):
 
     def call(self, x):
         q, k, v = (self._heads(x, part) for part in ("query", "key", "value"))
-        scores = tf.matmul(q, k, transpose_b=True) * (1.0 / math.sqrt(self.key_dim))
+        # the softmax in float32 whatever the policy (its inputs and outputs in the compute dtype)
+        scores = tf.cast(tf.matmul(q, k, transpose_b=True), tf.float32) * (1.0 / math.sqrt(self.key_dim))
         if self.causal:
             t = tf.shape(x)[1]
             below = tf.linalg.band_part(tf.ones((t, t), tf.bool), -1, 0)
             scores = tf.where(below, scores, tf.constant(-math.inf, scores.dtype))
-        a = tf.matmul(tf.nn.softmax(scores, axis=-1), v)
+        a = tf.matmul(tf.cast(tf.nn.softmax(scores, axis=-1), v.dtype), v)
         a = tf.reshape(tf.transpose(a, (0, 2, 1, 3)), (tf.shape(x)[0], tf.shape(x)[1], self.heads * self.key_dim))
         return tf.tensordot(a, self.output_kernel, 1) + self.output_bias
 

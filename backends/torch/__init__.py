@@ -42,6 +42,7 @@ class TorchBackend(Backend):
     distributions = ("torch",)
     pip_install = 'pip install "dlbench[torch]"'
     devices = ("cpu", "gpu")
+    precisions = ("fp32", "tf32", "bf16", "fp16")
     modes = ("train", "inference")
     description = "PyTorch: nn.Module, autograd, torch.optim's fused Adam/SGD; option compile"
     order = 1

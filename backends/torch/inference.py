@@ -43,11 +43,12 @@ class Predictor:
         trainer = self.trainer
         if trainer.model.training:
             trainer.model.eval()
-        with torch.inference_mode():
+        with torch.inference_mode(), trainer.autocast():
             rows = torch.from_numpy(np.ascontiguousarray(indices, np.int64))
             if self.on_gpu:
                 rows = rows.to(trainer.device)
             z = self.forward(trainer._network_input(trainer.x_test.index_select(0, rows)))
+            z = z.float()  # at bf16/fp16 autocast leaves the logits in the compute dtype
             return (z.cpu() if self.on_gpu else z).numpy()
 
 

@@ -9,7 +9,10 @@ profiler, state lookup), which dominates a batch-1 network.
 
 The optimizer state is the trainer's own, ``{parameter: {"m", "v", "step"}}``
 for Adam or ``{"velocity"}`` for SGD with momentum (:func:`optimizer_state`),
-updated in place by the fused kernels.
+updated in place by the fused kernels. ``update(grads, found_inf)``: given
+``found_inf`` (a 0-d tensor, 1 when fp16's loss scaling found an inf/NaN
+gradient), the fused kernels skip the step on the device, Adam's step count
+included, as under ``GradScaler`` (no host synchronisation).
 """
 
 from __future__ import annotations
@@ -47,8 +50,8 @@ class AdamUpdate:
         hyper = dict(amsgrad=False, beta1=config.beta_1, beta2=config.beta_2, lr=config.learning_rate,
                      weight_decay=0.0, eps=config.epsilon, maximize=False)
 
-        def update(grads) -> None:
-            adam(params, grads, exp_avgs, exp_avg_sqs, [], steps, fused=True, **hyper)
+        def update(grads, found_inf=None) -> None:
+            adam(params, grads, exp_avgs, exp_avg_sqs, [], steps, fused=True, found_inf=found_inf, **hyper)
 
         self.update = update
 
@@ -64,8 +67,8 @@ class SGDUpdate:
         hyper = dict(weight_decay=0.0, momentum=config.momentum, lr=config.learning_rate, dampening=0.0,
                      nesterov=False, maximize=False)
 
-        def update(grads) -> None:
-            sgd(params, grads, buffers, fused=True, **hyper)
+        def update(grads, found_inf=None) -> None:
+            sgd(params, grads, buffers, fused=True, found_inf=found_inf, **hyper)
 
         self.update = update
 
@@ -103,9 +106,9 @@ def split_update(config, params: list, state: dict):
         return update_small
     update_large = make(config, [params[i] for i in large], state).update
 
-    def update(grads) -> None:
-        update_small([grads[i] for i in small])
-        update_large([grads[i] for i in large])
+    def update(grads, found_inf=None) -> None:
+        update_small([grads[i] for i in small], found_inf)
+        update_large([grads[i] for i in large], found_inf)
 
     return update
 
@@ -114,11 +117,11 @@ def one_thread(update):
     """``update`` run with torch's intra-op threads set to 1 (then restored)."""
     get_threads, set_threads = torch.get_num_threads, torch.set_num_threads
 
-    def single_threaded(grads) -> None:
+    def single_threaded(grads, found_inf=None) -> None:
         threads = get_threads()
         set_threads(1)
         try:
-            update(grads)
+            update(grads, found_inf)
         finally:
             set_threads(threads)
 

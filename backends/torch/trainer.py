@@ -19,10 +19,26 @@ Training state (``state``/``load_state``): the optimizer's per-parameter slots
 go to and from the canonical layout like the parameters do
 (:func:`~dlbench_backends.torch.network.to_canonical`, ``to_torch_layout``), and
 Adam's per-parameter step tensors are set to the state's step count.
+
+Mixed precision (bf16, fp16): forward and loss run under ``torch.autocast``
+(training, evaluation and inference alike). Autocast computes linear,
+matmul/bmm, convolutions, ``scaled_dot_product_attention`` and the RNN cells'
+matmuls from bf16/fp16 operands and stores their results in bf16/fp16; the
+elementwise layers between them (bias-free activations, pooling, BatchNorm's
+normalisation) follow their input's dtype; the losses (cross-entropy, binary
+cross-entropy, mse) and layer norm are autocast to float32; the parameters,
+their gradients and the fused update are float32. fp16 adds dynamic loss
+scaling with GradScaler's own primitives on the core's schedule
+(:data:`dlbench.spec.precision.LOSS_SCALE`): ``(loss * scale)`` is
+differentiated, ``torch._amp_foreach_non_finite_check_and_unscale_`` unscales
+the gradients and flags an inf/NaN, the fused update skips a flagged step on
+the device and ``torch._amp_update_scale_`` moves the scale; nothing waits
+for the host.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 
 import numpy as np
@@ -33,6 +49,7 @@ from dlbench.errors import InputError
 from dlbench.plugin.backend import Trainer, TrainerOptions, TrainingState, slot_names
 from dlbench.plugin.helpers import input_dtype, loss_targets, signal_as_image
 from dlbench.spec import ModelSpec, is_trained
+from dlbench.spec.precision import LOSS_SCALE, scales_loss
 from dlbench_backends.torch import TorchBackend, inference, network
 from dlbench_backends.torch.losses import LOSSES
 from dlbench_backends.torch.network import (activation, build_network, load_weights, module_tensors,
@@ -41,6 +58,8 @@ from dlbench_backends.torch.optim import build_optimizer
 
 #: at most this many bytes of batches are gathered at once (one index_select for many steps).
 GATHER_BYTES = 16 << 20
+#: the dtype autocast computes matmuls and convolutions in, per mixed precision
+AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 def apply_settings(options: TrainerOptions) -> None:
@@ -73,18 +92,27 @@ class TorchTrainer(Trainer):
         self.params = list(self.model.parameters())  # the moving statistics are buffers, not parameters
         self.output = activation(spec.output_activation)[1]
         self.loss = LOSSES[spec.loss]
+        self.compute_dtype = AUTOCAST_DTYPES.get(options.precision)
         self.loss_of = self._loss_of(compiled=extra["compile"])
         self.optimizer = build_optimizer(spec.optimizer, self.params)
         self.steps_taken = 0
+        self.scaler = LossScaler(self.device) if scales_loss(options.precision) else None
         self._step = self._make_step(self.optimizer.update)
         self.options_extra, self.predictor = extra, None  # see :mod:`~dlbench_backends.torch.inference`
 
+    def autocast(self):
+        """The mixed-precision context of forward passes (none at fp32/tf32)."""
+        if self.compute_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.compute_dtype)
+
     def _loss_of(self, compiled: bool):
         """loss_of(x, t): forward and loss, through torch.compile when ``compiled``."""
-        model, loss, output = self.model, self.loss, self.output
+        model, loss, output, autocast = self.model, self.loss, self.output, self.autocast
 
         def loss_of(x, t):
-            return loss(model(x), t, output)
+            with autocast():
+                return loss(model(x), t, output)
 
         if not compiled:
             return loss_of
@@ -102,9 +130,11 @@ class TorchTrainer(Trainer):
         # can come in another memory format than the weight. Those are re-laid.
         strided = [(i, [d for d, n in enumerate(p.shape) if n > 1]) for i, p in enumerate(params) if p.dim() > 2]
 
+        scaler = self.scaler
+
         def step(x, t):
             loss = loss_of(x, t)
-            grads = grad(loss, params)
+            grads = grad(loss if scaler is None else loss * scaler.scale, params)
             if strided:
                 grads = list(grads)
                 for i, dims in strided:
@@ -112,7 +142,11 @@ class TorchTrainer(Trainer):
                     if any(g.stride(d) != p.stride(d) for d in dims):  # a size-1 axis's stride means nothing
                         grads[i] = torch.empty_like(p).copy_(g)
             with no_grad():
-                update(grads)
+                if scaler is None:
+                    update(grads)
+                else:
+                    update(grads, scaler.unscale(grads))
+                    scaler.update()
             return loss.detach()
 
         return step
@@ -161,7 +195,7 @@ class TorchTrainer(Trainer):
     def evaluate(self) -> tuple[float, float]:
         self.model.eval()  # dropout off, BatchNormalization on its moving statistics
         try:
-            with torch.inference_mode():
+            with torch.inference_mode(), self.autocast():
                 z = self.model(self._network_input(self.x_test))
                 loss = float(self.loss(z, self.t_test, self.output))
                 out = self.output(z)
@@ -195,7 +229,10 @@ class TorchTrainer(Trainer):
         slots = [{} for _ in self.spec.layers]
         for i, name, tensors in self._trained():
             slots[i][name] = {slot: to_canonical(layers[i], name, tensors[slot]) for slot in names}
-        return TrainingState(self.weights(), slots, self.steps_taken)
+        if self.scaler is None:
+            return TrainingState(self.weights(), slots, self.steps_taken)
+        return TrainingState(self.weights(), slots, self.steps_taken - int(self.scaler.skipped),
+                             self.scaler.state())
 
     def load_state(self, state: TrainingState) -> None:
         layers = self.spec.logit_layers()
@@ -208,4 +245,39 @@ class TorchTrainer(Trainer):
                         t.fill_(state.step)
                     else:
                         t.copy_(to_torch_layout(layers[i], name, state.slots[i][name][slot], t))
+            if self.scaler is not None:
+                self.scaler.load(state.loss_scale or LOSS_SCALE.start())
         self.steps_taken = state.step
+
+
+class LossScaler:
+    """fp16's dynamic loss scale on the device, GradScaler's primitives on the
+    core's schedule: ``unscale(grads)`` divides them by the scale in place and
+    returns the inf/NaN flag the fused update skips on; ``update()`` moves the
+    scale; ``skipped`` counts the skipped steps."""
+
+    def __init__(self, device):
+        scale, good_steps = LOSS_SCALE.start()
+        self.scale = torch.full((), scale, dtype=torch.float32, device=device)
+        self.good_steps = torch.zeros((), dtype=torch.int32, device=device)
+        self.found_inf = torch.zeros((), dtype=torch.float32, device=device)
+        self.skipped = torch.zeros((), dtype=torch.float32, device=device)
+
+    def unscale(self, grads):
+        self.found_inf.zero_()
+        torch._amp_foreach_non_finite_check_and_unscale_(list(grads), self.found_inf, self.scale.reciprocal())
+        return self.found_inf
+
+    def update(self) -> None:
+        self.skipped += self.found_inf
+        s = LOSS_SCALE
+        torch._amp_update_scale_(self.scale, self.good_steps, self.found_inf, s.growth_factor, s.backoff_factor,
+                                 s.growth_interval)
+
+    def state(self) -> tuple[float, int]:
+        return float(self.scale), int(self.good_steps)
+
+    def load(self, state: tuple[float, int]) -> None:
+        self.scale.fill_(state[0])
+        self.good_steps.fill_(state[1])
+        self.skipped.zero_()

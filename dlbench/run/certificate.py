@@ -17,7 +17,14 @@ reference at checkpoints spread over the whole run:
    summed in the opposite order (what another BLAS does, including where a
    ReLU's input sits within rounding of zero and flips side). How far the
    twins land from the reference is how much float32 rounding alone moves
-   this segment, from this state.
+   this segment, from this state. At mixed precision (bf16, fp16) the
+   reference and its twins round every matmul operand to bf16/fp16 alike,
+   and a fourth twin also rounds every matmul result (as torch autocast and
+   Keras's mixed policies store them): the tolerance is then that
+   precision's rounding, and "agrees" keeps its meaning. The certificate
+   cannot tell a backend that silently computes in float32 from one in
+   bf16 (their difference is within bf16's rounding); the backends' tests
+   check that their reduced precision really rounds.
 3. The backend under test loads the same state and runs the same segment.
 4. It agrees at a checkpoint when its segment losses and every tensor of its
    parameters and moving statistics at the segment's end are within
@@ -67,6 +74,7 @@ from dlbench.data.batches import BatchPlan
 from dlbench.plugin.backend import TrainerOptions, TrainingState
 from dlbench.run.session import Session, prepare
 from dlbench.spec import Dropout
+from dlbench.spec.precision import is_mixed
 from dlbench.spec.transformer import map_layers
 
 CHECKPOINTS = 8
@@ -75,6 +83,8 @@ TOLERANCE_FACTOR = 10.0
 AGREEING_FRACTION = 0.75
 #: the reference's options for itself and its rounding twins (options of the NumPy backend)
 TWINS = {"float32": {}, "float64": {"dtype": "float64"}, "reversed": {"summation": "reversed"}}
+#: at bf16/fp16 one twin more: matmul results stored in bf16/fp16 (as autocast and Keras's policies keep them)
+MIXED_TWINS = {**TWINS, "rounded": {"round_results": True}}
 FLOOR_ULPS = 4.0
 EPS32 = float(np.finfo(np.float32).eps)
 #: tensors are compared at this quantile of their elements' differences (see the module docstring)
@@ -113,6 +123,12 @@ def without_dropout(spec):
     return dataclasses.replace(spec, layers=layers)
 
 
+def twins_for(precision: str) -> dict[str, dict]:
+    """The reference's twins at ``precision``: at bf16/fp16 their matmul operands
+    are rounded like the reference's, and the tolerance is that precision's rounding."""
+    return MIXED_TWINS if is_mixed(precision) else TWINS
+
+
 def cell_file(parity_dir: str, scenario: str, overrides: dict) -> Path:
     """Where the reference leaves its checkpoints for one (scenario, settings) cell."""
     key = json.dumps([scenario, overrides], sort_keys=True)
@@ -140,7 +156,7 @@ def reference_checkpoints(run: Session, states: dict[int, TrainingState], path: 
     float32, float64 and reversed summation, and store states and results in
     ``path`` for the other backends' workers."""
     runners = {twin: SegmentRunner(run, dataclasses.replace(run.options, extra={**run.options.extra, **extra}))
-               for twin, extra in TWINS.items()}
+               for twin, extra in twins_for(run.options.precision).items()}
     arrays: dict[str, np.ndarray] = {}
     for step, state in sorted(states.items()):
         _put_state(arrays, f"{step}/state", state)
@@ -164,7 +180,7 @@ def certify(run: Session, path: Path) -> dict:
         state = _get_state(stored, f"{step}/state")
         losses, end = runner.run(state, step)
         twins = [(stored[f"{step}/{t}/losses"], _get_weights(stored, f"{step}/{t}/weights"))
-                 for t in TWINS if t != "float32"]
+                 for t in twins_for(run.options.precision) if t != "float32"]
         checkpoints.append({"step": step, **judge(
             losses, end, stored[f"{step}/float32/losses"], _get_weights(stored, f"{step}/float32/weights"),
             twins, state.weights, run.plan.batch_size)})
@@ -246,6 +262,8 @@ def _put_state(arrays: dict, prefix: str, state: TrainingState) -> None:
             for name, value in slots.items():
                 arrays[f"{prefix}/slots/{i}/{param}/{name}"] = np.asarray(value, np.float32)
     arrays[f"{prefix}/step"] = np.array(state.step, np.int64)
+    if state.loss_scale is not None:
+        arrays[f"{prefix}/loss_scale"] = np.array(state.loss_scale, np.float64)
 
 
 def _get_state(arrays: dict, prefix: str) -> TrainingState:
@@ -259,5 +277,7 @@ def _get_state(arrays: dict, prefix: str) -> TrainingState:
                 param = layer.setdefault(parts[1], {})
                 if len(parts) == 3 and parts[2] != "#":
                     param[parts[2]] = value
+    scale = arrays.get(f"{prefix}/loss_scale")
     return TrainingState(_get_weights(arrays, f"{prefix}/weights"), [slots[i] for i in sorted(slots)],
-                         int(arrays[f"{prefix}/step"]))
+                         int(arrays[f"{prefix}/step"]),
+                         None if scale is None else (float(scale[0]), int(scale[1])))

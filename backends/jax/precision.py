@@ -1,0 +1,43 @@
+"""How the JAX backend's matmuls and convolutions compute, per precision
+(:mod:`dlbench.spec.precision`). JAX has no autocast: a mixed precision is an
+explicit cast of each operand, the jmp-style policy (parameters float32,
+compute dtype bf16/fp16 for the products, output float32), in one place that
+every layer builder calls.
+
+* fp32: float32 operands at ``lax.Precision.HIGHEST`` (true fp32 on GPUs too);
+* tf32: XLA's ``DEFAULT`` precision (TF32 tensor cores on Ampere and later);
+* bf16, fp16: both operands cast to bfloat16/float16, the product accumulated
+  and returned in float32 (``preferred_element_type``), so that the bias,
+  the activations, pooling, normalization, softmax, the loss and the update
+  all stay float32, exactly the NumPy reference's policy. In attention the
+  query, key and value are cast: ``jax.nn.dot_product_attention`` then takes
+  its logits in float32, its softmax in float32, and the probabilities back
+  to the compute dtype for their product with the value.
+"""
+
+from __future__ import annotations
+
+import jax.numpy as jnp
+from jax import lax
+
+from dlbench.spec.precision import compute_dtype
+
+
+class Policy:
+    """``dot`` and ``conv`` for one precision; ``cast`` gives an operand the compute dtype."""
+
+    def __init__(self, precision: str):
+        self.name = precision
+        self.lax = lax.Precision.DEFAULT if precision == "tf32" else lax.Precision.HIGHEST
+        dtype = compute_dtype(precision)
+        self.compute = None if dtype is None else jnp.dtype(dtype)
+
+    def cast(self, x):
+        return x if self.compute is None else x.astype(self.compute)
+
+    def dot(self, a, b):
+        return jnp.dot(self.cast(a), self.cast(b), precision=self.lax, preferred_element_type=jnp.float32)
+
+    def conv(self, lhs, rhs, window_strides, padding, **kwargs):
+        return lax.conv_general_dilated(self.cast(lhs), self.cast(rhs), window_strides, padding, precision=self.lax,
+                                        preferred_element_type=jnp.float32, **kwargs)
