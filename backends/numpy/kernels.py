@@ -39,9 +39,12 @@ class Arithmetic:
       operand rounded to that dtype first (``ml_dtypes``); the products are then
       exact in float32 and accumulate there, the policy of
       :mod:`dlbench.spec.precision`. None: operands as they are.
-    * ``round_results``: the matmul results (and the bias gradients, which come
-      out of the same backward kernels) rounded to that dtype too, as torch
-      autocast and Keras's mixed policies store them (a twin, not the reference).
+    * ``round_results``: the matmul results, the bias gradients (which come
+      out of the same backward kernels), every layer's output and the gradient
+      going into every layer's backward rounded to that dtype too: what torch
+      autocast and Keras's mixed policies keep in bf16/fp16 between layers (a
+      twin, not the reference; the layers inside a residual block are not rounded
+      apart).
     * ``reverse``: every shared axis and batch sum taken in the opposite order,
       the same sums with other roundings, as another BLAS would give.
     """
@@ -54,6 +57,11 @@ class Arithmetic:
     def round(self, x: np.ndarray) -> np.ndarray:
         """``x`` rounded to the operand dtype (to nearest even), in ``x``'s own dtype."""
         return x if self.operands is None else x.astype(self.operands).astype(x.dtype)
+
+    def store(self, x: np.ndarray) -> np.ndarray:
+        """A layer's output, or the gradient going into a layer's backward, as
+        the network keeps it: rounded with ``round_results``, else as it is."""
+        return self.round(x) if self.round_results else x
 
     def matmul(self, a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         """a @ b (batched over leading axes), into ``out`` when given."""

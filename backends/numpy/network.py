@@ -96,8 +96,9 @@ class Network:
     def logits(self, x: np.ndarray, training: bool = True) -> np.ndarray:
         if isinstance(self.layers[0], ActivationLayer):
             x = x.copy()  # activations work in place; never on the caller's data
+        store = self.arith.store
         for layer in self.layers:
-            x = layer.forward(x, training)
+            x = store(layer.forward(x, training))
         return x
 
     def loss_and_gradients(self, x: np.ndarray, targets: np.ndarray, loss_scale: float = 1.0) -> float:
@@ -106,8 +107,9 @@ class Network:
         loss, dz = self.loss(self.logits(x), targets, self.output)
         if loss_scale != 1.0:
             dz = dz * np.asarray(loss_scale, dz.dtype)
+        store = self.arith.store
         for layer in reversed(self.layers):
-            dz = layer.backward(dz)
+            dz = layer.backward(store(dz))
             if dz is None:
                 break
         return loss

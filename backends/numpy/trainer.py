@@ -65,7 +65,8 @@ class NumpyTrainer(Trainer):
     def _scaled_step(self, x: np.ndarray, targets: np.ndarray) -> float:
         """One step with dynamic loss scaling; a step with inf/NaN gradients changes nothing but the scale."""
         scale, good_steps = self.loss_scale
-        loss = self.net.loss_and_gradients(x, targets, scale)
+        with np.errstate(over="ignore", invalid="ignore"):  # an overflow is what this step looks for
+            loss = self.net.loss_and_gradients(x, targets, scale)
         finite = bool(np.isfinite(self.net.grad).all())
         if finite:
             self.net.grad *= np.float32(1.0 / scale)

@@ -28,6 +28,10 @@ LEGEND = (f"samples/s: steady-state median ± IQR (over repeats, or over windows
           "the backend's next steps were within 10x the reference's own float32 rounding (float64 and "
           "other-summation-order twins) at k of them (3/4 needed), and test accuracy is within atol; free-run "
           "drift is reported, not judged. "
+          "At bf16/fp16 (mixed precision) the reference rounds every matmul operand like the policy and the "
+          "tolerance is that precision's rounding (one more twin stores matmul results and what flows between "
+          "layers in bf16/fp16); speedup and acc vs fp32 compare a precision sweep's points with its fp32 one; "
+          "skipped steps: fp16 steps whose scaled gradients overflowed. "
           "compile s: time of the first step (tracing, JIT). % peak: achieved GFLOP/s as a share of the "
           "machine's measured fp32 matmul peak.")
 
@@ -93,9 +97,12 @@ class Entry:
     vs_fastest: float | None = None
     vs_reference: float | None = None
     #: sweeps: samples/s over that of the same backend's smallest point of the
-    #: swept axis (other coordinates equal), and that speedup per added thread
+    #: swept axis (other coordinates equal; for precision, its fp32 point), and
+    #: that speedup per added thread
     speedup: float | None = None
     thread_efficiency: float | None = None
+    #: precision sweeps: test accuracy minus that of the same backend's fp32 point
+    accuracy_vs_fp32: float | None = None
 
     @property
     def metrics(self) -> dict:
@@ -151,28 +158,38 @@ def entries(runs: list[Run]) -> list[Entry]:
                                         run_index[id(e.run)]))
 
 
+#: the sweep axes a speedup is computed along, the first one swept wins
+SCALING_AXES = ("threads", "batch_size", "precision")
+#: precisions from the full one down, so that fp32 is a precision sweep's base point
+PRECISION_ORDER = {"fp32": 0, "tf32": 1, "bf16": 2, "fp16": 3}
+
+
 def _with_scaling(found: list[Entry]) -> list[Entry]:
     """Speedup and thread efficiency of every sweep point against the point
-    with the fewest threads (thread sweeps) or the smallest batch (batch sweeps)."""
+    with the fewest threads (thread sweeps), the smallest batch (batch sweeps)
+    or fp32 (precision sweeps, with the accuracy it costs)."""
     def speed(e: Entry):
         return e.metrics.get("samples_per_sec") if e.row.get("status") == "ok" else None
 
+    def accuracy(e: Entry):
+        return e.metrics.get("test_accuracy") if e.row.get("status") == "ok" else None
+
     out = []
     for e in found:
-        if not e.point:
-            out.append(e)
-            continue
-        axis = next((a for a in ("threads", "batch_size") if a in e.point), None)
-        if axis is None:  # a seed point: a sample of outcomes, not a scaling axis
+        axis = next((a for a in SCALING_AXES if a in e.point), None)
+        if axis is None:  # no sweep, or a seed point: a sample of outcomes, not a scaling axis
             out.append(e)
             continue
         peers = [p for p in found if p.run is e.run and p.scenario == e.scenario and p.backend == e.backend
                  and axis in p.point
                  and {k: v for k, v in p.point.items() if k != axis} == {k: v for k, v in e.point.items() if k != axis}]
-        base = min(peers, key=lambda p: p.point[axis])
+        order = (lambda p: PRECISION_ORDER.get(p.point[axis], 9)) if axis == "precision" else (lambda p: p.point[axis])
+        base = min(peers, key=order)
         speedup = speed(e) / speed(base) if speed(e) and speed(base) else None
         efficiency = speedup / (e.point[axis] / base.point[axis]) if speedup and axis == "threads" else None
-        out.append(dataclasses.replace(e, speedup=speedup, thread_efficiency=efficiency))
+        cost = (accuracy(e) - accuracy(base) if axis == "precision" and base.point[axis] == "fp32"
+                and accuracy(e) is not None and accuracy(base) is not None else None)
+        out.append(dataclasses.replace(e, speedup=speedup, thread_efficiency=efficiency, accuracy_vs_fp32=cost))
     return out
 
 
@@ -283,6 +300,9 @@ COLUMNS = (
     Column("threads", lambda e: str(e.point.get("threads", "-")),
            shown=lambda items: any("threads" in e.point for e in items)),
     Column("seed", lambda e: str(e.point.get("seed", "-")), shown=lambda items: any("seed" in e.point for e in items)),
+    Column("precision", lambda e: str(e.row.get("precision") or e.point.get("precision") or "-"), right=False,
+           shown=lambda items: any((e.row.get("precision") or e.point.get("precision") or "fp32") != "fp32"
+                                   for e in items)),
     Column("status", lambda e: str(e.row.get("status", "-")), right=False),
     Column("device", lambda e: str(e.row.get("device") or "-"), right=False,
            shown=lambda items: any(e.row.get("device") not in (None, "cpu") for e in items)),
@@ -295,7 +315,10 @@ COLUMNS = (
     Column("vs fastest", lambda e: _ratio(e.vs_fastest)),
     Column(f"vs {REFERENCE_BACKEND}", lambda e: _ratio(e.vs_reference)),
     Column("speedup", lambda e: _ratio(e.speedup),
-           shown=lambda items: any("threads" in e.point or "batch_size" in e.point for e in items)),
+           shown=lambda items: any(axis in e.point for e in items for axis in SCALING_AXES)),
+    Column("acc vs fp32", lambda e: _num(e.accuracy_vs_fp32, "+.4f"),
+           shown=lambda items: any("precision" in e.point for e in items)),
+    Column("skipped steps", _m("skipped_steps", "d"), shown=_some(_m("skipped_steps", "d"))),
     Column("thread eff.", lambda e: _percent(e.thread_efficiency),
            shown=lambda items: any("threads" in e.point for e in items)),
     Column("worst checkpoint", lambda e: worst_checkpoint(e.row), right=False,

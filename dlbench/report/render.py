@@ -30,7 +30,9 @@ def tidy_record(e: Entry) -> dict:
         "run": e.run.label, "created": e.run.document.get("created"),
         "host": e.run.environment.get("hostname"), "commit": e.run.environment.get("git_commit"),
         "scenario": e.scenario, "backend": e.backend, "sweep_batch_size": e.point.get("batch_size"),
-        "sweep_threads": e.point.get("threads"), "mode": e.row.get("mode", "train"), "status": e.row.get("status"),
+        "sweep_threads": e.point.get("threads"), "precision": e.row.get("precision") or e.point.get("precision"),
+        "speedup": e.speedup, "accuracy_vs_fp32": e.accuracy_vs_fp32, "mode": e.row.get("mode", "train"),
+        "status": e.row.get("status"),
         "error": e.row.get("error"),
         "device": e.row.get("device"), "threads": e.row.get("threads"),
         "backend_version": e.row.get("backend_version"), "agrees": p.get("agrees"),
@@ -40,7 +42,8 @@ def tidy_record(e: Entry) -> dict:
         "samples_per_sec_iqr": stats.get("iqr"), "samples_per_sec_n": stats.get("n"),
         "unstable": unstable(m), "vs_fastest": e.vs_fastest, f"vs_{REFERENCE_BACKEND}": e.vs_reference,
         **{k: m.get(k) for k in ("compile_seconds", "time_to_accuracy", "gflops_per_sec", "peak_fraction",
-                                 "peak_rss_mib", "peak_device_mib", "steps", "batch_size", "wall_seconds")},
+                                 "peak_rss_mib", "peak_device_mib", "steps", "batch_size", "wall_seconds",
+                                 "skipped_steps", "loss_scale")},
     }
 
 

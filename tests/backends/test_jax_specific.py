@@ -194,8 +194,9 @@ def test_update_rules_equal_optax(optimizer):
 # ----------------------------------------------------------- the carry, dropout
 def test_moving_statistics_are_updated_by_training_and_never_by_the_optimizer(backend):
     layers = [Conv2D(2, 2, input_shape=(4, 4, 1)), BatchNormalization(0.9, 1e-5), Flatten(), Dense(3, "softmax")]
-    params, stats, (m, v, t), step = build(backend, Sequential(layers).compile("categorical_crossentropy",
-                                                                              Adam())).carry
+    params, stats, (m, v, t), step, scaler = build(
+        backend, Sequential(layers).compile("categorical_crossentropy", Adam())).carry
+    assert scaler == ()  # fp32: no loss-scale state
     assert set(params[1]) == {"gamma", "beta"} and set(stats[1]) == {"moving_mean", "moving_variance"}
     assert set(m[1]) == set(v[1]) == {"gamma", "beta"}  # no optimizer state for the moving statistics
     spec = Sequential(layers).compile("categorical_crossentropy", SGD(0.1, 0.9))
@@ -262,6 +263,7 @@ def conv_modes():
 def test_custom_conv_gradients_equal_jaxs_own_in_every_mode():
     jax = pytest.importorskip("jax")
     from dlbench_backends.jax.kernels import make_conv
+    from dlbench_backends.jax.precision import Policy
 
     rng = np.random.default_rng(0)
     checked = 0
@@ -273,7 +275,7 @@ def test_custom_conv_gradients_equal_jaxs_own_in_every_mode():
         x = rng.standard_normal((3, *shape, 2)).astype(np.float32)
         kernel = rng.standard_normal((*kernel_size, 2, 4)).astype(np.float32)
         g = rng.standard_normal((3, *(out for out, _, _ in sizes), 4)).astype(np.float32)
-        convs = [make_conv((*shape, 2), kernel_size, strides, pads, jax.lax.Precision.HIGHEST, custom_vjp=custom)
+        convs = [make_conv((*shape, 2), kernel_size, strides, pads, Policy("fp32"), custom_vjp=custom)
                  for custom in (True, False)]
         (y, grads), (y_ref, grads_ref) = jax.jit(lambda x, kernel, g: [
             (conv(x, kernel), jax.vjp(conv, x, kernel)[1](g)) for conv in convs])(x, kernel, g)
