@@ -180,7 +180,7 @@ def _fake_measurements(monkeypatch, tmp_path, gflops: float, load: float) -> lis
     """peak.measure returns ``gflops`` (and records its calls) at a load of ``load`` per core."""
     calls = []
     monkeypatch.setenv("DLBENCH_CACHE", str(tmp_path))
-    monkeypatch.setattr(peak, "measure", lambda name, threads: calls.append(name) or gflops)
+    monkeypatch.setattr(peak, "measure", lambda name, threads, dtype="float32": calls.append(name) or gflops)
     monkeypatch.setattr(peak, "load_average", lambda: load)
     return calls
 
@@ -197,6 +197,16 @@ def test_a_peak_measured_on_a_busy_machine_is_measured_again_by_a_run_on_a_quiet
     assert sorted(calls) == sorted(busy) and set(quiet.values()) == {190.0}
     calls.clear()
     assert peak.peaks_for_run(env, 2) == quiet and not calls  # a quiet figure is kept
+
+
+def test_each_compute_dtype_has_its_own_cached_peak(monkeypatch, tmp_path):
+    env = {"cpu": "test cpu", "logical_cores": 2}
+    _fake_measurements(monkeypatch, tmp_path, gflops=100.0, load=0.0)
+    fp32 = peak.peaks_for_run(env, 2)
+    _fake_measurements(monkeypatch, tmp_path, gflops=400.0, load=0.0)
+    bf16 = peak.peaks_for_run(env, 2, "bfloat16")
+    assert set(fp32.values()) == {100.0} and set(bf16.values()) == {400.0}
+    assert peak.load_cached(env, 2) == fp32 and peak.load_cached(env, 2, dtype="bfloat16") == bf16
 
 
 def test_a_peak_cached_without_its_load_is_measured_again_on_a_quiet_machine(monkeypatch, tmp_path):

@@ -226,6 +226,38 @@ def test_sweep_rows_show_speedup_and_thread_efficiency():
     assert cells[1][names.index("thread eff.")] == "75%" and cells[2][names.index("speedup")] == "2.00×"
 
 
+def test_a_precision_sweep_shows_each_precision_beside_fp32_with_its_speedup_and_accuracy_cost(tmp_path):
+    def row(backend, precision, sps, accuracy, **metrics):
+        return {"scenario": "s", "backend": backend, "status": "ok", "precision": precision,
+                "sweep_point": {"precision": precision},
+                "metrics": {"samples_per_sec": sps, "test_accuracy": accuracy, **metrics}}
+
+    doc = {"schema_version": 1, "results": [row("torch", "bf16", 300.0, 0.95), row("torch", "fp32", 100.0, 0.97),
+                                            row("torch", "fp16", 50.0, 0.96, skipped_steps=3)]}
+    runs = report.runs_of([doc])
+    got = {e.point["precision"]: (e.speedup, e.accuracy_vs_fp32) for e in report.entries(runs)}
+    assert got["fp32"] == (1.0, 0.0) and got["bf16"][0] == 3.0 and got["fp16"][0] == 0.5
+    assert got["bf16"][1] == pytest.approx(-0.02) and got["fp16"][1] == pytest.approx(-0.01)
+    columns, cells = report.table(report.entries(runs))
+    names = [c.name for c in columns]
+    assert {"precision", "speedup", "acc vs fp32", "skipped steps"} <= set(names)
+    by_precision = {c[names.index("precision")]: c for c in cells}
+    assert by_precision["bf16"][names.index("speedup")] == "3.00×"
+    assert by_precision["bf16"][names.index("acc vs fp32")] == "-0.0200"
+    assert by_precision["fp16"][names.index("skipped steps")] == "3"
+    path = tmp_path / "run.json"
+    write_document(doc, path)
+    records = list(csv.DictReader(io.StringIO(invoke("report", path, "--format", "csv", "--no-plots").output)))
+    assert {(r["precision"], r["speedup"]) for r in records} == {("fp32", "1.0"), ("bf16", "3.0"), ("fp16", "0.5")}
+
+
+def test_an_fp32_run_shows_no_precision_column():
+    doc = {"schema_version": 1, "results": [{"scenario": "s", "backend": "numpy", "status": "ok",
+                                             "precision": "fp32", "metrics": {"samples_per_sec": 1.0}}]}
+    columns, _ = report.table(report.entries(report.runs_of([doc])))
+    assert "precision" not in [c.name for c in columns]
+
+
 @pytest.mark.parametrize("fmt, speed", [("table", "12,346"), ("markdown", "12,346"), ("html", "12,346"),
                                         ("csv", "12345.6"), ("json", "12345.6")])
 def test_every_format_shows_the_rows_values_and_failures(tmp_path, fmt, speed):

@@ -94,9 +94,9 @@ class TensorflowBackend(Backend):
             return None
         return tf.config.experimental.get_device_details(gpus[0]).get("device_name", gpus[0].name)
 
-    def matmul(self, n: int):
+    def matmul(self, n: int, dtype: str = "float32"):
         tf, _ = framework()
-        a = tf.ones((n, n), tf.float32)
+        a = tf.ones((n, n), getattr(tf, dtype))
         return lambda: tf.matmul(a, a).numpy()  # reading the value waits for the result
 
     def reads_model(self, model) -> bool:

@@ -64,11 +64,11 @@ class TorchBackend(Backend):
 
         return torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
 
-    def matmul(self, n: int):
+    def matmul(self, n: int, dtype: str = "float32"):
         import torch
 
         torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", torch.get_num_threads())))
-        a = torch.ones((n, n), dtype=torch.float32)
+        a = torch.ones((n, n), dtype=getattr(torch, dtype))
         return lambda: torch.mm(a, a)
 
     def reads_model(self, model) -> bool:

@@ -122,7 +122,7 @@ def list_(what):
 @click.option("--backend", "-b", "backends", default="all", show_default=True, metavar="all|NAME[,NAME...]",
               help="Backends whose matmul to measure.")
 def peak(threads, backends):
-    """Measure this machine's fp32 matmul ceiling per backend (used for '% of peak')."""
+    """Measure this machine's matmul ceiling per backend in fp32, bf16 and fp16 (used for '% of peak')."""
     from dlbench.cli import commands
     commands.measure_peaks(threads, backends)
 

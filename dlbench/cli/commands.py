@@ -117,8 +117,10 @@ def show_lists(what: list[str]) -> None:
 
 
 def measure_peaks(threads: int | None, backends: str) -> dict[str, float | None]:
-    """Measure and cache the fp32 matmul ceiling of each named backend ('all':
-    every registered one); '-' for one that is unavailable or has no matmul."""
+    """Measure and cache the matmul ceiling of each named backend ('all': every
+    registered one) in float32, bfloat16 and float16 (the compute dtypes of
+    fp32, bf16 and fp16 runs); '-' for one that is unavailable or has no such
+    matmul. Returns the float32 peaks."""
     from rich.table import Table
 
     from dlbench.run import environment, peak
@@ -128,19 +130,27 @@ def measure_peaks(threads: int | None, backends: str) -> dict[str, float | None]
     names, _ = select_backends(plugins, backends)
     threads = threads or environment.available_cores()
     env = environment.collect(plugins.backend_distributions())
-    peaks, load = {}, peak.load_average()
+    dtypes = ("float32", "bfloat16", "float16")
+    by_dtype, load = {dtype: {} for dtype in dtypes}, peak.load_average()
     for name in names:
         backend = plugins.backend(name)
         measurable = peak.has_matmul(backend) and backend.availability().available
-        peaks[name] = peak.measure(name, threads) if measurable else None
-    peak.save(env, threads, {k: v for k, v in peaks.items() if v}, load)
-    table = Table(title=f"fp32 matmul peak, {threads} threads, {env['cpu']}", title_justify="left")
+        for dtype in dtypes:
+            by_dtype[dtype][name] = peak.measure(name, threads, dtype=dtype) if measurable else None
+    for dtype, peaks in by_dtype.items():
+        peak.save(env, threads, {k: v for k, v in peaks.items() if v}, load, dtype)
+    table = Table(title=f"matmul peak (GFLOP/s), {threads} threads, {env['cpu']}", title_justify="left")
     table.add_column("backend")
-    table.add_column("GFLOP/s", justify="right")
-    for name, value in peaks.items():
-        table.add_row(name, "-" if value is None else f"{value:,.1f}")
+    for dtype in dtypes:
+        table.add_column(dtype, justify="right")
+    table.add_column("bf16 / fp32", justify="right")
+    for name in names:
+        values = [by_dtype[dtype][name] for dtype in dtypes]
+        ratio = f"{values[1] / values[0]:.2f}×" if values[0] and values[1] else "-"
+        table.add_row(name, *("-" if v is None else f"{v:,.1f}" for v in values), ratio)
     out = _console()
     out.print(table)
+    peaks = by_dtype["float32"]
     if load >= peak.QUIET_LOAD:
         out.print(f"the machine was busy (load {load:.2f} per core): these figures may be below its ceiling; "
                   "the next run on a quiet machine measures again", highlight=False)

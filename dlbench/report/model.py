@@ -399,8 +399,8 @@ def _blas(env: dict) -> str | None:
     return ", ".join(libs) or None
 
 
-def _peaks(env: dict) -> str | None:
-    peaks = env.get("peak_gflops") or {}
+def _peaks(env: dict, key: str = "peak_gflops") -> str | None:
+    peaks = env.get(key) or {}
     return ", ".join(f"{k} {v:,.0f}" for k, v in peaks.items() if v is not None) or None
 
 
@@ -427,6 +427,8 @@ ENVIRONMENT_FIELDS: tuple[tuple[str, Callable[[Run], str | None]], ...] = (
     ("settings", lambda r: _settings(r.settings)),
     ("BLAS", lambda r: _blas(r.environment)),
     ("peak GFLOP/s", lambda r: _peaks(r.environment)),
+    ("bf16 peak GFLOP/s", lambda r: _peaks(r.environment, "peak_gflops_bfloat16")),
+    ("fp16 peak GFLOP/s", lambda r: _peaks(r.environment, "peak_gflops_float16")),
     ("OS", lambda r: r.environment.get("os")),
     ("Python", lambda r: r.environment.get("python")),
     ("dlbench", lambda r: r.environment.get("dlbench")),
@@ -434,9 +436,14 @@ ENVIRONMENT_FIELDS: tuple[tuple[str, Callable[[Run], str | None]], ...] = (
 )
 
 
+#: facts only some runs have (a run at bf16 or fp16), left out when none of the runs shown has them
+OPTIONAL_FIELDS = ("bf16 peak GFLOP/s", "fp16 peak GFLOP/s")
+
+
 def environment_table(runs: list[Run]) -> tuple[list[str], list[list[str]]]:
     """(header, rows): one column per run, one row per fact, framework versions last."""
-    rows = [[name] + [get(r) or "-" for r in runs] for name, get in ENVIRONMENT_FIELDS]
+    rows = [[name] + [get(r) or "-" for r in runs] for name, get in ENVIRONMENT_FIELDS
+            if name not in OPTIONAL_FIELDS or any(get(r) for r in runs)]
     dists = dict.fromkeys(d for r in runs for d in r.environment.get("versions") or {})
     rows += [[d] + [(r.environment.get("versions") or {}).get(d, "-") for r in runs] for d in dists]
     return ["", *(r.label for r in runs)], rows

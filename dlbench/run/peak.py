@@ -1,10 +1,13 @@
-"""The machine's fp32 matmul ceiling, per backend, at a given thread count.
+"""The machine's matmul ceiling, per backend, at a given thread count, in
+float32 and in the compute dtypes of mixed precision (bfloat16, float16).
 
 Each backend's own ``matmul`` (see :meth:`dlbench.plugin.backend.Backend.matmul`)
-is measured in a fresh process with the run's thread settings (square float32
+is measured in a fresh process with the run's thread settings (square
 matmuls, best of several), so "% of peak" compares a backend with what this
 machine can do, not with a datasheet; a third-party backend takes part like a
-built-in. Results are cached per machine and thread count in
+built-in. A row at bf16 or fp16 is compared with that dtype's ceiling (a CPU
+with bf16 dot-product instructions has about twice the fp32 one; one without
+emulates them, slower than fp32). Results are cached per machine and thread count in
 ``~/.cache/dlbench/peak.json`` (``$DLBENCH_CACHE``), each with the machine's
 load average when it was measured. A peak measured on a busy machine is not
 the machine's ceiling (on 2 cores, a 2-thread matmul beside another process
@@ -26,21 +29,36 @@ from dlbench.plugin.backend import Backend
 
 SIZE = 2048
 REPEATS = 10
+#: a first, small matmul: where SIZE would take longer than SLOW_CALL_SECONDS a call,
+#: the rate is measured at this size instead (torch's float16 matmul on a CPU without
+#: fp16 dot-product instructions runs below 1 GFLOP/s: 2048^3 would take minutes)
+PROBE_SIZE = 512
+SLOW_CALL_SECONDS = 2.0
+#: the dtype of the matmuls that decide each precision's ceiling
+PEAK_DTYPES = {"fp32": "float32", "tf32": "float32", "bf16": "bfloat16", "fp16": "float16"}
 #: the 1-minute load average per core below which the machine counts as quiet
 QUIET_LOAD = 0.25
 
 
-def measure_here(name: str, threads: int, n: int = SIZE, repeats: int = REPEATS) -> float | None:
-    """GFLOP/s of the best of ``repeats`` n x n float32 matmuls of backend
-    ``name``, in this process; None when the backend has no matmul."""
+def measure_here(name: str, threads: int, n: int = SIZE, repeats: int = REPEATS,
+                 dtype: str = "float32") -> float | None:
+    """GFLOP/s of the best of ``repeats`` n x n ``dtype`` matmuls of backend
+    ``name``, in this process; None when the backend has no matmul (in that dtype)."""
     from dlbench.plugin.manager import get_plugins
 
     backend = get_plugins().backend(name)
     backend.configure_threads(threads)
-    matmul = backend.matmul(n)
-    if matmul is None:
+    make = backend.matmul if dtype == "float32" else (lambda size: backend.matmul(size, dtype))
+    probe = make(PROBE_SIZE)
+    if probe is None:
         return None
-    matmul()  # warm up: allocation, JIT
+    probe()  # warm up: allocation, JIT
+    seconds = _timed(probe) * (n / PROBE_SIZE) ** 3
+    if seconds > SLOW_CALL_SECONDS:  # an emulated dtype (no instructions for it): its rate at the probe's size
+        n, matmul, repeats = PROBE_SIZE, probe, 3
+    else:
+        matmul = make(n)
+        matmul()
     best = min(_timed(matmul) for _ in range(repeats))
     return 2 * n**3 / best / 1e9
 
@@ -56,13 +74,16 @@ def has_matmul(backend: Backend) -> bool:
     return type(backend).matmul is not Backend.matmul
 
 
-def measure(name: str, threads: int, timeout: float = 300) -> float | None:
+def measure(name: str, threads: int, timeout: float = 300, dtype: str = "float32") -> float | None:
     """Measure in a fresh process with the thread settings of a run; None on failure."""
     from dlbench.plugin.manager import get_plugins
 
     env = {**os.environ, **get_plugins().backend(name).thread_environment(threads, "cpu")}
-    out = subprocess.run([sys.executable, "-m", "dlbench.run.peak", name, str(threads)], env=env,
-                         capture_output=True, text=True, timeout=timeout)
+    try:
+        out = subprocess.run([sys.executable, "-m", "dlbench.run.peak", name, str(threads), dtype], env=env,
+                             capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return None
     try:
         return float(out.stdout.strip().splitlines()[-1])
     except (ValueError, IndexError):
@@ -74,8 +95,9 @@ def cache_path() -> Path:
     return Path(root) / "peak.json"
 
 
-def machine_key(environment: dict, threads: int) -> str:
-    return f"{environment.get('cpu')}|{environment.get('logical_cores')} cores|{threads} threads"
+def machine_key(environment: dict, threads: int, dtype: str = "float32") -> str:
+    key = f"{environment.get('cpu')}|{environment.get('logical_cores')} cores|{threads} threads"
+    return key if dtype == "float32" else f"{key}|{dtype}"
 
 
 def load_average() -> float:
@@ -86,25 +108,28 @@ def load_average() -> float:
         return 0.0
 
 
-def load_cached(environment: dict, threads: int, quiet_only: bool = False) -> dict[str, float]:
+def load_cached(environment: dict, threads: int, quiet_only: bool = False,
+                dtype: str = "float32") -> dict[str, float]:
     """The cached peaks (GFLOP/s per backend); with ``quiet_only`` those measured on a quiet machine."""
     try:
         cache = json.loads(cache_path().read_text())
     except (OSError, ValueError):
         return {}
-    entry = cache.get(machine_key(environment, threads), {})
+    entry = cache.get(machine_key(environment, threads, dtype), {})
     return {name: m["gflops"] for name, m in entry.items() if isinstance(m, dict) and "gflops" in m
             and (not quiet_only or m.get("load", float("inf")) < QUIET_LOAD)}
 
 
-def save(environment: dict, threads: int, peaks: dict[str, float], load: float) -> None:
-    """Cache ``peaks`` (GFLOP/s per backend), measured at ``load`` (per core)."""
+def save(environment: dict, threads: int, peaks: dict[str, float], load: float, dtype: str = "float32") -> None:
+    """Cache ``peaks`` (GFLOP/s per backend, of ``dtype`` matmuls), measured at ``load`` (per core)."""
+    if not peaks:
+        return
     path = cache_path()
     try:
         cache = json.loads(path.read_text())
     except (OSError, ValueError):
         cache = {}
-    cache.setdefault(machine_key(environment, threads), {}).update(
+    cache.setdefault(machine_key(environment, threads, dtype), {}).update(
         {name: {"gflops": value, "load": round(load, 3), "measured": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
          for name, value in peaks.items()})
     try:
@@ -127,7 +152,7 @@ def measurable_backends(plugins) -> list[str]:
     return names
 
 
-def peaks_for_run(environment: dict, threads: int) -> dict[str, float]:
+def peaks_for_run(environment: dict, threads: int, dtype: str = "float32") -> dict[str, float]:
     """Cached peaks of every measurable backend; the missing ones, and those
     measured on a busy machine, are measured now (a few seconds each, imports
     included) and cached. The machine's ceiling is the best of them: NumPy's
@@ -136,14 +161,14 @@ def peaks_for_run(environment: dict, threads: int) -> dict[str, float]:
     from dlbench.plugin.manager import get_plugins
 
     load = load_average()
-    peaks = load_cached(environment, threads, quiet_only=load < QUIET_LOAD)
+    peaks = load_cached(environment, threads, quiet_only=load < QUIET_LOAD, dtype=dtype)
     missing = [name for name in measurable_backends(get_plugins()) if name not in peaks]
-    measured = {name: value for name in missing if (value := measure(name, threads))}
+    measured = {name: value for name in missing if (value := measure(name, threads, dtype=dtype))}
     if measured:
-        save(environment, threads, measured, load)
+        save(environment, threads, measured, load, dtype)
     return {**peaks, **measured}
 
 
 if __name__ == "__main__":
-    value = measure_here(sys.argv[1], int(sys.argv[2]))
+    value = measure_here(sys.argv[1], int(sys.argv[2]), dtype=sys.argv[3] if len(sys.argv) > 3 else "float32")
     print("none" if value is None else f"{value:.3f}")

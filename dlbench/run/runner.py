@@ -37,19 +37,38 @@ def new_run(settings: RunSettings, out_dir: Path | None, command: list[str]) -> 
 
     if out_dir is not None:
         out_dir = results.check_writable(out_dir)
-    document = results.new_document(environment(settings.threads), dataclasses.asdict(settings), command)
+    precisions = settings.sweep.get("precision") or [settings.precision]
+    document = results.new_document(environment(settings.threads, precisions), dataclasses.asdict(settings), command)
     path = store.store_path(out_dir, document) if out_dir is not None else None
     return document, path
 
 
-def environment(threads: int) -> dict:
-    """This machine and its software, with the matmul peaks for ``threads`` (measured once, then cached)."""
+def environment(threads: int, precisions=("fp32",)) -> dict:
+    """This machine and its software, with the matmul peaks for ``threads``
+    (measured once, then cached): float32's in ``peak_gflops``, and for a run at
+    bf16 or fp16 that compute dtype's in ``peak_gflops_bfloat16``/``_float16``."""
     from dlbench.plugin.manager import get_plugins
     from dlbench.run import environment as machine, peak
 
     env = machine.collect(get_plugins().backend_distributions())
     env["peak_gflops"] = peak.peaks_for_run(env, threads)
+    for dtype in dict.fromkeys(peak.PEAK_DTYPES[p] for p in precisions):
+        if dtype != "float32":
+            env[f"peak_gflops_{dtype}"] = peak.peaks_for_run(env, threads, dtype)
     return env
+
+
+def ceilings(env: dict) -> dict[str, float]:
+    """The machine's ceiling per precision (the best backend's peak in its matmul dtype) that the run measured."""
+    from dlbench.run.peak import PEAK_DTYPES
+
+    found = {}
+    for precision, dtype in PEAK_DTYPES.items():
+        peaks = env.get("peak_gflops" if dtype == "float32" else f"peak_gflops_{dtype}") or {}
+        best = max((v for v in peaks.values() if v), default=None)
+        if best:
+            found[precision] = best
+    return found
 
 
 def execute(jobs: list[Job], settings: RunSettings, document: dict, path: Path | None,
@@ -60,9 +79,8 @@ def execute(jobs: list[Job], settings: RunSettings, document: dict, path: Path |
     from dlbench.run.suite import Suite
 
     document["path"] = None if path is None else str(path)
-    peaks = document["environment"].get("peak_gflops") or {}
     suite = Suite(jobs, document, path, repeat=settings.repeat, timeout=settings.timeout,
-                  in_process=settings.isolation == "in-process", peak_gflops=max(peaks.values(), default=None))
+                  in_process=settings.isolation == "in-process", peak_gflops=ceilings(document["environment"]))
     suite.save()  # the reserved file holds a valid document from the start
     if progress and jobs:
         run_with_progress(suite)

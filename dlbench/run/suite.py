@@ -152,7 +152,8 @@ class Suite:
     repeat: int = 1
     timeout: float | None = None
     in_process: bool = False
-    peak_gflops: float | None = None
+    #: the machine's matmul ceiling per precision (GFLOP/s), for "% peak"
+    peak_gflops: dict = field(default_factory=dict)
     on_row: Callable[[dict], None] = field(default=lambda row: None)
     #: called while a job trains in a worker: (job, steps done, total steps)
     on_progress: Callable[[Job, int, int], None] | None = None
@@ -201,8 +202,9 @@ class Suite:
         if job.sweep_point:
             row["sweep_point"] = job.sweep_point
         gflops = row["metrics"].get("gflops_per_sec")
-        if gflops and self.peak_gflops:
-            row["metrics"]["peak_fraction"] = gflops / self.peak_gflops
+        ceiling = self.peak_gflops.get(job.request.precision)
+        if gflops and ceiling:
+            row["metrics"]["peak_fraction"] = gflops / ceiling
         return row
 
     def save(self) -> None:
