@@ -41,6 +41,11 @@ distance ``rounding`` from float64 (the same measure); a backend agrees when
 ``FLOOR_ULPS`` float32 ulps, for networks float32 computes exactly). A
 backend that skips a BatchNormalization, applies dropout or uses other
 weights moves the logits by orders of magnitude more and disagrees.
+
+At bf16/fp16 the reference, its exact yardstick and its twins all compute
+the run's precision (matmul operands rounded; the yardstick accumulating in
+float64), and one more twin stores every matmul result and layer output in
+bf16/fp16 as the frameworks do: the tolerance is that precision's rounding.
 """
 
 from __future__ import annotations
@@ -52,6 +57,7 @@ from typing import Callable
 import numpy as np
 
 from dlbench.errors import InputError
+from dlbench.spec.precision import is_mixed
 from dlbench.spec.sequence import sequence_length
 
 WARMUP_CALLS = 10
@@ -63,6 +69,8 @@ FLOOR_ULPS = 8
 FLOAT32_EPS = float(np.finfo(np.float32).eps)
 #: the reference's options for its float32 twins (options of the NumPy backend); float64 is the yardstick
 TWINS = {"float32": {}, "reversed": {"summation": "reversed"}}
+#: at bf16/fp16 one twin more: matmul results and layer outputs stored in bf16/fp16, as the frameworks keep them
+MIXED_TWINS = {**TWINS, "rounded": {"round_results": True}}
 EXACT = {"dtype": "float64"}
 
 
@@ -232,6 +240,7 @@ def inference_metrics(session, batch_sizes: list[int], calls: int | None, refere
     ours = test_set_logits(trainer.predict, n_test, max(sizes))
     weights = trainer.weights()
     exact = reference_logits(reference, session, weights, EXACT)
-    twins = {name: reference_logits(reference, session, weights, extra) for name, extra in TWINS.items()}
+    twins = {name: reference_logits(reference, session, weights, extra)
+             for name, extra in (MIXED_TWINS if is_mixed(session.options.precision) else TWINS).items()}
     return {"inference": entries, "inference_outputs": output_agreement(ours, exact, twins, reference.name),
             "inference_seconds": time.perf_counter() - start}

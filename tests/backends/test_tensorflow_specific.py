@@ -78,3 +78,32 @@ def test_keras_runs_on_tensorflow(backend):
 
     _, keras = framework()
     assert keras.backend.backend() == "tensorflow"
+
+
+def test_bf16_bias_gradients_accumulate_in_low_precision_on_a_cpu(backend):
+    """Why TensorFlow's bf16 rows can disagree where torch's and JAX's agree: Keras
+    adds a bias with ``tf.nn.bias_add``, and the CPU kernel of its gradient
+    (BiasAddGrad) sums a bfloat16 batch with an error far beyond one rounding
+    (torch, and TF's own ``reduce_sum``, accumulate in float32 and round once).
+    The certificate reports it as it is; when TensorFlow fixes it this test
+    fails, and the README's and the report's words about it must go."""
+    import ml_dtypes
+    import tensorflow as tf
+
+    rng = np.random.default_rng(0)
+    n = 1024
+    p, y = rng.dirichlet(np.ones(10), n), np.eye(10)[rng.integers(0, 10, n)]
+    upstream = ((p - y) / n).astype(ml_dtypes.bfloat16)  # a softmax cross-entropy's gradient of the logits
+    exact = upstream.astype(np.float64).sum(0)
+
+    def error(total) -> float:
+        return float(np.abs(np.asarray(total, np.float64) - exact).max() / np.abs(exact).max())
+
+    bias = tf.Variable(tf.zeros((10,), tf.bfloat16))
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_sum(tf.nn.bias_add(tf.zeros((n, 10), tf.bfloat16), bias) * tf.constant(upstream))
+    by_bias_add = error(tape.gradient(loss, bias).numpy().astype(np.float32))
+    by_reduce_sum = error(tf.reduce_sum(tf.constant(upstream), 0).numpy().astype(np.float32))
+    one_rounding = error(exact.astype(ml_dtypes.bfloat16).astype(np.float64))
+    assert by_reduce_sum <= one_rounding * 1.01
+    assert by_bias_add > 10 * one_rounding, (by_bias_add, one_rounding)
