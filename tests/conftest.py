@@ -34,3 +34,14 @@ def real_run(tmp_path_factory):
                                        "--format", "json", "--out", str(out)])
     assert result.exit_code == 0, result.output
     return next(out.glob("*/*.json"))
+
+
+@pytest.fixture
+def mutants(monkeypatch):
+    """The deliberately wrong backends of ``mutant_plugins`` registered (in this process and its workers)."""
+    from dlbench.plugin import manager
+
+    monkeypatch.setenv("DLBENCH_PLUGINS", "mutant_plugins")
+    manager.get_plugins.cache_clear()
+    yield
+    manager.get_plugins.cache_clear()

@@ -255,7 +255,7 @@ class RoundsToTheOtherHalfType(Mutant):
     def build(self, spec, weights, options):
         other = {"bf16": "fp16", "fp16": "bf16"}.get(options.precision, options.precision)
         trainer = NumpyTrainer(spec, weights, dataclasses.replace(options, precision=other))
-        trainer.loss_scale = None
+        trainer.scaler = None
         return trainer
 
 

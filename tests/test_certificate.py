@@ -90,16 +90,6 @@ def run_cell(scenario: str, backends: list[str], tmp_path, precision: str = "fp3
     return {r["backend"]: r for r in rows}
 
 
-@pytest.fixture
-def mutants(monkeypatch):
-    from dlbench.plugin import manager
-
-    monkeypatch.setenv("DLBENCH_PLUGINS", "mutant_plugins")
-    manager.get_plugins.cache_clear()
-    yield
-    manager.get_plugins.cache_clear()
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("scenario", [*sorted(scenario_files()), *TEST_SCENARIOS],
                          ids=lambda s: Path(s).stem)

@@ -113,7 +113,7 @@ def test_every_backend_has_the_same_modules():
     modules = {p.name: {m.name for m in p.glob("*.py")} - OPTIONAL_BACKEND_MODULES for p in packages}
     assert all(found == modules["numpy"] for found in modules.values()), modules
     assert modules["numpy"] == {"__init__.py", "network.py", "losses.py", "optim.py", "trainer.py", "sequence.py",
-                                "recurrent.py", "transformer.py", "inference.py"}
+                                "recurrent.py", "transformer.py", "inference.py", "precision.py"}
 
 
 def test_every_model_reader_defines_the_same_names():

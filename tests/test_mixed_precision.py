@@ -18,8 +18,8 @@ from dlbench.run.settings import RunRequest, RunSettings, parse_sweep
 from dlbench.run.worker import execute, loss_scale_metrics
 from dlbench.spec.precision import LOSS_SCALE, PRECISIONS, LossScaleSchedule
 from dlbench_backends.numpy import NumpyBackend
-from dlbench_backends.numpy.kernels import Arithmetic
-from test_certificate import mutants, run_cell  # noqa: F401  (mutants: a fixture)
+from dlbench_backends.numpy.precision import Arithmetic
+from test_certificate import run_cell
 
 TEST_SCENARIO = str(Path(__file__).parent / "scenarios" / "digits-cnn-batchnorm-dropout.toml")
 
@@ -147,7 +147,7 @@ GROSS_MUTANTS = ["mutant-loss-sum", "mutant-adam-beta2", "mutant-batchnorm-momen
 @pytest.mark.parametrize("precision", ["bf16", "fp16"])
 @pytest.mark.parametrize("scenario", ["digits-cnn", TEST_SCENARIO], ids=["digits-cnn", "batchnorm-dropout"])
 def test_every_framework_is_certified_at_mixed_precision_and_gross_mutants_are_not(scenario, precision, tmp_path,
-                                                                                   mutants):  # noqa: F811
+                                                                                   mutants):
     from dlbench.scenario import resolve_scenario
 
     loaded = resolve_scenario(scenario)

@@ -9,7 +9,7 @@ import pytest
 from dlbench.spec import (Dense, GlobalAveragePool1D, LayerNormalization, PositionEmbedding, Residual,
                           SelfAttention, Sequential)
 from dlbench.spec.init import initial_weights
-from dlbench_backends.numpy.kernels import Arithmetic
+from dlbench_backends.numpy.precision import Arithmetic
 from dlbench_backends.numpy.network import Network
 from dlbench_backends.numpy.transformer import SelfAttentionLayer
 from test_numpy_gradients import numeric_gradient

@@ -13,14 +13,19 @@ every layer builder calls.
   query, key and value are cast: ``jax.nn.dot_product_attention`` then takes
   its logits in float32, its softmax in float32, and the probabilities back
   to the compute dtype for their product with the value.
+
+fp16's dynamic loss scaling (:func:`next_scale`, :func:`initial_scaler`) is
+part of the jitted step (:mod:`~dlbench_backends.jax.trainer`), on the core's
+schedule (:data:`dlbench.spec.precision.LOSS_SCALE`).
 """
 
 from __future__ import annotations
 
 import jax.numpy as jnp
+import numpy as np
 from jax import lax
 
-from dlbench.spec.precision import compute_dtype
+from dlbench.spec.precision import LOSS_SCALE, compute_dtype, scales_loss
 
 
 class Policy:
@@ -41,3 +46,20 @@ class Policy:
     def conv(self, lhs, rhs, window_strides, padding, **kwargs):
         return lax.conv_general_dilated(self.cast(lhs), self.cast(rhs), window_strides, padding, precision=self.lax,
                                         preferred_element_type=jnp.float32, **kwargs)
+
+
+def next_scale(scale, good_steps, skipped, finite):
+    """:meth:`dlbench.spec.precision.LossScaleSchedule.next` in jax.numpy, counting skipped steps."""
+    s = LOSS_SCALE
+    good = good_steps + 1
+    grow = finite & (good == s.growth_interval)
+    new_scale = jnp.where(finite, jnp.where(grow, scale * s.growth_factor, scale), scale * s.backoff_factor)
+    return new_scale, jnp.where(finite & ~grow, good, 0), skipped + jnp.where(finite, 0, 1)
+
+
+def initial_scaler(precision: str):
+    """The carry's loss-scale state: (scale, finite steps in a row, skipped steps), or () without scaling."""
+    if not scales_loss(precision):
+        return ()
+    scale, good_steps = LOSS_SCALE.start()
+    return np.float32(scale), np.int32(good_steps), np.int32(0)

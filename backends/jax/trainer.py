@@ -37,13 +37,12 @@ from dlbench.errors import InputError, one_of
 from dlbench.plugin.backend import Trainer, TrainerOptions, TrainingState, slot_names
 from dlbench.plugin.helpers import loss_targets, padded_chunks
 from dlbench.spec import ModelSpec
-from dlbench.spec.precision import LOSS_SCALE, scales_loss
 from dlbench.spec.sequence import takes_tokens
 from dlbench_backends.jax import JaxBackend, inference
 from dlbench_backends.jax.losses import LOSSES
 from dlbench_backends.jax.network import activation, build_network, check_supported, merge_weights, split_weights
 from dlbench_backends.jax.optim import build_optimizer
-from dlbench_backends.jax.precision import Policy
+from dlbench_backends.jax.precision import Policy, initial_scaler, next_scale
 
 
 def make_functions(spec: ModelSpec, optimizer, precision, compiler_options, seed: int = 0, custom_vjp: bool = True):
@@ -96,23 +95,6 @@ def make_functions(spec: ModelSpec, optimizer, precision, compiler_options, seed
 
     return (jit(window, donate_argnums=0), jit(single, donate_argnums=(0, 1)),
             jit(evaluation(forward, loss, output)))
-
-
-def next_scale(scale, good_steps, skipped, finite):
-    """:meth:`dlbench.spec.precision.LossScaleSchedule.next` in jax.numpy, counting skipped steps."""
-    s = LOSS_SCALE
-    good = good_steps + 1
-    grow = finite & (good == s.growth_interval)
-    new_scale = jnp.where(finite, jnp.where(grow, scale * s.growth_factor, scale), scale * s.backoff_factor)
-    return new_scale, jnp.where(finite & ~grow, good, 0), skipped + jnp.where(finite, 0, 1)
-
-
-def initial_scaler(precision: str):
-    """The carry's loss-scale state: (scale, finite steps in a row, skipped steps), or () without scaling."""
-    if not scales_loss(precision):
-        return ()
-    scale, good_steps = LOSS_SCALE.start()
-    return np.float32(scale), np.int32(good_steps), np.int32(0)
 
 
 def evaluation(forward, loss, output):

@@ -22,75 +22,13 @@ c = sqrt(2/pi), a = 0.044715; dy/dx = (1 + t) / 2 + x (1 - t^2) c (1 + 3 a x^2) 
 
 from __future__ import annotations
 
-import ml_dtypes
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from dlbench.plugin.helpers import as_2d, padding_pairs_2d, signal_as_image
+from dlbench_backends.numpy.precision import PLAIN, Arithmetic
 
 GELU_C, GELU_A = np.sqrt(2.0 / np.pi), 0.044715
-
-
-class Arithmetic:
-    """How the network's matmuls (convolutions included, as im2col matmuls) and
-    batch sums round: the reference's own, and the parity certificate's twins.
-
-    * ``operands``: at mixed precision ("bfloat16" or "float16"), every matmul
-      operand rounded to that dtype first (``ml_dtypes``); the products are then
-      exact in float32 and accumulate there, the policy of
-      :mod:`dlbench.spec.precision`. None: operands as they are.
-    * ``round_results``: the matmul results, the bias gradients (which come
-      out of the same backward kernels), every layer's output and the gradient
-      going into every layer's backward rounded to that dtype too: what torch
-      autocast and Keras's mixed policies keep in bf16/fp16 between layers (a
-      twin, not the reference; the layers inside a residual block are not rounded
-      apart).
-    * ``reverse``: every shared axis and batch sum taken in the opposite order,
-      the same sums with other roundings, as another BLAS would give.
-    """
-
-    def __init__(self, operands: str | None = None, round_results: bool = False, reverse: bool = False):
-        self.operands = None if operands is None else np.dtype(getattr(ml_dtypes, operands, operands))
-        self.round_results = round_results and self.operands is not None
-        self.reverse = reverse
-
-    def round(self, x: np.ndarray) -> np.ndarray:
-        """``x`` rounded to the operand dtype (to nearest even), in ``x``'s own dtype."""
-        return x if self.operands is None else x.astype(self.operands).astype(x.dtype)
-
-    def store(self, x: np.ndarray) -> np.ndarray:
-        """A layer's output, or the gradient going into a layer's backward, as
-        the network keeps it: rounded with ``round_results``, else as it is."""
-        return self.round(x) if self.round_results else x
-
-    def matmul(self, a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-        """a @ b (batched over leading axes), into ``out`` when given."""
-        a, b = self.round(a), self.round(b)
-        if self.reverse:
-            a, b = a[..., ::-1], b[..., ::-1, :]
-        z = np.matmul(a, b, out=out)
-        if self.round_results:
-            z[...] = self.round(z)
-        return z
-
-    def sum(self, a: np.ndarray, axis, keepdims: bool = False) -> np.ndarray:
-        """np.sum over ``axis`` (one axis or several), in the opposite order with ``reverse``."""
-        if self.reverse:
-            axes = (axis,) if isinstance(axis, int) else axis
-            a = a[tuple(slice(None, None, -1) if i in axes or i - a.ndim in axes else slice(None)
-                        for i in range(a.ndim))]
-        return np.sum(a, axis=axis, keepdims=keepdims)
-
-    def bias_grad(self, dz: np.ndarray) -> np.ndarray:
-        """dE/db = sum over the batch of dE/dz (2-D), rounded like a matmul result
-        with ``round_results``: the frameworks take it from the same backward
-        kernel, in bf16/fp16."""
-        g = self.sum(dz, 0)
-        return self.round(g) if self.round_results else g
-
-
-#: float32 (or float64) as it is: the reference at fp32
-PLAIN = Arithmetic()
 
 
 class DenseLayer:

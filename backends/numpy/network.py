@@ -17,7 +17,8 @@ import numpy as np
 from dlbench.spec import (Activation, AveragePool1D, AveragePool2D, BatchNormalization, Conv1D, Conv2D,
                           Dense, Dropout, Embedding, Flatten, MaxPool1D, MaxPool2D, ModelSpec, is_trained)
 from dlbench.spec.init import STREAM_BACKEND, rng_for
-from dlbench_backends.numpy.kernels import (PLAIN, ActivationLayer, Arithmetic, BatchNormLayer, ConvLayer, DenseLayer, DropoutLayer,
+from dlbench_backends.numpy.precision import PLAIN, Arithmetic
+from dlbench_backends.numpy.kernels import (ActivationLayer, BatchNormLayer, ConvLayer, DenseLayer, DropoutLayer,
                                             FlattenLayer, PoolLayer)
 from dlbench_backends.numpy.losses import LOSSES
 from dlbench.spec.sequence import RECURRENT_LAYERS
@@ -134,5 +135,5 @@ class Network:
 def build_network(spec: ModelSpec, weights, dtype=np.float32, seed: int = 0, arith: Arithmetic = PLAIN) -> Network:
     """The network of ``spec`` holding a copy of ``weights`` (canonical layout),
     computing in ``dtype``; ``seed`` seeds its dropout masks, ``arith`` says how
-    every matmul rounds and sums (:class:`~dlbench_backends.numpy.kernels.Arithmetic`)."""
+    every matmul rounds and sums (:class:`~dlbench_backends.numpy.precision.Arithmetic`)."""
     return Network(spec, weights, dtype, seed, arith)

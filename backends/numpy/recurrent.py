@@ -48,7 +48,7 @@ from __future__ import annotations
 import numpy as np
 
 from dlbench.spec.sequence import GRU, LSTM
-from dlbench_backends.numpy.kernels import PLAIN, Arithmetic
+from dlbench_backends.numpy.precision import PLAIN, Arithmetic
 
 
 def sigmoid_(a: np.ndarray) -> np.ndarray:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from dlbench_backends.numpy.kernels import PLAIN, Arithmetic
+from dlbench_backends.numpy.precision import PLAIN, Arithmetic
 
 
 class EmbeddingLayer:

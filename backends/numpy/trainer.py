@@ -2,14 +2,7 @@
 forward, loss, backpropagation and the in-place update (see the package
 docstring for the maths).
 
-Mixed precision (bf16, fp16; :mod:`dlbench.spec.precision`): the network's
-:class:`~dlbench_backends.numpy.kernels.Arithmetic` rounds every matmul and
-convolution operand to bfloat16/float16; parameters, optimizer state, the
-loss, BatchNorm statistics and the update stay float32. fp16 scales the loss
-(dynamic loss scaling): the gradient of the loss is multiplied by the scale
-before backpropagation (so the rounded operands of the backward matmuls are
-the scaled ones, as in every framework), the gradients are checked for
-inf/NaN, divided by the scale and applied, or the step is skipped."""
+Mixed precision (bf16, fp16): see :mod:`~dlbench_backends.numpy.precision`."""
 
 from __future__ import annotations
 
@@ -21,7 +14,7 @@ from dlbench.plugin.helpers import accuracy, input_dtype, loss_targets
 from dlbench.spec import ModelSpec
 from dlbench.spec.precision import LOSS_SCALE, compute_dtype, scales_loss
 from dlbench_backends.numpy import NumpyBackend, inference
-from dlbench_backends.numpy.kernels import Arithmetic
+from dlbench_backends.numpy.precision import Arithmetic, LossScaler
 from dlbench_backends.numpy.network import build_network
 from dlbench_backends.numpy.optim import build_optimizer
 
@@ -37,7 +30,7 @@ class NumpyTrainer(Trainer):
                            reverse=extra["summation"] == "reversed")
         self.net = build_network(spec, weights, dtype=self.dtype, seed=options.seed, arith=arith)
         self.optimizer = build_optimizer(spec.optimizer, self.net.theta, self.net.grad)
-        self.loss_scale = LOSS_SCALE.start() if scales_loss(options.precision) else None
+        self.scaler = LossScaler() if scales_loss(options.precision) else None
 
     def _targets(self, labels: np.ndarray) -> np.ndarray:
         targets = loss_targets(self.spec, labels)
@@ -55,24 +48,12 @@ class NumpyTrainer(Trainer):
         losses = np.empty(len(indices))
         net, update = self.net, self.optimizer.update
         for i, rows in enumerate(indices):
-            if self.loss_scale is None:
+            if self.scaler is None:
                 losses[i] = net.loss_and_gradients(self.x_train[rows], self.t_train[rows])
                 update()
             else:
-                losses[i] = self._scaled_step(self.x_train[rows], self.t_train[rows])
+                losses[i] = self.scaler.step(net, update, self.x_train[rows], self.t_train[rows])
         return losses
-
-    def _scaled_step(self, x: np.ndarray, targets: np.ndarray) -> float:
-        """One step with dynamic loss scaling; a step with inf/NaN gradients changes nothing but the scale."""
-        scale, good_steps = self.loss_scale
-        with np.errstate(over="ignore", invalid="ignore"):  # an overflow is what this step looks for
-            loss = self.net.loss_and_gradients(x, targets, scale)
-        finite = bool(np.isfinite(self.net.grad).all())
-        if finite:
-            self.net.grad *= np.float32(1.0 / scale)
-            self.optimizer.update()
-        self.loss_scale = LOSS_SCALE.next(scale, good_steps, finite)
-        return loss
 
     def evaluate(self) -> tuple[float, float]:
         z = self.net.logits(self.x_test, training=False)
@@ -95,7 +76,7 @@ class NumpyTrainer(Trainer):
             for param in views:
                 slots[i].setdefault(param, {})
         weights = [{k: v.astype(np.float32) for k, v in layer.items()} for layer in self.net.weights()]
-        return TrainingState(weights, slots, self.optimizer.t, self.loss_scale)
+        return TrainingState(weights, slots, self.optimizer.t, None if self.scaler is None else self.scaler.state)
 
     def load_state(self, state: TrainingState) -> None:
         self.net.set_weights(state.weights)
@@ -104,5 +85,5 @@ class NumpyTrainer(Trainer):
                 for param, view in views.items():
                     view[...] = given[param][name]
         self.optimizer.t = state.step
-        if self.loss_scale is not None:
-            self.loss_scale = state.loss_scale or LOSS_SCALE.start()
+        if self.scaler is not None:
+            self.scaler.state = state.loss_scale or LOSS_SCALE.start()

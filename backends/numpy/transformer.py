@@ -6,7 +6,7 @@ Every layer works on a whole batch ``(B, T, d)`` at once, and attention on
 every head at once: heads are an axis of 4-D arrays ``(B, H, T, K)`` whose
 products are batched matmuls (``@`` broadcasts over the leading axes), never
 a Python loop over samples or heads. Every product and sum goes through the
-network's :class:`~dlbench_backends.numpy.kernels.Arithmetic` (mixed
+network's :class:`~dlbench_backends.numpy.precision.Arithmetic` (mixed
 precision's rounded operands, and the parity certificate's rounding twins).
 """
 
@@ -18,7 +18,7 @@ import numpy as np
 
 from dlbench.spec.transformer import (GlobalAveragePool1D, LayerNormalization, PositionEmbedding, Residual,
                                       SelfAttention, inner_parameters)
-from dlbench_backends.numpy.kernels import PLAIN, Arithmetic
+from dlbench_backends.numpy.precision import PLAIN, Arithmetic
 
 
 def _leading(x: np.ndarray) -> tuple:

@@ -4,6 +4,7 @@ hand-written ``tf.function`` that runs a whole window of steps in one call.
 The modules, the same as every backend's: ``network`` (the
 ``keras.Sequential`` of the spec's layers; Keras's layouts are the canonical
 ones), ``losses`` (from the logits), ``optim`` (the canonical updates in TF
+ops), ``precision`` (Keras's mixed dtype policies, fp16's loss scale in TF
 ops), ``trainer`` (the window's graph); TensorFlow's own gradients serve
 every layer, so there is no ``kernels`` module. Only this file is imported to
 list the backend: TensorFlow and Keras are imported by :func:`framework`,

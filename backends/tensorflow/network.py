@@ -10,22 +10,19 @@ weights are assigned as they are. Dropout masks come from Keras's seeded
 generator (seed ``options.seed`` plus the layer index): reproducible, but not
 the NumPy backend's masks, so only ``rate = 0`` can agree with it step by step.
 
-Precision: the layers are built under a Keras 3 dtype policy
-(:data:`POLICIES`): at bf16/fp16 ``mixed_bfloat16``/``mixed_float16``, whose
-layers keep float32 variables, cast their inputs and (inside ``call``) their
-variables to the compute dtype and return compute-dtype outputs;
-BatchNormalization and LayerNormalization compute their statistics in float32.
+Precision: the layers are built under the precision's Keras dtype policy
+(:mod:`~dlbench_backends.tensorflow.precision`).
 """
 
 from __future__ import annotations
 
-import contextlib
 import functools
 
 from dlbench.spec import (TRANSFORMER_LAYERS, Activation, AveragePool1D, AveragePool2D, BatchNormalization, Conv1D,
                           Conv2D, Dense, Dropout, Flatten, MaxPool1D, MaxPool2D, ModelSpec)
 from dlbench.spec.sequence import SEQUENCE_LAYERS, takes_tokens
 from dlbench_backends.tensorflow import framework
+from dlbench_backends.tensorflow.precision import dtype_policy
 from dlbench_backends.tensorflow.sequence import sequence_layers
 from dlbench_backends.tensorflow.transformer import layer_variable, transformer_layers
 
@@ -37,21 +34,6 @@ def keras_activation(name: str):
     return functools.partial(keras.activations.gelu, approximate=True) if name == "gelu" else name
 
 ZERO_INIT = {"kernel_initializer": "zeros", "bias_initializer": "zeros"}
-#: the Keras dtype policy of each precision
-POLICIES = {"fp32": "float32", "tf32": "float32", "bf16": "mixed_bfloat16", "fp16": "mixed_float16"}
-
-
-@contextlib.contextmanager
-def dtype_policy(precision: str):
-    """Keras's global dtype policy set to ``precision``'s while layers are made (restored after)."""
-    previous = keras.config.dtype_policy()
-    keras.config.set_dtype_policy(POLICIES[precision])
-    try:
-        yield
-    finally:
-        keras.config.set_dtype_policy(previous)
-
-
 def keras_layers(layer, seed: int) -> list:
     """The Keras layers that compute one spec layer; the last one holds its parameters."""
     k = keras.layers

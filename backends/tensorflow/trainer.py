@@ -12,15 +12,7 @@ executor, which dominates for tiny networks at batch size 1; ``jit_compile``
 fuses them (about 10x faster on the 2-10-1 XOR net, somewhat slower than
 oneDNN on the 64-256-256-10 MLP on CPU).
 
-Mixed precision: the network is built under Keras's ``mixed_bfloat16`` or
-``mixed_float16`` policy (:mod:`~dlbench_backends.tensorflow.network`); the
-loss takes the logits in float32, and the variables, gradients and update
-stay float32. fp16's dynamic loss scaling is written in TF ops inside the
-step, on the core's schedule (:data:`dlbench.spec.precision.LOSS_SCALE`):
-Keras's ``LossScaleOptimizer`` wraps a Keras optimizer, which this backend
-does not use (see the package docstring). The gradient of ``scale * loss`` is
-divided by the scale; when any element is inf/NaN the update is skipped
-(``tf.cond``), step count included, and the scale backs off.
+Mixed precision: see :mod:`~dlbench_backends.tensorflow.precision`.
 """
 
 from __future__ import annotations
@@ -38,6 +30,7 @@ from dlbench_backends.tensorflow import TensorflowBackend, framework, inference
 from dlbench_backends.tensorflow.losses import LOSSES
 from dlbench_backends.tensorflow.network import build_network
 from dlbench_backends.tensorflow.optim import build_optimizer
+from dlbench_backends.tensorflow.precision import LossScaler
 from dlbench_backends.tensorflow.sequence import dense_gradients
 
 tf, keras = framework()
@@ -157,36 +150,3 @@ class TensorflowTrainer(Trainer):
         if self.scaler is not None:
             self.scaler.load(state.loss_scale or LOSS_SCALE.start())
 
-
-class LossScaler:
-    """fp16's dynamic loss scale as TF variables, moved inside the step's graph."""
-
-    def __init__(self):
-        scale, good_steps = LOSS_SCALE.start()
-        self.scale = tf.Variable(scale, dtype=tf.float32, trainable=False)
-        self.good_steps = tf.Variable(good_steps, dtype=tf.int64, trainable=False)
-
-    def step(self, grads, update) -> None:
-        """Unscale ``grads`` and ``update`` with them if all are finite; then move the scale."""
-        s = LOSS_SCALE
-        finite = tf.reduce_all(tf.stack([tf.reduce_all(tf.math.is_finite(g)) for g in grads]))
-        inverse = 1.0 / self.scale
-        unscaled = [g * inverse for g in grads]
-
-        def apply():
-            update(unscaled)
-            return tf.constant(True)
-
-        tf.cond(finite, apply, lambda: tf.constant(False))
-        good = self.good_steps + 1
-        grow = tf.logical_and(finite, tf.equal(good, s.growth_interval))
-        self.scale.assign(tf.where(finite, tf.where(grow, self.scale * s.growth_factor, self.scale),
-                                   self.scale * s.backoff_factor))
-        self.good_steps.assign(tf.where(tf.logical_and(finite, tf.logical_not(grow)), good, tf.zeros_like(good)))
-
-    def state(self) -> tuple[float, int]:
-        return float(self.scale.numpy()), int(self.good_steps.numpy())
-
-    def load(self, state: tuple[float, int]) -> None:
-        self.scale.assign(state[0])
-        self.good_steps.assign(state[1])

@@ -20,25 +20,11 @@ go to and from the canonical layout like the parameters do
 (:func:`~dlbench_backends.torch.network.to_canonical`, ``to_torch_layout``), and
 Adam's per-parameter step tensors are set to the state's step count.
 
-Mixed precision (bf16, fp16): forward and loss run under ``torch.autocast``
-(training, evaluation and inference alike). Autocast computes linear,
-matmul/bmm, convolutions, ``scaled_dot_product_attention`` and the RNN cells'
-matmuls from bf16/fp16 operands and stores their results in bf16/fp16; the
-elementwise layers between them (bias-free activations, pooling, BatchNorm's
-normalisation) follow their input's dtype; the losses (cross-entropy, binary
-cross-entropy, mse) and layer norm are autocast to float32; the parameters,
-their gradients and the fused update are float32. fp16 adds dynamic loss
-scaling with GradScaler's own primitives on the core's schedule
-(:data:`dlbench.spec.precision.LOSS_SCALE`): ``(loss * scale)`` is
-differentiated, ``torch._amp_foreach_non_finite_check_and_unscale_`` unscales
-the gradients and flags an inf/NaN, the fused update skips a flagged step on
-the device and ``torch._amp_update_scale_`` moves the scale; nothing waits
-for the host.
+Mixed precision (bf16, fp16): see :mod:`~dlbench_backends.torch.precision`.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
 
 import numpy as np
@@ -55,11 +41,10 @@ from dlbench_backends.torch.losses import LOSSES
 from dlbench_backends.torch.network import (activation, build_network, load_weights, module_tensors,
                                             module_weights, to_canonical, to_torch_layout)
 from dlbench_backends.torch.optim import build_optimizer
+from dlbench_backends.torch.precision import LossScaler, autocast
 
 #: at most this many bytes of batches are gathered at once (one index_select for many steps).
 GATHER_BYTES = 16 << 20
-#: the dtype autocast computes matmuls and convolutions in, per mixed precision
-AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 def apply_settings(options: TrainerOptions) -> None:
@@ -92,7 +77,7 @@ class TorchTrainer(Trainer):
         self.params = list(self.model.parameters())  # the moving statistics are buffers, not parameters
         self.output = activation(spec.output_activation)[1]
         self.loss = LOSSES[spec.loss]
-        self.compute_dtype = AUTOCAST_DTYPES.get(options.precision)
+        self.precision = options.precision
         self.loss_of = self._loss_of(compiled=extra["compile"])
         self.optimizer = build_optimizer(spec.optimizer, self.params)
         self.steps_taken = 0
@@ -102,9 +87,7 @@ class TorchTrainer(Trainer):
 
     def autocast(self):
         """The mixed-precision context of forward passes (none at fp32/tf32)."""
-        if self.compute_dtype is None:
-            return contextlib.nullcontext()
-        return torch.autocast(self.device.type, dtype=self.compute_dtype)
+        return autocast(self.device, self.precision)
 
     def _loss_of(self, compiled: bool):
         """loss_of(x, t): forward and loss, through torch.compile when ``compiled``."""
@@ -249,35 +232,3 @@ class TorchTrainer(Trainer):
                 self.scaler.load(state.loss_scale or LOSS_SCALE.start())
         self.steps_taken = state.step
 
-
-class LossScaler:
-    """fp16's dynamic loss scale on the device, GradScaler's primitives on the
-    core's schedule: ``unscale(grads)`` divides them by the scale in place and
-    returns the inf/NaN flag the fused update skips on; ``update()`` moves the
-    scale; ``skipped`` counts the skipped steps."""
-
-    def __init__(self, device):
-        scale, good_steps = LOSS_SCALE.start()
-        self.scale = torch.full((), scale, dtype=torch.float32, device=device)
-        self.good_steps = torch.zeros((), dtype=torch.int32, device=device)
-        self.found_inf = torch.zeros((), dtype=torch.float32, device=device)
-        self.skipped = torch.zeros((), dtype=torch.float32, device=device)
-
-    def unscale(self, grads):
-        self.found_inf.zero_()
-        torch._amp_foreach_non_finite_check_and_unscale_(list(grads), self.found_inf, self.scale.reciprocal())
-        return self.found_inf
-
-    def update(self) -> None:
-        self.skipped += self.found_inf
-        s = LOSS_SCALE
-        torch._amp_update_scale_(self.scale, self.good_steps, self.found_inf, s.growth_factor, s.backoff_factor,
-                                 s.growth_interval)
-
-    def state(self) -> tuple[float, int]:
-        return float(self.scale), int(self.good_steps)
-
-    def load(self, state: tuple[float, int]) -> None:
-        self.scale.fill_(state[0])
-        self.good_steps.fill_(state[1])
-        self.skipped.zero_()

@@ -53,15 +53,8 @@ def test_reduced_precision_rounds_the_logits_as_much_as_the_reference_emulates(b
 
 @pytest.mark.parametrize("mutant", ["mutant-float32-at-mixed", "mutant-other-half-type"])
 @pytest.mark.parametrize("precision", ["bf16", "fp16"])
-def test_a_backend_that_rounds_otherwise_fails_the_rounding_check(mutant, precision, monkeypatch):
-    from dlbench.plugin import manager
-
-    monkeypatch.setenv("DLBENCH_PLUGINS", "mutant_plugins")
-    manager.get_plugins.cache_clear()
-    try:
-        assert not rounds_like_the_reference(manager.get_plugins().backend(mutant), precision)
-    finally:
-        manager.get_plugins.cache_clear()
+def test_a_backend_that_rounds_otherwise_fails_the_rounding_check(mutant, precision, mutants):
+    assert not rounds_like_the_reference(get_plugins().backend(mutant), precision)
 
 
 def test_fp32_and_tf32_logits_are_the_same_on_a_cpu(backend):

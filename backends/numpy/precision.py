@@ -1,0 +1,106 @@
+"""The NumPy backend's mixed precision (:mod:`dlbench.spec.precision`), the
+reference every framework's is judged against.
+
+:class:`Arithmetic` is how the network's matmuls round and sum: at bf16/fp16
+every matmul and convolution operand is rounded to bfloat16/float16
+(``ml_dtypes``), the products are exact in float32 and accumulate there;
+parameters, optimizer state, the loss, BatchNorm statistics and the update
+stay float32. The parity certificate's twins are other Arithmetics (another
+summation order; matmul results and what flows between layers stored in
+bf16/fp16).
+
+:class:`LossScaler` is fp16's dynamic loss scaling: the gradient of the loss
+is multiplied by the scale before backpropagation (so the rounded operands of
+the backward matmuls are the scaled ones, as in every framework), the
+gradients are checked for inf/NaN, divided by the scale and applied, or the
+step is skipped; the scale follows the core's schedule.
+"""
+
+from __future__ import annotations
+
+import ml_dtypes
+import numpy as np
+
+from dlbench.spec.precision import LOSS_SCALE
+
+
+class Arithmetic:
+    """How the network's matmuls (convolutions included, as im2col matmuls) and
+    batch sums round: the reference's own, and the parity certificate's twins.
+
+    * ``operands``: at mixed precision ("bfloat16" or "float16"), every matmul
+      operand rounded to that dtype first (``ml_dtypes``); the products are then
+      exact in float32 and accumulate there, the policy of
+      :mod:`dlbench.spec.precision`. None: operands as they are.
+    * ``round_results``: the matmul results, the bias gradients (which come
+      out of the same backward kernels), every layer's output and the gradient
+      going into every layer's backward rounded to that dtype too: what torch
+      autocast and Keras's mixed policies keep in bf16/fp16 between layers (a
+      twin, not the reference; the layers inside a residual block are not rounded
+      apart).
+    * ``reverse``: every shared axis and batch sum taken in the opposite order,
+      the same sums with other roundings, as another BLAS would give.
+    """
+
+    def __init__(self, operands: str | None = None, round_results: bool = False, reverse: bool = False):
+        self.operands = None if operands is None else np.dtype(getattr(ml_dtypes, operands, operands))
+        self.round_results = round_results and self.operands is not None
+        self.reverse = reverse
+
+    def round(self, x: np.ndarray) -> np.ndarray:
+        """``x`` rounded to the operand dtype (to nearest even), in ``x``'s own dtype."""
+        return x if self.operands is None else x.astype(self.operands).astype(x.dtype)
+
+    def store(self, x: np.ndarray) -> np.ndarray:
+        """A layer's output, or the gradient going into a layer's backward, as
+        the network keeps it: rounded with ``round_results``, else as it is."""
+        return self.round(x) if self.round_results else x
+
+    def matmul(self, a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """a @ b (batched over leading axes), into ``out`` when given."""
+        a, b = self.round(a), self.round(b)
+        if self.reverse:
+            a, b = a[..., ::-1], b[..., ::-1, :]
+        z = np.matmul(a, b, out=out)
+        if self.round_results:
+            z[...] = self.round(z)
+        return z
+
+    def sum(self, a: np.ndarray, axis, keepdims: bool = False) -> np.ndarray:
+        """np.sum over ``axis`` (one axis or several), in the opposite order with ``reverse``."""
+        if self.reverse:
+            axes = (axis,) if isinstance(axis, int) else axis
+            a = a[tuple(slice(None, None, -1) if i in axes or i - a.ndim in axes else slice(None)
+                        for i in range(a.ndim))]
+        return np.sum(a, axis=axis, keepdims=keepdims)
+
+    def bias_grad(self, dz: np.ndarray) -> np.ndarray:
+        """dE/db = sum over the batch of dE/dz (2-D), rounded like a matmul result
+        with ``round_results``: the frameworks take it from the same backward
+        kernel, in bf16/fp16."""
+        g = self.sum(dz, 0)
+        return self.round(g) if self.round_results else g
+
+
+#: float32 (or float64) as it is: the reference at fp32
+PLAIN = Arithmetic()
+
+
+class LossScaler:
+    """fp16's loss scale and the steps it takes: ``state`` is (scale, finite steps in a row)."""
+
+    def __init__(self):
+        self.state = LOSS_SCALE.start()
+
+    def step(self, net, update, x: np.ndarray, targets: np.ndarray) -> float:
+        """One step of ``net`` with ``update`` (the optimizer's); a step with
+        inf/NaN gradients changes nothing but the scale. Returns the unscaled loss."""
+        scale, good_steps = self.state
+        with np.errstate(over="ignore", invalid="ignore"):  # an overflow is what this step looks for
+            loss = net.loss_and_gradients(x, targets, scale)
+        finite = bool(np.isfinite(net.grad).all())
+        if finite:
+            net.grad *= np.float32(1.0 / scale)
+            update()
+        self.state = LOSS_SCALE.next(scale, good_steps, finite)
+        return loss
