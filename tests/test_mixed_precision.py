@@ -46,19 +46,23 @@ def test_the_reference_rounds_matmul_operands_and_multiplies_exactly_in_float32(
     assert got.dtype == np.float32
     np.testing.assert_allclose(got, exact, rtol=1e-5, atol=1e-5)  # float32 accumulation of exact products
     assert np.abs(got - a @ b).max() > 1e-3  # and not the float32 product
-    rounded = Arithmetic(dtype, round_results=True).matmul(a, b)
+    rounded = Arithmetic(dtype, rounding="results").matmul(a, b)
     np.testing.assert_array_equal(rounded, rounded.astype(low).astype(np.float32))  # stored in the half type
+    np.testing.assert_array_equal(Arithmetic(dtype, rounding="outputs").matmul(a, b), got)  # rounded after the bias
     assert np.array_equal(Arithmetic().matmul(a, b), a @ b)
 
 
-def test_the_rounded_twin_also_rounds_bias_gradients_and_what_flows_between_layers():
+def test_the_rounding_twins_also_round_bias_gradients_and_what_flows_between_layers():
     dz = np.random.default_rng(1).standard_normal((64, 5)).astype(np.float32)
-    plain, twin = Arithmetic("bfloat16"), Arithmetic("bfloat16", round_results=True)
+    plain = Arithmetic("bfloat16")
     np.testing.assert_array_equal(plain.bias_grad(dz), dz.sum(0))
-    bias = twin.bias_grad(dz)
-    np.testing.assert_array_equal(bias, bias.astype(ml_dtypes.bfloat16).astype(np.float32))
     assert plain.store(dz) is dz
-    np.testing.assert_array_equal(twin.store(dz), dz.astype(ml_dtypes.bfloat16).astype(np.float32))
+    for rounding in ("results", "outputs"):
+        twin = Arithmetic("bfloat16", rounding=rounding)
+        bias = twin.bias_grad(dz)
+        np.testing.assert_array_equal(bias, bias.astype(ml_dtypes.bfloat16).astype(np.float32))
+        np.testing.assert_array_equal(twin.store(dz), dz.astype(ml_dtypes.bfloat16).astype(np.float32))
+    assert Arithmetic(rounding="results").store(dz) is dz  # at fp32 there is nothing to round
 
 
 # ------------------------------------------------------------- settings, sweeps
@@ -117,9 +121,9 @@ def test_each_precision_has_its_own_checkpoint_file_with_its_twins(tmp_path):
              for p in ("fp32", "bf16")}
     assert files["fp32"] != files["bf16"] and all(f.exists() for f in files.values())
     with np.load(files["bf16"]) as bf16, np.load(files["fp32"]) as fp32:
-        assert any("/rounded/" in key for key in bf16.files)
-        assert not any("/rounded/" in key for key in fp32.files)
-    assert set(certificate.twins_for("fp16")) == {"float32", "float64", "reversed", "rounded"}
+        assert any("/rounded/" in key for key in bf16.files) and any("/fused/" in key for key in bf16.files)
+        assert not any("/rounded/" in key or "/fused/" in key for key in fp32.files)
+    assert set(certificate.twins_for("fp16")) == {"float32", "float64", "reversed", "rounded", "fused"}
     assert set(certificate.twins_for("tf32")) == {"float32", "float64", "reversed"}
 
 

@@ -94,6 +94,20 @@ class JaxBackend(Backend):
             os.environ["PJRT_NPROC"] = str(threads)
         return xla_cpu_threads()
 
+    def precision_unavailable(self, precision: str, device: str, spec=None) -> str | None:
+        """What XLA cannot compute here: attention in float16 where its batched
+        dot has no float16 kernel accumulating in float32 (XLA:CPU), found by trying it."""
+        from dlbench.spec import SelfAttention
+        from dlbench.spec.transformer import nested_layers
+
+        reason = super().precision_unavailable(precision, device, spec)
+        if reason or precision != "fp16" or spec is None \
+                or not any(isinstance(layer, SelfAttention) for layer in nested_layers(spec.layers)):
+            return reason
+        from dlbench_backends.jax.precision import attention_unavailable
+
+        return attention_unavailable(device, "float16")
+
     def gpu_name(self) -> str | None:
         import jax
 

@@ -28,6 +28,23 @@ from jax import lax
 from dlbench.spec.precision import LOSS_SCALE, compute_dtype, scales_loss
 
 
+def attention_unavailable(device: str, dtype: str) -> str | None:
+    """Why XLA on ``device`` cannot run ``jax.nn.dot_product_attention`` (and its
+    gradient) on ``dtype`` queries, keys and values; None when it can."""
+    import jax
+
+    def loss(q):
+        return jax.nn.dot_product_attention(q, q, q, implementation="xla").astype(jnp.float32).sum()
+
+    try:
+        with jax.default_device(jax.devices(device)[0]):
+            jax.jit(jax.grad(loss))(jnp.ones((1, 2, 1, 2), dtype))
+    except Exception as exc:  # XLA reports it as a ValueError or an XlaRuntimeError
+        first = str(exc).splitlines()[0]
+        return f"XLA on {device} cannot run attention in {dtype} ({first})"
+    return None
+
+
 class Policy:
     """``dot`` and ``conv`` for one precision; ``cast`` gives an operand the compute dtype."""
 

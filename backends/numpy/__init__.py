@@ -44,11 +44,13 @@ class NumpyBackend(Backend):
     modes = ("train", "inference")
     order = 0  # the reference: first in every run and report
     precisions = ("fp32", "tf32", "bf16", "fp16")  # tf32 is fp32 on a CPU; bf16/fp16 emulated exactly
-    #: dtype "float64", summation "reversed" and (at bf16/fp16) round_results give
-    #: the parity certificate its yardsticks: exact arithmetic, the same float32
-    #: sums in another order, and matmul results stored in bf16/fp16 as the frameworks do
-    option_defaults = {"dtype": "float32", "summation": "forward", "round_results": False}
-    option_choices = {"dtype": ("float32", "float64"), "summation": ("forward", "reversed")}
+    #: dtype "float64", summation "reversed" and (at bf16/fp16) rounding "results"
+    #: or "outputs" give the parity certificate its yardsticks: exact arithmetic,
+    #: the same float32 sums in another order, and what the frameworks store in
+    #: bf16/fp16 (see :class:`~dlbench_backends.numpy.precision.Arithmetic`)
+    option_defaults = {"dtype": "float32", "summation": "forward", "rounding": "operands"}
+    option_choices = {"dtype": ("float32", "float64"), "summation": ("forward", "reversed"),
+                      "rounding": ("operands", "results", "outputs")}
 
     def matmul(self, n: int, dtype: str = "float32"):
         if dtype != "float32":  # NumPy has no bf16/fp16 BLAS: its mixed precision emulates the rounding in float32

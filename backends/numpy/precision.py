@@ -32,19 +32,29 @@ class Arithmetic:
       operand rounded to that dtype first (``ml_dtypes``); the products are then
       exact in float32 and accumulate there, the policy of
       :mod:`dlbench.spec.precision`. None: operands as they are.
-    * ``round_results``: the matmul results, the bias gradients (which come
-      out of the same backward kernels), every layer's output and the gradient
-      going into every layer's backward rounded to that dtype too: what torch
-      autocast and Keras's mixed policies keep in bf16/fp16 between layers (a
-      twin, not the reference; the layers inside a residual block are not rounded
-      apart).
+    * ``rounding``: at mixed precision, what else is stored in that dtype, as
+      torch autocast and Keras's mixed policies keep it between layers (the
+      certificate's twins; the reference is "operands"):
+
+      - "operands": nothing else (the reference);
+      - "results": every matmul result, every bias gradient (the frameworks
+        take it from the same backward kernels), every layer's output and the
+        gradient going into every layer's backward;
+      - "outputs": the same but the matmul results, so a layer's output is
+        rounded once, after its bias (the fused matmul-and-bias kernels);
+
+      the layers inside a residual block are not rounded apart.
     * ``reverse``: every shared axis and batch sum taken in the opposite order,
       the same sums with other roundings, as another BLAS would give.
     """
 
-    def __init__(self, operands: str | None = None, round_results: bool = False, reverse: bool = False):
+    ROUNDINGS = ("operands", "results", "outputs")
+
+    def __init__(self, operands: str | None = None, rounding: str = "operands", reverse: bool = False):
         self.operands = None if operands is None else np.dtype(getattr(ml_dtypes, operands, operands))
-        self.round_results = round_results and self.operands is not None
+        rounding = rounding if self.operands is not None else "operands"
+        self.round_results = rounding == "results"
+        self.round_outputs = rounding in ("results", "outputs")
         self.reverse = reverse
 
     def round(self, x: np.ndarray) -> np.ndarray:
@@ -53,8 +63,8 @@ class Arithmetic:
 
     def store(self, x: np.ndarray) -> np.ndarray:
         """A layer's output, or the gradient going into a layer's backward, as
-        the network keeps it: rounded with ``round_results``, else as it is."""
-        return self.round(x) if self.round_results else x
+        the network keeps it: rounded unless ``rounding`` is "operands"."""
+        return self.round(x) if self.round_outputs else x
 
     def matmul(self, a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         """a @ b (batched over leading axes), into ``out`` when given."""
@@ -75,11 +85,11 @@ class Arithmetic:
         return np.sum(a, axis=axis, keepdims=keepdims)
 
     def bias_grad(self, dz: np.ndarray) -> np.ndarray:
-        """dE/db = sum over the batch of dE/dz (2-D), rounded like a matmul result
-        with ``round_results``: the frameworks take it from the same backward
-        kernel, in bf16/fp16."""
+        """dE/db = sum over the batch of dE/dz (2-D), rounded like a layer's
+        output unless ``rounding`` is "operands": the frameworks take it from
+        the same backward kernel, in bf16/fp16."""
         g = self.sum(dz, 0)
-        return self.round(g) if self.round_results else g
+        return self.round(g) if self.round_outputs else g
 
 
 #: float32 (or float64) as it is: the reference at fp32

@@ -26,7 +26,7 @@ class NumpyTrainer(Trainer):
         self.spec = spec
         extra = NumpyBackend.check_options(options.extra)
         self.dtype = np.dtype(extra["dtype"])
-        arith = Arithmetic(compute_dtype(options.precision), round_results=extra["round_results"],
+        arith = Arithmetic(compute_dtype(options.precision), rounding=extra["rounding"],
                            reverse=extra["summation"] == "reversed")
         self.net = build_network(spec, weights, dtype=self.dtype, seed=options.seed, arith=arith)
         self.optimizer = build_optimizer(spec.optimizer, self.net.theta, self.net.grad)

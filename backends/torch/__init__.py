@@ -60,6 +60,20 @@ class TorchBackend(Backend):
             pass
         return torch.get_num_threads()
 
+    def precision_unavailable(self, precision: str, device: str, spec=None) -> str | None:
+        """What torch cannot compute here: an LSTM in float16 where oneDNN has no
+        such kernel (CPUs without fp16 instructions), found by trying a tiny one."""
+        from dlbench.spec import LSTM
+        from dlbench.spec.transformer import nested_layers
+
+        reason = super().precision_unavailable(precision, device, spec)
+        if reason or precision != "fp16" or device != "cpu" or spec is None \
+                or not any(isinstance(layer, LSTM) for layer in nested_layers(spec.layers)):
+            return reason
+        from dlbench_backends.torch.precision import lstm_unavailable
+
+        return lstm_unavailable()
+
     def gpu_name(self) -> str | None:
         import torch
 

@@ -29,6 +29,19 @@ from dlbench.spec.precision import LOSS_SCALE
 AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 
+def lstm_unavailable() -> str | None:
+    """Why this CPU cannot run torch's LSTM under float16 autocast (oneDNN builds
+    no float16 LSTM primitive without fp16 instructions); None when it can."""
+    lstm = torch.nn.LSTM(2, 2, batch_first=True)
+    try:
+        with torch.autocast("cpu", dtype=torch.float16):
+            lstm(torch.zeros(1, 2, 2))
+    except RuntimeError as exc:
+        first = str(exc).splitlines()[0]
+        return f"torch's CPU LSTM has no float16 kernel on this CPU ({first})"
+    return None
+
+
 def autocast(device: torch.device, precision: str):
     """The mixed-precision context of forward passes on ``device`` (none at fp32/tf32)."""
     dtype = AUTOCAST_DTYPES.get(precision)

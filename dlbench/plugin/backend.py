@@ -257,10 +257,11 @@ class Backend(ABC):
         runner before any import); return the thread count in effect."""
         return threads
 
-    def precision_unavailable(self, precision: str, device: str) -> str | None:
-        """Why this backend cannot compute in ``precision`` on ``device`` ("cpu"
-        or "gpu", resolved), said for the row; None when it can. The default
-        knows :attr:`precisions`; a backend adds what its framework lacks on a device."""
+    def precision_unavailable(self, precision: str, device: str, spec: ModelSpec | None = None) -> str | None:
+        """Why this backend cannot compute ``spec`` in ``precision`` on ``device``
+        ("cpu" or "gpu", resolved), said for the row; None when it can. The
+        default knows :attr:`precisions`; a backend adds what its framework
+        lacks on a device (called in the worker: the framework may be imported)."""
         if precision not in self.precisions:
             return f"{self.name} does not compute in {precision} (it computes in {', '.join(self.precisions)})"
         return None

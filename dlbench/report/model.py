@@ -29,8 +29,8 @@ LEGEND = (f"samples/s: steady-state median ± IQR (over repeats, or over windows
           "other-summation-order twins) at k of them (3/4 needed), and test accuracy is within atol; free-run "
           "drift is reported, not judged. "
           "At bf16/fp16 (mixed precision) the reference rounds every matmul operand like the policy and the "
-          "tolerance is that precision's rounding (one more twin stores matmul results and what flows between "
-          "layers in bf16/fp16); speedup and acc vs fp32 compare a precision sweep's points with its fp32 one; "
+          "tolerance is that precision's rounding (two more twins store matmul results or layer outputs, and "
+          "what flows between layers, in bf16/fp16); speedup and acc vs fp32 compare a precision sweep's points with its fp32 one; "
           "skipped steps: fp16 steps whose scaled gradients overflowed. "
           "compile s: time of the first step (tracing, JIT). % peak: achieved GFLOP/s as a share of the "
           "machine's measured fp32 matmul peak.")

@@ -19,8 +19,10 @@ reference at checkpoints spread over the whole run:
    twins land from the reference is how much float32 rounding alone moves
    this segment, from this state. At mixed precision (bf16, fp16) the
    reference and its twins round every matmul operand to bf16/fp16 alike,
-   and a fourth twin also rounds every matmul result (as torch autocast and
-   Keras's mixed policies store them): the tolerance is then that
+   and two more twins also store in bf16/fp16 what torch autocast and
+   Keras's mixed policies keep there (every matmul result, or each layer's
+   output once, after its bias, as fused kernels do; bias gradients and the
+   gradients between layers in both): the tolerance is then that
    precision's rounding, and "agrees" keeps its meaning. The certificate
    cannot tell a backend that silently computes in float32 from one in
    bf16 (their difference is within bf16's rounding); the backends' tests
@@ -83,8 +85,9 @@ TOLERANCE_FACTOR = 10.0
 AGREEING_FRACTION = 0.75
 #: the reference's options for itself and its rounding twins (options of the NumPy backend)
 TWINS = {"float32": {}, "float64": {"dtype": "float64"}, "reversed": {"summation": "reversed"}}
-#: at bf16/fp16 one twin more: matmul results stored in bf16/fp16 (as autocast and Keras's policies keep them)
-MIXED_TWINS = {**TWINS, "rounded": {"round_results": True}}
+#: at bf16/fp16 two twins more, storing in bf16/fp16 what the frameworks keep there between layers:
+#: every matmul result, or every layer's output after its bias (fused kernels); see the NumPy backend's Arithmetic
+MIXED_TWINS = {**TWINS, "rounded": {"rounding": "results"}, "fused": {"rounding": "outputs"}}
 FLOOR_ULPS = 4.0
 EPS32 = float(np.finfo(np.float32).eps)
 #: tensors are compared at this quantile of their elements' differences (see the module docstring)

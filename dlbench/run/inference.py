@@ -70,7 +70,7 @@ FLOAT32_EPS = float(np.finfo(np.float32).eps)
 #: the reference's options for its float32 twins (options of the NumPy backend); float64 is the yardstick
 TWINS = {"float32": {}, "reversed": {"summation": "reversed"}}
 #: at bf16/fp16 one twin more: matmul results and layer outputs stored in bf16/fp16, as the frameworks keep them
-MIXED_TWINS = {**TWINS, "rounded": {"round_results": True}}
+MIXED_TWINS = {**TWINS, "rounded": {"rounding": "results"}, "fused": {"rounding": "outputs"}}
 EXACT = {"dtype": "float64"}
 
 

@@ -90,10 +90,10 @@ def execute(request: RunRequest) -> dict:
         device = resolve_device(backend, request.device)
         if device is None:
             return {**row, "status": "unavailable", "error": f"no GPU visible to {backend.name}"}
-        unsupported = backend.precision_unavailable(request.precision, device)
+        spec, train = scenario.model, scenario.train
+        unsupported = backend.precision_unavailable(request.precision, device, spec)
         if unsupported:
             return {**row, "status": "unavailable", "error": unsupported}
-        spec, train = scenario.model, scenario.train
         weights = load_weights(request.weights_file, spec) if request.weights_file else None
         session = prepare_scenario(scenario, backend, request.trainer_options(device, train.seed),
                                    data_dir=request.data_dir, weights=weights)

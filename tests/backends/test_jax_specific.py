@@ -324,3 +324,16 @@ def test_every_convolution_in_the_compiled_window_is_in_eigens_form(backend):
         labels = [line.split("dim_labels=")[1].split(",")[0] for line in text.splitlines() if " convolution(" in line]
         assert len(labels) >= 5  # forward, dE/dx and dE/dK convolutions
         assert set(labels) <= {"b01f_01io->b01f", "b0f_0io->b0f"}, labels
+
+
+def test_attention_in_a_precision_xla_cannot_run_is_unavailable_not_failed(backend):
+    """XLA:CPU has no float16 batched dot accumulating in float32: a float16
+    Transformer on the CPU is an "unavailable" row saying so (bf16 runs)."""
+    from dlbench.scenario import resolve_scenario
+    from dlbench_backends.jax.precision import attention_unavailable
+
+    gpt, mlp = resolve_scenario("chars-gpt").model, resolve_scenario("digits-mlp").model
+    assert backend.precision_unavailable("bf16", "cpu", gpt) is None
+    assert backend.precision_unavailable("fp16", "cpu", mlp) is None  # no attention, nothing to try
+    assert backend.precision_unavailable("fp16", "cpu", gpt) == attention_unavailable("cpu", "float16")
+    assert attention_unavailable("cpu", "bfloat16") is None

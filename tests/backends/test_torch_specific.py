@@ -228,3 +228,21 @@ def test_adam_step_count_follows_a_loaded_state(backend):
     state.step = 7
     trainer.load_state(state)
     assert {float(slots["step"]) for slots in trainer.optimizer.state.values()} == {7.0}
+
+
+def test_an_lstm_in_a_precision_the_cpu_lacks_is_unavailable_not_failed(backend):
+    """oneDNN has no float16 LSTM on CPUs without fp16 instructions: there an
+    fp16 LSTM is an "unavailable" row saying so; a row at any other precision,
+    or of a network without an LSTM, is not affected."""
+    from dlbench.run.worker import RunRequest, execute
+    from dlbench.scenario import resolve_scenario
+    from dlbench_backends.torch.precision import lstm_unavailable
+
+    lstm, gru = resolve_scenario("chars-lstm").model, resolve_scenario("adding-gru").model
+    assert backend.precision_unavailable("bf16", "cpu", lstm) is None
+    assert backend.precision_unavailable("fp16", "cpu", gru) is None
+    reason = lstm_unavailable()
+    assert backend.precision_unavailable("fp16", "cpu", lstm) == reason
+    row = execute(RunRequest(scenario="chars-lstm", backend="torch", precision="fp16", overrides={"max_steps": 2}))
+    assert row["status"] == ("unavailable" if reason else "ok"), row.get("error")
+    assert row.get("error") == reason
