@@ -192,7 +192,7 @@ BAD = [
     (dict(model="xor-mlp", device="tpu"), "device: unknown 'tpu'; expected one of auto, cpu, gpu"),
     (dict(model="xor-mlp", epochs=0), "epochs: must be a positive integer, got 0"),
     (dict(model="xor-mlp", repeat=0), "repeat: must be a positive integer, got 0"),
-    (dict(model="xor-mlp", precision="fp16"), "precision: unknown 'fp16'; expected one of fp32, tf32"),
+    (dict(model="xor-mlp", precision="fp8"), "precision: unknown 'fp8'; expected one of bf16, fp16, fp32, tf32"),
     (dict(model="xor-mlp", backends="caffe"), "unknown backend 'caffe'"),
 ]
 
