@@ -30,10 +30,10 @@ LEGEND = (f"samples/s: steady-state median ± IQR (over repeats, or over windows
           "drift is reported, not judged. "
           "At bf16/fp16 (mixed precision) the reference rounds every matmul operand like the policy and the "
           "tolerance is that precision's rounding (two more twins store matmul results or layer outputs, and "
-          "what flows between layers, in bf16/fp16); speedup and acc vs fp32 compare a precision sweep's points with its fp32 one; "
-          "skipped steps: fp16 steps whose scaled gradients overflowed. "
+          "what flows between layers, in bf16/fp16); speedup and acc vs fp32 compare a precision sweep's points "
+          "with its fp32 one; skipped steps: fp16 steps whose scaled gradients overflowed. "
           "compile s: time of the first step (tracing, JIT). % peak: achieved GFLOP/s as a share of the "
-          "machine's measured fp32 matmul peak.")
+          "machine's measured matmul peak in the row's compute dtype (float32, or bf16/fp16 at mixed precision).")
 
 
 @dataclass(frozen=True)
