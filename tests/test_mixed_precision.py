@@ -110,6 +110,12 @@ def test_skipped_steps_are_the_steps_run_minus_the_optimizer_steps_taken():
 
     assert loss_scale_metrics(Trainer(), 100) == {"skipped_steps": 5, "loss_scale": 4096.0}
 
+    class Stateless:
+        def state(self):
+            raise NotImplementedError("no state")
+
+    assert loss_scale_metrics(Stateless(), 100) == {}  # a plugin's trainer without a state keeps its row
+
 
 # ---------------------------------------------------------------- the certificate
 def test_each_precision_has_its_own_checkpoint_file_with_its_twins(tmp_path):

@@ -177,8 +177,12 @@ def sequence_metrics(spec, samples_per_sec: float | None, test_loss: float | Non
 
 def loss_scale_metrics(trainer, steps: int) -> dict:
     """fp16's dynamic loss scaling: the steps it skipped (inf/NaN gradients; the
-    steps run minus the optimizer steps taken) and the scale it ended with."""
-    state = trainer.state()
+    steps run minus the optimizer steps taken) and the scale it ended with;
+    nothing for a trainer that does not export its training state."""
+    try:
+        state = trainer.state()
+    except NotImplementedError:
+        return {}
     scale = state.loss_scale
     return {"skipped_steps": steps - state.step, "loss_scale": None if scale is None else float(scale[0])}
 
