@@ -120,7 +120,7 @@ class JaxTrainer(Trainer):
         if options.precision not in JaxBackend.precisions:
             raise InputError(f"unknown {options.precision!r}; {one_of(JaxBackend.precisions)}", field="precision")
         compiler_options = {"xla_gpu_deterministic_ops": True} if options.deterministic else None
-        self.spec, self.precision_name = spec, options.precision
+        self.spec = spec
         # what the inference function is built with (see :mod:`~dlbench_backends.jax.inference`)
         self.precision, self.compiler_options, self.seed = Policy(options.precision), compiler_options, options.seed
         self.predictor = None
@@ -196,7 +196,7 @@ class JaxTrainer(Trainer):
                         for i, layer in enumerate(params)]
                  for name in slot_names(self.spec.optimizer)}
         opt_state = self.optimizer.from_slots(slots, state.step)
-        scaler = initial_scaler(self.precision_name)
+        scaler = initial_scaler(self.precision.name)
         if scaler and state.loss_scale is not None:
             scaler = np.float32(state.loss_scale[0]), np.int32(state.loss_scale[1]), np.int32(0)
         self.carry = jax.device_put((params, stats, opt_state, np.asarray(state.step, np.int32), scaler),

@@ -48,8 +48,6 @@ class Arithmetic:
       the same sums with other roundings, as another BLAS would give.
     """
 
-    ROUNDINGS = ("operands", "results", "outputs")
-
     def __init__(self, operands: str | None = None, rounding: str = "operands", reverse: bool = False):
         self.operands = None if operands is None else np.dtype(getattr(ml_dtypes, operands, operands))
         rounding = rounding if self.operands is not None else "operands"

@@ -10,7 +10,8 @@ initial weights are assigned as they are.
   on (B, H, T, K), the causal mask as the lower triangle
   (``tf.linalg.band_part(ones, -1, 0)``, -inf above it) and a float32
   softmax (under a mixed policy too: the products in the compute dtype, the
-  scores cast to float32, the probabilities back for their product with V). ``keras.layers.MultiHeadAttention`` computes the same maths but
+  scores cast to float32, the probabilities back for their product with V).
+  ``keras.layers.MultiHeadAttention`` computes the same maths but
   keeps its kernels as (d, H, K) and (H, K, d), multiplies the query by the
   scale before the product, and takes two inputs, which a Sequential cannot
   give; TensorFlow has no fused attention kernel on CPU to use instead.

@@ -35,7 +35,7 @@ from dlbench.errors import InputError
 from dlbench.plugin.backend import Trainer, TrainerOptions, TrainingState, slot_names
 from dlbench.plugin.helpers import input_dtype, loss_targets, signal_as_image
 from dlbench.spec import ModelSpec, is_trained
-from dlbench.spec.precision import LOSS_SCALE, scales_loss
+from dlbench.spec.precision import LOSS_SCALE, is_mixed, scales_loss
 from dlbench_backends.torch import TorchBackend, inference, network
 from dlbench_backends.torch.losses import LOSSES
 from dlbench_backends.torch.network import (activation, build_network, load_weights, module_tensors,
@@ -94,8 +94,14 @@ class TorchTrainer(Trainer):
         model, loss, output, autocast = self.model, self.loss, self.output, self.autocast
 
         def loss_of(x, t):
-            with autocast():
-                return loss(model(x), t, output)
+            return loss(model(x), t, output)
+
+        if is_mixed(self.precision):
+            plain = loss_of
+
+            def loss_of(x, t):
+                with autocast():
+                    return plain(x, t)
 
         if not compiled:
             return loss_of
@@ -214,8 +220,8 @@ class TorchTrainer(Trainer):
             slots[i][name] = {slot: to_canonical(layers[i], name, tensors[slot]) for slot in names}
         if self.scaler is None:
             return TrainingState(self.weights(), slots, self.steps_taken)
-        return TrainingState(self.weights(), slots, self.steps_taken - int(self.scaler.skipped),
-                             self.scaler.state())
+        skipped = int(self.scaler.skipped)  # steps the loss scale skipped are not optimizer steps
+        return TrainingState(self.weights(), slots, self.steps_taken - skipped, self.scaler.state())
 
     def load_state(self, state: TrainingState) -> None:
         layers = self.spec.logit_layers()

@@ -19,6 +19,7 @@ from typing import Callable
 
 from dlbench.run.parity import REFERENCE_BACKEND
 from dlbench.run.stats import mann_whitney_u
+from dlbench.spec.precision import PRECISIONS
 
 UNSTABLE_CV = 0.10
 LEGEND = (f"samples/s: steady-state median ± IQR (over repeats, or over windows of steps for a single "
@@ -160,8 +161,6 @@ def entries(runs: list[Run]) -> list[Entry]:
 
 #: the sweep axes a speedup is computed along, the first one swept wins
 SCALING_AXES = ("threads", "batch_size", "precision")
-#: precisions from the full one down, so that fp32 is a precision sweep's base point
-PRECISION_ORDER = {"fp32": 0, "tf32": 1, "bf16": 2, "fp16": 3}
 
 
 def _with_scaling(found: list[Entry]) -> list[Entry]:
@@ -183,7 +182,8 @@ def _with_scaling(found: list[Entry]) -> list[Entry]:
         peers = [p for p in found if p.run is e.run and p.scenario == e.scenario and p.backend == e.backend
                  and axis in p.point
                  and {k: v for k, v in p.point.items() if k != axis} == {k: v for k, v in e.point.items() if k != axis}]
-        order = (lambda p: PRECISION_ORDER.get(p.point[axis], 9)) if axis == "precision" else (lambda p: p.point[axis])
+        # precisions in the core's order, from fp32 down: fp32 is a precision sweep's base point
+        order = (lambda p: PRECISIONS.index(p.point[axis])) if axis == "precision" else (lambda p: p.point[axis])
         base = min(peers, key=order)
         speedup = speed(e) / speed(base) if speed(e) and speed(base) else None
         efficiency = speedup / (e.point[axis] / base.point[axis]) if speedup and axis == "threads" else None

@@ -87,7 +87,8 @@ AGREEING_FRACTION = 0.75
 TWINS = {"float32": {}, "float64": {"dtype": "float64"}, "reversed": {"summation": "reversed"}}
 #: at bf16/fp16 two twins more, storing in bf16/fp16 what the frameworks keep there between layers:
 #: every matmul result, or every layer's output after its bias (fused kernels); see the NumPy backend's Arithmetic
-MIXED_TWINS = {**TWINS, "rounded": {"rounding": "results"}, "fused": {"rounding": "outputs"}}
+STORAGE_TWINS = {"rounded": {"rounding": "results"}, "fused": {"rounding": "outputs"}}
+MIXED_TWINS = {**TWINS, **STORAGE_TWINS}
 FLOOR_ULPS = 4.0
 EPS32 = float(np.finfo(np.float32).eps)
 #: tensors are compared at this quantile of their elements' differences (see the module docstring)

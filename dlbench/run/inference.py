@@ -44,8 +44,8 @@ weights moves the logits by orders of magnitude more and disagrees.
 
 At bf16/fp16 the reference, its exact yardstick and its twins all compute
 the run's precision (matmul operands rounded; the yardstick accumulating in
-float64), and one more twin stores every matmul result and layer output in
-bf16/fp16 as the frameworks do: the tolerance is that precision's rounding.
+float64), and the certificate's two storage twins keep in bf16/fp16 what the
+frameworks keep there: the tolerance is that precision's rounding.
 """
 
 from __future__ import annotations
@@ -57,6 +57,7 @@ from typing import Callable
 import numpy as np
 
 from dlbench.errors import InputError
+from dlbench.run.certificate import STORAGE_TWINS
 from dlbench.spec.precision import is_mixed
 from dlbench.spec.sequence import sequence_length
 
@@ -69,8 +70,8 @@ FLOOR_ULPS = 8
 FLOAT32_EPS = float(np.finfo(np.float32).eps)
 #: the reference's options for its float32 twins (options of the NumPy backend); float64 is the yardstick
 TWINS = {"float32": {}, "reversed": {"summation": "reversed"}}
-#: at bf16/fp16 one twin more: matmul results and layer outputs stored in bf16/fp16, as the frameworks keep them
-MIXED_TWINS = {**TWINS, "rounded": {"rounding": "results"}, "fused": {"rounding": "outputs"}}
+#: at bf16/fp16 the certificate's two twins more, storing in bf16/fp16 what the frameworks keep there
+MIXED_TWINS = {**TWINS, **STORAGE_TWINS}
 EXACT = {"dtype": "float64"}
 
 

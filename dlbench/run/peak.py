@@ -26,6 +26,7 @@ import time
 from pathlib import Path
 
 from dlbench.plugin.backend import Backend
+from dlbench.spec.precision import compute_dtype
 
 SIZE = 2048
 REPEATS = 10
@@ -34,10 +35,20 @@ REPEATS = 10
 #: fp16 dot-product instructions runs below 1 GFLOP/s: 2048^3 would take minutes)
 PROBE_SIZE = 512
 SLOW_CALL_SECONDS = 2.0
-#: the dtype of the matmuls that decide each precision's ceiling
-PEAK_DTYPES = {"fp32": "float32", "tf32": "float32", "bf16": "bfloat16", "fp16": "float16"}
+
+
 #: the 1-minute load average per core below which the machine counts as quiet
 QUIET_LOAD = 0.25
+
+
+def peak_dtype(precision: str) -> str:
+    """The dtype of the matmuls that decide ``precision``'s ceiling."""
+    return compute_dtype(precision) or "float32"
+
+
+def environment_key(dtype: str) -> str:
+    """Where a run's environment keeps the peaks of ``dtype`` matmuls."""
+    return "peak_gflops" if dtype == "float32" else f"peak_gflops_{dtype}"
 
 
 def measure_here(name: str, threads: int, n: int = SIZE, repeats: int = REPEATS,

@@ -52,19 +52,20 @@ def environment(threads: int, precisions=("fp32",)) -> dict:
 
     env = machine.collect(get_plugins().backend_distributions())
     env["peak_gflops"] = peak.peaks_for_run(env, threads)
-    for dtype in dict.fromkeys(peak.PEAK_DTYPES[p] for p in precisions):
+    for dtype in dict.fromkeys(peak.peak_dtype(p) for p in precisions):
         if dtype != "float32":
-            env[f"peak_gflops_{dtype}"] = peak.peaks_for_run(env, threads, dtype)
+            env[peak.environment_key(dtype)] = peak.peaks_for_run(env, threads, dtype)
     return env
 
 
 def ceilings(env: dict) -> dict[str, float]:
     """The machine's ceiling per precision (the best backend's peak in its matmul dtype) that the run measured."""
-    from dlbench.run.peak import PEAK_DTYPES
+    from dlbench.run.peak import environment_key, peak_dtype
+    from dlbench.spec.precision import PRECISIONS
 
     found = {}
-    for precision, dtype in PEAK_DTYPES.items():
-        peaks = env.get("peak_gflops" if dtype == "float32" else f"peak_gflops_{dtype}") or {}
+    for precision in PRECISIONS:
+        peaks = env.get(environment_key(peak_dtype(precision))) or {}
         best = max((v for v in peaks.values() if v), default=None)
         if best:
             found[precision] = best
