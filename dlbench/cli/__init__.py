@@ -66,14 +66,24 @@ def positive(ctx, param, value):
 @click.option("--repeat", type=int, default=1, show_default=True, callback=positive,
               help="Run each (scenario, backend) N times, each in a fresh process.")
 @click.option("--sweep", multiple=True, metavar="KEY=V,V,...",
-              help="Run a grid: batch_size=1,32,128, threads=1,2, seed=0,1,2 and/or precision=fp32,bf16 "
-                   "(repeatable).")
+              help="Run a grid: batch_size=1,32,128, threads=1,2, seed=0,1,2, precision=fp32,bf16 and/or "
+                   "data_parallel=1,2 (repeatable).")
 @click.option("--seeds", type=int, callback=positive, metavar="N",
               help="Train each (scenario, backend) from N seeds (--seed, or 0, and the next ones), each a fresh "
                    "process: the report gives the outcome distributions and a rank test against NumPy.")
 @click.option("--precision", type=click.Choice(PRECISIONS), default="fp32", show_default=True,
               help="fp32; tf32 (tensor cores on GPUs); bf16 or fp16: mixed precision (float32 master weights, "
                    "matmuls and convolutions from bf16/fp16 operands; fp16 with dynamic loss scaling).")
+@click.option("--data-parallel", "data_parallel", type=int, default=1, show_default=True, callback=positive,
+              metavar="N", help="Train with N replicas on each backend's own distributed engine (torch DDP, "
+                                "jax.sharding, tf.distribute); NumPy stays the one-process reference at the "
+                                "global batch. --threads is then per replica (default: cores / N).")
+@click.option("--scaling", type=click.Choice(["strong", "weak"]), default="strong", show_default=True,
+              help="With --data-parallel: strong keeps the global batch (each replica takes batch/N), weak "
+                   "keeps each replica's batch (the global batch is N x batch).")
+@click.option("--sync-batchnorm", is_flag=True,
+              help="With --data-parallel: BatchNormalization statistics over the global batch "
+                   "(default: per replica, as DDP does).")
 @click.option("--deterministic", is_flag=True, help="Ask every backend for deterministic kernels.")
 @click.option("--backend-option", "backend_options", multiple=True, metavar="BACKEND.KEY=VALUE",
               help="Backend-specific option, e.g. torch.compile=true, tensorflow.jit_compile=true.")

@@ -35,6 +35,7 @@ import numpy as np
 
 from dlbench.data.base import Dataset
 from dlbench.errors import InputError, one_of
+from dlbench.run.distributed import DataParallel
 from dlbench.spec.imported import ImportedModel
 from dlbench.spec.init import Weights
 from dlbench.spec import ModelSpec, is_trained
@@ -62,6 +63,8 @@ class TrainerOptions:
     deterministic: bool = False
     seed: int = 0  # for a backend's own randomness (dropout masks)
     extra: dict = field(default_factory=dict)
+    #: replicas on the backend's distributed engine (see :mod:`dlbench.run.distributed`)
+    data_parallel: DataParallel = field(default_factory=DataParallel)
 
 
 @dataclass
@@ -159,6 +162,12 @@ class Trainer(ABC):
         """Peak device (GPU) memory this trainer allocated; None on CPU or when unknown."""
         return None
 
+    def distributed(self) -> dict | None:
+        """For a data-parallel trainer: ``{"engine", "collective", "world_size"}``
+        and, where the framework exposes it, ``"communication_seconds"`` (time
+        in gradient all-reduces so far); None for a single-process trainer."""
+        return None
+
 
 class Backend(ABC):
     """A framework the runner can train on. Subclass and register it with the
@@ -172,6 +181,9 @@ class Backend(ABC):
     #: the command that installs what is missing.
     pip_install: ClassVar[str] = ""
     devices: ClassVar[tuple[str, ...]] = ("cpu",)
+    #: its distributed engine for ``--data-parallel N`` ("torch.distributed DDP"); None: it has none,
+    #: and a data-parallel run gets an "unavailable" row (the NumPy reference runs at the global batch)
+    data_parallel_engine: ClassVar[str | None] = None
     #: the precisions its trainers compute in (``dlbench.spec.precision``); a run
     #: asking for another gets an "unavailable" row, never a silent fp32 one
     precisions: ClassVar[tuple[str, ...]] = ("fp32", "tf32")
@@ -251,6 +263,28 @@ class Backend(ABC):
         if device == "cpu":
             env["CUDA_VISIBLE_DEVICES"] = ""
         return env
+
+    def worker_environment(self, threads: int, device: str, replicas: int = 1) -> dict[str, str]:
+        """The worker's environment for ``replicas`` data-parallel replicas of
+        ``threads`` threads each: :meth:`thread_environment`, plus whatever the
+        engine reads when the framework starts (JAX's host device count)."""
+        return self.thread_environment(threads, device)
+
+    def configure_data_parallel(self, replicas: int, threads: int) -> None:
+        """Make ``replicas`` devices of ``threads`` threads each (after
+        :meth:`configure_threads`, before :meth:`build`; in the worker, where the
+        framework may be imported): TF's logical CPU devices, for instance."""
+
+    def launch_command(self, replicas: int) -> list[str] | None:
+        """The command (argv) that starts the worker module as ``replicas``
+        processes, one per replica (torchrun); None when one process drives
+        every replica (JAX, TF) or for a single replica."""
+        return None
+
+    def process_rank(self) -> int:
+        """This process's rank among the replica processes of a launch
+        (0 where one process drives every replica); only rank 0 writes the row."""
+        return 0
 
     def configure_threads(self, threads: int) -> int:
         """Apply ``threads`` to the framework (env vars are already set by the

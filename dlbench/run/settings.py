@@ -21,13 +21,15 @@ from dataclasses import dataclass, field
 
 from dlbench.errors import InputError, one_of
 from dlbench.plugin.backend import TrainerOptions
+from dlbench.run.distributed import DataParallel, check_divides, check_replicas, check_scaling
 from dlbench.plugin.manager import Plugins
 from dlbench.run.parity import REFERENCE_BACKEND
 from dlbench.scenario import Scenario, resolve_scenario, scenario_files
 from dlbench.spec import check_choice, check_number, check_positive_int, format_shape
 
-SWEEP_KEYS = ("batch_size", "threads", "seed", "precision")
-OVERRIDDEN_BY_SWEEP = ("batch_size", "seed")  # sweep keys that change the scenario; threads and precision the worker
+SWEEP_KEYS = ("batch_size", "threads", "seed", "precision", "data_parallel")
+#: sweep keys that change the scenario; threads, precision and data_parallel change the worker
+OVERRIDDEN_BY_SWEEP = ("batch_size", "seed")
 
 
 @dataclass(frozen=True)
@@ -53,6 +55,13 @@ class RunRequest:
     mode: str = "train"  # train, inference or both (see dlbench.run.inference)
     inference_batch_sizes: list = field(default_factory=list)  # [] = 1 and the scenario's batch size
     inference_calls: int | None = None  # timed calls per batch size (None: as many as fit the time budget)
+    replicas: int = 1  # data-parallel replicas (see dlbench.run.distributed); threads are per replica
+    scaling: str = "strong"
+    sync_batchnorm: bool = False
+
+    @property
+    def data_parallel(self) -> DataParallel:
+        return DataParallel(self.replicas, self.scaling, self.sync_batchnorm)
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self))
@@ -63,7 +72,8 @@ class RunRequest:
 
     def trainer_options(self, device: str, seed: int) -> TrainerOptions:
         """What the backend builds its trainer with (``seed`` seeds its own randomness)."""
-        return TrainerOptions(device, self.precision, self.deterministic, seed, self.backend_options)
+        return TrainerOptions(device, self.precision, self.deterministic, seed, self.backend_options,
+                              self.data_parallel)
 
 
 @dataclass(frozen=True)
@@ -98,6 +108,9 @@ class RunSettings:
     mode: str = "train"
     inference_batch_sizes: list = field(default_factory=list)
     inference_calls: int | None = None
+    data_parallel: int = 1  # replicas; ``threads`` is then per replica
+    scaling: str = "strong"
+    sync_batchnorm: bool = False
 
     @classmethod
     def from_options(cls, plugins: Plugins, *, scenarios, backends: str = "all", epochs=None, steps=None,
@@ -106,7 +119,8 @@ class RunSettings:
                      backend_options=(), timeout: float | None = None, max_memory_mib: int | None = None,
                      in_process: bool = False, mode: str = "train", sources: dict | None = None,
                      weights_files: dict | None = None, inference_batch_size=None,
-                     inference_calls: int | None = None) -> "RunSettings":
+                     inference_calls: int | None = None, data_parallel: int = 1, scaling: str = "strong",
+                     sync_batchnorm: bool = False) -> "RunSettings":
         """The checked settings of the options a user gave, named as on the command line
         (``sources`` and ``weights_files``, by scenario name, come from the Python API)."""
         from dlbench.run import environment
@@ -114,6 +128,9 @@ class RunSettings:
         from dlbench.run.inference import parse_batch_sizes
 
         check_mode(mode)
+        if mode != "train" and (data_parallel != 1 or any(str(i).startswith("data_parallel=") for i in sweep)):
+            raise InputError(f"data-parallel runs measure training; --mode {mode} runs on one replica: drop "
+                             "--data-parallel or use --mode train", field="--mode")
         batch_sizes = (parse_batch_sizes(inference_batch_size) if not isinstance(inference_batch_size, (list, tuple))
                        else parse_batch_sizes(",".join(map(str, inference_batch_size))))
         if inference_calls is not None:
@@ -134,14 +151,21 @@ class RunSettings:
         overrides = {k: v for k, v in {"epochs": epochs, "max_steps": steps, "batch_size": batch_size,
                                        "seed": seed}.items() if v is not None}
         loaded = load_scenarios(plugins, scenarios, overrides)
+        parsed_sweep = parse_sweep(sweep, seeds, seed)
+        replica_counts = replicas_of_run(data_parallel, scaling, parsed_sweep)
+        threads = threads or max(1, environment.available_cores() // max(replica_counts))
+        for replicas in replica_counts:
+            check_replicas(replicas, threads, device, environment.available_cores(), field=REPLICAS_FIELD)
+        check_data_parallel(plugins, loaded, replica_counts, parsed_sweep.get("batch_size"), scaling)
         return cls(scenarios={n: s.path or n for n, s in loaded.items()}, backends=names, overrides=overrides,
                    scenario_digests={n: s.digest for n, s in loaded.items()}, device=device,
-                   threads=threads or environment.available_cores(), repeat=repeat, timeout=timeout,
-                   precision=precision, deterministic=deterministic, sweep=parse_sweep(sweep, seeds, seed),
+                   threads=threads, repeat=repeat, timeout=timeout,
+                   precision=precision, deterministic=deterministic, sweep=parsed_sweep,
                    backend_options=parse_backend_options(backend_options, names, plugins),
                    isolation="in-process" if in_process else "process", max_memory_mib=max_memory_mib,
                    sources=dict(sources or {}), weights_files=dict(weights_files or {}), mode=mode,
-                   inference_batch_sizes=batch_sizes, inference_calls=inference_calls)
+                   inference_batch_sizes=batch_sizes, inference_calls=inference_calls,
+                   data_parallel=data_parallel, scaling=scaling, sync_batchnorm=sync_batchnorm)
 
     def jobs(self) -> list[Job]:
         """Scenario-major order; within a scenario and sweep point, the reference first."""
@@ -159,7 +183,35 @@ class RunSettings:
                           scenario_digest=self.scenario_digests.get(name, ""),
                           weights_file=self.weights_files.get(name, ""), mode=self.mode,
                           inference_batch_sizes=list(self.inference_batch_sizes),
-                          inference_calls=self.inference_calls)
+                          inference_calls=self.inference_calls,
+                          replicas=point.get("data_parallel", self.data_parallel), scaling=self.scaling,
+                          sync_batchnorm=self.sync_batchnorm)
+
+
+REPLICAS_FIELD = "--data-parallel"
+
+
+def replicas_of_run(data_parallel, scaling: str, sweep: dict) -> list[int]:
+    """The replica counts a run trains with (``--data-parallel N`` or a sweep of them), checked."""
+    check_positive_int(data_parallel, REPLICAS_FIELD)
+    check_scaling(scaling)
+    if "data_parallel" in sweep:
+        if data_parallel != 1:
+            raise InputError("--data-parallel and --sweep data_parallel=... both choose the replicas; use one",
+                             field=REPLICAS_FIELD)
+        return sweep["data_parallel"]
+    return [data_parallel]
+
+
+def check_data_parallel(plugins: Plugins, loaded: dict, replica_counts: list[int], batch_sizes, scaling: str) -> None:
+    """Each replica count must split every scenario's batches into equal
+    slices, at every swept batch size (judged from the dataset's metadata)."""
+    for scenario in loaded.values():
+        meta = plugins.datasets[scenario.data_name].describe(scenario.train.seed, scenario.data_options)
+        for batch in batch_sizes or [scenario.train.batch_size]:
+            for replicas in replica_counts:
+                check_divides(replicas, DataParallel(replicas, scaling).global_batch(batch), meta.n_train,
+                              scenario.train.drop_last, scenario.path or scenario.name, REPLICAS_FIELD)
 
 
 MODES = ("train", "inference", "both")

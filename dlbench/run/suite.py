@@ -47,9 +47,11 @@ def run_isolated(request: RunRequest, timeout: float | None, on_progress=None) -
         request = dataclasses.replace(request, progress_file=str(progress_path) if on_progress else "")
         request_path.write_text(request.to_json(), encoding="utf-8")
         backend = get_plugins().backend(request.backend)
-        env = {**os.environ, **backend.thread_environment(request.threads, request.device)}
+        env = {**os.environ, **backend.worker_environment(request.threads, request.device, request.replicas)}
+        # one process, or the backend's launcher starting one per replica (torchrun)
+        python = (backend.launch_command(request.replicas) if request.replicas > 1 else None) or [sys.executable]
         with open(Path(tmp, "stderr"), "w+", encoding="utf-8", errors="replace") as stderr:
-            proc = subprocess.Popen([sys.executable, "-m", "dlbench.run.worker", str(request_path),
+            proc = subprocess.Popen([*python, "-m", "dlbench.run.worker", str(request_path),
                                      str(result_path)], env=env, stdout=subprocess.DEVNULL, stderr=stderr,
                                     start_new_session=True,
                                     preexec_fn=functools.partial(_prepare_worker, request.max_memory_mib))

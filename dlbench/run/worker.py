@@ -5,6 +5,7 @@ thread settings were fixed in its environment before any framework import.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import resource
 import sys
@@ -15,7 +16,7 @@ from pathlib import Path
 from dlbench.errors import InputError
 from dlbench.plugin.manager import get_plugins
 from dlbench.results.document import write_document
-from dlbench.run import certificate, inference, parity
+from dlbench.run import certificate, distributed, inference, parity
 from dlbench.run.session import prepare_scenario
 from dlbench.run.settings import RunRequest
 from dlbench.run.timing import loss_history, summarize, train_and_measure, window_starts
@@ -33,9 +34,34 @@ def finite_or_none(x: float | None) -> float | None:
 
 
 def base_row(request: RunRequest) -> dict:
-    return {"scenario": request.name or request.scenario, "backend": request.backend, "status": "failed",
-            "error": None, "device": request.device, "threads": request.threads, "precision": request.precision,
-            "metrics": {}}
+    row = {"scenario": request.name or request.scenario, "backend": request.backend, "status": "failed",
+           "error": None, "device": request.device, "threads": request.threads, "precision": request.precision,
+           "metrics": {}}
+    if request.replicas > 1:
+        row["distributed"] = distributed.distributed_row(None, request.replicas, request.threads, request.scaling,
+                                                         request.sync_batchnorm)
+    return row
+
+
+def weak_scaled(request: RunRequest, scenario):
+    """(request, scenario) at the global batch: under weak scaling N replicas
+    keep the scenario's batch each, so the global batch is N times it (the
+    reference and the certificate's cell are at that batch too)."""
+    if request.scaling != "weak" or request.replicas == 1:
+        return request, scenario
+    batch = scenario.train.batch_size * request.replicas
+    return (dataclasses.replace(request, overrides={**request.overrides, "batch_size": batch}),
+            scenario.with_overrides(batch_size=batch))
+
+
+def data_parallel_unavailable(request: RunRequest, backend, spec) -> str | None:
+    """Why ``backend`` cannot train ``request``'s replicas; None when it can
+    (the reference trains at the global batch in one process)."""
+    if request.replicas == 1 or backend.name == parity.REFERENCE_BACKEND:
+        return None
+    if backend.data_parallel_engine is None:
+        return f"backend {backend.name!r} has no data-parallel engine"
+    return None
 
 
 def resolve_device(backend, requested: str) -> str | None:
@@ -73,6 +99,7 @@ def execute(request: RunRequest) -> dict:
         scenario = resolve_scenario(request.scenario, plugins.scenario_dirs).with_overrides(**request.overrides)
     except InputError as exc:  # the file was removed or broken after the run began
         return {**base_row(request), "error": f"the scenario can no longer be read: {exc}"}
+    request, scenario = weak_scaled(request, scenario)
     row = {**base_row(request), "scenario": scenario.name}
     if request.scenario_digest and scenario.digest != request.scenario_digest:
         return {**row, "error": f"the scenario file {scenario.path} changed after the run began (SHA-256 "
@@ -87,11 +114,14 @@ def execute(request: RunRequest) -> dict:
         return {**row, "status": "unavailable", "error": f"backend {backend.name!r} cannot run inference"}
     try:
         row["threads"] = backend.configure_threads(request.threads)
+        if request.replicas > 1 and backend.name != parity.REFERENCE_BACKEND:
+            backend.configure_data_parallel(request.replicas, request.threads)
         device = resolve_device(backend, request.device)
         if device is None:
             return {**row, "status": "unavailable", "error": f"no GPU visible to {backend.name}"}
         spec, train = scenario.model, scenario.train
-        unsupported = backend.precision_unavailable(request.precision, device, spec)
+        unsupported = (backend.precision_unavailable(request.precision, device, spec)
+                       or data_parallel_unavailable(request, backend, spec))
         if unsupported:
             return {**row, "status": "unavailable", "error": unsupported}
         weights = load_weights(request.weights_file, spec) if request.weights_file else None
@@ -148,6 +178,11 @@ def execute(request: RunRequest) -> dict:
         "loss_history_every": every,
     }
     row["metrics"].update(sequence_metrics(spec, sps, test_loss))
+    if request.replicas > 1:
+        info = distributed.REFERENCE_INFO if backend.name == parity.REFERENCE_BACKEND else trainer.distributed()
+        row["distributed"] = distributed.distributed_row(info, request.replicas, row["threads"],
+                                                         request.scaling, request.sync_batchnorm)
+        row["metrics"]["samples_per_sec_per_replica"] = sps / request.replicas if sps else None
     if scales_loss(request.precision):
         row["metrics"].update(loss_scale_metrics(trainer, m.steps))
     if request.parity_dir and m.diverged_at is None:
@@ -193,6 +228,9 @@ def certify_row(request: RunRequest, session, scenario, states) -> dict:
     A backend that cannot take part (no training state) keeps its row."""
     path = certificate.cell_file(request.parity_dir, scenario.name,
                                  {**request.overrides, "precision": request.precision})
+    if per_replica_batchnorm(request, session.spec) and session.backend.name != parity.REFERENCE_BACKEND:
+        return {"certificate_error": "per-replica BatchNormalization statistics have no single-process "
+                                     "reference; --sync-batchnorm makes the run comparable"}
     start = time.perf_counter()
     try:
         if session.backend.name == parity.REFERENCE_BACKEND:
@@ -204,6 +242,15 @@ def certify_row(request: RunRequest, session, scenario, states) -> dict:
         return {"certificate": verdict, "certificate_seconds": time.perf_counter() - start}
     except Exception as exc:  # the free-run comparison still stands beside the missing certificate
         return {"certificate_error": f"{type(exc).__name__}: {exc}"}
+
+
+def per_replica_batchnorm(request: RunRequest, spec) -> bool:
+    """Whether replicas normalise over their own slices, which the reference (one batch) does not."""
+    from dlbench.spec import BatchNormalization
+    from dlbench.spec.transformer import nested_layers
+
+    return (request.replicas > 1 and not request.sync_batchnorm
+            and any(isinstance(layer, BatchNormalization) for layer in nested_layers(spec.layers)))
 
 
 def inference_row(request: RunRequest, session, plugins) -> dict:
@@ -227,7 +274,10 @@ def main(argv: list[str] | None = None) -> int:
     request_path, result_path = (argv or sys.argv[1:])[:2]
     with open(request_path, encoding="utf-8") as f:
         request = RunRequest.from_json(f.read())
-    write_document(execute(request), Path(result_path))
+    row = execute(request)
+    # under a multi-process launch every replica runs this; rank 0 speaks for them
+    if get_plugins().backend(request.backend).process_rank() == 0:
+        write_document(row, Path(result_path))
     return 0
 
 

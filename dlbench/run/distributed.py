@@ -1,0 +1,103 @@
+"""Data-parallel training: what the core decides, whatever the engine.
+
+``--data-parallel N`` trains the same network as N replicas on a backend's
+own distributed engine (DDP, ``jax.sharding``, ``tf.distribute``); the NumPy
+reference stays one process at the global batch. The core still owns the
+batch order: each step's global batch is the one a single process takes, and
+replica ``r`` of ``N`` takes the ``r``-th of ``N`` equal consecutive slices
+(:func:`replica_slice`). With the loss of each replica's slice averaged over
+the *global* batch and the gradients summed across replicas (the all-reduce),
+N replicas compute the update one process computes, so every data-parallel
+row is certified against the single-process reference at the same global
+batch (:mod:`dlbench.run.certificate`).
+
+Scaling: "strong" keeps the scenario's global batch (each replica takes
+``batch / N``); "weak" keeps the per-replica batch (the global batch is
+``N * batch``). BatchNormalization keeps per-replica batch statistics by
+default (what DDP does); ``sync_batchnorm`` computes them over the global
+batch, which is what the reference computes.
+
+On a CPU a replica is a process (torch) or a logical device (JAX, TF) with
+``threads_per_replica`` threads; N replicas need ``N * threads_per_replica``
+cores to be an honest test.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from dlbench.errors import InputError, one_of
+
+SCALINGS = ("strong", "weak")
+#: the reference's own ``row["distributed"]``: one process, the global batch
+REFERENCE_ENGINE = "single process (the reference, at the global batch)"
+
+
+@dataclass(frozen=True)
+class DataParallel:
+    """How many replicas train one network, and how (part of every trainer's options)."""
+
+    replicas: int = 1
+    scaling: str = "strong"
+    sync_batchnorm: bool = False
+
+    @property
+    def active(self) -> bool:
+        return self.replicas > 1
+
+    def global_batch(self, batch_size: int) -> int:
+        """The global batch of a scenario whose batch size is ``batch_size``."""
+        return batch_size * self.replicas if self.scaling == "weak" else batch_size
+
+
+def replica_slice(indices: np.ndarray, rank: int, replicas: int) -> np.ndarray:
+    """Replica ``rank``'s part of a window's global batches (steps, batch): the
+    ``rank``-th of ``replicas`` equal consecutive column blocks."""
+    per = indices.shape[1] // replicas
+    return indices[:, rank * per:(rank + 1) * per]
+
+
+def check_scaling(scaling: str) -> None:
+    if scaling not in SCALINGS:
+        raise InputError(f"unknown scaling {scaling!r}; {one_of(SCALINGS)}", field="--scaling")
+
+
+def check_replicas(replicas: int, threads_per_replica: int, device: str, cores: int, field: str) -> None:
+    """N replicas of ``threads_per_replica`` threads must fit this machine's cores (on a CPU)."""
+    if device != "cpu" or replicas == 1:
+        return
+    if replicas * threads_per_replica > cores:
+        most = max(1, cores // threads_per_replica)
+        raise InputError(f"{replicas} replicas of {threads_per_replica} thread(s) need {replicas * threads_per_replica}"
+                         f" CPU cores; this machine has {cores}: at most {most} replica(s) of "
+                         f"{threads_per_replica} thread(s)", field=field)
+
+
+def check_divides(replicas: int, batch_size: int, n_train: int, drop_last: bool, where: str, field: str) -> None:
+    """Every batch of the plan (the full ones and an epoch's last, partial one)
+    must split into ``replicas`` equal slices."""
+    if replicas == 1:
+        return
+    if batch_size % replicas:
+        raise InputError(f"{replicas} replicas do not divide the global batch of {batch_size} samples; use a "
+                         f"batch size that is a multiple of {replicas}", field=field, source=where)
+    rest = n_train % batch_size
+    if rest and not drop_last and rest % replicas:
+        raise InputError(f"{replicas} replicas do not divide the last batch of each epoch ({rest} of {n_train} "
+                         f"samples at batch {batch_size}); set train.drop_last = true or choose a batch size "
+                         f"whose remainder is a multiple of {replicas}", field=field, source=where)
+
+
+REFERENCE_INFO = {"engine": REFERENCE_ENGINE, "collective": None, "world_size": 1}
+
+
+def distributed_row(info: dict | None, replicas: int, threads: int, scaling: str, sync_batchnorm: bool) -> dict:
+    """``row["distributed"]``: what the trainer says of its engine (engine,
+    collective, world size, communication time) with the core's settings;
+    engine None where no trainer ran."""
+    info = dict(info or {"engine": None})
+    return {"engine": info.pop("engine"), "world_size": info.pop("world_size", replicas),
+            "collective": info.pop("collective", None), "threads_per_replica": threads, "scaling": scaling,
+            "batchnorm": "synchronized" if sync_batchnorm else "per-replica", **info}
