@@ -77,6 +77,7 @@ class JaxBackend(Backend):
     modes = ("train", "inference")
     description = "jax.value_and_grad + XLA, a window of steps in one jitted lax loop"
     order = 3
+    data_parallel_engine = "jax.sharding (Mesh + shard_map)"
     option_defaults = {"scan": True, "chunk_steps": 256, "custom_vjp": "auto"}
     option_choices = {"custom_vjp": (True, False, "auto")}
     option_minimums = {"chunk_steps": 1}
@@ -87,6 +88,14 @@ class JaxBackend(Backend):
                "XLA_PYTHON_CLIENT_PREALLOCATE": "false"}  # GPU memory taken as needed: peak memory stays honest
         if device == "cpu":
             env["JAX_PLATFORMS"] = "cpu"
+        return env
+
+    def worker_environment(self, threads: int, device: str, replicas: int = 1) -> dict[str, str]:
+        """N replicas on a CPU are N of XLA's host devices, sharing one thread
+        pool of N x ``threads`` threads."""
+        env = self.thread_environment(threads * replicas, device)
+        if replicas > 1 and device == "cpu":
+            env["XLA_FLAGS"] += f" --xla_force_host_platform_device_count={replicas}"
         return env
 
     def configure_threads(self, threads: int) -> int:
@@ -130,10 +139,14 @@ class JaxBackend(Backend):
         from dlbench_backends.jax.trainer import JaxTrainer
 
         try:
-            device = jax.devices(options.device)[0]
+            devices = jax.devices(options.device)
         except RuntimeError as exc:
             raise RuntimeError(f"jax sees no {options.device} device: {exc}") from None
-        return JaxTrainer(spec, weights, options, device)
+        replicas = options.data_parallel.replicas
+        if len(devices) < replicas:
+            raise RuntimeError(f"{replicas} replicas need {replicas} {options.device} devices; jax sees "
+                               f"{len(devices)}")
+        return JaxTrainer(spec, weights, options, devices[:replicas])
 
 
 @dlbench.hookimpl

@@ -129,17 +129,23 @@ def dropout_layer(layer, in_shape, precision, custom_vjp: bool = True):
     return apply
 
 
-def batchnorm_layer(layer, in_shape, precision, custom_vjp: bool = True):
+def batchnorm_layer(layer, in_shape, precision, custom_vjp: bool = True, replica_axis: str | None = None):
     """Training: batch mean and biased variance over every axis but the last,
     and new moving statistics ``moving * momentum + batch * (1 - momentum)``
-    (returned, not differentiated); inference: the moving statistics."""
+    (returned, not differentiated); inference: the moving statistics. With a
+    ``replica_axis`` (synchronized BatchNorm under data parallelism) the batch
+    statistics are the means over every replica's (equal) slice: the global batch's."""
     axes = tuple(range(len(in_shape)))  # the batch axis and the spatial ones
     m, eps = layer.momentum, layer.epsilon
 
+    def batch_mean(x):
+        mean = jnp.mean(x, axis=axes)
+        return mean if replica_axis is None else lax.pmean(mean, replica_axis)
+
     def apply(p, s, x, training, key):
         if training:
-            mean = jnp.mean(x, axis=axes)
-            var = jnp.mean(jnp.square(x - mean), axis=axes)
+            mean = batch_mean(x)
+            var = batch_mean(jnp.square(x - mean))
             s = {"moving_mean": s["moving_mean"] * m + mean * (1 - m),
                  "moving_variance": s["moving_variance"] * m + var * (1 - m)}
         else:
@@ -176,13 +182,21 @@ def check_supported(spec: ModelSpec) -> None:
             raise InputError(f"the jax backend does not support {layer.type!r} layers", field=f"layers[{i}]")
 
 
-def build_network(spec: ModelSpec, precision, seed: int = 0, custom_vjp: bool = True):
+def build_network(spec: ModelSpec, precision, seed: int = 0, custom_vjp: bool = True,
+                  replica_axis: str | None = None):
     """forward(params, stats, x, training, step) -> (logits, new stats): the
     layers of ``spec.logit_layers()``. Dropout layer i draws its mask with
     the key ``fold_in(fold_in(key(seed), step), i)``: the same seed gives the
     same masks, whatever the windows or chunks the steps run in; one inside
-    a residual block folds in its index j within the block too."""
-    layers = [(BUILDERS[type(layer)](layer, in_shape, precision, custom_vjp),
+    a residual block folds in its index j within the block too.
+    ``replica_axis``: the mesh axis BatchNormalization synchronizes its
+    statistics over (data parallelism), None for per-replica statistics."""
+    builders = {**BUILDERS, BatchNormalization: functools.partial(batchnorm_layer, replica_axis=replica_axis)}
+    if replica_axis is not None and any(isinstance(inner, BatchNormalization) for layer in spec.layers
+                                        if isinstance(layer, Residual) for inner in layer.layers):
+        raise InputError("the jax backend synchronizes BatchNormalization statistics of top-level layers only, "
+                         "not inside a residual block", field="--sync-batchnorm")
+    layers = [(builders[type(layer)](layer, in_shape, precision, custom_vjp),
                activation(layer_activation(layer) or "linear"))
               for layer, (in_shape, _) in zip(spec.logit_layers(), spec.shapes)]
     dropout = spec.has_dropout  # inside residual blocks too: they fold their inner index into the key

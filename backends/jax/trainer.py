@@ -21,6 +21,19 @@ and optimizer state are discarded (``jnp.where``) and the scale backs off.
 The carry then holds ``(scale, finite steps in a row, skipped steps)``; a
 skipped step still advances the carry's step count (dropout keys), and the
 training state's step is the steps run minus the skipped ones.
+
+Data parallelism (``--data-parallel N``): one program over a ``Mesh`` of N
+devices (on a CPU, XLA's host devices from
+``--xla_force_host_platform_device_count``), the window loop under
+``jax.shard_map``: the training set, parameters and optimizer state are
+replicated (``P()``), each step's global batch of indices is split over the
+mesh axis ``"replica"`` (``P(None, "replica")``: replica r takes the r-th
+equal slice, as the core's ``replica_slice``), each replica takes the mean
+loss of its slice and ``lax.pmean`` averages the gradients (an all-reduce;
+equal slices make it the global batch's mean). Moving statistics are
+averaged over the replicas too; BatchNorm's batch statistics are each
+replica's own, or with ``sync_batchnorm`` averaged over the mesh inside the
+layer (the global batch's).
 """
 
 from __future__ import annotations
@@ -31,6 +44,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
+from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from dlbench.data.base import Dataset
 from dlbench.errors import InputError, one_of
@@ -45,14 +59,32 @@ from dlbench_backends.jax.optim import build_optimizer
 from dlbench_backends.jax.precision import Policy, initial_scaler, next_scale
 
 
-def make_functions(spec: ModelSpec, optimizer, precision, compiler_options, seed: int = 0, custom_vjp: bool = True):
+REPLICA_AXIS = "replica"
+
+
+def replica_mean(value, stats, grads):
+    """The data-parallel means of one step's loss, moving statistics and
+    gradients over the replicas (``lax.pmean``, an all-reduce: equal slices
+    make the mean of the replicas' batch means the global batch's). The
+    shard_map runs without JAX's replication typing (``check_vma=False``), so
+    each replica's gradients are its own slice's until averaged here; with
+    that typing autodiff would sum them itself, which the hand-written
+    convolution gradients (custom_vjp) cannot take part in."""
+    return lax.pmean((value, stats, grads), REPLICA_AXIS)
+
+
+def make_functions(spec: ModelSpec, optimizer, precision, compiler_options, seed: int = 0, custom_vjp: bool = True,
+                   mesh=None, sync_batchnorm: bool = False):
     """The jitted window loop, single step and evaluation for one network.
 
     The carry is ``(params, stats, opt_state, step, scaler)``: trained
     parameters, moving statistics (updated by the forward pass in training
     mode, never by the optimizer), optimizer state, the global step (dropout
-    keys), and fp16's loss-scale state (``()`` at any other precision)."""
-    forward = build_network(spec, precision, seed, custom_vjp)
+    keys), and fp16's loss-scale state (``()`` at any other precision).
+    With a ``mesh`` the window loop runs data-parallel over its replica axis."""
+    axis = None if mesh is None else REPLICA_AXIS
+    forward = build_network(spec, precision, seed, custom_vjp, axis if sync_batchnorm else None)
+    across = (lambda value, stats, grads: (value, stats, grads)) if mesh is None else replica_mean
     loss, output = LOSSES[spec.loss], activation(spec.output_activation)
 
     def objective(params, stats, x, t, step):
@@ -72,10 +104,12 @@ def make_functions(spec: ModelSpec, optimizer, precision, compiler_options, seed
         x, t = jnp.take(x_train, rows, axis=0, mode="clip"), jnp.take(t_train, rows, axis=0, mode="clip")
         if not scaler:
             (value, stats), grads = grad_fn(params, stats, x, t, step)
+            value, stats, grads = across(value, stats, grads)
             params, opt_state = optimizer.update(params, grads, opt_state)
             return (params, stats, opt_state, step + 1, scaler), value
         scale, good_steps, skipped = scaler
         (_, (value, stats)), grads = scaled_grad_fn(params, stats, x, t, step, scale)
+        value, stats, grads = across(value, stats, grads)
         finite = jnp.all(jnp.stack([jnp.all(jnp.isfinite(g)) for g in jax.tree.leaves(grads)]))
         grads = jax.tree.map(lambda g: g * (1.0 / scale), grads)
         updated = optimizer.update(params, grads, opt_state)
@@ -93,6 +127,12 @@ def make_functions(spec: ModelSpec, optimizer, precision, compiler_options, seed
         carry, value = step_fn(carry, x_train, t_train, rows[i])
         return carry, losses.at[i].set(value)
 
+    if mesh is not None:
+        # rows (chunk, batch): each replica its slice of every batch; all else replicated
+        window = jax.shard_map(window, mesh=mesh, in_specs=(P(), P(), P(), P(None, axis), P()),
+                               out_specs=(P(), P()), check_vma=False)
+        single = jax.shard_map(single, mesh=mesh, in_specs=(P(), P(), P(), P(), P(None, axis), P()),
+                               out_specs=(P(), P()), check_vma=False)
     return (jit(window, donate_argnums=0), jit(single, donate_argnums=(0, 1)),
             jit(evaluation(forward, loss, output)))
 
@@ -108,8 +148,13 @@ def evaluation(forward, loss, output):
 
 
 class JaxTrainer(Trainer):
-    def __init__(self, spec: ModelSpec, weights, options: TrainerOptions, device):
+    def __init__(self, spec: ModelSpec, weights, options: TrainerOptions, devices):
         check_supported(spec)
+        device = devices[0]
+        data_parallel = options.data_parallel
+        # where arrays live: the device, or replicated over the data-parallel mesh
+        self.mesh = Mesh(np.array(devices), (REPLICA_AXIS,)) if data_parallel.active else None
+        self.placement = device if self.mesh is None else NamedSharding(self.mesh, P())
         extra = JaxBackend.check_options(options.extra)
         self.scan, self.chunk = extra["scan"], extra["chunk_steps"]
         # the conv / max-pool gradients written for XLA:CPU's Eigen kernels on
@@ -126,16 +171,25 @@ class JaxTrainer(Trainer):
         self.predictor = None
         self.optimizer = build_optimizer(spec.optimizer)
         self._window, self._single, self._evaluate = make_functions(
-            spec, self.optimizer, self.precision, compiler_options, options.seed, self.custom_vjp)
+            spec, self.optimizer, self.precision, compiler_options, options.seed, self.custom_vjp, self.mesh,
+            data_parallel.sync_batchnorm)
         # private copies: on CPU device_put may alias host memory, and the
         # carry is donated (updated in place)
         self._names = [list(layer) for layer in weights]
         params, stats = split_weights(weights)
         self.carry = jax.device_put((params, stats, self.optimizer.init(params), np.zeros((), np.int32),
-                                     initial_scaler(options.precision)), device)
+                                     initial_scaler(options.precision)), self.placement)
 
     def _put(self, array: np.ndarray, dtype):
-        return jax.device_put(np.ascontiguousarray(array, dtype), self.device)
+        return jax.device_put(np.ascontiguousarray(array, dtype), self.placement)
+
+    def distributed(self) -> dict | None:
+        if self.mesh is None:
+            return None
+        # XLA inserts the all-reduce; on CPU its in-process collectives, on GPUs NCCL
+        collective = "XLA all-reduce (NCCL)" if self.device.platform == "gpu" else "XLA all-reduce (in-process)"
+        return {"engine": "jax.sharding (Mesh + shard_map)", "collective": collective,
+                "world_size": self.mesh.size}
 
     def place_data(self, data: Dataset) -> None:
         targets = loss_targets(self.spec, data.y_train)
@@ -155,7 +209,9 @@ class JaxTrainer(Trainer):
         if self.scan:
             self.carry, losses = self._window(self.carry, self.x_train, self.t_train, rows, n)
             return losses
-        rows, losses = self._put(rows, np.int32), self._put(np.zeros(self.chunk), np.float32)
+        # one device: placed there; a mesh: shared out over it by the shard_map
+        rows = self._put(rows, np.int32) if self.mesh is None else np.asarray(rows, np.int32)
+        losses = self._put(np.zeros(self.chunk), np.float32)
         for i in range(n):
             self.carry, losses = self._single(self.carry, losses, self.x_train, self.t_train, rows, i)
         return losses
@@ -200,4 +256,4 @@ class JaxTrainer(Trainer):
         if scaler and state.loss_scale is not None:
             scaler = np.float32(state.loss_scale[0]), np.int32(state.loss_scale[1]), np.int32(0)
         self.carry = jax.device_put((params, stats, opt_state, np.asarray(state.step, np.int32), scaler),
-                                    self.device)
+                                    self.placement)
