@@ -47,6 +47,7 @@ class TorchBackend(Backend):
     modes = ("train", "inference")
     description = "PyTorch: nn.Module, autograd, torch.optim's fused Adam/SGD; option compile"
     order = 1
+    data_parallel_engine = "torch.distributed DDP"
     option_defaults = {"compile": False}
     model_layout = "channels_first"  # nn.Conv2d takes NCHW
 
@@ -73,6 +74,25 @@ class TorchBackend(Backend):
         from dlbench_backends.torch.precision import lstm_unavailable
 
         return lstm_unavailable()
+
+    def launch_command(self, replicas: int) -> list[str] | None:
+        """torchrun: one worker process per replica (see :mod:`~dlbench_backends.torch.distributed`)."""
+        import sys
+
+        return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={replicas}"]
+
+    def process_rank(self) -> int:
+        return int(os.environ.get("RANK", "0"))
+
+    def data_parallel_unavailable(self, data_parallel, device: str, spec=None) -> str | None:
+        """torch synchronizes BatchNorm statistics (SyncBatchNorm) on GPUs only."""
+        from dlbench.spec import BatchNormalization
+        from dlbench.spec.transformer import nested_layers
+
+        if data_parallel.sync_batchnorm and device == "cpu" and spec is not None \
+                and any(isinstance(layer, BatchNormalization) for layer in nested_layers(spec.layers)):
+            return "torch's SyncBatchNorm runs on GPUs only; on a CPU torch keeps per-replica BatchNorm statistics"
+        return super().data_parallel_unavailable(data_parallel, device, spec)
 
     def gpu_name(self) -> str | None:
         import torch

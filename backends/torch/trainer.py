@@ -21,6 +21,14 @@ go to and from the canonical layout like the parameters do
 Adam's per-parameter step tensors are set to the state's step count.
 
 Mixed precision (bf16, fp16): see :mod:`~dlbench_backends.torch.precision`.
+
+Data parallelism (``--data-parallel N``): this trainer is one of N replica
+processes under DDP (:mod:`~dlbench_backends.torch.distributed`). Each takes
+its slice of every global batch (the core's ``replica_slice``), and the step
+uses ``loss.backward()``, whose hooks DDP's all-reduce rides on
+(``autograd.grad`` would bypass them), then the same fused update on
+``.grad``. A window's losses (each replica's slice means) are averaged over
+the replicas once per window: the global batch's losses, as one process has them.
 """
 
 from __future__ import annotations
@@ -36,7 +44,8 @@ from dlbench.plugin.backend import Trainer, TrainerOptions, TrainingState, slot_
 from dlbench.plugin.helpers import input_dtype, loss_targets, signal_as_image
 from dlbench.spec import ModelSpec, is_trained
 from dlbench.spec.precision import LOSS_SCALE, is_mixed, scales_loss
-from dlbench_backends.torch import TorchBackend, inference, network
+from dlbench.run.distributed import replica_slice
+from dlbench_backends.torch import TorchBackend, distributed, inference, network
 from dlbench_backends.torch.losses import LOSSES
 from dlbench_backends.torch.network import (activation, build_network, load_weights, module_tensors,
                                             module_weights, to_canonical, to_torch_layout)
@@ -67,6 +76,10 @@ class TorchTrainer(Trainer):
         if options.device == "gpu" and not torch.cuda.is_available():
             raise InputError("torch sees no CUDA GPU; use device 'cpu'", field="device")
         self.device = torch.device("cuda" if options.device == "gpu" else "cpu")
+        self.data_parallel = options.data_parallel
+        if self.data_parallel.active:
+            self.device = distributed.local_device(self.device)
+            distributed.start(self.device, self.data_parallel.replicas)
         self.device_name = torch.cuda.get_device_name(self.device) if options.device == "gpu" else "cpu"
         self.spec = spec
         self.channels_first = network.takes_channels_first(spec)
@@ -78,11 +91,14 @@ class TorchTrainer(Trainer):
         self.output = activation(spec.output_activation)[1]
         self.loss = LOSSES[spec.loss]
         self.precision = options.precision
+        #: the module training steps run through: the model, or the model under DDP
+        self.ddp = (distributed.wrap(self.model, self.device, self.data_parallel.sync_batchnorm)
+                    if self.data_parallel.active else None)
         self.loss_of = self._loss_of(compiled=extra["compile"])
         self.optimizer = build_optimizer(spec.optimizer, self.params)
         self.steps_taken = 0
         self.scaler = LossScaler(self.device) if scales_loss(options.precision) else None
-        self._step = self._make_step(self.optimizer.update)
+        self._step = (self._make_step if self.ddp is None else self._make_ddp_step)(self.optimizer.update)
         self.options_extra, self.predictor = extra, None  # see :mod:`~dlbench_backends.torch.inference`
 
     def autocast(self):
@@ -91,7 +107,7 @@ class TorchTrainer(Trainer):
 
     def _loss_of(self, compiled: bool):
         """loss_of(x, t): forward and loss, through torch.compile when ``compiled``."""
-        model, loss, output, autocast = self.model, self.loss, self.output, self.autocast
+        model, loss, output, autocast = self.ddp or self.model, self.loss, self.output, self.autocast
 
         def loss_of(x, t):
             return loss(model(x), t, output)
@@ -140,6 +156,30 @@ class TorchTrainer(Trainer):
 
         return step
 
+    def _make_ddp_step(self, update):
+        """One replica's step under DDP: backward (DDP all-reduces the gradients
+        into ``.grad`` on the way), then the update from ``.grad``."""
+        no_grad, loss_of, params, scaler = torch.no_grad, self.loss_of, self.params, self.scaler
+
+        def step(x, t):
+            loss = loss_of(x, t)
+            (loss if scaler is None else loss * scaler.scale).backward()
+            grads = [p.grad for p in params]
+            with no_grad():
+                if scaler is None:
+                    update(grads)
+                else:
+                    update(grads, scaler.unscale(grads))
+                    scaler.update()
+            for p in params:
+                p.grad = None
+            return loss.detach()
+
+        return step
+
+    def distributed(self) -> dict | None:
+        return None if self.ddp is None else distributed.info(self.ddp)
+
     def place_data(self, data: Dataset) -> None:
         def put(array):
             return torch.tensor(np.ascontiguousarray(array), device=self.device)
@@ -160,6 +200,8 @@ class TorchTrainer(Trainer):
     def train(self, indices: np.ndarray) -> np.ndarray:
         if not self.model.training:  # predictions left it in eval mode
             self.model.train()
+        if self.ddp is not None:
+            indices = replica_slice(indices, TorchBackend().process_rank(), self.data_parallel.replicas)
         steps, batch = indices.shape
         rows = torch.from_numpy(np.ascontiguousarray(indices, np.int64)).to(self.device)
         losses = []
@@ -171,7 +213,8 @@ class TorchTrainer(Trainer):
             for x, t in zip(xs, ts):
                 append(step(x, t))
         self.steps_taken += steps
-        return torch.stack(losses).cpu().numpy()
+        losses = torch.stack(losses)
+        return (losses if self.ddp is None else distributed.mean_over_replicas(losses)).cpu().numpy()
 
     def _network_input(self, x):
         """(..., H, W, C) inputs as the (..., C, H, W) the network takes: a view in

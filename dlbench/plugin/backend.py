@@ -275,6 +275,15 @@ class Backend(ABC):
         :meth:`configure_threads`, before :meth:`build`; in the worker, where the
         framework may be imported): TF's logical CPU devices, for instance."""
 
+    def data_parallel_unavailable(self, data_parallel: DataParallel, device: str,
+                                  spec: ModelSpec | None = None) -> str | None:
+        """Why this backend cannot train ``spec`` data-parallel as asked on
+        ``device``, said for the row; None when it can. The default knows
+        :attr:`data_parallel_engine`; a backend adds what its engine lacks."""
+        if self.data_parallel_engine is None:
+            return f"backend {self.name!r} has no data-parallel engine"
+        return None
+
     def launch_command(self, replicas: int) -> list[str] | None:
         """The command (argv) that starts the worker module as ``replicas``
         processes, one per replica (torchrun); None when one process drives

@@ -90,7 +90,8 @@ def check_divides(replicas: int, batch_size: int, n_train: int, drop_last: bool,
                          f"whose remainder is a multiple of {replicas}", field=field, source=where)
 
 
-REFERENCE_INFO = {"engine": REFERENCE_ENGINE, "collective": None, "world_size": 1}
+REFERENCE_INFO = {"engine": REFERENCE_ENGINE, "collective": None, "world_size": 1,
+                  "batchnorm": "over the global batch (one process)"}
 
 
 def distributed_row(info: dict | None, replicas: int, threads: int, scaling: str, sync_batchnorm: bool) -> dict:
@@ -100,4 +101,4 @@ def distributed_row(info: dict | None, replicas: int, threads: int, scaling: str
     info = dict(info or {"engine": None})
     return {"engine": info.pop("engine"), "world_size": info.pop("world_size", replicas),
             "collective": info.pop("collective", None), "threads_per_replica": threads, "scaling": scaling,
-            "batchnorm": "synchronized" if sync_batchnorm else "per-replica", **info}
+            "batchnorm": info.pop("batchnorm", "synchronized" if sync_batchnorm else "per-replica"), **info}

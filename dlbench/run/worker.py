@@ -54,14 +54,12 @@ def weak_scaled(request: RunRequest, scenario):
             scenario.with_overrides(batch_size=batch))
 
 
-def data_parallel_unavailable(request: RunRequest, backend, spec) -> str | None:
+def data_parallel_unavailable(request: RunRequest, backend, device: str, spec) -> str | None:
     """Why ``backend`` cannot train ``request``'s replicas; None when it can
     (the reference trains at the global batch in one process)."""
     if request.replicas == 1 or backend.name == parity.REFERENCE_BACKEND:
         return None
-    if backend.data_parallel_engine is None:
-        return f"backend {backend.name!r} has no data-parallel engine"
-    return None
+    return backend.data_parallel_unavailable(request.data_parallel, device, spec)
 
 
 def resolve_device(backend, requested: str) -> str | None:
@@ -121,7 +119,7 @@ def execute(request: RunRequest) -> dict:
             return {**row, "status": "unavailable", "error": f"no GPU visible to {backend.name}"}
         spec, train = scenario.model, scenario.train
         unsupported = (backend.precision_unavailable(request.precision, device, spec)
-                       or data_parallel_unavailable(request, backend, spec))
+                       or data_parallel_unavailable(request, backend, device, spec))
         if unsupported:
             return {**row, "status": "unavailable", "error": unsupported}
         weights = load_weights(request.weights_file, spec) if request.weights_file else None
