@@ -35,6 +35,15 @@ LEGEND = (f"samples/s: steady-state median ± IQR (over repeats, or over windows
           "with its fp32 one; skipped steps: fp16 steps whose scaled gradients overflowed. "
           "compile s: time of the first step (tracing, JIT). % peak: achieved GFLOP/s as a share of the "
           "machine's measured matmul peak in the row's compute dtype (float32, or bf16/fp16 at mixed precision).")
+#: said under a table with data-parallel rows
+DATA_PARALLEL_LEGEND = (
+    "replicas: data-parallel replicas on the backend's own engine (the NumPy reference is one process at the "
+    "global batch); samples/s is the total over the replicas, per replica its share; scaling eff.: samples/s at "
+    "N replicas over N times samples/s at the sweep's fewest replicas (strong scaling: the global batch fixed, "
+    "t1 / (N tN); weak: the batch per replica fixed, the per-replica throughput ratio); comm ms/step: the "
+    "framework's own measure of its gradient all-reduce per step, where it gives one. On a CPU each replica "
+    "has its own threads (threads per replica x replicas cores): N replicas on N cores with one thread each is "
+    "the honest test, and the replicas still share the memory bandwidth.")
 
 
 @dataclass(frozen=True)
@@ -102,6 +111,8 @@ class Entry:
     #: that speedup per added thread
     speedup: float | None = None
     thread_efficiency: float | None = None
+    #: data-parallel sweeps: that speedup per added replica
+    scaling_efficiency: float | None = None
     #: precision sweeps: test accuracy minus that of the same backend's fp32 point
     accuracy_vs_fp32: float | None = None
 
@@ -160,13 +171,13 @@ def entries(runs: list[Run]) -> list[Entry]:
 
 
 #: the sweep axes a speedup is computed along, the first one swept wins
-SCALING_AXES = ("threads", "batch_size", "precision")
+SCALING_AXES = ("data_parallel", "threads", "batch_size", "precision")
 
 
 def _with_scaling(found: list[Entry]) -> list[Entry]:
-    """Speedup and thread efficiency of every sweep point against the point
-    with the fewest threads (thread sweeps), the smallest batch (batch sweeps)
-    or fp32 (precision sweeps, with the accuracy it costs)."""
+    """Speedup and efficiency of every sweep point against the point with the
+    fewest replicas (data-parallel sweeps) or threads (thread sweeps), the
+    smallest batch (batch sweeps) or fp32 (precision sweeps, with the accuracy it costs)."""
     def speed(e: Entry):
         return e.metrics.get("samples_per_sec") if e.row.get("status") == "ok" else None
 
@@ -186,11 +197,35 @@ def _with_scaling(found: list[Entry]) -> list[Entry]:
         order = (lambda p: PRECISIONS.index(p.point[axis])) if axis == "precision" else (lambda p: p.point[axis])
         base = min(peers, key=order)
         speedup = speed(e) / speed(base) if speed(e) and speed(base) else None
-        efficiency = speedup / (e.point[axis] / base.point[axis]) if speedup and axis == "threads" else None
+        # the reference trains one process at every data-parallel point: no replicas to be efficient with
+        efficiency = (speedup / (e.point[axis] / base.point[axis]) if speedup and axis in EFFICIENCY
+                      and not (axis == "data_parallel" and e.backend == REFERENCE_BACKEND) else None)
         cost = (accuracy(e) - accuracy(base) if axis == "precision" and base.point[axis] == "fp32"
                 and accuracy(e) is not None and accuracy(base) is not None else None)
-        out.append(dataclasses.replace(e, speedup=speedup, thread_efficiency=efficiency, accuracy_vs_fp32=cost))
+        out.append(dataclasses.replace(e, speedup=speedup, accuracy_vs_fp32=cost,
+                                       **{EFFICIENCY[axis]: efficiency} if axis in EFFICIENCY else {}))
     return out
+
+
+#: which efficiency a sweep axis has
+EFFICIENCY = {"threads": "thread_efficiency", "data_parallel": "scaling_efficiency"}
+
+
+def replicas(e: Entry) -> str:
+    """The row's data-parallel world size ("-" for a run that is not data-parallel)."""
+    distributed = e.row.get("distributed")
+    if distributed and distributed.get("world_size"):
+        return str(distributed["world_size"])
+    return str(e.point["data_parallel"]) if "data_parallel" in e.point else "-"
+
+
+def data_parallel(items: list[Entry]) -> bool:
+    return any(e.row.get("distributed") or "data_parallel" in e.point for e in items)
+
+
+def communication_cell(e: Entry) -> str:
+    per_step = (e.row.get("distributed") or {}).get("communication_seconds_per_step")
+    return _num(per_step * 1e3 if per_step is not None else None, ".2f")
 
 
 def _first_seen(values) -> dict:
@@ -300,6 +335,7 @@ COLUMNS = (
     Column("threads", lambda e: str(e.point.get("threads", "-")),
            shown=lambda items: any("threads" in e.point for e in items)),
     Column("seed", lambda e: str(e.point.get("seed", "-")), shown=lambda items: any("seed" in e.point for e in items)),
+    Column("replicas", replicas, shown=data_parallel),
     Column("precision", lambda e: str(e.row.get("precision") or e.point.get("precision") or "-"), right=False,
            shown=lambda items: any((e.row.get("precision") or e.point.get("precision") or "fp32") != "fp32"
                                    for e in items)),
@@ -312,6 +348,8 @@ COLUMNS = (
     Column("perplexity", _m("test_perplexity", ".3f"), shown=_some(_m("test_perplexity", ".3f"))),
     Column("samples/s", lambda e: speed_cell(e.metrics)),
     Column("tokens/s", _m("tokens_per_sec", ",.0f"), shown=_some(_m("tokens_per_sec", ",.0f"))),
+    Column("per replica/s", _m("samples_per_sec_per_replica", ",.0f"),
+           shown=_some(_m("samples_per_sec_per_replica", ",.0f"))),
     Column("vs fastest", lambda e: _ratio(e.vs_fastest)),
     Column(f"vs {REFERENCE_BACKEND}", lambda e: _ratio(e.vs_reference)),
     Column("speedup", lambda e: _ratio(e.speedup),
@@ -321,6 +359,9 @@ COLUMNS = (
     Column("skipped steps", _m("skipped_steps", "d"), shown=_some(_m("skipped_steps", "d"))),
     Column("thread eff.", lambda e: _percent(e.thread_efficiency),
            shown=lambda items: any("threads" in e.point for e in items)),
+    Column("scaling eff.", lambda e: _percent(e.scaling_efficiency),
+           shown=lambda items: any("data_parallel" in e.point for e in items)),
+    Column("comm ms/step", communication_cell, shown=_some(communication_cell)),
     Column("worst checkpoint", lambda e: worst_checkpoint(e.row), right=False,
            shown=_some(lambda e: worst_checkpoint(e.row))),
     Column("compile s", _m("compile_seconds", ".3f")),

@@ -7,6 +7,8 @@
 * throughput: median samples/s per backend with the interquartile range as
   error bars, one panel per scenario;
 * scaling: samples/s against batch size and against threads, for a sweep;
+* data-parallel scaling: samples/s against replicas with each backend's
+  ideal (linear from its fewest replicas), and the scaling efficiency;
 * inference latency: the distribution (empirical CDF) of every backend's
   per-call latencies, one panel per inference batch size, on a log axis,
   with the p50 and p99 marked.
@@ -206,7 +208,7 @@ def _varied(items: list[Entry]) -> list[str]:
 def scaling_figure(items: list[Entry], scenario: str) -> Figure | None:
     """samples/s against each swept setting; one line per backend (and other settings)."""
     rows = [e for e in _speed_rows(items) if e.point]
-    axes_keys = _varied(rows)
+    axes_keys = [k for k in _varied(rows) if k != "data_parallel"]  # replicas have a figure of their own
     if not axes_keys:
         return None
     several = len({id(e.run) for e in rows}) > 1
@@ -232,6 +234,46 @@ def scaling_figure(items: list[Entry], scenario: str) -> Figure | None:
                       [str(v) for v in sorted({e.point[key] for e in rows if key in e.point})])
         ax.minorticks_off()
         ax.legend(fontsize="x-small")
+    return fig
+
+
+def data_parallel_figure(items: list[Entry], scenario: str) -> Figure | None:
+    """Left: samples/s (total over the replicas) against replicas per backend,
+    dotted its ideal, linear from its fewest replicas; right: the scaling
+    efficiency. The reference (one process at every point) is left out."""
+    rows = [e for e in _speed_rows(items) if "data_parallel" in e.point and e.backend != REFERENCE_BACKEND]
+    if len({e.point["data_parallel"] for e in rows}) < 2:
+        return None
+    several = len({id(e.run) for e in rows}) > 1
+    order = [e.backend for e in rows]
+    lines: dict[tuple, list[Entry]] = {}
+    for e in rows:
+        rest = ", ".join(f"{k}={v}" for k, v in e.point.items() if k != "data_parallel")
+        lines.setdefault((_name(e, several), rest, e.backend), []).append(e)
+    fig = Figure(figsize=(10.4, 3.8), layout="constrained")
+    speed_ax, efficiency_ax = fig.subplots(1, 2)
+    styles = {rest: LINE_STYLES[i % len(LINE_STYLES)] for i, rest in enumerate(dict.fromkeys(r for _, r, _ in lines))}
+    for (name, rest, backend), line in lines.items():
+        line.sort(key=lambda e: e.point["data_parallel"])
+        replicas = [e.point["data_parallel"] for e in line]
+        colour, label = _colour(backend, order), f"{name} ({rest})" if rest else name
+        speed_ax.plot(replicas, [e.metrics["samples_per_sec"] for e in line], marker="o", color=colour,
+                      ls=styles[rest], label=label)
+        base = line[0].metrics["samples_per_sec"] / replicas[0]
+        speed_ax.plot(replicas, [base * n for n in replicas], color=colour, ls=":", lw=0.8)
+        efficiency_ax.plot(replicas, [100 * (e.scaling_efficiency or 0.0) for e in line], marker="o",
+                           color=colour, ls=styles[rest], label=label)
+    ticks = sorted({e.point["data_parallel"] for e in rows})
+    for ax in (speed_ax, efficiency_ax):
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(ticks, [str(t) for t in ticks])
+        ax.minorticks_off()
+        ax.set_xlabel("replicas")
+    speed_ax.set(yscale="log", title=f"{scenario}: samples/s vs replicas (dotted: ideal)", ylabel="samples/s")
+    efficiency_ax.axhline(100, color="grey", ls=":", lw=0.8)
+    efficiency_ax.set(title=f"{scenario}: scaling efficiency", ylabel="% of linear scaling",
+                      ylim=(0, max(110, *(100 * (e.scaling_efficiency or 0) + 10 for e in rows))))
+    speed_ax.legend(fontsize="x-small")
     return fig
 
 
@@ -269,6 +311,7 @@ def figures(runs: list[Run]) -> dict[str | None, list[tuple[str, str, Figure]]]:
     for scenario, items in by_scenario(entries(runs)).items():
         for kind, title, fig in (("loss", "loss curves", loss_figure(items, scenario)),
                                  ("scaling", "scaling", scaling_figure(items, scenario)),
+                                 ("data-parallel", "data-parallel scaling", data_parallel_figure(items, scenario)),
                                  ("latency", "inference latency", latency_figure(items, scenario))):
             if fig is not None:
                 found.setdefault(scenario, []).append((f"{safe_name(scenario)}-{kind}", f"{scenario}: {title}", fig))

@@ -32,6 +32,7 @@ def tidy_record(e: Entry) -> dict:
         "scenario": e.scenario, "backend": e.backend, "sweep_batch_size": e.point.get("batch_size"),
         "sweep_threads": e.point.get("threads"), "precision": e.row.get("precision") or e.point.get("precision"),
         "speedup": e.speedup, "accuracy_vs_fp32": e.accuracy_vs_fp32, "mode": e.row.get("mode", "train"),
+        **distributed_fields(e),
         "status": e.row.get("status"),
         "error": e.row.get("error"),
         "device": e.row.get("device"), "threads": e.row.get("threads"),
@@ -45,6 +46,17 @@ def tidy_record(e: Entry) -> dict:
                                  "peak_rss_mib", "peak_device_mib", "steps", "batch_size", "wall_seconds",
                                  "skipped_steps", "loss_scale")},
     }
+
+
+def distributed_fields(e: Entry) -> dict:
+    """A record's data-parallel facts (None for a run that is not data-parallel)."""
+    d = e.row.get("distributed") or {}
+    return {"replicas": d.get("world_size", e.point.get("data_parallel")), "engine": d.get("engine"),
+            "collective": d.get("collective"), "threads_per_replica": d.get("threads_per_replica"),
+            "scaling": d.get("scaling"), "batchnorm": d.get("batchnorm"),
+            "samples_per_sec_per_replica": e.metrics.get("samples_per_sec_per_replica"),
+            "scaling_efficiency": e.scaling_efficiency, "thread_efficiency": e.thread_efficiency,
+            "communication_seconds_per_step": d.get("communication_seconds_per_step")}
 
 
 def inference_records(runs: list[Run]) -> list[dict]:

@@ -1,0 +1,179 @@
+"""Data-parallel training (``--data-parallel N``): the core's rules (slices,
+what may be asked), the rows, the report's scaling columns, and end to end:
+every framework's engine with two replicas agrees with the one-process
+reference at the global batch, and deliberately wrong engines do not."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from backend_helpers import require_backend
+from dlbench.errors import InputError
+from dlbench.plugin.manager import get_plugins
+from dlbench.report.model import Run, entries, table
+from dlbench.run import parity
+from dlbench.run.distributed import DataParallel, check_divides, check_replicas, distributed_row, replica_slice
+from dlbench.run.settings import RunRequest, RunSettings
+from dlbench.run.suite import run_isolated
+
+import data_parallel_mutants
+
+
+def test_replicas_take_equal_consecutive_slices_that_cover_the_global_batch_once():
+    indices = np.arange(24).reshape(2, 12)
+    parts = [replica_slice(indices, r, 3) for r in range(3)]
+    assert all(p.shape == (2, 4) for p in parts)
+    np.testing.assert_array_equal(np.concatenate(parts, axis=1), indices)
+
+
+def test_weak_scaling_multiplies_the_global_batch_and_strong_keeps_it():
+    assert DataParallel(4, "strong").global_batch(64) == 64
+    assert DataParallel(4, "weak").global_batch(64) == 256
+    assert DataParallel(1, "weak").global_batch(64) == 64
+
+
+def test_replicas_must_divide_every_batch_of_the_plan():
+    check_divides(2, 64, 1438, False, "s", "f")  # 1438 = 22 * 64 + 30: the last batch splits too
+    with pytest.raises(InputError, match="do not divide the global batch of 33"):
+        check_divides(2, 33, 1438, False, "s", "f")
+    with pytest.raises(InputError, match="last batch of each epoch .21 of 13077"):
+        check_divides(2, 32, 13077, False, "s", "f")
+    check_divides(2, 32, 13077, True, "s", "f")  # drop_last: no partial batch
+
+
+def test_replicas_of_threads_must_fit_the_cores_on_a_cpu_only():
+    check_replicas(2, 1, "cpu", cores=2, field="f")
+    with pytest.raises(InputError, match="need 4 CPU cores; this machine has 2: at most 1 replica"):
+        check_replicas(2, 2, "cpu", cores=2, field="f")
+    check_replicas(8, 1, "gpu", cores=2, field="f")  # a GPU replica needs a GPU, which the worker checks
+
+
+def test_threads_default_to_the_cores_shared_out_among_the_most_replicas(monkeypatch):
+    from dlbench.run import environment
+
+    monkeypatch.setattr(environment, "available_cores", lambda: 2)
+    plugins = get_plugins()
+    settings = RunSettings.from_options(plugins, scenarios=["digits-mlp"], backends="numpy",
+                                        sweep=["data_parallel=1,2"])
+    assert settings.threads == 1
+    assert [job.request.replicas for job in settings.jobs()] == [1, 2]
+    assert RunSettings.from_options(plugins, scenarios=["digits-mlp"], backends="numpy").threads == 2
+    with pytest.raises(InputError, match="both choose the replicas"):
+        RunSettings.from_options(plugins, scenarios=["digits-mlp"], backends="numpy", data_parallel=2,
+                                 sweep=["data_parallel=1,2"])
+
+
+def test_the_reference_row_says_it_is_one_process_and_an_engine_row_what_its_trainer_says():
+    from dlbench.run.distributed import REFERENCE_INFO
+
+    reference = distributed_row(REFERENCE_INFO, 2, 1, "strong", False)
+    assert reference["world_size"] == 1 and reference["engine"].startswith("single process")
+    engine = distributed_row({"engine": "E", "collective": "gloo", "world_size": 2,
+                              "communication_seconds_per_step": 0.001}, 2, 1, "weak", True)
+    assert engine == {"engine": "E", "world_size": 2, "collective": "gloo", "threads_per_replica": 1,
+                      "scaling": "weak", "batchnorm": "synchronized", "communication_seconds_per_step": 0.001}
+
+
+def test_a_backend_without_an_engine_is_an_unavailable_row_not_a_silent_single_process_one():
+    from dlbench.run.worker import data_parallel_unavailable
+
+    class Plain(type(get_plugins().backend("numpy"))):
+        name = "plain"
+
+    request = RunRequest(scenario="digits-mlp", backend="plain", replicas=2)
+    assert "has no data-parallel engine" in data_parallel_unavailable(request, Plain(), "cpu", None)
+    reference = get_plugins().backend(parity.REFERENCE_BACKEND)
+    assert data_parallel_unavailable(RunRequest(scenario="s", backend="numpy", replicas=2), reference, "cpu",
+                                     None) is None
+
+
+def sweep_document(speeds: dict) -> dict:
+    """A data_parallel=1,2 sweep's rows: backend -> (samples/s at 1, at 2)."""
+    rows = []
+    for backend, pair in speeds.items():
+        for replicas, sps in zip((1, 2), pair):
+            row = {"scenario": "s", "backend": backend, "status": "ok", "sweep_point": {"data_parallel": replicas},
+                   "metrics": {"samples_per_sec": sps, "samples_per_sec_per_replica": sps / replicas}}
+            if replicas > 1:
+                row["distributed"] = {"engine": "E", "world_size": 1 if backend == "numpy" else 2,
+                                      "communication_seconds_per_step": 0.002}
+            rows.append(row)
+    return {"results": rows, "environment": {}, "settings": {}}
+
+
+def test_scaling_efficiency_is_the_speedup_per_replica_and_the_reference_has_none():
+    found = {(e.backend, e.point["data_parallel"]): e
+             for e in entries([Run("r", sweep_document({"numpy": (100, 101), "torch": (100, 150)}))])}
+    assert found["torch", 2].scaling_efficiency == pytest.approx(0.75)
+    assert found["torch", 1].scaling_efficiency == pytest.approx(1.0)
+    assert found["numpy", 2].scaling_efficiency is None
+    columns, cells = table([found["torch", 2]])
+    row = dict(zip([c.name for c in columns], cells[0]))
+    assert row["replicas"] == "2" and row["scaling eff."] == "75%" and row["comm ms/step"] == "2.00"
+
+
+def test_every_report_format_carries_the_scaling_efficiency_and_a_scaling_plot(tmp_path):
+    import json
+
+    from dlbench.report import plots, render
+
+    runs = [Run("r", sweep_document({"numpy": (100, 101), "torch": (100, 150), "jax": (100, 190)}))]
+    records = {(r["backend"], r["replicas"]): r for r in json.loads(render.render_json(runs))["rows"]}
+    assert records["jax", 2]["scaling_efficiency"] == pytest.approx(0.95)
+    assert records["numpy", 1]["scaling_efficiency"] is None
+    header, *lines = render.render_csv(runs).splitlines()
+    assert "scaling_efficiency" in header and "replicas" in header
+    markdown = render.render_markdown(runs)
+    assert "scaling eff." in markdown and "95%" in markdown
+    figures = plots.figures(runs)["s"]
+    assert any(key == "s-data-parallel" for key, _, _ in figures)
+
+
+# ------------------------------------------------------------------ end to end
+@pytest.fixture
+def mutants(monkeypatch):
+    from pathlib import Path
+
+    from dlbench.plugin import manager
+
+    monkeypatch.setenv("PYTHONPATH", str(Path(__file__).parent))
+    monkeypatch.setenv("DLBENCH_PLUGINS", "data_parallel_mutants")
+    manager.get_plugins.cache_clear()
+    yield
+    manager.get_plugins.cache_clear()
+
+
+def run_cell(scenario: str, backends: list[str], tmp_path, steps: int = 40) -> dict:
+    """Rows of two-replica runs of ``backends`` (the reference first), each in
+    its isolated worker (torchrun for torch), judged as a run judges them."""
+    rows = [run_isolated(RunRequest(scenario=scenario, backend=b, overrides={"max_steps": steps}, window_steps=5,
+                                    parity_dir=str(tmp_path), replicas=2, threads=1), timeout=300)
+            for b in ["numpy", *backends]]
+    parity.annotate(rows)
+    return {r["backend"]: r for r in rows}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("scenario", ["digits-mlp", "digits-cnn"])
+def test_every_engine_with_two_replicas_agrees_with_the_one_process_reference(scenario, tmp_path):
+    frameworks = [b for b in ("torch", "tensorflow", "jax") if require_backend(b)]
+    rows = run_cell(scenario, frameworks, tmp_path)
+    assert rows["numpy"]["distributed"]["world_size"] == 1
+    for backend in frameworks:
+        row = rows[backend]
+        assert row["status"] == "ok", row.get("error")
+        assert row["distributed"]["world_size"] == 2 and row["distributed"]["engine"], row["distributed"]
+        assert row["parity"]["kind"] == "certificate", row["metrics"].get("certificate_error")
+        assert row["parity"]["agrees"], (backend, row["parity"])
+
+
+@pytest.mark.slow
+def test_every_wrong_engine_disagrees_with_the_reference(tmp_path, mutants):
+    # digits-mlp trains with SGD: a gradient summed over the replicas is a doubled step
+    rows = run_cell("digits-mlp", [m.name for m in data_parallel_mutants.MUTANTS], tmp_path)
+    for mutant in data_parallel_mutants.MUTANTS:
+        row = rows[mutant.name]
+        assert row["status"] == "ok" and row["parity"]["kind"] == "certificate", (mutant.name, row.get("error"))
+        assert not row["parity"]["agrees"], (mutant.name, row["parity"])
+        assert row["parity"]["checkpoints_agreeing"] <= row["parity"]["checkpoints"] // 2, row["parity"]
