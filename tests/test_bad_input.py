@@ -131,7 +131,7 @@ COMMAND_LINE_CASES = [
     ("zero steps", ["--steps", "0"], "--steps': must be a positive integer, got 0"),
     ("zero repeat", ["--repeat", "0"], "--repeat': must be a positive integer, got 0"),
     ("bad sweep key", ["--sweep", "lr=1,2"],
-     "--sweep: unknown sweep key 'lr'; expected one of batch_size, precision, seed, threads"),
+     "--sweep: unknown sweep key 'lr'; expected one of batch_size, data_parallel, precision, seed, threads"),
     ("unknown precision in a sweep", ["--sweep", "precision=fp32,int8"],
      "--sweep: 'precision=fp32,int8': unknown precision 'int8'; expected one of bf16, fp16, fp32, tf32"),
     ("a precision and a precision sweep", ["--precision", "bf16", "--sweep", "precision=fp32,bf16"],
@@ -168,6 +168,53 @@ COMMAND_LINE_CASES = [
      "--backend: backend 'diverge' cannot run inference (it runs train); choose another --mode or backend"),
     ("both on a backend that cannot run inference", ["--backend", "diverge", "--mode", "both"],
      "--backend: backend 'diverge' cannot run inference"),
+    ("unknown executor", ["--executor", "pbs"], "'pbs' is not one of 'local', 'slurm'"),
+    ("a slurm option with the local executor", ["--slurm-time", "30"],
+     "--slurm-time: only goes with --executor slurm (this run's executor is local); add --executor slurm or drop "
+     "--slurm-time"),
+    ("a slurm partition without slurm", ["--executor", "slurm", "--slurm-partition", "gpu"],
+     "--slurm-partition: there is no Slurm on this machine (no srun on the PATH), so --executor slurm runs the jobs "
+     "as local processes, which have no partitions or GPUs to ask for; drop --slurm-partition"),
+    ("slurm gpus without slurm", ["--executor", "slurm", "--slurm-gpus-per-job", "1"],
+     "--slurm-gpus-per-job: there is no Slurm on this machine"),
+    ("zero slurm time", ["--executor", "slurm", "--slurm-time", "0"],
+     "--slurm-time': must be a positive integer, got 0"),
+    ("zero gpus per job", ["--executor", "slurm", "--slurm-gpus-per-job", "0"],
+     "--slurm-gpus-per-job': must be a positive integer, got 0"),
+    ("the slurm executor in process", ["--executor", "slurm", "--in-process"],
+     "--executor: --in-process runs every job in this process, --executor slurm each in a job of its own; use one"),
+    ("zero replicas", ["--data-parallel", "0"], "--data-parallel': must be a positive integer, got 0"),
+    ("unknown scaling", ["--scaling", "linear"], "'linear' is not one of 'strong', 'weak'"),
+    ("more replicas than cores", ["--scenario", "digits-mlp", "--data-parallel", "64"],
+     "--data-parallel: 64 replicas of 1 thread(s) need 64 CPU cores; this machine has"),
+    ("replicas not dividing the batch", ["--scenario", "digits-mlp", "--data-parallel", "2", "--batch-size", "33"],
+     "--data-parallel: 2 replicas do not divide the global batch of 33 samples; use a batch size that is a "
+     "multiple of 2"),
+    ("replicas not dividing the last batch", ["--scenario", "chars-lstm", "--data-parallel", "2", "--threads", "1"],
+     "--data-parallel: 2 replicas do not divide the last batch of each epoch (21 of 13077 samples at batch 32); "
+     "set train.drop_last = true"),
+    ("data parallel outside training", ["--scenario", "digits-mlp", "--data-parallel", "2", "--mode", "inference"],
+     "--mode: data-parallel runs measure training; --mode inference runs on one replica"),
+    ("replicas chosen twice", ["--data-parallel", "2", "--sweep", "data_parallel=1,2"],
+     "--data-parallel: --data-parallel and --sweep data_parallel=... both choose the replicas; use one"),
+    ("hosts without data parallel", ["--hosts", "a,b"],
+     "--hosts: spreads data-parallel replicas over hosts; add --data-parallel N"),
+    ("one host named", ["--scenario", "digits-mlp", "--data-parallel", "2", "--hosts", "a", "--node-rank", "0"],
+     "--hosts: names 1 host; a multi-host run needs two or more"),
+    ("a host that cannot tell its rank", ["--scenario", "digits-mlp", "--data-parallel", "2",
+                                          "--hosts", "localhost,localhost"],
+     "--node-rank: cannot tell which of localhost, localhost this host"),
+    ("a node rank beyond the hosts", ["--scenario", "digits-mlp", "--data-parallel", "2", "--hosts", "a,b",
+                                      "--node-rank", "3"], "--node-rank: 3 is not one of the 2 hosts' ranks 0..1"),
+    ("replicas not spreading over the hosts", ["--scenario", "digits-mlp", "--data-parallel", "2",
+                                               "--hosts", "a,b,c", "--node-rank", "0"],
+     "--data-parallel: 2 replicas do not spread evenly over 3 hosts; use a multiple of 3"),
+    ("a coordinator port out of range", ["--scenario", "digits-mlp", "--data-parallel", "2", "--hosts", "a,b",
+                                         "--node-rank", "0", "--coordinator-port", "80"],
+     "--coordinator-port: must be a port 1024..65535, got 80"),
+    ("multi-host with the slurm executor", ["--scenario", "digits-mlp", "--data-parallel", "2", "--hosts", "a,b",
+                                            "--node-rank", "0", "--executor", "slurm"],
+     "--executor: a multi-host run is started on every host"),
 ]
 
 
@@ -176,11 +223,20 @@ def test_bad_command_line(cli, tmp_path, monkeypatch, case, args, message):
     monkeypatch.chdir(tmp_path)
     out = tmp_path / "out"
     result = cli.invoke(main, ["run", *args, *([] if "--resume" in args else ["--out", str(out)])])
-    if case in ("unknown device", "negative timeout", "zero timeout") or "must be a positive integer" in message:
+    if (case in ("unknown device", "negative timeout", "zero timeout", "unknown executor", "unknown scaling")
+            or "must be a positive integer" in message):
         # click's own usage errors: exit 2, no traceback, a usage line before the error line
         assert result.exit_code == 2 and message in result.output and "Traceback" not in result.output
         return
     assert_one_clear_line(result, message, out)
+
+
+def test_the_slurm_executor_without_submitit_names_the_extra(cli, tmp_path, monkeypatch):
+    monkeypatch.setitem(__import__("sys").modules, "submitit", None)  # what an interpreter without it imports
+    out = tmp_path / "out"
+    result = cli.invoke(main, ["run", "--executor", "slurm", "--out", str(out)])
+    assert_one_clear_line(result, '--executor: --executor slurm needs submitit, which is not installed; run: '
+                                  'pip install "dlbench[cluster]"', out)
 
 
 def test_unwritable_output_folder(cli, tmp_path):

@@ -79,8 +79,10 @@ def test_core_is_grouped_into_subpackages_per_concern():
 
 BACKENDS_ROOT = ROOT.parent / "backends"
 #: the modules a backend has only where it needs them: kernels.py where it writes gradients by hand (NumPy:
-#: every layer's; JAX: conv, max-pool), convert.py where it reads its framework's own models (Keras, torch)
-OPTIONAL_BACKEND_MODULES = {"kernels.py", "convert.py"}
+#: every layer's; JAX: conv, max-pool), convert.py where it reads its framework's own models (Keras, torch),
+#: distributed.py where its data-parallel engine runs a process per replica (torch's DDP; JAX and TF drive
+#: their replicas from the trainer)
+OPTIONAL_BACKEND_MODULES = {"kernels.py", "convert.py", "distributed.py"}
 #: what every backend's module of that name defines, so that they read alike
 SHARED_NAMES = {
     "__init__.py": {"dlbench_register_backends"},

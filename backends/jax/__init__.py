@@ -98,6 +98,20 @@ class JaxBackend(Backend):
             env["XLA_FLAGS"] += f" --xla_force_host_platform_device_count={replicas}"
         return env
 
+    def configure_data_parallel(self, data_parallel, threads: int) -> None:
+        """On several hosts, one process per host joins the others through
+        ``jax.distributed.initialize`` at the coordinator (host 0); on CPUs the
+        cross-process all-reduce is gloo's. ``jax.devices()`` is then every
+        host's devices, and one program runs over all of them."""
+        if not data_parallel.multi_host:
+            return
+        import jax
+
+        if "gpu" not in os.environ.get("JAX_PLATFORMS", "gpu"):
+            jax.config.update("jax_cpu_collectives_implementation", "gloo")
+        jax.distributed.initialize(data_parallel.coordinator, num_processes=data_parallel.nodes,
+                                   process_id=data_parallel.node_rank)
+
     def configure_threads(self, threads: int) -> int:
         if not backends_started():
             os.environ["PJRT_NPROC"] = str(threads)

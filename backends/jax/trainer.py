@@ -186,8 +186,10 @@ class JaxTrainer(Trainer):
     def distributed(self) -> dict | None:
         if self.mesh is None:
             return None
-        # XLA inserts the all-reduce; on CPU its in-process collectives, on GPUs NCCL
-        collective = "XLA all-reduce (NCCL)" if self.device.platform == "gpu" else "XLA all-reduce (in-process)"
+        # the all-reduce of the compiled program: NCCL on GPUs; on CPUs in-process,
+        # or gloo between the processes of several hosts
+        collective = ("NCCL" if self.device.platform == "gpu" else
+                      "gloo" if jax.process_count() > 1 else "in-process")
         return {"engine": "jax.sharding (Mesh + shard_map)", "collective": collective,
                 "world_size": self.mesh.size}
 

@@ -32,11 +32,20 @@ Extra options (``TrainerOptions.extra``):
   size, whatever the window lengths. Not with ``deterministic`` for networks
   with max pooling: XLA has no deterministic max-pooling gradient. It also
   XLA-compiles the inference function (see :mod:`~dlbench_backends.tensorflow.inference`).
+  Not with ``--data-parallel``: XLA compiles for one device, and cannot reach
+  the variables a MirroredStrategy keeps on the other replicas' devices.
+
+Data parallel (``--data-parallel N``): one process drives N replicas with
+``tf.distribute.MirroredStrategy``; on a CPU they are N logical CPU devices
+made by :meth:`TensorflowBackend.configure_data_parallel` (sharing TF's one
+intra-op pool of N times the per-replica threads), on a GPU the first N GPUs.
+What a replica computes is in :mod:`~dlbench_backends.tensorflow.trainer`.
 """
 
 from __future__ import annotations
 
 import functools
+import json
 import os
 
 import dlbench
@@ -73,6 +82,7 @@ class TensorflowBackend(Backend):
     description = "Keras 3 layers on TensorFlow; a tf.function runs a window of steps in one graph"
     order = 2
     option_defaults = {"jit_compile": False}
+    data_parallel_engine = "tf.distribute.MirroredStrategy"
 
     def thread_environment(self, threads: int, device: str) -> dict[str, str]:
         return {**super().thread_environment(threads, device), "TF_NUM_INTRAOP_THREADS": str(threads),
@@ -87,6 +97,41 @@ class TensorflowBackend(Backend):
         except RuntimeError:  # TF already started in this process: its pools are fixed
             return tf.config.threading.get_intra_op_parallelism_threads() or os.cpu_count() or threads
         return tf.config.threading.get_intra_op_parallelism_threads() or threads
+
+    def configure_data_parallel(self, data_parallel, threads: int) -> None:
+        """``replicas`` logical CPU devices for the strategy's replicas, TF's
+        intra-op pool (which every CPU device of a process shares) sized to
+        ``replicas * threads``, and ``replicas`` inter-op threads, so that the
+        replicas' ops run side by side (with one, TF's executor runs them one
+        after the other). All are fixed when TensorFlow starts, so this must
+        run before anything initialises it; a GPU run's replicas are its first
+        GPUs (chosen at build), and the logical CPU devices stay unused.
+        On several hosts each host is a worker of a MultiWorkerMirroredStrategy,
+        whose cluster (every host's ``host:port``) and task this writes into
+        ``TF_CONFIG``, which TF reads when the strategy starts."""
+        replicas = data_parallel.local_replicas
+        if data_parallel.multi_host:
+            os.environ["TF_CONFIG"] = json.dumps({
+                "cluster": {"worker": [data_parallel.address(node) for node in range(data_parallel.nodes)]},
+                "task": {"type": "worker", "index": data_parallel.node_rank}})
+        tf, _ = framework()
+        cpu = tf.config.list_physical_devices("CPU")[0]
+        try:
+            tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * replicas)
+            tf.config.threading.set_intra_op_parallelism_threads(replicas * threads)
+            tf.config.threading.set_inter_op_parallelism_threads(replicas)
+        except RuntimeError as exc:  # TF already started in this process: its devices are fixed
+            found = len(tf.config.list_logical_devices("CPU"))
+            if found < replicas:
+                raise RuntimeError(f"TensorFlow already started with {found} CPU device(s); {replicas} replicas "
+                                   "need their logical CPU devices made before it starts") from exc
+
+    def data_parallel_unavailable(self, data_parallel, device: str, spec=None) -> str | None:
+        """A MultiWorkerMirroredStrategy worker has one replica per CPU (every GPU on a GPU host)."""
+        if data_parallel.multi_host and device == "cpu" and data_parallel.local_replicas > 1:
+            return (f"TensorFlow's MultiWorkerMirroredStrategy runs one replica per CPU host; "
+                    f"{data_parallel.local_replicas} per host were asked")
+        return super().data_parallel_unavailable(data_parallel, device, spec)
 
     def gpu_name(self) -> str | None:
         tf, _ = framework()
@@ -118,6 +163,10 @@ class TensorflowBackend(Backend):
                 isinstance(layer, (MaxPool1D, MaxPool2D)) for layer in spec.layers):
             raise InputError("TensorFlow's XLA has no deterministic max-pooling gradient; "
                              "use jit_compile or deterministic, not both, for this network",
+                             field="--backend-option")
+        if options.data_parallel.active and extra["jit_compile"]:
+            raise InputError("TensorFlow's XLA compiles for one device, and a MirroredStrategy's replicas are "
+                             f"{options.data_parallel.replicas}; use jit_compile or --data-parallel, not both",
                              field="--backend-option")
         tf, _ = framework()
         device_name = "cpu"

@@ -1,9 +1,16 @@
 """The TensorFlow backend's losses, from the logits ``z`` (``output`` is the
-final activation ``f``), each the batch mean as a 0-d tensor:
-``tf.nn.sparse_softmax_cross_entropy_with_logits``,
-``tf.nn.sigmoid_cross_entropy_with_logits``, and mse on ``f(z)``; the logits
-are cast to float32 first (under a mixed policy they come in bf16/fp16, and
-Keras's own losses compute in float32 too)."""
+final activation ``f``): ``tf.nn.sparse_softmax_cross_entropy_with_logits``,
+``tf.nn.sigmoid_cross_entropy_with_logits``, and mse on ``f(z)``. Each loss
+function gives the per-element losses (per sample, per token for labels per
+timestep, per output unit for mse); :data:`LOSSES` reduces them to the batch
+mean as a 0-d tensor. The logits are cast to float32 first (under a mixed
+policy they come in bf16/fp16, and Keras's own losses compute in float32 too).
+
+A data-parallel replica takes :func:`replica_loss` instead: the sum of its
+elements over the element count of the *global* batch
+(``tf.nn.compute_average_loss``'s convention), so that the replicas' losses
+and gradients summed (the all-reduce) are the single-process batch mean's.
+"""
 
 from __future__ import annotations
 
@@ -13,25 +20,39 @@ tf, _ = framework()
 
 
 def categorical_crossentropy(z, labels, output):
-    """mean(logsumexp(z) - z[label]), fused with its gradient softmax(z) - onehot."""
-    return tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=z))
+    """logsumexp(z) - z[label] per sample (or token), fused with its gradient softmax(z) - onehot."""
+    return tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=z)
 
 
 def binary_crossentropy(z, targets, output):
-    """mean(max(z, 0) - z t + log(1 + exp(-|z|)))."""
-    return tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(labels=targets, logits=z))
+    """max(z, 0) - z t + log(1 + exp(-|z|)) per element."""
+    return tf.nn.sigmoid_cross_entropy_with_logits(labels=targets, logits=z)
 
 
 def mse(z, targets, output):
-    """mean((f(z) - t)^2), with the final activation f applied."""
-    return tf.reduce_mean(tf.square(output(z) - targets))
+    """(f(z) - t)^2 per element, with the final activation f applied."""
+    return tf.square(output(z) - targets)
 
 
-def in_float32(loss):
-    """``loss`` taking the logits in float32."""
-    def of_float32_logits(z, targets, output):
-        return loss(tf.cast(z, tf.float32), targets, output)
-    return of_float32_logits
+def batch_mean(loss):
+    """``loss`` taking the logits in float32, averaged over every element of the batch."""
+    def mean_of_float32_logits(z, targets, output):
+        return tf.reduce_mean(loss(tf.cast(z, tf.float32), targets, output))
+    return mean_of_float32_logits
 
 
-LOSSES = {f.__name__: in_float32(f) for f in (categorical_crossentropy, binary_crossentropy, mse)}
+LOSSES = {f.__name__: batch_mean(f) for f in (categorical_crossentropy, binary_crossentropy, mse)}
+ELEMENTWISE = {f.__name__: f for f in (categorical_crossentropy, binary_crossentropy, mse)}
+
+
+def replica_loss(name: str, replicas: int):
+    """Loss ``name`` of one of ``replicas`` replicas, each holding an equal slice
+    of the global batch: the sum of its elements over ``replicas`` times its own
+    element count, i.e. over the global batch's element count (tokens included).
+    The core's slices are equal, so the replicas' sum is exactly the global mean."""
+    elementwise = ELEMENTWISE[name]
+
+    def share_of_global_mean(z, targets, output):
+        losses = elementwise(tf.cast(z, tf.float32), targets, output)
+        return tf.reduce_sum(losses) / tf.cast(tf.size(losses) * replicas, tf.float32)
+    return share_of_global_mean

@@ -12,6 +12,14 @@ the NumPy backend's masks, so only ``rate = 0`` can agree with it step by step.
 
 Precision: the layers are built under the precision's Keras dtype policy
 (:mod:`~dlbench_backends.tensorflow.precision`).
+
+Data parallel (built inside a ``tf.distribute.MirroredStrategy``'s scope, see
+:mod:`~dlbench_backends.tensorflow.trainer`): BatchNormalization takes its
+batch statistics over each replica's slice (``synchronized=False``, Keras's
+default), or over the global batch with ``synchronized_batchnorm`` (Keras 3's
+``synchronized=True``: all-reduced sums of x and x^2, the variance as
+E[x^2] - E[x]^2, which rounds differently from ``tf.nn.moments``'s
+mean of squared deviations when the mean is large beside the spread).
 """
 
 from __future__ import annotations
@@ -34,11 +42,17 @@ def keras_activation(name: str):
     return functools.partial(keras.activations.gelu, approximate=True) if name == "gelu" else name
 
 ZERO_INIT = {"kernel_initializer": "zeros", "bias_initializer": "zeros"}
-def keras_layers(layer, seed: int) -> list:
-    """The Keras layers that compute one spec layer; the last one holds its parameters."""
+
+
+def keras_layers(layer, seed: int, synchronized_batchnorm: bool = False) -> list:
+    """The Keras layers that compute one spec layer; the last one holds its
+    parameters. ``synchronized_batchnorm``: BatchNormalization's statistics
+    over all replicas of a MirroredStrategy (only there: outside one, Keras's
+    synchronized moments are another formula for the same batch)."""
     k = keras.layers
     if type(layer) in TRANSFORMER_LAYERS:
-        return transformer_layers(layer, seed, keras_layers)
+        inner = functools.partial(keras_layers, synchronized_batchnorm=synchronized_batchnorm)
+        return transformer_layers(layer, seed, inner)
     if isinstance(layer, Dense):
         return [k.Dense(layer.units, activation=keras_activation(layer.activation), **ZERO_INIT)]
     if isinstance(layer, (Conv1D, Conv2D)):
@@ -58,7 +72,8 @@ def keras_layers(layer, seed: int) -> list:
     if isinstance(layer, Dropout):
         return [k.Dropout(layer.rate, seed=seed)]
     if isinstance(layer, BatchNormalization):
-        return [k.BatchNormalization(momentum=layer.momentum, epsilon=layer.epsilon)]
+        return [k.BatchNormalization(momentum=layer.momentum, epsilon=layer.epsilon,
+                                     synchronized=synchronized_batchnorm)]
     if isinstance(layer, Activation):
         return [k.Activation(keras_activation(layer.activation))]
     if isinstance(layer, SEQUENCE_LAYERS):
@@ -66,12 +81,14 @@ def keras_layers(layer, seed: int) -> list:
     raise NotImplementedError(f"the tensorflow backend cannot build {layer.type!r} layers")
 
 
-def build_network(spec: ModelSpec, weights, seed: int, precision: str = "fp32"):
+def build_network(spec: ModelSpec, weights, seed: int, precision: str = "fp32", synchronized_batchnorm: bool = False):
     """keras.Sequential of the logit layers, holding exactly ``weights``, under
     ``precision``'s dtype policy; returns (model, per spec layer a dict of its
-    tf.Variables by canonical name)."""
+    tf.Variables by canonical name: MirroredVariables when built in a
+    strategy's scope)."""
     with dtype_policy(precision):
-        per_layer = [keras_layers(layer, seed + i) for i, layer in enumerate(spec.logit_layers())]
+        per_layer = [keras_layers(layer, seed + i, synchronized_batchnorm)
+                     for i, layer in enumerate(spec.logit_layers())]
         inputs = keras.Input(spec.input_shape, dtype="int64" if takes_tokens(spec) else "float32")
         model = keras.Sequential([inputs, *(k for layers in per_layer for k in layers)])
     params = []

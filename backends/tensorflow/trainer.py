@@ -13,6 +13,34 @@ fuses them (about 10x faster on the 2-10-1 XOR net, somewhat slower than
 oneDNN on the 64-256-256-10 MLP on CPU).
 
 Mixed precision: see :mod:`~dlbench_backends.tensorflow.precision`.
+
+Data parallel (``options.data_parallel.active``): the variables (the
+network's, the optimizer's slots and step, fp16's loss scale) are made in a
+``tf.distribute.MirroredStrategy``'s scope, as MirroredVariables: one copy per
+replica, with Keras's default aggregation NONE, under which an assignment in
+a replica writes that replica's own copy. A step, inside the same one-call
+window graph, is ``strategy.run`` of the replica step: replica ``r`` gathers
+its slice of the global batch (``replica_slice(indices, r, N)``, the core's
+split), takes :func:`~dlbench_backends.tensorflow.losses.replica_loss` (its
+share of the global batch mean), all-reduces the gradients with a SUM (the
+gradient of the global mean) and applies the canonical update to its own
+copies. Every replica applies the same update to the same all-reduced
+gradient (the all-reduce hands every replica the same bits), so the copies
+stay bit-identical without a broadcast; the step's loss is the replicas'
+SUM (the global mean). Not under XLA (refused at build): XLA compiles for one
+device, and the window's graph spans the replicas'. fp16's loss scale works the same way: an inf in any
+replica's gradient is in the sum, so every replica skips the step alike.
+
+BatchNormalization's moving statistics are not trained, and their copies are
+updated by each replica from its own batch statistics. Synchronized
+(``sync_batchnorm``), those are the global batch's, the same on every replica,
+so the copies stay identical. Per replica (the default), each copy follows its
+own slices and they part; everything read in cross-replica context
+(``weights()``, ``state()``, ``evaluate()``, ``predict()``) reads the first
+replica's copy, so the moving statistics are those of replica 0's slices (what
+DDP's rank-0 buffer broadcast gives too), and ``load_state`` writes every copy.
+Dropout: every replica's Keras seed generator starts from the same seed, so
+the replicas draw the same masks for their (different) slices.
 """
 
 from __future__ import annotations
@@ -24,10 +52,11 @@ import numpy as np
 from dlbench.data.base import Dataset
 from dlbench.plugin.backend import Trainer, TrainerOptions, TrainingState
 from dlbench.plugin.helpers import accuracy, input_dtype, loss_targets, padded_chunks
+from dlbench.run.distributed import replica_slice
 from dlbench.spec import ModelSpec, is_trained
 from dlbench.spec.precision import LOSS_SCALE, scales_loss
 from dlbench_backends.tensorflow import TensorflowBackend, framework, inference
-from dlbench_backends.tensorflow.losses import LOSSES
+from dlbench_backends.tensorflow.losses import LOSSES, replica_loss
 from dlbench_backends.tensorflow.network import build_network
 from dlbench_backends.tensorflow.optim import build_optimizer
 from dlbench_backends.tensorflow.precision import LossScaler
@@ -39,14 +68,85 @@ tf, keras = framework()
 XLA_CHUNK_STEPS = 64
 
 
+def replica_devices(device: str, replicas: int) -> list[str]:
+    """The devices of ``replicas`` replicas: the first GPUs, or the logical CPU
+    devices that :meth:`TensorflowBackend.configure_data_parallel` made."""
+    kind = "GPU" if device == "gpu" else "CPU"
+    found = [d.name for d in tf.config.list_logical_devices(kind)]
+    if len(found) < replicas:
+        made_by = ("" if kind == "GPU" else
+                   " (TensorflowBackend.configure_data_parallel makes them, before TensorFlow starts)")
+        raise RuntimeError(f"{replicas} data-parallel replicas need {replicas} {kind} devices; TensorFlow sees "
+                           f"{len(found)}{made_by}")
+    return found[:replicas]
+
+
+@functools.cache
+def multi_worker_strategy():
+    """The process's MultiWorkerMirroredStrategy: one worker per host, from the
+    TF_CONFIG that :meth:`TensorflowBackend.configure_data_parallel` wrote
+    (its local replicas: every GPU of the host, or its one CPU device),
+    all-reducing with collective ops over gRPC (RING on CPUs, NCCL on GPUs)."""
+    return tf.distribute.MultiWorkerMirroredStrategy()
+
+
+@functools.cache
+def mirrored_strategy(device: str, replicas: int):
+    """The process's one MirroredStrategy over ``replicas`` replicas.
+
+    On GPUs it all-reduces with TF's default, collective ops (NCCL). Those
+    number their collectives from the same keys in every MirroredStrategy
+    (group 1, instances from 100), so a second strategy's all-reduces would
+    collide with the first's in TF's collective executor ("Shape mismatch in
+    the collective instance 100" when the certificate builds its second
+    trainer); sharing one, every new trace takes fresh keys. On logical CPU
+    devices, which share the host's memory, it reduces on the first device
+    and hands every replica that one sum (``ReductionToOneDevice``: no copy,
+    and the same bits everywhere): TF's default there, a RING of collective
+    ops, costs more than the step on a small network (digits-mlp at 2
+    replicas of 1 thread, on a busy 2-core machine: about 120k samples/s with
+    RING, 170k reduced to one device, 150k in one process).
+    """
+    devices = replica_devices(device, replicas)
+    cross_device_ops = tf.distribute.ReductionToOneDevice() if device != "gpu" else None
+    return tf.distribute.MirroredStrategy(devices, cross_device_ops=cross_device_ops)
+
+
+def collective(strategy) -> str:
+    """How the strategy all-reduces: its cross-device ops (ReductionToOneDevice
+    on CPUs, see :func:`mirrored_strategy`; on GPUs TF's pick, CollectiveAllReduce
+    with NCCL), read from its private attributes: TensorFlow reports it nowhere else."""
+    extended = strategy.extended
+    ops = getattr(extended, "_cross_device_ops", None)
+    if ops is None:
+        return "unknown"
+    implementation = getattr(getattr(extended, "_communication_options", None), "implementation", None)
+    if type(ops).__name__ == "CollectiveAllReduce" and implementation is not None:
+        return f"CollectiveAllReduce ({implementation.name})"
+    return type(ops).__name__
+
+
+def replica_parts(indices: np.ndarray, replicas: int) -> np.ndarray:
+    """(replicas, steps, batch / replicas): replica r's columns of a window are ``parts[r]``."""
+    return np.stack([replica_slice(indices, r, replicas) for r in range(replicas)])
+
+
 class TensorflowTrainer(Trainer):
     def __init__(self, spec: ModelSpec, weights, options: TrainerOptions, device_name: str):
         self.spec = spec
         self.jit_compile = TensorflowBackend.check_options(options.extra)["jit_compile"]
         self.device = "/GPU:0" if options.device == "gpu" else "/CPU:0"
         self.device_name = device_name
-        with tf.device(self.device):
-            self.model, self.params = build_network(spec, weights, options.seed, options.precision)
+        data_parallel = options.data_parallel
+        self.replicas = data_parallel.replicas
+        #: the first global replica id of this host's replicas (0 but on the later hosts of a multi-host run)
+        self.first_replica = data_parallel.node_rank * data_parallel.local_replicas
+        self.multi_host = data_parallel.multi_host
+        self.strategy = (None if not data_parallel.active else multi_worker_strategy() if data_parallel.multi_host
+                         else mirrored_strategy(options.device, self.replicas))
+        synchronized = self.strategy is not None and options.data_parallel.sync_batchnorm
+        with self._variable_scope():
+            self.model, self.params = build_network(spec, weights, options.seed, options.precision, synchronized)
             #: (spec layer index, parameter name) of each trained variable, in the order of self.variables
             self.trained = [(i, name) for i, layer in enumerate(self.params) for name in layer
                             if is_trained(name)]
@@ -54,8 +154,15 @@ class TensorflowTrainer(Trainer):
             self.optimizer = build_optimizer(spec.optimizer, self.variables)
             self.scaler = LossScaler() if scales_loss(options.precision) else None
         self.output = keras.activations.get(spec.output_activation)
-        self.loss = functools.partial(LOSSES[spec.loss], output=self.output)
+        self.loss = functools.partial(LOSSES[spec.loss], output=self.output)  # the batch mean
+        #: what a step differentiates: the batch mean, or a replica's share of the global batch's mean
+        self.train_loss = self.loss if self.strategy is None else functools.partial(
+            replica_loss(spec.loss, self.replicas), output=self.output)
         self._window = self._evaluate = self.predictor = None
+
+    def _variable_scope(self):
+        """Where the variables are made: the device, or the strategy's scope (mirrored on every replica)."""
+        return tf.device(self.device) if self.strategy is None else self.strategy.scope()
 
     def _to_device(self, array: np.ndarray):
         with tf.device(self.device):
@@ -63,8 +170,8 @@ class TensorflowTrainer(Trainer):
 
     def place_data(self, data: Dataset) -> None:
         x_dtype = input_dtype(self.spec)  # token ids stay integers
-        x_train = self._to_device(np.ascontiguousarray(data.x_train, x_dtype))
-        t_train = self._to_device(loss_targets(self.spec, data.y_train))
+        x_train = self._for_replicas(self._to_device(np.ascontiguousarray(data.x_train, x_dtype)))
+        t_train = self._for_replicas(self._to_device(loss_targets(self.spec, data.y_train)))
         x_test = self._to_device(np.ascontiguousarray(data.x_test, x_dtype))
         t_test = self._to_device(loss_targets(self.spec, data.y_test))
         self.y_test = np.asarray(data.y_test)
@@ -72,34 +179,80 @@ class TensorflowTrainer(Trainer):
         self._evaluate = tf.function(lambda: self._loss_and_outputs(x_test, t_test), jit_compile=self.jit_compile)
         self.x_test = x_test  # for predict (see :mod:`~dlbench_backends.tensorflow.inference`)
 
+    def _for_replicas(self, tensor):
+        """The training data each replica gathers from, by replica: one copy per
+        GPU; the logical CPU devices share the host's memory, so their replicas
+        read the one tensor. Without a strategy, the tensor itself."""
+        if self.strategy is None:
+            return tensor
+        devices = self.strategy.extended.worker_devices
+        if not self.device.startswith("/GPU"):
+            return [tensor] * len(devices)
+        copies = []
+        for device in devices:
+            with tf.device(device):
+                copies.append(tf.identity(tensor))
+        return copies
+
     def _step(self, x, targets):
         with tf.GradientTape() as tape:
-            loss = self.loss(self.model(x, training=True), targets)
+            loss = self.train_loss(self.model(x, training=True), targets)
             scaled = loss if self.scaler is None else loss * self.scaler.scale
-        grads = dense_gradients(tape.gradient(scaled, self.variables))
+        grads = self._all_reduce(dense_gradients(tape.gradient(scaled, self.variables)))
         if self.scaler is None:
             self.optimizer.update(grads)
         else:
             self.scaler.step(grads, self.optimizer.update)
         return loss
 
+    def _all_reduce(self, grads):
+        """A replica's gradients summed over the replicas (the global batch
+        mean's gradient, the same on every replica); without a strategy, as they are."""
+        if self.strategy is None:
+            return grads
+        return tf.distribute.get_replica_context().all_reduce(tf.distribute.ReduceOp.SUM, grads)
+
     def _window_function(self, x_train, t_train):
         """One graph for a whole window: loop over the first ``steps`` rows of
-        ``indices``, gather each batch, take a step, record its loss."""
+        ``indices``, take each row's step, record its loss. ``indices`` is
+        (steps, batch), or under a strategy (replicas, steps, batch / replicas)
+        (:func:`replica_parts`)."""
+        take_step = (self._gathered_step(x_train, t_train) if self.strategy is None
+                     else self._replicated_step(x_train, t_train))
 
         def window(indices, steps):
             def body(i, losses):
-                rows = indices[i]
-                loss = self._step(tf.gather(x_train, rows), tf.gather(t_train, rows))
-                return i + 1, losses.write(i, loss)
+                return i + 1, losses.write(i, take_step(indices, i))
 
-            losses = tf.TensorArray(tf.float32, size=tf.shape(indices)[0], element_shape=())
+            losses = tf.TensorArray(tf.float32, size=tf.shape(indices)[-2], element_shape=())
             _, losses = tf.while_loop(lambda i, _: i < steps, body, (tf.constant(0), losses),
                                       parallel_iterations=1)
             return losses.stack()
 
-        signature = [tf.TensorSpec([None, None], tf.int64), tf.TensorSpec([], tf.int32)]
+        rank = 2 if self.strategy is None else 3
+        signature = [tf.TensorSpec([None] * rank, tf.int64), tf.TensorSpec([], tf.int32)]
         return tf.function(window, input_signature=signature, jit_compile=self.jit_compile)
+
+    def _gathered_step(self, x_train, t_train):
+        """Row ``i``'s step: gather its batch, take a step, give its loss."""
+        def take_step(indices, i):
+            rows = indices[i]
+            return self._step(tf.gather(x_train, rows), tf.gather(t_train, rows))
+        return take_step
+
+    def _replicated_step(self, x_train, t_train):
+        """Row ``i``'s step on every replica (``strategy.run``): replica r gathers
+        its slice ``parts[r, i]`` from its copy of the data and takes a step;
+        the loss is the replicas' shares summed (the global batch mean)."""
+        def replica_step(parts, i):
+            r = tf.get_static_value(tf.distribute.get_replica_context().replica_id_in_sync_group)
+            rows, local = parts[r, i], r - self.first_replica  # the slice by global id, the data copy by local
+            return self._step(tf.gather(x_train[local], rows), tf.gather(t_train[local], rows))
+
+        def take_step(parts, i):
+            shares = self.strategy.run(replica_step, args=(parts, i))
+            return self.strategy.reduce(tf.distribute.ReduceOp.SUM, shares, axis=None)
+        return take_step
 
     def _loss_and_outputs(self, x, targets):
         z = tf.cast(self.model(x, training=False), tf.float32)
@@ -115,6 +268,8 @@ class TensorflowTrainer(Trainer):
 
     def train(self, indices: np.ndarray) -> np.ndarray:
         indices = np.asarray(indices, np.int64)
+        if self.strategy is not None:  # never under XLA (refused at build): the whole window in one call
+            return self._window(replica_parts(indices, self.replicas), np.int32(len(indices))).numpy()
         with tf.device(self.device):
             calls = [(self._window(rows, np.int32(steps)), steps) for rows, steps in self._chunks(indices)]
         return np.concatenate([losses.numpy()[:steps] for losses, steps in calls])
@@ -126,6 +281,14 @@ class TensorflowTrainer(Trainer):
 
     def predict(self, indices: np.ndarray) -> np.ndarray:
         return inference.predict(self, indices)
+
+    def distributed(self) -> dict | None:
+        if self.strategy is None:
+            return None
+        # MultiWorkerMirroredStrategy's class is CollectiveAllReduceStrategy: named as users create it
+        engine = "MultiWorkerMirroredStrategy" if self.multi_host else "MirroredStrategy"
+        return {"engine": f"tf.distribute.{engine}",
+                "collective": collective(self.strategy), "world_size": self.replicas}
 
     def weights(self):
         return [{name: v.numpy().copy() for name, v in layer.items()} for layer in self.params]

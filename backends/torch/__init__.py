@@ -75,14 +75,24 @@ class TorchBackend(Backend):
 
         return lstm_unavailable()
 
-    def launch_command(self, replicas: int) -> list[str] | None:
-        """torchrun: one worker process per replica (see :mod:`~dlbench_backends.torch.distributed`)."""
+    def launch_command(self, data_parallel) -> list[str] | None:
+        """torchrun: one worker process per replica of this host (see
+        :mod:`~dlbench_backends.torch.distributed`): on one host ``--standalone``
+        (a rendezvous on a free local port), on several torchrun's static
+        rendezvous at the coordinator (host 0 hosts its store; node ranks as
+        dlbench numbers the hosts, so global rank 0 is on host 0)."""
         import sys
 
-        return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={replicas}"]
+        torchrun = [sys.executable, "-m", "torch.distributed.run", f"--nproc-per-node={data_parallel.local_replicas}"]
+        if not data_parallel.multi_host:
+            return [*torchrun, "--standalone"]
+        host, port = data_parallel.coordinator.rsplit(":", 1)
+        return [*torchrun, f"--nnodes={data_parallel.nodes}", f"--node-rank={data_parallel.node_rank}",
+                f"--master-addr={host}", f"--master-port={port}"]
 
     def process_rank(self) -> int:
-        return int(os.environ.get("RANK", "0"))
+        """torchrun's LOCAL_RANK: the first replica process of each host writes its row."""
+        return int(os.environ.get("LOCAL_RANK", "0"))
 
     def data_parallel_unavailable(self, data_parallel, device: str, spec=None) -> str | None:
         """torch synchronizes BatchNorm statistics (SyncBatchNorm) on GPUs only."""

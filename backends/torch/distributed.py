@@ -26,6 +26,11 @@ from torch import nn
 ENGINE = "torch.distributed DDP"
 
 
+def rank() -> int:
+    """This replica's global rank (torchrun's RANK): which slice of each batch it takes."""
+    return int(os.environ.get("RANK", "0"))
+
+
 def start(device: torch.device, replicas: int) -> None:
     """Join the launch's process group (once per process)."""
     world = int(os.environ.get("WORLD_SIZE", "1"))

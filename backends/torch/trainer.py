@@ -201,7 +201,7 @@ class TorchTrainer(Trainer):
         if not self.model.training:  # predictions left it in eval mode
             self.model.train()
         if self.ddp is not None:
-            indices = replica_slice(indices, TorchBackend().process_rank(), self.data_parallel.replicas)
+            indices = replica_slice(indices, distributed.rank(), self.data_parallel.replicas)
         steps, batch = indices.shape
         rows = torch.from_numpy(np.ascontiguousarray(indices, np.int64)).to(self.device)
         losses = []

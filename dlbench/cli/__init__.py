@@ -84,6 +84,14 @@ def positive(ctx, param, value):
 @click.option("--sync-batchnorm", is_flag=True,
               help="With --data-parallel: BatchNormalization statistics over the global batch "
                    "(default: per replica, as DDP does).")
+@click.option("--hosts", metavar="HOST,HOST[,...]",
+              help="With --data-parallel: spread the replicas over these hosts, running this same command on "
+                   "each (default: this host; inside a Slurm allocation of several nodes, its nodes).")
+@click.option("--node-rank", type=click.IntRange(min=0), metavar="I",
+              help="Which of --hosts this host is (default: found by its name).")
+@click.option("--coordinator-port", type=int, metavar="PORT",
+              help="With --hosts: the first port the engines meet on at the first host (job i takes the ports "
+                   "from PORT + i x hosts; default 29400, inside Slurm 20000 + job id mod 20000).")
 @click.option("--deterministic", is_flag=True, help="Ask every backend for deterministic kernels.")
 @click.option("--backend-option", "backend_options", multiple=True, metavar="BACKEND.KEY=VALUE",
               help="Backend-specific option, e.g. torch.compile=true, tensorflow.jit_compile=true.")
@@ -99,6 +107,16 @@ def positive(ctx, param, value):
 @click.option("--inference-calls", type=int, callback=positive, metavar="N",
               help="Timed inference calls per batch size. Default: as many as fit 2 s (50 to 1000).")
 @click.option("--in-process", is_flag=True, help="Run in this process (debugging; no isolation).")
+@click.option("--executor", type=click.Choice(["local", "slurm"]), default="local", show_default=True,
+              help="local: each job in a fresh worker here, one after another. slurm: each (scenario, sweep point, "
+                   "backend) one job of a submitit job array on Slurm (where there is none, local processes, "
+                   "one at a time); needs dlbench[cluster].")
+@click.option("--slurm-partition", metavar="NAME", help="With --executor slurm: the Slurm partition.")
+@click.option("--slurm-gpus-per-job", type=int, callback=positive, metavar="N",
+              help="With --executor slurm: GPUs per job. Default: none.")
+@click.option("--slurm-time", type=int, callback=positive, metavar="MINUTES",
+              help="With --executor slurm: a job's time limit (all its repeats). Default: from --timeout and "
+                   "--repeat, else 60.")
 @click.option("--resume", type=click.Path(dir_okay=False, path_type=Path), metavar="RUN.json",
               help="Finish a stopped run: run only the jobs that have no finished row in RUN.json.")
 @format_option

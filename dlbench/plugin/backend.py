@@ -265,15 +265,17 @@ class Backend(ABC):
         return env
 
     def worker_environment(self, threads: int, device: str, replicas: int = 1) -> dict[str, str]:
-        """The worker's environment for ``replicas`` data-parallel replicas of
-        ``threads`` threads each: :meth:`thread_environment`, plus whatever the
-        engine reads when the framework starts (JAX's host device count)."""
+        """The worker's environment for ``replicas`` data-parallel replicas on
+        this host, of ``threads`` threads each: :meth:`thread_environment`, plus
+        whatever the engine reads when the framework starts (JAX's host device count)."""
         return self.thread_environment(threads, device)
 
-    def configure_data_parallel(self, replicas: int, threads: int) -> None:
-        """Make ``replicas`` devices of ``threads`` threads each (after
+    def configure_data_parallel(self, data_parallel: DataParallel, threads: int) -> None:
+        """Make this host's ``data_parallel.local_replicas`` devices of ``threads``
+        threads each, and on several hosts join the others (after
         :meth:`configure_threads`, before :meth:`build`; in the worker, where the
-        framework may be imported): TF's logical CPU devices, for instance."""
+        framework may be imported): TF's logical CPU devices and TF_CONFIG,
+        ``jax.distributed.initialize``, for instance."""
 
     def data_parallel_unavailable(self, data_parallel: DataParallel, device: str,
                                   spec: ModelSpec | None = None) -> str | None:
@@ -284,15 +286,17 @@ class Backend(ABC):
             return f"backend {self.name!r} has no data-parallel engine"
         return None
 
-    def launch_command(self, replicas: int) -> list[str] | None:
-        """The command (argv) that starts the worker module as ``replicas``
-        processes, one per replica (torchrun); None when one process drives
-        every replica (JAX, TF) or for a single replica."""
+    def launch_command(self, data_parallel: DataParallel) -> list[str] | None:
+        """The command (argv, up to the ``-m`` of the worker module) that starts
+        the worker as one process per replica of this host (torchrun, joining the
+        other hosts' at ``data_parallel.coordinator``); None when one process
+        drives every replica of a host (JAX, TF)."""
         return None
 
     def process_rank(self) -> int:
-        """This process's rank among the replica processes of a launch
-        (0 where one process drives every replica); only rank 0 writes the row."""
+        """This process's rank among the replica processes a launch started on
+        this host (0 where one process drives every replica of a host); only
+        rank 0 writes the row, so every host's run keeps one row per job."""
         return 0
 
     def configure_threads(self, threads: int) -> int:

@@ -15,11 +15,71 @@ from dlbench.report import inference
 from dlbench.run.parity import REFERENCE_BACKEND
 from dlbench.report.model import (LEGEND, Column, Entry, Run, by_scenario, entries, environment_table, outcomes, problems,
                                   runs_of, scenario_description, table, unstable)
+from dlbench.results.document import safe_name
+from dlbench.results.store import machine_id
+
+
+# ----------------------------------------------------------------- machines
+def by_machine(runs: list[Run]) -> list[tuple[str | None, list[Run]]]:
+    """The runs split by the machine their rows ran on, where a document holds
+    rows from more than one (a suite fanned out over a cluster): each machine
+    gets its own tables, environment and speed ratios, since throughputs of
+    two machines do not belong in one table. ``[(None, runs)]`` otherwise:
+    a single-machine report is the one it always was."""
+    split = [(run, _rows_by_machine(run.document)) for run in runs]
+    if all(len(rows) <= 1 for _, rows in split):
+        return [(None, runs)]
+    grouped: dict[str, list[Run]] = {}
+    for run, machines in split:
+        for machine, rows in machines.items():
+            env = _machine_environment(run.document, machine, rows)
+            label = run.label if len(runs) > 1 else str(env.get("hostname") or machine)
+            grouped.setdefault(machine, []).append(Run(label, {**run.document, "environment": env, "results": rows}))
+    return list(grouped.items())
+
+
+def _rows_by_machine(document: dict) -> dict[str, list[dict]]:
+    """The document's rows by machine id. Only a document that recorded other
+    machines (``machines``, written as their rows came in) has rows from more
+    than one; a row that does not say ran on the document's machine."""
+    home = machine_id(document.get("environment") or {})
+    if not document.get("machines"):
+        return {home: document.get("results") or []}
+    grouped: dict[str, list[dict]] = {}
+    for row in document.get("results") or []:
+        grouped.setdefault((row.get("machine") or {}).get("id") or home, []).append(row)
+    return grouped
+
+
+def _machine_environment(document: dict, machine: str, rows: list[dict]) -> dict:
+    """The environment of one of the document's machines (its own, or one its jobs recorded)."""
+    own = document.get("environment") or {}
+    if machine == machine_id(own):
+        return own
+    hostname = next(((r.get("machine") or {}).get("hostname") for r in rows), None)
+    return (document.get("machines") or {}).get(machine) or {"hostname": hostname}
+
+
+def machine_heading(machine: str, runs: list[Run]) -> str:
+    return f"Machine {runs[0].environment.get('hostname') or '?'} ({machine})"
+
+
+def _with_machine(records: list[dict], machine: str | None) -> list[dict]:
+    """Records of a report grouped by machine carry it, after their host (or run)."""
+    if machine is None:
+        return records
+    out = []
+    for record in records:
+        items = list(record.items())
+        at = next((i + 1 for i, (k, _) in enumerate(items) if k == "host"), 1)
+        out.append(dict([*items[:at], ("machine", machine), *items[at:]]))
+    return out
 
 
 def tidy_records(runs: list[Run]) -> list[dict]:
     """One flat record per scenario x backend x run (x sweep point): raw values, no formatting."""
-    return [tidy_record(e) for e in entries(runs)]
+    return [record for machine, group in by_machine(runs)
+            for record in _with_machine([tidy_record(e) for e in entries(group)], machine)]
 
 
 def tidy_record(e: Entry) -> dict:
@@ -61,7 +121,8 @@ def distributed_fields(e: Entry) -> dict:
 
 def inference_records(runs: list[Run]) -> list[dict]:
     """One flat record per inference batch size of every row that measured inference."""
-    return inference.records(entries(runs))
+    return [record for machine, group in by_machine(runs)
+            for record in _with_machine(inference.records(entries(group)), machine)]
 
 
 def render_csv(runs: list[Run]) -> str:
@@ -79,6 +140,9 @@ def render_json(runs: list[Run]) -> str:
     summary = {"runs": [{"label": r.label, "path": r.document.get("path"), "created": r.document.get("created"),
                          "environment": r.environment, "settings": r.settings} for r in runs],
                "rows": tidy_records(runs), "inference": inference_records(runs)}
+    groups = by_machine(runs)
+    if groups[0][0] is not None:
+        summary["machines"] = {machine: group[0].environment for machine, group in groups}
     return json.dumps(summary, indent=1, default=str) + "\n"
 
 
@@ -91,16 +155,31 @@ def _md_table(header: list[str], rows: list[list[str]], right: list[bool]) -> li
     return [_md_row(header), rule, *(_md_row(r) for r in rows)]
 
 
-def render_markdown(runs: list[Run], pictures: dict[str | None, list] | None = None) -> str:
+def render_markdown(runs: list[Run], pictures: dict | None = None) -> str:
     """GitHub Markdown; ``pictures`` maps a scenario (None: the whole report)
-    to (title, file name) pairs placed under its table."""
+    to (title, file name) pairs placed under its table; in a report grouped
+    by machine (:func:`by_machine`), a machine id to such a map."""
     pictures = pictures or {}
+    lines = ["# dlbench results", "", LEGEND]
+    for machine, group in by_machine(runs):
+        if machine is None:
+            lines += _md_sections(group, pictures)
+        else:
+            lines += ["", f"## {machine_heading(machine, group)}", *_md_sections(group, pictures.get(machine) or {},
+                                                                               "###")]
+    notes = [f"{r.label}: {line}" if len(runs) > 1 else line for r in runs for line in problems(r.document)]
+    if notes:
+        lines += ["", "## Problems", "", *(f"- {n}" for n in notes)]
+    return "\n".join(lines) + "\n"
+
+
+def _md_sections(runs: list[Run], pictures: dict, level: str = "##") -> list[str]:
+    """The environment, a section per scenario and the throughput pictures, under ``level`` headings."""
     header, rows = environment_table(runs)
-    lines = ["# dlbench results", "", LEGEND, "", "## Environment", "",
-             *_md_table(header, rows, [False] * len(header))]
+    lines = ["", f"{level} Environment", "", *_md_table(header, rows, [False] * len(header))]
     for scenario, items in by_scenario(entries(runs)).items():
         about = scenario_description(runs, scenario)
-        lines += ["", f"## {scenario}", *(["", about] if about else [])]
+        lines += ["", f"{level} {scenario}", *(["", about] if about else [])]
         if trained := inference.training_entries(items):
             columns, cells = table(trained)
             lines += ["", *_md_table([c.name for c in columns], cells, [c.right for c in columns])]
@@ -113,12 +192,9 @@ def render_markdown(runs: list[Run], pictures: dict[str | None, list] | None = N
     if any(inference.lines(items) for items in by_scenario(entries(runs)).values()):
         lines += ["", inference.INFERENCE_LEGEND]
     if pictures.get(None):
-        lines += ["", "## Throughput"]
+        lines += ["", f"{level} Throughput"]
         lines += [line for title, name in pictures[None] for line in ("", f"![{title}]({name})")]
-    notes = [f"{r.label}: {line}" if len(runs) > 1 else line for r in runs for line in problems(r.document)]
-    if notes:
-        lines += ["", "## Problems", "", *(f"- {n}" for n in notes)]
-    return "\n".join(lines) + "\n"
+    return lines
 
 
 def markdown_table(document: dict) -> str:
@@ -154,15 +230,31 @@ def html_images(pictures: list) -> str:
                    f'{base64.b64encode(png).decode()}"></figure>' for title, png in pictures)
 
 
-def html_body(runs: list[Run], pictures: dict[str | None, list] | None = None) -> str:
+def html_body(runs: list[Run], pictures: dict | None = None) -> str:
     """The report's tables (and pictures) as an HTML fragment: the body of
-    :func:`render_html`, and what a notebook shows for a run's results."""
+    :func:`render_html`, and what a notebook shows for a run's results
+    (``pictures`` as for :func:`render_markdown`)."""
     pictures = pictures or {}
+    parts = []
+    for machine, group in by_machine(runs):
+        if machine is None:
+            parts += _html_sections(group, pictures)
+        else:
+            parts += [f"<h2>{html.escape(machine_heading(machine, group))}</h2>",
+                      *_html_sections(group, pictures.get(machine) or {}, "h3")]
+    notes = [line for r in runs for line in problems(r.document)]
+    if notes:
+        parts += ["<h2>Problems</h2><ul>", *(f"<li>{html.escape(n)}</li>" for n in notes), "</ul>"]
+    return "".join(parts)
+
+
+def _html_sections(runs: list[Run], pictures: dict, tag: str = "h2") -> list[str]:
+    """The environment, a section per scenario and the throughput pictures, under ``tag`` headings."""
     header, rows = environment_table(runs)
-    parts = ["<h2>Environment</h2>", _html_table(header, rows, [False] * len(header))]
+    parts = [f"<{tag}>Environment</{tag}>", _html_table(header, rows, [False] * len(header))]
     for scenario, items in by_scenario(entries(runs)).items():
         about = scenario_description(runs, scenario)
-        parts += [f"<h2>{html.escape(scenario)}</h2>", f"<p>{html.escape(about)}</p>" if about else ""]
+        parts += [f"<{tag}>{html.escape(scenario)}</{tag}>", f"<p>{html.escape(about)}</p>" if about else ""]
         if trained := inference.training_entries(items):
             columns, cells = table(trained)
             parts.append(_html_table([c.name for c in columns], cells, [c.right for c in columns]))
@@ -174,16 +266,13 @@ def html_body(runs: list[Run], pictures: dict[str | None, list] | None = None) -
                       _html_table(spread[0], spread[1], [False, *[True] * (len(spread[0]) - 1)])]
         parts.append(html_images(pictures.get(scenario, [])))
     if pictures.get(None):
-        parts += ["<h2>Throughput</h2>", html_images(pictures[None])]
-    notes = [line for r in runs for line in problems(r.document)]
-    if notes:
-        parts += ["<h2>Problems</h2><ul>", *(f"<li>{html.escape(n)}</li>" for n in notes), "</ul>"]
-    return "".join(parts)
+        parts += [f"<{tag}>Throughput</{tag}>", html_images(pictures[None])]
+    return parts
 
 
 #: dropped first, in this order, when a terminal is too narrow for every column
 NARROW_DROPS = ("worst checkpoint", "wall s", "device MiB", "peak MiB", "GFLOP/s", "% peak", "time to acc s", "final loss",
-                "vs fastest", "compile s", "agrees")
+                "vs fastest", "compile s", "comm ms/step", "per replica/s", "agrees")
 
 
 def fitting(columns: list[Column], cells: list[list[str]], width: int) -> tuple[list[Column], list[list[str]]]:
@@ -200,7 +289,25 @@ def fitting(columns: list[Column], cells: list[list[str]], width: int) -> tuple[
 
 
 def rich_tables(runs: list[Run], width: int | None = None):
-    """One rich table per scenario, status coloured, narrowed to the terminal's ``width``."""
+    """One rich table per scenario, status coloured, narrowed to the terminal's
+    ``width``; under a heading per machine in a report grouped by machine."""
+    from rich.console import Group
+
+    groups = by_machine(runs)
+    if groups[0][0] is None:
+        return _rich_tables(runs, width)
+    return Group(*(part for machine, group in groups for part in (_rich_heading(machine, group),
+                                                                  _rich_tables(group, width))))
+
+
+def _rich_heading(machine: str, runs: list[Run]):
+    from rich.text import Text
+
+    return Text(f"\n{machine_heading(machine, runs)}", style="bold")
+
+
+def _rich_tables(runs: list[Run], width: int | None = None):
+    """The scenarios' tables of one machine (or of a report that is not grouped by machine)."""
     from rich import box
     from rich.console import Console, Group
     from rich.markup import escape
@@ -282,9 +389,21 @@ def rich_report(runs: list[Run], width: int | None = None):
     """Environment, tables and problems, for ``dlbench report`` on a terminal
     (tables narrowed to ``width`` columns, default: the terminal's)."""
     from rich.console import Group
+    from rich.text import Text
+
+    groups = by_machine(runs)
+    if groups[0][0] is None:
+        body = [_rich_environment(runs), _rich_tables(runs, width)]
+    else:
+        body = [part for machine, group in groups
+                for part in (_rich_heading(machine, group), _rich_environment(group), _rich_tables(group, width))]
+    notes = [Text(f"  {line}") for r in runs for line in problems(r.document)]
+    return Group(*body, *notes, Text(LEGEND, style="dim"))
+
+
+def _rich_environment(runs: list[Run]):
     from rich.markup import escape
     from rich.table import Table
-    from rich.text import Text
 
     header, rows = environment_table(runs)
     env = Table(title="environment", title_justify="left", show_header=len(runs) > 1)
@@ -292,8 +411,7 @@ def rich_report(runs: list[Run], width: int | None = None):
         env.add_column(h)
     for row in rows:
         env.add_row(*(escape(c) for c in row))
-    notes = [Text(f"  {line}") for r in runs for line in problems(r.document)]
-    return Group(env, rich_tables(runs, width), *notes, Text(LEGEND, style="dim"))
+    return env
 
 
 # ------------------------------------------------------------------ output
@@ -319,16 +437,31 @@ def output_format(fmt: str | None, out: Path | None) -> str:
 
 def render(runs: list[Run], fmt: str, out: Path | None = None, with_plots: bool = True) -> str:
     """The report as text. HTML embeds its pictures; Markdown written to
-    ``out`` gets them as PNG files beside it (``<stem>-<picture>.png``)."""
+    ``out`` gets them as PNG files beside it (``<stem>-<picture>.png``, or
+    ``<stem>-<machine>-<picture>.png`` in a report grouped by machine)."""
     if fmt == "csv":
         return render_csv(runs)
     if fmt == "json":
         return render_json(runs)
     wanted = with_plots and (fmt == "html" or (fmt == "markdown" and out is not None))
-    found = _pictures(runs) if wanted else {}
+    found = _report_pictures(runs) if wanted else {}
     if fmt == "html":
-        return render_html(runs, {k: [(p.title, p.png) for p in v] for k, v in found.items()})
-    return render_markdown(runs, {k: [(p.title, _write_png(p, out)) for p in v] for k, v in found.items()})
+        return render_html(runs, _each_picture(found, lambda p, machine: (p.title, p.png)))
+    return render_markdown(runs, _each_picture(found, lambda p, machine: (p.title, _write_png(p, out, machine))))
+
+
+def _report_pictures(runs: list[Run]) -> dict:
+    """The pictures by scenario (None: the whole report); by machine first in a report grouped by machine."""
+    groups = by_machine(runs)
+    if groups[0][0] is None:
+        return _pictures(runs)
+    return {machine: _pictures(group) for machine, group in groups}
+
+
+def _each_picture(found: dict, convert, machine: str | None = None) -> dict:
+    """``found`` with every picture ``convert(picture, machine)``-ed, machine by machine where it is grouped."""
+    return {key: _each_picture(value, convert, key) if isinstance(value, dict) else
+            [convert(p, machine) for p in value] for key, value in found.items()}
 
 
 def _pictures(runs: list[Run]) -> dict:
@@ -337,7 +470,7 @@ def _pictures(runs: list[Run]) -> dict:
     return plots.pictures(runs)
 
 
-def _write_png(picture, out: Path) -> str:
-    name = f"{out.stem}-{picture.key}.png"
+def _write_png(picture, out: Path, machine: str | None = None) -> str:
+    name = f"{out.stem}-{picture.key}.png" if machine is None else f"{out.stem}-{safe_name(machine)}-{picture.key}.png"
     (out.parent / name).write_bytes(picture.png)
     return name

@@ -5,7 +5,8 @@ Shape (schema_version 2)::
     {"schema_version": 2, "created": ISO time, "command": [...],
      "environment": {...}, "settings": {...},
      "results": [{"scenario", "backend", "mode", "status", "error", "device", "threads",
-                  "backend_version", "metrics": {...}, "parity": {...}}]}
+                  "backend_version", "machine": {"hostname", "id"}, "metrics": {...}, "parity": {...}}],
+     "executor": {...}, "machines": {id: {...}}}  # --executor slurm: how its jobs ran; other hosts rows ran on
 
 Statuses: ok, failed, unavailable, timeout, diverged, interrupted.
 """

@@ -16,7 +16,12 @@ Versions:
   entry per batch size: ``batch_size``, ``latency_ms`` {p50, p90, p99, mean},
   ``samples_per_sec``, ``compile_seconds``, ``calls``, ``p99_ci95_ms``,
   ``latency_samples_ms``) and ``metrics["inference_outputs"]`` (the verdict
-  on the logits); see :mod:`dlbench.run.inference`.
+  on the logits); see :mod:`dlbench.run.inference`. Rows may say which
+  ``machine`` they ran on (``{"hostname", "id"}``, the id as
+  :func:`dlbench.results.store.machine_id`); a document with rows from other
+  machines than its own (``--executor slurm``) holds their environments in
+  ``machines`` (by id), and says how its jobs ran in ``executor``. Documents
+  without these keys read as before: all rows from the document's machine.
 """
 
 from __future__ import annotations
@@ -81,9 +86,13 @@ def checked_document(document, source: str) -> dict:
         raise InputError(f"schema_version {version} is newer than this dlbench "
                          f"understands ({SCHEMA_VERSION}); upgrade dlbench", source=source)
     document = upgrade(document)
-    for key in ("environment", "settings"):
+    for key in ("environment", "settings", "machines", "executor"):
         if not isinstance(document.get(key, {}), dict):
             raise InputError(f"{key}: expected an object, got {type(document[key]).__name__}", source=source)
+    for machine, environment in document.get("machines", {}).items():
+        if not isinstance(environment, dict):
+            raise InputError(f"machines.{machine}: expected an object, got {type(environment).__name__}",
+                             source=source)
     for i, row in enumerate(document["results"]):
         check_row(row, f"results[{i}]", source)
     return document
@@ -110,6 +119,9 @@ def check_row(row, where: str, source: str) -> dict:
     if not isinstance(row.get("metrics", {}), dict):
         raise InputError(f"{where}.metrics: expected an object, got {type(row['metrics']).__name__}",
                          source=source)
+    machine = row.get("machine")
+    if machine is not None and not (isinstance(machine, dict) and isinstance(machine.get("id"), str)):
+        raise InputError(f"{where}.machine: expected an object with the machine's id, got {machine!r}", source=source)
     if row.get("mode", "train") not in MODES:
         raise InputError(f"{where}.mode: unknown {row['mode']!r}; expected one of {', '.join(MODES)}", source=source)
     check_inference(row.get("metrics", {}).get("inference"), f"{where}.metrics.inference", source)

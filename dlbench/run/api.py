@@ -25,7 +25,8 @@ def benchmark(model, data=None, *, backends: str = "all", epochs: int | None = N
               batch_size: int | None = None, seed: int | None = None, repeat: int = 1, device: str = "cpu",
               precision: str = "fp32", threads: int | None = None, mode: str = "train",
               out: str | os.PathLike | None = None, progress: bool = True, weights="init", loss=None,
-              optimizer=None, inference_batch_size=None) -> Results:
+              optimizer=None, inference_batch_size=None, data_parallel: int = 1, scaling: str = "strong",
+              sync_batchnorm: bool = False, executor: str = "local") -> Results:
     """Train ``model`` on ``backends`` and measure it, as ``dlbench run`` does.
 
     ``model``: a shipped scenario name or a scenario file (or a list of them),
@@ -47,7 +48,10 @@ def benchmark(model, data=None, *, backends: str = "all", epochs: int | None = N
     weights) or "both" (inference from the trained weights), with
     ``inference_batch_size`` (a list or "1,32"; default 1 and the batch size)
     as ``--mode`` and ``--inference-batch-size``. Bad input raises
-    :class:`dlbench.InputError` before anything runs.
+    :class:`dlbench.InputError` before anything runs. ``data_parallel``,
+    ``scaling``, ``sync_batchnorm``: as ``--data-parallel`` (N replicas on each
+    backend's own distributed engine), ``--scaling`` and ``--sync-batchnorm``;
+    ``executor``: "local", or "slurm" for a submitit job array per run (as ``--executor``).
     """
     from dlbench.plugin.manager import get_plugins
     from dlbench.run.inputs import prepare_inputs
@@ -58,7 +62,8 @@ def benchmark(model, data=None, *, backends: str = "all", epochs: int | None = N
     for plugin, error in plugins.load_errors.items():
         warnings.warn(f"dlbench: plugin {plugin!r} failed to load and is skipped: {error}", stacklevel=2)
     options = dict(backends=backends, epochs=epochs, steps=steps, batch_size=batch_size, seed=seed, repeat=repeat,
-                   device=device, precision=precision, threads=threads, inference_batch_size=inference_batch_size)
+                   device=device, precision=precision, threads=threads, inference_batch_size=inference_batch_size,
+                   data_parallel=data_parallel, scaling=scaling, sync_batchnorm=sync_batchnorm, executor=executor)
     with tempfile.TemporaryDirectory(prefix="dlbench-inputs-") as folder:  # removed once the workers are done
         inputs = prepare_inputs(plugins, model, data, weights, Path(folder), loss=loss, optimizer=optimizer)
         if steps is None and inputs.max_steps is not None:
@@ -89,7 +94,8 @@ def _run(settings, out, command: str, progress: bool) -> Results:
 
 
 DEFAULTS = dict(backends="all", epochs=None, steps=None, batch_size=None, seed=None, repeat=1, device="cpu", mode="train",
-                precision="fp32", threads=None)
+                precision="fp32", threads=None, inference_batch_size=None, data_parallel=1, scaling="strong",
+                sync_batchnorm=False, executor="local")
 
 
 def call_text(label: str, data, options: dict) -> str:

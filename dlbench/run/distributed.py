@@ -37,15 +37,44 @@ REFERENCE_ENGINE = "single process (the reference, at the global batch)"
 
 @dataclass(frozen=True)
 class DataParallel:
-    """How many replicas train one network, and how (part of every trainer's options)."""
+    """How many replicas train one network, and how (part of every trainer's
+    options). On several hosts (``hosts``, this one ``hosts[node_rank]``) the
+    replicas are spread evenly over them, and ``port`` is the job's first
+    port: the coordinator listens on ``hosts[0]:port``; engines that need one
+    address per host use ``port + node`` on host ``node``."""
 
     replicas: int = 1
     scaling: str = "strong"
     sync_batchnorm: bool = False
+    hosts: tuple[str, ...] = ()
+    node_rank: int = 0
+    port: int = 0
 
     @property
     def active(self) -> bool:
         return self.replicas > 1
+
+    @property
+    def nodes(self) -> int:
+        return max(1, len(self.hosts))
+
+    @property
+    def multi_host(self) -> bool:
+        return self.nodes > 1
+
+    @property
+    def local_replicas(self) -> int:
+        """The replicas on this host."""
+        return self.replicas // self.nodes
+
+    @property
+    def coordinator(self) -> str:
+        """``host:port`` of the rendezvous (torchrun) or coordinator (``jax.distributed``)."""
+        return f"{self.hosts[0]}:{self.port}"
+
+    def address(self, node: int) -> str:
+        """Host ``node``'s own ``host:port`` (a TF_CONFIG cluster entry)."""
+        return f"{self.hosts[node]}:{self.port + node}"
 
     def global_batch(self, batch_size: int) -> int:
         """The global batch of a scenario whose batch size is ``batch_size``."""

@@ -81,7 +81,8 @@ def execute(jobs: list[Job], settings: RunSettings, document: dict, path: Path |
 
     document["path"] = None if path is None else str(path)
     suite = Suite(jobs, document, path, repeat=settings.repeat, timeout=settings.timeout,
-                  in_process=settings.isolation == "in-process", peak_gflops=ceilings(document["environment"]))
+                  in_process=settings.isolation == "in-process", peak_gflops=ceilings(document["environment"]),
+                  executor=cluster_executor(settings, path))
     suite.save()  # the reserved file holds a valid document from the start
     if progress and jobs:
         run_with_progress(suite)
@@ -89,6 +90,15 @@ def execute(jobs: list[Job], settings: RunSettings, document: dict, path: Path |
         suite.run()
     suite.save()
     return Outcome(document, path, suite.save_error)
+
+
+def cluster_executor(settings: RunSettings, path: Path | None):
+    """The submitit executor of ``--executor slurm`` (None: the jobs run here, one after another)."""
+    if settings.executor == "local":
+        return None
+    from dlbench.run.executors import SubmititExecutor
+
+    return SubmititExecutor.of(settings, path)
 
 
 def resumable(path: Path) -> tuple[list[Job], RunSettings, dict]:
@@ -141,7 +151,7 @@ def run_with_progress(suite) -> None:
                TimeElapsedColumn())
     with Progress(*columns, console=console, transient=True) as progress:
         total = len(suite.jobs)
-        task = progress.add_task(describe(suite.jobs[0]), total=None)
+        task = progress.add_task(upcoming(suite, 0), total=None)
         done = 0
 
         def on_progress(job, steps, steps_total):
@@ -152,10 +162,18 @@ def run_with_progress(suite) -> None:
             done += 1
             console.log(f"[{done}/{total}] {row['scenario']} / {row['backend']}: {row['status']}")
             if done < total:
-                progress.reset(task, description=describe(suite.jobs[done]), total=None)
+                progress.reset(task, description=upcoming(suite, done), total=None)
 
         suite.on_row, suite.on_progress = on_row, on_progress
         suite.run()
+
+
+def upcoming(suite, done: int) -> str:
+    """What the bar waits for once ``done`` rows are in: the next job, or (a
+    cluster's jobs end in any order and report no steps) how many are left."""
+    if suite.executor is not None:
+        return f"waiting for {len(suite.jobs) - done} of {len(suite.jobs)} cluster jobs"
+    return describe(suite.jobs[done])
 
 
 def describe(job: Job) -> str:

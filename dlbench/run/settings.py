@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 
 from dlbench.errors import InputError, one_of
 from dlbench.plugin.backend import TrainerOptions
+from dlbench.run.cluster import Hosts, check_spread, resolve as resolve_hosts
 from dlbench.run.distributed import DataParallel, check_divides, check_replicas, check_scaling
 from dlbench.plugin.manager import Plugins
 from dlbench.run.parity import REFERENCE_BACKEND
@@ -58,10 +59,14 @@ class RunRequest:
     replicas: int = 1  # data-parallel replicas (see dlbench.run.distributed); threads are per replica
     scaling: str = "strong"
     sync_batchnorm: bool = False
+    hosts: list = field(default_factory=list)  # the hosts the replicas are spread over ([]: this one)
+    node_rank: int = 0  # which of them this is
+    port: int = 0  # the job's first port on a multi-host run
 
     @property
     def data_parallel(self) -> DataParallel:
-        return DataParallel(self.replicas, self.scaling, self.sync_batchnorm)
+        return DataParallel(self.replicas, self.scaling, self.sync_batchnorm, tuple(self.hosts), self.node_rank,
+                            self.port)
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self))
@@ -111,6 +116,14 @@ class RunSettings:
     data_parallel: int = 1  # replicas; ``threads`` is then per replica
     scaling: str = "strong"
     sync_batchnorm: bool = False
+    hosts: list = field(default_factory=list)  # a multi-host run's hosts ([]: this one; see dlbench.run.cluster)
+    node_rank: int = 0  # which of them this is
+    coordinator_port: int = 0  # the first port of the engines' rendezvous on a multi-host run
+    #: local (workers here, one after another) or slurm (a submitit job array; see dlbench.run.executors)
+    executor: str = "local"
+    slurm_partition: str | None = None
+    slurm_gpus_per_job: int | None = None
+    slurm_time: int | None = None  # minutes a job (a cell and its repeats) may run; set for --executor slurm
 
     @classmethod
     def from_options(cls, plugins: Plugins, *, scenarios, backends: str = "all", epochs=None, steps=None,
@@ -120,11 +133,13 @@ class RunSettings:
                      in_process: bool = False, mode: str = "train", sources: dict | None = None,
                      weights_files: dict | None = None, inference_batch_size=None,
                      inference_calls: int | None = None, data_parallel: int = 1, scaling: str = "strong",
-                     sync_batchnorm: bool = False) -> "RunSettings":
+                     sync_batchnorm: bool = False, executor: str = "local", slurm_partition: str | None = None,
+                     slurm_gpus_per_job: int | None = None, slurm_time: int | None = None, hosts: str | None = None,
+                     node_rank: int | None = None, coordinator_port: int | None = None) -> "RunSettings":
         """The checked settings of the options a user gave, named as on the command line
         (``sources`` and ``weights_files``, by scenario name, come from the Python API)."""
         from dlbench.run import environment
-
+        from dlbench.run.cluster import check_executor
         from dlbench.run.inference import parse_batch_sizes
 
         check_mode(mode)
@@ -138,6 +153,8 @@ class RunSettings:
         check_run_options(epochs=epochs, steps=steps, batch_size=batch_size, seed=seed, device=device,
                           threads=threads, repeat=repeat, precision=precision, timeout=timeout,
                           max_memory_mib=max_memory_mib)
+        slurm_time = check_executor(executor, partition=slurm_partition, gpus_per_job=slurm_gpus_per_job,
+                                    minutes=slurm_time, timeout=timeout, repeat=repeat, in_process=in_process)
         names, explicit = select_backends(plugins, backends)
         if explicit:
             for name in names:
@@ -153,8 +170,10 @@ class RunSettings:
         loaded = load_scenarios(plugins, scenarios, overrides)
         parsed_sweep = parse_sweep(sweep, seeds, seed)
         replica_counts = replicas_of_run(data_parallel, scaling, parsed_sweep)
-        threads = threads or max(1, environment.available_cores() // max(replica_counts))
-        for replicas in replica_counts:
+        spread = run_hosts(replica_counts, hosts, node_rank, coordinator_port, executor)
+        per_host = [replicas // spread.count for replicas in replica_counts]
+        threads = threads or max(1, environment.available_cores() // max(per_host))
+        for replicas in per_host:
             check_replicas(replicas, threads, device, environment.available_cores(), field=REPLICAS_FIELD)
         check_data_parallel(plugins, loaded, replica_counts, parsed_sweep.get("batch_size"), scaling)
         return cls(scenarios={n: s.path or n for n, s in loaded.items()}, backends=names, overrides=overrides,
@@ -165,14 +184,23 @@ class RunSettings:
                    isolation="in-process" if in_process else "process", max_memory_mib=max_memory_mib,
                    sources=dict(sources or {}), weights_files=dict(weights_files or {}), mode=mode,
                    inference_batch_sizes=batch_sizes, inference_calls=inference_calls,
-                   data_parallel=data_parallel, scaling=scaling, sync_batchnorm=sync_batchnorm)
+                   data_parallel=data_parallel, scaling=scaling, sync_batchnorm=sync_batchnorm,
+                   executor=executor, slurm_partition=slurm_partition, slurm_gpus_per_job=slurm_gpus_per_job,
+                   slurm_time=slurm_time, hosts=list(spread.names), node_rank=spread.node_rank,
+                   coordinator_port=spread.port if spread.names else 0)
 
     def jobs(self) -> list[Job]:
         """Scenario-major order; within a scenario and sweep point, the reference first."""
         ordered = sorted(self.backends, key=lambda b: b != REFERENCE_BACKEND)
         points = [dict(zip(self.sweep, values)) for values in itertools.product(*self.sweep.values())]
-        return [Job(self.request(name, source, backend, point), point)
-                for name, source in self.scenarios.items() for point in points for backend in ordered]
+        cells = [(name, source, point, backend) for name, source in self.scenarios.items() for point in points
+                 for backend in ordered]
+        # every host derives the same jobs in the same order, so job i meets the others on the same ports
+        spread = Hosts(tuple(self.hosts), self.node_rank, self.coordinator_port)
+        return [Job(dataclasses.replace(self.request(name, source, backend, point),
+                                        hosts=list(self.hosts), node_rank=self.node_rank,
+                                        port=spread.job_port(i) if self.hosts else 0), point)
+                for i, (name, source, point, backend) in enumerate(cells)]
 
     def request(self, name: str, source: str, backend: str, point: dict) -> RunRequest:
         overrides = {**self.overrides, **{k: point[k] for k in OVERRIDDEN_BY_SWEEP if k in point}}
@@ -201,6 +229,24 @@ def replicas_of_run(data_parallel, scaling: str, sweep: dict) -> list[int]:
                              field=REPLICAS_FIELD)
         return sweep["data_parallel"]
     return [data_parallel]
+
+
+def run_hosts(replica_counts: list[int], hosts: str | None, node_rank: int | None, port: int | None,
+              executor: str) -> Hosts:
+    """The hosts a data-parallel run spreads its replicas over (given, or a
+    Slurm allocation's), checked; this one alone for any other run."""
+    data_parallel = max(replica_counts) > 1
+    if not data_parallel:
+        if hosts or node_rank is not None or port is not None:
+            raise InputError("spreads data-parallel replicas over hosts; add --data-parallel N",
+                             field="--hosts")
+        return Hosts()
+    spread = resolve_hosts(hosts, node_rank, port)
+    if spread.names and executor != "local":
+        raise InputError("a multi-host run is started on every host (by hand or with srun); --executor slurm "
+                         "sends each job to one node: use one", field="--executor")
+    check_spread(spread, replica_counts)
+    return spread
 
 
 def check_data_parallel(plugins: Plugins, loaded: dict, replica_counts: list[int], batch_sizes, scaling: str) -> None:

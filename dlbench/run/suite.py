@@ -12,6 +12,7 @@ import dataclasses
 import functools
 import json
 import os
+import platform
 import resource
 import signal
 import subprocess
@@ -29,8 +30,10 @@ from dlbench.run.timing import combine_repeats
 from dlbench.errors import InputError
 from dlbench.results.document import write_document
 from dlbench.results.schema import check_row
+from dlbench.results.store import machine_id
 from dlbench.run.settings import Job, RunRequest
 from dlbench.run.worker import base_row, execute
+
 
 STDERR_TAIL_LINES = 12
 
@@ -47,9 +50,11 @@ def run_isolated(request: RunRequest, timeout: float | None, on_progress=None) -
         request = dataclasses.replace(request, progress_file=str(progress_path) if on_progress else "")
         request_path.write_text(request.to_json(), encoding="utf-8")
         backend = get_plugins().backend(request.backend)
-        env = {**os.environ, **backend.worker_environment(request.threads, request.device, request.replicas)}
-        # one process, or the backend's launcher starting one per replica (torchrun)
-        python = (backend.launch_command(request.replicas) if request.replicas > 1 else None) or [sys.executable]
+        data_parallel = request.data_parallel
+        env = {**os.environ, **backend.worker_environment(request.threads, request.device,
+                                                          data_parallel.local_replicas)}
+        # one process, or the backend's launcher starting one per replica of this host (torchrun)
+        python = (backend.launch_command(data_parallel) if data_parallel.active else None) or [sys.executable]
         with open(Path(tmp, "stderr"), "w+", encoding="utf-8", errors="replace") as stderr:
             proc = subprocess.Popen([*python, "-m", "dlbench.run.worker", str(request_path),
                                      str(result_path)], env=env, stdout=subprocess.DEVNULL, stderr=stderr,
@@ -127,6 +132,28 @@ class Terminated(KeyboardInterrupt):
     """SIGTERM arrived: handled like Ctrl-C, told apart in the exit code (143)."""
 
 
+def interrupted_row(job: Job, stop: KeyboardInterrupt) -> dict:
+    """The row of a job that Ctrl-C or SIGTERM stopped, or kept from starting."""
+    why = "terminated (SIGTERM)" if isinstance(stop, Terminated) else "interrupted by the user"
+    return {**base_row(job.request), "status": "interrupted", "error": why,
+            **({"sweep_point": job.sweep_point} if job.sweep_point else {})}
+
+
+@functools.cache
+def this_machine() -> dict:
+    """The machine a row ran on: its host name and the id its documents are
+    stored under (:func:`dlbench.results.store.machine_id` of the same host
+    name, CPU model and core count the environment records), without the
+    environment's slower probes, so that every row can carry it."""
+    import psutil
+
+    from dlbench.run.environment import cpu_model
+
+    host = platform.node()
+    return {"hostname": host,
+            "id": machine_id({"hostname": host, "cpu": cpu_model(), "logical_cores": psutil.cpu_count(logical=True)})}
+
+
 @contextlib.contextmanager
 def _terminate_as_interrupt():
     """While the suite runs, SIGTERM raises :class:`Terminated` (main thread only)."""
@@ -162,22 +189,23 @@ class Suite:
     save_error: str | None = None  # why the last save failed; None when it succeeded
     parity_dir: str = ""  # where the reference leaves its checkpoints for this run's certificate
     data_dir: str = ""  # the run's data cache: each dataset materialised once, memory-mapped by the workers
+    #: None: one job after another, each in a worker of this process; else the jobs of a submitit job array
+    executor: object | None = None  # a dlbench.run.executors.SubmititExecutor (which imports this module)
 
     def run(self) -> dict:
         """Run every job; on Ctrl-C or SIGTERM (what a scheduler, ``timeout``
         or ``docker stop`` sends) mark the rest 'interrupted', save, and re-raise."""
         rows = self.document["results"]
-        with (_terminate_as_interrupt(), tempfile.TemporaryDirectory(prefix="dlbench-parity-") as parity_dir,
-              tempfile.TemporaryDirectory(prefix="dlbench-data-") as data_dir):
+        with _terminate_as_interrupt(), self._folders() as (parity_dir, data_dir):
             self.parity_dir, self.data_dir = parity_dir, data_dir
+            if self.executor is not None:
+                self._gather()
+                return self.document
             for i, job in enumerate(self.jobs):
                 try:
                     row = self.run_job(job)
                 except KeyboardInterrupt as stop:
-                    why = "terminated (SIGTERM)" if isinstance(stop, Terminated) else "interrupted by the user"
-                    rows.extend({**base_row(j.request), "status": "interrupted", "error": why,
-                                 **({"sweep_point": j.sweep_point} if j.sweep_point else {})}
-                                for j in self.jobs[i:])
+                    rows.extend(interrupted_row(j, stop) for j in self.jobs[i:])
                     self.save()
                     raise
                 rows.append(row)
@@ -185,6 +213,42 @@ class Suite:
                 self.save()
                 self.on_row(row)
         return self.document
+
+    @contextlib.contextmanager
+    def _folders(self):
+        """(parity folder, data folder) for the run: temporary ones here, or
+        the executor's, which every machine running a job can reach."""
+        if self.executor is not None:
+            with self.executor.shared_folders() as folders:
+                yield folders
+            return
+        with (tempfile.TemporaryDirectory(prefix="dlbench-parity-") as parity_dir,
+              tempfile.TemporaryDirectory(prefix="dlbench-data-") as data_dir):
+            yield parity_dir, data_dir
+
+    def _gather(self) -> None:
+        """The executor's rows, each saved as its job ends, in the order a
+        local run has (after the rows a resumed run kept); a machine other
+        than the document's adds its environment under ``machines``."""
+        rows, kept, done = self.document["results"], list(self.document["results"]), {}
+        self.document["executor"] = self.executor.start()
+        home = machine_id(self.document["environment"])
+        with contextlib.closing(self.executor.finished(self, home)) as finished:
+            try:
+                for cell in finished:
+                    done[cell.index] = cell.row
+                    if cell.environment is not None:
+                        self.document.setdefault("machines", {})[cell.row["machine"]["id"]] = cell.environment
+                    rows[:] = kept + [done[i] for i in sorted(done)]
+                    parity.annotate(rows)
+                    self.save()
+                    self.on_row(cell.row)
+            except KeyboardInterrupt as stop:
+                finished.close()  # cancels the jobs still queued or running
+                done.update({i: interrupted_row(job, stop) for i, job in enumerate(self.jobs) if i not in done})
+                rows[:] = kept + [done[i] for i in sorted(done)]
+                self.save()
+                raise
 
     def run_job(self, job: Job) -> dict:
         repeats = []
@@ -203,6 +267,7 @@ class Suite:
         row = combine_repeats(repeats)
         if job.sweep_point:
             row["sweep_point"] = job.sweep_point
+        row["machine"] = dict(this_machine())
         gflops = row["metrics"].get("gflops_per_sec")
         ceiling = self.peak_gflops.get(job.request.precision)
         if gflops and ceiling:

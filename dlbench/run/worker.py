@@ -113,7 +113,7 @@ def execute(request: RunRequest) -> dict:
     try:
         row["threads"] = backend.configure_threads(request.threads)
         if request.replicas > 1 and backend.name != parity.REFERENCE_BACKEND:
-            backend.configure_data_parallel(request.replicas, request.threads)
+            backend.configure_data_parallel(request.data_parallel, request.threads)
         device = resolve_device(backend, request.device)
         if device is None:
             return {**row, "status": "unavailable", "error": f"no GPU visible to {backend.name}"}
@@ -180,7 +180,8 @@ def execute(request: RunRequest) -> dict:
         info = distributed.REFERENCE_INFO if backend.name == parity.REFERENCE_BACKEND else trainer.distributed()
         row["distributed"] = distributed.distributed_row(info, request.replicas, row["threads"],
                                                          request.scaling, request.sync_batchnorm)
-        row["metrics"]["samples_per_sec_per_replica"] = sps / request.replicas if sps else None
+        world = row["distributed"]["world_size"] or 1  # the reference: one process at the global batch
+        row["metrics"]["samples_per_sec_per_replica"] = sps / world if sps else None
     if scales_loss(request.precision):
         row["metrics"].update(loss_scale_metrics(trainer, m.steps))
     if request.parity_dir and m.diverged_at is None:
@@ -273,7 +274,7 @@ def main(argv: list[str] | None = None) -> int:
     with open(request_path, encoding="utf-8") as f:
         request = RunRequest.from_json(f.read())
     row = execute(request)
-    # under a multi-process launch every replica runs this; rank 0 speaks for them
+    # under a multi-process launch every replica runs this; the host's first speaks for them
     if get_plugins().backend(request.backend).process_rank() == 0:
         write_document(row, Path(result_path))
     return 0
