@@ -144,36 +144,74 @@ def mutants(monkeypatch):
     manager.get_plugins.cache_clear()
 
 
+def two_replica_request(scenario: str, backend: str, parity_dir, steps: int, **hosts) -> RunRequest:
+    # windows of 5 steps: checkpoints are window starts, so eight of them spread over the 40 steps
+    return RunRequest(scenario=scenario, backend=backend, overrides={"max_steps": steps}, window_steps=5,
+                      parity_dir=str(parity_dir), replicas=2, threads=1, **hosts)
+
+
 def run_cell(scenario: str, backends: list[str], tmp_path, steps: int = 40) -> dict:
     """Rows of two-replica runs of ``backends`` (the reference first), each in
     its isolated worker (torchrun for torch), judged as a run judges them."""
-    rows = [run_isolated(RunRequest(scenario=scenario, backend=b, overrides={"max_steps": steps}, window_steps=5,
-                                    parity_dir=str(tmp_path), replicas=2, threads=1), timeout=300)
-            for b in ["numpy", *backends]]
+    rows = [run_isolated(two_replica_request(scenario, b, tmp_path, steps), timeout=300) for b in ["numpy", *backends]]
     parity.annotate(rows)
     return {r["backend"]: r for r in rows}
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("scenario", ["digits-mlp", "digits-cnn"])
-def test_every_engine_with_two_replicas_agrees_with_the_one_process_reference(scenario, tmp_path):
-    frameworks = [b for b in ("torch", "tensorflow", "jax") if require_backend(b)]
-    rows = run_cell(scenario, frameworks, tmp_path)
-    assert rows["numpy"]["distributed"]["world_size"] == 1
-    for backend in frameworks:
-        row = rows[backend]
-        assert row["status"] == "ok", row.get("error")
-        assert row["distributed"]["world_size"] == 2 and row["distributed"]["engine"], row["distributed"]
-        assert row["parity"]["kind"] == "certificate", row["metrics"].get("certificate_error")
-        assert row["parity"]["agrees"], (backend, row["parity"])
+def engines() -> list[str]:
+    return [b for b in ("torch", "tensorflow", "jax") if require_backend(b)]
+
+
+def assert_engine_agrees(row: dict, world_size: int = 2) -> None:
+    assert row["status"] == "ok", row.get("error")
+    assert row["distributed"]["world_size"] == world_size and row["distributed"]["engine"], row["distributed"]
+    assert row["parity"]["kind"] == "certificate", row["metrics"].get("certificate_error")
+    assert row["parity"]["agrees"], (row["backend"], row["parity"])
 
 
 @pytest.mark.slow
-def test_every_wrong_engine_disagrees_with_the_reference(tmp_path, mutants):
+def test_every_engine_agrees_with_the_one_process_reference_and_every_wrong_engine_disagrees(tmp_path, mutants):
     # digits-mlp trains with SGD: a gradient summed over the replicas is a doubled step
-    rows = run_cell("digits-mlp", [m.name for m in data_parallel_mutants.MUTANTS], tmp_path)
+    rows = run_cell("digits-mlp", [*engines(), *(m.name for m in data_parallel_mutants.MUTANTS)], tmp_path)
+    assert rows["numpy"]["distributed"]["world_size"] == 1
+    for backend in engines():
+        assert_engine_agrees(rows[backend])
     for mutant in data_parallel_mutants.MUTANTS:
         row = rows[mutant.name]
         assert row["status"] == "ok" and row["parity"]["kind"] == "certificate", (mutant.name, row.get("error"))
         assert not row["parity"]["agrees"], (mutant.name, row["parity"])
         assert row["parity"]["checkpoints_agreeing"] <= row["parity"]["checkpoints"] // 2, row["parity"]
+
+
+@pytest.mark.slow
+def test_every_engine_agrees_on_a_convolutional_network_with_adam(tmp_path):
+    rows = run_cell("digits-cnn", engines(), tmp_path)
+    for backend in engines():
+        assert_engine_agrees(rows[backend])
+
+
+@pytest.mark.slow
+def test_two_hosts_on_localhost_form_one_engine_and_each_keeps_its_rows(tmp_path):
+    """Two "hosts" (two runners on this machine, as two nodes would run
+    them), one replica each: each job's workers meet on its port, and both
+    hosts' rows agree with their own copy of the reference."""
+    import socket
+    from concurrent.futures import ThreadPoolExecutor
+
+    hosts = ["localhost", "localhost"]
+    rows = {0: [], 1: []}
+    for node in rows:
+        (tmp_path / str(node)).mkdir()
+    with ThreadPoolExecutor(2) as pool:
+        for backend in ["numpy", *engines()]:
+            with socket.socket() as probe:  # a port free now, for this job's rendezvous
+                probe.bind(("localhost", 0))
+                port = probe.getsockname()[1]
+            requests = [two_replica_request("digits-mlp", backend, tmp_path / str(node), 20, hosts=hosts,
+                                            node_rank=node, port=port) for node in (0, 1)]
+            for node, row in enumerate(pool.map(lambda r: run_isolated(r, timeout=300), requests)):
+                rows[node].append(row)
+    for node in (0, 1):
+        parity.annotate(rows[node])
+        for row in rows[node][1:]:
+            assert_engine_agrees(row)

@@ -123,11 +123,13 @@ REFERENCE_INFO = {"engine": REFERENCE_ENGINE, "collective": None, "world_size": 
                   "batchnorm": "over the global batch (one process)"}
 
 
-def distributed_row(info: dict | None, replicas: int, threads: int, scaling: str, sync_batchnorm: bool) -> dict:
+def distributed_row(info: dict | None, replicas: int, threads: int, scaling: str, sync_batchnorm: bool,
+                    batchnorm: bool = True) -> dict:
     """``row["distributed"]``: what the trainer says of its engine (engine,
     collective, world size, communication time) with the core's settings;
-    engine None where no trainer ran."""
+    engine None where no trainer ran; the BatchNorm mode None for a network without BatchNormalization."""
     info = dict(info or {"engine": None})
     return {"engine": info.pop("engine"), "world_size": info.pop("world_size", replicas),
             "collective": info.pop("collective", None), "threads_per_replica": threads, "scaling": scaling,
-            "batchnorm": info.pop("batchnorm", "synchronized" if sync_batchnorm else "per-replica"), **info}
+            "batchnorm": info.pop("batchnorm", "synchronized" if sync_batchnorm else "per-replica") if batchnorm
+            else None, **info}

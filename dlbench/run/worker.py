@@ -178,8 +178,8 @@ def execute(request: RunRequest) -> dict:
     row["metrics"].update(sequence_metrics(spec, sps, test_loss))
     if request.replicas > 1:
         info = distributed.REFERENCE_INFO if backend.name == parity.REFERENCE_BACKEND else trainer.distributed()
-        row["distributed"] = distributed.distributed_row(info, request.replicas, row["threads"],
-                                                         request.scaling, request.sync_batchnorm)
+        row["distributed"] = distributed.distributed_row(info, request.replicas, row["threads"], request.scaling,
+                                                         request.sync_batchnorm, has_batchnorm(spec))
         world = row["distributed"]["world_size"] or 1  # the reference: one process at the global batch
         row["metrics"]["samples_per_sec_per_replica"] = sps / world if sps else None
     if scales_loss(request.precision):
@@ -243,13 +243,16 @@ def certify_row(request: RunRequest, session, scenario, states) -> dict:
         return {"certificate_error": f"{type(exc).__name__}: {exc}"}
 
 
-def per_replica_batchnorm(request: RunRequest, spec) -> bool:
-    """Whether replicas normalise over their own slices, which the reference (one batch) does not."""
+def has_batchnorm(spec) -> bool:
     from dlbench.spec import BatchNormalization
     from dlbench.spec.transformer import nested_layers
 
-    return (request.replicas > 1 and not request.sync_batchnorm
-            and any(isinstance(layer, BatchNormalization) for layer in nested_layers(spec.layers)))
+    return any(isinstance(layer, BatchNormalization) for layer in nested_layers(spec.layers))
+
+
+def per_replica_batchnorm(request: RunRequest, spec) -> bool:
+    """Whether replicas normalise over their own slices, which the reference (one batch) does not."""
+    return request.replicas > 1 and not request.sync_batchnorm and has_batchnorm(spec)
 
 
 def inference_row(request: RunRequest, session, plugins) -> dict:
