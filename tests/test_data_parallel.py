@@ -88,6 +88,14 @@ def test_a_backend_without_an_engine_is_an_unavailable_row_not_a_silent_single_p
                                      None) is None
 
 
+def test_repeats_give_the_per_replica_share_of_the_median_not_of_the_first_repeat():
+    from dlbench.run.timing import combine_repeats
+
+    rows = [{"status": "ok", "distributed": {"world_size": 2},
+             "metrics": {"samples_per_sec": sps, "samples_per_sec_per_replica": sps / 2}} for sps in (100, 300, 200)]
+    assert combine_repeats(rows)["metrics"]["samples_per_sec_per_replica"] == 100  # median 200, two replicas
+
+
 def sweep_document(speeds: dict) -> dict:
     """A data_parallel=1,2 sweep's rows: backend -> (samples/s at 1, at 2)."""
     rows = []

@@ -160,6 +160,9 @@ def combine_repeats(rows: list[dict]) -> dict:
         metrics["inference"] = pool_repeats(inference_lists)
         verdicts = [r["metrics"].get("inference_outputs") or {} for r in rows]
         metrics["inference_outputs"] = next((v for v in verdicts if not v.get("agrees")), verdicts[0])
+    if "samples_per_sec_per_replica" in metrics:  # the median's share, as the total is the median's
+        sps, world = metrics["samples_per_sec"], (first.get("distributed") or {}).get("world_size") or 1
+        metrics["samples_per_sec_per_replica"] = sps / world if sps else None
     if metrics.get("tokens_per_sample"):
         sps = metrics["samples_per_sec"]
         metrics["tokens_per_sec"] = sps * metrics["tokens_per_sample"] if sps else None
