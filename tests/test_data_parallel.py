@@ -64,6 +64,19 @@ def test_threads_default_to_the_cores_shared_out_among_the_most_replicas(monkeyp
                                  sweep=["data_parallel=1,2"])
 
 
+def test_a_slurm_allocation_of_several_nodes_gives_the_hosts_the_rank_and_a_port_of_its_job(monkeypatch):
+    from dlbench.run.cluster import Hosts, resolve
+
+    pytest.importorskip("submitit")
+    env = {"SLURM_JOB_ID": "1234", "SLURM_JOB_NUM_NODES": "3", "SLURM_JOB_NODELIST": "gpu[07-08],cpu1",
+           "SLURM_NODEID": "1"}
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)  # submitit reads os.environ
+    assert resolve(None, None, None, env) == Hosts(("gpu07", "gpu08", "cpu1"), 1, 21234)
+    assert resolve(None, None, None, {"SLURM_JOB_NUM_NODES": "1", "SLURM_JOB_NODELIST": "a"}) == Hosts()
+    assert resolve("a,b", 1, 30000).job_port(3) == 30006  # each job one port per host
+
+
 def test_the_reference_row_says_it_is_one_process_and_an_engine_row_what_its_trainer_says():
     from dlbench.run.distributed import REFERENCE_INFO
 
@@ -134,6 +147,8 @@ def test_every_report_format_carries_the_scaling_efficiency_and_a_scaling_plot(t
     assert "scaling_efficiency" in header and "replicas" in header
     markdown = render.render_markdown(runs)
     assert "scaling eff." in markdown and "95%" in markdown
+    assert "one thread each is the honest test" in markdown
+    assert "honest test" not in render.render_markdown([Run("r", {"results": [], "environment": {}, "settings": {}})])
     figures = plots.figures(runs)["s"]
     assert any(key == "s-data-parallel" for key, _, _ in figures)
 

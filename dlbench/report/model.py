@@ -42,8 +42,8 @@ DATA_PARALLEL_LEGEND = (
     "N replicas over N times samples/s at the sweep's fewest replicas (strong scaling: the global batch fixed, "
     "t1 / (N tN); weak: the batch per replica fixed, the per-replica throughput ratio); comm ms/step: the "
     "framework's own measure of its gradient all-reduce per step, where it gives one. On a CPU each replica "
-    "has its own threads (threads per replica x replicas cores): N replicas on N cores with one thread each is "
-    "the honest test, and the replicas still share the memory bandwidth.")
+    "has its own threads (threads per replica x replicas cores): N replicas on N cores with one thread each "
+    "is the honest test, and the replicas still share the memory bandwidth.")
 
 
 @dataclass(frozen=True)
@@ -221,6 +221,11 @@ def replicas(e: Entry) -> str:
 
 def data_parallel(items: list[Entry]) -> bool:
     return any(e.row.get("distributed") or "data_parallel" in e.point for e in items)
+
+
+def legend(runs: list) -> str:
+    """What a report's columns mean: :data:`LEGEND`, and for data-parallel rows what their columns mean."""
+    return LEGEND + (" " + DATA_PARALLEL_LEGEND if data_parallel(entries(runs)) else "")
 
 
 def communication_cell(e: Entry) -> str:

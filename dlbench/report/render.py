@@ -13,8 +13,8 @@ from pathlib import Path
 from dlbench.errors import InputError
 from dlbench.report import inference
 from dlbench.run.parity import REFERENCE_BACKEND
-from dlbench.report.model import (LEGEND, Column, Entry, Run, by_scenario, entries, environment_table, outcomes, problems,
-                                  runs_of, scenario_description, table, unstable)
+from dlbench.report.model import (Column, Entry, Run, by_scenario, entries, environment_table, legend, outcomes,
+                                  problems, runs_of, scenario_description, table, unstable)
 from dlbench.results.document import safe_name
 from dlbench.results.store import machine_id
 
@@ -160,7 +160,7 @@ def render_markdown(runs: list[Run], pictures: dict | None = None) -> str:
     to (title, file name) pairs placed under its table; in a report grouped
     by machine (:func:`by_machine`), a machine id to such a map."""
     pictures = pictures or {}
-    lines = ["# dlbench results", "", LEGEND]
+    lines = ["# dlbench results", "", legend(runs)]
     for machine, group in by_machine(runs):
         if machine is None:
             lines += _md_sections(group, pictures)
@@ -219,7 +219,7 @@ def render_html(runs: list[Run], pictures: dict[str | None, list] | None = None)
     (``pictures`` maps a scenario or None to (title, PNG bytes) pairs)."""
     return (f"<!DOCTYPE html><html lang=en><head><meta charset=utf-8><title>dlbench results</title>"
             f"<style>{HTML_STYLE}</style></head><body><h1>dlbench results</h1>"
-            f"<p class=legend>{html.escape(LEGEND)}</p>{html_body(runs, pictures)}</body></html>\n")
+            f"<p class=legend>{html.escape(legend(runs))}</p>{html_body(runs, pictures)}</body></html>\n")
 
 
 def html_images(pictures: list) -> str:
@@ -398,7 +398,7 @@ def rich_report(runs: list[Run], width: int | None = None):
         body = [part for machine, group in groups
                 for part in (_rich_heading(machine, group), _rich_environment(group), _rich_tables(group, width))]
     notes = [Text(f"  {line}") for r in runs for line in problems(r.document)]
-    return Group(*body, *notes, Text(LEGEND, style="dim"))
+    return Group(*body, *notes, Text(legend(runs), style="dim"))
 
 
 def _rich_environment(runs: list[Run]):
