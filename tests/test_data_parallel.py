@@ -67,7 +67,12 @@ def test_threads_default_to_the_cores_shared_out_among_the_most_replicas(monkeyp
 def test_a_slurm_allocation_of_several_nodes_gives_the_hosts_the_rank_and_a_port_of_its_job(monkeypatch):
     from dlbench.run.cluster import Hosts, resolve
 
-    pytest.importorskip("submitit")
+    from dlbench.run.cluster import import_submitit
+
+    try:
+        import_submitit()
+    except InputError:
+        pytest.skip("submitit is not installed")
     env = {"SLURM_JOB_ID": "1234", "SLURM_JOB_NUM_NODES": "3", "SLURM_JOB_NODELIST": "gpu[07-08],cpu1",
            "SLURM_NODEID": "1"}
     for name, value in env.items():
@@ -107,6 +112,22 @@ def test_repeats_give_the_per_replica_share_of_the_median_not_of_the_first_repea
     rows = [{"status": "ok", "distributed": {"world_size": 2},
              "metrics": {"samples_per_sec": sps, "samples_per_sec_per_replica": sps / 2}} for sps in (100, 300, 200)]
     assert combine_repeats(rows)["metrics"]["samples_per_sec_per_replica"] == 100  # median 200, two replicas
+
+
+def test_a_data_parallel_rows_peak_share_is_of_every_replicas_ceiling(monkeypatch):
+    from dlbench.run import suite
+    from dlbench.run.settings import Job
+
+    def execute(request):
+        return {"status": "ok", "distributed": {"world_size": request.replicas},
+                "metrics": {"samples_per_sec": 10.0, "gflops_per_sec": 150.0}}
+
+    monkeypatch.setattr(suite, "execute", execute)
+    runs = suite.Suite([], {}, None, in_process=True, peak_gflops={"fp32": 100.0})
+    two = runs.run_job(Job(RunRequest(scenario="s", backend="b", replicas=2)))
+    assert two["metrics"]["peak_fraction"] == pytest.approx(0.75)  # 150 of 2 x 100, not 150%
+    one = runs.run_job(Job(RunRequest(scenario="s", backend="b")))
+    assert one["metrics"]["peak_fraction"] == pytest.approx(1.5)
 
 
 def sweep_document(speeds: dict) -> dict:

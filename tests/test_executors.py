@@ -20,6 +20,7 @@ from dlbench.plugin.manager import get_plugins
 from dlbench.report import render
 from dlbench.report.model import runs_of
 from dlbench.results.store import machine_id
+from dlbench.run.cluster import import_submitit
 from dlbench.run.executors import CellJob, Finished, job_failed_row
 from dlbench.run.settings import Job, RunRequest
 from dlbench.run.suite import Suite, this_machine
@@ -86,6 +87,7 @@ def shape(document: dict) -> list[tuple]:
 
 def submissions(folder: Path) -> list[tuple[str, float, float]]:
     """(backend, submitted at, result written at) of every job the executor left in ``folder``."""
+    import_submitit()  # as dlbench imports it: without its logging set-up, which closes pytest's handlers
     from submitit.core.utils import DelayedSubmission
 
     found = []
@@ -122,6 +124,7 @@ def test_a_suite_through_submitit_gives_the_document_of_a_local_run(tmp_path):
 
 @pytest.mark.slow
 def test_jobs_that_die_or_run_out_of_time_become_rows_and_the_others_are_kept(tmp_path, job_faults, monkeypatch):
+    import_submitit()
     from submitit.core.core import Job as SubmititJob
 
     # how long submitit waits for a dead job's result to appear on a slow shared file system
@@ -326,3 +329,21 @@ def test_list_and_help_do_not_import_submitit():
             "assert CliRunner().invoke(main, ['run', '--help']).exit_code == 0; print('submitit' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.stdout.strip() == "False", out.stderr
+
+
+def test_importing_submitit_leaves_the_logging_handlers_of_the_process_open():
+    """submitit sets its logging up with dictConfig, which closes every handler
+    a process has (absl's closed pytest's own capture file through it)."""
+    code = ("import logging\n"
+            "closed = []\n"
+            "class Handler(logging.Handler):\n"
+            "    def close(self):\n"
+            "        closed.append(self)\n"
+            "        super().close()\n"
+            "logging.getLogger('mine').addHandler(Handler())\n"
+            "from dlbench.run.cluster import import_submitit\n"
+            "import_submitit()\n"
+            "import os\n"
+            "print(len(closed), os.environ.get('SUBMITIT_LOG_LEVEL'))\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.stdout.split() == ["0", "None"], result.stderr  # none closed; the jobs still log

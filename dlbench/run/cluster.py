@@ -38,6 +38,7 @@ DEFAULT_MINUTES = 60  # a job's time limit when there is no --timeout to derive 
 #: a job's time beyond its repeats' --timeout: its start, the framework imports, and the warning
 #: submitit asks for before the limit (Slurm signals 90 s ahead, the local fallback 30 s)
 MARGIN_SECONDS = 300
+SUBMITIT_LOG_VARIABLE = "SUBMITIT_LOG_LEVEL"
 SLURM_OPTIONS = ("--slurm-partition", "--slurm-gpus-per-job", "--slurm-time")
 
 
@@ -86,12 +87,21 @@ def job_minutes(timeout: float | None, repeat: int) -> int:
 
 
 def import_submitit(needed_for: str = "--executor slurm"):
-    """submitit, or the one line that says how to install it."""
+    """submitit, or the one line that says how to install it. Imported without
+    its logging set-up (``SUBMITIT_LOG_LEVEL=NOCONFIG``): that is a
+    ``logging.config.dictConfig``, which closes every handler the process
+    already has (a notebook's, absl's, pytest's capture). Its jobs, which do
+    not inherit the setting, log as submitit sets them up."""
+    given = os.environ.get(SUBMITIT_LOG_VARIABLE)
+    os.environ.setdefault(SUBMITIT_LOG_VARIABLE, "NOCONFIG")
     try:
         import submitit
     except ImportError:
         raise MissingDependency(f"{needed_for} needs submitit, which is not installed; run: {INSTALL}",
                                 field="--executor") from None
+    finally:
+        if given is None:
+            os.environ.pop(SUBMITIT_LOG_VARIABLE, None)
     return submitit
 
 

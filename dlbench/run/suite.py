@@ -269,9 +269,11 @@ class Suite:
             row["sweep_point"] = job.sweep_point
         row["machine"] = dict(this_machine())
         gflops = row["metrics"].get("gflops_per_sec")
+        # the ceiling of one replica's threads, times the replicas (the reference: one process)
+        replicas = (row.get("distributed") or {}).get("world_size") or 1
         ceiling = self.peak_gflops.get(job.request.precision)
         if gflops and ceiling:
-            row["metrics"]["peak_fraction"] = gflops / ceiling
+            row["metrics"]["peak_fraction"] = gflops / (ceiling * replicas)
         return row
 
     def save(self) -> None:

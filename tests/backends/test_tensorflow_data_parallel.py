@@ -22,6 +22,7 @@ import numpy as np
 import pytest
 
 from backend_helpers import require_backend
+from dlbench.run.distributed import DataParallel
 
 HERE = Path(__file__).parent
 REPLICAS = 2
@@ -41,7 +42,7 @@ def main(out: str) -> None:
 
     backend = get_plugins().backends["tensorflow"]
     backend.configure_threads(1)
-    backend.configure_data_parallel(REPLICAS, 1)
+    backend.configure_data_parallel(DataParallel(REPLICAS), 1)
     results: dict[str, np.ndarray] = {}
     for name in CASES:
         compare_with_one_process(results, name)
@@ -190,8 +191,9 @@ def states_equal(a, b) -> bool:
 def refusals(results: dict, backend) -> None:
     from dlbench_backends.tensorflow import trainer as module
 
-    backend.configure_data_parallel(REPLICAS, 1)  # the devices it made already: nothing to do
-    results["refused/more-devices"] = error_of(lambda: backend.configure_data_parallel(REPLICAS + 1, 1))
+    backend.configure_data_parallel(DataParallel(REPLICAS), 1)  # the devices it made already: nothing to do
+    results["refused/more-devices"] = error_of(
+        lambda: backend.configure_data_parallel(DataParallel(REPLICAS + 1), 1))
     results["refused/gpus"] = error_of(lambda: module.replica_devices("gpu", REPLICAS))
 
 
