@@ -54,3 +54,4 @@ def test_the_notebook_runs_with_a_progress_bar_and_no_ipywidgets_warning(tmp_pat
     assert "done: 2 of 2 runs" in bars[0]["data"]["text/plain"]
     tables = [o["data"]["text/html"] for o in outputs if "dlbench-results" in o.get("data", {}).get("text/html", "")]
     assert tables and "yes (" in tables[0]  # the report's table, torch agreeing with numpy
+    assert tables[0].index("yes (") < tables[0].index("What the columns mean")  # results first
