@@ -61,3 +61,11 @@ def test_gflops_beyond_a_thousand_are_digits_not_an_exponent():
                                              "metrics": {"samples_per_sec": 1.0, "gflops_per_sec": 1234.5}}]}
     columns, cells = report.table(report.entries(report.runs_of([doc])))
     assert cells[0][[c.name for c in columns].index("GFLOP/s")] == "1,234"
+
+
+def test_data_parallel_rows_bring_the_replica_columns_meanings():
+    row = {"scenario": "s", "backend": "torch", "status": "ok", "sweep_point": {"data_parallel": 2},
+           "distributed": {"world_size": 2}, "metrics": {"samples_per_sec": 10.0, "peak_fraction": 0.2}}
+    items = dict(report.legend_items(report.runs_of([{"results": [row], "environment": {}, "settings": {}}])))
+    assert "honest test" in items["replicas"] and "every replica's ceiling" in items["% peak"]
+    assert "bf16" not in items["% peak"]

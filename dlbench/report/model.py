@@ -67,6 +67,10 @@ MIXED_PRECISION_MEANINGS: dict[str, str] = {
                "outputs, and what flows between layers, in bf16/fp16)"),
     "% peak": " (the bf16/fp16 matmul peak for a row at that precision)",
 }
+#: what a table with data-parallel rows adds to the meaning of a column
+DATA_PARALLEL_MEANINGS: dict[str, str] = {
+    "% peak": " (on a data-parallel row, of every replica's ceiling together)",
+}
 
 
 @dataclass(frozen=True)
@@ -249,17 +253,19 @@ def data_parallel(items: list[Entry]) -> bool:
 def legend_items(runs: list) -> list[tuple[str, str]]:
     """(column, meaning) of every column the report's training tables show,
     in table order: a reader is told what the table shows, and only that."""
-    shown: dict[str, bool] = {}  # column name -> whether a table with it has a mixed-precision row
+    shown: dict[str, set[str]] = {}  # column name -> the kinds of rows (mixed precision, data parallel) beside it
     for items in by_scenario(entries(runs)).values():
         items = [e for e in items if e.row.get("mode", "train") != "inference"]
         if not items:
             continue
-        mixed = any((e.row.get("precision") or e.point.get("precision") or "fp32") in ("bf16", "fp16")
-                    for e in items)
+        kinds = {"mixed"} if any((e.row.get("precision") or e.point.get("precision") or "fp32") in ("bf16", "fp16")
+                                 for e in items) else set()
+        kinds |= {"parallel"} if data_parallel(items) else set()
         for column in table(items)[0]:
-            shown[column.name] = shown.get(column.name, False) or mixed
-    return [(name, COLUMN_MEANINGS[name] + (MIXED_PRECISION_MEANINGS.get(name, "") if mixed else ""))
-            for name, mixed in shown.items() if name in COLUMN_MEANINGS]
+            shown.setdefault(column.name, set()).update(kinds)
+    extras = {"mixed": MIXED_PRECISION_MEANINGS, "parallel": DATA_PARALLEL_MEANINGS}
+    return [(name, COLUMN_MEANINGS[name] + "".join(extras[k].get(name, "") for k in sorted(kinds)))
+            for name, kinds in shown.items() if name in COLUMN_MEANINGS]
 
 
 def legend(runs: list) -> str:
