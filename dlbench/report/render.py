@@ -13,8 +13,8 @@ from pathlib import Path
 from dlbench.errors import InputError
 from dlbench.report import inference
 from dlbench.run.parity import REFERENCE_BACKEND
-from dlbench.report.model import (Column, Entry, Run, by_scenario, entries, environment_table, legend, outcomes,
-                                  problems, runs_of, scenario_description, table, unstable)
+from dlbench.report.model import (Column, Entry, Run, by_scenario, entries, environment_table, legend, legend_items,
+                                  outcomes, problems, runs_of, scenario_description, table, unstable)
 from dlbench.results.document import safe_name
 from dlbench.results.store import machine_id
 
@@ -204,7 +204,8 @@ def markdown_table(document: dict) -> str:
 
 HTML_STYLE = ("body{font-family:system-ui,sans-serif;margin:2em;color:#222}table{border-collapse:collapse;"
               "margin:1em 0}th,td{border:1px solid #ccc;padding:.25em .6em}th{background:#f3f3f3}"
-              "td.r{text-align:right;font-variant-numeric:tabular-nums}img{max-width:100%}p.legend{max-width:60em}")
+              "td.r{text-align:right;font-variant-numeric:tabular-nums}img{max-width:100%}p.legend{max-width:60em}"
+              "dl.legend{max-width:60em}dl.legend dt{font-weight:600}dl.legend dd{margin:0 0 .4em 1.5em}")
 
 
 def _html_table(header: list[str], rows: list[list[str]], right: list[bool]) -> str:
@@ -216,10 +217,17 @@ def _html_table(header: list[str], rows: list[list[str]], right: list[bool]) -> 
 
 def render_html(runs: list[Run], pictures: dict[str | None, list] | None = None) -> str:
     """One self-contained file: inline style, pictures as base64 data URIs
-    (``pictures`` maps a scenario or None to (title, PNG bytes) pairs)."""
+    (``pictures`` maps a scenario or None to (title, PNG bytes) pairs). The
+    results come first; what their columns mean follows them."""
     return (f"<!DOCTYPE html><html lang=en><head><meta charset=utf-8><title>dlbench results</title>"
             f"<style>{HTML_STYLE}</style></head><body><h1>dlbench results</h1>"
-            f"<p class=legend>{html.escape(legend(runs))}</p>{html_body(runs, pictures)}</body></html>\n")
+            f"{html_body(runs, pictures)}{html_legend(runs)}</body></html>\n")
+
+
+def html_legend(runs: list[Run]) -> str:
+    """What the columns of the report's training tables mean, for the columns they show."""
+    items = "".join(f"<dt>{html.escape(name)}</dt><dd>{html.escape(meaning)}</dd>" for name, meaning in legend_items(runs))
+    return f"<h2>What the columns mean</h2><dl class=legend>{items}</dl>" if items else ""
 
 
 def html_images(pictures: list) -> str:
@@ -249,9 +257,8 @@ def html_body(runs: list[Run], pictures: dict | None = None) -> str:
 
 
 def _html_sections(runs: list[Run], pictures: dict, tag: str = "h2") -> list[str]:
-    """The environment, a section per scenario and the throughput pictures, under ``tag`` headings."""
-    header, rows = environment_table(runs)
-    parts = [f"<{tag}>Environment</{tag}>", _html_table(header, rows, [False] * len(header))]
+    """A section per scenario, the throughput pictures, then the environment, under ``tag`` headings."""
+    parts = []
     for scenario, items in by_scenario(entries(runs)).items():
         about = scenario_description(runs, scenario)
         parts += [f"<{tag}>{html.escape(scenario)}</{tag}>", f"<p>{html.escape(about)}</p>" if about else ""]
@@ -267,7 +274,8 @@ def _html_sections(runs: list[Run], pictures: dict, tag: str = "h2") -> list[str
         parts.append(html_images(pictures.get(scenario, [])))
     if pictures.get(None):
         parts += [f"<{tag}>Throughput</{tag}>", html_images(pictures[None])]
-    return parts
+    header, rows = environment_table(runs)
+    return parts + [f"<{tag}>Environment</{tag}>", _html_table(header, rows, [False] * len(header))]
 
 
 #: dropped first, in this order, when a terminal is too narrow for every column

@@ -44,7 +44,7 @@ def benchmark(model, data=None, *, backends: str = "all", epochs: int | None = N
     ``out``: a results folder to store the document in (as ``--out``; a new,
     numbered file, never replacing one); None keeps it in memory
     (``Results.save`` stores it later). ``progress`` shows a bar on standard
-    error. ``mode``: "train", "inference" (forward passes from the initial
+    error (in a notebook, an HTML bar in the cell). ``mode``: "train", "inference" (forward passes from the initial
     weights) or "both" (inference from the trained weights), with
     ``inference_batch_size`` (a list or "1,32"; default 1 and the batch size)
     as ``--mode`` and ``--inference-batch-size``. Bad input raises

@@ -147,6 +147,10 @@ def run_with_progress(suite) -> None:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     console = Console(stderr=True, log_path=False)
+    if console.is_jupyter:  # rich's live bar needs ipywidgets there: the notebook's own display instead
+        from dlbench.run.notebook import run_in_notebook
+
+        return run_in_notebook(suite, describe, upcoming)
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("steps"),
                TimeElapsedColumn())
     with Progress(*columns, console=console, transient=True) as progress:
