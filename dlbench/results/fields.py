@@ -32,9 +32,12 @@ EXECUTORS = ("local", "slurm")
 
 
 class Mismatch(Exception):
-    def __init__(self, where: str, expected: str, value: Any):
-        self.where, self.expected, self.value = where, expected, value
-        super().__init__(f"{where}: expected {expected}, got {shown(value)}")
+    """The first wrong field: where it is and what was expected of it."""
+
+    def __init__(self, where: str, expected: str, value: Any = None, unknown: bool = False):
+        self.where = where
+        super().__init__(f"{where}: unknown key; {expected}" if unknown else
+                         f"{where}: expected {expected}, got {shown(value)}")
 
 
 def shown(value: Any, limit: int = 60) -> str:
@@ -73,8 +76,14 @@ SCALAR = kind("a string, number, true/false or null",
 
 def optional(check: Check) -> Check:
     def nullable(value, where):
-        if value is not None:
+        if value is None:
+            return
+        try:
             check(value, where)
+        except Mismatch as wrong:
+            if wrong.where != where:  # inside the value: that field's own expectation
+                raise
+            raise Mismatch(where, nullable.expected, value) from None
 
     nullable.expected = f"{check.expected} or null"
     return nullable
@@ -84,25 +93,29 @@ def one_of(choices) -> Check:
     return kind("one of " + ", ".join(choices), lambda v: isinstance(v, str) and v in choices)
 
 
-def list_of(check: Check) -> Check:
+def list_of(check: Check, expected: str | None = None) -> Check:
+    expected = expected or f"a list, each {check.expected}"
+
     def checked(value, where):
         if not isinstance(value, list):
-            raise Mismatch(where, f"a list of {check.expected}", value)
+            raise Mismatch(where, expected, value)
         for i, item in enumerate(value):
             check(item, f"{where}[{i}]")
 
-    checked.expected = f"a list of {check.expected}"
+    checked.expected = expected
     return checked
 
 
 def dict_of(check: Check, expected: str | None = None) -> Check:
+    expected = expected or f"an object, each value {check.expected}"
+
     def checked(value, where):
         if not isinstance(value, dict):
-            raise Mismatch(where, expected or f"an object of {check.expected}", value)
+            raise Mismatch(where, expected, value)
         for key, item in value.items():
             check(item, inside(where, key))
 
-    checked.expected = expected or f"an object of {check.expected}"
+    checked.expected = expected
     return checked
 
 
@@ -116,9 +129,9 @@ def fields(declared: dict[str, Check], strict: bool = False, expected: str = "an
             if key in declared:
                 declared[key](item, inside(where, key))
             elif strict:
-                raise Mismatch(inside(where, key), f"no such key (known: {', '.join(declared)})", item)
+                raise Mismatch(inside(where, key), f"expected one of {', '.join(declared)}", unknown=True)
 
-    checked.expected = expected
+    checked.expected, checked.declared = expected, declared
     return checked
 
 
@@ -132,7 +145,7 @@ ENVIRONMENT = fields({
                                          "openblas_coretype")},
     **{key: optional(COUNT) for key in ("physical_cores", "logical_cores", "available_cores")},
     "memory_gib": optional(NUMBER),
-    "gpus": list_of(STRING),
+    "gpus": list_of(STRING, "a list of strings"),
     "blas": list_of(dict_of(SCALAR)),
     "versions": dict_of(optional(STRING)),
     **{key: dict_of(optional(NUMBER)) for key in ("peak_gflops", "peak_gflops_bfloat16", "peak_gflops_float16")},
@@ -146,7 +159,7 @@ NAMES_TO_TEXT = dict_of(STRING, "an object of names to strings")
 
 SETTINGS = fields({
     "scenarios": dict_of(STRING, "an object of scenario names to shipped names or .toml files"),
-    "backends": list_of(STRING),
+    "backends": list_of(STRING, "a list of backend names"),
     "overrides": OVERRIDES,
     "device": one_of(DEVICES),
     "threads": COUNT,
@@ -168,7 +181,7 @@ SETTINGS = fields({
     "data_parallel": COUNT,
     "scaling": one_of(SCALINGS),
     "sync_batchnorm": BOOL,
-    "hosts": list_of(STRING),
+    "hosts": list_of(STRING, "a list of host names"),
     "node_rank": INDEX,
     "coordinator_port": PORT,
     "executor": one_of(EXECUTORS),
@@ -226,7 +239,7 @@ ROW = fields({
 
 DOCUMENT = fields({
     "created": optional(STRING),
-    "command": list_of(STRING),
+    "command": list_of(STRING, "a list of strings (the command's words)"),
     "path": optional(STRING),
     "environment": ENVIRONMENT,
     "settings": SETTINGS,

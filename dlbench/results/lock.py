@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import time
 from pathlib import Path
 
 from dlbench.errors import InputError
@@ -84,13 +85,18 @@ class DocumentLock:
         self.release()
 
 
-def _holder(fd: int) -> str:
-    """The pid the lock file names ('unknown' while its holder has not written it yet)."""
-    try:
-        text = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
-    except OSError:
-        text = ""
-    return text if text.isdigit() else "unknown"
+def _holder(fd: int, patience: float = 0.5) -> str:
+    """The pid the lock file names; a holder that has just taken the lock
+    writes it a moment later ('unknown' if it has not after ``patience`` seconds)."""
+    deadline = time.monotonic() + patience
+    while True:
+        try:
+            text = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
+        except OSError:
+            text = ""
+        if text.isdigit() or time.monotonic() > deadline:
+            return text if text.isdigit() else "unknown"
+        time.sleep(0.01)
 
 
 def _still_named(fd: int, path: Path) -> bool:
