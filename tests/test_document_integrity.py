@@ -315,3 +315,14 @@ def test_a_worker_writing_megabytes_on_one_line_leaves_a_capped_error(tmp_path):
     assert row["status"] == "failed" and "exited with code 3" in row["error"] and "characters cut" in row["error"]
     assert len(row["error"]) <= ERROR_CHARS + 100
     assert len(out.stdout) + len(out.stderr) < 20_000  # the terminal gets no megabytes either
+
+
+def test_an_inference_entry_of_the_wrong_type_is_refused_on_read():
+    from dlbench.results.schema import checked_document
+
+    entry = {"batch_size": 1, "calls": 3, "latency_ms": {"p50": 1, "p90": 1, "p99": 1, "mean": 1},
+             "samples_per_sec": "fast"}
+    row = {"scenario": "s", "backend": "b", "status": "ok", "mode": "inference", "metrics": {"inference": [entry]}}
+    with pytest.raises(InputError, match=r"results\[0\]\.metrics\.inference\[0\]\.samples_per_sec: expected a "
+                                         "finite number or null, got 'fast'"):
+        checked_document({"schema_version": 2, "results": [row]}, "run.json")

@@ -201,6 +201,14 @@ COUNT_METRICS = ("steps", "test_samples", "batch_size", "flops_per_step", "loss_
 SERIES_METRICS = ("window_samples_per_sec", "loss_history", "samples_per_sec_samples", "compile_seconds_samples",
                   "wall_seconds_samples")
 
+#: one entry of ``metrics["inference"]`` (its batch size, calls and latencies: :func:`dlbench.results.schema.check_inference`)
+INFERENCE_ENTRY = fields({
+    **{key: optional(NUMBER) for key in ("samples_per_sec", "compile_seconds", "tokens_per_sec")},
+    **{key: optional(COUNT) for key in ("repeats", "tokens_per_sample")},
+    **{key: list_of(optional(NUMBER)) for key in ("p99_ci95_ms", "latency_samples_ms", "compile_seconds_samples",
+                                                  "p50_per_repeat_ms")},
+})
+
 METRICS = fields({
     **{key: optional(NUMBER) for key in NUMBER_METRICS},
     **{key: optional(INDEX) for key in COUNT_METRICS},
@@ -210,7 +218,9 @@ METRICS = fields({
     "certificate_error": STRING,
     "inference_error": STRING,
     "certificate": optional(OBJECT),
-    "inference_outputs": optional(fields({"agrees": optional(BOOL)})),
+    "inference": list_of(INFERENCE_ENTRY, "a list of inference entries"),
+    "inference_outputs": optional(fields({"agrees": optional(BOOL), "max_rel_diff": optional(NUMBER),
+                                          "tolerance": optional(NUMBER)})),
 })
 
 PARITY = fields({
