@@ -246,14 +246,18 @@ def test_a_run_records_its_scenario_descriptions(real_run):
 def three_jobs(tmp_path):
     """Three quick in-process jobs and their stored, empty document."""
     from dlbench.plugin.manager import get_plugins
-    from dlbench.run import runner
     from dlbench.run.settings import RunSettings
     from dlbench.run.suite import Suite
 
     settings = RunSettings.from_options(get_plugins(), scenarios=["xor-mlp"], backends="numpy", steps=2,
                                         in_process=True, sweep=["seed=0,1,2"])
-    document, path = runner.new_run(settings, tmp_path, ["test"])
-    return Suite(settings.jobs(), document, path, in_process=True), path
+    path = tmp_path / "run.json"
+    return Suite(settings.jobs(), new_document(), path, in_process=True), path
+
+
+def new_document() -> dict:
+    """A run's empty document (without the environment, whose peaks a run measures first)."""
+    return {"schema_version": 2, "environment": {}, "settings": {}, "results": []}
 
 
 def test_a_ctrl_c_between_jobs_still_marks_every_unfinished_job(three_jobs):
@@ -286,6 +290,43 @@ def test_a_ctrl_c_while_a_row_is_saved_waits_for_the_save(three_jobs, monkeypatc
         suite.run()
     assert statuses(path) == ["ok", "interrupted", "interrupted"]
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the handler is given back
+
+
+def test_a_ctrl_c_while_a_worker_starts_leaves_no_worker_running(tmp_path, monkeypatch):
+    """The other half of the flaky interrupt test: a signal that landed while
+    the worker was being started left a worker the runner did not know of,
+    killed only later, by PR_SET_PDEATHSIG, once the runner had exited."""
+    from dlbench.plugin.manager import get_plugins
+    from dlbench.run import suite as suites
+    from dlbench.run.settings import RunSettings
+
+    monkeypatch.setenv("DLBENCH_PLUGINS", "fault_plugins")
+    monkeypatch.setenv("PYTHONPATH", str(TESTS))
+    get_plugins.cache_clear()
+    settings = RunSettings.from_options(get_plugins(), scenarios=["xor-mlp"], backends="hang", steps=2)
+    path = tmp_path / "run.json"
+    started, real_popen = [], subprocess.Popen
+
+    def popen_then_ctrl_c(command, **options):
+        proc = real_popen(command, **options)
+        if "dlbench.run.worker" in command:
+            started.append(proc)
+            os.kill(os.getpid(), signal.SIGINT)  # handled before this returns, as a Ctrl-C can be
+        return proc
+
+    monkeypatch.setattr(suites.subprocess, "Popen", popen_then_ctrl_c)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            suites.Suite(settings.jobs(), new_document(), path).run()
+        (worker,) = started
+        assert worker.poll() is not None, "the worker is still running"
+        assert statuses(path) == ["interrupted"]
+    finally:
+        for proc in started:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        get_plugins.cache_clear()
 
 
 @pytest.mark.slow
