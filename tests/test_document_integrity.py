@@ -99,6 +99,10 @@ def test_a_lock_left_behind_by_a_dead_run_is_taken_over(real_run, tmp_path):
 
 def test_a_lock_is_exclusive_within_one_process_too(tmp_path):
     document = tmp_path / "run.json"
+    with pytest.raises(InputError, match="run.json: cannot read result file: No such file"):
+        DocumentLock(document).acquire()
+    assert not lock_path(document).exists()
+    document.write_text("{}")
     with DocumentLock(document):
         assert lock_path(document).read_text() == f"{os.getpid()}\n"
         with pytest.raises(InputError, match=rf"another dlbench run \(pid {os.getpid()}\)"):

@@ -73,6 +73,10 @@ class DocumentLock:
 
     def _open(self) -> int:
         try:
+            os.stat(self.document)  # no lock file beside a document that is not there (a mistyped name)
+        except OSError as exc:
+            raise InputError(f"cannot read result file: {exc.strerror}", source=str(self.document)) from None
+        try:
             return os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
         except OSError as exc:
             raise InputError(f"cannot lock the result document ({self.path.name}): {exc.strerror}",
