@@ -191,7 +191,7 @@ BAD_FIELDS = [
     ("settings.repeat", "2", "settings.repeat: expected a positive integer, got '2'"),
     ("settings.threads", 0, "settings.threads: expected a positive integer, got 0"),
     ("settings.overrides", {"lr": 1}, "settings.overrides.lr: unknown key; expected one of epochs, max_steps"),
-    ("environment.gpus", "none", "environment.gpus: expected a list of strings, got 'none'"),
+    ("environment.gpus", "none", "environment.gpus: expected a list of strings or null, got 'none'"),
     ("results.0.parity", {"agrees": "yes"}, "results[0].parity.agrees: expected true or false or null, got 'yes'"),
     ("results.0.metrics.loss_history", [0.5, "low"],
      "results[0].metrics.loss_history[1]: expected a finite number or null, got 'low'"),

@@ -145,10 +145,12 @@ ENVIRONMENT = fields({
                                          "openblas_coretype")},
     **{key: optional(COUNT) for key in ("physical_cores", "logical_cores", "available_cores")},
     "memory_gib": optional(NUMBER),
-    "gpus": list_of(STRING, "a list of strings"),
-    "blas": list_of(dict_of(SCALAR)),
-    "versions": dict_of(optional(STRING)),
-    **{key: dict_of(optional(NUMBER)) for key in ("peak_gflops", "peak_gflops_bfloat16", "peak_gflops_float16")},
+    # null where a reader takes it for empty (as older documents may hold)
+    "gpus": optional(list_of(STRING, "a list of strings")),
+    "blas": optional(list_of(dict_of(SCALAR))),
+    "versions": optional(dict_of(optional(STRING))),
+    **{key: optional(dict_of(optional(NUMBER))) for key in ("peak_gflops", "peak_gflops_bfloat16",
+                                                            "peak_gflops_float16")},
 })
 
 # ------------------------------------------------------------------ settings
