@@ -53,10 +53,22 @@ def interrupt_first_row(document):
     document["results"][0].update(status="interrupted", error="interrupted by the user", metrics={})
 
 
+@pytest.fixture
+def started():
+    """Processes a test starts; any still running when it ends (a failed test) are killed."""
+    procs = []
+    yield procs
+    for proc in procs:
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate()
+
+
 # ------------------------------------------------------------------ one writer
 @pytest.mark.slow
-def test_a_document_being_written_has_one_writer_and_two_resumes_at_once_run_once(tmp_path):
+def test_a_document_being_written_has_one_writer_and_two_resumes_at_once_run_once(tmp_path, started):
     first = start_run(tmp_path)
+    started.append(first)
     path = wait_for_rows(tmp_path, 1)
     wait_for_worker(first)
     before = path.read_bytes()
@@ -66,24 +78,24 @@ def test_a_document_being_written_has_one_writer_and_two_resumes_at_once_run_onc
     assert f"{path}: --resume: is being written by another dlbench run (pid {first.pid})" in second.stderr
     assert "Traceback" not in second.stderr and path.read_bytes() == before
     first.send_signal(signal.SIGTERM)
-    assert first.wait(timeout=60) == 143
+    first.communicate(timeout=60)
+    assert first.returncode == 143
     assert statuses(path) == ["ok", "interrupted", "interrupted"] and not lock_path(path).exists()
 
-    resumes = [subprocess.Popen(dlbench("run", "--resume", str(path), "--format", "json"), env=fault_env(),
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    started += [subprocess.Popen(dlbench("run", "--resume", str(path), "--format", "json"), env=fault_env(),
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    resumes = started[1:]
     deadline = time.time() + 90
     while all(p.poll() is None for p in resumes) and time.time() < deadline:
         time.sleep(0.1)
     refused = next((p for p in resumes if p.poll() is not None), None)
+    assert refused is not None, "both resumes are running the missing cell"
     running = next(p for p in resumes if p is not refused)
-    try:
-        assert refused is not None, "both resumes are running the missing cell"
-        _, stderr = refused.communicate()
-        assert refused.returncode == 2 and f"is being written by another dlbench run (pid {running.pid})" in stderr
-        wait_for_worker(running)
-    finally:
-        running.send_signal(signal.SIGTERM)
-        running.communicate(timeout=60)
+    _, stderr = refused.communicate()
+    assert refused.returncode == 2 and f"is being written by another dlbench run (pid {running.pid})" in stderr
+    wait_for_worker(running)
+    running.send_signal(signal.SIGTERM)
+    running.communicate(timeout=60)
     assert running.returncode == 143
     assert statuses(path) == ["ok", "interrupted", "interrupted"] and not lock_path(path).exists()
 
@@ -121,10 +133,11 @@ def test_a_lock_is_exclusive_within_one_process_too(tmp_path):
 def test_report_out_never_replaces_a_result_document_or_its_input(real_run, tmp_path, target, message):
     run = stored_copy(real_run, tmp_path)
     other = stored_copy(real_run, tmp_path, name="0002_abc_20261201T000001Z.json")
-    out = {"another stored document": lambda: other,
-           "a hard link to the input": lambda: os.link(run, tmp_path / "report.md") or tmp_path / "report.md",
-           "a symbolic link to the input": lambda: os.symlink(run, tmp_path / "report.md") or tmp_path / "report.md",
-           "a FIFO": lambda: os.mkfifo(tmp_path / "report.md") or tmp_path / "report.md"}[target]()
+    out = other if target == "another stored document" else tmp_path / "report.md"
+    make = {"a hard link to the input": lambda: os.link(run, out), "a FIFO": lambda: os.mkfifo(out),
+            "a symbolic link to the input": lambda: os.symlink(run, out)}.get(target)
+    if make:
+        make()
     before = run.read_bytes(), other.read_bytes()
     result = CliRunner().invoke(main, ["report", str(run), "--out", str(out)])
     assert result.exit_code == 2, result.output
@@ -334,8 +347,9 @@ def test_a_ctrl_c_while_a_worker_starts_leaves_no_worker_running(tmp_path, monke
 
 
 @pytest.mark.slow
-def test_a_second_ctrl_c_while_the_run_stops_is_ignored(tmp_path):
+def test_a_second_ctrl_c_while_the_run_stops_is_ignored(tmp_path, started):
     proc = start_run(tmp_path)
+    started.append(proc)
     path = wait_for_rows(tmp_path, 1)
     wait_for_worker(proc)
     proc.send_signal(signal.SIGINT)
