@@ -42,11 +42,15 @@ class DocumentLock:
             fd = self._open()
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError:
+            except BlockingIOError:
                 holder = _holder(fd)
                 os.close(fd)
                 raise InputError(f"is being written by another dlbench run (pid {holder}); a document has one "
                                  "writer at a time: wait for that run to end, or stop it",
+                                 field=self.field, source=str(self.document)) from None
+            except OSError as exc:  # a file system without locks
+                os.close(fd)
+                raise InputError(f"cannot lock the result document ({self.path.name}): {exc.strerror}",
                                  field=self.field, source=str(self.document)) from None
             if _still_named(fd, self.path):
                 self._fd = fd
@@ -66,10 +70,6 @@ class DocumentLock:
             pass  # a lock file that stays behind holds nothing once closed
         os.close(self._fd)
         self._fd = None
-
-    @property
-    def held(self) -> bool:
-        return self._fd is not None
 
     def _open(self) -> int:
         try:
