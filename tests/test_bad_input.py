@@ -62,6 +62,10 @@ FILE_CASES = [
     ("negative epochs", "epochs = 2", "epochs = -1", "train.epochs: must be a positive integer, got -1"),
     ("negative seed", "seed = 0", "seed = -3", "train.seed: must be a non-negative integer, got -3"),
     ("string drop_last", "drop_last = false", 'drop_last = "no"', "train.drop_last: must be true or false"),
+    ("a batch larger than the data with drop_last", "batch_size = 64\nepochs = 2\nseed = 0\ndrop_last = false",
+     "batch_size = 100000\nepochs = 2\nseed = 0\ndrop_last = true",
+     "train.batch_size: a batch of 100000 samples with drop_last = true leaves no step in an epoch of 1438 "
+     "training samples: nothing would be trained"),
     ("missing loss", 'loss = "categorical_crossentropy"\n', "", "train.loss: missing; expected one of"),
     ("no layers", GOOD[GOOD.index("layers = ["):GOOD.index("[train]")], "layers = []\n",
      "model.layers: must be a non-empty list"),

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import click
 
-from dlbench.errors import InputError
+from dlbench.errors import InputError, capped
 from dlbench.spec.precision import PRECISIONS
 
 DEFAULT_SCENARIOS = ("xor-mlp", "digits-mlp")
@@ -28,7 +28,7 @@ class InputErrorGroup(click.Group):
         try:
             return super().invoke(ctx)
         except (InputError, PluginError) as exc:
-            click.echo(f"dlbench: error: {exc}", err=True)
+            click.echo(f"dlbench: error: {capped(str(exc))}", err=True)
             ctx.exit(EXIT_INPUT)
 
 

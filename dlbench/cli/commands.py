@@ -25,15 +25,18 @@ def run(fmt: str, out_dir: Path, **options) -> int:
         print(f"dlbench: warning: plugin {plugin!r} failed to load and is skipped: {error}", file=sys.stderr)
     settings = RunSettings.from_options(plugins, **options)
     document, path = runner.new_run(settings, out_dir, ["dlbench", *sys.argv[1:]])
-    return _execute(settings.jobs(), settings, document, path, fmt)
+    with runner.writer(path):
+        return _execute(settings.jobs(), settings, document, path, fmt)
 
 
 def resume(path: Path, fmt: str) -> int:
-    """Run the jobs of a stopped run that have no finished row, into the same document."""
+    """Run the jobs of a stopped run that have no finished row, into the same
+    document, as its only writer (another run writing it is refused, exit 2)."""
     from dlbench.run import runner
 
-    jobs, settings, document = runner.resumable(path)
-    return _execute(jobs, settings, document, Path(path), fmt)
+    with runner.writer(path, "--resume"):
+        jobs, settings, document = runner.resumable(path)
+        return _execute(jobs, settings, document, Path(path), fmt)
 
 
 def _execute(jobs, settings, document: dict, path: Path, fmt: str) -> int:
@@ -41,10 +44,11 @@ def _execute(jobs, settings, document: dict, path: Path, fmt: str) -> int:
     from dlbench.report import render as report_formats
     from dlbench.results import document as results
     from dlbench.run import runner
-    from dlbench.run.suite import Terminated
+    from dlbench.run.signals import Terminated, stop_signals
 
     try:
-        outcome = runner.execute(jobs, settings, document, path, progress=fmt != "json")
+        with stop_signals(process_ends=True):  # once stopping, later Ctrl-Cs are ignored until the exit
+            outcome = runner.execute(jobs, settings, document, path, progress=fmt != "json")
     except KeyboardInterrupt as stop:
         terminated = isinstance(stop, Terminated)
         print(f"dlbench: {'terminated' if terminated else 'interrupted'}; finished rows kept in {path}",

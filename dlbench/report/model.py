@@ -550,19 +550,30 @@ def environment_table(runs: list[Run]) -> tuple[list[str], list[list[str]]]:
 
 
 def scenario_description(runs: list[Run], name: str) -> str | None:
-    """The ``description`` of the scenario file a run used, or of the shipped one."""
+    """The scenario's ``description``, as the run recorded it (``settings.scenario_descriptions``);
+    for a document older than that record, the description of the shipped scenario of that name.
+    A report never opens a file a document names: the document is data anyone can edit."""
+    for run in runs:
+        recorded = (run.settings.get("scenario_descriptions") or {}).get(name)
+        if recorded is not None:
+            return recorded
+    return shipped_description(name)
+
+
+def shipped_description(name: str) -> str | None:
+    """The description of the scenario dlbench ships under ``name`` (found by dlbench, not named by a document)."""
     import tomllib
 
     from dlbench.scenario import scenario_files
 
-    paths = [(r.settings.get("scenarios") or {}).get(name) for r in runs] + [scenario_files().get(name)]
-    for path in filter(None, paths):
-        try:
-            with open(path, "rb") as f:
-                return str(tomllib.load(f)["description"])
-        except (OSError, KeyError, ValueError):
-            continue
-    return None
+    path = scenario_files().get(name)  # the shipped folder only: a document names no folder
+    if path is None:
+        return None
+    try:
+        with open(path, "rb") as f:
+            return str(tomllib.load(f)["description"])
+    except (OSError, KeyError, ValueError):
+        return None
 
 
 # ---------------------------------------------------------------- renderers

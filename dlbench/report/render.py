@@ -480,5 +480,7 @@ def _pictures(runs: list[Run]) -> dict:
 
 def _write_png(picture, out: Path, machine: str | None = None) -> str:
     name = f"{out.stem}-{picture.key}.png" if machine is None else f"{out.stem}-{safe_name(machine)}-{picture.key}.png"
-    (out.parent / name).write_bytes(picture.png)
+    from dlbench.results.files import write_file
+
+    write_file(out.parent / name, picture.png)  # never over a result document
     return name

@@ -82,7 +82,8 @@ def _run(settings, out, command: str, progress: bool) -> Results:
 
     document, path = runner.new_run(settings, None if out is None else Path(out), [command])
     try:
-        outcome = runner.execute(settings.jobs(), settings, document, path, progress=progress)
+        with runner.writer(path):
+            outcome = runner.execute(settings.jobs(), settings, document, path, progress=progress)
     except KeyboardInterrupt:
         print(f"dlbench: interrupted{f'; finished rows kept in {path}' if path else ''}", file=sys.stderr)
         raise

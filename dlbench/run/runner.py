@@ -10,7 +10,11 @@ exit codes, the Python API wraps the document in :class:`dlbench.Results`.
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import json
+import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,8 +35,6 @@ class Outcome:
 def new_run(settings: RunSettings, out_dir: Path | None, command: list[str]) -> tuple[dict, Path | None]:
     """The run's empty document and its reserved file under ``out_dir``
     (``OUT/<machine-id>/NNNN_<commit>_<time>.json``); no file when ``out_dir`` is None."""
-    import dataclasses
-
     from dlbench.results import document as results, store
 
     if out_dir is not None:
@@ -76,7 +78,7 @@ def execute(jobs: list[Job], settings: RunSettings, document: dict, path: Path |
             progress: bool = False) -> Outcome:
     """Run ``jobs`` into ``document``, saving it after every row. On Ctrl-C or
     SIGTERM the unfinished jobs are marked interrupted, the document is saved
-    and the KeyboardInterrupt (``suite.Terminated`` for SIGTERM) propagates."""
+    and the KeyboardInterrupt (``signals.Terminated`` for SIGTERM) propagates."""
     from dlbench.run.suite import Suite
 
     document["path"] = None if path is None else str(path)
@@ -101,28 +103,77 @@ def cluster_executor(settings: RunSettings, path: Path | None):
     return SubmititExecutor.of(settings, path)
 
 
+def writer(path: Path | None, field: str | None = None):
+    """The lock that makes this process the only writer of the document at
+    ``path`` (:mod:`dlbench.results.lock`), to hold for the run's whole life;
+    nothing to hold for a run kept in memory."""
+    from dlbench.results.lock import DocumentLock
+
+    return contextlib.nullcontext() if path is None else DocumentLock(path, field)
+
+
 def resumable(path: Path) -> tuple[list[Job], RunSettings, dict]:
-    """The jobs of a stopped run that have no finished row, its settings and its document (rows kept)."""
+    """The jobs of a stopped run that have no finished row, its settings and
+    its document (rows kept). Everything is checked before anything is
+    written: the document field by field as it is read, the files its
+    settings name, its backends, its scenarios against their data and batches."""
     from dlbench.plugin.manager import get_plugins
     from dlbench.results import document as results
-    from dlbench.run.settings import load_scenarios
+    from dlbench.run.settings import check_batches, load_scenarios, replicas_of_run, select_backends
 
+    plugins = get_plugins()
     document = results.read_document(path)
-    try:
-        settings = RunSettings(**document["settings"])
-    except (KeyError, TypeError) as exc:
-        raise InputError(f"cannot resume: the document has no usable settings ({exc})", source=str(path)) from None
-    gone = [name for name, source in settings.scenarios.items() if name in settings.sources
-            and not Path(source).exists()]
-    if gone:
-        raise InputError(f"cannot resume: {gone[0]!r} was a model given in Python ({settings.sources[gone[0]]}), "
-                         "whose run-private scenario file is gone; run it again with dlbench.benchmark",
-                         source=str(path))
-    load_scenarios(get_plugins(), list(settings.scenarios.values()), settings.overrides)
+    settings = stored_settings(document, path)
+    check_stored_files(settings, path)
+    select_backends(plugins, ",".join(settings.backends))
+    loaded = load_scenarios(plugins, list(settings.scenarios.values()), settings.overrides)
+    check_batches(plugins, loaded, replicas_of_run(settings.data_parallel, settings.scaling, settings.sweep),
+                  settings.sweep.get("batch_size"), settings.scaling, settings.mode)
     document["results"] = [r for r in document["results"] if r["status"] != "interrupted"]
     done = {_cell(r["scenario"], r["backend"], r.get("sweep_point")) for r in document["results"]}
     jobs = [j for j in settings.jobs() if _cell(j.request.name, j.request.backend, j.sweep_point) not in done]
     return jobs, settings, document
+
+
+def stored_settings(document: dict, path: Path) -> RunSettings:
+    """The run's settings as the document stores them (their types and ranges
+    were checked as it was read); a key this dlbench does not know is refused."""
+    stored = document["settings"]
+    known = {f.name for f in dataclasses.fields(RunSettings)}
+    unknown = [key for key in stored if key not in known]
+    missing = [key for key in ("scenarios", "backends", "overrides") if key not in stored]
+    if unknown or missing:
+        what = f"unknown setting {unknown[0]!r}" if unknown else f"no {missing[0]!r}"
+        raise InputError(f"cannot resume: the document's settings have {what}", field="settings", source=str(path))
+    return RunSettings(**stored)
+
+
+def check_stored_files(settings: RunSettings, path: Path) -> None:
+    """The files a resumed run would open: its scenario files and initial
+    weights must still be regular files (not a device, a FIFO or a folder)."""
+    from dlbench.plugin.manager import get_plugins
+    from dlbench.scenario import scenario_files
+
+    shipped = scenario_files(get_plugins().scenario_dirs)
+    for name, source in settings.scenarios.items():
+        if source in shipped:
+            continue
+        if name in settings.sources and not Path(source).exists():
+            raise InputError(f"cannot resume: {name!r} was a model given in Python ({settings.sources[name]}), "
+                             "whose run-private scenario file is gone; run it again with dlbench.benchmark",
+                             source=str(path))
+        _regular(source, f"settings.scenarios.{name}", path)
+    for name, weights in settings.weights_files.items():
+        _regular(weights, f"settings.weights_files.{name}", path)
+
+
+def _regular(file: str, field: str, path: Path) -> None:
+    try:
+        regular = stat.S_ISREG(os.stat(file).st_mode)
+    except OSError as exc:
+        raise InputError(f"cannot resume: {file}: {exc.strerror}", field=field, source=str(path)) from None
+    if not regular:
+        raise InputError(f"cannot resume: {file} is not a regular file", field=field, source=str(path))
 
 
 def _cell(scenario: str, backend: str, point) -> tuple:

@@ -133,6 +133,9 @@ def execute(request: RunRequest) -> dict:
                                 "test_samples": len(session.data.x_test), "batch_size": train.batch_size,
                                 "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}}
         trainer, data, plan = session.trainer, session.data, session.plan
+        if plan.total_steps == 0:  # refused before the run; a dataset whose metadata said otherwise ends here
+            return {**row, "error": f"no training step: {len(data.x_train)} training samples, batch "
+                                    f"{plan.batch_size} with drop_last"}
         checkpoints = (set(certificate.checkpoint_steps(window_starts(plan, request.window_steps), plan.total_steps))
                        if request.parity_dir and backend.name == parity.REFERENCE_BACKEND else set())
         m = train_and_measure(trainer, plan, request.window_steps, train.target_accuracy, checkpoints=checkpoints,
