@@ -52,8 +52,8 @@ class NumpyBackend(Backend):
     option_choices = {"dtype": ("float32", "float64"), "summation": ("forward", "reversed"),
                       "rounding": ("operands", "results", "outputs")}
 
-    def matmul(self, n: int, dtype: str = "float32"):
-        if dtype != "float32":  # NumPy has no bf16/fp16 BLAS: its mixed precision emulates the rounding in float32
+    def matmul(self, n: int, dtype: str = "float32", device: str = "cpu"):
+        if dtype != "float32" or device != "cpu":  # NumPy has no bf16/fp16 BLAS: its mixed precision emulates the rounding in float32
             return None
         a = np.ones((n, n), np.float32)
         return lambda: a @ a
