@@ -45,6 +45,8 @@ ROOT = Path(__file__).resolve().parents[1]
 SCENARIOS = ("xor-mlp", "digits-mlp", "digits-cnn", "synthetic-fcn", "chars-lstm", "chars-gpt")
 #: the deterministic runs: convolutions (cuDNN), attention and embeddings, the kernels with nondeterministic forms
 DETERMINISTIC = ("digits-cnn", "chars-gpt")
+#: seconds the first run leaves for the hand-written loops and the deterministic runs after it
+RESERVED = 120
 FP32_MAX_ERROR, TF32_MIN_ERROR = 2e-5, 1e-4  # relative errors of the tf32 probe (see gpu_check_probes.py)
 
 
@@ -93,16 +95,17 @@ class Check:
                "XLA_PYTHON_CLIENT_PREALLOCATE": "false"}
         return {**env, "JAX_PLATFORMS": "cpu", "CUDA_VISIBLE_DEVICES": ""} if self.dry else env
 
-    def sh(self, args: list, name: str) -> subprocess.CompletedProcess:
+    def sh(self, args: list, name: str, reserve: float = 0) -> subprocess.CompletedProcess:
         """Run ``args`` in the tree with the check's environment, its output to the
-        log. At the end of the budget it is stopped with SIGTERM (a dlbench run
-        then saves its document) and a FAIL line says so."""
+        log. At the end of the budget (less ``reserve`` seconds kept for the steps
+        after it) it is stopped with SIGTERM (a dlbench run then saves its
+        document) and a FAIL line says so."""
         args = [str(a) for a in args]
         self.log("$ " + " ".join(args))
         with subprocess.Popen(args, cwd=ROOT, env=self.env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                               text=True) as proc:
             try:
-                out, _ = proc.communicate(timeout=max(self.left(), 5))
+                out, _ = proc.communicate(timeout=max(self.left() - reserve, 5))
             except subprocess.TimeoutExpired:
                 proc.terminate()
                 try:
@@ -114,12 +117,12 @@ class Check:
         self.log(out)
         return subprocess.CompletedProcess(args, proc.returncode, out, "")
 
-    def python(self, code_or_args, name: str):
+    def python(self, code_or_args, name: str, reserve: float = 0):
         args = ["-c", code_or_args] if isinstance(code_or_args, str) else code_or_args
-        return self.sh([sys.executable, *args], name)
+        return self.sh([sys.executable, *args], name, reserve)
 
-    def dlbench(self, args: list, name: str):
-        return self.python(["-m", "dlbench.cli", *args], name)
+    def dlbench(self, args: list, name: str, reserve: float = 0):
+        return self.python(["-m", "dlbench.cli", *args], name, reserve)
 
 
 VERSIONS = """
@@ -246,7 +249,7 @@ def _cached(cache: dict, device: str, dtype: str, backend: str) -> float | None:
 
 
 def run(ck: Check, precision: str, repeat: int, *, deterministic: bool = False,
-        scenarios=None, backends: str = "numpy,torch,jax") -> Path | None:
+        scenarios=None, backends: str = "numpy,torch,jax", reserve: float = 0) -> Path | None:
     """One ``dlbench run``; its document's path (None when it left none): the one
     it printed, else (stopped at the budget's end) the newest it saved."""
     before = set((ck.work / "results").glob("*/*.json"))
@@ -254,7 +257,7 @@ def run(ck: Check, precision: str, repeat: int, *, deterministic: bool = False,
             "--steps", ck.steps, "--timeout", 180, "--out", ck.work / "results"]
     for scenario in scenarios or ck.scenarios:
         args += ["-s", scenario]
-    done = ck.dlbench(args + (["--deterministic"] if deterministic else []), f"run {precision}")
+    done = ck.dlbench(args + (["--deterministic"] if deterministic else []), f"run {precision}", reserve)
     found = re.findall(r"result document: (\S+)", done.stdout)
     if found:
         return Path(found[-1])
@@ -262,10 +265,10 @@ def run(ck: Check, precision: str, repeat: int, *, deterministic: bool = False,
     return max(saved, key=lambda p: p.stat().st_mtime) if saved else None
 
 
-def run_and_check(ck: Check, precision: str, repeat: int) -> float:
+def run_and_check(ck: Check, precision: str, repeat: int, reserve: float = 0) -> float:
     """A run at ``precision`` with every check of its document; its wall time."""
     start = time.monotonic()
-    path = run(ck, precision, repeat)
+    path = run(ck, precision, repeat, reserve=reserve)
     seconds = time.monotonic() - start
     if path is None:
         ck.record("FAIL", f"run {precision}", "no result document (see the log)")
@@ -279,8 +282,8 @@ def run_and_check(ck: Check, precision: str, repeat: int) -> float:
 def handwritten(ck: Check) -> None:
     """The harness against the hand-written loops (CUDA events for torch)."""
     done = ck.python(["tests/benchmarks/overhead.py", "--backend", ",".join(FRAMEWORKS), "--network",
-                      ",".join(ck.networks), "--device", ck.device, "--timer", "events", "--rounds", ck.rounds,
-                      "--json"], "handwritten")
+                      ",".join(ck.networks), "--device", ck.device, "--timer", "events", "--scan",
+                      "--rounds", ck.rounds, "--json"], "handwritten")
     found = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
     if len(found) != len(ck.networks) * len(FRAMEWORKS):
         ck.record("FAIL", "handwritten loops",
@@ -288,11 +291,15 @@ def handwritten(ck: Check) -> None:
     for r in found:
         figures = (f"harness {r['harness']:,.0f}/s (wall clock), {r['harness_timed_by_device']:,.0f}/s ({r['timer']}); "
                    f"hand-written {r['handwritten']:,.0f}/s ({r['timer']})")
-        status = "SKIP" if ck.dry else "PASS" if abs(r["ratio"] - 1) <= 0.05 else "FAIL"
+        synced = r["sync_ratio"] <= 1.05
+        # faster than the hand-written loop, with a clock that agrees with the device's: better code, not a
+        # missed synchronisation (a NOTE); slower by more than 5%: the harness's overhead (a FAIL)
+        status = ("SKIP" if ck.dry else "PASS" if abs(r["ratio"] - 1) <= 0.05
+                  else "NOTE" if r["ratio"] > 1 and synced else "FAIL")
         ck.record(status, f"harness within 5% of the hand-written loop ({r['backend']} {r['network']})",
                   f"ratio {r['ratio']:.3f}: {figures}" + (" (dry mode: CPU timings, informative)" if ck.dry else ""))
-        status = "SKIP" if ck.dry else "PASS" if r["sync_ratio"] <= 1.05 else "FAIL"
-        ck.record(status, f"harness clock waits for the device ({r['backend']} {r['network']})",
+        ck.record("SKIP" if ck.dry else "PASS" if synced else "FAIL",
+                  f"harness clock waits for the device ({r['backend']} {r['network']})",
                   f"wall-clock rate / {r['timer']} rate {r['sync_ratio']:.3f}")
 
 
@@ -329,8 +336,8 @@ def steps(ck: Check):
     """The steps in order of importance: (name, seconds it needs to be worth starting, function)."""
     first = {}
 
-    def first_run():
-        first["seconds"] = run_and_check(ck, ck.precisions[0], ck.repeat)
+    def first_run():  # stopped early enough to leave the hand-written loops and deterministic runs their time
+        first["seconds"] = run_and_check(ck, ck.precisions[0], ck.repeat, reserve=RESERVED)
 
     yield "install", 0, lambda: install(ck)
     yield "versions", 0, lambda: versions(ck)

@@ -47,9 +47,10 @@ NETWORKS = {
 }
 
 
-def setup(backend_name: str, kind: str, seed: int = 0, device: str = "cpu"):
+def setup(backend_name: str, kind: str, seed: int = 0, device: str = "cpu", scan: bool = False):
     """(harness train, hand-written train, windows) for one backend and network
-    on ``device`` ("gpu": torch and JAX, whose loops take a device)."""
+    on ``device`` ("gpu": torch and JAX, whose loops take a device); ``scan``:
+    JAX's loop an expert writes, a window in one jitted ``lax.scan`` as the harness does."""
     spec, batch_size, window_steps, features, classes = NETWORKS[kind]
     data = synthetic(seed, n_samples=5000, n_features=features, n_classes=classes, test_fraction=0.2)
     plan = BatchPlan(len(data.x_train), batch_size, epochs=100, seed=seed, drop_last=True)
@@ -57,6 +58,8 @@ def setup(backend_name: str, kind: str, seed: int = 0, device: str = "cpu"):
     session = prepare(get_plugins().backends[backend_name], spec, data, plan, options)
     trainer = session.trainer
     on_device = {} if device == "cpu" else {"device": device}
+    if scan and backend_name == "jax":
+        on_device["scan"] = True
     handwritten = importlib.import_module(f"handwritten_{backend_name}").make_loop(
         kind, session.weights, data.x_train, data.y_train, **on_device)
     windows = [w.indices for w in plan.windows(window_steps)]
@@ -92,10 +95,11 @@ def device_timer(backend_name: str, device: str, timer: str):
     return "wall", wall_seconds
 
 
-def measure(backend_name: str, kind: str, rounds: int, device: str = "cpu", timer: str = "wall") -> dict:
+def measure(backend_name: str, kind: str, rounds: int, device: str = "cpu", timer: str = "wall",
+            scan: bool = False) -> dict:
     """Median samples/s of the harness (wall clock, as the runner times it; and
     by the device timer) and of the hand-written loop (device timer), over the same windows."""
-    harness, handwritten, windows = setup(backend_name, kind, device=device)
+    harness, handwritten, windows = setup(backend_name, kind, device=device, scan=scan)
     timer_name, device_seconds = device_timer(backend_name, device, timer)
     timings = {"harness": (harness, wall_seconds), "harness_timed_by_device": (harness, device_seconds),
                "handwritten": (handwritten, device_seconds)}
@@ -118,13 +122,14 @@ def main() -> None:
     parser.add_argument("--device", choices=("cpu", "gpu"), default="cpu")
     parser.add_argument("--timer", choices=("wall", "events"), default="wall",
                         help="events: the hand-written loop timed by CUDA events (torch on a GPU)")
+    parser.add_argument("--scan", action="store_true", help="JAX's hand-written loop: a window in one lax.scan")
     parser.add_argument("--json", action="store_true", help="one JSON object per line")
     args = parser.parse_args()
     if not args.json:
         print(f"{'backend':<11} {'network':<7} {'harness/s':>12} {'hand-written/s':>15} {'ratio':>7} timer")
     for backend in args.backend.split(","):
         for kind in args.network.split(","):
-            r = measure(backend, kind, args.rounds, args.device, args.timer)
+            r = measure(backend, kind, args.rounds, args.device, args.timer, args.scan)
             print(json.dumps(r) if args.json else f"{backend:<11} {kind:<7} {r['harness']:>12,.0f} "
                   f"{r['handwritten']:>15,.0f} {r['ratio']:>7.3f} {r['timer']}", flush=True)
 
