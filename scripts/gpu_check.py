@@ -152,12 +152,14 @@ print(json.dumps({"torch": torch.__version__, "torch_cuda": torch.version.cuda,
 
 
 def last_json(done) -> object:
-    """The JSON of the last line a probe printed; None when it printed none."""
-    lines = done.stdout.strip().splitlines()
-    try:
-        return json.loads(lines[-1]) if lines else None
-    except ValueError:
-        return None
+    """The last JSON line a probe printed (a framework may log after it); None when it printed none."""
+    for line in reversed(done.stdout.splitlines()):
+        if line.startswith(("{", "[")):
+            try:
+                return json.loads(line)
+            except ValueError:
+                continue
+    return None
 
 
 def install(ck: Check) -> None:
