@@ -5,6 +5,10 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from gpu_check import Check
 
 FRAMEWORKS = ("torch", "jax")
 
@@ -46,8 +50,9 @@ def check_peak_fraction(ck: Check, rows: list[dict], env: dict, precision: str) 
             continue
         m = r["metrics"]
         fraction, gflops = m.get("peak_fraction"), m.get("gflops_per_sec")
+        # above 100% only where the ceiling was measured on a busy CPU (the dry mode on a shared machine)
         ok = bool(fraction and gflops and ceiling) and abs(fraction - gflops / ceiling) <= 1e-9 * fraction \
-            and 0 < fraction <= 1
+            and 0 < fraction and (ck.dry or fraction <= 1)
         ck.record("PASS" if ok else "FAIL", f"% peak synthetic-fcn {r['backend']} ({precision})",
                   f"{100 * (fraction or 0):.2f}% = {gflops or 0:,.0f} of {ceiling or 0:,.0f} GFLOP/s ({key})")
 
