@@ -14,6 +14,7 @@ FRAMEWORKS = ("torch", "jax")
 
 
 def check_document(ck: Check, doc: dict, precision: str) -> None:
+    """Rows ok, agreeing, placed, with their device memory; the GPU in the environment; % peak."""
     rows, env = doc["results"], doc["environment"]
     bad = [f"{r['scenario']}/{r['backend']}: {r['status']}: {(r.get('error') or '')[:160]}"
            for r in rows if r["status"] != "ok"]
