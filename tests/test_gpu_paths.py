@@ -141,3 +141,41 @@ def test_jax_fp32_asks_for_full_precision_in_every_product_and_tf32_for_xla_s_de
     require_backend("jax")
     assert _lowered_precisions(scenario, "fp32") == {"HIGHEST"}  # attention's too: not TF32 on a GPU
     assert _lowered_precisions(scenario, "tf32") == {"DEFAULT"}
+
+
+def test_tf32_rounding_keeps_ten_mantissa_bits_to_nearest_with_ties_away_from_zero():
+    from dlbench_backends.numpy.precision import round_tf32
+
+    x = np.array([1 + 2**-11, 1 + 3 * 2**-11, -(1 + 2**-11), 1 + 2**-12, np.pi], np.float32)
+    np.testing.assert_array_equal(round_tf32(x), np.array([1 + 2**-10, 1 + 2**-9, -(1 + 2**-10), 1, 3.140625],
+                                                          np.float32))
+    values = np.random.default_rng(0).standard_normal(1000).astype(np.float32)
+    rounded = round_tf32(values)
+    assert not np.any(rounded.view(np.uint32) & 0x1FFF)  # the 13 low mantissa bits are gone
+    assert np.max(np.abs(rounded - values) / np.abs(values)) <= 2**-11
+
+
+@pytest.fixture
+def tensor_cores(monkeypatch):
+    """The tf32_plugins backend registered (in this process and its workers)."""
+    from dlbench.plugin import manager
+
+    monkeypatch.setenv("DLBENCH_PLUGINS", "tf32_plugins")
+    manager.get_plugins.cache_clear()
+    yield
+    manager.get_plugins.cache_clear()
+
+
+@pytest.mark.parametrize("precision, agrees", [("tf32", True), ("fp32", False)])
+def test_a_row_computed_on_tf32_tensor_cores_agrees_at_tf32_and_not_at_fp32(precision, agrees, tmp_path,
+                                                                             tensor_cores):
+    from dlbench.run import parity
+    from dlbench.run.worker import RunRequest, execute
+
+    rows = [execute(RunRequest(scenario="digits-mlp", backend=b, overrides={"max_steps": 40}, window_steps=5,
+                               parity_dir=str(tmp_path), precision=precision))
+            for b in ("numpy", "numpy-tensor-cores")]
+    parity.annotate(rows)
+    verdict = rows[1]["parity"]
+    assert rows[1]["status"] == "ok" and verdict["kind"] == "certificate"
+    assert verdict["agrees"] is agrees, verdict
