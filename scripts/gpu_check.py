@@ -16,10 +16,13 @@ it goes, and a step that would start past the time budget is skipped (SKIP):
     reference (trained on the CPU); rows placed on the GPU; peak GPU memory filled;
     the GPU and its peaks in the environment and in every report header (Markdown,
     HTML); % peak on synthetic-fcn against the GPU ceiling of the row's dtype;
- 7. handwritten: the harness's samples/s against the hand-written loops of
-    tests/benchmarks timed by CUDA events (within 5%), and its own clock against them;
+ 7. handwritten: the harness's samples/s (its wall clock, as the runner times it)
+    against the hand-written loops of tests/benchmarks timed by CUDA events (torch;
+    JAX has no event API: the wall clock around host values), within 5%; faster, with
+    a clock that agrees with the device's own timing of the harness, is a NOTE;
  8. deterministic: two ``--deterministic`` runs, bit-identical losses and results;
- 9. run tf32, run bf16: as 6 (with --repeat 1 when the budget is short, said in a NOTE).
+ 9. run tf32, run bf16: as 6 (with --repeat 1 when the budget is short, said in a NOTE,
+    or SKIP: rerun them in a second call with ``--precisions tf32,bf16``).
 
 ``--dry`` runs the same steps with ``--device cpu`` (no install; GPU-only facts SKIP,
 timing comparisons informative) to test this script without a GPU.
@@ -306,6 +309,7 @@ def handwritten(ck: Check) -> None:
 
 
 def deterministic(ck: Check) -> None:
+    """Two --deterministic fp32 runs of torch and JAX; each row's losses and results identical to the bit."""
     scenarios = [s for s in ck.scenarios if s in DETERMINISTIC] or ck.scenarios[:1]
     paths = [run(ck, "fp32", 1, deterministic=True, scenarios=scenarios, backends=",".join(FRAMEWORKS))
              for _ in range(2)]
@@ -385,7 +389,8 @@ def parse(argv: list[str] | None) -> Check:
     p.add_argument("--precisions", default="fp32,tf32,bf16", help="the first is run before the other checks")
     p.add_argument("--repeat", type=int, default=3)
     p.add_argument("--steps", type=int, help="optimizer steps per run (default: 100; --dry: 4)")
-    p.add_argument("--budget", type=float, default=450, help="seconds after which no step starts (default: 450)")
+    p.add_argument("--budget", type=float, default=450,
+                   help="seconds for the whole check: later steps are skipped, a running one stopped (default: 450)")
     p.add_argument("--rounds", type=int, help="timed rounds of the hand-written loops (default: 15; --dry: 2)")
     p.add_argument("--networks", default="mlp,xor", help="the hand-written loops' networks (tests/benchmarks)")
     p.add_argument("--pack", action="store_true", help="pack details/ into details.tar.gz (for $OUT's file limit)")
