@@ -179,3 +179,17 @@ def test_a_row_computed_on_tf32_tensor_cores_agrees_at_tf32_and_not_at_fp32(prec
     verdict = rows[1]["parity"]
     assert rows[1]["status"] == "ok" and verdict["kind"] == "certificate"
     assert verdict["agrees"] is agrees, verdict
+
+
+def test_the_report_header_names_the_gpu_and_its_ceilings_only_for_a_run_that_has_them():
+    from dlbench.report.model import Run, environment_table
+
+    gpu_run = Run("gpu", {"environment": {**GPU_ENV, "peak_gflops": {"numpy": 90.0},
+                                          "gpu_peak_gflops": {"torch": 51000.0},
+                                          "gpu_peak_gflops_tfloat32": {"torch": 380000.0}}})
+    facts = {row[0]: row[1] for row in environment_table([gpu_run])[1]}
+    assert facts["GPU"] == GPU_ENV["gpus"][0]
+    assert facts["GPU peak GFLOP/s"] == "torch 51,000" and facts["GPU tf32 peak GFLOP/s"] == "torch 380,000"
+    assert "GPU bf16 peak GFLOP/s" not in facts  # measured for a bf16 run only
+    cpu_facts = {row[0] for row in environment_table([Run("cpu", {"environment": {"peak_gflops": {"numpy": 9.0}}})])[1]}
+    assert not any(name.startswith("GPU ") for name in cpu_facts)
