@@ -180,7 +180,8 @@ def _fake_measurements(monkeypatch, tmp_path, gflops: float, load: float) -> lis
     """peak.measure returns ``gflops`` (and records its calls) at a load of ``load`` per core."""
     calls = []
     monkeypatch.setenv("DLBENCH_CACHE", str(tmp_path))
-    monkeypatch.setattr(peak, "measure", lambda name, threads, dtype="float32": calls.append(name) or gflops)
+    monkeypatch.setattr(peak, "measure",
+                        lambda name, threads, dtype="float32", device="cpu": calls.append(name) or gflops)
     monkeypatch.setattr(peak, "load_average", lambda: load)
     return calls
 

@@ -183,6 +183,13 @@ class JaxTrainer(Trainer):
     def _put(self, array: np.ndarray, dtype):
         return jax.device_put(np.ascontiguousarray(array, dtype), self.placement)
 
+    def peak_device_bytes(self) -> int | None:
+        """XLA's peak bytes in use on this trainer's (first) device, from
+        ``memory_stats()``: since the process started (JAX cannot reset it; each
+        run is a fresh worker); None on a CPU, whose device keeps no statistics."""
+        stats = self.device.memory_stats()
+        return stats.get("peak_bytes_in_use") if stats else None
+
     def distributed(self) -> dict | None:
         if self.mesh is None:
             return None

@@ -11,9 +11,9 @@ the parameters in the canonical layout under their canonical names.
   (its own BTNH layout, so no transposes) with ``scale = 1/sqrt(key_dim)``
   given explicitly and ``is_causal`` for the lower-triangle mask; XLA's
   implementation (no dropout, float32 softmax). It takes no precision
-  argument: on GPUs its matmuls follow JAX's default precision (TF32 on
-  Ampere and later) whatever the run's precision setting; on CPU it is full
-  float32.
+  argument, so it is traced under ``jax.default_matmul_precision`` at the
+  network's: else its two matmuls would take XLA's DEFAULT, TF32 on a GPU,
+  in an fp32 run.
 * residual: ``x + f(x)``, the inner layers built by the network's builder
   (``build``); parameters and moving statistics ``"<j>.<name>"`` are split per
   inner layer and joined back.
@@ -41,6 +41,7 @@ def layer_norm_layer(layer, in_shape, precision, custom_vjp: bool = True):
 def attention_layer(layer, in_shape, precision, custom_vjp: bool = True):
     heads, key_dim, causal = layer.num_heads, layer.key_dim, layer.causal
     scale = 1.0 / math.sqrt(key_dim)
+    matmul_precision = "highest" if precision.lax == jax.lax.Precision.HIGHEST else "default"
 
     def apply(p, s, x, training, key):
         b, t, _ = x.shape
@@ -50,7 +51,8 @@ def attention_layer(layer, in_shape, precision, custom_vjp: bool = True):
             return z.reshape(b, t, heads, key_dim)
 
         q, k, v = (precision.cast(project(part)) for part in ("query", "key", "value"))
-        a = jax.nn.dot_product_attention(q, k, v, scale=scale, is_causal=causal, implementation="xla")
+        with jax.default_matmul_precision(matmul_precision):
+            a = jax.nn.dot_product_attention(q, k, v, scale=scale, is_causal=causal, implementation="xla")
         return precision.dot(a.reshape(b, t, heads * key_dim), p["output_kernel"]) \
             + p["output_bias"], s
     return apply

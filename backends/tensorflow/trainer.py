@@ -282,6 +282,14 @@ class TensorflowTrainer(Trainer):
     def predict(self, indices: np.ndarray) -> np.ndarray:
         return inference.predict(self, indices)
 
+    def peak_device_bytes(self) -> int | None:
+        """TF's peak GPU memory in use since the process started
+        (``get_memory_info``; each run is a fresh worker); None on a CPU."""
+        if not self.device.startswith("/GPU"):
+            return None
+        tf, _ = framework()
+        return tf.config.experimental.get_memory_info("GPU:0")["peak"]
+
     def distributed(self) -> dict | None:
         if self.strategy is None:
             return None

@@ -109,10 +109,17 @@ class TorchBackend(Backend):
 
         return torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
 
-    def matmul(self, n: int, dtype: str = "float32"):
+    def matmul(self, n: int, dtype: str = "float32", device: str = "cpu"):
+        """On a GPU: random operands (a matrix of ones runs faster than real
+        data there), TF32 allowed for "tfloat32" only, and each product waited
+        for (CUDA runs it asynchronously)."""
         import torch
 
         torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", torch.get_num_threads())))
+        if device == "gpu":
+            return gpu_matmul(n, dtype) if torch.cuda.is_available() else None
+        if dtype == "tfloat32":  # no TF32 on a CPU
+            return None
         a = torch.ones((n, n), dtype=getattr(torch, dtype))
         return lambda: torch.mm(a, a)
 
@@ -131,6 +138,22 @@ class TorchBackend(Backend):
         from dlbench_backends.torch.trainer import TorchTrainer
 
         return TorchTrainer(spec, weights, options)
+
+
+def gpu_matmul(n: int, dtype: str):
+    """A function multiplying two n x n ``dtype`` matrices on the first GPU and waiting for the result."""
+    import torch
+
+    from dlbench_backends.torch.trainer import set_tf32
+
+    set_tf32(dtype == "tfloat32")
+    a = torch.randn((n, n), device="cuda").to(torch.float32 if dtype == "tfloat32" else getattr(torch, dtype))
+
+    def product():
+        torch.mm(a, a)
+        torch.cuda.synchronize()
+
+    return product
 
 
 @dlbench.hookimpl

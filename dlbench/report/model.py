@@ -529,6 +529,10 @@ ENVIRONMENT_FIELDS: tuple[tuple[str, Callable[[Run], str | None]], ...] = (
     ("peak GFLOP/s", lambda r: _peaks(r.environment)),
     ("bf16 peak GFLOP/s", lambda r: _peaks(r.environment, "peak_gflops_bfloat16")),
     ("fp16 peak GFLOP/s", lambda r: _peaks(r.environment, "peak_gflops_float16")),
+    ("GPU peak GFLOP/s", lambda r: _peaks(r.environment, "gpu_peak_gflops")),
+    ("GPU tf32 peak GFLOP/s", lambda r: _peaks(r.environment, "gpu_peak_gflops_tfloat32")),
+    ("GPU bf16 peak GFLOP/s", lambda r: _peaks(r.environment, "gpu_peak_gflops_bfloat16")),
+    ("GPU fp16 peak GFLOP/s", lambda r: _peaks(r.environment, "gpu_peak_gflops_float16")),
     ("OS", lambda r: r.environment.get("os")),
     ("Python", lambda r: r.environment.get("python")),
     ("dlbench", lambda r: r.environment.get("dlbench")),
@@ -537,7 +541,8 @@ ENVIRONMENT_FIELDS: tuple[tuple[str, Callable[[Run], str | None]], ...] = (
 
 
 #: facts only some runs have (a run at bf16 or fp16), left out when none of the runs shown has them
-OPTIONAL_FIELDS = ("bf16 peak GFLOP/s", "fp16 peak GFLOP/s")
+OPTIONAL_FIELDS = ("bf16 peak GFLOP/s", "fp16 peak GFLOP/s", "GPU peak GFLOP/s", "GPU tf32 peak GFLOP/s",
+                   "GPU bf16 peak GFLOP/s", "GPU fp16 peak GFLOP/s")
 
 
 def environment_table(runs: list[Run]) -> tuple[list[str], list[list[str]]]:

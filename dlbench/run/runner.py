@@ -40,37 +40,45 @@ def new_run(settings: RunSettings, out_dir: Path | None, command: list[str]) -> 
     if out_dir is not None:
         out_dir = results.check_writable(out_dir)
     precisions = settings.sweep.get("precision") or [settings.precision]
-    document = results.new_document(environment(settings.threads, precisions), dataclasses.asdict(settings), command)
+    document = results.new_document(environment(settings.threads, precisions, settings.device),
+                                     dataclasses.asdict(settings), command)
     path = store.store_path(out_dir, document) if out_dir is not None else None
     return document, path
 
 
-def environment(threads: int, precisions=("fp32",)) -> dict:
+def environment(threads: int, precisions=("fp32",), device: str = "cpu") -> dict:
     """This machine and its software, with the matmul peaks for ``threads``
     (measured once, then cached): float32's in ``peak_gflops``, and for a run at
-    bf16 or fp16 that compute dtype's in ``peak_gflops_bfloat16``/``_float16``."""
+    bf16 or fp16 that compute dtype's in ``peak_gflops_bfloat16``/``_float16``.
+    A run that may train on a GPU (``device`` "gpu", or "auto" where there is
+    one) has the GPU's peaks beside them, ``gpu_peak_gflops`` (true fp32),
+    ``gpu_peak_gflops_tfloat32``, ``_bfloat16``, ``_float16`` (the NumPy
+    reference of such a run trains on the CPU, under the CPU's ceiling)."""
     from dlbench.plugin.manager import get_plugins
     from dlbench.run import environment as machine, peak
 
     env = machine.collect(get_plugins().backend_distributions())
-    env["peak_gflops"] = peak.peaks_for_run(env, threads)
-    for dtype in dict.fromkeys(peak.peak_dtype(p) for p in precisions):
-        if dtype != "float32":
-            env[peak.environment_key(dtype)] = peak.peaks_for_run(env, threads, dtype)
+    devices = ["cpu", "gpu"] if device == "gpu" or device == "auto" and env.get("gpus") else ["cpu"]
+    for where in devices:
+        for dtype in dict.fromkeys(["float32", *(peak.peak_dtype(p, where) for p in precisions)]):
+            env[peak.environment_key(dtype, where)] = peak.peaks_for_run(env, threads, dtype, where)
     return env
 
 
 def ceilings(env: dict) -> dict[str, float]:
-    """The machine's ceiling per precision (the best backend's peak in its matmul dtype) that the run measured."""
-    from dlbench.run.peak import environment_key, peak_dtype
+    """The machine's ceiling per precision (the best backend's peak in its matmul
+    dtype) that the run measured, keyed by :func:`dlbench.run.peak.ceiling_key`:
+    the CPU's by precision, a GPU's by "gpu PRECISION"."""
+    from dlbench.run.peak import ceiling_key, environment_key, peak_dtype
     from dlbench.spec.precision import PRECISIONS
 
     found = {}
-    for precision in PRECISIONS:
-        peaks = env.get(environment_key(peak_dtype(precision))) or {}
-        best = max((v for v in peaks.values() if v), default=None)
-        if best:
-            found[precision] = best
+    for device in ("cpu", "gpu"):
+        for precision in PRECISIONS:
+            peaks = env.get(environment_key(peak_dtype(precision, device), device)) or {}
+            best = max((v for v in peaks.values() if v), default=None)
+            if best:
+                found[ceiling_key(precision, device)] = best
     return found
 
 

@@ -25,6 +25,7 @@ from typing import Callable
 
 from dlbench.plugin.manager import get_plugins
 from dlbench.run import parity
+from dlbench.run.peak import row_ceiling
 from dlbench.run.timing import combine_repeats
 from dlbench.errors import ERROR_CHARS, InputError, capped
 from dlbench.results.document import write_document
@@ -283,7 +284,7 @@ class Suite:
         gflops = row["metrics"].get("gflops_per_sec")
         # the ceiling of one replica's threads, times the replicas (the reference: one process)
         replicas = (row.get("distributed") or {}).get("world_size") or 1
-        ceiling = self.peak_gflops.get(job.request.precision)
+        ceiling = row_ceiling(self.peak_gflops, row)
         if gflops and ceiling:
             row["metrics"]["peak_fraction"] = gflops / (ceiling * replicas)
         return row

@@ -63,8 +63,10 @@ def data_parallel_unavailable(request: RunRequest, backend, device: str, spec) -
 
 
 def resolve_device(backend, requested: str) -> str | None:
-    """'cpu', or 'gpu' when the backend supports and sees one; None when 'gpu' cannot be had."""
-    if requested == "cpu":
+    """'cpu', or 'gpu' when the backend supports and sees one; None when 'gpu'
+    cannot be had. The NumPy reference runs on the CPU whatever is asked: a GPU
+    run's rows are judged against it, so it must be there."""
+    if requested == "cpu" or backend.name == parity.REFERENCE_BACKEND:
         return "cpu"
     has_gpu = "gpu" in backend.devices and backend.gpu_name() is not None
     if requested == "auto":
