@@ -75,7 +75,7 @@ def chain(nn, module, prefix: str = "") -> list[tuple[str, object]]:
         raise InputError(f"expected an nn.Sequential (a chain of modules), got a {type(module).__name__}; a module "
                          "with its own forward() cannot be read", field="model")
     found = []
-    for name, child in module.named_children():
+    for name, child in module._modules.items():  # named_children() would list a module used twice once
         found += chain(nn, child, f"{prefix}{name}.") if isinstance(child, nn.Sequential) else [(prefix + name, child)]
     if not found:
         raise InputError("the nn.Sequential is empty", field="model")
