@@ -459,9 +459,15 @@ def _reshape(x, args, kwargs):
     """``view``/``reshape`` to (batch, features): a Flatten; any other shape is refused."""
     shape = tuple(args[0]) if len(args) == 1 and isinstance(args[0], (tuple, list)) else tuple(args)
     size = int(np.prod(x.shape))
-    if len(shape) == 2 and (isinstance(shape[0], BatchSize) or shape[0] == -1) and shape[1] in (-1, size):
+    batch_first = bool(shape) and (isinstance(shape[0], BatchSize) or shape[0] == -1)
+    if batch_first and len(shape) == 2 and shape[1] in (-1, size):
         return cl.flatten(x)
-    raise Problem(f"reshape to {shape} of {x.text()}", ["x.view(x.size(0), -1)", "x.reshape(-1, features)"])
+    dims, rest = x.torch_dims(), shape[1:]
+    if batch_first and len(rest) == len(dims) and all(r in (d, -1) for r, d in zip(rest, dims)) \
+            and rest.count(-1) <= 1:
+        return Step([], x.channels_first, keep_order=True)  # the shape it has: nothing changes
+    raise Problem(f"reshape to {shape} of {x.text()}", ["x.view(x.size(0), -1)", "x.reshape(-1, features)",
+                                                         "a reshape of the input: input_shape= the shape it makes"])
 
 
 def _mean(x, args, kwargs):

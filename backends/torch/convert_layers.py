@@ -57,7 +57,9 @@ POOLS = {"MaxPool1d": MaxPool1D, "MaxPool2d": MaxPool2D, "AvgPool1d": AveragePoo
 ADAPTIVE = {"AdaptiveAvgPool1d": AveragePool1D, "AdaptiveAvgPool2d": AveragePool2D, "AdaptiveMaxPool1d": MaxPool1D,
             "AdaptiveMaxPool2d": MaxPool2D}
 RNNS = {"RNN": SimpleRNN, "LSTM": LSTM, "GRU": GRU}
-MODULES = ("Linear", "Conv1d", "Conv2d", *POOLS, *ADAPTIVE, "Flatten", "Dropout", "BatchNorm1d", "BatchNorm2d",
+CHANNEL_DROPOUTS = ("Dropout1d", "Dropout2d")
+MODULES = ("Linear", "Conv1d", "Conv2d", *POOLS, *ADAPTIVE, "Flatten", "Dropout", *CHANNEL_DROPOUTS, "BatchNorm1d",
+           "BatchNorm2d",
            "LayerNorm", "Embedding", *RNNS, "MultiheadAttention", *ACTIVATIONS, "Identity")
 EXACT_GELU = ("the exact (erf) GELU; dlbench's gelu is the tanh approximation", "nn.GELU(approximate='tanh')")
 
@@ -152,6 +154,9 @@ def convert(kind: str, module, x: Tensor) -> Step:
         return flatten(x)
     if kind == "Dropout":
         return Step([(Dropout(float(module.p)), {})], x.channels_first, keep_order=True)
+    if kind in CHANNEL_DROPOUTS:  # of (batch, features), each "channel" is one feature
+        fits(x, (1,), None, None, f"{kind} drops whole channels (the spec's Dropout drops single values)")
+        return Step([(Dropout(float(module.p)), {})], keep_order=True)
     return activation(ACTIVATIONS[kind], x, getattr(module, "dim", None))
 
 
