@@ -126,6 +126,7 @@ class GraphReader:
         self.head, self.ending, self.count, self.current = self.x, None, 0, 0
         self.functions = torch_function_names()
         self.calls = {}  # module target -> the first node calling it (weight tying)
+        self.owners = {}  # id of a parameter -> the module that holds it (tied weights)
 
     @property
     def broken(self) -> bool:
@@ -163,7 +164,9 @@ class GraphReader:
     def node(self, node):
         if node.op == "placeholder":
             if node is not next(iter(node.graph.nodes)):
-                raise Problem("a second input; a spec has one input", ["a forward(self, x) of one tensor"])
+                self.problems.append((f"input {node.name!r}: a second input; a spec has one",
+                                      ("a forward(self, x) of one tensor",)))
+                return Unreadable(f"second input {node.name!r}")
             self.history.append((self.x, 0))
             return self.x
         if node.op == "get_attr":
@@ -230,6 +233,11 @@ class GraphReader:
             raise Problem(f"{kind} {node.target!r} is called again ({source_line(first) or first.name}, then "
                           f"here): its weights are shared (tied), which a spec cannot express",
                           ["a module with parameters called once", "shared parameterless modules"])
+        for parameter in module.parameters():
+            owner = self.owners.setdefault(id(parameter), node.target)
+            if owner != node.target:
+                raise Problem(f"its weight is also the weight of {owner!r} (tied weights), which a spec cannot "
+                              "express", ["modules with weights of their own"])
         cl.settings(kind, module)
         if kind == "MultiheadAttention":
             return self.attention(module, args, kwargs)
