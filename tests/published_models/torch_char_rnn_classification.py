@@ -14,6 +14,7 @@ FRAMEWORK = "torch"
 INPUT_SHAPE = (10, 58)
 LOSS = nn.NLLLoss()
 OUTPUT = "log_softmax"
+PARTS = 1  # parts the one error lists
 REFUSED = ["layer 0 ('rnn', RNN", "batch_first=False: the spec's sequences are (batch, time, features)"]
 
 

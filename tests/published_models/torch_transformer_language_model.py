@@ -19,6 +19,7 @@ NTOKENS = 50
 INPUT_SHAPE = (35,)
 LOSS = nn.NLLLoss()
 OUTPUT = "log_softmax"
+PARTS = 1  # parts the one error lists
 REFUSED = ["torch.fx cannot trace TransformerModel.forward", "control flow"]
 
 

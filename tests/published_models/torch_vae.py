@@ -16,6 +16,7 @@ FRAMEWORK = "torch"
 INPUT_SHAPE = (1, 28, 28)
 LOSS = "binary_crossentropy"
 OUTPUT = "sigmoid"
+PARTS = 5  # parts the one error lists
 REFUSED = ["layer 4 ('fc22', Linear", "the graph branches", "randn_like cannot be read", "exp cannot be read"]
 
 

@@ -16,6 +16,7 @@ NTOKENS = 50
 INPUT_SHAPE = (35,)
 LOSS = nn.NLLLoss()
 OUTPUT = "log_softmax"
+PARTS = 3  # parts the one error lists
 REFUSED = ["a second input", "batch_first=False", "its weight is also the weight of 'encoder'"]
 
 
