@@ -114,7 +114,11 @@ def framework_outputs(published, model, x, y):
     outputs = np.asarray(model(x, training=False))
     no_dropout(model, "keras")
     loss_fn = keras.losses.get(model.loss) if isinstance(model.loss, str) else model.loss
-    return outputs, float(loss_fn(y, model(x, training=True)))
+    classes = getattr(published, "ONE_HOT_TARGETS", None)
+    target = np.eye(classes, dtype=np.float32)[y] if classes else y
+    if outputs.ndim == 2 and outputs.shape[1] == 1:
+        target = target.reshape(-1, 1).astype(np.float32)
+    return outputs, float(np.mean(loss_fn(target, model(x, training=True))))  # a loss function: per sample
 
 
 def read(published, model):
