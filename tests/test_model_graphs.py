@@ -51,3 +51,187 @@ def test_a_module_shared_in_a_sequential_is_applied_at_each_call():
     with torch.no_grad():
         expected = mlp(torch.from_numpy(x)).numpy()
     np.testing.assert_allclose(spec_logits(imported, x), expected, rtol=1e-5, atol=1e-6)
+
+
+def first_loss(imported, x, y):
+    """dlbench's first training loss on the batch (x, y), by the NumPy backend."""
+    from dlbench.data.base import Dataset
+    from dlbench.data.batches import BatchPlan
+    from dlbench.plugin.backend import TrainerOptions
+    from dlbench.run.session import prepare
+
+    data = Dataset(x, y, x, y, max(imported.spec.output_shape[-1], 2))
+    session = prepare(get_plugins().backend("numpy"), imported.spec, data, BatchPlan(len(x), len(x), 1, 0),
+                      TrainerOptions(), imported.weights)
+    return float(session.trainer.train(np.arange(len(x))[None, :])[0])
+
+
+class TinyDecoder(nn.Module):
+    """A pre-norm Transformer block written as torch users write it: a causal mask made in forward,
+    residual adds, tanh GELU, mean pooling over time."""
+
+    def __init__(self, vocab=20, d=8, heads=2):
+        super().__init__()
+        self.emb = nn.Embedding(vocab, d)
+        self.ln1, self.ln2 = nn.LayerNorm(d), nn.LayerNorm(d, eps=1e-3)
+        self.attn = nn.MultiheadAttention(d, heads, batch_first=True)
+        self.ff1, self.ff2 = nn.Linear(d, 16), nn.Linear(16, d)
+        self.head = nn.Linear(d, 3)
+
+    def forward(self, x):
+        x = self.emb(x)
+        h = self.ln1(x)
+        mask = nn.Transformer.generate_square_subsequent_mask(x.size(1))
+        a, _ = self.attn(h, h, h, attn_mask=mask, need_weights=False)
+        x = x + a
+        x = x + self.ff2(F.gelu(self.ff1(self.ln2(x)), approximate="tanh"))
+        return self.head(x.mean(dim=1))
+
+
+def test_a_class_based_transformer_block_converts_exactly():
+    torch.manual_seed(0)
+    net = TinyDecoder()
+    with torch.no_grad():
+        for p in net.parameters():
+            p.add_(0.1 * torch.randn_like(p))  # biases and norms that are not their initial zeros and ones
+    imported = torch_reader().import_model(net, input_shape=(6,), loss=F.cross_entropy)
+    spec = imported.spec
+    assert [layer.type for layer in spec.layers] == ["embedding", "residual", "residual", "global_average_pool1d",
+                                                      "dense", "activation"]
+    attention_block, feed_forward = spec.layers[1], spec.layers[2]
+    assert [layer.type for layer in attention_block.layers] == ["layer_norm", "self_attention"]
+    assert attention_block.layers[1] == dlbench.SelfAttention(num_heads=2, key_dim=4, causal=True)
+    assert feed_forward.layers[0].epsilon == 1e-3 and feed_forward.layers[2] == dlbench.Activation("gelu")
+    x = np.random.default_rng(0).integers(0, 20, (8, 6))
+    y = np.arange(8) % 3
+    net.eval()
+    with torch.no_grad():
+        logits = net(torch.from_numpy(x))
+        loss = float(F.cross_entropy(logits, torch.from_numpy(y)))
+    np.testing.assert_allclose(spec_logits(imported, x), logits.numpy(), rtol=1e-4, atol=1e-5)
+    assert first_loss(imported, x, y) == pytest.approx(loss, rel=1e-5)
+
+
+class StackedRecurrent(nn.Module):
+    def __init__(self, kind):
+        super().__init__()
+        self.rnn = getattr(nn, kind)(5, 6, num_layers=2, dropout=0.25, batch_first=True)
+        self.out = nn.Linear(6, 3)
+        self.kind = kind
+
+    def forward(self, x):
+        _, state = self.rnn(x)
+        h_n = state[0] if self.kind == "LSTM" else state  # (h_n, c_n) of an LSTM
+        return F.log_softmax(self.out(h_n[-1]), dim=1)
+
+
+@pytest.mark.parametrize("kind", ["LSTM", "GRU", "RNN"])
+def test_stacked_torch_recurrent_layers_convert_exactly_and_say_how_they_train(kind):
+    """Gate orders, b_ih + b_hh (GRU: both rows), num_layers=2 with its dropout between, h_n[-1]."""
+    torch.manual_seed(0)
+    net = StackedRecurrent(kind)
+    imported = torch_reader().import_model(net, input_shape=(7, 5), loss=nn.NLLLoss())
+    layers = imported.spec.layers
+    spec_kind = {"LSTM": "lstm", "GRU": "gru", "RNN": "simple_rnn"}[kind]
+    assert [layer.type for layer in layers] == [spec_kind, "dropout", spec_kind, "dense", "activation"]
+    assert layers[0].return_sequences and not layers[2].return_sequences and layers[1].rate == 0.25
+    assert imported.channels_first is False  # (N, L, C) as nn.LSTM(batch_first=True) takes it: nothing moved
+    assert ("trains like a one-bias Keras RNN" in imported.description) == (kind != "GRU")
+    x = np.random.default_rng(1).standard_normal((8, 7, 5)).astype(np.float32)
+    net.eval()
+    with torch.no_grad():
+        expected = net(torch.from_numpy(x)).numpy()
+    logits = spec_logits(imported, x)
+    np.testing.assert_allclose(logits - np.log(np.exp(logits).sum(1, keepdims=True)), expected, rtol=1e-4,
+                               atol=1e-5)
+
+
+def keras_transformer(dropout=0.0, causal=False):
+    """keras-io's time-series Transformer encoder (see tests/published_models), small, without dropout."""
+    inputs = keras.Input((12, 3))
+    x = L.MultiHeadAttention(key_dim=4, num_heads=2, dropout=dropout)(inputs, inputs, use_causal_mask=causal)
+    x = L.Dropout(dropout)(x)
+    x = L.LayerNormalization(epsilon=1e-6)(x)
+    res = x + inputs
+    x = L.Conv1D(filters=5, kernel_size=1, activation="relu")(res)
+    x = L.Conv1D(filters=3, kernel_size=1)(x)
+    x = L.LayerNormalization(epsilon=1e-6)(x)
+    x = L.Add()([x, res])
+    x = L.GlobalAveragePooling1D()(x)
+    model = keras.Model(inputs, L.Dense(2)(x))
+    model.compile(loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), optimizer="adam")
+    return model
+
+
+@pytest.mark.parametrize("causal", [False, True])
+def test_a_keras_functional_transformer_with_residual_adds_converts_exactly(causal):
+    model = keras_transformer(causal=causal)
+    for weight in model.weights:  # biases and norms that are not their initial values
+        weight.assign(np.asarray(weight) + 0.1 * np.random.default_rng(0).standard_normal(weight.shape))
+    imported = get_plugins().backend("tensorflow").import_model(model)
+    layers = imported.spec.layers
+    assert [layer.type for layer in layers] == ["residual", "residual", "global_average_pool1d", "dense",
+                                                "activation"]
+    assert [layer.type for layer in layers[0].layers] == ["self_attention", "dropout", "layer_norm"]
+    assert layers[0].layers[0] == dlbench.SelfAttention(num_heads=2, key_dim=4, causal=causal)
+    assert layers[0].layers[2].epsilon == 1e-6
+    x = np.random.default_rng(2).standard_normal((8, 12, 3)).astype(np.float32)
+    y = np.arange(8) % 2
+    np.testing.assert_allclose(spec_logits(imported, x), np.asarray(model(x, training=False)), rtol=1e-4, atol=1e-5)
+    assert first_loss(imported, x, y) == pytest.approx(float(model.loss(y, model(x, training=True))), rel=1e-5)
+
+
+class ThreeProblems(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(1, 4, 3, dilation=2)
+        self.act = nn.GELU()
+        self.pool = nn.LPPool2d(2, 2)
+        self.fc = nn.Linear(4, 3)
+
+    def forward(self, x):
+        x = self.pool(self.act(self.conv(x)))
+        return self.fc(x.flatten(1))
+
+
+class TiedLinear(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(4, 4)
+
+    def forward(self, x):
+        return self.fc(torch.relu(self.fc(x)))
+
+
+def test_every_unreadable_part_is_named_in_one_error():
+    with pytest.raises(InputError) as caught:
+        dlbench.from_torch(ThreeProblems(), (1, 12, 12), loss=nn.CrossEntropyLoss())
+    message = str(caught.value)
+    assert message.startswith("torch ThreeProblems: model: 3 parts of the model cannot be read: [1] layer 0 "
+                              "('conv', Conv2d, line ")
+    assert "x = self.pool(self.act(self.conv(x)))): dilation=(2, 2)" in message
+    assert "[2] layer 1 ('act', GELU, line " in message and "the exact (erf) GELU" in message
+    assert "[3] layer 2 ('pool', LPPool2d, line " in message and "LPPool2d modules cannot be read" in message
+    assert message.count("Supported: Linear, Conv1d") == 1 and "\n" not in message
+    with pytest.raises(InputError, match=r"Linear 'fc' is called again \(line \d+: return self.fc\(torch.relu"
+                                         r"\(self.fc\(x\)\)\), then here\): its weights are shared"):
+        dlbench.from_torch(TiedLinear(), (4,), loss="mse")
+
+
+def test_losses_as_users_write_them_are_read_or_refused_by_name():
+    class LogProbabilities(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(4, 3)
+
+        def forward(self, x):
+            return F.log_softmax(self.fc(x), dim=1)
+
+    for loss in (F.nll_loss, nn.NLLLoss(), F.cross_entropy, None):
+        assert dlbench.from_torch(LogProbabilities(), (4,), loss=loss).loss == "categorical_crossentropy"
+    with pytest.raises(InputError, match="NLLLoss takes log-probabilities, but the module ends in logits"):
+        dlbench.from_torch(nn.Sequential(nn.Linear(4, 3)), (4,), loss=F.nll_loss)
+    with pytest.raises(InputError, match="loss smooth_l1_loss cannot be read; expected a dlbench loss name"):
+        dlbench.from_torch(nn.Sequential(nn.Linear(4, 3)), (4,), loss=F.smooth_l1_loss)
+    with pytest.raises(InputError, match="MSELoss of log-probabilities"):
+        dlbench.from_torch(LogProbabilities(), (4,), loss=nn.MSELoss())

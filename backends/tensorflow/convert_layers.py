@@ -127,12 +127,14 @@ def recurrent(kind: str, config: dict):
 
 def attention(config: dict):
     value_dim = config.get("value_dim") or config["key_dim"]
+    axes = config.get("attention_axes")
     if config.get("dropout") or value_dim != config["key_dim"] or not config.get("use_bias", True) \
-            or config.get("output_shape") is not None or config.get("attention_axes") is not None:
+            or config.get("output_shape") is not None or axes not in (None, (1,), [1]) \
+            or config.get("use_gate") or config.get("sliding_window") is not None:
         raise InputError(f"dropout={config.get('dropout')}, value_dim={config.get('value_dim')}, use_bias="
-                         f"{config.get('use_bias')}, output_shape or attention_axes (the spec's attention has no "
-                         "dropout, value_dim = key_dim, biases)",
-                         field="MultiHeadAttention(num_heads, key_dim) without dropout")
+                         f"{config.get('use_bias')}, output_shape, attention_axes={axes}, use_gate or "
+                         "sliding_window (the spec's attention has no dropout, value_dim = key_dim, biases, "
+                         "attends over time)", field="MultiHeadAttention(num_heads, key_dim) without dropout")
     return SelfAttention(config["num_heads"], config["key_dim"])
 
 

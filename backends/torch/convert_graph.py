@@ -198,6 +198,9 @@ class GraphReader:
         """``value`` as the input of the next layer: the head of the chain."""
         if isinstance(value, Unreadable):
             raise Problem(f"{what} reads the {value.what}", ["the first output of nn.MultiheadAttention"])
+        if isinstance(value, FinalState):
+            raise Problem(f"{what} reads an LSTM's cell state c_n" if value.cell else
+                          f"{what} reads h_n of every layer", ["h_n[-1]", "out[:, -1]"])
         if not isinstance(value, Tensor):
             raise Problem(f"{what} of a {type(value).__name__}", ["a chain of tensors"])
         if value is not self.head:
