@@ -235,3 +235,43 @@ def test_losses_as_users_write_them_are_read_or_refused_by_name():
         dlbench.from_torch(nn.Sequential(nn.Linear(4, 3)), (4,), loss=F.smooth_l1_loss)
     with pytest.raises(InputError, match="MSELoss of log-probabilities"):
         dlbench.from_torch(LogProbabilities(), (4,), loss=nn.MSELoss())
+
+
+class DigitsNet(nn.Module):
+    """A class with its own forward: a shared pool, functional calls, a residual MLP block, log_softmax."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(1, 4, 3, padding=1)
+        self.pool = nn.MaxPool2d(2)
+        self.fc1, self.fc2, self.fc3, self.out = nn.Linear(16, 16), nn.Linear(16, 16), nn.Linear(16, 16), nn.Linear(16, 10)
+
+    def forward(self, x):
+        x = self.pool(self.pool(F.relu(self.conv(x))))
+        x = torch.relu(self.fc1(x.view(x.size(0), -1)))
+        x = x + self.fc3(F.relu(self.fc2(x)))
+        return F.log_softmax(self.out(x), dim=1)
+
+
+def keras_digits():
+    inputs = keras.Input((8, 8, 1))
+    x = L.Flatten()(L.MaxPooling2D(2)(L.Conv2D(4, 3, padding="same", activation="relu")(inputs)))
+    x = L.Dense(16, activation="relu")(x)
+    x = L.Add()([x, L.Dense(16)(L.Dense(16, activation="relu")(x))])
+    model = keras.Model(inputs, L.Dense(10, activation="softmax")(x), name="digits_residual")
+    model.compile(loss=keras.losses.SparseCategoricalCrossentropy(), optimizer=keras.optimizers.Adam(0.003))
+    return model
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["torch", "keras"])
+def test_a_traced_torch_module_and_a_functional_keras_model_train_alike_on_four_backends(kind):
+    from test_model_import import EIGHT_EPOCHS, assert_four_agreeing_rows, digit_images
+
+    torch.manual_seed(0)
+    model = DigitsNet() if kind == "torch" else keras_digits()
+    options = {"loss": F.nll_loss, "weights": "model"} if kind == "torch" else {}
+    results = dlbench.benchmark(model, data=digit_images(channels_first=kind == "torch"), backends="all",
+                                batch_size=32, progress=False, **EIGHT_EPOCHS, **options)
+    assert_four_agreeing_rows(results)
+    assert results.rows[0].scenario == ("torch-digitsnet" if kind == "torch" else "keras-digits_residual")
