@@ -275,3 +275,28 @@ def test_a_traced_torch_module_and_a_functional_keras_model_train_alike_on_four_
                                 batch_size=32, progress=False, **EIGHT_EPOCHS, **options)
     assert_four_agreeing_rows(results)
     assert results.rows[0].scenario == ("torch-digitsnet" if kind == "torch" else "keras-digits_residual")
+
+
+class LastStep(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.gru, self.out = nn.GRU(5, 6, batch_first=True), nn.Linear(6, 3)
+
+    def forward(self, x):
+        out, _ = self.gru(x)
+        return self.out(out[:, -1])
+
+
+@pytest.mark.slow  # a worker process: about a minute on a loaded machine
+def test_a_torch_sequence_model_takes_its_data_batch_first_as_torch_does():
+    """(N, L, C) for nn.GRU(batch_first=True) is the spec's layout: benchmark moves nothing (an image it would)."""
+    torch.manual_seed(0)
+    net = LastStep()
+    rng = np.random.default_rng(0)
+    x, y = rng.standard_normal((16, 7, 5)).astype(np.float32), np.arange(16) % 3
+    results = dlbench.benchmark(net, data=(x, y, x, y), backends="numpy", loss=nn.CrossEntropyLoss(), batch_size=16,
+                                steps=1, weights="model", progress=False)
+    assert results.rows[0].status == "ok", results.rows[0].error
+    with torch.no_grad():
+        expected = float(F.cross_entropy(net(torch.from_numpy(x)), torch.from_numpy(y)))
+    assert results.rows[0].metrics["loss_history"][0] == pytest.approx(expected, rel=1e-5)
