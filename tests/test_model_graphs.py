@@ -300,3 +300,33 @@ def test_a_torch_sequence_model_takes_its_data_batch_first_as_torch_does():
     with torch.no_grad():
         expected = float(F.cross_entropy(net(torch.from_numpy(x)), torch.from_numpy(y)))
     assert results.rows[0].metrics["loss_history"][0] == pytest.approx(expected, rel=1e-5)
+
+
+def test_a_keras_layer_called_twice_is_applied_twice_unless_it_has_weights():
+    relu = L.ReLU()
+    inputs = keras.Input((4,))
+    outputs = L.Dense(2, activation="softmax")(relu(L.Dense(3)(relu(inputs))))
+    model = keras.Model(inputs, outputs)
+    spec = dlbench.from_keras(model, loss="categorical_crossentropy", optimizer="adam")
+    assert [layer.type for layer in spec.layers] == ["activation", "dense", "activation", "dense"]
+    shared = L.Dense(4)
+    model = keras.Model(inputs, L.Dense(2, activation="softmax")(shared(shared(inputs))))
+    with pytest.raises(InputError, match=r"layer 1 \('dense_\d+', Dense\): the layer is called at two places: "
+                                         "its weights are shared"):
+        dlbench.from_keras(model, loss="categorical_crossentropy", optimizer="adam")
+
+
+def test_a_reshape_of_the_input_says_which_input_shape_makes_it_nothing():
+    class Rows(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.rnn, self.fc = nn.LSTM(28, 8, batch_first=True), nn.Linear(8, 10)
+
+        def forward(self, x):
+            out, _ = self.rnn(x.reshape(-1, 28, 28))
+            return self.fc(out[:, -1, :])
+
+    with pytest.raises(InputError, match=r"reshape to \(-1, 28, 28\) of \(1, 28, 28\); supported: .*a reshape of "
+                                         "the input: input_shape= the shape it makes"):
+        dlbench.from_torch(Rows(), (1, 28, 28), loss=nn.CrossEntropyLoss())
+    assert dlbench.from_torch(Rows(), (28, 28), loss=nn.CrossEntropyLoss()).input_shape == (28, 28)
