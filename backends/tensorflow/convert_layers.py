@@ -62,6 +62,8 @@ def activation(config: dict) -> str:
 def spec_layers(layer, shape: tuple | None) -> list:
     """The spec layers of one Keras layer on an input of ``shape`` (None: unknown, settings checked only)."""
     kind, config = type(layer).__name__, layer.get_config()
+    if type(layer).__module__.split(".")[0] != "keras":
+        raise InputError("a custom layer: its own call() is code, not a Keras layer dlbench can read", field="")
     if kind not in SUPPORTED and kind not in ("MultiHeadAttention", "Add"):
         raise InputError(f"{kind} layers cannot be read", field="")
     check_settings(config)
