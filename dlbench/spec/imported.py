@@ -34,15 +34,6 @@ class ImportedModel:
     channels_first: bool = False
 
 
-def unsupported(index, layer_name: str, problem: str, supported) -> InputError:
-    """The error of a model reader about one layer: which layer, what about it, what would do."""
-    return InputError(problem_text(index, layer_name, problem, supported), field="model")
-
-
-def problem_text(index, layer_name: str, problem: str, supported) -> str:
-    return f"layer {index} ({layer_name}): {problem}; supported: {', '.join(supported)}"
-
-
 def all_problems(problems: list[tuple[str, tuple]], common: tuple) -> InputError:
     """The one error of a model reader that found ``problems`` ((what is wrong with which layer, what
     would do) each): all of them at once, the long list ``common`` of what is supported said once."""
