@@ -330,3 +330,19 @@ def test_a_reshape_of_the_input_says_which_input_shape_makes_it_nothing():
                                          "the input: input_shape= the shape it makes"):
         dlbench.from_torch(Rows(), (1, 28, 28), loss=nn.CrossEntropyLoss())
     assert dlbench.from_torch(Rows(), (28, 28), loss=nn.CrossEntropyLoss()).input_shape == (28, 28)
+
+
+@pytest.mark.parametrize("kind", ["LSTM", "GRU", "SimpleRNN"])
+def test_keras_embedding_and_stacked_recurrent_layers_convert_exactly(kind):
+    layer = getattr(L, kind)
+    model = keras.Sequential([keras.Input((7,)), L.Embedding(30, 5), layer(6, return_sequences=True), L.Dropout(0.0),
+                              layer(4), L.Dense(3)])
+    model.compile(loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), optimizer="sgd")
+    for weight in model.weights:  # biases that are not their initial values
+        weight.assign(np.asarray(weight) + 0.1 * np.random.default_rng(0).standard_normal(weight.shape))
+    imported = get_plugins().backend("tensorflow").import_model(model)
+    kinds = [layer.type for layer in imported.spec.layers]
+    rnn = {"LSTM": "lstm", "GRU": "gru", "SimpleRNN": "simple_rnn"}[kind]
+    assert kinds == ["embedding", rnn, "dropout", rnn, "dense", "activation"]
+    x = np.random.default_rng(3).integers(0, 30, (8, 7))
+    np.testing.assert_allclose(spec_logits(imported, x), np.asarray(model(x, training=False)), rtol=1e-4, atol=1e-5)
