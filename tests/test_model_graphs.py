@@ -346,3 +346,30 @@ def test_keras_embedding_and_stacked_recurrent_layers_convert_exactly(kind):
     assert kinds == ["embedding", rnn, "dropout", rnn, "dense", "activation"]
     x = np.random.default_rng(3).integers(0, 30, (8, 7))
     np.testing.assert_allclose(spec_logits(imported, x), np.asarray(model(x, training=False)), rtol=1e-4, atol=1e-5)
+
+
+class TextCNN(nn.Module):
+    """Embedding, permute to (N, C, L), Conv1d, max over time by F.max_pool1d(x, x.size(2)).squeeze(2)."""
+
+    def __init__(self):
+        super().__init__()
+        self.emb, self.conv, self.fc = nn.Embedding(30, 6), nn.Conv1d(6, 4, 3), nn.Linear(4, 2)
+
+    def forward(self, x):
+        x = self.emb(x).permute(0, 2, 1)
+        x = F.relu(self.conv(x))
+        x = F.max_pool1d(x, x.size(2)).squeeze(2)
+        return self.fc(F.dropout(x, 0.5, training=self.training))
+
+
+def test_a_torch_text_cnn_moves_between_layouts_and_converts_exactly():
+    torch.manual_seed(0)
+    net = TextCNN()
+    imported = torch_reader().import_model(net, input_shape=(9,), loss=nn.CrossEntropyLoss())
+    assert [layer.type for layer in imported.spec.layers] == ["embedding", "conv1d", "activation", "maxpool1d",
+                                                              "flatten", "dropout", "dense", "activation"]
+    x = np.random.default_rng(4).integers(0, 30, (8, 9))
+    net.eval()
+    with torch.no_grad():
+        expected = net(torch.from_numpy(x)).numpy()
+    np.testing.assert_allclose(spec_logits(imported, x), expected, rtol=1e-4, atol=1e-5)

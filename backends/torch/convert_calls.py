@@ -68,7 +68,7 @@ def _dim(args, kwargs, default=None):
 
 
 def _activation(name):
-    return lambda x, args, kwargs: cl.activation(name, x, _dim(args, kwargs))
+    return lambda x, args, kwargs: cl.activation(name, x, _dim(args, kwargs, -1 if len(x.shape) == 1 else None))
 
 
 def _gelu(x, args, kwargs):
@@ -137,6 +137,15 @@ def _mean(x, args, kwargs):
     raise Problem(f"mean over dims {dim} of {x.text()}", ["x.mean(dim=1) of (N, L, C)", "x.mean((2, 3)) of a map"])
 
 
+def _squeeze(x, args, kwargs):
+    """``x.squeeze(2)`` of a (N, C, 1) map after pooling over all of it (a text CNN's max over time): a Flatten."""
+    dim = kwargs.get("dim", args[0] if args else None)
+    rank = len(x.shape) + 1
+    if x.channels_first and all(n == 1 for n in x.shape[:-1]) and (dim is None or dim % rank >= 2):
+        return Step([(Flatten(), {})])
+    raise Problem(f"squeeze({dim}) of {x.text()}", ["squeeze of a (N, C, 1) map"])
+
+
 FUNCTION_STEPS = {"relu": _activation("relu"), "sigmoid": _activation("sigmoid"), "tanh": _activation("tanh"),
                   "softmax": _activation("softmax"), "log_softmax": _activation("softmax"), "gelu": _gelu,
                   "dropout": _dropout, "max_pool1d": _pool(cl.MaxPool1D), "max_pool2d": _pool(cl.MaxPool2D),
@@ -145,4 +154,4 @@ FUNCTION_STEPS = {"relu": _activation("relu"), "sigmoid": _activation("sigmoid")
                   "adaptive_avg_pool2d": _adaptive("AdaptiveAvgPool2d"),
                   "adaptive_max_pool1d": _adaptive("AdaptiveMaxPool1d"),
                   "adaptive_max_pool2d": _adaptive("AdaptiveMaxPool2d"),
-                  "flatten": _flatten, "view": _reshape, "reshape": _reshape, "mean": _mean}
+                  "flatten": _flatten, "view": _reshape, "reshape": _reshape, "mean": _mean, "squeeze": _squeeze}

@@ -115,6 +115,9 @@ class GraphReader:
                     (exc.message, [exc.field] if exc.field else SUPPORTED)
                 self.problem(node, message, supported)
                 self.values[node] = self.head = Tensor(None)
+            except Exception as exc:  # a call with arguments no rule foresaw: named, never a traceback
+                self.problem(node, f"cannot be read ({type(exc).__name__}: {exc})", SUPPORTED)
+                self.values[node] = self.head = Tensor(None)
 
     def problem(self, node, message: str, supported) -> None:
         kind = self.kind(node)

@@ -157,7 +157,8 @@ def convert(kind: str, module, x: Tensor) -> Step:
     if kind in CHANNEL_DROPOUTS:  # of (batch, features), each "channel" is one feature
         fits(x, (1,), None, None, f"{kind} drops whole channels (the spec's Dropout drops single values)")
         return Step([(Dropout(float(module.p)), {})], keep_order=True)
-    return activation(ACTIVATIONS[kind], x, getattr(module, "dim", None))
+    dim = getattr(module, "dim", None)
+    return activation(ACTIVATIONS[kind], x, -1 if dim is None and len(x.shape) == 1 else dim)  # torch's implicit dim
 
 
 def activation(name: str, x: Tensor, dim=None) -> Step:
