@@ -97,7 +97,15 @@ def read_chain(keras, model, shape: tuple):
         raise InputError(f"the model has {len(inputs)} inputs and {len(outputs)} outputs; a spec has one of each",
                          field="model")
     for operation, node in graph_nodes(model):
-        reader.read_node(operation, node)
+        try:
+            reader.read_node(operation, node)
+        except Exception as exc:  # a node no rule foresaw: named, never a traceback
+            from dlbench_backends.tensorflow.convert_layers import SUPPORTED
+
+            reader.problem(operation.name, type(operation).__name__, f"cannot be read ({type(exc).__name__}: {exc})",
+                           SUPPORTED)
+            for tensor in node.output_tensors:
+                reader.values[id(tensor)] = reader.head
     if not reader.problems and reader.values.get(id(outputs[0])) is not reader.head:
         reader.problems.append(("the model's output is not the chain's last result", ("one output",)))
     return reader
