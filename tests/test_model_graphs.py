@@ -373,3 +373,25 @@ def test_a_torch_text_cnn_moves_between_layouts_and_converts_exactly():
     with torch.no_grad():
         expected = net(torch.from_numpy(x)).numpy()
     np.testing.assert_allclose(spec_logits(imported, x), expected, rtol=1e-4, atol=1e-5)
+
+
+class ExplicitState(nn.Module):
+    """The initial state written out, as many tutorials do: zeros are the spec's, anything else is refused."""
+
+    def __init__(self, fill=0.0):
+        super().__init__()
+        self.lstm, self.fc, self.fill = nn.LSTM(5, 6, num_layers=2, batch_first=True), nn.Linear(6, 3), fill
+
+    def forward(self, x):
+        h0 = torch.full((2, x.size(0), 6), self.fill).to(x.device)
+        c0 = torch.zeros(2, x.size(0), 6).to(x.device)
+        out, _ = self.lstm(x, (h0, c0))
+        return self.fc(out[:, -1, :])
+
+
+def test_an_initial_state_of_zeros_is_the_specs_and_another_is_refused():
+    spec = dlbench.from_torch(ExplicitState(), (7, 5), loss=nn.CrossEntropyLoss())
+    assert [layer.type for layer in spec.layers] == ["lstm", "lstm", "dense", "activation"]
+    with pytest.raises(InputError, match=r"layer \d+ \('lstm', LSTM, line \d+: out, _ = self.lstm\(x, \(h0, c0\)\)\): "
+                                         r"LSTM called with 2 more argument\(s\) \(an initial state\?\)"):
+        dlbench.from_torch(ExplicitState(fill=0.5), (7, 5), loss=nn.CrossEntropyLoss())

@@ -271,6 +271,8 @@ class GraphReader:
     def call(self, node, name, args, kwargs):
         if name == "getitem":
             return self.getitem(args[0], args[1])
+        if name == "getattr" and args[1] in ("device", "dtype"):  # x.device for a state made in forward
+            return {"device": torch.device("cpu"), "dtype": torch.float32}[args[1]]
         if name in ("getattr", "size"):
             x = args[0]
             if isinstance(x, Tensor) and x.shape is not None and (name == "size" or args[1] == "shape"):
