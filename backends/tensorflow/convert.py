@@ -75,7 +75,7 @@ def import_model(model, *, input_shape=None, loss=None, optimizer=None) -> Impor
         raise exc.within(source=where) from None
     kind = "Sequential" if isinstance(model, keras.Sequential) else "functional model"
     return ImportedModel(spec, weights, f"keras-{model.name}",
-                         f"Keras {kind} {model.name!r} ({len(spec.layers)} spec layers)")
+                         f"Keras {kind} {model.name!r} ({len(spec.layers)} layers)")
 
 
 def read_chain(keras, model, shape: tuple):
