@@ -395,3 +395,31 @@ def test_an_initial_state_of_zeros_is_the_specs_and_another_is_refused():
     with pytest.raises(InputError, match=r"layer \d+ \('lstm', LSTM, line \d+: out, _ = self.lstm\(x, \(h0, c0\)\)\): "
                                          r"LSTM called with 2 more argument\(s\) \(an initial state\?\)"):
         dlbench.from_torch(ExplicitState(fill=0.5), (7, 5), loss=nn.CrossEntropyLoss())
+
+
+class PositionsAdded(nn.Module):
+    """Token and position embeddings as GPT-style code adds them: an nn.Embedding of arange(T), or a parameter."""
+
+    def __init__(self, table="embedding"):
+        super().__init__()
+        self.tok = nn.Embedding(20, 8)
+        self.pos = nn.Embedding(16, 8) if table == "embedding" else nn.Parameter(0.1 * torch.randn(1, 6, 8))
+        self.table, self.fc = table, nn.Linear(8, 3)
+
+    def forward(self, x):
+        positions = torch.arange(0, x.size(1), dtype=torch.long)
+        x = self.tok(x) + (self.pos(positions) if self.table == "embedding" else self.pos)
+        return self.fc(x.mean(dim=1))
+
+
+@pytest.mark.parametrize("table", ["embedding", "parameter"])
+def test_a_learned_position_table_added_in_forward_is_the_specs_position_embedding(table):
+    torch.manual_seed(0)
+    net = PositionsAdded(table)
+    imported = torch_reader().import_model(net, input_shape=(6,), loss=nn.CrossEntropyLoss())
+    assert [layer.type for layer in imported.spec.layers] == ["embedding", "position_embedding",
+                                                              "global_average_pool1d", "dense", "activation"]
+    x = np.random.default_rng(5).integers(0, 20, (8, 6))
+    with torch.no_grad():
+        expected = net(torch.from_numpy(x)).numpy()
+    np.testing.assert_allclose(spec_logits(imported, x), expected, rtol=1e-4, atol=1e-5)

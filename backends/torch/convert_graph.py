@@ -30,11 +30,11 @@ import torch
 from torch import fx
 
 from dlbench.errors import InputError
-from dlbench.spec import GRU, LSTM, Residual, SimpleRNN
+from dlbench.spec import GRU, LSTM, PositionEmbedding, Residual, SimpleRNN
 from dlbench_backends.torch import convert_layers as cl
 from dlbench_backends.torch.convert_calls import (FUNCTION_STEPS, SUPPORTED, BatchSize, Problem, causal_mask,
                                                   torch_function_names)
-from dlbench_backends.torch.convert_layers import Tensor
+from dlbench_backends.torch.convert_layers import Step, Tensor
 
 IDENTITY_METHODS = ("contiguous", "clone", "float", "to", "detach")
 RECURRENT = (SimpleRNN, LSTM, GRU)
@@ -218,6 +218,8 @@ class GraphReader:
         cl.settings(kind, module)
         if kind == "MultiheadAttention":
             return self.attention(module, args, kwargs)
+        if kind == "Embedding" and isinstance(args[0], torch.Tensor):
+            return positions_table(module, args[0])
         extra = [a for a in flat(args[1:], kwargs) if a is not None]
         if kind in cl.RNNS and all(isinstance(a, torch.Tensor) and not a.any() for a in extra):
             extra = []  # a zero initial state, the spec's
@@ -300,6 +302,9 @@ class GraphReader:
     def add(self, args, kwargs):
         """``x + f(x)`` (either order): the layers since ``x`` become one residual block."""
         a, b = args[0], args[1] if len(args) > 1 else kwargs.get("other")
+        if kwargs.get("alpha", 1) == 1 and any(isinstance(v, Tensor) for v in (a, b)) \
+                and any(isinstance(v, torch.Tensor) for v in (a, b)):
+            return self.position_embedding(*((a, b) if isinstance(a, Tensor) else (b, a)))
         if kwargs.get("alpha", 1) != 1 or not (isinstance(a, Tensor) and isinstance(b, Tensor)):
             raise Problem("an addition that is not x + f(x) of two tensors", ["residual adds x + f(x)"])
         if self.broken or a.shape is None or b.shape is None:
@@ -321,6 +326,22 @@ class GraphReader:
         self.head = Tensor(other.shape, other.channels_first, other.order)
         self.history.append((self.head, len(self.layers)))
         return self.head
+
+    def position_embedding(self, x, table) -> Tensor:
+        """``x + P`` (P a learned (1, T, d) or (T, d) parameter, or an embedding of ``arange(T)``):
+        the spec's position embedding, its table the rows that are added."""
+        x = self.consume(x, "adding a position table")
+        if x.shape is None:
+            return x
+        rows = table.squeeze(0) if table.dim() == 3 and table.shape[0] == 1 else table
+        if not table.requires_grad:
+            raise Problem("a fixed (not learned) table added to the sequence, e.g. a sinusoidal encoding",
+                          ["a learned position embedding (nn.Parameter or nn.Embedding of arange)"])
+        if len(x.shape) != 2 or x.channels_first or tuple(rows.shape) != tuple(x.shape):
+            raise Problem(f"x + a table of shape {tuple(table.shape)}, x being {x.text()}",
+                          ["x + P, P of x's shape (T, d)"])
+        step = Step([(PositionEmbedding(x.shape[0]), {"position_embeddings": cl.host(rows)})])
+        return self.push(step, x)
 
     def getitem(self, x, index):
         if isinstance(x, tuple):
@@ -381,3 +402,12 @@ def flat(args, kwargs) -> list:
 
 def same_order(a, b) -> bool:
     return (a is None and b is None) or (a is not None and b is not None and np.array_equal(a, b))
+
+
+def positions_table(module, ids):
+    """An embedding of the positions ``arange(T)`` (a constant made in forward): its first T rows."""
+    n = ids.numel()
+    if ids.dim() not in (1, 2) or not torch.equal(ids.reshape(-1).cpu(), torch.arange(n)):
+        raise Problem("an Embedding of a constant other than the positions arange(T)",
+                      ["an Embedding of token ids, or of arange(T) added to them"])
+    return module.weight[:n]
