@@ -42,6 +42,10 @@ source line, why, and what is supported. torch's conventions, converted:
   ``[Wq; Wk; Wv]`` and ``out_proj`` transposed into the spec's flat
   head-major kernels; causal when its ``attn_mask`` (computed while reading,
   e.g. ``nn.Transformer.generate_square_subsequent_mask``) is the causal one.
+* position embeddings: ``x + P`` for a learned ``P`` of x's shape (an
+  ``nn.Parameter`` of (1, T, d) or (T, d), or an ``nn.Embedding`` of
+  ``torch.arange(T)``) is the spec's ``position_embedding`` with those T
+  rows; a fixed (sinusoidal) table is refused.
 * GELU: the spec's is the tanh approximation: ``approximate='tanh'`` is read,
   the exact (erf) form is refused until the spec has it.
 * global pooling: ``AdaptiveAvg/MaxPool(k)`` whose k divides the input is a
