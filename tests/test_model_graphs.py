@@ -1,4 +1,4 @@
-"""torch modules with their own forward and Keras functional graphs, read into
+"""torch modules with their own forward (and, for benchmark, Keras functional graphs), read into
 specs: every call of a module, residual adds, the layers the spec has, and one
 error listing every part that cannot be read."""
 
@@ -21,8 +21,8 @@ def torch_reader():
     return get_plugins().backend("torch")
 
 
-def spec_logits(imported, x):
-    """The converted model's logits on ``x`` (channels-last), by the NumPy backend."""
+def spec_logits(imported, x, backend="numpy"):
+    """The converted model's logits on ``x`` (channels-last), by ``backend`` (the NumPy reference)."""
     from dlbench.data.base import Dataset
     from dlbench.data.batches import BatchPlan
     from dlbench.plugin.backend import TrainerOptions
@@ -30,7 +30,7 @@ def spec_logits(imported, x):
 
     y = np.zeros(len(x), np.int64)
     data = Dataset(x, y, x, y, 2)
-    session = prepare(get_plugins().backend("numpy"), imported.spec, data, BatchPlan(len(x), len(x), 1, 0),
+    session = prepare(get_plugins().backend(backend), imported.spec, data, BatchPlan(len(x), len(x), 1, 0),
                       TrainerOptions(), imported.weights)
     return session.trainer.predict(np.arange(len(x)))
 
@@ -144,41 +144,6 @@ def test_stacked_torch_recurrent_layers_convert_exactly_and_say_how_they_train(k
     logits = spec_logits(imported, x)
     np.testing.assert_allclose(logits - np.log(np.exp(logits).sum(1, keepdims=True)), expected, rtol=1e-4,
                                atol=1e-5)
-
-
-def keras_transformer(dropout=0.0, causal=False):
-    """keras-io's time-series Transformer encoder (see tests/published_models), small, without dropout."""
-    inputs = keras.Input((12, 3))
-    x = L.MultiHeadAttention(key_dim=4, num_heads=2, dropout=dropout)(inputs, inputs, use_causal_mask=causal)
-    x = L.Dropout(dropout)(x)
-    x = L.LayerNormalization(epsilon=1e-6)(x)
-    res = x + inputs
-    x = L.Conv1D(filters=5, kernel_size=1, activation="relu")(res)
-    x = L.Conv1D(filters=3, kernel_size=1)(x)
-    x = L.LayerNormalization(epsilon=1e-6)(x)
-    x = L.Add()([x, res])
-    x = L.GlobalAveragePooling1D()(x)
-    model = keras.Model(inputs, L.Dense(2)(x))
-    model.compile(loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), optimizer="adam")
-    return model
-
-
-@pytest.mark.parametrize("causal", [False, True])
-def test_a_keras_functional_transformer_with_residual_adds_converts_exactly(causal):
-    model = keras_transformer(causal=causal)
-    for weight in model.weights:  # biases and norms that are not their initial values
-        weight.assign(np.asarray(weight) + 0.1 * np.random.default_rng(0).standard_normal(weight.shape))
-    imported = get_plugins().backend("tensorflow").import_model(model)
-    layers = imported.spec.layers
-    assert [layer.type for layer in layers] == ["residual", "residual", "global_average_pool1d", "dense",
-                                                "activation"]
-    assert [layer.type for layer in layers[0].layers] == ["self_attention", "dropout", "layer_norm"]
-    assert layers[0].layers[0] == dlbench.SelfAttention(num_heads=2, key_dim=4, causal=causal)
-    assert layers[0].layers[2].epsilon == 1e-6
-    x = np.random.default_rng(2).standard_normal((8, 12, 3)).astype(np.float32)
-    y = np.arange(8) % 2
-    np.testing.assert_allclose(spec_logits(imported, x), np.asarray(model(x, training=False)), rtol=1e-4, atol=1e-5)
-    assert first_loss(imported, x, y) == pytest.approx(float(model.loss(y, model(x, training=True))), rel=1e-5)
 
 
 class ThreeProblems(nn.Module):
@@ -302,20 +267,6 @@ def test_a_torch_sequence_model_takes_its_data_batch_first_as_torch_does():
     assert results.rows[0].metrics["loss_history"][0] == pytest.approx(expected, rel=1e-5)
 
 
-def test_a_keras_layer_called_twice_is_applied_twice_unless_it_has_weights():
-    relu = L.ReLU()
-    inputs = keras.Input((4,))
-    outputs = L.Dense(2, activation="softmax")(relu(L.Dense(3)(relu(inputs))))
-    model = keras.Model(inputs, outputs)
-    spec = dlbench.from_keras(model, loss="categorical_crossentropy", optimizer="adam")
-    assert [layer.type for layer in spec.layers] == ["activation", "dense", "activation", "dense"]
-    shared = L.Dense(4)
-    model = keras.Model(inputs, L.Dense(2, activation="softmax")(shared(shared(inputs))))
-    with pytest.raises(InputError, match=r"layer 1 \('dense_\d+', Dense\): the layer is called at two places: "
-                                         "its weights are shared"):
-        dlbench.from_keras(model, loss="categorical_crossentropy", optimizer="adam")
-
-
 def test_a_reshape_of_the_input_says_which_input_shape_makes_it_nothing():
     class Rows(nn.Module):
         def __init__(self):
@@ -330,22 +281,6 @@ def test_a_reshape_of_the_input_says_which_input_shape_makes_it_nothing():
                                          "the input: input_shape= the shape it makes"):
         dlbench.from_torch(Rows(), (1, 28, 28), loss=nn.CrossEntropyLoss())
     assert dlbench.from_torch(Rows(), (28, 28), loss=nn.CrossEntropyLoss()).input_shape == (28, 28)
-
-
-@pytest.mark.parametrize("kind", ["LSTM", "GRU", "SimpleRNN"])
-def test_keras_embedding_and_stacked_recurrent_layers_convert_exactly(kind):
-    layer = getattr(L, kind)
-    model = keras.Sequential([keras.Input((7,)), L.Embedding(30, 5), layer(6, return_sequences=True), L.Dropout(0.0),
-                              layer(4), L.Dense(3)])
-    model.compile(loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), optimizer="sgd")
-    for weight in model.weights:  # biases that are not their initial values
-        weight.assign(np.asarray(weight) + 0.1 * np.random.default_rng(0).standard_normal(weight.shape))
-    imported = get_plugins().backend("tensorflow").import_model(model)
-    kinds = [layer.type for layer in imported.spec.layers]
-    rnn = {"LSTM": "lstm", "GRU": "gru", "SimpleRNN": "simple_rnn"}[kind]
-    assert kinds == ["embedding", rnn, "dropout", rnn, "dense", "activation"]
-    x = np.random.default_rng(3).integers(0, 30, (8, 7))
-    np.testing.assert_allclose(spec_logits(imported, x), np.asarray(model(x, training=False)), rtol=1e-4, atol=1e-5)
 
 
 class TextCNN(nn.Module):
@@ -423,3 +358,49 @@ def test_a_learned_position_table_added_in_forward_is_the_specs_position_embeddi
     with torch.no_grad():
         expected = net(torch.from_numpy(x)).numpy()
     np.testing.assert_allclose(spec_logits(imported, x), expected, rtol=1e-4, atol=1e-5)
+
+
+class BasicBlock(nn.Module):
+    """A ResNet basic block as torchvision writes it: BatchNorm in the branch, ``out += identity``."""
+
+    def __init__(self, channels):
+        super().__init__()
+        self.conv1, self.bn1 = nn.Conv2d(channels, channels, 3, padding=1), nn.BatchNorm2d(channels)
+        self.conv2, self.bn2 = nn.Conv2d(channels, channels, 3, padding=1), nn.BatchNorm2d(channels)
+        self.relu = nn.ReLU(inplace=True)
+
+    def forward(self, x):
+        identity = x
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        out += identity
+        return self.relu(out)
+
+
+class TinyResNet(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.stem, self.layer1 = nn.Conv2d(1, 4, 3, padding=1), nn.Sequential(BasicBlock(4), BasicBlock(4))
+        self.avgpool, self.fc = nn.AdaptiveAvgPool2d((1, 1)), nn.Linear(4, 10)
+
+    def forward(self, x):
+        x = self.layer1(F.relu(self.stem(x)))
+        return self.fc(torch.flatten(self.avgpool(x), 1))
+
+
+@pytest.mark.parametrize("backend", ["numpy", "torch", "tensorflow", "jax"])
+def test_resnet_blocks_on_feature_maps_convert_exactly_on_every_backend(backend):
+    """Residual blocks of convolutions and BatchNorm (moving statistics of their own), adaptive pooling."""
+    torch.manual_seed(0)
+    net = TinyResNet()
+    with torch.no_grad():
+        net.train()(torch.randn(16, 1, 8, 8) * 2 + 1)
+    imported = torch_reader().import_model(net.eval(), input_shape=(1, 8, 8), loss=nn.CrossEntropyLoss())
+    assert [layer.type for layer in imported.spec.layers] == ["conv2d", "activation", "residual", "activation",
+                                                              "residual", "activation", "averagepool2d", "flatten",
+                                                              "dense", "activation"]
+    x = np.random.default_rng(6).standard_normal((8, 1, 8, 8)).astype(np.float32)
+    with torch.no_grad():
+        expected = net(torch.from_numpy(x)).numpy()
+    ours = spec_logits(imported, np.ascontiguousarray(np.moveaxis(x, 1, -1)), backend)
+    np.testing.assert_allclose(ours, expected, rtol=1e-4, atol=1e-5)
