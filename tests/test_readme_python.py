@@ -32,7 +32,8 @@ def commands(path: Path) -> dict[str, str]:
 
 def test_the_readme_shows_the_python_api_pages_first_example():
     readme = section_examples(README, "From Python")
-    assert len(readme) == 1
+    assert len(readme) == 2  # a Keras model, then a torch class with its own forward
+    assert "class Net(nn.Module)" in readme[1] and "def forward" in readme[1]
     assert "dlbench.benchmark(model" in readme[0] and "results.plot()" in readme[0]
     assert len([line for line in readme[0].splitlines() if line.strip()]) <= 6
     assert section_examples(PYTHON_API)[0] == readme[0]  # so the page's examples continue the README's
@@ -62,7 +63,12 @@ def test_every_example_runs(tmp_path, monkeypatch):
     pytest.importorskip("pandas")
     monkeypatch.chdir(tmp_path)  # the examples write xor.html and xor.json
     namespace: dict = {}
-    exec(compile(section_examples(README, "From Python")[0], str(README), "exec"), namespace)
+    keras_example, torch_example = section_examples(README, "From Python")
+    exec(compile(keras_example, str(README), "exec"), namespace)
+    torch_namespace = dict(namespace)  # the page's examples go on from the Keras example's results
+    exec(compile(torch_example, str(README), "exec"), torch_namespace)
+    assert [r.status for r in torch_namespace["results"].rows] == ["ok", "ok"]  # the torch class: numpy, torch
+    assert torch_namespace["results"].rows[1].agrees
     for example in section_examples(PYTHON_API)[1:]:
         exec(compile(example, str(PYTHON_API), "exec"), namespace)
     results, again, frame = namespace["results"], namespace["again"], namespace["frame"]
