@@ -219,8 +219,10 @@ BARE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
 
 
 def layer_table(layer) -> dict:
-    """``{type = "conv2d", filters = 16, ...}``: every field but the shape, which the model infers."""
-    fields = {f.name: getattr(layer, f.name) for f in dataclasses.fields(layer) if f.name != "input_shape"}
+    """``{type = "conv2d", filters = 16, ...}``: every field but the shape, which the model infers, and
+    those that are None (an activation's ``alpha`` where it takes none: TOML has no null)."""
+    fields = {f.name: getattr(layer, f.name) for f in dataclasses.fields(layer)
+              if f.name != "input_shape" and getattr(layer, f.name) is not None}
     if layer.type == "residual":  # a block's layers are tables too
         fields["layers"] = [layer_table(inner) for inner in layer.layers]
     return {"type": layer.type, **fields}

@@ -15,9 +15,17 @@ col2im — adding each kernel offset's patch gradient back in place — for
 dE/dX, a loop over the kh*kw offsets, never over samples or pixels.
 1-D layers are the 2-D ones with a height of 1.
 
-Activations map dE/dy to dE/dx = f'(x) * dE/dy (softmax: s * (g - sum(g*s))).
-GELU is the tanh form, y = x (1 + tanh(u)) / 2 with u = c (x + a x^3),
-c = sqrt(2/pi), a = 0.044715; dy/dx = (1 + t) / 2 + x (1 - t^2) c (1 + 3 a x^2) / 2.
+Activations map dE/dy to dE/dx = f'(x) * dE/dy (softmax: s * (g - sum(g*s))),
+the conventions of :mod:`dlbench.spec.layers`:
+
+* GELU, tanh form (``gelu``, ``gelu_tanh``): y = x (1 + tanh(u)) / 2 with
+  u = c (x + a x^3), c = sqrt(2/pi), a = 0.044715;
+  dy/dx = (1 + t) / 2 + x (1 - t^2) c (1 + 3 a x^2) / 2.
+* GELU, erf form (``gelu_erf``): y = x Phi(x), Phi(x) = (1 + erf(x / sqrt(2))) / 2
+  (SciPy's erf); dy/dx = Phi(x) + x exp(-x^2 / 2) / sqrt(2 pi).
+* leaky_relu: y = x (x > 0), alpha x (else); dy/dx = 1 or alpha (alpha at 0).
+* elu: y = x (x > 0), alpha expm1(x) (else); dy/dx = 1 or y + alpha (= alpha e^x).
+* silu: y = x s, s = sigmoid(x); dy/dx = s (1 + x (1 - s)).
 """
 
 from __future__ import annotations
@@ -26,14 +34,17 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from dlbench.plugin.helpers import as_2d, padding_pairs_2d, signal_as_image
+from dlbench.spec.layers import ACTIVATION_ALPHA
 from dlbench_backends.numpy.precision import PLAIN, Arithmetic
 
 GELU_C, GELU_A = np.sqrt(2.0 / np.pi), 0.044715
+SQRT_HALF, INV_SQRT_2PI = float(np.sqrt(0.5)), float(1.0 / np.sqrt(2.0 * np.pi))  # weak scalars: x's dtype
 
 
 class DenseLayer:
     """z = X W + b; on a sequence X (batch, time, in) the same for every
-    timestep, and the gradients sum over batch and time (X as (batch*time, in))."""
+    timestep, and the gradients sum over batch and time (X as (batch*time, in)).
+    Without a ``bias`` among the parameters (``use_bias = false``): z = X W."""
 
     def __init__(self, params: dict, grads: dict, input_grad: bool = True, arith: Arithmetic = PLAIN):
         self.params, self.grads, self.input_grad, self.arith = params, grads, input_grad, arith
@@ -42,13 +53,15 @@ class DenseLayer:
     def forward(self, x: np.ndarray, training: bool = True) -> np.ndarray:
         self.x = x
         z = self.arith.matmul(x, self.params["kernel"])
-        z += self.params["bias"]
+        if "bias" in self.params:
+            z += self.params["bias"]
         return z
 
     def backward(self, dz: np.ndarray) -> np.ndarray | None:
         x, dz2 = self.x.reshape(-1, self.x.shape[-1]), dz.reshape(-1, dz.shape[-1])
         self.arith.matmul(x.T, dz2, out=self.grads["kernel"])
-        self.grads["bias"][...] = self.arith.bias_grad(dz2)
+        if "bias" in self.grads:
+            self.grads["bias"][...] = self.arith.bias_grad(dz2)
         return self.arith.matmul(dz, self.params["kernel"].T) if self.input_grad else None
 
 
@@ -58,8 +71,8 @@ class ActivationLayer:
     params: dict = {}
     grads: dict = {}
 
-    def __init__(self, name: str):
-        self.name = name
+    def __init__(self, name: str, alpha: float | None = None):
+        self.name, self.alpha = name, ACTIVATION_ALPHA.get(name) if alpha is None else alpha
         self.y = None
         # forward(x, training) and backward(dy) are the activation's own methods, bound
         # once: no dispatch per call (a batch-1 prediction is a few microseconds)
@@ -123,6 +136,61 @@ class ActivationLayer:
         dy *= slope
         return dy
 
+    _gelu_tanh_forward, _gelu_tanh_backward = _gelu_forward, _gelu_backward
+
+    # The activations below never write into their input: a layer before may still hold it
+    # for its own backward pass (a max-pool compares its input with its output).
+    def _gelu_erf_forward(self, x, training=True):
+        from scipy.special import erf  # imported on first use: listing backends stays instant
+
+        self.x = x
+        self.phi = erf(x * SQRT_HALF)
+        self.phi += 1.0
+        self.phi *= 0.5
+        return x * self.phi
+
+    def _gelu_erf_backward(self, dy):
+        x = self.x
+        slope = np.exp(-0.5 * x * x)
+        slope *= x
+        slope *= INV_SQRT_2PI
+        slope += self.phi
+        dy *= slope
+        return dy
+
+    def _leaky_relu_forward(self, x, training=True):
+        self.negative = x <= 0
+        return np.multiply(x, self.alpha, out=x.copy(), where=self.negative)
+
+    def _leaky_relu_backward(self, dy):
+        np.multiply(dy, self.alpha, out=dy, where=self.negative)
+        return dy
+
+    def _elu_forward(self, x, training=True):
+        self.negative = x <= 0
+        y = np.expm1(x, out=x.copy(), where=self.negative)
+        np.multiply(y, self.alpha, out=y, where=self.negative)
+        self.slope = y + self.alpha  # alpha e^x where x <= 0 (its own array: y may be overwritten after)
+        return y
+
+    def _elu_backward(self, dy):
+        np.multiply(dy, self.slope, out=dy, where=self.negative)
+        return dy
+
+    def _silu_forward(self, x, training=True):
+        self.x = x
+        self.s = self._sigmoid_forward(x.copy())
+        return x * self.s
+
+    def _silu_backward(self, dy):
+        s = self.s
+        slope = 1.0 - s
+        slope *= self.x
+        slope += 1.0
+        slope *= s
+        dy *= slope
+        return dy
+
     def _softmax_forward(self, x, training=True):
         x -= x.max(axis=-1, keepdims=True)
         y = np.exp(x, out=x)
@@ -179,7 +247,8 @@ class ConvLayer:
         self.out_shape = win.shape[:3]
         self.cols = win.reshape(-1, win.shape[3] * win.shape[4] * win.shape[5])
         z = self.arith.matmul(self.cols, self._kernel_matrix(self.params["kernel"]))
-        z += self.params["bias"]
+        if "bias" in self.params:
+            z += self.params["bias"]
         z = z.reshape(*self.out_shape, -1)
         return z[:, 0] if self.ndim == 1 else z
 
@@ -190,7 +259,8 @@ class ConvLayer:
         c = self.x_shape[-1]
         dk = self.arith.matmul(self.cols.T, dz2).reshape(c, kh, kw, f).transpose(1, 2, 0, 3)
         self.grads["kernel"][...] = dk.reshape(self.grads["kernel"].shape)
-        self.grads["bias"][...] = self.arith.bias_grad(dz2)
+        if "bias" in self.grads:
+            self.grads["bias"][...] = self.arith.bias_grad(dz2)
         if not self.input_grad:
             return None
         dcols = self.arith.matmul(dz2, self._kernel_matrix(self.params["kernel"]).T).reshape(
@@ -237,7 +307,8 @@ class PoolLayer:
             combine(y, x[index], out=y)
         if self.kind != "max":
             y /= len(slices)
-        self.y = y
+        else:  # backward compares the input with the maximum: a private copy, since the layer
+            self.y = y.copy()  # after (an activation working in place) may overwrite what is returned
         return y[:, 0] if self.ndim == 1 else y
 
     def backward(self, dy: np.ndarray) -> np.ndarray:
@@ -255,6 +326,38 @@ class PoolLayer:
                 routed |= hit
                 dx[index] += dy * hit
         return dx[:, 0] if self.ndim == 1 else dx
+
+
+class GlobalPoolLayer:
+    """Global average or max pooling, (B, ..., C) -> (B, C), over the positions
+    seen as one axis (B, P, C): the mean (its gradient dE/dy / P everywhere), or
+    the maximum, whose gradient goes to the first maximum (NumPy's argmax) by one
+    put_along_axis; no loop over samples or positions."""
+
+    params: dict = {}
+    grads: dict = {}
+
+    def __init__(self, kind: str, arith: Arithmetic = PLAIN):
+        self.kind, self.arith = kind, arith
+
+    def forward(self, x: np.ndarray, training: bool = True) -> np.ndarray:
+        self.shape = x.shape
+        positions = x.reshape(len(x), -1, x.shape[-1])
+        if self.kind == "average":
+            return self.arith.sum(positions, 1) / positions.shape[1]
+        self.first = np.argmax(positions, axis=1)[:, None, :]
+        return np.take_along_axis(positions, self.first, axis=1)[:, 0]
+
+    def backward(self, dy: np.ndarray) -> np.ndarray:
+        batch, channels = dy.shape
+        count = self.shape[1:-1]
+        n = int(np.prod(count))
+        if self.kind == "average":
+            dx = np.broadcast_to((dy / n)[:, None, :], (batch, n, channels)).copy()
+        else:
+            dx = np.zeros((batch, n, channels), dy.dtype)
+            np.put_along_axis(dx, self.first, dy[:, None, :], axis=1)
+        return dx.reshape(self.shape)
 
 
 class FlattenLayer:

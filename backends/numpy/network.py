@@ -15,11 +15,12 @@ import math
 import numpy as np
 
 from dlbench.spec import (Activation, AveragePool1D, AveragePool2D, BatchNormalization, Conv1D, Conv2D,
-                          Dense, Dropout, Embedding, Flatten, MaxPool1D, MaxPool2D, ModelSpec, is_trained)
+                          Dense, Dropout, Embedding, Flatten, GLOBAL_POOLS, MaxPool1D, MaxPool2D, ModelSpec,
+                          activation_alpha, is_trained)
 from dlbench.spec.init import STREAM_BACKEND, rng_for
 from dlbench_backends.numpy.precision import PLAIN, Arithmetic
 from dlbench_backends.numpy.kernels import (ActivationLayer, BatchNormLayer, ConvLayer, DenseLayer, DropoutLayer,
-                                            FlattenLayer, PoolLayer)
+                                            FlattenLayer, GlobalPoolLayer, PoolLayer)
 from dlbench_backends.numpy.losses import LOSSES
 from dlbench.spec.sequence import RECURRENT_LAYERS
 from dlbench_backends.numpy.recurrent import RecurrentLayer
@@ -56,7 +57,7 @@ class Network:
             self.layers.extend(self._build_with_activation(layer, in_shape, self._params[i], self._grads[i],
                                                            self._state[i], input_grad=trained_before))
             trained_before = trained_before or bool(self._params[i])
-        self.output = ActivationLayer(spec.output_activation)
+        self.output = ActivationLayer(spec.output_activation, spec.output_alpha)
         self.loss = LOSSES[spec.loss]
 
     def _build_with_activation(self, layer, in_shape, params: dict, grads: dict, state: dict,
@@ -65,7 +66,7 @@ class Network:
         statistics ``state``), then its activation if any."""
         built = [self._build(layer, in_shape, params, grads, state, input_grad)]
         if getattr(layer, "activation", "linear") != "linear":
-            built.append(ActivationLayer(layer.activation))
+            built.append(ActivationLayer(layer.activation, activation_alpha(layer)))
         return built
 
     def _build(self, layer, in_shape, params: dict, grads: dict, state: dict, input_grad: bool):
@@ -80,6 +81,8 @@ class Network:
             return PoolLayer(layer, "max")
         if isinstance(layer, (AveragePool1D, AveragePool2D)):
             return PoolLayer(layer, "average")
+        if isinstance(layer, GLOBAL_POOLS):
+            return GlobalPoolLayer(layer.kind, self.arith)
         if isinstance(layer, Flatten):
             return FlattenLayer()
         if isinstance(layer, Dropout):
