@@ -8,7 +8,7 @@ import pytest
 
 from dlbench.errors import InputError
 from dlbench.spec import (Activation, BatchNormalization, Conv1D, Conv2D, Dense, Flatten, GlobalAveragePool2D,
-                          GlobalMaxPool1D, GlobalMaxPool2D, Sequential, activation_alpha)
+                          GlobalMaxPool1D, GlobalMaxPool2D, Residual, Sequential, activation_alpha)
 from dlbench.spec.flops import ACTIVATION_FLOPS, training_step_flops
 from dlbench.spec.memory import training_memory_bytes
 
@@ -76,3 +76,19 @@ def test_every_activation_has_a_flop_count_and_gelu_counts_as_its_tanh_form():
         "categorical_crossentropy", "sgd")
     linear = Sequential([Dense(5, input_shape=(3,)), Dense(2, "softmax")]).compile("categorical_crossentropy", "sgd")
     assert training_step_flops(dense, 4) - training_step_flops(linear, 4) == (5 + 5) * 4 * 5
+
+
+def test_a_residual_shortcut_counts_its_layers_flops_and_parameters():
+    block = Residual([Conv2D(4, 3, strides=2, padding="same", use_bias=False), BatchNormalization()],
+                     shortcut=[Conv2D(4, 1, strides=2, use_bias=False), BatchNormalization()])
+    spec = Sequential([Conv2D(2, 1, input_shape=(6, 6, 2)), block, GlobalAveragePool2D(), Dense(3, "softmax")]
+                      ).compile("categorical_crossentropy", "sgd")
+    assert spec.shapes[1][1] == (3, 3, 4) and spec.param_shapes()[1]["shortcut.0.kernel"] == (1, 1, 2, 4)
+    assert spec.n_params == 2 * 2 + 2 + (3 * 3 * 2 * 4 + 2 * 4) + (2 * 4 + 2 * 4) + 4 * 3 + 3
+    positions = 4 * 3 * 3  # batch 4, a 3x3 output
+    shortcut = 3 * (2 * positions * 2 * 4) + 20 * positions * 4  # its convolution (not the first layer), its BN
+    main = 3 * (2 * positions * 18 * 4) + 20 * positions * 4
+    head = 2 * 4 * 3 * 3 * 4 + 3 * (2 * 4 * 4 * 3) + 2 * 4 * 3 + 6 * 4 * 3  # pool; dense (3 matmuls), bias; loss
+    first = 2 * 2 * 4 * 36 * 2 * 2 + 2 * 4 * 36 * 2  # the first convolution: forward, kernel gradient; its bias
+    update = 2 * spec.n_params
+    assert training_step_flops(spec, 4) == first + main + shortcut + 2 * positions * 4 + head + update

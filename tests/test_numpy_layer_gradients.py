@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from dlbench.spec import (Activation, BatchNormalization, Conv1D, Conv2D, Dense, Flatten, GlobalAveragePool2D,
-                          GlobalMaxPool1D, GlobalMaxPool2D, MaxPool1D, MaxPool2D, Sequential)
+                          GlobalMaxPool1D, GlobalMaxPool2D, MaxPool1D, MaxPool2D, Residual, Sequential)
 from dlbench.spec.init import initial_weights
 from dlbench_backends.numpy.kernels import ActivationLayer, GlobalPoolLayer
 from dlbench_backends.numpy.network import Network
@@ -113,6 +113,16 @@ NETWORKS = {
     "global-max-pool2d": [Conv2D(3, 2, input_shape=(5, 4, 2)), GlobalMaxPool2D(), Activation("elu"),
                           Dense(3, "softmax")],
     "global-max-pool1d": [Conv1D(3, 2, input_shape=(7, 2)), GlobalMaxPool1D(), Dense(3, "softmax")],
+    # ResNet's basic block with the projection shortcut: a strided 1x1 convolution and BatchNormalization
+    "residual-projection-shortcut": [
+        Conv2D(3, 2, input_shape=(5, 5, 2)),
+        Residual([Conv2D(4, 3, strides=2, padding="same", use_bias=False), BatchNormalization(0.9, 1e-3),
+                  Activation("relu"), Conv2D(4, 3, padding="same", use_bias=False), BatchNormalization(0.9, 1e-3)],
+                 shortcut=[Conv2D(4, 1, strides=2, use_bias=False), BatchNormalization(0.9, 1e-3)]),
+        Activation("elu"), GlobalAveragePool2D(), Dense(3, "softmax")],
+    "residual-dense-shortcut": [Dense(4, "tanh", input_shape=(4,)),
+                                Residual([Dense(6, "silu"), Dense(3)], shortcut=[Dense(3, use_bias=False)]),
+                                Dense(3, "softmax")],
 }
 
 

@@ -72,8 +72,11 @@ NEWER_IMAGE = Sequential([
 NEWER_POOLS = Sequential([
     Conv1D(3, kernel_size=2, use_bias=False), GlobalMaxPool1D(), Dense(2, "softmax"),
 ], input_shape=(9, 2)).compile("categorical_crossentropy", Adam(0.01))
-NEWER_MAX2D = Sequential([GlobalMaxPool2D(), Dense(2, "softmax")], input_shape=(4, 4, 3)).compile(
-    "categorical_crossentropy", Adam(0.01))
+NEWER_MAX2D = Sequential([
+    Residual([Conv2D(4, 3, strides=2, padding="same", use_bias=False), BatchNormalization()],
+             shortcut=[Conv2D(4, 1, strides=2, use_bias=False), BatchNormalization(momentum=0.9)]),
+    GlobalMaxPool2D(), Dense(2, "softmax"),
+], input_shape=(4, 4, 3)).compile("categorical_crossentropy", Adam(0.01))
 NEWER = (NEWER_IMAGE, NEWER_POOLS, NEWER_MAX2D)
 
 

@@ -45,6 +45,7 @@ from dlbench.plugin.helpers import padding_pairs
 from dlbench.spec import (ACTIVATION_ALPHA, GLOBAL_POOLS, Activation, AveragePool1D, AveragePool2D,
                           BatchNormalization, Conv1D, Conv2D, Dense, Dropout, Flatten, MaxPool1D, MaxPool2D, ModelSpec,
                           Residual, activation_alpha, is_trained, layer_activation)
+from dlbench.spec.transformer import nested_layers
 from dlbench_backends.jax.kernels import make_conv, make_max_pool
 from dlbench_backends.jax.transformer import TRANSFORMER_BUILDERS
 from dlbench_backends.jax.sequence import SEQUENCE_BUILDERS
@@ -222,7 +223,7 @@ def build_network(spec: ModelSpec, precision, seed: int = 0, custom_vjp: bool = 
     statistics over (data parallelism), None for per-replica statistics."""
     builders = {**BUILDERS, BatchNormalization: functools.partial(batchnorm_layer, replica_axis=replica_axis)}
     if replica_axis is not None and any(isinstance(inner, BatchNormalization) for layer in spec.layers
-                                        if isinstance(layer, Residual) for inner in layer.layers):
+                                        if isinstance(layer, Residual) for inner in nested_layers([layer])):
         raise InputError("the jax backend synchronizes BatchNormalization statistics of top-level layers only, "
                          "not inside a residual block", field="--sync-batchnorm")
     layers = [(builders[type(layer)](layer, in_shape, precision, custom_vjp),

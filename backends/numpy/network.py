@@ -34,6 +34,7 @@ class Network:
 
     def __init__(self, spec: ModelSpec, weights, dtype=np.float32, seed: int = 0, arith: Arithmetic = PLAIN):
         self.arith = arith  # how matmuls round and sum (mixed precision; the certificate's twins)
+        self._names = [list(layer) for layer in weights]
         trained = [(i, name, w) for i, layer in enumerate(weights) for name, w in layer.items()
                    if is_trained(name)]
         self.theta = np.zeros(sum(w.size for _, _, w in trained), dtype)
@@ -119,8 +120,10 @@ class Network:
         return loss
 
     def weights(self):
-        return [{name: v.copy() for name, v in {**params, **state}.items()}
-                for params, state in zip(self._params, self._state)]
+        """Copies, each layer's in the order it was given (a residual block's moving
+        statistics among its other parameters, not after them)."""
+        return [{name: {**params, **state}[name].copy() for name in names}
+                for names, params, state in zip(self._names, self._params, self._state)]
 
     def per_layer(self, flat: np.ndarray) -> list[dict[str, np.ndarray]]:
         """Views of a buffer laid out like ``theta``, per layer and parameter."""

@@ -287,9 +287,8 @@ def module_tensors(module, layer) -> dict:
 
 def to_torch_layout(layer, name: str, value, like):
     """A canonical array as a host tensor in the layout of ``like`` (the torch tensor it goes into)."""
-    if isinstance(layer, Residual):  # "<j>.<name>": inner layer j's own conversion
-        j, inner = name.split(".", 1)
-        return to_torch_layout(layer.layers[int(j)], inner, value, like)
+    if isinstance(layer, Residual):  # "<j>.<name>", "shortcut.<k>.<name>": that inner layer's own conversion
+        return to_torch_layout(*layer.part(name), value, like)
     t = torch.from_numpy(np.ascontiguousarray(value, np.float32))
     if isinstance(layer, SEQUENCE_LAYERS):
         return sequence_to_torch(layer, name, t)
@@ -304,8 +303,7 @@ def to_torch_layout(layer, name: str, value, like):
 def to_canonical(layer, name: str, tensor) -> np.ndarray:
     """A torch tensor (a parameter, or optimizer state shaped like it) in the canonical layout (host copy)."""
     if isinstance(layer, Residual):
-        j, inner = name.split(".", 1)
-        return to_canonical(layer.layers[int(j)], inner, tensor)
+        return to_canonical(*layer.part(name), tensor)
     if isinstance(layer, SEQUENCE_LAYERS):
         return _host(sequence_to_canonical(layer, name, tensor))
     if name != "kernel":

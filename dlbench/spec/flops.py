@@ -46,8 +46,9 @@ of ``B`` samples:
 * PositionEmbedding: 1 forward (the add) + 1 backward (the batch sum) per
   element. GlobalAveragePool1D and the other global pools (average or max,
   1-D or 2-D): 1 forward + 1 backward per input element.
-* Residual: its inner layers (never counted as the first layer) plus 1
-  forward (the add) and 1 backward (adding the two gradients) per element.
+* Residual: its inner layers and its shortcut's (never counted as the first
+  layer) plus 1 forward (the add) and 1 backward (adding the two gradients)
+  per element.
 * Update per trained parameter: sgd 2 (``W -= lr*g``), sgd with momentum 4,
   adam 12 (two moment updates, square root, division, bias corrections).
 
@@ -98,8 +99,9 @@ def layer_flops(layer, in_shape, out_shape, batch: int, first: bool) -> int:
     n_out = batch * math.prod(out_shape)
     flops = 0
     if isinstance(layer, Residual):
+        chains = [*zip(layer.layers, layer.inner_shapes(in_shape)), *zip(layer.shortcut, layer.shortcut_shapes(in_shape))]
         flops += 2 * n_out + sum(layer_flops(inner, shape_in, shape_out, batch, first=False)
-                                 for inner, (shape_in, shape_out) in zip(layer.layers, layer.inner_shapes(in_shape)))
+                                 for inner, (shape_in, shape_out) in chains)
     elif isinstance(layer, SelfAttention):
         flops += attention_flops(layer, in_shape, batch, first)
     elif isinstance(layer, LayerNormalization):

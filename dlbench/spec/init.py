@@ -14,7 +14,8 @@ LSTM's forget-gate slice ``bias[units:2*units]``, which is 1
 in layer order, parameter by parameter.
 The attention projections (``query_kernel``, ...) and position embeddings are
 glorot-uniform too, over their 2-D shapes; a residual block's inner
-parameters (``"<j>.<name>"``) are drawn like top-level ones, in its order.
+parameters (``"<j>.<name>"``, then its shortcut's ``"shortcut.<k>.<name>"``)
+are drawn like top-level ones, in its order.
 """
 
 from __future__ import annotations
@@ -66,9 +67,8 @@ def initial_parameter(layer, name: str, shape, rng: np.random.Generator) -> np.n
     from dlbench.spec.sequence import EMBEDDING_INIT_RANGE, LSTM
     from dlbench.spec.transformer import Residual
 
-    if isinstance(layer, Residual):  # "<j>.<name>": inner layer j's own rule
-        j, inner = name.split(".", 1)
-        return initial_parameter(layer.layers[int(j)], inner, shape, rng)
+    if isinstance(layer, Residual):  # "<j>.<name>", "shortcut.<k>.<name>": that inner layer's own rule
+        return initial_parameter(*layer.part(name), shape, rng)
     if name == "recurrent_kernel":
         return orthogonal(rng, shape)
     if name == "kernel" or name.endswith("_kernel") or name == "position_embeddings":  # attention projections
