@@ -77,8 +77,8 @@ def _check_keys(table: dict, allowed, prefix: str) -> None:
             raise InputError(f"unknown key {key!r}; {one_of(allowed)}", field=f"{prefix}{key}")
 
 
-def _layer(table, index: int, within: str = "model.", chain: str = "layers"):
-    field_name = f"{within}{chain}[{index}]"
+def _layer(table, index: int, within: str = "model.", chain: str = "layers", field_name: str | None = None):
+    field_name = field_name or f"{within}{chain}[{index}]"
     if not isinstance(table, dict):
         raise InputError(f"must be a table like {{ type = \"dense\", units = 10 }}, got {table!r}",
                          field=field_name)
@@ -90,6 +90,8 @@ def _layer(table, index: int, within: str = "model.", chain: str = "layers"):
         options["layers"] = [_layer(t, j, f"{field_name}.") for j, t in enumerate(options["layers"])]
     if cls.type == "residual" and isinstance(options.get("shortcut"), list):  # and its shortcut's
         options["shortcut"] = [_layer(t, j, f"{field_name}.", "shortcut") for j, t in enumerate(options["shortcut"])]
+    if cls.type == "bidirectional" and "layer" in options:  # the wrapped layer is a table too
+        options["layer"] = _layer(options["layer"], 0, field_name=f"{field_name}.layer")
     try:
         return cls(**options)
     except InputError as exc:
@@ -230,6 +232,8 @@ def layer_table(layer) -> dict:
         fields.pop("shortcut")
         if layer.shortcut:
             fields["shortcut"] = [layer_table(inner) for inner in layer.shortcut]
+    if layer.type == "bidirectional":
+        fields["layer"] = layer_table(layer.layer)
     return {"type": layer.type, **fields}
 
 

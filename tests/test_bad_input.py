@@ -31,7 +31,7 @@ FILE_CASES = [
     ("unknown top-level key", 'name = "case"', 'name = "case"\nauthor = "me"', "author: unknown key 'author'"),
     ("unknown layer type", 'type = "dense", units = 32', 'type = "dens", units = 32',
      "model.layers[0].type: unknown 'dens'; expected one of activation, averagepool1d, averagepool2d, "
-     "batchnorm, conv1d, conv2d, dense, dropout, embedding, flatten, global_average_pool1d, global_average_pool2d, "
+     "batchnorm, bidirectional, conv1d, conv2d, dense, dropout, embedding, flatten, global_average_pool1d, global_average_pool2d, "
      "global_max_pool1d, global_max_pool2d, gru, layer_norm, lstm, maxpool1d, maxpool2d, position_embedding, residual, "
      "self_attention, simple_rnn"),
     ("unknown activation", 'activation = "relu"', 'activation = "rlu"',
@@ -94,6 +94,11 @@ FILE_CASES = [
     ("global pooling of a vector", '{ type = "dense", units = 32, activation = "relu" }',
      '{ type = "global_max_pool2d" }, { type = "dense", units = 32, activation = "relu" }',
      "model.layers[0]: global_max_pool2d needs a 3-D input (height, width, channels), got shape (64,)"),
+    ("bidirectional around a dense layer", '{ type = "dense", units = 32, activation = "relu" }',
+     '{ type = "bidirectional", layer = { type = "dense", units = 32 } }',
+     "model.layers[0].layer: must be a simple_rnn, lstm or gru layer, got 'dense'"),
+    ("bidirectional around a name", '{ type = "dense", units = 32, activation = "relu" }',
+     '{ type = "bidirectional", layer = "lstm" }', "model.layers[0].layer: must be a table like"),
     ("expected accuracy malformed", 'name = "case"', 'name = "case"\nexpected_accuracy = [0.9]',
      "expected_accuracy: must be [low, high]"),
 ]

@@ -10,6 +10,7 @@ import pytest
 from dlbench.spec import (Activation, BatchNormalization, Conv1D, Conv2D, Dense, Flatten, GlobalAveragePool2D,
                           GlobalMaxPool1D, GlobalMaxPool2D, MaxPool1D, MaxPool2D, Residual, Sequential)
 from dlbench.spec.init import initial_weights
+from dlbench.spec.sequence import GRU, LSTM, Bidirectional, SimpleRNN
 from dlbench_backends.numpy.kernels import ActivationLayer, GlobalPoolLayer
 from dlbench_backends.numpy.network import Network
 from test_numpy_gradients import numeric_gradient
@@ -120,6 +121,11 @@ NETWORKS = {
                   Activation("relu"), Conv2D(4, 3, padding="same", use_bias=False), BatchNormalization(0.9, 1e-3)],
                  shortcut=[Conv2D(4, 1, strides=2, use_bias=False), BatchNormalization(0.9, 1e-3)]),
         Activation("elu"), GlobalAveragePool2D(), Dense(3, "softmax")],
+    "bidirectional-lstm-sequences": [Bidirectional(LSTM(3, return_sequences=True), input_shape=(5, 2)),
+                                     Bidirectional(GRU(2)), Dense(3, "softmax")],
+    "bidirectional-simple-rnn-after-a-dense": [Dense(3, "tanh", input_shape=(4, 2)),
+                                                Bidirectional(SimpleRNN(3, return_sequences=True)),
+                                                GlobalMaxPool1D(), Dense(3, "softmax")],
     "residual-dense-shortcut": [Dense(4, "tanh", input_shape=(4,)),
                                 Residual([Dense(6, "silu"), Dense(3)], shortcut=[Dense(3, use_bias=False)]),
                                 Dense(3, "softmax")],
@@ -152,3 +158,28 @@ def test_global_average_pool_is_the_mean_over_every_position():
     layer = GlobalPoolLayer("average")
     np.testing.assert_allclose(layer.forward(x), x.mean(axis=(1, 2)), rtol=1e-12)
     np.testing.assert_allclose(layer.backward(np.ones((3, 2))), np.full(x.shape, 1 / 20))
+
+
+def test_bidirectional_is_the_layer_forward_and_over_the_flipped_sequence_with_its_own_weights():
+    sequences = Sequential([Bidirectional(GRU(2, return_sequences=True)), Flatten(), Dense(2, "softmax")],
+                           input_shape=(5, 3)).compile("categorical_crossentropy", "sgd")
+    weights = initial_weights(sequences, 1)
+    weights[0] = {name: w + np.float32(0.1) * (name.startswith("backward")) for name, w in weights[0].items()}
+    x = np.random.default_rng(0).standard_normal((4, 5, 3))
+    both = Network(sequences, weights, dtype=np.float64).layers[0].forward(x)
+    ahead, behind = both[..., :2], both[..., 2:]
+    one_way = Sequential([GRU(2, return_sequences=True), Flatten(), Dense(2, "softmax")], input_shape=(5, 3)).compile(
+        "categorical_crossentropy", "sgd")
+    def first_layer(spec, first):
+        return Network(spec, [first, *initial_weights(spec, 0)[1:]], dtype=np.float64).layers[0]
+
+    def direction(name):
+        return {k.split(".", 1)[1]: v for k, v in weights[0].items() if k.startswith(name)}
+
+    np.testing.assert_allclose(ahead, first_layer(one_way, direction("forward")).forward(x))
+    np.testing.assert_allclose(behind, first_layer(one_way, direction("backward")).forward(
+        x[:, ::-1].copy())[:, ::-1])  # the state at t after reading x_T .. x_t
+    last = Sequential([Bidirectional(GRU(2)), Dense(2, "softmax")], input_shape=(5, 3)).compile(
+        "categorical_crossentropy", "sgd")
+    final = first_layer(last, weights[0]).forward(x)
+    np.testing.assert_allclose(final, np.concatenate([ahead[:, -1], behind[:, 0]], axis=-1))

@@ -12,7 +12,7 @@ from dlbench.spec import (LAYER_TYPES, SGD, Activation, Adam, AveragePool1D, Ave
                           Conv1D, Conv2D, Dense, Dropout, Flatten, GlobalAveragePool1D, GlobalAveragePool2D,
                           GlobalMaxPool1D, GlobalMaxPool2D, LayerNormalization,
                           MaxPool1D, MaxPool2D, PositionEmbedding, Residual, SelfAttention, Sequential, TrainSpec)
-from dlbench.spec.sequence import GRU, LSTM, Embedding, SimpleRNN
+from dlbench.spec.sequence import GRU, LSTM, Bidirectional, Embedding, SimpleRNN
 
 
 def scenario(spec, train=TrainSpec(), **fields) -> Scenario:
@@ -77,7 +77,11 @@ NEWER_MAX2D = Sequential([
              shortcut=[Conv2D(4, 1, strides=2, use_bias=False), BatchNormalization(momentum=0.9)]),
     GlobalMaxPool2D(), Dense(2, "softmax"),
 ], input_shape=(4, 4, 3)).compile("categorical_crossentropy", Adam(0.01))
-NEWER = (NEWER_IMAGE, NEWER_POOLS, NEWER_MAX2D)
+NEWER_RECURRENT = Sequential([
+    Embedding(input_dim=20, output_dim=4), Bidirectional(LSTM(3, return_sequences=True)), Bidirectional(GRU(2)),
+    Dense(2, activation="softmax"),
+], input_shape=(7,)).compile("categorical_crossentropy", Adam(0.01))
+NEWER = (NEWER_IMAGE, NEWER_POOLS, NEWER_MAX2D, NEWER_RECURRENT)
 
 
 def test_every_layer_type_is_covered_by_the_round_trip_models():
@@ -91,7 +95,8 @@ def test_every_layer_type_is_covered_by_the_round_trip_models():
 
 
 @pytest.mark.parametrize("spec", [IMAGE, SIGNAL, SEQUENCE, RECURRENT, *NEWER],
-                         ids=["image", "signal", "sequence", "recurrent", "newer-image", "newer-pools", "newer-max2d"])
+                         ids=["image", "signal", "sequence", "recurrent", "newer-image", "newer-pools", "newer-max2d",
+                              "newer-recurrent"])
 def test_a_written_scenario_reads_back_equal(spec):
     s = scenario(spec, TrainSpec(batch_size=7, epochs=3, seed=11, drop_last=True, target_accuracy=0.75),
                  name="my model", description='quotes " and \\ and ünïcode', source="keras 'seq'",

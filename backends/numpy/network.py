@@ -22,8 +22,8 @@ from dlbench_backends.numpy.precision import PLAIN, Arithmetic
 from dlbench_backends.numpy.kernels import (ActivationLayer, BatchNormLayer, ConvLayer, DenseLayer, DropoutLayer,
                                             FlattenLayer, GlobalPoolLayer, PoolLayer)
 from dlbench_backends.numpy.losses import LOSSES
-from dlbench.spec.sequence import RECURRENT_LAYERS
-from dlbench_backends.numpy.recurrent import RecurrentLayer
+from dlbench.spec.sequence import RECURRENT_LAYERS, Bidirectional
+from dlbench_backends.numpy.recurrent import BidirectionalLayer, RecurrentLayer
 from dlbench_backends.numpy.sequence import EmbeddingLayer
 from dlbench_backends.numpy.transformer import TRANSFORMER_BUILDERS
 
@@ -94,6 +94,8 @@ class Network:
             return EmbeddingLayer(params, grads, self.arith)
         if isinstance(layer, RECURRENT_LAYERS):
             return RecurrentLayer(layer, params, grads, input_grad, self.arith)
+        if isinstance(layer, Bidirectional):
+            return BidirectionalLayer(layer, params, grads, input_grad, self.arith)
         if isinstance(layer, Activation):
             return ActivationLayer("linear")  # its activation follows
         raise NotImplementedError(f"the numpy backend cannot build {layer.type!r} layers")

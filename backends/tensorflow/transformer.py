@@ -36,7 +36,12 @@ tf, keras = framework()
 
 def layer_variable(layer, name: str):
     """The Keras variable of ``layer`` holding the canonical parameter ``name``."""
-    return layer.variable(name) if isinstance(layer, ResidualBlock) else getattr(parameter_holder(layer), name)
+    if isinstance(layer, ResidualBlock):
+        return layer.variable(name)
+    if isinstance(layer, keras.layers.Bidirectional):  # "forward.<name>", "backward.<name>"
+        direction, inner = name.split(".", 1)
+        return layer_variable(getattr(layer, f"{direction}_layer"), inner)
+    return getattr(parameter_holder(layer), name)
 
 
 class SelfAttentionLayer(keras.layers.Layer):

@@ -19,7 +19,9 @@ of ``B`` samples:
   (dE/dx_t). The elementwise gate maths ``(e_f, e_b)`` per unit: SimpleRNN
   (4, 2) (a tanh); LSTM (24, 20) (three sigmoids and two tanh at 4 / 2 each,
   4 / 10 for the cell and output products); GRU (17, 14) (two sigmoids and
-  a tanh, 5 / 8 for the reset product and the interpolation).
+  a tanh, 5 / 8 for the reset product and the interpolation). A
+  bidirectional layer: its recurrent layer's count twice (the concatenation
+  is free).
 * Activation over ``n = B*units`` elements: forward / backward
   relu 1 / 1, sigmoid 4 / 2, tanh 4 / 2, softmax 4 / 4, linear 0 / 0,
   leaky_relu 2 / 2 (compare and scale), elu 3 / 2 (``exp - 1``, scale; ``y +
@@ -63,7 +65,7 @@ import math
 from dlbench.spec import (GLOBAL_POOLS, AveragePool1D, AveragePool2D, BatchNormalization, Conv1D, Conv2D, Dense,
                           Dropout, GlobalAveragePool1D, LayerNormalization, MaxPool1D, MaxPool2D, ModelSpec,
                           PositionEmbedding, Residual, SelfAttention)
-from dlbench.spec.sequence import GRU, LSTM, RECURRENT_LAYERS, Embedding, SimpleRNN
+from dlbench.spec.sequence import GRU, LSTM, RECURRENT_LAYERS, Bidirectional, Embedding, SimpleRNN
 
 ACTIVATION_FLOPS = {"linear": (0, 0), "relu": (1, 1), "sigmoid": (4, 2), "tanh": (4, 2), "softmax": (4, 4),
                     "gelu": (12, 12), "gelu_tanh": (12, 12), "gelu_erf": (8, 8), "leaky_relu": (2, 2),
@@ -125,6 +127,8 @@ def layer_flops(layer, in_shape, out_shape, batch: int, first: bool) -> int:
         flops += n_out
     elif isinstance(layer, RECURRENT_LAYERS):
         flops += recurrent_flops(layer, in_shape, batch, first)
+    elif isinstance(layer, Bidirectional):
+        flops += 2 * recurrent_flops(layer.layer, in_shape, batch, first)
     if hasattr(layer, "activation"):
         fwd, bwd = ACTIVATION_FLOPS[layer.activation]
         flops += (fwd + bwd) * n_out

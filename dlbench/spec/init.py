@@ -64,11 +64,11 @@ def orthogonal(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
 
 def initial_parameter(layer, name: str, shape, rng: np.random.Generator) -> np.ndarray:
     """One parameter's initial value (see the module notes)."""
-    from dlbench.spec.sequence import EMBEDDING_INIT_RANGE, LSTM
+    from dlbench.spec.sequence import EMBEDDING_INIT_RANGE, LSTM, Bidirectional
     from dlbench.spec.transformer import Residual
 
-    if isinstance(layer, Residual):  # "<j>.<name>", "shortcut.<k>.<name>": that inner layer's own rule
-        return initial_parameter(*layer.part(name), shape, rng)
+    if isinstance(layer, (Residual, Bidirectional)):  # "<j>.<name>", "shortcut.<k>.<name>", "forward.<name>" ...
+        return initial_parameter(*layer.part(name), shape, rng)  # that inner layer's own rule
     if name == "recurrent_kernel":
         return orthogonal(rng, shape)
     if name == "kernel" or name.endswith("_kernel") or name == "position_embeddings":  # attention projections

@@ -50,6 +50,7 @@ from typing import ClassVar
 from dlbench.errors import InputError
 from dlbench.spec.checks import Shape, check_number, check_positive_int, format_shape
 from dlbench.spec.layers import LAYER_TYPES
+from dlbench.spec.sequence import Bidirectional
 
 
 def _sequence(layer_type: str, input_shape: Shape) -> None:
@@ -234,12 +235,15 @@ LAYER_TYPES.update({cls.type: cls for cls in TRANSFORMER_LAYERS})
 
 
 def nested_layers(layers):
-    """Every layer of ``layers``, those inside residual blocks included (depth first)."""
+    """Every layer of ``layers``, those inside residual blocks and bidirectional
+    wrappers included (depth first)."""
     for layer in layers:
         yield layer
         if isinstance(layer, Residual):
             yield from nested_layers(layer.layers)
             yield from nested_layers(layer.shortcut)
+        if isinstance(layer, Bidirectional):
+            yield layer.layer
 
 
 def map_layers(layers, fn) -> tuple:
