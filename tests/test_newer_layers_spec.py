@@ -92,3 +92,16 @@ def test_a_residual_shortcut_counts_its_layers_flops_and_parameters():
     first = 2 * 2 * 4 * 36 * 2 * 2 + 2 * 4 * 36 * 2  # the first convolution: forward, kernel gradient; its bias
     update = 2 * spec.n_params
     assert training_step_flops(spec, 4) == first + main + shortcut + 2 * positions * 4 + head + update
+
+
+def test_a_bidirectional_layer_doubles_its_layers_units_parameters_and_flops():
+    from dlbench.spec.sequence import LSTM, Bidirectional
+
+    one = Sequential([LSTM(4, return_sequences=True), Flatten(), Dense(3, "softmax")], input_shape=(5, 2)).compile(
+        "categorical_crossentropy", "sgd")
+    both = Sequential([Bidirectional(LSTM(4, return_sequences=True)), Flatten(), Dense(3, "softmax")],
+                      input_shape=(5, 2)).compile("categorical_crossentropy", "sgd")
+    assert both.shapes[0][1] == (5, 8) and both.n_params == 2 * (one.n_params - (20 * 3 + 3)) + 40 * 3 + 3
+    recurrent = training_step_flops(one, 2) - (2 * 2 * 20 * 3 * 3 + 2 * 2 * 3 + 6 * 2 * 3 + 2 * one.n_params)
+    dense_and_update = 2 * 2 * 40 * 3 * 3 + 2 * 2 * 3 + 6 * 2 * 3 + 2 * both.n_params
+    assert training_step_flops(both, 2) == 2 * recurrent + dense_and_update
