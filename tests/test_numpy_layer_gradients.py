@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from dlbench.spec import (Activation, BatchNormalization, Conv1D, Conv2D, Dense, Flatten, GlobalAveragePool2D,
+from dlbench.spec import (Activation, BatchNormalization, Conv1D, Conv2D, Dense, Dropout, Flatten, GlobalAveragePool2D,
                           GlobalMaxPool1D, GlobalMaxPool2D, MaxPool1D, MaxPool2D, Residual, Sequential)
 from dlbench.spec.init import initial_weights
 from dlbench.spec.sequence import GRU, LSTM, Bidirectional, SimpleRNN
@@ -103,6 +103,10 @@ NETWORKS = {
                              Dense(6, "gelu_erf"), Dense(5, "gelu_tanh"), Dense(3, "softmax")],
     "activations-after-max-pools": [Conv2D(2, 2, input_shape=(5, 5, 1)), MaxPool2D(2), Activation("sigmoid"),
                                     Flatten(), Dense(4, "tanh"), Dense(3, "softmax")],
+    # an activation working in place after one whose backward reads its output (through pass-throughs)
+    "activation-after-activation": [Dense(5, "sigmoid", input_shape=(4,)), Activation("tanh"), Dropout(0.0),
+                                    Activation("relu"), Activation("softmax"),
+                                    Residual([Dense(5, "tanh"), Activation("sigmoid")]), Dense(3, "softmax")],
     "conv1d-max-pool-then-gelu": [Conv1D(2, 2, input_shape=(7, 1)), MaxPool1D(2), Activation("gelu"), Flatten(),
                                   Dense(3, "softmax")],
     "no-biases": [Conv2D(3, 2, strides=2, padding="same", input_shape=(5, 5, 2), use_bias=False),

@@ -65,6 +65,11 @@ class DenseLayer:
         return self.arith.matmul(dz, self.params["kernel"].T) if self.input_grad else None
 
 
+#: the activations that write their output into their input, and those whose backward reads their output
+WRITES_INPUT = {"relu", "sigmoid", "tanh", "softmax", "gelu", "gelu_tanh"}
+KEEPS_OUTPUT = {"relu", "sigmoid", "tanh", "softmax"}
+
+
 class ActivationLayer:
     """y = f(x) elementwise; forward and backward work in place."""
 
@@ -78,6 +83,11 @@ class ActivationLayer:
         # once: no dispatch per call (a batch-1 prediction is a few microseconds)
         self.forward = getattr(self, f"_{name}_forward")
         self.backward = getattr(self, f"_{name}_backward")
+
+    def copy_input(self) -> None:
+        """Work on a copy of the input: the activation before keeps it for its backward pass."""
+        forward = self.forward
+        self.forward = lambda x, training=True: forward(x.copy(), training)
 
     def _linear_forward(self, x, training=True):
         return x

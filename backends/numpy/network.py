@@ -19,13 +19,13 @@ from dlbench.spec import (Activation, AveragePool1D, AveragePool2D, BatchNormali
                           activation_alpha, is_trained)
 from dlbench.spec.init import STREAM_BACKEND, rng_for
 from dlbench_backends.numpy.precision import PLAIN, Arithmetic
-from dlbench_backends.numpy.kernels import (ActivationLayer, BatchNormLayer, ConvLayer, DenseLayer, DropoutLayer,
-                                            FlattenLayer, GlobalPoolLayer, PoolLayer)
+from dlbench_backends.numpy.kernels import (KEEPS_OUTPUT, WRITES_INPUT, ActivationLayer, BatchNormLayer, ConvLayer,
+                                            DenseLayer, DropoutLayer, FlattenLayer, GlobalPoolLayer, PoolLayer)
 from dlbench_backends.numpy.losses import LOSSES
 from dlbench.spec.sequence import RECURRENT_LAYERS, Bidirectional
 from dlbench_backends.numpy.recurrent import BidirectionalLayer, RecurrentLayer
 from dlbench_backends.numpy.sequence import EmbeddingLayer
-from dlbench_backends.numpy.transformer import TRANSFORMER_BUILDERS
+from dlbench_backends.numpy.transformer import TRANSFORMER_BUILDERS, ResidualLayer
 
 
 class Network:
@@ -58,6 +58,7 @@ class Network:
             self.layers.extend(self._build_with_activation(layer, in_shape, self._params[i], self._grads[i],
                                                            self._state[i], input_grad=trained_before))
             trained_before = trained_before or bool(self._params[i])
+        protect_kept_outputs(self.layers)
         self.output = ActivationLayer(spec.output_activation, spec.output_alpha)
         self.loss = LOSSES[spec.loss]
 
@@ -138,6 +139,25 @@ class Network:
         for params, state, given in zip(self._params, self._state, weights):
             for name, target in {**params, **state}.items():
                 target[...] = given[name]
+
+
+def protect_kept_outputs(layers: list) -> None:
+    """An activation that works in place right after one that keeps its output
+    for backward (a dense layer's sigmoid, then an activation layer's tanh,
+    say), with only views or pass-throughs between them, works on a copy:
+    in place, it would overwrite what the first one's backward reads. Inside
+    residual blocks too."""
+    kept = False
+    for layer in layers:
+        if isinstance(layer, ResidualLayer):
+            protect_kept_outputs(layer.layers)
+            protect_kept_outputs(layer.shortcut)
+        if isinstance(layer, ActivationLayer) and layer.name != "linear":
+            if kept and layer.name in WRITES_INPUT:
+                layer.copy_input()
+            kept = layer.name in KEEPS_OUTPUT
+        elif not isinstance(layer, (ActivationLayer, FlattenLayer, DropoutLayer)):  # those pass x on as it is
+            kept = False
 
 
 def build_network(spec: ModelSpec, weights, dtype=np.float32, seed: int = 0, arith: Arithmetic = PLAIN) -> Network:
