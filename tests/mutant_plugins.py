@@ -11,6 +11,7 @@ import numpy as np
 from dlbench.plugin.backend import TrainingState
 from dlbench.spec import GRU, LSTM, Adam, BatchNormalization, LayerNormalization, Residual, SelfAttention
 from dlbench_backends.numpy import NumpyBackend
+from dlbench.spec.transformer import map_layers as spec_map_layers, nested_layers
 from dlbench_backends.numpy.kernels import ActivationLayer
 from dlbench_backends.numpy.recurrent import RecurrentLayer
 from dlbench_backends.numpy.trainer import NumpyTrainer
@@ -244,10 +245,10 @@ class GeluTheOtherForm(Mutant):
 
     @staticmethod
     def applies(scenario):
-        return any(getattr(layer, "activation", None) in OTHER_GELU for layer in all_layers(scenario.model.layers))
+        return any(getattr(layer, "activation", None) in OTHER_GELU for layer in nested_layers(scenario.model.layers))
 
     def mutate(self, spec):
-        return dataclasses.replace(spec, layers=map_layers(spec.layers, lambda layer: dataclasses.replace(
+        return dataclasses.replace(spec, layers=spec_map_layers(spec.layers, lambda layer: dataclasses.replace(
             layer, activation=OTHER_GELU[layer.activation]) if getattr(layer, "activation", None) in OTHER_GELU
             else layer))
 
@@ -261,7 +262,7 @@ class KerasLeakyReluSlopeTrainer(NumpyTrainer):
         while pending:
             layer = pending.pop()
             if isinstance(layer, ResidualLayer):
-                pending.extend(layer.layers)
+                pending.extend(layer.layers + layer.shortcut)
             elif isinstance(layer, ActivationLayer) and layer.name == "leaky_relu":
                 layer.alpha = 0.3
 
@@ -272,7 +273,7 @@ class LeakyReluSlopeOfKeras(Mutant):
 
     @staticmethod
     def applies(scenario):
-        return any(getattr(layer, "activation", None) == "leaky_relu" for layer in all_layers(scenario.model.layers))
+        return any(getattr(layer, "activation", None) == "leaky_relu" for layer in nested_layers(scenario.model.layers))
 
 
 MUTANTS = [LearningRateOnePercentOff, AdamEpsilonHundredfold, AdamBeta2, BatchNormMomentumTheOtherWay,
