@@ -12,7 +12,7 @@ from dlbench.plugin.backend import TrainingState
 from dlbench.spec import GRU, LSTM, Adam, BatchNormalization, LayerNormalization, Residual, SelfAttention
 from dlbench_backends.numpy import NumpyBackend
 from dlbench.spec.transformer import map_layers as spec_map_layers, nested_layers
-from dlbench_backends.numpy.kernels import ActivationLayer
+from dlbench_backends.numpy.activations import ActivationLayer
 from dlbench_backends.numpy.recurrent import RecurrentLayer
 from dlbench_backends.numpy.trainer import NumpyTrainer
 from dlbench_backends.numpy.transformer import ResidualLayer, SelfAttentionLayer

@@ -11,7 +11,8 @@ from dlbench.spec import (Activation, BatchNormalization, Conv1D, Conv2D, Dense,
                           GlobalMaxPool1D, GlobalMaxPool2D, MaxPool1D, MaxPool2D, Residual, Sequential)
 from dlbench.spec.init import initial_weights
 from dlbench.spec.sequence import GRU, LSTM, Bidirectional, SimpleRNN
-from dlbench_backends.numpy.kernels import ActivationLayer, GlobalPoolLayer
+from dlbench_backends.numpy.activations import ActivationLayer
+from dlbench_backends.numpy.kernels import GlobalPoolLayer
 from dlbench_backends.numpy.network import Network
 from test_numpy_gradients import numeric_gradient
 

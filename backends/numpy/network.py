@@ -19,8 +19,9 @@ from dlbench.spec import (Activation, AveragePool1D, AveragePool2D, BatchNormali
                           activation_alpha, is_trained)
 from dlbench.spec.init import STREAM_BACKEND, rng_for
 from dlbench_backends.numpy.precision import PLAIN, Arithmetic
-from dlbench_backends.numpy.kernels import (KEEPS_OUTPUT, WRITES_INPUT, ActivationLayer, BatchNormLayer, ConvLayer,
-                                            DenseLayer, DropoutLayer, FlattenLayer, GlobalPoolLayer, PoolLayer)
+from dlbench_backends.numpy.activations import KEEPS_OUTPUT, WRITES_INPUT, ActivationLayer
+from dlbench_backends.numpy.kernels import (BatchNormLayer, ConvLayer, DenseLayer, DropoutLayer, FlattenLayer,
+                                            GlobalPoolLayer, PoolLayer)
 from dlbench_backends.numpy.losses import LOSSES
 from dlbench.spec.sequence import RECURRENT_LAYERS, Bidirectional
 from dlbench_backends.numpy.recurrent import BidirectionalLayer, RecurrentLayer
