@@ -226,3 +226,50 @@ def test_jax_nn_functions_train_as_the_jax_backend(case):
         params = optax.apply_updates(params, updates)
         stock_losses.append(float(loss))
     _assert_same(stock_losses, [{k: np.asarray(v) for k, v in p.items()} for p in params], losses, trained)
+
+
+def test_torch_bidirectional_lstm_module_trains_as_the_torch_backend():
+    """nn.LSTM(bidirectional=True) given the core's weights (torch's two biases: the
+    canonical one and zeros) and its output as the spec reads it: every step's
+    [forward, backward] state, or [h_T of the forward, h_1 of the backward]."""
+    require_backend("torch")
+    import torch
+    from torch import nn
+    from torch.nn import functional as F
+
+    from dlbench.spec.sequence import LSTM, Bidirectional
+
+    spec = _compile(Bidirectional(LSTM(3, return_sequences=True), input_shape=(5, 2)), Bidirectional(LSTM(2)),
+                    Dense(3, "softmax"))
+    losses, trained, batches, data, weights = _core_run("torch", spec)
+    lstms = [nn.LSTM(2, 3, batch_first=True, bidirectional=True), nn.LSTM(6, 2, batch_first=True, bidirectional=True)]
+    head = nn.Linear(4, 3)
+    with torch.no_grad():
+        for lstm, w in zip(lstms, weights):
+            for suffix, direction in (("", "forward"), ("_reverse", "backward")):
+                getattr(lstm, f"weight_ih_l0{suffix}").copy_(torch.from_numpy(w[f"{direction}.kernel"].T.copy()))
+                getattr(lstm, f"weight_hh_l0{suffix}").copy_(
+                    torch.from_numpy(w[f"{direction}.recurrent_kernel"].T.copy()))
+                getattr(lstm, f"bias_ih_l0{suffix}").copy_(torch.from_numpy(w[f"{direction}.bias"]))
+                getattr(lstm, f"bias_hh_l0{suffix}").zero_()
+                getattr(lstm, f"bias_hh_l0{suffix}").requires_grad_(False)  # the spec has one bias
+        head.weight.copy_(torch.from_numpy(weights[2]["kernel"].T.copy()))
+        head.bias.copy_(torch.from_numpy(weights[2]["bias"]))
+    params = [p for m in (*lstms, head) for p in m.parameters() if p.requires_grad]
+    optimizer = torch.optim.SGD(params, lr=LEARNING_RATE)
+    stock_losses = []
+    for rows in batches:
+        optimizer.zero_grad()
+        sequence, _ = lstms[0](torch.from_numpy(data.x_train[rows]))
+        _, (h_n, _) = lstms[1](sequence)  # h_n (2, B, u): the forward's h_T, the backward's h_1
+        loss = F.cross_entropy(head(torch.cat([h_n[0], h_n[1]], dim=-1)), torch.from_numpy(data.y_train[rows]).long())
+        loss.backward()
+        optimizer.step()
+        stock_losses.append(loss.item())
+    stock_weights = [{f"{direction}.{name}": getattr(lstm, f"{attr}_l0{suffix}").detach().numpy().T
+                      if name != "bias" else getattr(lstm, f"bias_ih_l0{suffix}").detach().numpy()
+                      for suffix, direction in (("", "forward"), ("_reverse", "backward"))
+                      for name, attr in (("kernel", "weight_ih"), ("recurrent_kernel", "weight_hh"), ("bias", None))}
+                     for lstm in lstms]
+    stock_weights.append({"kernel": head.weight.detach().numpy().T, "bias": head.bias.detach().numpy()})
+    _assert_same(stock_losses, stock_weights, losses, trained)
