@@ -19,6 +19,8 @@ kernel (k, C, F) / (kh, kw, C, F) as is, padding given as explicit
 stride and kernel size; an integer p is (p, p)). Pooling is
 ``lax.reduce_window`` (max / sum divided by the window size), "VALID".
 Flatten is a reshape of the channels-last array: the canonical order.
+Global pooling is a mean, or the value at ``argmax`` (the first maximum,
+which alone gets the gradient). A layer without a bias adds none.
 The convolution's and the max-pool's gradients may be this backend's own
 (:mod:`~dlbench_backends.jax.kernels`).
 

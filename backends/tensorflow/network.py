@@ -1,8 +1,11 @@
 """The TensorFlow backend's network: a ``keras.Sequential`` built from
 ``spec.logit_layers()``: Dense, Conv1D/Conv2D (integer padding ``p`` as
 ZeroPadding1D/2D then a "valid" convolution; "same" is TensorFlow's own),
-MaxPooling/AveragePooling 1D/2D, Flatten, Dropout, BatchNormalization,
-Activation. Keras's layouts are the canonical ones (Dense kernel
+MaxPooling/AveragePooling 1D/2D, GlobalAveragePooling2D and, for the global
+maximum, a max-pool over the whole input then Flatten (its gradient to the
+first maximum), Flatten, Dropout, BatchNormalization, Activation (Keras's
+activation functions with the spec's parameters written out:
+:func:`keras_activation`); ``use_bias`` as it is. Keras's layouts are the canonical ones (Dense kernel
 ``(in, out)``, Conv kernel ``(k..., in, filters)``, channels-last, row-major
 Flatten; BatchNormalization ``gamma, beta, moving_mean, moving_variance`` with
 the same momentum convention and biased batch variance), so the initial

@@ -28,6 +28,11 @@ signal as an image of height 1 (N, C, 1, L), as the NumPy reference does:
   shipped CNN scenarios 25-45% faster than contiguous NCHW.
 * Max/AveragePool1D/2D: ``nn.MaxPool2d`` / ``nn.AvgPool2d`` (no padding; a
   max's gradient goes to the first maximum, as in the reference).
+* Global pooling: the mean over (H, W) (over time of an (N, T, F) sequence),
+  or ``Tensor.max(dim)``, whose gradient goes to the first maximum.
+* ``use_bias = false``: ``nn.Linear`` / ``nn.Conv2d`` with ``bias=False``.
+* Activations: torch's own modules (``nn.LeakyReLU(alpha)``, ``nn.ELU(alpha)``,
+  ``nn.SiLU``, ``nn.GELU(approximate="none" | "tanh")``); see :func:`activation`.
 * Flatten: ``x.movedim(1, -1).flatten(1)``: back to channels-last before
   flattening (free on an NHWC tensor), so the next Dense kernel means what it
   means canonically.
