@@ -77,8 +77,8 @@ def _check_keys(table: dict, allowed, prefix: str) -> None:
             raise InputError(f"unknown key {key!r}; {one_of(allowed)}", field=f"{prefix}{key}")
 
 
-def _layer(table, index: int, within: str = "model."):
-    field_name = f"{within}layers[{index}]"
+def _layer(table, index: int, within: str = "model.", chain: str = "layers", field_name: str | None = None):
+    field_name = field_name or f"{within}{chain}[{index}]"
     if not isinstance(table, dict):
         raise InputError(f"must be a table like {{ type = \"dense\", units = 10 }}, got {table!r}",
                          field=field_name)
@@ -88,6 +88,10 @@ def _layer(table, index: int, within: str = "model."):
     _check_keys(options, allowed, f"{field_name}.")
     if cls.type == "residual" and isinstance(options.get("layers"), list):  # a block's layers are tables too
         options["layers"] = [_layer(t, j, f"{field_name}.") for j, t in enumerate(options["layers"])]
+    if cls.type == "residual" and isinstance(options.get("shortcut"), list):  # and its shortcut's
+        options["shortcut"] = [_layer(t, j, f"{field_name}.", "shortcut") for j, t in enumerate(options["shortcut"])]
+    if cls.type == "bidirectional" and "layer" in options:  # the wrapped layer is a table too
+        options["layer"] = _layer(options["layer"], 0, field_name=f"{field_name}.layer")
     try:
         return cls(**options)
     except InputError as exc:
@@ -219,10 +223,17 @@ BARE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
 
 
 def layer_table(layer) -> dict:
-    """``{type = "conv2d", filters = 16, ...}``: every field but the shape, which the model infers."""
-    fields = {f.name: getattr(layer, f.name) for f in dataclasses.fields(layer) if f.name != "input_shape"}
-    if layer.type == "residual":  # a block's layers are tables too
+    """``{type = "conv2d", filters = 16, ...}``: every field but the shape, which the model infers, and
+    those that are None (an activation's ``alpha`` where it takes none: TOML has no null)."""
+    fields = {f.name: getattr(layer, f.name) for f in dataclasses.fields(layer)
+              if f.name != "input_shape" and getattr(layer, f.name) is not None}
+    if layer.type == "residual":  # a block's layers are tables too, and its shortcut's if it has one
         fields["layers"] = [layer_table(inner) for inner in layer.layers]
+        fields.pop("shortcut")
+        if layer.shortcut:
+            fields["shortcut"] = [layer_table(inner) for inner in layer.shortcut]
+    if layer.type == "bidirectional":
+        fields["layer"] = layer_table(layer.layer)
     return {"type": layer.type, **fields}
 
 

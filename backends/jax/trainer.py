@@ -85,7 +85,7 @@ def make_functions(spec: ModelSpec, optimizer, precision, compiler_options, seed
     axis = None if mesh is None else REPLICA_AXIS
     forward = build_network(spec, precision, seed, custom_vjp, axis if sync_batchnorm else None)
     across = (lambda value, stats, grads: (value, stats, grads)) if mesh is None else replica_mean
-    loss, output = LOSSES[spec.loss], activation(spec.output_activation)
+    loss, output = LOSSES[spec.loss], activation(spec.output_activation, spec.output_alpha)
 
     def objective(params, stats, x, t, step):
         z, stats = forward(params, stats, x, True, step)

@@ -52,7 +52,8 @@ import dlbench
 from dlbench.errors import InputError
 from dlbench.plugin.backend import Backend, Trainer, TrainerOptions
 from dlbench.plugin.helpers import xla_flags
-from dlbench.spec import MaxPool1D, MaxPool2D, ModelSpec
+from dlbench.spec import GlobalMaxPool1D, GlobalMaxPool2D, MaxPool1D, MaxPool2D, ModelSpec
+from dlbench.spec.transformer import nested_layers
 from dlbench.spec.checks import check_choice
 
 
@@ -173,7 +174,8 @@ class TensorflowBackend(Backend):
         extra = self.check_options(options.extra)
         check_choice(options.precision, self.precisions, "precision")
         if options.deterministic and extra["jit_compile"] and any(
-                isinstance(layer, (MaxPool1D, MaxPool2D)) for layer in spec.layers):
+                isinstance(layer, (MaxPool1D, MaxPool2D, GlobalMaxPool1D, GlobalMaxPool2D))  # max-pools, all
+                for layer in nested_layers(spec.layers)):
             raise InputError("TensorFlow's XLA has no deterministic max-pooling gradient; "
                              "use jit_compile or deterministic, not both, for this network",
                              field="--backend-option")

@@ -57,7 +57,7 @@ from dlbench.spec import ModelSpec, is_trained
 from dlbench.spec.precision import LOSS_SCALE, scales_loss
 from dlbench_backends.tensorflow import TensorflowBackend, framework, inference
 from dlbench_backends.tensorflow.losses import LOSSES, replica_loss
-from dlbench_backends.tensorflow.network import build_network
+from dlbench_backends.tensorflow.network import build_network, keras_activation
 from dlbench_backends.tensorflow.optim import build_optimizer
 from dlbench_backends.tensorflow.precision import LossScaler
 from dlbench_backends.tensorflow.sequence import dense_gradients
@@ -153,7 +153,7 @@ class TensorflowTrainer(Trainer):
             self.variables = [self.params[i][name] for i, name in self.trained]
             self.optimizer = build_optimizer(spec.optimizer, self.variables)
             self.scaler = LossScaler() if scales_loss(options.precision) else None
-        self.output = keras.activations.get(spec.output_activation)
+        self.output = keras.activations.get(keras_activation(spec.output_activation, spec.output_alpha))
         self.loss = functools.partial(LOSSES[spec.loss], output=self.output)  # the batch mean
         #: what a step differentiates: the batch mean, or a replica's share of the global batch's mean
         self.train_loss = self.loss if self.strategy is None else functools.partial(

@@ -96,7 +96,7 @@ class TorchTrainer(Trainer):
         self.generator = torch.Generator(self.device).manual_seed(options.seed)
         self.model, self.holders = build_network(spec, weights, self.device, self.generator)
         self.params = list(self.model.parameters())  # the moving statistics are buffers, not parameters
-        self.output = activation(spec.output_activation)[1]
+        self.output = activation(spec.output_activation, alpha=spec.output_alpha)[1]
         self.loss = LOSSES[spec.loss]
         self.precision = options.precision
         #: the module training steps run through: the model, or the model under DDP
