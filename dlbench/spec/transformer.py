@@ -136,6 +136,12 @@ class GlobalAveragePool1D:
         return {}
 
 
+#: residual blocks inside residual blocks, the most a model may nest (every
+#: backend builds and differentiates them recursively; thousands of levels
+#: would exhaust Python's recursion before a clear error could be given)
+MAX_RESIDUAL_DEPTH = 32
+
+
 @dataclass(frozen=True)
 class Residual:
     """y = x + f(x), f the chain of ``layers`` (a list of layer specs)."""
@@ -151,6 +157,11 @@ class Residual:
         for j, layer in enumerate(self.layers):
             if type(layer) not in LAYER_TYPES.values():
                 raise InputError(f"must be a layer spec, got {layer!r}", field=f"layers[{j}]")
+        nesting = 1 + max((layer.nesting for layer in self.layers if isinstance(layer, Residual)), default=0)
+        if nesting > MAX_RESIDUAL_DEPTH:
+            raise InputError(f"residual blocks nested more than {MAX_RESIDUAL_DEPTH} deep; at most "
+                             f"{MAX_RESIDUAL_DEPTH} levels of residual blocks inside residual blocks", field="layers")
+        object.__setattr__(self, "nesting", nesting)  # the levels of blocks, this one included
 
     def inner_shapes(self, input_shape: Shape) -> list[tuple[Shape, Shape]]:
         """(input shape, output shape) of each inner layer."""
