@@ -1,11 +1,11 @@
 """Data parallelism on torch's own engine: ``torch.distributed`` with
 ``DistributedDataParallel``, one process per replica.
 
-The worker runs under ``torchrun`` (``TorchBackend.launch_command``:
-``python -m torch.distributed.run --standalone``, which rendezvouses on a
-free port of localhost, never a fixed 29500, so two runs can coexist), which
-gives each process its ``RANK``, ``WORLD_SIZE`` and the rendezvous address;
-the process group is gloo on a CPU and NCCL on GPUs. DDP broadcasts rank 0's
+The worker runs under :mod:`~dlbench_backends.torch.launch`
+(``TorchBackend.launch_command``), which starts one process per replica as
+torchrun does, with its ``RANK``, ``WORLD_SIZE`` and the rendezvous
+address: on one host a store on a free port of 127.0.0.1 (never a fixed
+29500, so two runs can coexist, and never on every interface); the process group is gloo on a CPU and NCCL on GPUs. DDP broadcasts rank 0's
 parameters when it wraps the model, all-reduces the gradients during
 ``backward`` (summed, divided by the world size: equal slices of the global
 batch make that the global batch's mean gradient), and broadcasts rank 0's
