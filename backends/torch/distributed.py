@@ -31,6 +31,15 @@ def rank() -> int:
     return int(os.environ.get("RANK", "0"))
 
 
+def replica_seed(seed: int, rank: int) -> int:
+    """The seed of replica ``rank``'s dropout generator: ``SeedSequence([seed,
+    rank])``'s first word, so the replicas draw independent masks that the run's
+    seed still decides."""
+    import numpy as np
+
+    return int(np.random.SeedSequence([seed, rank]).generate_state(1, np.uint64)[0])
+
+
 def start(device: torch.device, replicas: int) -> None:
     """Join the launch's process group (once per process)."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
