@@ -36,7 +36,7 @@ EXECUTORS = ("local", "slurm")
 INSTALL = 'pip install "dlbench[cluster]"'
 DEFAULT_MINUTES = 60  # a job's time limit when there is no --timeout to derive it from
 #: a job's time beyond its repeats' --timeout: its start, the framework imports, and the warning
-#: submitit asks for before the limit (Slurm signals 90 s ahead, the local fallback 30 s)
+#: submitit asks for before the limit (Slurm signals 90 s ahead, a quarter of a shorter limit; the local fallback 30 s)
 MARGIN_SECONDS = 300
 SUBMITIT_LOG_VARIABLE = "SUBMITIT_LOG_LEVEL"
 SLURM_OPTIONS = ("--slurm-partition", "--slurm-gpus-per-job", "--slurm-time")
