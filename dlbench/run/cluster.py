@@ -6,7 +6,7 @@ multi-host data-parallel run.
 Multi-host data parallelism. The same ``dlbench run`` runs on every host (by hand, ``pdsh``, or ``srun``
 in a Slurm allocation), each with the same settings, so each derives the same
 jobs in the same order. For every data-parallel job the workers of all hosts
-join one engine: torchrun's static rendezvous at ``hosts[0]:port``,
+join one engine: torch's rendezvous store at ``hosts[0]:port``,
 ``jax.distributed.initialize`` with that coordinator, or TF's
 ``MultiWorkerMirroredStrategy`` with a ``TF_CONFIG`` listing ``host:port+i``
 for host ``i``. Job ``j`` takes the ports from ``base + j * hosts``, so that

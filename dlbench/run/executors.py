@@ -23,6 +23,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -66,8 +67,12 @@ class CellJob:
     home: str  # the id of the machine the document belongs to
     #: variables set back to this process's values (None: unset) before the workers start
     restore: dict = dataclasses.field(default_factory=dict)
+    #: (pid, start time) of the dlbench that submitted the job, on the local fallback: the job ends when it does
+    owner: tuple[int, float] | None = None
 
     def __call__(self, job: Job) -> tuple[dict, dict | None]:
+        if self.owner is not None:
+            threading.Thread(target=end_with_owner, args=self.owner, daemon=True).start()
         for name, value in self.restore.items():
             if value is None:
                 os.environ.pop(name, None)
@@ -78,6 +83,32 @@ class CellJob:
                       peak_gflops=self.peak_gflops if at_home else {}, parity_dir=self.parity_dir,
                       data_dir=self.data_dir)
         return suite.run_job(job), None if at_home else machine_environment()
+
+
+OWNER_POLL_SECONDS = 1.0
+
+
+def end_with_owner(pid: int, started: float) -> None:
+    """Kill this job's process once the dlbench that submitted it is gone (a
+    SIGKILL gives it no chance to cancel its jobs): submitit's local
+    controller outlives it by design, and would run the job to its end; the
+    job's worker, which gets SIGKILL when its parent dies, goes with it."""
+    import psutil
+
+    while True:
+        try:
+            if psutil.Process(pid).create_time() != started:
+                break  # the pid is another process's now
+        except psutil.NoSuchProcess:
+            break
+        time.sleep(OWNER_POLL_SECONDS)
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def this_process() -> tuple[int, float]:
+    import psutil
+
+    return os.getpid(), psutil.Process().create_time()
 
 
 def machine_environment() -> dict:
@@ -148,7 +179,7 @@ class SubmititExecutor:
         """Each cell as its job ends: the reference's jobs first, waited for,
         since the other backends' jobs read the checkpoints they leave."""
         cell = CellJob(suite.repeat, suite.timeout, suite.peak_gflops, suite.parity_dir, suite.data_dir, home,
-                       self._restored())
+                       self._restored(), this_process() if self.cluster == "local" else None)
         first = [i for i, job in enumerate(suite.jobs) if job.request.backend == REFERENCE_BACKEND]
         rest = [i for i, job in enumerate(suite.jobs) if job.request.backend != REFERENCE_BACKEND]
         for phase in (first, rest):
