@@ -128,12 +128,24 @@ def slurm(tmp_path_factory):
         wait_idle(folder)
         yield folder
     finally:
+        drain()
         for daemon in ("slurmd", "slurmctld", "munged"):
             stop(folder / f"{daemon}.pid")
         if saved is None:
             os.environ.pop("SLURM_CONF", None)
         else:
             os.environ["SLURM_CONF"] = saved
+
+
+def drain() -> None:
+    """Cancel this cluster's jobs and wait for them to end, so that no job step outlives its daemons."""
+    subprocess.run(["scancel", "--full", "--user", "root"], capture_output=True, timeout=30)
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        queue = subprocess.run(["squeue", "--noheader"], capture_output=True, text=True, timeout=30)
+        if queue.returncode or not queue.stdout.strip():
+            return
+        time.sleep(0.5)
 
 
 def wait_idle(folder: Path) -> None:
