@@ -209,3 +209,13 @@ def test_jax_s_coordinator_on_two_hosts_listens_on_host_0_s_address_only(two_hos
     sockets = run_on_two_hosts(two_hosts, JAX_HOST, tmp_path, [tmp_path / "ready-0", tmp_path / "ready-1"])
     assert sockets[0] == {(HOSTS[0], PORT)}, sockets[0]
     assert not sockets[1], sockets[1]
+
+
+def test_hosts_whose_first_resolves_to_loopback_here_are_refused_unless_all_are_this_machine():
+    from dlbench.errors import InputError
+    from dlbench.run.cluster import resolve
+
+    assert resolve("localhost,127.0.0.1", 0, None).names == ("localhost", "127.0.0.1")  # every host is this one
+    with pytest.raises(InputError, match="--hosts: localhost resolves to 127.0.0.1 here, a loopback address the "
+                                         "other hosts cannot reach"):
+        resolve(f"localhost,{HOSTS[1]}", 0, None)

@@ -132,7 +132,9 @@ def resolve(hosts: str | None, node_rank: int | None, port: int | None, env=os.e
     several nodes, else this host alone."""
     if hosts:
         names = tuple(h.strip() for h in hosts.split(",") if h.strip())
-        return Hosts(names, _node_rank(names, node_rank), _port(port, DEFAULT_PORT))
+        found = Hosts(names, _node_rank(names, node_rank), _port(port, DEFAULT_PORT))
+        _check_reachable(names)
+        return found
     if node_rank is not None or port is not None:
         raise InputError("--node-rank and --coordinator-port need --hosts (or a Slurm allocation of several nodes)",
                          field=FIELD)
@@ -149,6 +151,24 @@ def from_slurm(env=os.environ) -> Hosts:
     slurm = SlurmJobEnvironment()
     port = SLURM_PORT_BASE + int(env.get("SLURM_JOB_ID", "0")) % SLURM_PORT_SPAN
     return Hosts(tuple(slurm.hostnames), slurm.node, port)
+
+
+def _check_reachable(names: tuple[str, ...]) -> None:
+    """The first host's coordinator listens on the address its name resolves to
+    here, and only there (:func:`dlbench.run.distributed.bind_address`): a
+    loopback address (Debian's /etc/hosts maps a machine's own name to
+    127.0.1.1) would be out of the other hosts' reach, unless every host is this machine."""
+    import ipaddress
+    import socket
+
+    try:
+        loopback = [ipaddress.ip_address(socket.gethostbyname(name)).is_loopback for name in names]
+    except OSError:
+        return  # a name this host cannot resolve: the engines say so, naming it
+    if loopback[0] and not all(loopback):
+        raise InputError(f"{names[0]} resolves to {socket.gethostbyname(names[0])} here, a loopback address the "
+                         "other hosts cannot reach, and the coordinator listens there only; name the hosts by "
+                         "addresses (or names) of the interface they reach each other by", field=FIELD)
 
 
 def _node_rank(names: tuple[str, ...], node_rank: int | None) -> int:
