@@ -85,7 +85,6 @@ def test_html_reports_escape_names(tmp_path):
     assert "&lt;script&gt;" in text and "&lt;img src=x onerror=alert(1)&gt;" in text
 
 
-def test_the_markdown_and_html_escapes_of_one_value():
+def test_the_markdown_and_csv_escapes_of_one_value():
     assert escape.markdown_text("a|b\nc*d_e") == "a\\|b c\\*d\\_e"
-    assert escape.html_text('<a href="x">') == "&lt;a href=&quot;x&quot;&gt;"
     assert render.render_csv(model.runs_of([document("=1")])).count("'=1") == 2

@@ -12,14 +12,13 @@ option, an error text) is data, never markup or a formula, whatever it holds.
   make links, images, raw HTML, emphasis, code or a table's columns
   (``\\ ` * _ [ ] < > |``) are backslash-escaped, so a cell or heading shows
   the text as written.
-* HTML (:func:`html_text`): ``html.escape`` with quotes, as every HTML
-  renderer of dlbench writes text and attributes.
+* HTML: the standard library's ``html.escape`` (quotes included), which
+  :mod:`dlbench.report.render` applies to every text and attribute it writes.
 """
 
 from __future__ import annotations
 
 import csv
-import html
 import io
 import re
 
@@ -55,8 +54,3 @@ def csv_text(records: list[dict], fields: list[str]) -> str:
 def markdown_text(value) -> str:
     """``value`` as Markdown inline text: one line, its markup characters escaped."""
     return MARKDOWN_SPECIAL.sub(r"\\\1", NEWLINES.sub(" ", str(value)))
-
-
-def html_text(value) -> str:
-    """``value`` as HTML text or an attribute's value."""
-    return html.escape(str(value), quote=True)
