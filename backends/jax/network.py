@@ -29,7 +29,9 @@ keeps where ``uniform >= rate`` and scales by ``1 / (1 - rate)``),
 ``evaluate`` in inference mode (moving statistics; Dropout is the identity).
 Dropout masks come from ``fold_in(fold_in(key(seed), step), layer index)``,
 with ``seed = TrainerOptions.seed`` and the global step carried in the loop:
-the same seed gives the same masks whatever the windows or chunks.
+the same seed gives the same masks whatever the windows or chunks. Under
+data parallelism each replica folds its index on the replica axis into the
+step's key too, so the replicas draw their own masks (as DDP's ranks do).
 """
 
 import functools
