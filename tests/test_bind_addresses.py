@@ -11,6 +11,7 @@ listens on nothing; its multi-host gRPC servers listen on every interface
 (TensorFlow has no bind address), as the README says."""
 
 import ipaddress
+import json
 import os
 import shutil
 import subprocess
@@ -103,7 +104,7 @@ def test_a_single_host_torch_run_listens_on_loopback_only(tmp_path):
         sockets = tree_listening(proc.pid)
     finally:
         (tmp_path / "done").write_text("")
-        out, err = proc.communicate(timeout=WAIT_SECONDS)
+        out, err = finish(proc)
     assert proc.returncode == 0, err
     assert sockets, "the rendezvous store must be listening while the replicas run"
     assert {ip for ip, _ in sockets} == {"127.0.0.1"}, sockets
@@ -156,6 +157,19 @@ def namespace_listening(space: str) -> set[tuple[str, int]]:
     return listening(tables)
 
 
+def finish(proc: subprocess.Popen, timeout: float = WAIT_SECONDS) -> tuple:
+    """What ``proc`` wrote, once it ended; killed (with its group's processes) if it has not in ``timeout``."""
+    try:
+        return proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        import psutil
+
+        for child in psutil.Process(proc.pid).children(recursive=True):
+            child.kill()
+        proc.kill()
+        return proc.communicate()
+
+
 def run_on_two_hosts(spaces, code: str, folder: Path, ready: list[Path]) -> list[set]:
     procs = [in_namespace(space, code, str(rank), str(folder)) for rank, space in enumerate(spaces)]
     try:
@@ -163,7 +177,7 @@ def run_on_two_hosts(spaces, code: str, folder: Path, ready: list[Path]) -> list
         sockets = [namespace_listening(space) for space in spaces]
     finally:
         (folder / "done").write_text("")
-        outputs = [p.communicate(timeout=WAIT_SECONDS) for p in procs]
+        outputs = [finish(p) for p in procs]
     assert all(p.returncode == 0 for p in procs), outputs
     return sockets
 
@@ -219,3 +233,42 @@ def test_hosts_whose_first_resolves_to_loopback_here_are_refused_unless_all_are_
     with pytest.raises(InputError, match="--hosts: localhost resolves to 127.0.0.1 here, a loopback address the "
                                          "other hosts cannot reach"):
         resolve(f"localhost,{HOSTS[1]}", 0, None)
+
+
+def quiet_peaks(cache: Path) -> None:
+    """Peaks in a private cache, so that the runs measure none (each would take seconds per framework)."""
+    import psutil
+
+    from dlbench.plugin.manager import get_plugins
+    from dlbench.run import environment, peak
+
+    os.environ["DLBENCH_CACHE"], saved = str(cache), os.environ.get("DLBENCH_CACHE")
+    try:
+        machine = {"cpu": environment.cpu_model(), "logical_cores": psutil.cpu_count(logical=True)}
+        peak.save(machine, 1, {name: 100.0 for name in peak.measurable_backends(get_plugins())}, load=0.0)
+    finally:
+        if saved is None:
+            os.environ.pop("DLBENCH_CACHE")
+        else:
+            os.environ["DLBENCH_CACHE"] = saved
+
+
+def test_a_torch_run_over_two_hosts_gives_agreeing_rows_on_each(two_hosts, tmp_path):
+    """``dlbench run --hosts`` as a user runs it on two hosts: one replica each,
+    their engine formed over the veth pair; each host's rows agree with its reference."""
+    require_backend("torch")
+    quiet_peaks(tmp_path / "cache")
+    env = {**os.environ, "DLBENCH_CACHE": str(tmp_path / "cache")}
+    procs = [subprocess.Popen(["ip", "netns", "exec", space, sys.executable, "-m", "dlbench.cli", "run",
+                               "--scenario", "digits-mlp", "--backend", "numpy,torch", "--steps", "20",
+                               "--threads", "1", "--data-parallel", "2", "--hosts", ",".join(HOSTS),
+                               "--node-rank", str(rank), "--coordinator-port", str(PORT + 100),
+                               "--format", "json", "--out", str(tmp_path / f"host{rank}")],
+                              env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for rank, space in enumerate(two_hosts)]
+    outputs = [finish(proc, 600) for proc in procs]
+    for proc, (out, err) in zip(procs, outputs):
+        assert proc.returncode == 0, err
+        rows = {r["backend"]: r for r in json.loads(out)["results"]}
+        assert rows["numpy"]["status"] == "ok" and rows["torch"]["status"] == "ok", rows["torch"].get("error")
+        assert rows["torch"]["distributed"]["world_size"] == 2 and rows["torch"]["parity"]["agrees"]
