@@ -2,9 +2,7 @@
 again and rewritten, never a run stopped (issue 34, case 10)."""
 
 import json
-import os
 import subprocess
-import sys
 
 import pytest
 

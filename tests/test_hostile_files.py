@@ -15,7 +15,6 @@ import zipfile
 import numpy as np
 import pytest
 
-from dlbench.data import files as datafiles
 from dlbench.data.builtin import BUILTIN_DATASETS
 from dlbench.data.sequences import read_token_file
 from dlbench.errors import InputError
