@@ -102,15 +102,20 @@ class JaxBackend(Backend):
         """On several hosts, one process per host joins the others through
         ``jax.distributed.initialize`` at the coordinator (host 0); on CPUs the
         cross-process all-reduce is gloo's. ``jax.devices()`` is then every
-        host's devices, and one program runs over all of them."""
+        host's devices, and one program runs over all of them. The
+        coordination service (unauthenticated) listens on host 0's address
+        only, not on every interface as it does by default."""
         if not data_parallel.multi_host:
             return
         import jax
 
+        from dlbench.run.distributed import bind_address
+
         if "gpu" not in os.environ.get("JAX_PLATFORMS", "gpu"):
             jax.config.update("jax_cpu_collectives_implementation", "gloo")
         jax.distributed.initialize(data_parallel.coordinator, num_processes=data_parallel.nodes,
-                                   process_id=data_parallel.node_rank)
+                                   process_id=data_parallel.node_rank,
+                                   coordinator_bind_address=f"{bind_address(data_parallel)}:{data_parallel.port}")
 
     def configure_threads(self, threads: int) -> int:
         if not backends_started():

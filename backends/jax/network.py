@@ -31,7 +31,9 @@ keeps where ``uniform >= rate`` and scales by ``1 / (1 - rate)``),
 ``evaluate`` in inference mode (moving statistics; Dropout is the identity).
 Dropout masks come from ``fold_in(fold_in(key(seed), step), layer index)``,
 with ``seed = TrainerOptions.seed`` and the global step carried in the loop:
-the same seed gives the same masks whatever the windows or chunks.
+the same seed gives the same masks whatever the windows or chunks. Under
+data parallelism each replica folds its index on the replica axis into the
+step's key too, so the replicas draw their own masks (as DDP's ranks do).
 """
 
 import functools
@@ -215,14 +217,17 @@ def check_supported(spec: ModelSpec) -> None:
 
 
 def build_network(spec: ModelSpec, precision, seed: int = 0, custom_vjp: bool = True,
-                  replica_axis: str | None = None):
+                  replica_axis: str | None = None, dropout_axis: str | None = None):
     """forward(params, stats, x, training, step) -> (logits, new stats): the
     layers of ``spec.logit_layers()``. Dropout layer i draws its mask with
     the key ``fold_in(fold_in(key(seed), step), i)``: the same seed gives the
     same masks, whatever the windows or chunks the steps run in; one inside
     a residual block folds in its index j within the block too.
     ``replica_axis``: the mesh axis BatchNormalization synchronizes its
-    statistics over (data parallelism), None for per-replica statistics."""
+    statistics over (data parallelism), None for per-replica statistics.
+    ``dropout_axis``: the mesh axis of the replicas (data parallelism), whose
+    index is folded into the step's key, so that each replica draws its own
+    masks (as DDP's ranks and tf.distribute's replicas do); None: one process."""
     builders = {**BUILDERS, BatchNormalization: functools.partial(batchnorm_layer, replica_axis=replica_axis)}
     if replica_axis is not None and any(isinstance(inner, BatchNormalization) for layer in spec.layers
                                         if isinstance(layer, Residual) for inner in nested_layers([layer])):
@@ -236,6 +241,8 @@ def build_network(spec: ModelSpec, precision, seed: int = 0, custom_vjp: bool = 
     def forward(params, stats, x, training, step=None):
         step_key = (jax.random.fold_in(jax.random.key(seed), step)
                     if training and dropout and step is not None else None)
+        if step_key is not None and dropout_axis is not None:
+            step_key = jax.random.fold_in(step_key, lax.axis_index(dropout_axis))
         new_stats = []
         for i, ((apply, f), p, s) in enumerate(zip(layers, params, stats)):
             key = None if step_key is None else jax.random.fold_in(step_key, i)

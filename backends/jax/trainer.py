@@ -83,7 +83,7 @@ def make_functions(spec: ModelSpec, optimizer, precision, compiler_options, seed
     keys), and fp16's loss-scale state (``()`` at any other precision).
     With a ``mesh`` the window loop runs data-parallel over its replica axis."""
     axis = None if mesh is None else REPLICA_AXIS
-    forward = build_network(spec, precision, seed, custom_vjp, axis if sync_batchnorm else None)
+    forward = build_network(spec, precision, seed, custom_vjp, axis if sync_batchnorm else None, dropout_axis=axis)
     across = (lambda value, stats, grads: (value, stats, grads)) if mesh is None else replica_mean
     loss, output = LOSSES[spec.loss], activation(spec.output_activation, spec.output_alpha)
 

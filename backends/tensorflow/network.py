@@ -11,7 +11,8 @@ Flatten; BatchNormalization ``gamma, beta, moving_mean, moving_variance`` with
 the same momentum convention and biased batch variance), so the initial
 weights are assigned as they are. Dropout masks come from Keras's seeded
 generator (seed ``options.seed`` plus the layer index): reproducible, but not
-the NumPy backend's masks, so only ``rate = 0`` can agree with it step by step.
+the NumPy backend's masks, so only ``rate = 0`` can agree with it step by step;
+each data-parallel replica draws its own (:class:`ReplicaDropout`).
 
 Precision: the layers are built under the precision's Keras dtype policy
 (:mod:`~dlbench_backends.tensorflow.precision`).
@@ -69,6 +70,29 @@ def global_pool_layers(layer, input_shape) -> list:
     return [pool(tuple(input_shape[:-1]), padding="valid"), k.Flatten()]
 
 
+class ReplicaDropout(keras.layers.Dropout):
+    """Keras's Dropout, with each replica of a tf.distribute strategy drawing
+    its own masks: the replica's ``replica_id_in_sync_group`` is added to the
+    second word of the seed the layer's generator draws (Keras's own
+    arithmetic otherwise: ``stateless_dropout`` with the seed cast as Keras
+    casts it). Replica 0, and a model outside any strategy, draw Keras's own
+    masks; without this every replica's generator, mirrored from one seed,
+    would draw the same."""
+
+    def call(self, inputs, training=False):
+        if not training or self.rate == 0:
+            return inputs
+        if self.rate == 1:
+            return tf.zeros_like(inputs)
+        seed = self.seed_generator.next()
+        replica = tf.distribute.get_replica_context()
+        offset = 0 if replica is None else replica.replica_id_in_sync_group
+        seed = seed + tf.cast(tf.stack([0, offset]), seed.dtype)
+        if seed.dtype != tf.int32:  # what stateless ops take, as Keras's TF backend makes it
+            seed = tf.cast(tf.math.floormod(seed, tf.int32.max - 1), tf.int32)
+        return tf.nn.experimental.stateless_dropout(inputs, rate=self.rate, seed=seed)
+
+
 def keras_layers(layer, seed: int, synchronized_batchnorm: bool = False, input_shape=None) -> list:
     """The Keras layers that compute one spec layer (whose input is ``input_shape``);
     the last one holds its parameters. ``synchronized_batchnorm``: BatchNormalization's
@@ -98,7 +122,7 @@ def keras_layers(layer, seed: int, synchronized_batchnorm: bool = False, input_s
     if isinstance(layer, Flatten):
         return [k.Flatten()]
     if isinstance(layer, Dropout):
-        return [k.Dropout(layer.rate, seed=seed)]
+        return [ReplicaDropout(layer.rate, seed=seed)]
     if isinstance(layer, BatchNormalization):
         return [k.BatchNormalization(momentum=layer.momentum, epsilon=layer.epsilon,
                                      synchronized=synchronized_batchnorm)]

@@ -39,8 +39,10 @@ own slices and they part; everything read in cross-replica context
 (``weights()``, ``state()``, ``evaluate()``, ``predict()``) reads the first
 replica's copy, so the moving statistics are those of replica 0's slices (what
 DDP's rank-0 buffer broadcast gives too), and ``load_state`` writes every copy.
-Dropout: every replica's Keras seed generator starts from the same seed, so
-the replicas draw the same masks for their (different) slices.
+Dropout: every replica's Keras seed generator starts from the same seed, and
+each replica folds its ``replica_id_in_sync_group`` into the seed it draws
+(:class:`~dlbench_backends.tensorflow.network.ReplicaDropout`), so the
+replicas draw their own masks, as DDP's ranks do.
 """
 
 from __future__ import annotations

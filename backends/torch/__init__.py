@@ -76,19 +76,24 @@ class TorchBackend(Backend):
         return lstm_unavailable()
 
     def launch_command(self, data_parallel) -> list[str] | None:
-        """torchrun: one worker process per replica of this host (see
-        :mod:`~dlbench_backends.torch.distributed`): on one host ``--standalone``
-        (a rendezvous on a free local port), on several torchrun's static
-        rendezvous at the coordinator (host 0 hosts its store; node ranks as
-        dlbench numbers the hosts, so global rank 0 is on host 0)."""
+        """One worker process per replica of this host, started by
+        :mod:`~dlbench_backends.torch.launch` (torchrun's variables, see
+        :mod:`~dlbench_backends.torch.distributed`) rather than torchrun, whose
+        rendezvous stores listen on every interface: here the store listens on
+        loopback for one host (a free port), on the address of host 0 for
+        several (the job's port; node ranks as dlbench numbers the hosts, so
+        global rank 0 is on host 0), and gloo on this host's interface."""
         import sys
 
-        torchrun = [sys.executable, "-m", "torch.distributed.run", f"--nproc-per-node={data_parallel.local_replicas}"]
-        if not data_parallel.multi_host:
-            return [*torchrun, "--standalone"]
-        host, port = data_parallel.coordinator.rsplit(":", 1)
-        return [*torchrun, f"--nnodes={data_parallel.nodes}", f"--node-rank={data_parallel.node_rank}",
-                f"--master-addr={host}", f"--master-port={port}"]
+        from dlbench.run.distributed import bind_address, interface_of, local_address
+
+        bind = bind_address(data_parallel)
+        master = bind if not data_parallel.multi_host else data_parallel.hosts[0]
+        port = data_parallel.port if data_parallel.multi_host else 0
+        interface = interface_of(local_address(data_parallel)) or ""
+        return [sys.executable, "-m", "dlbench_backends.torch.launch", str(data_parallel.local_replicas),
+                str(data_parallel.nodes), str(data_parallel.node_rank), bind, master, str(port), interface, "--",
+                sys.executable]
 
     def process_rank(self) -> int:
         """torchrun's LOCAL_RANK: the first replica process of each host writes its row."""

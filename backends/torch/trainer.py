@@ -92,8 +92,10 @@ class TorchTrainer(Trainer):
         self.spec = spec
         self.channels_first = network.takes_channels_first(spec)
         self.channels_last = network.CHANNELS_LAST
-        # dropout masks: a generator of our own, seeded from the options, never torch's global one
-        self.generator = torch.Generator(self.device).manual_seed(options.seed)
+        # dropout masks: a generator of our own, seeded from the options, never torch's global one;
+        # each data-parallel replica its own (as DDP's ranks, whose global generators differ by rank)
+        self.generator = torch.Generator(self.device).manual_seed(
+            distributed.replica_seed(options.seed, distributed.rank()) if self.data_parallel.active else options.seed)
         self.model, self.holders = build_network(spec, weights, self.device, self.generator)
         self.params = list(self.model.parameters())  # the moving statistics are buffers, not parameters
         self.output = activation(spec.output_activation, alpha=spec.output_alpha)[1]

@@ -4,14 +4,13 @@ width). The table model they render is :mod:`dlbench.report.model`."""
 
 from __future__ import annotations
 
-import csv
 import html
-import io
 import json
 from pathlib import Path
 
 from dlbench.errors import InputError
 from dlbench.report import inference
+from dlbench.report.escape import csv_text, markdown_text
 from dlbench.run.parity import REFERENCE_BACKEND
 from dlbench.report.model import (Column, Entry, Run, by_scenario, entries, environment_table, legend, legend_items,
                                   outcomes, problems, runs_of, scenario_description, table, unstable)
@@ -129,11 +128,7 @@ def render_csv(runs: list[Run]) -> str:
     """The tidy records, then (with their own columns added) the inference records."""
     records = tidy_records(runs) + inference_records(runs)
     fields = list(dict.fromkeys(k for r in records for k in r)) or ["run"]
-    out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=fields, restval="", lineterminator="\n")
-    writer.writeheader()
-    writer.writerows({k: "" if v is None else v for k, v in r.items()} for r in records)
-    return out.getvalue()
+    return csv_text(records, fields)
 
 
 def render_json(runs: list[Run]) -> str:
@@ -147,7 +142,7 @@ def render_json(runs: list[Run]) -> str:
 
 
 def _md_row(cells) -> str:
-    return "| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |"
+    return "| " + " | ".join(markdown_text(c) for c in cells) + " |"
 
 
 def _md_table(header: list[str], rows: list[list[str]], right: list[bool]) -> list[str]:
@@ -165,11 +160,11 @@ def render_markdown(runs: list[Run], pictures: dict | None = None) -> str:
         if machine is None:
             lines += _md_sections(group, pictures)
         else:
-            lines += ["", f"## {machine_heading(machine, group)}", *_md_sections(group, pictures.get(machine) or {},
-                                                                               "###")]
+            heading = f"## {markdown_text(machine_heading(machine, group))}"
+            lines += ["", heading, *_md_sections(group, pictures.get(machine) or {}, "###")]
     notes = [f"{r.label}: {line}" if len(runs) > 1 else line for r in runs for line in problems(r.document)]
     if notes:
-        lines += ["", "## Problems", "", *(f"- {n}" for n in notes)]
+        lines += ["", "## Problems", "", *(f"- {markdown_text(n)}" for n in notes)]
     return "\n".join(lines) + "\n"
 
 
@@ -179,21 +174,22 @@ def _md_sections(runs: list[Run], pictures: dict, level: str = "##") -> list[str
     lines = ["", f"{level} Environment", "", *_md_table(header, rows, [False] * len(header))]
     for scenario, items in by_scenario(entries(runs)).items():
         about = scenario_description(runs, scenario)
-        lines += ["", f"{level} {scenario}", *(["", about] if about else [])]
+        lines += ["", f"{level} {markdown_text(scenario)}", *(["", markdown_text(about)] if about else [])]
         if trained := inference.training_entries(items):
             columns, cells = table(trained)
             lines += ["", *_md_table([c.name for c in columns], cells, [c.right for c in columns])]
         if found := inference.table(items):
-            lines += ["", f"Inference ({scenario}):", "", *_md_table(*found)]
+            lines += ["", f"Inference ({markdown_text(scenario)}):", "", *_md_table(*found)]
         if spread := outcomes(items):
-            lines += ["", f"Outcomes over seeds ({scenario}):", "",
+            lines += ["", f"Outcomes over seeds ({markdown_text(scenario)}):", "",
                       *_md_table(spread[0], spread[1], [False, *[True] * (len(spread[0]) - 1)])]
-        lines += [line for title, name in pictures.get(scenario, []) for line in ("", f"![{title}]({name})")]
+        lines += [line for title, name in pictures.get(scenario, [])
+                  for line in ("", f"![{markdown_text(title)}]({name})")]
     if any(inference.lines(items) for items in by_scenario(entries(runs)).values()):
         lines += ["", inference.INFERENCE_LEGEND]
     if pictures.get(None):
         lines += ["", f"{level} Throughput"]
-        lines += [line for title, name in pictures[None] for line in ("", f"![{title}]({name})")]
+        lines += [line for title, name in pictures[None] for line in ("", f"![{markdown_text(title)}]({name})")]
     return lines
 
 

@@ -22,10 +22,13 @@ busy one, or with no load recorded.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import math
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -130,9 +133,10 @@ def measure(name: str, threads: int, timeout: float = 300, dtype: str = "float32
     except subprocess.TimeoutExpired:
         return None
     try:
-        return float(out.stdout.strip().splitlines()[-1])
+        value = float(out.stdout.strip().splitlines()[-1])
     except (ValueError, IndexError):
         return None
+    return value if _is_peak(value) else None
 
 
 def cache_path() -> Path:
@@ -158,36 +162,65 @@ def load_average() -> float:
         return 0.0
 
 
+def _is_peak(value) -> bool:
+    """A GFLOP/s figure: a finite positive number (not a bool, not text)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value > 0
+
+
+def _is_measurement(m) -> bool:
+    load = m.get("load", 0) if isinstance(m, dict) else None
+    return isinstance(m, dict) and _is_peak(m.get("gflops")) and isinstance(load, (int, float)) \
+        and not isinstance(load, bool) and math.isfinite(load) and load >= 0
+
+
+def read_cache() -> dict[str, dict[str, dict]]:
+    """The cache's well-formed measurements only. The file is the user's to
+    edit or break (``[1,2,3]``, a gflops of ``"fast"``, a half-written file):
+    what is not a mapping of machine keys to backends to ``{"gflops": a
+    positive number, "load": ...}`` is dropped, so that peak is measured
+    again and the file rewritten, never a run stopped."""
+    try:
+        cache = json.loads(cache_path().read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(cache, dict):
+        return {}
+    return {key: {name: m for name, m in entry.items() if isinstance(name, str) and _is_measurement(m)}
+            for key, entry in cache.items() if isinstance(key, str) and isinstance(entry, dict)}
+
+
 def load_cached(environment: dict, threads: int, quiet_only: bool = False,
                 dtype: str = "float32", device: str = "cpu") -> dict[str, float]:
     """The cached peaks (GFLOP/s per backend); with ``quiet_only`` those measured on a quiet machine."""
-    try:
-        cache = json.loads(cache_path().read_text())
-    except (OSError, ValueError):
-        return {}
-    entry = cache.get(machine_key(environment, threads, dtype, device), {})
-    return {name: m["gflops"] for name, m in entry.items() if isinstance(m, dict) and "gflops" in m
-            and (not quiet_only or m.get("load", float("inf")) < QUIET_LOAD)}
+    entry = read_cache().get(machine_key(environment, threads, dtype, device), {})
+    return {name: float(m["gflops"]) for name, m in entry.items()
+            if not quiet_only or m.get("load", float("inf")) < QUIET_LOAD}
 
 
 def save(environment: dict, threads: int, peaks: dict[str, float], load: float, dtype: str = "float32",
          device: str = "cpu") -> None:
-    """Cache ``peaks`` (GFLOP/s per backend, of ``dtype`` matmuls), measured at ``load`` (per core)."""
+    """Cache ``peaks`` (GFLOP/s per backend, of ``dtype`` matmuls), measured at
+    ``load`` (per core); written whole to a temporary file then renamed, so a
+    reader never sees half a file."""
     if not peaks:
         return
     path = cache_path()
-    try:
-        cache = json.loads(path.read_text())
-    except (OSError, ValueError):
-        cache = {}
+    cache = read_cache()
     cache.setdefault(machine_key(environment, threads, dtype, device), {}).update(
         {name: {"gflops": value, "load": round(load, 3), "measured": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
          for name, value in peaks.items()})
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(cache, indent=1))
+        fd, partial = tempfile.mkstemp(dir=path.parent, prefix=".peak.", suffix=".tmp")
     except OSError:
-        pass  # a read-only home only costs a re-measurement next time
+        return  # a read-only home only costs a re-measurement next time
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(cache, f, indent=1)
+        os.replace(partial, path)
+    except OSError:
+        with contextlib.suppress(OSError):
+            os.unlink(partial)
 
 
 def measurable_backends(plugins, device: str = "cpu") -> list[str]:

@@ -358,8 +358,8 @@ def check_against_data(scenario: Scenario, plugins: Plugins) -> None:
                          field="data.name", source=where)
     try:
         meta = info.describe(scenario.train.seed, scenario.data_options)
-    except InputError as exc:
-        raise exc.within(source=where) from None
+    except InputError as exc:  # an error about a data file names that file, others the scenario
+        raise (exc if exc.source else exc.within(source=where)) from None
     if meta.input_shape != scenario.model.input_shape:
         raise InputError(f"{format_shape(scenario.model.input_shape)} does not match dataset "
                          f"{scenario.data_name!r}, whose samples have shape {format_shape(meta.input_shape)}",

@@ -169,6 +169,12 @@ def _chain_shapes(layers, input_shape: Shape, name: str) -> list[tuple[Shape, Sh
 SHORTCUT = "shortcut."
 
 
+#: residual blocks inside residual blocks, the most a model may nest (every
+#: backend builds and differentiates them recursively; thousands of levels
+#: would exhaust Python's recursion before a clear error could be given)
+MAX_RESIDUAL_DEPTH = 32
+
+
 @dataclass(frozen=True)
 class Residual:
     """y = s(x) + f(x), f the chain of ``layers`` (a list of layer specs), s
@@ -182,6 +188,12 @@ class Residual:
     def __post_init__(self):
         object.__setattr__(self, "layers", _chain(self.layers, "layers", allow_empty=False))
         object.__setattr__(self, "shortcut", _chain(self.shortcut, "shortcut", allow_empty=True))
+        nesting = 1 + max((layer.nesting for layer in self.layers + self.shortcut if isinstance(layer, Residual)),
+                          default=0)
+        if nesting > MAX_RESIDUAL_DEPTH:
+            raise InputError(f"residual blocks nested more than {MAX_RESIDUAL_DEPTH} deep; at most "
+                             f"{MAX_RESIDUAL_DEPTH} levels of residual blocks inside residual blocks", field="layers")
+        object.__setattr__(self, "nesting", nesting)  # the levels of blocks, this one included
 
     def inner_shapes(self, input_shape: Shape) -> list[tuple[Shape, Shape]]:
         """(input shape, output shape) of each inner layer."""
