@@ -24,8 +24,8 @@ BROKEN = {
 def measured(monkeypatch, tmp_path, gflops: float) -> list:
     calls = []
     monkeypatch.setenv("DLBENCH_CACHE", str(tmp_path))
-    monkeypatch.setattr(peak, "measure", lambda name, threads, dtype="float32": calls.append(name) or gflops)
-    monkeypatch.setattr(peak, "measurable_backends", lambda plugins: ["numpy"])
+    monkeypatch.setattr(peak, "measure", lambda name, threads, dtype="float32", device="cpu": calls.append(name) or gflops)
+    monkeypatch.setattr(peak, "measurable_backends", lambda plugins, device="cpu": ["numpy"])
     monkeypatch.setattr(peak, "load_average", lambda: 0.0)
     return calls
 
