@@ -84,7 +84,7 @@ def repeated(lm_row, monkeypatch):
     """The suite's job at ``--repeat 3`` (its workers replaced by three repetitions of the real row), two
     replicas, and a ceiling of 50 GFLOP/s per replica."""
     rows = iter([repetition(lm_row, sps, ms, loss) for sps, ms, loss in
-                 ((100.0, 1.0, 2.0), (300.0, 3.0, 3.0), (200.0, 2.0, 4.0))])
+                 ((100.0, 1.0, 2.0), (400.0, 3.0, 3.0), (200.0, 2.0, 4.0))])
 
     def next_repetition(request):
         row = next(rows)
@@ -99,7 +99,7 @@ def repeated(lm_row, monkeypatch):
 
 def test_repeats_publish_every_figure_of_the_median_samples_per_second(repeated):
     m = repeated["metrics"]
-    assert repeated["repeats"] == 3 and m["samples_per_sec"] == 200.0  # the median of 100, 300, 200
+    assert repeated["repeats"] == 3 and m["samples_per_sec"] == 200.0  # the median of 100, 400, 200 (their mean is 233)
     assert m["tokens_per_sec"] == pytest.approx(200.0 * TOKENS, rel=1e-12)
     gflops = 200.0 * m["flops_per_step"] / BATCH / 1e9
     assert m["gflops_per_sec"] == pytest.approx(gflops, rel=1e-12)
@@ -119,14 +119,16 @@ def test_repeats_pool_every_calls_latency_for_inference_samples_and_tokens_per_s
         assert entry["latency_ms"]["p50"] == pytest.approx(float(np.percentile(pooled, 50)), rel=1e-12)
 
 
-def test_a_single_run_through_the_suite_keeps_its_figures_and_gets_its_share_of_the_peak(lm_row, monkeypatch):
+@pytest.mark.parametrize("precision, ceiling", [("fp32", 50.0), ("bf16", 200.0)])
+def test_a_single_run_through_the_suite_keeps_its_figures_and_gets_its_share_of_its_precisions_peak(
+        lm_row, monkeypatch, precision, ceiling):
     monkeypatch.setattr(suite, "execute", lambda request: copy.deepcopy(lm_row))
-    row = suite.Suite([], {}, None, in_process=True, peak_gflops={"fp32": 50.0}).run_job(
-        Job(RunRequest(scenario=SCENARIO, backend="numpy")))
+    row = suite.Suite([], {}, None, in_process=True, peak_gflops={"fp32": 50.0, "bf16": 200.0}).run_job(
+        Job(RunRequest(scenario=SCENARIO, backend="numpy", precision=precision)))
     m, first = row["metrics"], lm_row["metrics"]
     assert m["samples_per_sec"] == pytest.approx(first["samples_per_sec"], rel=1e-12)
     assert m["tokens_per_sec"] == pytest.approx(first["samples_per_sec"] * TOKENS, rel=1e-12)
-    assert m["peak_fraction"] == pytest.approx(first["gflops_per_sec"] / 50.0, rel=1e-12)
+    assert m["peak_fraction"] == pytest.approx(first["gflops_per_sec"] / ceiling, rel=1e-12)
     for entry, alone in zip(m["inference"], first["inference"]):
         assert entry["tokens_per_sec"] == pytest.approx(alone["samples_per_sec"] * TOKENS, rel=1e-12)
 
