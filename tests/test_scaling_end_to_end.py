@@ -14,8 +14,8 @@ checked against what the workers trained:
   and per replica is the N-th part of it;
 * the report's scaling efficiency is (samples/s at N / samples/s at 1) / N.
 
-One engine (JAX, the quickest to start) in the fast suite; every engine in
-the slow one.
+One engine (JAX, the quickest to start) in the fast suite; the others
+(torch's DDP under torchrun, TF's MirroredStrategy) in the slow one.
 """
 
 import json
@@ -107,8 +107,8 @@ def test_a_scaling_sweep_publishes_the_batch_its_replicas_trained(tmp_path, spie
 
 @pytest.mark.slow
 @pytest.mark.parametrize("scaling", ["weak", "strong"])
-def test_every_engine_publishes_the_batch_its_replicas_trained(tmp_path, spies, scaling):
-    engines = [f"spy-{b}" for b in ("torch", "tensorflow", "jax") if require_backend(b)]
+def test_every_other_engine_publishes_the_batch_its_replicas_trained(tmp_path, spies, scaling):
+    engines = [f"spy-{b}" for b in ("torch", "tensorflow") if require_backend(b)]
     document = run_sweep(tmp_path, ["numpy", *engines], scaling)
     assert_sweep_consistent(document, scaling)
     for row in document["results"]:
