@@ -156,3 +156,42 @@ def test_a_bypassed_recurrent_product_is_caught_by_tens_of_times_the_tolerance(m
     monkeypatch.setattr(recurrent.RecurrentLayer, "_recurrent", unrounded)
     difference, where = worst_mismatch(LAYERS["simple_rnn"], "bf16")
     assert difference >= BYPASS_EFFECT >= 10 * TOLERANCE, (difference, where)
+
+
+@pytest.mark.parametrize("precision", list(PRECISIONS))
+def test_the_certificates_twins_store_in_the_precision_what_they_say_and_the_reference_only_its_operands(precision):
+    """The yardsticks of the bf16/fp16 verdicts: "results" rounds every matmul result and what flows between
+    layers, "outputs" what flows between layers (and bias gradients), the reference ("operands") neither."""
+    name = PRECISIONS[precision]
+    dtype = np.dtype(getattr(ml_dtypes, name, name))
+
+    def r(x):
+        return x.astype(dtype).astype(np.float32)
+
+    rng = np.random.default_rng(2)
+    a, b = rng.standard_normal((5, 17)).astype(np.float32), rng.standard_normal((17, 4)).astype(np.float32)
+    reference, results, outputs = (Arithmetic(name, rounding) for rounding in ("operands", "results", "outputs"))
+    assert np.array_equal(results.matmul(a, b), r(r(a) @ r(b)))
+    assert np.array_equal(outputs.matmul(a, b), r(a) @ r(b)) and np.array_equal(reference.matmul(a, b), r(a) @ r(b))
+    assert not np.array_equal(r(a), a)  # so that a store that rounds shows
+    assert np.array_equal(reference.store(a), a)
+    assert np.array_equal(results.store(a), r(a)) and np.array_equal(outputs.store(a), r(a))
+    assert np.array_equal(reference.bias_grad(a), a.sum(0))
+    assert np.array_equal(outputs.bias_grad(a), r(a.sum(0))) and np.array_equal(results.bias_grad(a), r(a.sum(0)))
+
+
+def test_at_fp32_nothing_rounds_whatever_the_twin_and_the_reversed_twin_sums_backwards():
+    rng = np.random.default_rng(3)
+    a, b = rng.standard_normal((3, 4, 50)).astype(np.float32), rng.standard_normal((3, 50, 2)).astype(np.float32)
+    for rounding in ("operands", "results", "outputs"):
+        plain = Arithmetic(None, rounding)
+        assert np.array_equal(plain.matmul(a, b), a @ b) and np.array_equal(plain.store(a), a)
+        assert np.array_equal(plain.bias_grad(a[0]), a[0].sum(0))
+    backwards = Arithmetic(reverse=True)
+    assert not np.array_equal(a[..., ::-1].sum(2), a.sum(2))  # float32 sums in the other order differ here
+    assert not np.array_equal(a[..., ::-1] @ b[..., ::-1, :], a @ b)
+    assert np.array_equal(backwards.matmul(a, b), a[..., ::-1] @ b[..., ::-1, :])
+    assert np.array_equal(backwards.sum(a, 2), a[..., ::-1].sum(2))
+    assert np.array_equal(backwards.sum(a, (0, 1), keepdims=True), a[::-1, ::-1].sum((0, 1), keepdims=True))
+    assert np.array_equal(backwards.sum(a, -1), a[..., ::-1].sum(-1))
+    assert np.array_equal(Arithmetic().sum(a, 2), a.sum(2))
