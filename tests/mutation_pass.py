@@ -7,8 +7,8 @@
 For each module below, mutmut 2 mutates the functions that compute a
 published figure (every other line is marked ``# pragma: no mutate``) in a
 copy of the tree under a temporary folder, never in the checkout, and runs
-the module's fast tests for each mutant in two stages: the tests that were
-there before (``old``), then the published-figure tests (``new``). Each
+the module's fast tests for each mutant in one pytest run (``-x``): the tests
+that were there before first (``old``), then the new ones (``new``). Each
 mutant is logged as killed by the old tests, killed only by the new ones, or
 surviving, with its diff (``mutations.tsv`` in the copy), and the kill rates
 before (old) and after (old + new) are printed per module. mutmut 2 is used
@@ -32,36 +32,42 @@ import tokenize
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-INFERENCE_TESTS = ("tests/test_inference.py -k 'first_call or call_count or p99_interval or batch_sizes or norm_wise "
-                   "or another_shape or malformed or schema or compare_ or every_report_format or "
-                   "sequence_inference_reports or repetitions_pool'")
+INFERENCE_K = ("-k 'first_call or call_count or p99_interval or batch_sizes or norm_wise or another_shape or "
+               "malformed or schema or compare_ or every_report_format or sequence_inference_reports or "
+               "repetitions_pool or published_figures'")
 FIGURES = "tests/test_published_figures.py"
-#: module -> (the functions computing published figures, the fast tests there before, the new tests)
+LAYERS = "tests/backends/test_mixed_precision_layers.py"
+#: module -> (the functions computing published figures ("": all of it), the pytest arguments: the fast
+#: tests that were there before, then the new ones, and the new test files)
 MODULES = {
+    "backends/numpy/precision.py": ("", f"tests/backends/test_mixed_precision_contract.py {LAYERS} -k "
+                                        "'numpy or mixed_precision_layers'", LAYERS),
     "dlbench/run/timing.py": ("TrainingMeasurement,summarize,combine_repeats",
-                              "tests/test_measurement.py tests/test_data_parallel.py -m 'not slow'", FIGURES),
-    "backends/numpy/precision.py": ("", "tests/backends/test_mixed_precision_contract.py -k numpy",
-                                    "tests/backends/test_mixed_precision_layers.py"),
+                              f"tests/test_measurement.py tests/test_data_parallel.py {FIGURES} -m 'not slow'", FIGURES),
     "dlbench/report/model.py": ("_ratios,entries,_with_scaling,replicas,speed_cell,unstable,_ratio,_percent,_count,"
                                 "communication_cell",
-                                "tests/test_report.py -k 'speed_ratios or sweep_rows or precision_sweep or fp32_run or "
-                                "every_format_shows or seeds_give or outcomes_test' tests/test_data_parallel.py -k "
-                                "'efficiency or peak_share or report_format'", FIGURES),
-    "dlbench/report/inference.py": ("", INFERENCE_TESTS, FIGURES),
+                                f"tests/test_report.py tests/test_data_parallel.py {FIGURES} -k 'speed_ratios or "
+                                "sweep_rows or precision_sweep or fp32_run or every_format_shows or seeds_give or "
+                                "outcomes_test or efficiency or peak_share or report_format or published_figures'",
+                                FIGURES),
     "dlbench/run/inference.py": ("latency_entry,with_tokens,pool_repeats,rel_diff,output_agreement,"
-                                 "measure_batch_size,percentile_interval", INFERENCE_TESTS, FIGURES),
+                                 "measure_batch_size,percentile_interval",
+                                 f"tests/test_inference.py {FIGURES} {INFERENCE_K}", FIGURES),
+    "dlbench/report/inference.py": ("", f"tests/test_inference.py {FIGURES} {INFERENCE_K}", FIGURES),
     "dlbench/run/distributed.py": ("DataParallel,replica_slice,check_divides,check_replicas,distributed_row",
-                                   "tests/test_data_parallel.py -m 'not slow'", FIGURES),
+                                   f"tests/test_data_parallel.py {FIGURES} -m 'not slow'", FIGURES),
 }
 RUNNER = """#!/bin/bash
-# one mutant: the old tests, then the new ones; logs which killed it (mutmut reads the exit status)
+# one mutant, one pytest run (-x): the old tests first, then the new ones; the first failure's file says
+# which killed it (mutmut reads the exit status)
 cd "$MUT_ROOT"
 change=$(diff -U0 "$MUT_PRISTINE/$MUT_FILE" "$MUT_FILE" | tail -n +3 | tr '\\n\\t' '  ')
-if ! eval timeout 120 "$MUT_PYTHON" -m pytest -x -q -p no:cacheprovider $MUT_OLD >/dev/null 2>&1; then
-  printf 'old\\t%s\\t%s\\n' "$MUT_FILE" "$change" >> mutations.tsv; exit 1; fi
-if ! eval timeout 120 "$MUT_PYTHON" -m pytest -x -q -p no:cacheprovider $MUT_NEW >/dev/null 2>&1; then
-  printf 'new\\t%s\\t%s\\n' "$MUT_FILE" "$change" >> mutations.tsv; exit 1; fi
-printf 'survived\\t%s\\t%s\\n' "$MUT_FILE" "$change" >> mutations.tsv
+out=$(eval timeout 120 "$MUT_PYTHON" -m pytest -x -q -rf -p no:cacheprovider $MUT_TESTS 2>&1)
+if [ $? -eq 0 ]; then printf 'survived\\t%s\\t%s\\n' "$MUT_FILE" "$change" >> mutations.tsv; exit 0; fi
+first=$(echo "$out" | grep -m1 -oE '^(FAILED|ERROR) [^ :]+' | awk '{print $2}')
+verdict=old; [ "$first" = "$MUT_NEW" ] && verdict=new
+printf '%s\\t%s\\t%s\\n' "$verdict" "$MUT_FILE" "$change" >> mutations.tsv
+exit 1
 """
 
 
@@ -85,7 +91,7 @@ def only_these_functions(path: Path, names: str) -> None:
 
 def copy_tree(target: Path) -> None:
     """The checkout's sources and tests, importable as installed (``dlbench_backends`` is ``backends/``)."""
-    ignore = shutil.ignore_patterns(".venv", ".git", "__pycache__", "results", ".benchmarks", "mutants")
+    ignore = shutil.ignore_patterns(".venv", ".git", "__pycache__", "results", ".benchmarks", ".ci", ".mutmut-cache")
     shutil.copytree(ROOT, target, ignore=ignore)
     (target / "dlbench_backends").symlink_to("backends")
 
@@ -110,16 +116,18 @@ def main() -> None:
     copy_tree(pristine)
     (root / "runner.sh").write_text(RUNNER)
     (root / "runner.sh").chmod(0o755)
-    for module, (functions, old, new) in MODULES.items():
+    for module, (functions, tests, new) in MODULES.items():
         if args.only and module not in args.only:
             continue
         for tree in (root, pristine):
             only_these_functions(tree / module, functions)
+        (root / ".mutmut-cache").unlink(missing_ok=True)  # each module counted from scratch
         env = {**os.environ, "PYTHONPATH": str(root), "MUT_ROOT": str(root), "MUT_PRISTINE": str(pristine),
-               "MUT_FILE": module, "MUT_OLD": old, "MUT_NEW": new, "MUT_PYTHON": sys.executable}
+               "MUT_FILE": module, "MUT_TESTS": tests, "MUT_NEW": new, "MUT_PYTHON": sys.executable}
         subprocess.run(["timeout", str(args.seconds_per_module), sys.executable, "-m", "mutmut", "run",
                         "--paths-to-mutate", module, "--runner", "./runner.sh", "--no-progress"],
                        cwd=root, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
+        shutil.copy(pristine / module, root / module)  # a run stopped by its timeout leaves its mutant in place
     for module, counts in tally(root / "mutations.tsv").items():
         total = sum(counts.values())
         print(f"{module}: {total} mutants; killed before {counts['old']} ({counts['old'] / total:.0%}), after "
