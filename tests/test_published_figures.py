@@ -119,6 +119,21 @@ def test_repeats_pool_every_calls_latency_for_inference_samples_and_tokens_per_s
         assert entry["latency_ms"]["p50"] == pytest.approx(float(np.percentile(pooled, 50)), rel=1e-12)
 
 
+def test_repeats_publish_the_first_disagreeing_inference_verdict_else_the_first(lm_row, monkeypatch):
+    def verdicts(*agree: bool) -> dict:
+        rows = []
+        for k, agrees in enumerate(agree):
+            row = repetition(lm_row, 100.0 + k, 1.0, 2.0)
+            row["metrics"]["inference_outputs"] = {"agrees": agrees, "max_rel_diff": float(k)}
+            rows.append(row)
+        monkeypatch.setattr(suite, "execute", lambda request: rows.pop(0))
+        job = Job(RunRequest(scenario=SCENARIO, backend="numpy"))
+        return suite.Suite([], {}, None, repeat=len(agree), in_process=True).run_job(job)["metrics"]["inference_outputs"]
+
+    assert verdicts(True, False, False) == {"agrees": False, "max_rel_diff": 1.0}
+    assert verdicts(True, True, True) == {"agrees": True, "max_rel_diff": 0.0}
+
+
 @pytest.mark.parametrize("precision, ceiling", [("fp32", 50.0), ("bf16", 200.0)])
 def test_a_single_run_through_the_suite_keeps_its_figures_and_gets_its_share_of_its_precisions_peak(
         lm_row, monkeypatch, precision, ceiling):
