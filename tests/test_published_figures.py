@@ -198,6 +198,20 @@ def test_thread_and_data_parallel_sweeps_give_speedup_per_added_thread_or_replic
     assert found["jax", None, 2]["vs_numpy"] == pytest.approx(1.8, rel=1e-12)  # at the same point: 180 / 100
 
 
+def test_ratios_are_taken_within_each_scenario_and_efficiency_against_the_sweeps_own_base_point():
+    rows = [{**trained(b, sps), "scenario": scenario} for scenario, speeds in (("a", (100.0, 50.0)), ("b", (10.0, 40.0)))
+            for b, sps in zip(("numpy", "torch"), speeds)]
+    found = by(records(rows)["rows"], "scenario", "backend")
+    assert [found[k]["vs_fastest"] for k in (("a", "numpy"), ("a", "torch"), ("b", "numpy"), ("b", "torch"))] == \
+        [1.0, 0.5, 0.25, 1.0]
+    # a sweep from 2 threads: 8 threads are 4 times the base point's, a failed point has no figures
+    rows = [trained("jax", sps, {"threads": t}) for t, sps in ((2, 100.0), (8, 300.0))]
+    rows.append(trained("jax", 0.0, {"threads": 4}, status="failed"))
+    found = by(records(rows)["rows"], "sweep_threads")
+    assert (found[8,]["speedup"], found[8,]["thread_efficiency"]) == (3.0, 0.75)
+    assert (found[4,]["speedup"], found[4,]["thread_efficiency"], found[4,]["vs_fastest"]) == (None, None, None)
+
+
 def test_seed_points_have_their_own_ratios_and_no_speedup():
     rows = [trained(b, sps, {"seed": s}) for s, speeds in ((0, (100.0, 300.0)), (1, (200.0, 100.0)))
             for b, sps in zip(("numpy", "torch"), speeds)]
