@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 
 from dlbench.report import inference as inference_report, model as report, render
-from dlbench.run import suite
+from dlbench.run import inference, suite
 from dlbench.run.settings import Job, RunRequest
 from dlbench.run.worker import execute
 from dlbench.scenario import resolve_scenario
@@ -64,6 +64,26 @@ def test_a_single_runs_inference_figures_are_batch_times_calls_over_their_time_i
         assert entry["samples_per_sec"] == pytest.approx(expected, rel=1e-12)
         assert entry["tokens_per_sec"] == pytest.approx(expected * TOKENS, rel=1e-12)
         assert entry["calls"] == 5 == len(entry["latency_samples_ms"])
+
+
+def test_inference_latencies_are_the_percentiles_mean_and_throughput_of_the_calls():
+    latencies = [float(k) for k in np.random.default_rng(0).permutation(np.arange(1, 101))]  # 1 ... 100 ms
+    entry = inference.latency_entry(4, latencies, 0.25)
+    # linear interpolation between order statistics: the q-th percentile of 1..100 is 1 + 0.99 q
+    assert entry["latency_ms"] == pytest.approx({"p50": 50.5, "p90": 90.1, "p99": 99.01, "mean": 50.5}, rel=1e-12)
+    assert entry["samples_per_sec"] == pytest.approx(4 * 100 / 5.050, rel=1e-12)
+    assert (entry["calls"], entry["compile_seconds"]) == (100, 0.25)
+
+
+@pytest.mark.parametrize("calls, low, high", [(1000, 983, 997), (368, None, 368), (367, None, None),
+                                              (300, 293, None), (50, 48, None), (1, 1, None)])
+def test_the_published_p99_interval_is_between_the_order_statistics_the_binomial_gives(calls, low, high):
+    """The ranks of the module's docstring: with 1000 calls the 983rd and 997th fastest; an upper end (the
+    slowest call) from 368 calls on, where P(all N calls below the p99) = 0.99^N drops to 2.5% (the docs said
+    459, the 1% point); 300 calls: from the 293rd up, 50: from the 48th; one call: from it up."""
+    entry = inference.latency_entry(1, [float(k) for k in range(calls, 0, -1)], 0.0)  # call k took k ms
+    found_low, found_high = entry["p99_ci95_ms"]
+    assert found_high == high and (low is None or found_low == low), (found_low, found_high)
 
 
 # ------------------------------------------------------------------ repeats
