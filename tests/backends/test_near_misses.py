@@ -103,7 +103,8 @@ def one_fp16_sgd_step(backend, spec, data: Dataset) -> list[dict]:
     return trainer.weights()
 
 
-def test_an_fp16_step_updates_with_the_gradient_the_loss_scale_was_divided_out_of(compared_backend):
+def test_an_fp16_step_updates_with_the_gradient_the_loss_scale_was_divided_out_of(compared_backend,
+                                                                                 restore_process_settings):
     if "fp16" not in compared_backend.precisions:
         pytest.skip(f"{compared_backend.name} does not train at fp16")
     spec = Sequential([Dense(8, "tanh", input_shape=(5,)), Dense(3, "softmax")]).compile(
