@@ -86,6 +86,23 @@ def test_the_published_p99_interval_is_between_the_order_statistics_the_binomial
     assert found_high == high and (low is None or found_low == low), (found_low, found_high)
 
 
+def test_the_outputs_verdict_is_the_worst_rows_relative_difference_within_ten_times_the_twins_rounding():
+    exact = np.array([[4.0, -2.0], [1.0, 0.5], [-8.0, 2.0]])  # differences in powers of two: exact arithmetic
+    twins = {"float32": exact + [[0.0, 0.0625], [0.0, 0.0], [0.0, 0.0]],  # rounding 0.0625 / 4 = 0.015625
+             "reversed": exact + [[0.0, 0.0], [0.00390625, 0.0], [0.0, 0.0]]}
+    at_the_edge = exact + [[0.0, 0.625], [0.0, 0.0], [0.25, 0.0]]  # rows: 0.625 / 4 = 10 x 0.015625, 0, 0.25 / 8
+    verdict = inference.output_agreement(at_the_edge, exact, twins, "numpy")
+    assert verdict == {"reference": "numpy", "agrees": True, "max_rel_diff": 0.15625, "worst_row": 0,
+                       "rounding": 0.015625, "tolerance": 0.15625, "rows": 3}
+    over = inference.output_agreement(exact + [[0.0, 0.0], [0.0, 0.0], [0.0, 1.5]], exact, twins, "numpy")
+    assert (over["agrees"], over["max_rel_diff"], over["worst_row"]) == (False, 1.5 / 8, 2)
+    tiny = inference.output_agreement(exact, exact, {"float32": exact}, "numpy")  # float32 computed it exactly
+    assert tiny["tolerance"] == 8 * float(np.finfo(np.float32).eps) and tiny["agrees"]
+    assert inference.output_agreement(exact[:2], exact, twins, "numpy") == {
+        "reference": "numpy", "agrees": False, "max_rel_diff": None, "tolerance": None,
+        "reason": "logits of shape (2, 2), the reference's are (3, 2)"}
+
+
 # ------------------------------------------------------------------ repeats
 def repetition(row: dict, samples_per_sec: float, latency_ms: float, test_loss: float) -> dict:
     """``row`` as another repetition would give it: other speeds and latencies (its derived figures
@@ -134,6 +151,7 @@ def test_repeats_pool_every_calls_latency_for_inference_samples_and_tokens_per_s
         pooled = [ms * (1 + 0.1 * k) for ms in (1.0, 3.0, 2.0) for k in range(calls)]
         expected = inference_samples_per_sec(entry["batch_size"], pooled)
         assert entry["calls"] == 3 * calls and entry["repeats"] == 3
+        assert entry["compile_seconds_samples"] == [entry["compile_seconds"]] * 3  # the repetitions are copies
         assert entry["samples_per_sec"] == pytest.approx(expected, rel=1e-12)
         assert entry["tokens_per_sec"] == pytest.approx(expected * TOKENS, rel=1e-12)
         assert entry["latency_ms"]["p50"] == pytest.approx(float(np.percentile(pooled, 50)), rel=1e-12)
