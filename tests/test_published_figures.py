@@ -266,7 +266,8 @@ def test_a_precision_sweep_gives_speedup_and_accuracy_against_fp32():
         [(1.0, 0.0), (2.5, 0.875 - 0.90), (1.5, 0.8125 - 0.90)]
 
 
-def inferred(backend: str, speeds: dict[int, float], point: dict | None = None, tokens: int | None = None) -> dict:
+def inferred(backend: str, speeds: dict[int, float], point: dict | None = None, tokens: int | None = None,
+             mode: str = "inference") -> dict:
     """A row that measured inference: at each batch size, calls of 1 ms scaled to give ``speeds``."""
     entries = []
     for b, sps in speeds.items():
@@ -275,13 +276,13 @@ def inferred(backend: str, speeds: dict[int, float], point: dict | None = None, 
         if tokens:
             entry.update(tokens_per_sample=tokens, tokens_per_sec=sps * tokens)
         entries.append(entry)
-    row = trained(backend, 10.0, point, mode="inference")
+    row = trained(backend, 10.0, point, mode=mode)
     row["metrics"] = {"inference": entries, "inference_outputs": {"agrees": True}}
     return row
 
 
 def test_inference_vs_fastest_is_below_one_for_the_slower_backends_at_each_batch_size():
-    rows = [inferred("numpy", {1: 1000.0, 32: 8000.0}), inferred("torch", {1: 4000.0, 32: 4000.0}),
+    rows = [inferred("numpy", {1: 1000.0, 32: 8000.0}), inferred("torch", {1: 4000.0, 32: 4000.0}, mode="both"),
             inferred("jax", {1: 2000.0, 32: 16000.0})]
     found = by(records(rows)["inference"], "backend", "inference_batch_size")
     assert {k: (r["inference_vs_fastest"], r["inference_vs_numpy"]) for k, r in found.items()} == {
