@@ -9,7 +9,7 @@ import dlbench
 import numpy as np
 
 from dlbench.plugin.backend import TrainingState
-from dlbench.spec import GRU, LSTM, Adam, BatchNormalization, LayerNormalization, Residual, SelfAttention
+from dlbench.spec import GRU, LSTM, Adam, BatchNormalization, LayerNormalization, Residual, SelfAttention, SimpleRNN
 from dlbench_backends.numpy import NumpyBackend
 from dlbench.spec.transformer import map_layers as spec_map_layers, nested_layers
 from dlbench_backends.numpy.activations import ActivationLayer
@@ -276,9 +276,35 @@ class LeakyReluSlopeOfKeras(Mutant):
         return any(getattr(layer, "activation", None) == "leaky_relu" for layer in nested_layers(scenario.model.layers))
 
 
+class BothTorchBiasesInTheElmanStep(RecurrentLayer):
+    """torch's nn.RNN has two biases (b_ih + b_hh): the canonical bias loaded
+    into both adds it twice, h_t = tanh(x_t W + h_{t-1} U + 2 b)."""
+
+    def _rnn_forward(self, t):
+        self.a[t] += self.params["bias"]
+        super()._rnn_forward(t)
+
+
+class ElmanBiasTwiceTrainer(NumpyTrainer):
+    def __init__(self, spec, weights, options):
+        super().__init__(spec, weights, options)
+        for layer in self.net.layers:
+            if isinstance(layer, RecurrentLayer) and layer.cell == "rnn":
+                layer.__class__ = BothTorchBiasesInTheElmanStep
+
+
+class SimpleRnnBiasTwice(Mutant):
+    name = "mutant-simple-rnn-bias"
+    trainer_class = ElmanBiasTwiceTrainer
+
+    @staticmethod
+    def applies(scenario):
+        return any(isinstance(layer, SimpleRNN) for layer in scenario.model.layers)
+
+
 MUTANTS = [LearningRateOnePercentOff, AdamEpsilonHundredfold, AdamBeta2, BatchNormMomentumTheOtherWay,
            LossSummedOverTheBatch, LstmForgetBiasTwice, GruUpdateAndResetGatesSwapped, LayerNormEpsilonOfKeras,
-           AttentionWithoutScale, GeluTheOtherForm, LeakyReluSlopeOfKeras]
+           AttentionWithoutScale, GeluTheOtherForm, LeakyReluSlopeOfKeras, SimpleRnnBiasTwice]
 
 
 class ComputesInFloat32(Mutant):

@@ -22,7 +22,8 @@ quantile is between two order statistics, their ranks from the binomial
 distribution of how many calls fall below the true p99 (B ~ Binomial(N,
 0.99)). With the cap of 1000 calls the 95% interval is between the 983rd
 and 997th fastest call (the true p99 lies between the sample's p98.3 and
-p99.7); an upper end exists from 459 calls on (the slowest call); with
+p99.7); an upper end exists from 368 calls on (the slowest call, once
+0.99^N <= 2.5%); with
 fewer (300 calls: from the 293rd fastest up, 50 calls: from the 48th) only
 the lower end is known, the p99 may lie beyond the slowest call. Each
 entry stores this interval (``p99_ci95_ms``, the upper end None when it is
