@@ -119,9 +119,10 @@ def test_keras_activations_slopes_and_bias_free_layers_convert_exactly():
 @pytest.mark.parametrize("kind", ["LSTM", "GRU", "SimpleRNN"])
 def test_a_keras_bidirectional_rnn_converts_exactly(kind):
     layer = getattr(L, kind)
-    model = noisy(keras.Sequential([keras.Input((7,)), L.Embedding(30, 4), L.Bidirectional(layer(3, return_sequences=True)),
-                                    L.GlobalAveragePooling1D(), L.Dense(2)] if kind == "GRU" else
-                                   [keras.Input((7,)), L.Embedding(30, 4), L.Bidirectional(layer(3)), L.Dense(2)]))
+    head = [keras.Input((7,)), L.Embedding(30, 4)]
+    tail = [L.Bidirectional(layer(3, return_sequences=True)), L.GlobalAveragePooling1D()] if kind == "GRU" else \
+        [L.Bidirectional(layer(3))]  # the whole sequence, or the last states of both directions
+    model = noisy(keras.Sequential([*head, *tail, L.Dense(2)]))
     x = np.random.default_rng(3).integers(0, 30, (8, 7))
     layers = assert_exact(model, x, np.arange(8) % 2)
     assert layers[1].type == "bidirectional" and layers[1].layer.units == 3

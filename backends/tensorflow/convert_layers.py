@@ -69,7 +69,7 @@ def activation(config: dict) -> str:
 
 
 def activated(layer, config: dict) -> list:
-    """``layer`` with its activation: a leaky_relu (slope 0.2 in Keras, 0.01 in the spec) or elu after a linear layer."""
+    """``layer`` with its activation; a leaky_relu (Keras's slope 0.2, the spec's 0.01) or elu after it, linear."""
     act = activation(config)
     if act not in ("leaky_relu", "elu"):
         return [replace(layer, activation=act)]

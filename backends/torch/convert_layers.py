@@ -158,7 +158,8 @@ def convert(kind: str, module, x: Tensor) -> Step:
     if kind == "GELU":
         return activation(GELU_FORMS[module.approximate], x)
     if kind in ("LeakyReLU", "ELU"):
-        return activation(ACTIVATIONS[kind], x, alpha=float(module.negative_slope if kind == "LeakyReLU" else module.alpha))
+        slope = module.negative_slope if kind == "LeakyReLU" else module.alpha
+        return activation(ACTIVATIONS[kind], x, alpha=float(slope))
     dim = getattr(module, "dim", None)
     return activation(ACTIVATIONS[kind], x, -1 if dim is None and len(x.shape) == 1 else dim)  # torch's implicit dim
 
@@ -292,7 +293,7 @@ def recurrent(kind: str, module, x: Tensor) -> Step:
 
 
 def rnn_weights(cls, module, suffix: str) -> dict:
-    """The canonical weights of one torch layer and direction: biases ``b_ih + b_hh`` (GRU: both, the spec's two rows)."""
+    """The canonical weights of one torch layer and direction: biases ``b_ih + b_hh`` (GRU: both, as two rows)."""
     u = module.hidden_size
     w_ih, w_hh, b_ih, b_hh = (host(getattr(module, f"{n}{suffix}")) for n in ("weight_ih", "weight_hh", "bias_ih",
                                                                             "bias_hh"))
