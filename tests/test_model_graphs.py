@@ -101,7 +101,7 @@ def test_a_class_based_transformer_block_converts_exactly():
     attention_block, feed_forward = spec.layers[1], spec.layers[2]
     assert [layer.type for layer in attention_block.layers] == ["layer_norm", "self_attention"]
     assert attention_block.layers[1] == dlbench.SelfAttention(num_heads=2, key_dim=4, causal=True)
-    assert feed_forward.layers[0].epsilon == 1e-3 and feed_forward.layers[2] == dlbench.Activation("gelu")
+    assert feed_forward.layers[0].epsilon == 1e-3 and feed_forward.layers[2] == dlbench.Activation("gelu_tanh")
     x = np.random.default_rng(0).integers(0, 20, (8, 6))
     y = np.arange(8) % 3
     net.eval()
@@ -150,7 +150,7 @@ class ThreeProblems(nn.Module):
     def __init__(self):
         super().__init__()
         self.conv = nn.Conv2d(1, 4, 3, dilation=2)
-        self.act = nn.GELU()
+        self.act = nn.Hardswish()
         self.pool = nn.LPPool2d(2, 2)
         self.fc = nn.Linear(4, 3)
 
@@ -175,7 +175,7 @@ def test_every_unreadable_part_is_named_in_one_error():
     assert message.startswith("torch ThreeProblems: model: 3 parts of the model cannot be read: [1] layer 0 "
                               "('conv', Conv2d, line ")
     assert "x = self.pool(self.act(self.conv(x)))): dilation=(2, 2)" in message
-    assert "[2] layer 1 ('act', GELU, line " in message and "the exact (erf) GELU" in message
+    assert "[2] layer 1 ('act', Hardswish, line " in message and "Hardswish modules cannot be read" in message
     assert "[3] layer 2 ('pool', LPPool2d, line " in message and "LPPool2d modules cannot be read" in message
     assert message.count("Supported: Linear, Conv1d") == 1 and "\n" not in message
     with pytest.raises(InputError, match=r"Linear 'fc' is called again \(line \d+: return self.fc\(torch.relu"
@@ -404,3 +404,84 @@ def test_resnet_blocks_on_feature_maps_convert_exactly_on_every_backend(backend)
         expected = net(torch.from_numpy(x)).numpy()
     ours = spec_logits(imported, np.ascontiguousarray(np.moveaxis(x, 1, -1)), backend)
     np.testing.assert_allclose(ours, expected, rtol=1e-4, atol=1e-5)
+
+
+class ActivationsAndBiasFree(nn.Module):
+    """Every activation form the spec has, bias-free layers and global max pooling over a map: refused before
+    (bias=False, exact GELU, LeakyReLU, SiLU, ELU, amax)."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(2, 3, 3, bias=False)
+        self.conv2 = nn.Conv2d(3, 4, 1)
+        self.acts = nn.Sequential(nn.GELU(), nn.LeakyReLU(0.2), nn.ELU(alpha=0.7), nn.SiLU())
+        self.fc = nn.Linear(4, 5, bias=False)
+        self.out = nn.Linear(5, 3)
+
+    def forward(self, x):
+        x = F.gelu(self.acts(self.conv(x)), approximate="tanh")
+        x = F.elu(F.silu(self.conv2(x)), alpha=0.5)
+        x = F.leaky_relu(x.amax((2, 3)))
+        return self.out(F.gelu(self.fc(x)))
+
+
+def test_torch_activations_bias_free_layers_and_amax_pooling_convert_exactly():
+    torch.manual_seed(0)
+    net = ActivationsAndBiasFree()
+    imported = torch_reader().import_model(net, input_shape=(2, 6, 6), loss=nn.CrossEntropyLoss())
+    described = [(layer.type, getattr(layer, "activation", None), getattr(layer, "alpha", None),
+                  getattr(layer, "use_bias", None)) for layer in imported.spec.layers]
+    assert described == [
+        ("conv2d", "linear", None, False), ("activation", "gelu_erf", None, None),
+        ("activation", "leaky_relu", 0.2, None), ("activation", "elu", 0.7, None), ("activation", "silu", None, None),
+        ("activation", "gelu_tanh", None, None), ("conv2d", "linear", None, True), ("activation", "silu", None, None),
+        ("activation", "elu", 0.5, None), ("global_max_pool2d", None, None, None),
+        ("activation", "leaky_relu", 0.01, None), ("dense", "linear", None, False),
+        ("activation", "gelu_erf", None, None), ("dense", "linear", None, True), ("activation", "softmax", None, None)]
+    assert_torch_exact(net, imported, np.random.default_rng(1).standard_normal((8, 2, 6, 6)).astype(np.float32))
+
+
+def assert_torch_exact(net, imported, x):
+    """The converted model's logits and first loss are torch's own (cross-entropy on logits), x as torch takes it."""
+    y = np.arange(len(x)) % 3
+    with torch.no_grad():
+        logits = net(torch.from_numpy(x))
+        loss = float(F.cross_entropy(logits, torch.from_numpy(y)))
+    ours = x.transpose(0, 2, 3, 1) if imported.channels_first and x.ndim == 4 else x
+    np.testing.assert_allclose(spec_logits(imported, ours), logits.numpy(), rtol=1e-4, atol=1e-5)
+    assert first_loss(imported, ours, y) == pytest.approx(loss, rel=1e-5)
+
+
+class BidirectionalText(nn.Module):
+    def __init__(self, kind, last=False):
+        super().__init__()
+        self.embed = nn.Embedding(20, 4)
+        self.rnn = getattr(nn, kind)(4, 3, num_layers=2, batch_first=True, bidirectional=True)
+        self.out = nn.Linear(6, 3)
+        self.last = last
+
+    def forward(self, x):
+        out, _ = self.rnn(self.embed(x))
+        return self.out(out[:, -1] if self.last else out.amax(1))
+
+
+@pytest.mark.parametrize("kind", ["LSTM", "GRU", "RNN"])
+def test_a_torch_bidirectional_recurrent_layer_converts_exactly(kind):
+    """weight_*_l{k} and weight_*_l{k}_reverse as forward.* and backward.*, one canonical bias per direction."""
+    torch.manual_seed(0)
+    net = BidirectionalText(kind)
+    with torch.no_grad():
+        for p in net.parameters():
+            p.add_(0.1 * torch.randn_like(p))  # biases that are not their initial values
+    imported = torch_reader().import_model(net, input_shape=(7,), loss=nn.CrossEntropyLoss())
+    layers = imported.spec.layers
+    assert [layer.type for layer in layers] == ["embedding", "bidirectional", "bidirectional", "global_max_pool1d",
+                                                "dense", "activation"]
+    assert layers[2].layer.units == 3 and layers[2].layer.return_sequences
+    assert_torch_exact(net, imported, np.random.default_rng(3).integers(0, 20, (8, 7)))
+
+
+def test_the_last_step_of_a_torch_bidirectional_layer_is_refused():
+    with pytest.raises(InputError, match=r"the last step or state of a bidirectional layer: torch's out\[:, -1\] "
+                                         "holds the backward direction after one step"):
+        torch_reader().import_model(BidirectionalText("GRU", last=True), input_shape=(7,), loss=nn.CrossEntropyLoss())

@@ -81,3 +81,54 @@ def test_keras_embedding_and_stacked_recurrent_layers_convert_exactly(kind):
     assert kinds == ["embedding", rnn, "dropout", rnn, "dense", "activation"]
     x = np.random.default_rng(3).integers(0, 30, (8, 7))
     np.testing.assert_allclose(spec_logits(imported, x), np.asarray(model(x, training=False)), rtol=1e-4, atol=1e-5)
+
+
+def noisy(model):
+    """``model`` with weights that are not their initial values (biases not zero), compiled for logits."""
+    for weight in model.weights:
+        weight.assign(np.asarray(weight) + 0.1 * np.random.default_rng(0).standard_normal(weight.shape))
+    model.compile(loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), optimizer="sgd")
+    return model
+
+
+def assert_exact(model, x, y):
+    imported = get_plugins().backend("tensorflow").import_model(model)
+    np.testing.assert_allclose(spec_logits(imported, x), np.asarray(model(x, training=False)), rtol=1e-4, atol=1e-5)
+    assert first_loss(imported, x, y) == pytest.approx(float(model.loss(y, model(x, training=True))), rel=1e-5)
+    return imported.spec.layers
+
+
+def test_keras_activations_slopes_and_bias_free_layers_convert_exactly():
+    """gelu (exact), silu/swish, elu, LeakyReLU's 0.3 and leaky_relu's 0.2, use_bias=False: refused before."""
+    model = noisy(keras.Sequential([
+        keras.Input((6, 6, 2)), L.Conv2D(3, 3, use_bias=False, activation="gelu"), L.LeakyReLU(),
+        L.Conv2D(4, 1, activation="swish"), L.GlobalMaxPooling2D(), L.Dense(5, activation="leaky_relu"),
+        L.Dense(5, activation="elu", use_bias=False), L.ELU(alpha=0.5), L.ReLU(negative_slope=0.1),
+        L.Activation("silu"), L.Dense(3)]))
+    x = np.random.default_rng(2).standard_normal((8, 6, 6, 2)).astype(np.float32)
+    layers = assert_exact(model, x, np.arange(8) % 3)
+    assert [(layer.type, getattr(layer, "activation", None), getattr(layer, "alpha", None)) for layer in layers] == [
+        ("conv2d", "gelu_erf", None), ("activation", "leaky_relu", 0.3), ("conv2d", "silu", None),
+        ("global_max_pool2d", None, None), ("dense", "linear", None), ("activation", "leaky_relu", 0.2),
+        ("dense", "linear", None), ("activation", "elu", 1.0), ("activation", "elu", 0.5),
+        ("activation", "leaky_relu", 0.1), ("activation", "silu", None), ("dense", "linear", None),
+        ("activation", "softmax", None)]
+    assert not layers[0].use_bias and not layers[6].use_bias and layers[4].use_bias
+
+
+@pytest.mark.parametrize("kind", ["LSTM", "GRU", "SimpleRNN"])
+def test_a_keras_bidirectional_rnn_converts_exactly(kind):
+    layer = getattr(L, kind)
+    head = [keras.Input((7,)), L.Embedding(30, 4)]
+    tail = [L.Bidirectional(layer(3, return_sequences=True)), L.GlobalAveragePooling1D()] if kind == "GRU" else \
+        [L.Bidirectional(layer(3))]  # the whole sequence, or the last states of both directions
+    model = noisy(keras.Sequential([*head, *tail, L.Dense(2)]))
+    x = np.random.default_rng(3).integers(0, 30, (8, 7))
+    layers = assert_exact(model, x, np.arange(8) % 2)
+    assert layers[1].type == "bidirectional" and layers[1].layer.units == 3
+
+
+def test_a_keras_bidirectional_other_than_concat_is_refused():
+    model = keras.Sequential([keras.Input((5, 2)), L.Bidirectional(L.LSTM(3), merge_mode="sum"), L.Dense(2)])
+    with pytest.raises(InputError, match=r"\('bidirectional\w*', Bidirectional\): merge_mode='sum'"):
+        dlbench.from_keras(model, loss="categorical_crossentropy", optimizer="adam")

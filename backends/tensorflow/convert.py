@@ -20,10 +20,23 @@ old statistics, LayerNormalization's epsilon is kept (Keras's default 1e-3).
 MultiHeadAttention called as self-attention (``mha(x, x)``, causal with
 ``use_causal_mask=True``, no dropout, ``value_dim = key_dim``) holds its
 kernels as ``(d, H, K)`` and ``(H, K, d)``: reshaped to the spec's flat,
-head-major ``(d, H*K)`` and ``(H*K, d)``. GlobalAveragePooling1D is the
-spec's; the other global poolings are a pool of the whole input and a
-Flatten. Keras's ``gelu`` is the exact (erf) form, which the spec does not
-have yet (its gelu is the tanh approximation): refused. Two differences are
+head-major ``(d, H*K)`` and ``(H*K, d)``. Global average and max poolings
+are the spec's (``keepdims=False``); the spec's max pooling sends a tied
+maximum's gradient to the first maximum, TensorFlow's ``reduce_max`` splits
+it between the ties (equal only without ties, as with float inputs).
+``Bidirectional(LSTM|GRU|SimpleRNN)`` with ``merge_mode="concat"`` and the
+default mirrored backward layer is the spec's ``bidirectional``: Keras's
+forward then backward weights are ``forward.<name>`` and
+``backward.<name>``. ``use_bias=False`` on a Dense or convolution is the
+spec's. Activations: Keras's ``gelu`` is the exact (erf) form
+(``approximate=False``), the spec's ``gelu_erf`` (the tanh form cannot be
+named in a Keras config); ``silu`` / ``swish`` are ``silu``; ``elu`` and an
+``ELU(alpha)`` layer are ``elu``; ``LeakyReLU(negative_slope)`` (default
+0.3) and ``ReLU(negative_slope=a)`` are ``leaky_relu`` with that slope, and
+the activation ``"leaky_relu"`` (``Dense(activation="leaky_relu")``, an
+``Activation`` layer) has Keras's function default, slope 0.2: a linear
+Dense (or convolution) then ``Activation("leaky_relu", alpha=0.2)``, as the
+spec's own default slope is 0.01. Two differences are
 the spec's, and documented there: cross-entropy is computed from logits
 (Keras clips probabilities), and Adam's epsilon is added after the bias
 correction (Keras adds it to the uncorrected root), so ``epsilon`` is taken

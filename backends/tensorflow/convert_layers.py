@@ -3,37 +3,47 @@
 :mod:`dlbench_backends.tensorflow.convert`.
 
 :func:`spec_layers` reads one layer's configuration (``get_config()``) on its
-input shape and returns its spec layers (a global pooling is two: a pool of
-the whole input and a Flatten); :func:`layer_weights` gives their weights,
-Keras's own being canonical but for MultiHeadAttention's ``(d, H, K)``
-kernels, which are reshaped to the flat ``(d, H*K)``. A setting the spec
+input shape and returns its spec layers (a Dense or convolution with a
+leaky_relu or elu is two: the linear layer and the activation with Keras's
+slope); :func:`layer_weights` gives their weights, Keras's own being
+canonical but for MultiHeadAttention's ``(d, H, K)`` kernels, which are
+reshaped to the flat ``(d, H*K)``, and a Bidirectional's, named
+``forward.<name>`` and ``backward.<name>``. A setting the spec
 cannot express raises an ``InputError`` whose message says what is wrong and
 whose ``field`` says what would do.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
 from dlbench.errors import InputError
-from dlbench.spec import (GRU, LSTM, Activation, AveragePool1D, AveragePool2D, BatchNormalization, Conv1D, Conv2D,
-                          Dense, Dropout, Embedding, Flatten, GlobalAveragePool1D, LayerNormalization, MaxPool1D,
-                          MaxPool2D, SelfAttention, SimpleRNN)
+from dlbench.spec import (GRU, LSTM, Activation, AveragePool1D, AveragePool2D, BatchNormalization, Conv1D,
+                          Conv2D, Dense, Dropout, Embedding, Flatten, GlobalAveragePool1D, GlobalAveragePool2D,
+                          GlobalMaxPool1D, GlobalMaxPool2D, LayerNormalization, MaxPool1D, MaxPool2D, SelfAttention,
+                          SimpleRNN)
+from dlbench.spec.sequence import Bidirectional
 
-ACTIVATIONS = ("linear", "relu", "sigmoid", "tanh", "softmax")
+#: Keras activation names -> the spec's (``gelu`` is Keras's exact form, ``approximate=False``)
+ACTIVATIONS = {"linear": "linear", "relu": "relu", "sigmoid": "sigmoid", "tanh": "tanh", "softmax": "softmax",
+               "gelu": "gelu_erf", "silu": "silu", "swish": "silu", "elu": "elu", "leaky_relu": "leaky_relu"}
+#: ``keras.activations.leaky_relu``'s own slope, which a Dense(activation="leaky_relu") uses
+KERAS_LEAKY_SLOPE = 0.2
 POOLS = {"MaxPooling1D": MaxPool1D, "MaxPooling2D": MaxPool2D, "AveragePooling1D": AveragePool1D,
          "AveragePooling2D": AveragePool2D}
-GLOBAL_POOLS = {"GlobalAveragePooling1D": AveragePool1D, "GlobalAveragePooling2D": AveragePool2D,
-                "GlobalMaxPooling1D": MaxPool1D, "GlobalMaxPooling2D": MaxPool2D}
+GLOBAL_POOLS = {"GlobalAveragePooling1D": GlobalAveragePool1D, "GlobalAveragePooling2D": GlobalAveragePool2D,
+                "GlobalMaxPooling1D": GlobalMaxPool1D, "GlobalMaxPooling2D": GlobalMaxPool2D}
 RNNS = {"SimpleRNN": SimpleRNN, "LSTM": LSTM, "GRU": GRU}
-SUPPORTED = ("InputLayer", "Dense", "Activation", "ReLU", "Softmax", "Conv1D", "Conv2D", *POOLS, *GLOBAL_POOLS,
-             "Flatten", "Dropout", "BatchNormalization", "LayerNormalization", "Embedding", *RNNS,
+SUPPORTED = ("InputLayer", "Dense", "Activation", "ReLU", "LeakyReLU", "ELU", "Softmax", "Conv1D", "Conv2D", *POOLS,
+             *GLOBAL_POOLS, "Flatten", "Dropout", "BatchNormalization", "LayerNormalization", "Embedding", *RNNS,
+             "Bidirectional (merge_mode='concat')",
              "MultiHeadAttention (self-attention)", "Add (x + f(x))", "nested Sequential")
 NONE_FIELDS = ("kernel_regularizer", "bias_regularizer", "activity_regularizer", "kernel_constraint",
                "bias_constraint", "beta_regularizer", "gamma_regularizer", "beta_constraint", "gamma_constraint",
                "recurrent_regularizer", "recurrent_constraint", "embeddings_regularizer", "embeddings_constraint",
                "quantization_config", "lora_rank", "noise_shape", "renorm_clipping")
-EXACT_GELU = "the exact (erf) GELU, Keras's 'gelu'; dlbench's gelu is the tanh approximation"
 
 
 def check_settings(config: dict) -> None:
@@ -50,13 +60,21 @@ def check_settings(config: dict) -> None:
 
 
 def activation(config: dict) -> str:
+    """The spec's name of a layer's Keras activation."""
     act = config.get("activation", "linear")
     act = act if isinstance(act, str) else getattr(act, "__name__", repr(act))
-    if act == "gelu":
-        raise InputError(EXACT_GELU, field="activation one of " + ", ".join(ACTIVATIONS))
     if act not in ACTIVATIONS:
         raise InputError(f"activation {act!r}", field="activation one of " + ", ".join(ACTIVATIONS))
-    return act
+    return ACTIVATIONS[act]
+
+
+def activated(layer, config: dict) -> list:
+    """``layer`` with its activation; a leaky_relu (Keras's slope 0.2, the spec's 0.01) or elu after it, linear."""
+    act = activation(config)
+    if act not in ("leaky_relu", "elu"):
+        return [replace(layer, activation=act)]
+    alpha = KERAS_LEAKY_SLOPE if act == "leaky_relu" else 1.0
+    return [layer, Activation(act, alpha=alpha)]
 
 
 def spec_layers(layer, shape: tuple | None) -> list:
@@ -64,21 +82,21 @@ def spec_layers(layer, shape: tuple | None) -> list:
     kind, config = type(layer).__name__, layer.get_config()
     if type(layer).__module__.split(".")[0] != "keras":
         raise InputError("a custom layer: its own call() is code, not a Keras layer dlbench can read", field="")
-    if kind not in SUPPORTED and kind not in ("MultiHeadAttention", "Add"):
+    if kind not in SUPPORTED and kind not in ("MultiHeadAttention", "Add", "Bidirectional"):
         raise InputError(f"{kind} layers cannot be read", field="")
     check_settings(config)
-    if kind in ("Dense", "Conv1D", "Conv2D") and not config.get("use_bias", True):
-        raise InputError("use_bias=False (every dlbench Dense and Conv has a bias)", field="use_bias=True")
     if kind == "Dense":
-        return [Dense(config["units"], activation=activation(config))]
+        return activated(Dense(config["units"], use_bias=bool(config.get("use_bias", True))), config)
     if kind in ("Conv1D", "Conv2D"):
-        return [conv(kind, config)]
+        return activated(conv(kind, config), config)
     if kind in POOLS:
         return [pool(kind, config)]
     if kind in GLOBAL_POOLS:
         return global_pool(kind, config, shape)
     if kind in RNNS:
         return [recurrent(kind, config)]
+    if kind == "Bidirectional":
+        return [bidirectional(layer, config)]
     if kind == "MultiHeadAttention":
         return [attention(config)]
     return [other(kind, config)]
@@ -92,7 +110,7 @@ def conv(kind: str, config: dict):
         raise InputError(f"padding={config['padding']!r}", field="padding 'valid' or 'same'")
     cls = Conv1D if kind == "Conv1D" else Conv2D
     return cls(config["filters"], kernel_size=tuple(config["kernel_size"]), strides=tuple(config["strides"]),
-               padding=config["padding"], activation=activation(config))
+               padding=config["padding"], use_bias=bool(config.get("use_bias", True)))
 
 
 def pool(kind: str, config: dict):
@@ -103,15 +121,10 @@ def pool(kind: str, config: dict):
 
 
 def global_pool(kind: str, config: dict, shape: tuple | None) -> list:
-    """GlobalAveragePooling1D is the spec's; the others a pool of the whole input and a Flatten."""
+    """Each Keras global pooling is the spec's."""
     if config.get("keepdims"):
         raise InputError("keepdims=True", field="keepdims=False")
-    if shape is None:
-        return []
-    if kind == "GlobalAveragePooling1D":
-        return [GlobalAveragePool1D()]
-    window = tuple(shape[:-1])
-    return [GLOBAL_POOLS[kind](pool_size=window, strides=window), Flatten()]
+    return [GLOBAL_POOLS[kind]()]
 
 
 def recurrent(kind: str, config: dict):
@@ -125,6 +138,23 @@ def recurrent(kind: str, config: dict):
         raise InputError("an activation other than tanh/sigmoid, use_bias=False or reset_after=False",
                          field="activation='tanh', recurrent_activation='sigmoid', use_bias=True, reset_after=True")
     return RNNS[kind](config["units"], return_sequences=bool(config.get("return_sequences")))
+
+
+def bidirectional(layer, config: dict):
+    """``Bidirectional(rnn)``, outputs concatenated forward first (``merge_mode="concat"``), the backward layer
+    the forward one's mirror (``go_backwards``, Keras's default ``backward_layer``)."""
+    if config.get("merge_mode") != "concat":
+        raise InputError(f"merge_mode={config.get('merge_mode')!r}", field="merge_mode='concat'")
+    forward, backward = layer.forward_layer, layer.backward_layer
+    kinds = (type(forward).__name__, type(backward).__name__)
+    if kinds[0] not in RNNS or kinds[1] != kinds[0]:
+        raise InputError(f"a Bidirectional of {kinds[0]} and {kinds[1]}", field="Bidirectional(LSTM|GRU|SimpleRNN)")
+    ours, theirs = forward.get_config(), backward.get_config()
+    spec = recurrent(kinds[0], ours)
+    mirrored = {**theirs, "go_backwards": False, "name": ours["name"]}
+    if recurrent(kinds[1], mirrored) != spec or not theirs.get("go_backwards"):
+        raise InputError("a backward layer that is not the forward one's mirror", field="Bidirectional(rnn)")
+    return Bidirectional(spec)
 
 
 def attention(config: dict):
@@ -161,15 +191,22 @@ def other(kind: str, config: dict):
         if config.get("mask_zero"):
             raise InputError("mask_zero=True (masks the layers after it)", field="mask_zero=False")
         return Embedding(config["input_dim"], config["output_dim"])
-    if kind == "ReLU":
-        if config.get("max_value") is not None or config.get("negative_slope") or config.get("threshold"):
-            raise InputError("a ReLU with max_value, negative_slope or threshold", field="ReLU()")
-        return Activation("relu")
+    if kind in ("ReLU", "LeakyReLU"):
+        if config.get("max_value") is not None or config.get("threshold"):
+            raise InputError("a ReLU with max_value or threshold", field="ReLU(), ReLU(negative_slope=a), LeakyReLU(a)")
+        slope = float(config.get("negative_slope") or 0.0)
+        return Activation("leaky_relu", alpha=slope) if kind == "LeakyReLU" or slope else Activation("relu")
+    if kind == "ELU":
+        return Activation("elu", alpha=float(config["alpha"]))
     if kind == "Softmax":
         if config.get("axis", -1) not in (-1, [-1]):
             raise InputError(f"softmax over axis {config['axis']}", field="axis=-1")
         return Activation("softmax")
-    return Activation(activation(config))
+    act = activation(config)
+    return Activation(act, alpha=KERAS_LEAKY_SLOPE if act == "leaky_relu" else None)
+
+
+RECURRENT_WEIGHTS = ("kernel", "recurrent_kernel", "bias")
 
 
 def layer_weights(layer, specs: list) -> list:
@@ -179,6 +216,12 @@ def layer_weights(layer, specs: list) -> list:
     for spec in specs:
         if isinstance(spec, SelfAttention):
             found.append(attention_weights(arrays))
+            continue
+        if isinstance(spec, Bidirectional):
+            half = len(arrays) // 2
+            names = RECURRENT_WEIGHTS
+            found.append({f"{d}.{n}": a for d, part in (("forward", arrays[:half]), ("backward", arrays[half:]))
+                          for n, a in zip(names, part)})
             continue
         names = {Dense: ("kernel", "bias"), Conv1D: ("kernel", "bias"), Conv2D: ("kernel", "bias"),
                  BatchNormalization: ("gamma", "beta", "moving_mean", "moving_variance"),

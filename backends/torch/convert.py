@@ -26,7 +26,7 @@ source line, why, and what is supported. torch's conventions, converted:
   running variance from the unbiased batch variance, the spec (as Keras)
   from the biased one: the converted model follows the spec.
 * LayerNorm: its ``eps`` is kept (torch's default 1e-5).
-* nn.RNN / LSTM / GRU (``batch_first=True``, one direction): torch's
+* nn.RNN / LSTM / GRU (``batch_first=True``): torch's
   ``(gates*u, in)`` weights are the spec's transposed kernels; LSTM gates
   i, f, g, o are the spec's i, f, c, o; GRU gates r, z, n become z, r, h and
   its two biases are the spec's two rows (``n = tanh(W_in x + b_in + r (W_hn
@@ -37,6 +37,13 @@ source line, why, and what is supported. torch's conventions, converted:
   ``num_layers=k`` is k layers with ``Dropout(dropout)`` between them;
   ``out[:, -1]`` or ``h_n[-1]`` is the last layer without
   ``return_sequences``. A zero initial state is the spec's; another is refused.
+  ``bidirectional=True`` is the spec's ``bidirectional`` (outputs
+  concatenated forward first, as torch's): ``weight_ih_l{k}`` ... are its
+  ``forward.<name>``, ``weight_ih_l{k}_reverse`` ... its ``backward.<name>``,
+  one canonical bias per direction as above. Its whole sequence is read
+  (e.g. then ``out.mean(1)`` or ``out.amax(1)``); ``out[:, -1]`` and ``h_n``
+  are refused: torch's last step holds the backward direction after one step,
+  and ``h_n`` each direction apart, not the spec's last states of both.
 * nn.MultiheadAttention (``batch_first=True``) called as self-attention
   ``mha(x, x, x)``: ``num_heads`` H and ``key_dim`` d / H; ``in_proj_weight``
   ``[Wq; Wk; Wv]`` and ``out_proj`` transposed into the spec's flat
@@ -46,11 +53,21 @@ source line, why, and what is supported. torch's conventions, converted:
   ``nn.Parameter`` of (1, T, d) or (T, d), or an ``nn.Embedding`` of
   ``torch.arange(T)``) is the spec's ``position_embedding`` with those T
   rows; a fixed (sinusoidal) table is refused.
-* GELU: the spec's is the tanh approximation: ``approximate='tanh'`` is read,
-  the exact (erf) form is refused until the spec has it.
+* activations: ``nn.GELU()`` / ``F.gelu`` (``approximate='none'``, the exact
+  erf form) are the spec's ``gelu_erf``, ``approximate='tanh'`` its
+  ``gelu_tanh``; ``nn.SiLU`` / ``F.silu`` are ``silu``; ``nn.LeakyReLU
+  (negative_slope)`` / ``F.leaky_relu`` (torch's default 0.01, the spec's
+  too) are ``leaky_relu`` and ``nn.ELU(alpha)`` / ``F.elu`` ``elu``, the
+  slope written out.
+* ``bias=False`` on a Linear or convolution is the spec's ``use_bias=False``.
 * global pooling: ``AdaptiveAvg/MaxPool(k)`` whose k divides the input is a
-  pool of fixed windows; ``x.mean((2, 3))`` a full-size average pool and a
-  Flatten; ``x.mean(1)`` of (N, L, C) the spec's ``global_average_pool1d``.
+  pool of fixed windows (at k = 1 a full-size pool, then ``flatten``);
+  ``x.mean((2, 3))`` a full-size average pool and a Flatten; ``x.mean(1)`` of
+  (N, L, C) the spec's ``global_average_pool1d``; ``x.amax`` over every
+  position (``amax(1)`` of (N, L, C), ``amax(2)`` of (N, C, L), ``amax((2,
+  3))`` of a map) the spec's ``global_max_pool1d/2d``. The spec's max pools
+  send a tied maximum's gradient to the first maximum; ``amax`` splits it
+  between the ties (equal only without ties, as with float inputs).
 * loss: ``nn.CrossEntropyLoss`` / ``F.cross_entropy`` / ``nn.BCEWithLogitsLoss``
   take logits, so the spec gets the softmax / sigmoid output they imply;
   after a final ``log_softmax``, ``nn.NLLLoss`` / ``F.nll_loss`` (and

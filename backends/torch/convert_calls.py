@@ -12,13 +12,13 @@ import operator
 import numpy as np
 import torch
 
-from dlbench.spec import Flatten, GlobalAveragePool1D
+from dlbench.spec import Flatten, GlobalAveragePool1D, GlobalMaxPool1D, GlobalMaxPool2D
 from dlbench_backends.torch import convert_layers as cl
 from dlbench_backends.torch.convert_layers import Step
 
-FUNCTIONS = ("relu", "gelu(approximate='tanh')", "sigmoid", "tanh", "softmax", "log_softmax", "dropout",
+FUNCTIONS = ("relu", "gelu", "silu", "leaky_relu", "elu", "sigmoid", "tanh", "softmax", "log_softmax", "dropout",
              "max_pool1d/2d", "avg_pool1d/2d", "adaptive_avg/max_pool1d/2d", "flatten(x, 1)",
-             "view/reshape(x.size(0), -1)", "mean over time or space", "x + f(x)", "out[:, -1]", "h_n[-1]",
+             "view/reshape(x.size(0), -1)", "mean over time or space", "amax over time or space", "x + f(x)", "out[:, -1]", "h_n[-1]",
              "contiguous", "permute/transpose of (N, L, C)")
 SUPPORTED = (*cl.MODULES, *FUNCTIONS)
 class BatchSize(int):
@@ -38,7 +38,8 @@ def torch_function_names() -> dict:
     F = torch.nn.functional
     names = {operator.add: "add", operator.iadd: "add", torch.add: "add", operator.getitem: "getitem",
              getattr: "getattr", torch.flatten: "flatten", torch.reshape: "reshape", torch.mean: "mean",
-             F.dropout: "dropout", F.gelu: "gelu"}
+             F.dropout: "dropout", F.gelu: "gelu", F.silu: "silu", F.leaky_relu: "leaky_relu", F.elu: "elu",
+             torch.amax: "amax"}
     for name in ("relu", "sigmoid", "tanh", "softmax", "log_softmax"):
         names.update({getattr(F, name): name, getattr(torch, name): name})
     for name in ("max_pool1d", "max_pool2d", "avg_pool1d", "avg_pool2d", "adaptive_avg_pool1d", "adaptive_avg_pool2d",
@@ -72,9 +73,12 @@ def _activation(name):
 
 
 def _gelu(x, args, kwargs):
-    if kwargs.get("approximate", args[0] if args else "none") != "tanh":
-        raise Problem(cl.EXACT_GELU[0], [cl.EXACT_GELU[1]])
-    return cl.activation("gelu", x)
+    return cl.activation(cl.GELU_FORMS[kwargs.get("approximate", args[0] if args else "none")], x)
+
+
+def _sloped(name: str, key: str, default: float):
+    """``F.leaky_relu(x, negative_slope=0.01)`` / ``F.elu(x, alpha=1.0)``: the slope torch uses, written out."""
+    return lambda x, args, kwargs: cl.activation(name, x, alpha=float(kwargs.get(key, args[0] if args else default)))
 
 
 def _dropout(x, args, kwargs):
@@ -137,6 +141,18 @@ def _mean(x, args, kwargs):
     raise Problem(f"mean over dims {dim} of {x.text()}", ["x.mean(dim=1) of (N, L, C)", "x.mean((2, 3)) of a map"])
 
 
+def _amax(x, args, kwargs):
+    """The maximum over time of (N, L, C) or (N, C, L), or over every spatial axis of a map: global max pooling."""
+    dim = kwargs.get("dim", args[0] if args else None)
+    keep = kwargs.get("keepdim", args[1] if len(args) > 1 else False)
+    rank = len(x.shape) + 1
+    dims = tuple(sorted(d % rank for d in (tuple(dim) if isinstance(dim, (tuple, list)) else (dim,))))
+    positions = tuple(range(2, rank)) if x.channels_first else tuple(range(1, rank - 1))
+    if not keep and rank in (3, 4) and dims == positions:
+        return Step([(GlobalMaxPool1D() if rank == 3 else GlobalMaxPool2D(), {})])
+    raise Problem(f"amax over dims {dim} of {x.text()}", ["x.amax(1) of (N, L, C)", "x.amax((2, 3)) of a map"])
+
+
 def _squeeze(x, args, kwargs):
     """``x.squeeze(2)`` of a (N, C, 1) map after pooling over all of it (a text CNN's max over time): a Flatten."""
     dim = kwargs.get("dim", args[0] if args else None)
@@ -148,6 +164,8 @@ def _squeeze(x, args, kwargs):
 
 FUNCTION_STEPS = {"relu": _activation("relu"), "sigmoid": _activation("sigmoid"), "tanh": _activation("tanh"),
                   "softmax": _activation("softmax"), "log_softmax": _activation("softmax"), "gelu": _gelu,
+                  "silu": _activation("silu"), "leaky_relu": _sloped("leaky_relu", "negative_slope", 0.01),
+                  "elu": _sloped("elu", "alpha", 1.0), "amax": _amax,
                   "dropout": _dropout, "max_pool1d": _pool(cl.MaxPool1D), "max_pool2d": _pool(cl.MaxPool2D),
                   "avg_pool1d": _pool(cl.AveragePool1D), "avg_pool2d": _pool(cl.AveragePool2D),
                   "adaptive_avg_pool1d": _adaptive("AdaptiveAvgPool1d"),

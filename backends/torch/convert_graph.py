@@ -31,6 +31,7 @@ from torch import fx
 
 from dlbench.errors import InputError
 from dlbench.spec import GRU, LSTM, PositionEmbedding, Residual, SimpleRNN
+from dlbench.spec.sequence import Bidirectional
 from dlbench_backends.torch import convert_layers as cl
 from dlbench_backends.torch.convert_calls import (FUNCTION_STEPS, SUPPORTED, BatchSize, Problem, causal_mask,
                                                   torch_function_names)
@@ -360,6 +361,10 @@ class GraphReader:
     def last_output(self, x: Tensor) -> Tensor:
         """The last step of a recurrent layer's outputs: that layer without ``return_sequences``."""
         layer, weights = self.layers[-1] if self.layers else (None, None)
+        if isinstance(layer, Bidirectional) and x is self.head:
+            raise Problem("the last step or state of a bidirectional layer: torch's out[:, -1] holds the backward "
+                          "direction after one step and h_n one direction each, not the spec's last states of both",
+                          ["the whole sequence of a bidirectional layer (e.g. then x.mean(1) or x.amax(1))"])
         if not isinstance(layer, RECURRENT) or x is not self.head or not layer.return_sequences:
             raise Problem("the last step of something other than a recurrent layer's outputs",
                           ["out[:, -1] right after an nn.RNN/LSTM/GRU"])

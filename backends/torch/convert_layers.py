@@ -11,7 +11,7 @@ says what is wrong and whose ``field`` says what would do.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -19,6 +19,7 @@ from dlbench.errors import InputError
 from dlbench.spec import (GRU, LSTM, Activation, AveragePool1D, AveragePool2D, BatchNormalization, Conv1D, Conv2D,
                           Dense, Dropout, Embedding, Flatten, LayerNormalization, MaxPool1D, MaxPool2D, SelfAttention,
                           SimpleRNN, format_shape)
+from dlbench.spec.sequence import DIRECTIONS, Bidirectional
 
 
 @dataclass(eq=False)
@@ -52,7 +53,9 @@ class Step:
 
 
 ACTIVATIONS = {"ReLU": "relu", "Sigmoid": "sigmoid", "Tanh": "tanh", "Softmax": "softmax", "LogSoftmax": "softmax",
-               "GELU": "gelu"}
+               "GELU": "gelu_erf", "SiLU": "silu", "LeakyReLU": "leaky_relu", "ELU": "elu"}
+#: torch's GELU ``approximate`` -> the spec's form
+GELU_FORMS = {"none": "gelu_erf", "tanh": "gelu_tanh"}
 POOLS = {"MaxPool1d": MaxPool1D, "MaxPool2d": MaxPool2D, "AvgPool1d": AveragePool1D, "AvgPool2d": AveragePool2D}
 ADAPTIVE = {"AdaptiveAvgPool1d": AveragePool1D, "AdaptiveAvgPool2d": AveragePool2D, "AdaptiveMaxPool1d": MaxPool1D,
             "AdaptiveMaxPool2d": MaxPool2D}
@@ -61,7 +64,6 @@ CHANNEL_DROPOUTS = ("Dropout1d", "Dropout2d")
 MODULES = ("Linear", "Conv1d", "Conv2d", *POOLS, *ADAPTIVE, "Flatten", "Dropout", *CHANNEL_DROPOUTS, "BatchNorm1d",
            "BatchNorm2d",
            "LayerNorm", "Embedding", *RNNS, "MultiheadAttention", *ACTIVATIONS, "Identity")
-EXACT_GELU = ("the exact (erf) GELU; dlbench's gelu is the tanh approximation", "nn.GELU(approximate='tanh')")
 
 
 def host(tensor) -> np.ndarray:
@@ -83,14 +85,10 @@ def fits(x: Tensor, ranks: tuple, channels_first: bool | None, size: int | None,
 
 def settings(kind: str, module) -> None:
     """The settings of ``module`` that no spec layer has, whatever its input."""
-    if kind in ("Linear", "Conv1d", "Conv2d") and module.bias is None:
-        raise InputError("bias=False (every dlbench Dense and convolution has a bias)", field="bias=True")
     if kind in ("Conv1d", "Conv2d") and (any(d != 1 for d in module.dilation) or module.groups != 1
                                          or module.padding_mode != "zeros"):
         raise InputError(f"dilation={module.dilation}, groups={module.groups}, padding_mode={module.padding_mode!r}",
                          field="dilation=1, groups=1, padding_mode='zeros'")
-    if kind == "GELU" and module.approximate != "tanh":
-        raise InputError(EXACT_GELU[0], field=EXACT_GELU[1])
     if kind in ("BatchNorm1d", "BatchNorm2d") and (not module.affine or not module.track_running_stats
                                                    or module.momentum is None):
         raise InputError("a BatchNorm without affine parameters, running statistics or a momentum",
@@ -113,8 +111,8 @@ def settings(kind: str, module) -> None:
 def rnn_settings(kind: str, module) -> None:
     if not module.batch_first:
         raise InputError("batch_first=False: the spec's sequences are (batch, time, features)", field="batch_first=True")
-    if module.bidirectional or getattr(module, "proj_size", 0) or not module.bias:
-        raise InputError("bidirectional, proj_size or bias=False", field="a one-directional layer with biases")
+    if getattr(module, "proj_size", 0) or not module.bias:
+        raise InputError("proj_size or bias=False", field="a layer with biases and no projection")
     if kind == "RNN" and module.nonlinearity != "tanh":
         raise InputError(f"nonlinearity={module.nonlinearity!r}", field="nonlinearity='tanh'")
 
@@ -157,14 +155,26 @@ def convert(kind: str, module, x: Tensor) -> Step:
     if kind in CHANNEL_DROPOUTS:  # of (batch, features), each "channel" is one feature
         fits(x, (1,), None, None, f"{kind} drops whole channels (the spec's Dropout drops single values)")
         return Step([(Dropout(float(module.p)), {})], keep_order=True)
+    if kind == "GELU":
+        return activation(GELU_FORMS[module.approximate], x)
+    if kind in ("LeakyReLU", "ELU"):
+        slope = module.negative_slope if kind == "LeakyReLU" else module.alpha
+        return activation(ACTIVATIONS[kind], x, alpha=float(slope))
     dim = getattr(module, "dim", None)
     return activation(ACTIVATIONS[kind], x, -1 if dim is None and len(x.shape) == 1 else dim)  # torch's implicit dim
 
 
-def activation(name: str, x: Tensor, dim=None) -> Step:
+def activation(name: str, x: Tensor, dim=None, alpha: float | None = None) -> Step:
     if name == "softmax" and dim not in feature_dims(x):
         raise InputError(f"softmax over dim {dim}", field="softmax over the features (dim=-1, or 1 on (N, features))")
-    return Step([(Activation(name), {})], x.channels_first, keep_order=True)
+    return Step([(Activation(name, alpha=alpha), {})], x.channels_first, keep_order=True)
+
+
+def with_bias(layer, module, weights: dict):
+    """``layer`` and ``weights`` with torch's bias, or ``use_bias=False`` where it has none (``bias=False``)."""
+    if module.bias is None:
+        return [(replace(layer, use_bias=False), weights)]
+    return [(layer, {**weights, "bias": host(module.bias)})]
 
 
 def feature_dims(x: Tensor) -> tuple:
@@ -183,7 +193,7 @@ def linear(module, x: Tensor) -> Step:
     weight = host(module.weight)
     if x.order is not None:
         weight = weight[:, x.order]
-    return Step([(Dense(module.out_features), {"kernel": np.ascontiguousarray(weight.T), "bias": host(module.bias)})])
+    return Step(with_bias(Dense(module.out_features), module, {"kernel": np.ascontiguousarray(weight.T)}))
 
 
 def conv(kind: str, module, x: Tensor) -> Step:
@@ -198,7 +208,7 @@ def conv(kind: str, module, x: Tensor) -> Step:
     kernel = host(module.weight).transpose(*range(2, ndim + 2), 1, 0)  # (F, C, k...) -> (k..., C, F)
     layer = cls(module.out_channels, kernel_size=tuple(module.kernel_size), strides=tuple(module.stride),
                 padding=padding)
-    return Step([(layer, {"kernel": np.ascontiguousarray(kernel), "bias": host(module.bias)})], True)
+    return Step(with_bias(layer, module, {"kernel": np.ascontiguousarray(kernel)}), True)
 
 
 def pool_layer(cls, x: Tensor, kernel, stride, padding=0, ceil_mode=False, dilation=1, extra=False) -> Step:
@@ -265,24 +275,34 @@ def embedding(module, x: Tensor) -> Step:
 def recurrent(kind: str, module, x: Tensor) -> Step:
     """One spec layer per torch layer (``return_sequences`` until the reader sees
     that only the last state is used), ``Dropout(dropout)`` between them as
-    torch applies it; biases ``b_ih + b_hh`` (GRU: both, as the spec's two rows)."""
+    torch applies it; a bidirectional layer is the spec's ``bidirectional``, its
+    ``_reverse`` weights the backward ones."""
     fits(x, (2,), False, module.input_size, f"input_size={module.input_size}")
     cls, u = RNNS[kind], module.hidden_size
     parts = []
     for k in range(module.num_layers):
         if k and module.dropout:
             parts.append((Dropout(float(module.dropout)), {}))
-        w_ih, w_hh = (host(getattr(module, f"{n}_l{k}")) for n in ("weight_ih", "weight_hh"))
-        b_ih, b_hh = (host(getattr(module, f"{n}_l{k}")) for n in ("bias_ih", "bias_hh"))
-        if cls is GRU:  # torch's gates r, z, n -> the spec's z, r, h
-            w_ih, w_hh, b_ih, b_hh = (np.concatenate([a[u:2 * u], a[:u], a[2 * u:]]) for a in (w_ih, w_hh, b_ih, b_hh))
-            bias = np.stack([b_ih, b_hh])
-        else:  # LSTM gates i, f, g, o are the spec's i, f, c, o
-            bias = b_ih + b_hh
-        weights = {"kernel": np.ascontiguousarray(w_ih.T), "recurrent_kernel": np.ascontiguousarray(w_hh.T),
-                   "bias": bias}
-        parts.append((cls(u, return_sequences=True), weights))
+        if not module.bidirectional:
+            parts.append((cls(u, return_sequences=True), rnn_weights(cls, module, f"_l{k}")))
+            continue
+        weights = {f"{direction}.{name}": w for direction, suffix in zip(DIRECTIONS, ("", "_reverse"))
+                   for name, w in rnn_weights(cls, module, f"_l{k}{suffix}").items()}
+        parts.append((Bidirectional(cls(u, return_sequences=True)), weights))
     return Step(parts)
+
+
+def rnn_weights(cls, module, suffix: str) -> dict:
+    """The canonical weights of one torch layer and direction: biases ``b_ih + b_hh`` (GRU: both, as two rows)."""
+    u = module.hidden_size
+    w_ih, w_hh, b_ih, b_hh = (host(getattr(module, f"{n}{suffix}")) for n in ("weight_ih", "weight_hh", "bias_ih",
+                                                                            "bias_hh"))
+    if cls is GRU:  # torch's gates r, z, n -> the spec's z, r, h
+        w_ih, w_hh, b_ih, b_hh = (np.concatenate([a[u:2 * u], a[:u], a[2 * u:]]) for a in (w_ih, w_hh, b_ih, b_hh))
+        bias = np.stack([b_ih, b_hh])
+    else:  # LSTM gates i, f, g, o are the spec's i, f, c, o
+        bias = b_ih + b_hh
+    return {"kernel": np.ascontiguousarray(w_ih.T), "recurrent_kernel": np.ascontiguousarray(w_hh.T), "bias": bias}
 
 
 def attention(module, x: Tensor) -> Step:

@@ -2,7 +2,7 @@
 
 Source: https://github.com/keras-team/keras-io, examples/nlp/bidirectional_lstm_imdb.py
 (``max_features = 20000``, ``maxlen = 200``; ``loss="binary_crossentropy"``, ``optimizer="adam"``).
-Refused: the spec's recurrent layers run forward only, and both Bidirectional wrappers are named.
+Converts exactly: ``Bidirectional(LSTM)`` (concatenated outputs) is the spec's ``bidirectional``.
 """
 
 import keras
@@ -13,9 +13,6 @@ FRAMEWORK = "keras"
 MAX_FEATURES = 20000
 INPUT_SHAPE = (200,)
 OUTPUT = "sigmoid"
-PARTS = 2  # parts the one error lists
-REFUSED = ["'bidirectional', Bidirectional): Bidirectional layers cannot be read",
-           "'bidirectional_1', Bidirectional)"]
 
 
 def model():
