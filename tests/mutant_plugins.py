@@ -9,8 +9,10 @@ import dlbench
 import numpy as np
 
 from dlbench.plugin.backend import TrainingState
-from dlbench.spec import GRU, LSTM, Adam, BatchNormalization, LayerNormalization, Residual, SelfAttention
+from dlbench.spec import (GRU, LSTM, Adam, BatchNormalization, Conv1D, Conv2D, Dense, LayerNormalization, Residual,
+                          SelfAttention)
 from dlbench_backends.numpy import NumpyBackend
+from dlbench_backends.numpy.precision import Arithmetic
 from dlbench_backends.numpy.recurrent import RecurrentLayer
 from dlbench_backends.numpy.trainer import NumpyTrainer
 from dlbench_backends.numpy.transformer import ResidualLayer, SelfAttentionLayer
@@ -41,6 +43,42 @@ class LearningRateOnePercentOff(Mutant):
 
     def mutate(self, spec):
         return with_optimizer(spec, learning_rate=spec.optimizer.learning_rate * 1.01)
+
+
+class LearningRateTwoPercentOff(Mutant):
+    """The realistic-size slip of the parity issue: a learning rate read 2% off."""
+
+    name = "mutant-lr-2pct"
+
+    def mutate(self, spec):
+        return with_optimizer(spec, learning_rate=spec.optimizer.learning_rate * 1.02)
+
+
+class PartialBiasSum(Arithmetic):
+    """A bias gradient summed over all but the last eighth of the batch x positions
+    (a blocked reduction that drops its remainder block)."""
+
+    def bias_grad(self, dz):
+        return super().bias_grad(dz[:len(dz) - len(dz) // 8])
+
+
+class PartialBiasSumTrainer(NumpyTrainer):
+    def __init__(self, spec, weights, options):
+        super().__init__(spec, weights, options)
+        partial = PartialBiasSum()
+        for layer in self.net.layers:
+            if hasattr(layer, "arith") and "bias" in getattr(layer, "grads", {}):
+                layer.arith = partial
+
+
+class BiasGradientOverPartOfTheBatch(Mutant):
+    name = "mutant-bias-partial-batch"
+    trainer_class = PartialBiasSumTrainer
+
+    @staticmethod
+    def applies(scenario):  # fewer than 8 rows drop nothing
+        return scenario.train.batch_size >= 8 and any(
+            isinstance(layer, (Dense, Conv1D, Conv2D)) for layer in all_layers(scenario.model.layers))
 
 
 class AdamEpsilonHundredfold(Mutant):
@@ -232,8 +270,8 @@ class AttentionWithoutScale(Mutant):
         return any(isinstance(layer, SelfAttention) for layer in all_layers(scenario.model.layers))
 
 
-MUTANTS = [LearningRateOnePercentOff, AdamEpsilonHundredfold, AdamBeta2, BatchNormMomentumTheOtherWay,
-           LossSummedOverTheBatch, LstmForgetBiasTwice, GruUpdateAndResetGatesSwapped, LayerNormEpsilonOfKeras,
+MUTANTS = [LearningRateOnePercentOff, LearningRateTwoPercentOff, BiasGradientOverPartOfTheBatch, AdamEpsilonHundredfold,
+           AdamBeta2, BatchNormMomentumTheOtherWay, LossSummedOverTheBatch, LstmForgetBiasTwice, GruUpdateAndResetGatesSwapped, LayerNormEpsilonOfKeras,
            AttentionWithoutScale]
 
 

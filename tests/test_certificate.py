@@ -126,8 +126,45 @@ def test_mutants_are_registered_as_backends(mutants):
 def test_checkpoints_are_picked_evenly_among_the_usable_window_starts():
     starts = [0, 1, 50, 100, 150, 200, 250, 300, 350, 400, 450, 450]
     assert checkpoint_steps(starts, total_steps=452, n=4, segment=3) == [0, 100, 250, 400]
-    assert checkpoint_steps([7, 3, 3, 0], total_steps=100, n=8, segment=3) == [0, 3, 7]  # fewer than n: all
-    assert checkpoint_steps([0, 449], total_steps=452, n=8, segment=3) == [0, 449]  # 449 + 3 == 452 fits
+    assert checkpoint_steps([0, 1, 50, 449], total_steps=452, n=4, segment=3) == [0, 1, 50, 449]  # 449 + 3 fits
+
+
+def test_a_short_run_has_as_many_checkpoints_as_it_allows_the_first_at_step_0():
+    """Fewer window starts than checkpoints: any step with room for a segment (the reference cuts its
+    windows there). A run of 4 steps used to have 2 checkpoints and one of 1 or 2 steps none."""
+    assert checkpoint_steps([0, 1], total_steps=4) == [0, 1]
+    assert checkpoint_steps([0, 1], total_steps=12) == [0, 1, 3, 4, 5, 6, 8, 9]
+    assert checkpoint_steps([0, 1], total_steps=48) == [0, 6, 13, 19, 26, 32, 39, 45]
+    assert checkpoint_steps([0, 1], total_steps=3) == [0]
+    assert checkpoint_steps([0, 1], total_steps=2) == [] and checkpoint_steps([0], total_steps=1) == []
+    assert checkpoint_steps([7, 3, 3, 0], total_steps=100, n=8, segment=3)[0] == 0
+
+
+def test_the_k_of_n_rule_tolerates_a_quarter_and_at_least_one_from_two_checkpoints_on():
+    assert [certificate.tolerated_failures(n) for n in range(1, 17)] == \
+        [0, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3, 4]
+
+
+def checkpoints_of(*margins):
+    return [{"step": i, "agrees": m <= 1.0, "margin": m} for i, m in enumerate(margins)]
+
+
+def test_one_borderline_checkpoint_decides_neither_a_short_run_nor_a_long_one():
+    assert certificate.verdict(checkpoints_of(0.1, 13.0)) == ("agrees", None)  # a 4-step run, one unusual rounding
+    assert certificate.verdict(checkpoints_of(*[0.1] * 7, 50.0)) == ("agrees", None)
+    assert certificate.verdict(checkpoints_of(40.0, 30.0)) == ("disagrees", "0/2 checkpoints within rounding")
+    assert certificate.verdict(checkpoints_of(*[0.1] * 5, 2.0, 3.0, 4.0))[0] == "disagrees"  # 3 of 8 > 2
+
+
+def test_a_lone_checkpoint_agrees_disagrees_far_beyond_its_tolerance_and_is_not_judged_just_over_it():
+    assert certificate.verdict(checkpoints_of(0.5)) == ("agrees", None)
+    assert certificate.verdict(checkpoints_of(500.0)) == ("disagrees", "0/1 checkpoints within rounding")
+    value, reason = certificate.verdict(checkpoints_of(3.0))
+    assert value == "not judged" and reason.startswith("too short: one checkpoint, 3x its tolerance")
+
+
+def test_no_checkpoint_is_no_verdict():
+    assert certificate.verdict([]) == ("not judged", "too short: fewer than 3 steps, no checkpoint")
 
 
 def test_a_segment_across_windows_is_one_group_per_batch_size_in_step_order():
@@ -263,7 +300,7 @@ def test_a_backend_within_its_references_rounding_at_every_checkpoint_is_certifi
     assert [c["step"] for c in verdict["checkpoints"]] == [0, 5, 10, 15, 20, 25, 30, 35]
     assert all(c["agrees"] for c in verdict["checkpoints"])
     assert verdict["segment_steps"] == 3 and verdict["tolerance_factor"] == 10.0
-    assert verdict["agreeing_fraction"] == 0.75
+    assert verdict["tolerated_failures"] == 2 and verdict["verdict"] == "agrees" and verdict["reason"] is None
 
 
 def test_a_backend_is_certified_at_three_quarters_of_the_checkpoints_and_not_below(tmp_path):
@@ -280,9 +317,10 @@ def test_a_backend_wrong_by_more_than_rounding_everywhere_is_not_certified(tmp_p
     assert not verdict["agrees"] and verdict["agreeing"] == 0
 
 
-def test_no_checkpoint_certifies_nothing(tmp_path):
+def test_no_checkpoint_certifies_nothing_and_rejects_nothing(tmp_path):
     verdict = certify_against_reference(tmp_path, StepBackend(), steps=())
-    assert not verdict["agrees"] and verdict["checkpoints"] == [] and verdict["worst"] is None
+    assert verdict["verdict"] == "not judged" and verdict["agrees"] is None
+    assert verdict["checkpoints"] == [] and verdict["worst"] is None
 
 
 def test_the_reference_leaves_its_states_and_every_twins_segment_in_the_cell_file(tmp_path):
@@ -418,3 +456,24 @@ def test_segments_run_on_a_trainer_built_from_the_runs_spec_without_dropout_and_
 def test_eight_checkpoints_by_default():
     # 80 usable starts (395 + 3 <= 400); picks at round(linspace(0, 79, 8)) = 0, 11, 23, 34, 45, 56, 68, 79
     assert checkpoint_steps(list(range(0, 400, 5)), total_steps=400) == [0, 55, 115, 170, 225, 280, 340, 395]
+
+
+def test_the_reference_cuts_its_windows_at_checkpoints_that_are_not_window_starts():
+    from dlbench.run.timing import train_and_measure
+
+    class Recorder:
+        def __init__(self):
+            self.calls, self.step = [], 0
+
+        def train(self, indices):
+            self.calls.append(len(indices))
+            self.step += len(indices)
+            return np.ones(len(indices))
+
+        def state(self):
+            return self.step
+
+    trainer, plan = Recorder(), BatchPlan(n_samples=120, batch_size=10, epochs=1, seed=0)  # 12 steps
+    m = train_and_measure(trainer, plan, window_steps=50, checkpoints={0, 4, 9})
+    assert m.states == {0: 0, 4: 4, 9: 9} and m.steps == 12
+    assert trainer.calls == [1, 3, 5, 3]  # the first step alone (compile), then windows cut at 4 and 9

@@ -45,7 +45,7 @@ def test_run_json_prints_the_document_it_writes(runner, tmp_path):
     doc = json.loads(result.stdout)
     files = list(tmp_path.glob("*/*.json"))
     assert len(files) == 1 and json.loads(files[0].read_text())["results"] == doc["results"]
-    assert doc["schema_version"] == 2
+    assert doc["schema_version"] == 3
     assert {"python", "cpu", "versions", "blas"} <= set(doc["environment"])
     rows = {r["scenario"]: r for r in doc["results"]}
     assert set(rows) == {"xor-mlp", "digits-mlp"}

@@ -187,7 +187,7 @@ def test_schema_0_document_is_upgraded_on_read(real_run, tmp_path):
     path = tmp_path / "old.json"
     path.write_text(json.dumps(doc))
     upgraded = read_document(path)
-    assert upgraded["schema_version"] == 2
+    assert upgraded["schema_version"] == 3
     assert all("samples_per_sec" in r["metrics"] and "samples_per_second" not in r["metrics"]
                for r in upgraded["results"])
     row = next(r for r in json.loads(invoke("report", path, "--format", "json").output)["rows"])

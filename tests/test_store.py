@@ -130,7 +130,7 @@ def test_a_schema_0_document_has_its_metrics_renamed_without_overwriting_newer_o
                        {"metrics": {"samples_per_second": 1.0, "samples_per_sec": 2.0}},
                        {"scenario": "no metrics"}]}
     upgraded = schema.upgrade(doc)
-    assert upgraded["schema_version"] == 2
+    assert upgraded["schema_version"] == 3
     assert upgraded["results"][0]["metrics"] == {"samples_per_sec": 5.0, "samples_per_sec_stats": {"n": 1},
                                                  "samples_per_sec_samples": [5.0]}
     assert upgraded["results"][1]["metrics"] == {"samples_per_second": 1.0, "samples_per_sec": 2.0}

@@ -27,7 +27,7 @@ class NumpyTrainer(Trainer):
         extra = NumpyBackend.check_options(options.extra)
         self.dtype = np.dtype(extra["dtype"])
         arith = Arithmetic(compute_dtype(options.precision), rounding=extra["rounding"],
-                           reverse=extra["summation"] == "reversed")
+                           reverse=extra["summation"] == "reversed", blocked=extra["summation"] == "blocked")
         self.net = build_network(spec, weights, dtype=self.dtype, seed=options.seed, arith=arith)
         self.optimizer = build_optimizer(spec.optimizer, self.net.theta, self.net.grad)
         self.scaler = LossScaler() if scales_loss(options.precision) else None
