@@ -65,9 +65,12 @@ class PartialBiasSum(Arithmetic):
 class PartialBiasSumTrainer(NumpyTrainer):
     def __init__(self, spec, weights, options):
         super().__init__(spec, weights, options)
-        partial = PartialBiasSum()
-        for layer in self.net.layers:
-            if hasattr(layer, "arith") and "bias" in getattr(layer, "grads", {}):
+        partial, pending = PartialBiasSum(), list(self.net.layers)
+        while pending:
+            layer = pending.pop()
+            if isinstance(layer, ResidualLayer):
+                pending.extend(layer.layers)
+            elif hasattr(layer, "arith") and "bias" in getattr(layer, "grads", {}):
                 layer.arith = partial
 
 
@@ -270,9 +273,12 @@ class AttentionWithoutScale(Mutant):
         return any(isinstance(layer, SelfAttention) for layer in all_layers(scenario.model.layers))
 
 
-MUTANTS = [LearningRateOnePercentOff, LearningRateTwoPercentOff, BiasGradientOverPartOfTheBatch, AdamEpsilonHundredfold,
-           AdamBeta2, BatchNormMomentumTheOtherWay, LossSummedOverTheBatch, LstmForgetBiasTwice, GruUpdateAndResetGatesSwapped, LayerNormEpsilonOfKeras,
-           AttentionWithoutScale]
+MUTANTS = [LearningRateOnePercentOff, BiasGradientOverPartOfTheBatch, AdamEpsilonHundredfold, AdamBeta2,
+           BatchNormMomentumTheOtherWay, LossSummedOverTheBatch, LstmForgetBiasTwice, GruUpdateAndResetGatesSwapped,
+           LayerNormEpsilonOfKeras, AttentionWithoutScale]
+#: judged on the published models of realistic size only (``tests/test_verdict_realistic.py``): on the
+#: shipped scenarios a learning rate 1% off already is
+REALISTIC_MUTANTS = [LearningRateTwoPercentOff]
 
 
 class ComputesInFloat32(Mutant):
@@ -303,5 +309,5 @@ MIXED_MUTANTS = [ComputesInFloat32, RoundsToTheOtherHalfType]
 
 @dlbench.hookimpl
 def dlbench_register_backends(registry):
-    for cls in (*MUTANTS, *MIXED_MUTANTS):
+    for cls in (*MUTANTS, *REALISTIC_MUTANTS, *MIXED_MUTANTS):
         registry.add(cls)

@@ -75,7 +75,7 @@ def check(rows: dict, frameworks: list[str], mutants: list[str]) -> None:
 
 
 def applicable(scenario: Scenario) -> list[str]:
-    return [m.name for m in mutant_plugins.MUTANTS if m.applies(scenario)]
+    return [m.name for m in (*mutant_plugins.MUTANTS, *mutant_plugins.REALISTIC_MUTANTS) if m.applies(scenario)]
 
 
 def test_the_quickstart_mlp_at_4_steps_agrees_on_torch_and_catches_the_realistic_slips(digits28, tmp_path, mutants):

@@ -292,10 +292,12 @@ def agreement(row: dict) -> str:
         checkpoints = f"{p.get('checkpoints_agreeing')}/{p.get('checkpoints')}"
         if verdict == "agrees":
             return f"yes ({checkpoints})"
-        certificate = p.get("certificate_verdict")
-        return f"no ({checkpoints})" if certificate in (None, "disagrees") and not _outcome_failed(p) \
-            else f"no (acc {_num(p.get('accuracy_diff'), '+.3f')})" if _outcome_failed(p) \
-            else f"no (step {over})"
+        old_rule = p.get("checkpoints_agreeing", 0) < 0.75 * (p.get("checkpoints") or 1)  # schema 2's 3/4
+        if p.get("certificate_verdict", "disagrees" if old_rule else "agrees") == "disagrees":
+            return f"no ({checkpoints})"
+        if p.get("outcome", "disagrees") == "disagrees":
+            return f"no (acc {_num(p.get('accuracy_diff'), '+.3f')})"
+        return f"no (step {over})"  # too short for a checkpoint, and the losses already part
     if verdict == "agrees":
         if p.get("kind") == "accuracy-only":
             return "yes (accuracy)"
@@ -303,10 +305,6 @@ def agreement(row: dict) -> str:
     if over is not None and over < p.get("horizon", math.inf):
         return f"no (step {over})"
     return f"no (acc {_num(p.get('accuracy_diff'), '+.3f')})"
-
-
-def _outcome_failed(p: dict) -> bool:
-    return p.get("outcome") == "disagrees" and p.get("certificate_verdict") != "disagrees"
 
 
 def short_reason(reason: str | None) -> str:
