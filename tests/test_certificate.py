@@ -477,3 +477,56 @@ def test_the_reference_cuts_its_windows_at_checkpoints_that_are_not_window_start
     m = train_and_measure(trainer, plan, window_steps=50, checkpoints={0, 4, 9})
     assert m.states == {0: 0, 4: 4, 9: 9} and m.steps == 12
     assert trainer.calls == [1, 3, 5, 3]  # the first step alone (compile), then windows cut at 4 and 9
+
+
+# ---------------------------------------------- the twins' other summation orders
+def test_the_blocked_twin_sums_every_reduction_in_blocks_added_pairwise():
+    from dlbench_backends.numpy.precision import Arithmetic
+
+    blocked, rng = Arithmetic(blocked=True), np.random.default_rng(0)
+    x = rng.standard_normal((86528, 4)).astype(np.float32)  # a conv bias gradient's batch x positions
+    exact = x.astype(np.float64).sum(axis=0)
+    parts = [x[i * 86528 // 4:(i + 1) * 86528 // 4].sum(axis=0) for i in range(4)]
+    np.testing.assert_array_equal(blocked.sum(x, 0), (parts[0] + parts[1]) + (parts[2] + parts[3]))
+    assert not np.array_equal(blocked.sum(x, 0), x.sum(axis=0))  # another order: other roundings
+    np.testing.assert_allclose(blocked.sum(x, 0), exact, rtol=1e-4, atol=1e-3)
+    images = rng.standard_normal((6, 5, 5, 3)).astype(np.float32)
+    assert blocked.sum(images, (0, 1, 2), keepdims=True).shape == (1, 1, 1, 3)
+    np.testing.assert_allclose(blocked.sum(images, (0, 1, 2)), images.sum(axis=(0, 1, 2)), rtol=1e-5)
+    a, b = rng.standard_normal((7, 288)).astype(np.float32), rng.standard_normal((288, 5)).astype(np.float32)
+    out = np.empty((7, 5), np.float32)
+    assert blocked.matmul(a, b, out=out) is out
+    np.testing.assert_allclose(out, a.astype(np.float64) @ b, rtol=1e-4, atol=1e-4)
+
+
+def test_the_reversed_twin_routes_a_tied_max_pool_gradient_to_the_last_maximum():
+    from dlbench.spec import MaxPool2D
+    from dlbench_backends.numpy.kernels import PoolLayer
+    from dlbench_backends.numpy.precision import Arithmetic
+
+    x = np.array([[[[0.5], [0.5]], [[0.1], [0.5]]]], np.float32)  # one 2x2 window, three tied maxima
+    for arith, routed in ((Arithmetic(), (0, 0)), (Arithmetic(reverse=True), (1, 1))):
+        pool = PoolLayer(MaxPool2D(2), "max", arith)
+        pool.forward(x)
+        grad = pool.backward(np.ones((1, 1, 1, 1), np.float32))[0, :, :, 0]
+        assert grad.sum() == 1.0 and grad[routed] == 1.0
+
+
+def test_batchnorm_statistics_are_summed_in_the_twins_order_and_the_references_bit_for_bit():
+    from dlbench.spec import BatchNormalization
+    from dlbench_backends.numpy.kernels import BatchNormLayer
+    from dlbench_backends.numpy.precision import Arithmetic
+
+    x = np.random.default_rng(1).standard_normal((32, 9, 9, 4)).astype(np.float32) + 3.0
+    params = {"gamma": np.ones(4, np.float32), "beta": np.zeros(4, np.float32)}
+
+    def statistics(arith):
+        state = {"moving_mean": np.zeros(4, np.float32), "moving_variance": np.zeros(4, np.float32)}
+        BatchNormLayer(BatchNormalization(momentum=0.0), params, {}, state, arith).forward(x)
+        return state["moving_mean"], state["moving_variance"]
+
+    mean, var = statistics(Arithmetic())
+    np.testing.assert_array_equal(mean, x.mean(axis=(0, 1, 2)))
+    np.testing.assert_array_equal(var, x.var(axis=(0, 1, 2)))
+    reversed_mean, _ = statistics(Arithmetic(reverse=True))
+    assert not np.array_equal(reversed_mean, mean) and np.allclose(reversed_mean, mean, rtol=1e-5)
