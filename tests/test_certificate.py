@@ -159,8 +159,8 @@ def test_one_borderline_checkpoint_decides_neither_a_short_run_nor_a_long_one():
 def test_a_lone_checkpoint_agrees_disagrees_far_beyond_its_tolerance_and_is_not_judged_just_over_it():
     assert certificate.verdict(checkpoints_of(0.5)) == ("agrees", None)
     assert certificate.verdict(checkpoints_of(500.0)) == ("disagrees", "0/1 checkpoints within rounding")
-    value, reason = certificate.verdict(checkpoints_of(3.0))
-    assert value == "not judged" and reason.startswith("too short: one checkpoint, 3x its tolerance")
+    value, reason = certificate.verdict(checkpoints_of(14.0))  # an honest near-tie flip was measured at 14x
+    assert value == "not judged" and reason.startswith("too short: one checkpoint, 14x its tolerance")
 
 
 def test_no_checkpoint_is_no_verdict():

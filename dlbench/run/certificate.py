@@ -64,7 +64,7 @@ reference at checkpoints spread over the whole run:
    checkpoints are over their tolerance (a quarter, and at least one from
    two checkpoints on), so one checkpoint where rounding went an unusual way
    decides neither a short run nor a long one; more disagree. A run of one
-   segment has one checkpoint: it agrees, disagrees when over 10 times its
+   segment has one checkpoint: it agrees, disagrees when over 100 times its
    tolerance, and is not judged in between; a run shorter than a segment is
    not judged (:func:`verdict`). The report gives, per checkpoint, the loss
    difference and the worst tensor's difference, both relative to what the
@@ -100,8 +100,11 @@ from dlbench.spec.transformer import map_layers
 CHECKPOINTS = 8
 SEGMENT_STEPS = 3
 TOLERANCE_FACTOR = 10.0
-#: a run's only checkpoint, over its tolerance by at most this factor, is not a verdict
-LONE_CHECKPOINT_MARGIN = 10.0
+#: a run's only checkpoint, over its tolerance by at most this factor, is not a verdict: honest
+#: backends were measured up to 14x at a checkpoint where a near-tie flipped (JAX, the keras-io
+#: convnet on Fashion-MNIST), and the mutants' smallest margin was 29x (a loss summed, at step 0,
+#: where Adam's first update is the gradient's sign and scales away)
+LONE_CHECKPOINT_MARGIN = 100.0
 #: the reference's options for itself and its rounding twins (options of the NumPy backend)
 TWINS = {"float32": {}, "float64": {"dtype": "float64"}, "reversed": {"summation": "reversed"},
          "blocked": {"summation": "blocked"}}
