@@ -339,6 +339,7 @@ def test_the_reference_leaves_its_states_and_every_twins_segment_in_the_cell_fil
     assert stored["5/float64/weights/0/kernel"].dtype == np.float64
     assert not np.array_equal(stored["5/float64/losses"], stored["5/float32/losses"])
     assert not np.array_equal(stored["5/reversed/losses"], stored["5/float32/losses"])
+    assert all(f"5/blocked{n}/losses" in stored for n in (3, 4, 16))
 
 
 def test_states_are_stored_in_float32_with_an_integer_step_whatever_they_came_in(tmp_path):
@@ -483,7 +484,7 @@ def test_the_reference_cuts_its_windows_at_checkpoints_that_are_not_window_start
 def test_the_blocked_twin_sums_every_reduction_in_blocks_added_pairwise():
     from dlbench_backends.numpy.precision import Arithmetic
 
-    blocked, rng = Arithmetic(blocked=True), np.random.default_rng(0)
+    blocked, rng = Arithmetic(blocks=4), np.random.default_rng(0)
     x = rng.standard_normal((86528, 4)).astype(np.float32)  # a conv bias gradient's batch x positions
     exact = x.astype(np.float64).sum(axis=0)
     parts = [x[i * 86528 // 4:(i + 1) * 86528 // 4].sum(axis=0) for i in range(4)]

@@ -47,23 +47,22 @@ class Arithmetic:
     * ``reverse``: every shared axis and batch sum taken in the opposite order,
       the same sums with other roundings, as another BLAS would give (and a
       max-pool's tied maximum routed to the last offset, not the first).
-    * ``blocked``: every shared axis and batch sum cut into ``BLOCKS`` blocks,
+    * ``blocks``: every shared axis and batch sum cut into that many blocks,
       each summed on its own and the partial sums added pairwise: the order
       of a multi-threaded or vectorised kernel (TensorFlow's and XLA's
       reductions, oneDNN's), whose rounding of a long sum is not the
-      sequential one's. Together with ``reverse`` and float64 it gives the
-      certificate three samples of "another honest order".
+      sequential one's (0: not blocked). With ``reverse`` and float64, three
+      blockings (3, 4, 16) give the certificate five samples of "another
+      honest order": the near-ties each one flips are different ones.
     """
 
-    BLOCKS = 4
-
     def __init__(self, operands: str | None = None, rounding: str = "operands", reverse: bool = False,
-                 blocked: bool = False):
+                 blocks: int = 0):
         self.operands = None if operands is None else np.dtype(getattr(ml_dtypes, operands, operands))
         rounding = rounding if self.operands is not None else "operands"
         self.round_results = rounding == "results"
         self.round_outputs = rounding in ("results", "outputs")
-        self.reverse, self.blocked = reverse, blocked
+        self.reverse, self.blocks = reverse, blocks
 
     def round(self, x: np.ndarray) -> np.ndarray:
         """``x`` rounded to the operand dtype (to nearest even), in ``x``'s own dtype."""
@@ -79,9 +78,9 @@ class Arithmetic:
         a, b = self.round(a), self.round(b)
         if self.reverse:
             a, b = a[..., ::-1], b[..., ::-1, :]
-        if self.blocked and a.shape[-1] >= self.BLOCKS:
+        if self.blocks and a.shape[-1] >= self.blocks:
             z = _pairwise([np.matmul(a[..., part], b[..., part, :])
-                           for part in _blocks(a.shape[-1], self.BLOCKS)])
+                           for part in _blocks(a.shape[-1], self.blocks)])
             if out is not None:
                 out[...] = z
                 z = out
@@ -97,8 +96,8 @@ class Arithmetic:
             axes = (axis,) if isinstance(axis, int) else axis
             a = a[tuple(slice(None, None, -1) if i in axes or i - a.ndim in axes else slice(None)
                         for i in range(a.ndim))]
-        if self.blocked:
-            return _blocked_sum(a, axis, keepdims, self.BLOCKS)
+        if self.blocks:
+            return _blocked_sum(a, axis, keepdims, self.blocks)
         return np.sum(a, axis=axis, keepdims=keepdims)
 
     def bias_grad(self, dz: np.ndarray) -> np.ndarray:

@@ -17,9 +17,9 @@ reference at checkpoints spread over the whole run:
    float64 (exact arithmetic, near enough), in float32 with every matmul,
    batch sum and BatchNorm statistic summed in the opposite order (and a
    max-pool's exactly tied maximum routed to the last offset) and in float32
-   with each of those sums cut into blocks summed pairwise (the order of a
-   multi-threaded or vectorised kernel: TensorFlow's and XLA's reductions,
-   oneDNN's). The reference itself sums long reductions sequentially (a bias
+   with each of those sums cut into 3, 4 and 16 blocks summed pairwise (the
+   order of a multi-threaded or vectorised kernel: TensorFlow's and XLA's
+   reductions, oneDNN's). The reference itself sums long reductions sequentially (a bias
    gradient over batch x positions, 86,528 terms on a 28x28 convnet at batch
    128), which rounds differently from both. How far the twins land from the
    reference is how much float32 rounding alone moves this segment, from
@@ -30,8 +30,11 @@ reference at checkpoints spread over the whole run:
    torch, TensorFlow and JAX alike and by none of the reference's earlier
    twins, moved one conv bias of the keras-io MNIST convnet by 5e-5 of its
    update at a checkpoint (66 times the float64 and reversed twins'
-   distance); the blocked twin flips near-ties of its own and measured 4e-5
-   there. At mixed precision (bf16, fp16) the
+   distance); the 4-block twin flips near-ties of its own and measured 4e-5
+   there. Each blocking flips other near-ties: of four such checkpoints
+   (the convnet, a 28x28 BatchNorm CNN; torch and JAX, 5x to 24x the earlier
+   twins' tolerance) each was covered by one of the three blockings and not
+   by the other two, so the tolerance is the farthest of five twins. At mixed precision (bf16, fp16) the
    reference and its twins round every matmul operand to bf16/fp16 alike,
    and two more twins also store in bf16/fp16 what torch autocast and
    Keras's mixed policies keep there (every matmul result, or each layer's
@@ -107,7 +110,7 @@ TOLERANCE_FACTOR = 10.0
 LONE_CHECKPOINT_MARGIN = 100.0
 #: the reference's options for itself and its rounding twins (options of the NumPy backend)
 TWINS = {"float32": {}, "float64": {"dtype": "float64"}, "reversed": {"summation": "reversed"},
-         "blocked": {"summation": "blocked"}}
+         **{f"blocked{n}": {"summation": f"blocked{n}"} for n in (3, 4, 16)}}
 #: at bf16/fp16 two twins more, storing in bf16/fp16 what the frameworks keep there between layers:
 #: every matmul result, or every layer's output after its bias (fused kernels); see the NumPy backend's Arithmetic
 STORAGE_TWINS = {"rounded": {"rounding": "results"}, "fused": {"rounding": "outputs"}}
