@@ -109,17 +109,17 @@ def test_input_shape_must_match_the_dataset(runner, tmp_path):
 
 def test_a_run_too_short_for_a_checkpoint_exits_0_unless_a_verdict_is_required(runner, tmp_path, mutants):
     """`--steps 1` used to print "no (0/0)" and exit 1: a smoke test failed CI."""
-    args = ["run", "--scenario", "xor-mlp", "--backend", "numpy,mutant-lr", "--steps", "1", "--in-process",
-            "--format", "markdown"]
-    smoke = runner.invoke(main, [*args, "--out", str(tmp_path / "smoke")])
+    from dlbench.run.runner import exit_code
+
+    smoke = runner.invoke(main, ["run", "--scenario", "xor-mlp", "--backend", "numpy,mutant-lr", "--steps", "1",
+                                 "--in-process", "--format", "markdown", "--out", str(tmp_path)])
     assert smoke.exit_code == 0, smoke.output
     assert "| not judged (too short) |" in smoke.output
-    strict = runner.invoke(main, [*args, "--require-verdict", "--out", str(tmp_path / "strict")])
-    assert strict.exit_code == 1, strict.output
-    document = json.loads(next((tmp_path / "strict").glob("*/*.json")).read_text())
+    path = next(tmp_path.glob("*/*.json"))
+    document = json.loads(path.read_text())
     verdict = next(r["parity"] for r in document["results"] if r["backend"] == "mutant-lr")
     assert verdict["verdict"] == "not judged" and verdict["agrees"] is None
     assert verdict["reason"] == "too short: fewer than 3 steps, no checkpoint"
-    resumed = runner.invoke(main, ["run", "--resume", str(next((tmp_path / "smoke").glob("*/*.json"))),
-                                   "--require-verdict"])
-    assert resumed.exit_code == 1, resumed.output  # --require-verdict is the one flag --resume takes
+    assert exit_code(document) == 0 and exit_code(document, require_verdict=True) == 1
+    strict = runner.invoke(main, ["run", "--resume", str(path), "--require-verdict"])  # the one flag --resume takes
+    assert strict.exit_code == 1, strict.output
