@@ -96,3 +96,19 @@ def test_published_models_run_short_agree_on_every_framework_and_disagree_on_eve
     frameworks = [b for b in ("torch", "tensorflow", "jax") if require_backend(b)]
     slips = applicable(scenario)
     check(judged(path, [*frameworks, *slips], steps, tmp_path), frameworks, slips)
+
+
+@pytest.mark.slow
+def test_one_step_of_every_shipped_scenario_is_not_judged_too_short_on_every_framework(tmp_path):
+    """`dlbench run --steps 1` is a smoke test: it exits 0 with "not judged (too short)"."""
+    from dlbench.run.runner import exit_code
+    from dlbench.scenario import scenario_files
+
+    frameworks = [b for b in ("torch", "tensorflow", "jax") if require_backend(b)]
+    for name in sorted(scenario_files()):
+        rows = judged(Path(name), frameworks, 1, tmp_path)
+        for backend in frameworks:
+            verdict = rows[backend]["parity"]
+            assert (verdict["verdict"], verdict["reason"]) == (
+                "not judged", "too short: fewer than 3 steps, no checkpoint"), (name, backend, verdict)
+        assert exit_code({"results": list(rows.values())}) == 0
