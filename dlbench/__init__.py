@@ -27,6 +27,9 @@ from dlbench.spec import (
     Dropout,
     Flatten,
     GlobalAveragePool1D,
+    GlobalAveragePool2D,
+    GlobalMaxPool1D,
+    GlobalMaxPool2D,
     LayerNormalization,
     MaxPool1D,
     MaxPool2D,
@@ -36,7 +39,7 @@ from dlbench.spec import (
     SelfAttention,
     Sequential,
 )
-from dlbench.spec.sequence import GRU, LSTM, Embedding, SimpleRNN
+from dlbench.spec.sequence import GRU, LSTM, Bidirectional, Embedding, SimpleRNN
 
 __version__ = dlbench_version()
 
@@ -48,5 +51,6 @@ __all__ = [
     "Dropout", "Flatten", "GlobalAveragePool1D", "LayerNormalization", "MaxPool1D", "MaxPool2D", "ModelSpec",
     "PositionEmbedding", "Residual", "SelfAttention", "SGD", "Sequential",
     "Embedding", "SimpleRNN", "LSTM", "GRU",
+    "GlobalAveragePool2D", "GlobalMaxPool1D", "GlobalMaxPool2D", "Bidirectional",
     "hookimpl", "__version__",
 ]

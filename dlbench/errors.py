@@ -37,3 +37,17 @@ class MissingDependency(InputError, ImportError):
     """An optional package a feature needs is not installed; the message names
     the pip command. Caught as InputError (bad input is one type) and as
     ImportError (what Python code expects of a missing module)."""
+
+
+#: the most characters of an error text a row, a terminal line or a report carries
+ERROR_CHARS = 2000
+
+
+def capped(text: str, limit: int = ERROR_CHARS) -> str:
+    """``text``, or its beginning and end with how much was cut between them
+    when it is longer than ``limit`` (a worker that prints 5 MB on one line
+    must not put 5 MB into a row, a terminal and every report)."""
+    if len(text) <= limit:
+        return text
+    keep = limit // 2
+    return f"{text[:keep]} [... {len(text) - 2 * keep:,} characters cut ...] {text[-keep:]}"

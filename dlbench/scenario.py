@@ -26,6 +26,7 @@ from pathlib import Path
 
 from dlbench.errors import InputError, one_of
 from dlbench.spec import LAYER_TYPES, ModelSpec, TrainSpec, check_choice, make_optimizer
+from dlbench.spec.transformer import MAX_RESIDUAL_DEPTH
 
 TOP_KEYS = ("name", "description", "source", "expected_accuracy", "expected_perplexity", "data", "model", "train")
 MODEL_KEYS = ("input_shape", "layers")
@@ -77,8 +78,16 @@ def _check_keys(table: dict, allowed, prefix: str) -> None:
             raise InputError(f"unknown key {key!r}; {one_of(allowed)}", field=f"{prefix}{key}")
 
 
-def _layer(table, index: int, within: str = "model."):
-    field_name = f"{within}layers[{index}]"
+def _layer(table, index: int, within: str = "model.", chain: str = "layers", field_name: str | None = None,
+           depth: int = 0):
+    """Layer ``index`` of a table's ``chain`` (its layers, or a residual block's
+    shortcut); residual blocks' layers read to at most :data:`MAX_RESIDUAL_DEPTH`
+    levels (refused before they are read further: thousands of levels would
+    exhaust Python's recursion)."""
+    field_name = field_name or f"{within}{chain}[{index}]"
+    if depth > MAX_RESIDUAL_DEPTH:
+        raise InputError(f"residual blocks nested more than {MAX_RESIDUAL_DEPTH} deep; at most "
+                         f"{MAX_RESIDUAL_DEPTH} levels of residual blocks inside residual blocks", field="model.layers")
     if not isinstance(table, dict):
         raise InputError(f"must be a table like {{ type = \"dense\", units = 10 }}, got {table!r}",
                          field=field_name)
@@ -87,7 +96,12 @@ def _layer(table, index: int, within: str = "model."):
     allowed = [f.name for f in dataclasses.fields(cls) if f.name != "input_shape"]
     _check_keys(options, allowed, f"{field_name}.")
     if cls.type == "residual" and isinstance(options.get("layers"), list):  # a block's layers are tables too
-        options["layers"] = [_layer(t, j, f"{field_name}.") for j, t in enumerate(options["layers"])]
+        options["layers"] = [_layer(t, j, f"{field_name}.", depth=depth + 1) for j, t in enumerate(options["layers"])]
+    if cls.type == "residual" and isinstance(options.get("shortcut"), list):  # and its shortcut's
+        options["shortcut"] = [_layer(t, j, f"{field_name}.", "shortcut", depth=depth + 1)
+                               for j, t in enumerate(options["shortcut"])]
+    if cls.type == "bidirectional" and "layer" in options:  # the wrapped layer is a table too
+        options["layer"] = _layer(options["layer"], 0, field_name=f"{field_name}.layer", depth=depth)
     try:
         return cls(**options)
     except InputError as exc:
@@ -169,16 +183,31 @@ def parse_scenario(doc: dict, default_name: str) -> Scenario:
     )
 
 
+def read_toml_text(path: Path, what: str) -> str:
+    """The text of a TOML file (UTF-8, as TOML requires), a regular file only;
+    an unreadable one, or a byte that is not UTF-8, is one line naming where."""
+    from dlbench.data.regular import open_regular
+
+    with open_regular(path, what) as f:
+        raw = f.read()
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line, column = raw.count(b"\n", 0, exc.start) + 1, exc.start - raw.rfind(b"\n", 0, exc.start)
+        raise InputError(f"not UTF-8 text: byte 0x{raw[exc.start]:02x} at line {line}, column {column}; "
+                         "TOML files are UTF-8", source=str(path)) from None
+
+
 def load_scenario_file(path: Path | str) -> Scenario:
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise InputError(f"cannot read scenario file: {exc.strerror}", source=str(path)) from None
+    text = read_toml_text(path, "scenario file")
     try:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise InputError(f"malformed TOML: {exc}", source=str(path)) from None
+    except RecursionError:
+        raise InputError("nested too deeply for Python's TOML reader; scenarios nest a few tables, and residual "
+                         f"blocks at most {MAX_RESIDUAL_DEPTH} deep", source=str(path)) from None
     try:
         scenario = parse_scenario(doc, default_name=path.stem)
     except InputError as exc:
@@ -219,10 +248,17 @@ BARE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
 
 
 def layer_table(layer) -> dict:
-    """``{type = "conv2d", filters = 16, ...}``: every field but the shape, which the model infers."""
-    fields = {f.name: getattr(layer, f.name) for f in dataclasses.fields(layer) if f.name != "input_shape"}
-    if layer.type == "residual":  # a block's layers are tables too
+    """``{type = "conv2d", filters = 16, ...}``: every field but the shape, which the model infers, and
+    those that are None (an activation's ``alpha`` where it takes none: TOML has no null)."""
+    fields = {f.name: getattr(layer, f.name) for f in dataclasses.fields(layer)
+              if f.name != "input_shape" and getattr(layer, f.name) is not None}
+    if layer.type == "residual":  # a block's layers are tables too, and its shortcut's if it has one
         fields["layers"] = [layer_table(inner) for inner in layer.layers]
+        fields.pop("shortcut")
+        if layer.shortcut:
+            fields["shortcut"] = [layer_table(inner) for inner in layer.shortcut]
+    if layer.type == "bidirectional":
+        fields["layer"] = layer_table(layer.layer)
     return {"type": layer.type, **fields}
 
 

@@ -23,6 +23,31 @@ def _private_peak_cache(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def _path_without_srun(tmp_path_factory):
+    """PATH with every folder that holds ``srun`` replaced by a copy of its
+    links without it: a machine without Slurm, as submitit and dlbench judge
+    it (an ``srun`` on the PATH), where Slurm is installed (CI installs it)."""
+    path = []
+    for folder in os.environ.get("PATH", "").split(os.pathsep):
+        if folder and os.path.exists(os.path.join(folder, "srun")):
+            shadow = tmp_path_factory.mktemp("path-without-srun")
+            for name in os.listdir(folder):
+                if name != "srun":
+                    os.symlink(os.path.join(folder, name), shadow / name)
+            folder = str(shadow)
+        path.append(folder)
+    return os.pathsep.join(path)
+
+
+@pytest.fixture(autouse=True)
+def _no_slurm_unless_asked(request, monkeypatch, _path_without_srun):
+    """Every test sees a machine without Slurm but those of a real cluster
+    (the ``slurm`` fixture of tests/test_slurm_cluster.py)."""
+    if "slurm" not in request.fixturenames:
+        monkeypatch.setenv("PATH", _path_without_srun)
+
+
+@pytest.fixture(scope="session")
 def real_run(tmp_path_factory):
     """A real NumPy run of the default scenarios, as ``dlbench run`` writes it."""
     from click.testing import CliRunner

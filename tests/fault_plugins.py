@@ -18,8 +18,12 @@ class HangingTrainer(NumpyTrainer):
 
 
 class ExitingTrainer(NumpyTrainer):
+    """Exits with code 3; with FAULT_STDERR_LINE=N, after writing one line of N characters to standard error."""
+
     def train(self, indices):
         print("fault_plugins: about to exit with code 3", file=__import__("sys").stderr, flush=True)
+        if os.environ.get("FAULT_STDERR_LINE"):
+            print("x" * int(os.environ["FAULT_STDERR_LINE"]), file=__import__("sys").stderr, flush=True)
         os._exit(3)
 
 

@@ -12,6 +12,8 @@ from dlbench.plugin.backend import TrainingState
 from dlbench.spec import (GRU, LSTM, Adam, BatchNormalization, Conv1D, Conv2D, Dense, LayerNormalization, Residual,
                           SelfAttention)
 from dlbench_backends.numpy import NumpyBackend
+from dlbench.spec.transformer import map_layers as spec_map_layers, nested_layers
+from dlbench_backends.numpy.activations import ActivationLayer
 from dlbench_backends.numpy.precision import Arithmetic
 from dlbench_backends.numpy.recurrent import RecurrentLayer
 from dlbench_backends.numpy.trainer import NumpyTrainer
@@ -69,7 +71,7 @@ class PartialBiasSumTrainer(NumpyTrainer):
         while pending:
             layer = pending.pop()
             if isinstance(layer, ResidualLayer):
-                pending.extend(layer.layers)
+                pending.extend(layer.layers + layer.shortcut)
             elif hasattr(layer, "arith") and "bias" in getattr(layer, "grads", {}):
                 layer.arith = partial
 
@@ -273,9 +275,51 @@ class AttentionWithoutScale(Mutant):
         return any(isinstance(layer, SelfAttention) for layer in all_layers(scenario.model.layers))
 
 
+#: each GELU form and the one a framework's other default gives: torch and Keras default to erf, jax.nn to tanh
+OTHER_GELU = {"gelu": "gelu_erf", "gelu_tanh": "gelu_erf", "gelu_erf": "gelu_tanh"}
+
+
+class GeluTheOtherForm(Mutant):
+    """The other GELU: erf where the spec says tanh and the reverse (a default taken for the other)."""
+
+    name = "mutant-gelu-form"
+
+    @staticmethod
+    def applies(scenario):
+        return any(getattr(layer, "activation", None) in OTHER_GELU for layer in nested_layers(scenario.model.layers))
+
+    def mutate(self, spec):
+        return dataclasses.replace(spec, layers=spec_map_layers(spec.layers, lambda layer: dataclasses.replace(
+            layer, activation=OTHER_GELU[layer.activation]) if getattr(layer, "activation", None) in OTHER_GELU
+            else layer))
+
+
+class KerasLeakyReluSlopeTrainer(NumpyTrainer):
+    """Every leaky_relu with keras.layers.LeakyReLU's default slope, 0.3, whatever the spec says."""
+
+    def __init__(self, spec, weights, options):
+        super().__init__(spec, weights, options)
+        pending = list(self.net.layers)
+        while pending:
+            layer = pending.pop()
+            if isinstance(layer, ResidualLayer):
+                pending.extend(layer.layers + layer.shortcut)
+            elif isinstance(layer, ActivationLayer) and layer.name == "leaky_relu":
+                layer.alpha = 0.3
+
+
+class LeakyReluSlopeOfKeras(Mutant):
+    name = "mutant-leaky-relu-slope"
+    trainer_class = KerasLeakyReluSlopeTrainer
+
+    @staticmethod
+    def applies(scenario):
+        return any(getattr(layer, "activation", None) == "leaky_relu" for layer in nested_layers(scenario.model.layers))
+
+
 MUTANTS = [LearningRateOnePercentOff, BiasGradientOverPartOfTheBatch, AdamEpsilonHundredfold, AdamBeta2,
            BatchNormMomentumTheOtherWay, LossSummedOverTheBatch, LstmForgetBiasTwice, GruUpdateAndResetGatesSwapped,
-           LayerNormEpsilonOfKeras, AttentionWithoutScale]
+           LayerNormEpsilonOfKeras, AttentionWithoutScale, GeluTheOtherForm, LeakyReluSlopeOfKeras]
 #: judged on the published models of realistic size only (``tests/test_verdict_realistic.py``): on the
 #: shipped scenarios a learning rate 1% off already is
 REALISTIC_MUTANTS = [LearningRateTwoPercentOff]

@@ -31,10 +31,12 @@ FILE_CASES = [
     ("unknown top-level key", 'name = "case"', 'name = "case"\nauthor = "me"', "author: unknown key 'author'"),
     ("unknown layer type", 'type = "dense", units = 32', 'type = "dens", units = 32',
      "model.layers[0].type: unknown 'dens'; expected one of activation, averagepool1d, averagepool2d, "
-     "batchnorm, conv1d, conv2d, dense, dropout, embedding, flatten, global_average_pool1d, gru, layer_norm, lstm, "
-     "maxpool1d, maxpool2d, position_embedding, residual, self_attention, simple_rnn"),
+     "batchnorm, bidirectional, conv1d, conv2d, dense, dropout, embedding, flatten, global_average_pool1d, global_average_pool2d, "
+     "global_max_pool1d, global_max_pool2d, gru, layer_norm, lstm, maxpool1d, maxpool2d, position_embedding, residual, "
+     "self_attention, simple_rnn"),
     ("unknown activation", 'activation = "relu"', 'activation = "rlu"',
-     "model.layers[0].activation: unknown 'rlu'; expected one of gelu, linear, relu, sigmoid, softmax, tanh"),
+     "model.layers[0].activation: unknown 'rlu'; expected one of elu, gelu, gelu_erf, gelu_tanh, "
+     "leaky_relu, linear, relu, sigmoid, silu, softmax, tanh"),
     ("unknown loss", 'loss = "categorical_crossentropy"', 'loss = "hinge"',
      "train.loss: unknown 'hinge'; expected one of binary_crossentropy, categorical_crossentropy, mse"),
     ("unknown optimizer", 'name = "sgd"', 'name = "rmsprop"',
@@ -62,6 +64,10 @@ FILE_CASES = [
     ("negative epochs", "epochs = 2", "epochs = -1", "train.epochs: must be a positive integer, got -1"),
     ("negative seed", "seed = 0", "seed = -3", "train.seed: must be a non-negative integer, got -3"),
     ("string drop_last", "drop_last = false", 'drop_last = "no"', "train.drop_last: must be true or false"),
+    ("a batch larger than the data with drop_last", "batch_size = 64\nepochs = 2\nseed = 0\ndrop_last = false",
+     "batch_size = 100000\nepochs = 2\nseed = 0\ndrop_last = true",
+     "train.batch_size: a batch of 100000 samples with drop_last = true leaves no step in an epoch of 1438 "
+     "training samples: nothing would be trained"),
     ("missing loss", 'loss = "categorical_crossentropy"\n', "", "train.loss: missing; expected one of"),
     ("no layers", GOOD[GOOD.index("layers = ["):GOOD.index("[train]")], "layers = []\n",
      "model.layers: must be a non-empty list"),
@@ -79,6 +85,24 @@ FILE_CASES = [
      "model.layers: the last layer has 5 units but dataset 'digits' has 10 classes"),
     ("a model too large for the machine", "units = 32, activation", "units = 2000000000, activation",
      "model.layers: training this model needs at least"),
+    ("negative alpha", '{ type = "dense", units = 32, activation = "relu" }',
+     '{ type = "dense", units = 32 }, { type = "activation", activation = "leaky_relu", alpha = -0.1 }',
+     "model.layers[1].alpha: must be in [0.0, inf), got -0.1"),
+    ("alpha of an activation without one", '{ type = "dense", units = 32, activation = "relu" }',
+     '{ type = "dense", units = 32 }, { type = "activation", activation = "relu", alpha = 0.1 }',
+     "model.layers[1].alpha: only leaky_relu and elu take an alpha, not relu"),
+    ("alpha on a dense layer", 'units = 32, activation = "relu"', 'units = 32, activation = "leaky_relu", alpha = 0.2',
+     "model.layers[0].alpha: unknown key 'alpha'; expected one of activation, units, use_bias"),
+    ("string use_bias", "units = 32,", 'units = 32, use_bias = "no",',
+     "model.layers[0].use_bias: must be true or false, got 'no'"),
+    ("global pooling of a vector", '{ type = "dense", units = 32, activation = "relu" }',
+     '{ type = "global_max_pool2d" }, { type = "dense", units = 32, activation = "relu" }',
+     "model.layers[0]: global_max_pool2d needs a 3-D input (height, width, channels), got shape (64,)"),
+    ("bidirectional around a dense layer", '{ type = "dense", units = 32, activation = "relu" }',
+     '{ type = "bidirectional", layer = { type = "dense", units = 32 } }',
+     "model.layers[0].layer: must be a simple_rnn, lstm or gru layer, got 'dense'"),
+    ("bidirectional around a name", '{ type = "dense", units = 32, activation = "relu" }',
+     '{ type = "bidirectional", layer = "lstm" }', "model.layers[0].layer: must be a table like"),
     ("expected accuracy malformed", 'name = "case"', 'name = "case"\nexpected_accuracy = [0.9]',
      "expected_accuracy: must be [low, high]"),
 ]

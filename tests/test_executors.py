@@ -178,6 +178,26 @@ def test_ctrl_c_cancels_the_running_job_and_leaves_no_process_behind(tmp_path):
     assert not [p for p in alive if p.status() != psutil.STATUS_ZOMBIE], "a job outlived its run"
 
 
+@pytest.mark.slow
+def test_a_sigkilled_run_leaves_no_local_job_running(tmp_path):
+    """SIGKILL gives dlbench no chance to cancel: the local fallback's job
+    sees its submitter gone and ends, and its worker with it."""
+    import psutil
+
+    env = {**os.environ, "PYTHONPATH": str(TESTS), "DLBENCH_PLUGINS": "fault_plugins"}
+    command = [sys.executable, "-m", "dlbench.cli", "run", "--executor", "slurm", "--scenario", "xor-mlp",
+               "--steps", "20", "--backend", "numpy,hang", "--format", "json", "--out", str(tmp_path)]
+    proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _, spawned = wait_for_the_second_job(proc, tmp_path)
+    proc.kill()
+    proc.wait()
+    _, alive = psutil.wait_procs(spawned, timeout=20)
+    alive = [p for p in alive if p.status() != psutil.STATUS_ZOMBIE]
+    for orphan in alive:  # this test's own processes, by pid
+        orphan.kill()
+    assert not alive, f"jobs outlived their SIGKILLed run: {[p.cmdline() for p in alive]}"
+
+
 class FakeExecutor:
     """An executor whose jobs end in a chosen order (and, at ``stop``, Ctrl-C)."""
 

@@ -37,11 +37,30 @@ def wait_for_rows(tmp_path, n, timeout=120):
     raise AssertionError("the run wrote no finished row in time")
 
 
+def wait_for_worker(proc, timeout=120) -> list[int]:
+    """The pids of the runner's worker processes, once one has started (a
+    fixed sleep promises nothing on a busy machine: the runner may still be
+    between jobs, or starting the worker)."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        workers = []
+        for child in psutil.Process(proc.pid).children(recursive=True):
+            try:
+                if "dlbench.run.worker" in child.cmdline():
+                    workers.append(child.pid)
+            except psutil.Error:  # gone meanwhile
+                continue
+        if workers:
+            return workers
+        time.sleep(0.1)
+    raise AssertionError("the run started no worker in time")
+
+
 @pytest.mark.slow
 def test_ctrl_c_keeps_finished_rows_marks_the_rest_interrupted_and_exits_130(tmp_path):
     proc = start_run(tmp_path)
     path = wait_for_rows(tmp_path, 1)
-    time.sleep(1.0)  # the hanging worker is running now
+    wait_for_worker(proc)  # the hanging worker is running now
     proc.send_signal(signal.SIGINT)
     _, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 130, stderr
@@ -55,8 +74,7 @@ def test_ctrl_c_keeps_finished_rows_marks_the_rest_interrupted_and_exits_130(tmp
 def test_sigterm_is_handled_like_ctrl_c_and_exits_143(tmp_path):
     proc = start_run(tmp_path)
     path = wait_for_rows(tmp_path, 1)
-    time.sleep(1.0)  # the hanging worker is running now
-    worker_pids = [child.pid for child in psutil.Process(proc.pid).children(recursive=True)]
+    worker_pids = wait_for_worker(proc)  # the hanging worker is running now
     proc.send_signal(signal.SIGTERM)
     _, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 143, stderr
@@ -84,9 +102,7 @@ def alive(pids) -> list[int]:
 def test_killed_runner_leaves_a_valid_document_and_no_orphan_worker(tmp_path):
     proc = start_run(tmp_path)
     path = wait_for_rows(tmp_path, 1)
-    time.sleep(1.0)
-    worker_pids = [child.pid for child in psutil.Process(proc.pid).children(recursive=True)]
-    assert worker_pids, "the hanging worker should be running"
+    worker_pids = wait_for_worker(proc)
     proc.kill()
     proc.wait(timeout=30)
     doc = json.loads(path.read_text())

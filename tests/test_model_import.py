@@ -268,17 +268,21 @@ def keras_branching():
 
 
 BAD_MODELS = [
-    (lambda: keras_with(L.Conv2D(2, 3), L.GlobalAveragePooling2D(), L.Dense(10, activation="softmax")),
-     "layer 1 ('global_average_pooling2d", "GlobalAveragePooling2D layers cannot be read; supported: InputLayer, Dense"),
-    (lambda: keras_with(L.Flatten(), L.Dense(10, activation="gelu")), "layer 1 ('dense", "activation 'gelu'"),
+    (lambda: keras_with(L.Conv2D(2, 3), L.ZeroPadding2D(), L.GlobalAveragePooling2D(), L.Dense(10, activation="softmax")),
+     "layer 1 ('zero_padding2d", "ZeroPadding2D layers cannot be read; supported: InputLayer, Dense"),
+    (lambda: keras_with(L.Flatten(), L.Dense(10, activation="gelu")), "layer 1 ('dense",
+     "the exact (erf) GELU, Keras's 'gelu'; dlbench's gelu is the tanh approximation"),
     (lambda: keras_with(L.Conv2D(2, 3, dilation_rate=2), L.Flatten(), L.Dense(10, activation="softmax")),
      "layer 0 ('conv2d", "dilation_rate=(2, 2)"),
     (lambda: keras_with(L.Flatten(), L.Dense(10, activation="softmax", kernel_regularizer="l2")),
      "layer 1 ('dense", "kernel_regularizer="),
-    (keras_branching, "Keras model", "the model is not a chain"),
-    (lambda: NotAChain(), "torch NotAChain", "expected an nn.Sequential (a chain of modules), got a NotAChain"),
+    (keras_branching, "Keras model", "reads an earlier result, not the last one: the graph branches"),
+    (lambda: NotAChain(), "torch NotAChain", "layer 1 ('b', Linear, line "),
+    (lambda: NotAChain(), "return self.a(x) + self.b(x)", "reads an earlier result, not the last one: the graph branches"),
     (lambda: nn.Sequential(nn.Flatten(), nn.Linear(64, 10), nn.GELU()), "layer 2 (GELU)",
-     "GELU modules cannot be read; supported: Linear, Conv1d"),
+     "the exact (erf) GELU; dlbench's gelu is the tanh approximation; supported: nn.GELU(approximate='tanh')"),
+    (lambda: nn.Sequential(nn.Flatten(), nn.Linear(64, 10), nn.PReLU()), "layer 2 (PReLU)",
+     "PReLU modules cannot be read; supported: Linear, Conv1d"),
     (lambda: nn.Sequential(nn.Conv2d(1, 2, 3, groups=1, dilation=2), nn.Flatten(), nn.Linear(32, 10)),
      "layer 0 (Conv2d)", "dilation=(2, 2)"),
     (lambda: nn.Sequential(nn.Flatten(), nn.Linear(60, 10)), "layer 1 (Linear)", "in_features=60, but its input is (64,)"),
@@ -297,7 +301,7 @@ def test_an_unsupported_model_is_one_error_naming_the_layer_and_nothing_is_writt
 
 
 def test_readers_refuse_what_they_cannot_express_in_the_loss_and_optimizer():
-    with pytest.raises(InputError, match="CrossEntropyLoss takes logits, but the module ends in Softmax"):
+    with pytest.raises(InputError, match="CrossEntropyLoss takes logits, but the module ends in a softmax"):
         dlbench.from_torch(nn.Sequential(nn.Linear(2, 3), nn.Softmax(dim=1)), (2,), loss=nn.CrossEntropyLoss())
     net = torch_xor()
     with pytest.raises(InputError, match="Adam with weight_decay=0.1 has no counterpart"):

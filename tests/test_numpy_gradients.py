@@ -7,7 +7,8 @@ from dlbench.plugin.helpers import loss_targets
 from dlbench.spec.init import initial_weights
 from dlbench.spec import (ACTIVATIONS, Activation, AveragePool1D, AveragePool2D, BatchNormalization, Conv1D, Conv2D,
                           Dense, Flatten, MaxPool1D, MaxPool2D, Sequential)
-from dlbench_backends.numpy.kernels import ActivationLayer, DropoutLayer
+from dlbench_backends.numpy.activations import ActivationLayer
+from dlbench_backends.numpy.kernels import DropoutLayer
 from dlbench_backends.numpy.precision import Arithmetic
 from dlbench_backends.numpy.losses import LOSSES
 from dlbench_backends.numpy.network import Network

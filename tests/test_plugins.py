@@ -18,16 +18,16 @@ from dlbench.plugin.manager import PluginError, load_plugins
 from dlbench.run import peak
 from dlbench.scenario import resolve_scenario
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+TUTORIAL = Path(__file__).resolve().parents[1] / "docs" / "backends" / "write-a-backend.md"
 
 
 def readme_plugin_example() -> types.ModuleType:
-    """The worked example of README.md's 'Writing a backend plugin', as a module."""
-    text = README.read_text()
-    section = text.split("## Writing a backend plugin", 1)[1]
+    """The worked example of the docs' 'Write a backend' tutorial, as a module."""
+    text = TUTORIAL.read_text()
+    section = text.split("## 2. A worked example", 1)[1]
     code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
     module = types.ModuleType("readme_plugin")
-    exec(compile(code, str(README), "exec"), module.__dict__)
+    exec(compile(code, str(TUTORIAL), "exec"), module.__dict__)
     return module
 
 
@@ -129,7 +129,7 @@ def test_plugin_registering_a_non_backend_is_reported_by_name():
 
 def test_plugin_named_in_the_environment_runs_through_the_cli(tmp_path):
     """A plugin module on the path, named in DLBENCH_PLUGINS, is used by the isolated workers too."""
-    source = README.read_text().split("## Writing a backend plugin", 1)[1]
+    source = TUTORIAL.read_text().split("## 2. A worked example", 1)[1]
     code = re.search(r"```python\n(.*?)```", source, re.S).group(1)
     (tmp_path / "numpy64_plugin.py").write_text(code)
     env = {**__import__("os").environ, "PYTHONPATH": str(tmp_path), "DLBENCH_PLUGINS": "numpy64_plugin"}
@@ -180,7 +180,8 @@ def _fake_measurements(monkeypatch, tmp_path, gflops: float, load: float) -> lis
     """peak.measure returns ``gflops`` (and records its calls) at a load of ``load`` per core."""
     calls = []
     monkeypatch.setenv("DLBENCH_CACHE", str(tmp_path))
-    monkeypatch.setattr(peak, "measure", lambda name, threads, dtype="float32": calls.append(name) or gflops)
+    monkeypatch.setattr(peak, "measure",
+                        lambda name, threads, dtype="float32", device="cpu": calls.append(name) or gflops)
     monkeypatch.setattr(peak, "load_average", lambda: load)
     return calls
 

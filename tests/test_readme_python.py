@@ -1,25 +1,59 @@
-"""Every example of the README's "From Python" section runs as written."""
+"""The README's commands and Python are the ones that run: its example is
+executed (with the rest of the docs' "From Python" page), and its two commands
+are exactly what CI runs (.ci/run) and what the getting-started page says."""
 
 import re
 from pathlib import Path
 
 import pytest
 
-README = Path(__file__).parent.parent / "README.md"
+ROOT = Path(__file__).parent.parent
+README = ROOT / "README.md"
+PYTHON_API = ROOT / "docs" / "guide" / "python-api.md"
+GETTING_STARTED = ROOT / "docs" / "guide" / "getting-started.md"
 
 
-def section_examples(title: str) -> list[str]:
+def section_examples(path: Path, title: str | None = None, language: str = "python") -> list[str]:
+    """The ``language`` code blocks of the section ``## title`` (the whole file without a title)."""
+    text = path.read_text(encoding="utf-8")
+    if title is not None:
+        start = text.index(f"## {title}\n")
+        end = text.find("\n## ", start + 1)
+        text = text[start:end if end > 0 else None]
+    return re.findall(rf"```{language}\n(.*?)```", text, re.S)
+
+
+def commands(path: Path) -> dict[str, str]:
+    """The command under each ``# set up and run ...`` comment of the file's first bash block."""
+    block = section_examples(path, language="bash")[0]
+    found = re.findall(r"^# (set up and run [^\n]*)\n(.*)$", block, re.M)
+    return {comment: command.strip() for comment, command in found}
+
+
+def test_the_readme_shows_the_python_api_pages_first_example():
+    readme = section_examples(README, "From Python")
+    assert len(readme) == 2  # a Keras model, then a torch class with its own forward
+    assert "class Net(nn.Module)" in readme[1] and "def forward" in readme[1]
+    assert "dlbench.benchmark(model" in readme[0] and "results.plot()" in readme[0]
+    assert len([line for line in readme[0].splitlines() if line.strip()]) <= 6
+    assert section_examples(PYTHON_API)[0] == readme[0]  # so the page's examples continue the README's
+
+
+def test_the_readmes_test_command_is_what_ci_runs():
+    ci = (ROOT / ".ci" / "run").read_text().strip().splitlines()[-1]
+    found = commands(README)
+    assert found["set up and run the tests"] == ci
+    setup = ci.removesuffix(" && python -m pytest").replace('".[all,test]"', '".[all]"')
+    main = found["set up and run the default suite (xor-mlp, digits-mlp) on every backend"]
+    assert main == f"{setup} && dlbench run --backend all"
+    assert commands(GETTING_STARTED) == found
+
+
+def test_the_readme_is_a_front_door():
     text = README.read_text(encoding="utf-8")
-    start = text.index(f"## {title}\n")
-    end = text.find("\n## ", start + 1)
-    return re.findall(r"```python\n(.*?)```", text[start:end if end > 0 else None], re.S)
-
-
-def test_the_section_has_its_examples():
-    examples = section_examples("From Python")
-    assert len(examples) == 3
-    assert "dlbench.benchmark(model" in examples[0] and "results.plot()" in examples[0]
-    assert len([line for line in examples[0].splitlines() if line.strip()]) <= 6
+    assert len(text.splitlines()) <= 200
+    for page in re.findall(r"\]\((docs/[^)#]+)", text):
+        assert (ROOT / page).exists(), page
 
 
 @pytest.mark.slow
@@ -29,8 +63,14 @@ def test_every_example_runs(tmp_path, monkeypatch):
     pytest.importorskip("pandas")
     monkeypatch.chdir(tmp_path)  # the examples write xor.html and xor.json
     namespace: dict = {}
-    for example in section_examples("From Python"):
-        exec(compile(example, str(README), "exec"), namespace)
+    keras_example, torch_example = section_examples(README, "From Python")
+    exec(compile(keras_example, str(README), "exec"), namespace)
+    torch_namespace = dict(namespace)  # the page's examples go on from the Keras example's results
+    exec(compile(torch_example, str(README), "exec"), torch_namespace)
+    assert [r.status for r in torch_namespace["results"].rows] == ["ok", "ok"]  # the torch class: numpy, torch
+    assert torch_namespace["results"].rows[1].agrees
+    for example in section_examples(PYTHON_API)[1:]:
+        exec(compile(example, str(PYTHON_API), "exec"), namespace)
     results, again, frame = namespace["results"], namespace["again"], namespace["frame"]
     assert [r.status for r in results.rows] == ["ok", "ok"]  # the spec on digits, numpy and jax
     assert {r.backend for r in again.rows} == {"numpy", "torch", "tensorflow", "jax"}

@@ -48,7 +48,8 @@ def test_optimizer_defaults_to_adam(tmp_path):
 @pytest.mark.parametrize("old, new, message", [
     ('name = "digits"\n', 'name = "digits"\nsize = 3\n', "data.size: unknown option 'size' for dataset"),
     ('activation = "relu"', 'activation = "rlu"',
-     "model.layers[0].activation: unknown 'rlu'; expected one of gelu, linear, relu, sigmoid, softmax, tanh"),
+     "model.layers[0].activation: unknown 'rlu'; expected one of elu, gelu, gelu_erf, gelu_tanh, "
+     "leaky_relu, linear, relu, sigmoid, silu, softmax, tanh"),
     ('type = "dense", units = 256', 'type = "dence", units = 256', "model.layers[0].type: unknown 'dence'"),
     ("units = 256", 'units = "256"', "model.layers[0].units: must be a positive integer, got '256'"),
     ("units = 256", "units = 0", "model.layers[0].units: must be a positive integer, got 0"),

@@ -9,9 +9,10 @@ from dlbench.errors import InputError
 from dlbench.scenario import Scenario, parse_scenario, scenario_files, load_scenario_file
 from dlbench.scenario import dumps, scenario_document, write_scenario
 from dlbench.spec import (LAYER_TYPES, SGD, Activation, Adam, AveragePool1D, AveragePool2D, BatchNormalization,
-                          Conv1D, Conv2D, Dense, Dropout, Flatten, GlobalAveragePool1D, LayerNormalization,
+                          Conv1D, Conv2D, Dense, Dropout, Flatten, GlobalAveragePool1D, GlobalAveragePool2D,
+                          GlobalMaxPool1D, GlobalMaxPool2D, LayerNormalization,
                           MaxPool1D, MaxPool2D, PositionEmbedding, Residual, SelfAttention, Sequential, TrainSpec)
-from dlbench.spec.sequence import GRU, LSTM, Embedding, SimpleRNN
+from dlbench.spec.sequence import GRU, LSTM, Bidirectional, Embedding, SimpleRNN
 
 
 def scenario(spec, train=TrainSpec(), **fields) -> Scenario:
@@ -62,6 +63,26 @@ RECURRENT = Sequential([
     Dense(2, activation="softmax"),
 ], input_shape=(7,)).compile("categorical_crossentropy", Adam(0.01))
 
+#: the newer layers: activations with alpha, both GELU forms, layers without a bias, global pooling
+NEWER_IMAGE = Sequential([
+    Conv2D(4, kernel_size=3, use_bias=False), Activation("leaky_relu", alpha=0.2), Conv2D(3, 2, activation="elu"),
+    GlobalAveragePool2D(), Dense(4, "silu", use_bias=False), Dense(4, "gelu_erf"), Dense(3, "gelu_tanh"),
+    Dense(2, "leaky_relu"), Activation("elu", alpha=0.5),
+], input_shape=(6, 5, 2)).compile("mse", SGD(0.1))
+NEWER_POOLS = Sequential([
+    Conv1D(3, kernel_size=2, use_bias=False), GlobalMaxPool1D(), Dense(2, "softmax"),
+], input_shape=(9, 2)).compile("categorical_crossentropy", Adam(0.01))
+NEWER_MAX2D = Sequential([
+    Residual([Conv2D(4, 3, strides=2, padding="same", use_bias=False), BatchNormalization()],
+             shortcut=[Conv2D(4, 1, strides=2, use_bias=False), BatchNormalization(momentum=0.9)]),
+    GlobalMaxPool2D(), Dense(2, "softmax"),
+], input_shape=(4, 4, 3)).compile("categorical_crossentropy", Adam(0.01))
+NEWER_RECURRENT = Sequential([
+    Embedding(input_dim=20, output_dim=4), Bidirectional(LSTM(3, return_sequences=True)), Bidirectional(GRU(2)),
+    Dense(2, activation="softmax"),
+], input_shape=(7,)).compile("categorical_crossentropy", Adam(0.01))
+NEWER = (NEWER_IMAGE, NEWER_POOLS, NEWER_MAX2D, NEWER_RECURRENT)
+
 
 def test_every_layer_type_is_covered_by_the_round_trip_models():
     def types(layers):
@@ -69,12 +90,13 @@ def test_every_layer_type_is_covered_by_the_round_trip_models():
             yield layer.type
             yield from types(getattr(layer, "layers", ()))  # a residual block's inner layers
 
-    used = {t for spec in (IMAGE, SIGNAL, SEQUENCE, RECURRENT) for t in types(spec.layers)}
+    used = {t for spec in (IMAGE, SIGNAL, SEQUENCE, RECURRENT, *NEWER) for t in types(spec.layers)}
     assert used == set(LAYER_TYPES)
 
 
-@pytest.mark.parametrize("spec", [IMAGE, SIGNAL, SEQUENCE, RECURRENT], ids=["image", "signal", "sequence",
-                                                                     "recurrent"])
+@pytest.mark.parametrize("spec", [IMAGE, SIGNAL, SEQUENCE, RECURRENT, *NEWER],
+                         ids=["image", "signal", "sequence", "recurrent", "newer-image", "newer-pools", "newer-max2d",
+                              "newer-recurrent"])
 def test_a_written_scenario_reads_back_equal(spec):
     s = scenario(spec, TrainSpec(batch_size=7, epochs=3, seed=11, drop_last=True, target_accuracy=0.75),
                  name="my model", description='quotes " and \\ and ünïcode', source="keras 'seq'",

@@ -26,7 +26,8 @@ def test_logit_layers_drop_only_the_final_activation():
 @pytest.mark.parametrize("make, field, text", [
     (lambda: Dense(0), "units", "positive integer"),
     (lambda: Dense("10"), "units", "positive integer"),
-    (lambda: Dense(3, activation="rlu"), "activation", "expected one of gelu, linear, relu, sigmoid, softmax, tanh"),
+    (lambda: Dense(3, activation="rlu"), "activation",
+     "expected one of elu, gelu, gelu_erf, gelu_tanh, leaky_relu, linear, relu, sigmoid, silu, softmax, tanh"),
     (lambda: SGD(learning_rate=-0.1), "learning_rate", "must be in (0.0, inf)"),
     (lambda: SGD(momentum=1.0), "momentum", "must be in [0.0, 1.0)"),
     (lambda: Adam(epsilon=0), "epsilon", "must be in"),

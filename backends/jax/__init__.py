@@ -102,15 +102,20 @@ class JaxBackend(Backend):
         """On several hosts, one process per host joins the others through
         ``jax.distributed.initialize`` at the coordinator (host 0); on CPUs the
         cross-process all-reduce is gloo's. ``jax.devices()`` is then every
-        host's devices, and one program runs over all of them."""
+        host's devices, and one program runs over all of them. The
+        coordination service (unauthenticated) listens on host 0's address
+        only, not on every interface as it does by default."""
         if not data_parallel.multi_host:
             return
         import jax
 
+        from dlbench.run.distributed import bind_address
+
         if "gpu" not in os.environ.get("JAX_PLATFORMS", "gpu"):
             jax.config.update("jax_cpu_collectives_implementation", "gloo")
         jax.distributed.initialize(data_parallel.coordinator, num_processes=data_parallel.nodes,
-                                   process_id=data_parallel.node_rank)
+                                   process_id=data_parallel.node_rank,
+                                   coordinator_bind_address=f"{bind_address(data_parallel)}:{data_parallel.port}")
 
     def configure_threads(self, threads: int) -> int:
         if not backends_started():
@@ -139,10 +144,17 @@ class JaxBackend(Backend):
         except RuntimeError:
             return None
 
-    def matmul(self, n: int, dtype: str = "float32"):
+    def matmul(self, n: int, dtype: str = "float32", device: str = "cpu"):
+        """On a GPU: random operands (a matrix of ones runs faster than real
+        data there); float32 at HIGHEST precision (true fp32), "tfloat32" at
+        XLA's DEFAULT (TF32 tensor cores), bf16/fp16 at DEFAULT."""
         import jax
         import jax.numpy as jnp
 
+        if device == "gpu":
+            return _gpu_matmul(n, dtype)
+        if dtype == "tfloat32":  # no TF32 on a CPU
+            return None
         a = jnp.ones((n, n), dtype)
         product = jax.jit(lambda x: jnp.dot(x, x, precision=jax.lax.Precision.HIGHEST))
         return lambda: product(a).block_until_ready()
@@ -161,6 +173,23 @@ class JaxBackend(Backend):
             raise RuntimeError(f"{replicas} replicas need {replicas} {options.device} devices; jax sees "
                                f"{len(devices)}")
         return JaxTrainer(spec, weights, options, devices[:replicas])
+
+
+def _gpu_matmul(n: int, dtype: str):
+    """A function multiplying two n x n ``dtype`` matrices on the first GPU and
+    waiting for the result; None where JAX sees no GPU."""
+    import jax
+    import jax.numpy as jnp
+
+    try:
+        gpu = jax.devices("gpu")[0]
+    except RuntimeError:
+        return None
+    precision = jax.lax.Precision.HIGHEST if dtype == "float32" else jax.lax.Precision.DEFAULT
+    operand = "float32" if dtype == "tfloat32" else dtype
+    a = jax.device_put(jax.random.normal(jax.random.key(0), (n, n), operand), gpu)
+    product = jax.jit(lambda x: jnp.dot(x, x, precision=precision))
+    return lambda: product(a).block_until_ready()
 
 
 @dlbench.hookimpl

@@ -19,6 +19,8 @@ kernel (k, C, F) / (kh, kw, C, F) as is, padding given as explicit
 stride and kernel size; an integer p is (p, p)). Pooling is
 ``lax.reduce_window`` (max / sum divided by the window size), "VALID".
 Flatten is a reshape of the channels-last array: the canonical order.
+Global pooling is a mean, or the value at ``argmax`` (the first maximum,
+which alone gets the gradient). A layer without a bias adds none.
 The convolution's and the max-pool's gradients may be this backend's own
 (:mod:`~dlbench_backends.jax.kernels`).
 
@@ -29,7 +31,9 @@ keeps where ``uniform >= rate`` and scales by ``1 / (1 - rate)``),
 ``evaluate`` in inference mode (moving statistics; Dropout is the identity).
 Dropout masks come from ``fold_in(fold_in(key(seed), step), layer index)``,
 with ``seed = TrainerOptions.seed`` and the global step carried in the loop:
-the same seed gives the same masks whatever the windows or chunks.
+the same seed gives the same masks whatever the windows or chunks. Under
+data parallelism each replica folds its index on the replica axis into the
+step's key too, so the replicas draw their own masks (as DDP's ranks do).
 """
 
 import functools
@@ -42,18 +46,28 @@ from jax import lax
 
 from dlbench.errors import InputError
 from dlbench.plugin.helpers import padding_pairs
-from dlbench.spec import (Activation, AveragePool1D, AveragePool2D, BatchNormalization, Conv1D,
-                          Conv2D, Dense, Dropout, Flatten, MaxPool1D, MaxPool2D, ModelSpec, Residual, is_trained,
-                          layer_activation)
+from dlbench.spec import (ACTIVATION_ALPHA, GLOBAL_POOLS, Activation, AveragePool1D, AveragePool2D,
+                          BatchNormalization, Conv1D, Conv2D, Dense, Dropout, Flatten, MaxPool1D, MaxPool2D, ModelSpec,
+                          Residual, activation_alpha, is_trained, layer_activation)
+from dlbench.spec.transformer import nested_layers
 from dlbench_backends.jax.kernels import make_conv, make_max_pool
 from dlbench_backends.jax.transformer import TRANSFORMER_BUILDERS
 from dlbench_backends.jax.sequence import SEQUENCE_BUILDERS
 
 
-def activation(name: str):
+def activation(name: str, alpha: float | None = None):
+    """The activation of ``name`` (``alpha``: leaky_relu's slope, elu's scale; the
+    spec's default if None): jax.nn's own functions, but leaky_relu, written
+    ``where(x > 0, x, alpha x)`` for the spec's slope alpha at 0
+    (``jax.nn.leaky_relu`` tests ``x >= 0``: slope 1 there)."""
+    alpha = ACTIVATION_ALPHA.get(name) if alpha is None else alpha
+    gelu_tanh = functools.partial(jax.nn.gelu, approximate=True)
     return {"linear": lambda x: x, "relu": jax.nn.relu, "sigmoid": jax.nn.sigmoid,
             "tanh": jnp.tanh, "softmax": lambda x: jax.nn.softmax(x, axis=-1),
-            "gelu": functools.partial(jax.nn.gelu, approximate=True)}[name]
+            "gelu": gelu_tanh, "gelu_tanh": gelu_tanh,
+            "gelu_erf": functools.partial(jax.nn.gelu, approximate=False),
+            "leaky_relu": lambda x: jnp.where(x > 0, x, alpha * x),
+            "elu": functools.partial(jax.nn.elu, alpha=alpha), "silu": jax.nn.silu}[name]
 
 
 def split_weights(weights):
@@ -76,7 +90,8 @@ def merge_weights(names, params, stats):
 
 def dense_layer(layer, in_shape, precision, custom_vjp: bool = True):
     def apply(p, s, x, training, key):
-        return precision.dot(x, p["kernel"]) + p["bias"], s
+        z = precision.dot(x, p["kernel"])
+        return (z + p["bias"] if layer.use_bias else z), s
     return apply
 
 
@@ -87,7 +102,8 @@ def conv_layer(layer, in_shape, precision, custom_vjp: bool = True):
                      custom_vjp)
 
     def apply(p, s, x, training, key):
-        return conv(x, p["kernel"]) + p["bias"], s
+        z = conv(x, p["kernel"])
+        return (z + p["bias"] if layer.use_bias else z), s
     return apply
 
 
@@ -106,6 +122,23 @@ def pool_layer(layer, in_shape, precision, custom_vjp: bool = True):
     else:
         def apply(p, s, x, training, key):
             return lax.reduce_window(x, 0.0, lax.add, window, strides, "VALID") / size, s
+    return apply
+
+
+def global_pool_layer(layer, in_shape, precision, custom_vjp: bool = True):
+    """The mean or the maximum over every position, (B, ..., C) -> (B, C). The
+    maximum is read where ``argmax`` points (the first maximum, as NumPy's), so
+    its gradient goes there alone (``jnp.max``'s would split it among ties): a
+    select, no gather or scatter."""
+    axes = tuple(range(1, len(in_shape)))
+
+    def apply(p, s, x, training, key):
+        if layer.kind == "average":
+            return jnp.mean(x, axis=axes), s
+        positions = x.reshape(x.shape[0], -1, x.shape[-1])
+        first = jnp.argmax(positions, axis=1)
+        chosen = jnp.arange(positions.shape[1])[None, :, None] == first[:, None, :]
+        return jnp.sum(jnp.where(chosen, positions, 0.0), axis=1), s
     return apply
 
 
@@ -163,6 +196,7 @@ def identity_layer(layer, in_shape, precision, custom_vjp: bool = True):  # an A
 
 BUILDERS = {Dense: dense_layer, Conv1D: conv_layer, Conv2D: conv_layer, MaxPool1D: pool_layer,
             MaxPool2D: pool_layer, AveragePool1D: pool_layer, AveragePool2D: pool_layer, Flatten: flatten_layer,
+            **{pool: global_pool_layer for pool in GLOBAL_POOLS},
             Dropout: dropout_layer, BatchNormalization: batchnorm_layer, Activation: identity_layer,
             **TRANSFORMER_BUILDERS, **SEQUENCE_BUILDERS}
 
@@ -170,7 +204,7 @@ BUILDERS = {Dense: dense_layer, Conv1D: conv_layer, Conv2D: conv_layer, MaxPool1
 def inner_layer(layer, in_shape, precision, custom_vjp: bool = True):
     """(apply, activation) of a layer inside a residual block."""
     apply = BUILDERS[type(layer)](layer, in_shape, precision, custom_vjp)
-    return apply, activation(layer_activation(layer) or "linear")
+    return apply, activation(layer_activation(layer) or "linear", activation_alpha(layer))
 
 
 BUILDERS[Residual] = functools.partial(TRANSFORMER_BUILDERS[Residual], build=inner_layer)
@@ -183,27 +217,32 @@ def check_supported(spec: ModelSpec) -> None:
 
 
 def build_network(spec: ModelSpec, precision, seed: int = 0, custom_vjp: bool = True,
-                  replica_axis: str | None = None):
+                  replica_axis: str | None = None, dropout_axis: str | None = None):
     """forward(params, stats, x, training, step) -> (logits, new stats): the
     layers of ``spec.logit_layers()``. Dropout layer i draws its mask with
     the key ``fold_in(fold_in(key(seed), step), i)``: the same seed gives the
     same masks, whatever the windows or chunks the steps run in; one inside
     a residual block folds in its index j within the block too.
     ``replica_axis``: the mesh axis BatchNormalization synchronizes its
-    statistics over (data parallelism), None for per-replica statistics."""
+    statistics over (data parallelism), None for per-replica statistics.
+    ``dropout_axis``: the mesh axis of the replicas (data parallelism), whose
+    index is folded into the step's key, so that each replica draws its own
+    masks (as DDP's ranks and tf.distribute's replicas do); None: one process."""
     builders = {**BUILDERS, BatchNormalization: functools.partial(batchnorm_layer, replica_axis=replica_axis)}
     if replica_axis is not None and any(isinstance(inner, BatchNormalization) for layer in spec.layers
-                                        if isinstance(layer, Residual) for inner in layer.layers):
+                                        if isinstance(layer, Residual) for inner in nested_layers([layer])):
         raise InputError("the jax backend synchronizes BatchNormalization statistics of top-level layers only, "
                          "not inside a residual block", field="--sync-batchnorm")
     layers = [(builders[type(layer)](layer, in_shape, precision, custom_vjp),
-               activation(layer_activation(layer) or "linear"))
+               activation(layer_activation(layer) or "linear", activation_alpha(layer)))
               for layer, (in_shape, _) in zip(spec.logit_layers(), spec.shapes)]
     dropout = spec.has_dropout  # inside residual blocks too: they fold their inner index into the key
 
     def forward(params, stats, x, training, step=None):
         step_key = (jax.random.fold_in(jax.random.key(seed), step)
                     if training and dropout and step is not None else None)
+        if step_key is not None and dropout_axis is not None:
+            step_key = jax.random.fold_in(step_key, lax.axis_index(dropout_axis))
         new_stats = []
         for i, ((apply, f), p, s) in enumerate(zip(layers, params, stats)):
             key = None if step_key is None else jax.random.fold_in(step_key, i)

@@ -83,9 +83,9 @@ def make_functions(spec: ModelSpec, optimizer, precision, compiler_options, seed
     keys), and fp16's loss-scale state (``()`` at any other precision).
     With a ``mesh`` the window loop runs data-parallel over its replica axis."""
     axis = None if mesh is None else REPLICA_AXIS
-    forward = build_network(spec, precision, seed, custom_vjp, axis if sync_batchnorm else None)
+    forward = build_network(spec, precision, seed, custom_vjp, axis if sync_batchnorm else None, dropout_axis=axis)
     across = (lambda value, stats, grads: (value, stats, grads)) if mesh is None else replica_mean
-    loss, output = LOSSES[spec.loss], activation(spec.output_activation)
+    loss, output = LOSSES[spec.loss], activation(spec.output_activation, spec.output_alpha)
 
     def objective(params, stats, x, t, step):
         z, stats = forward(params, stats, x, True, step)
@@ -182,6 +182,13 @@ class JaxTrainer(Trainer):
 
     def _put(self, array: np.ndarray, dtype):
         return jax.device_put(np.ascontiguousarray(array, dtype), self.placement)
+
+    def peak_device_bytes(self) -> int | None:
+        """XLA's peak bytes in use on this trainer's (first) device, from
+        ``memory_stats()``: since the process started (JAX cannot reset it; each
+        run is a fresh worker); None on a CPU, whose device keeps no statistics."""
+        stats = self.device.memory_stats()
+        return stats.get("peak_bytes_in_use") if stats else None
 
     def distributed(self) -> dict | None:
         if self.mesh is None:

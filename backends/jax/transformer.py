@@ -11,12 +11,13 @@ the parameters in the canonical layout under their canonical names.
   (its own BTNH layout, so no transposes) with ``scale = 1/sqrt(key_dim)``
   given explicitly and ``is_causal`` for the lower-triangle mask; XLA's
   implementation (no dropout, float32 softmax). It takes no precision
-  argument: on GPUs its matmuls follow JAX's default precision (TF32 on
-  Ampere and later) whatever the run's precision setting; on CPU it is full
-  float32.
-* residual: ``x + f(x)``, the inner layers built by the network's builder
-  (``build``); parameters and moving statistics ``"<j>.<name>"`` are split per
-  inner layer and joined back.
+  argument, so it is traced under ``jax.default_matmul_precision`` at the
+  network's: else its two matmuls would take XLA's DEFAULT, TF32 on a GPU,
+  in an fp32 run.
+* residual: ``s(x) + f(x)`` (``s`` the identity without a shortcut), the inner
+  and shortcut layers built by the network's builder (``build``); parameters
+  and moving statistics ``"<j>.<name>"`` and ``"shortcut.<k>.<name>"`` are
+  split per inner layer and joined back.
 """
 
 import math
@@ -25,7 +26,7 @@ import jax
 import jax.numpy as jnp
 
 from dlbench.spec import GlobalAveragePool1D, LayerNormalization, PositionEmbedding, Residual, SelfAttention
-from dlbench.spec.transformer import inner_parameters
+from dlbench.spec.transformer import SHORTCUT, inner_parameters
 
 
 def layer_norm_layer(layer, in_shape, precision, custom_vjp: bool = True):
@@ -41,6 +42,7 @@ def layer_norm_layer(layer, in_shape, precision, custom_vjp: bool = True):
 def attention_layer(layer, in_shape, precision, custom_vjp: bool = True):
     heads, key_dim, causal = layer.num_heads, layer.key_dim, layer.causal
     scale = 1.0 / math.sqrt(key_dim)
+    matmul_precision = "highest" if precision.lax == jax.lax.Precision.HIGHEST else "default"
 
     def apply(p, s, x, training, key):
         b, t, _ = x.shape
@@ -50,7 +52,8 @@ def attention_layer(layer, in_shape, precision, custom_vjp: bool = True):
             return z.reshape(b, t, heads, key_dim)
 
         q, k, v = (precision.cast(project(part)) for part in ("query", "key", "value"))
-        a = jax.nn.dot_product_attention(q, k, v, scale=scale, is_causal=causal, implementation="xla")
+        with jax.default_matmul_precision(matmul_precision):
+            a = jax.nn.dot_product_attention(q, k, v, scale=scale, is_causal=causal, implementation="xla")
         return precision.dot(a.reshape(b, t, heads * key_dim), p["output_kernel"]) \
             + p["output_bias"], s
     return apply
@@ -71,17 +74,26 @@ def global_average_pool_layer(layer, in_shape, precision, custom_vjp: bool = Tru
 
 
 def residual_layer(layer, in_shape, precision, custom_vjp: bool = True, *, build):
-    """x + f(x); ``build(layer, in_shape, precision, custom_vjp)`` -> (apply, activation) of an inner layer."""
+    """s(x) + f(x) (s the identity without a shortcut); ``build(layer, in_shape, precision,
+    custom_vjp)`` -> (apply, activation) of an inner or shortcut layer."""
     inner = [build(sub, shape, precision, custom_vjp) for sub, (shape, _) in
              zip(layer.layers, layer.inner_shapes(in_shape))]
+    shortcut = [build(sub, shape, precision, custom_vjp) for sub, (shape, _) in
+                zip(layer.shortcut, layer.shortcut_shapes(in_shape))]
+
+    def chain(built, prefix: str, key_offset: int, p, s, x, training, key, new_stats):
+        for j, (inner_apply, f) in enumerate(built):
+            sub_key = None if key is None else jax.random.fold_in(key, key_offset + j)
+            x, sub_stats = inner_apply(inner_parameters(p, j, prefix), inner_parameters(s, j, prefix), x, training,
+                                       sub_key)
+            new_stats.update({f"{prefix}{j}.{name}": value for name, value in sub_stats.items()})
+            x = f(x)
+        return x
 
     def apply(p, s, x, training, key):
-        y, new_stats = x, {}
-        for j, (inner_apply, f) in enumerate(inner):
-            sub_key = None if key is None else jax.random.fold_in(key, j)
-            y, sub_stats = inner_apply(inner_parameters(p, j), inner_parameters(s, j), y, training, sub_key)
-            new_stats.update({f"{j}.{name}": value for name, value in sub_stats.items()})
-            y = f(y)
+        new_stats = {}
+        y = chain(inner, "", 0, p, s, x, training, key, new_stats)
+        x = chain(shortcut, SHORTCUT, len(inner), p, s, x, training, key, new_stats)
         return x + y, new_stats
     return apply
 

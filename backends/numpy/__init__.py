@@ -47,13 +47,15 @@ class NumpyBackend(Backend):
     #: dtype "float64", summation "reversed" or "blocked3/4/16" and (at bf16/fp16) rounding "results"
     #: or "outputs" give the parity certificate its yardsticks: exact arithmetic,
     #: the same float32 sums in other orders, and what the frameworks store in
-    #: bf16/fp16 (see :class:`~dlbench_backends.numpy.precision.Arithmetic`)
-    option_defaults = {"dtype": "float32", "summation": "forward", "rounding": "operands"}
-    option_choices = {"dtype": ("float32", "float64"), "summation": ("forward", "reversed", "blocked3", "blocked4", "blocked16"),
+    #: bf16/fp16 (see :class:`~dlbench_backends.numpy.precision.Arithmetic`); tf32 true
+    #: rounds every matmul operand of an fp32/tf32 run to TF32, as a GPU's tensor cores
+    option_defaults = {"dtype": "float32", "summation": "forward", "rounding": "operands", "tf32": False}
+    option_choices = {"dtype": ("float32", "float64"),
+                      "summation": ("forward", "reversed", "blocked3", "blocked4", "blocked16"),
                       "rounding": ("operands", "results", "outputs")}
 
-    def matmul(self, n: int, dtype: str = "float32"):
-        if dtype != "float32":  # NumPy has no bf16/fp16 BLAS: its mixed precision emulates the rounding in float32
+    def matmul(self, n: int, dtype: str = "float32", device: str = "cpu"):
+        if dtype != "float32" or device != "cpu":  # NumPy has no bf16/fp16 BLAS: its mixed precision emulates the rounding in float32
             return None
         a = np.ones((n, n), np.float32)
         return lambda: a @ a

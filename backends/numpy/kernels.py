@@ -15,9 +15,7 @@ col2im — adding each kernel offset's patch gradient back in place — for
 dE/dX, a loop over the kh*kw offsets, never over samples or pixels.
 1-D layers are the 2-D ones with a height of 1.
 
-Activations map dE/dy to dE/dx = f'(x) * dE/dy (softmax: s * (g - sum(g*s))).
-GELU is the tanh form, y = x (1 + tanh(u)) / 2 with u = c (x + a x^3),
-c = sqrt(2/pi), a = 0.044715; dy/dx = (1 + t) / 2 + x (1 - t^2) c (1 + 3 a x^2) / 2.
+Activations: :mod:`~dlbench_backends.numpy.activations`.
 """
 
 from __future__ import annotations
@@ -28,12 +26,12 @@ from numpy.lib.stride_tricks import sliding_window_view
 from dlbench.plugin.helpers import as_2d, padding_pairs_2d, signal_as_image
 from dlbench_backends.numpy.precision import PLAIN, Arithmetic
 
-GELU_C, GELU_A = np.sqrt(2.0 / np.pi), 0.044715
 
 
 class DenseLayer:
     """z = X W + b; on a sequence X (batch, time, in) the same for every
-    timestep, and the gradients sum over batch and time (X as (batch*time, in))."""
+    timestep, and the gradients sum over batch and time (X as (batch*time, in)).
+    Without a ``bias`` among the parameters (``use_bias = false``): z = X W."""
 
     def __init__(self, params: dict, grads: dict, input_grad: bool = True, arith: Arithmetic = PLAIN):
         self.params, self.grads, self.input_grad, self.arith = params, grads, input_grad, arith
@@ -42,97 +40,16 @@ class DenseLayer:
     def forward(self, x: np.ndarray, training: bool = True) -> np.ndarray:
         self.x = x
         z = self.arith.matmul(x, self.params["kernel"])
-        z += self.params["bias"]
+        if "bias" in self.params:
+            z += self.params["bias"]
         return z
 
     def backward(self, dz: np.ndarray) -> np.ndarray | None:
         x, dz2 = self.x.reshape(-1, self.x.shape[-1]), dz.reshape(-1, dz.shape[-1])
         self.arith.matmul(x.T, dz2, out=self.grads["kernel"])
-        self.grads["bias"][...] = self.arith.bias_grad(dz2)
+        if "bias" in self.grads:
+            self.grads["bias"][...] = self.arith.bias_grad(dz2)
         return self.arith.matmul(dz, self.params["kernel"].T) if self.input_grad else None
-
-
-class ActivationLayer:
-    """y = f(x) elementwise; forward and backward work in place."""
-
-    params: dict = {}
-    grads: dict = {}
-
-    def __init__(self, name: str):
-        self.name = name
-        self.y = None
-        # forward(x, training) and backward(dy) are the activation's own methods, bound
-        # once: no dispatch per call (a batch-1 prediction is a few microseconds)
-        self.forward = getattr(self, f"_{name}_forward")
-        self.backward = getattr(self, f"_{name}_backward")
-
-    def _linear_forward(self, x, training=True):
-        return x
-
-    def _linear_backward(self, dy):
-        return dy
-
-    def _relu_forward(self, x, training=True):
-        self.y = np.maximum(x, 0, out=x)
-        return self.y
-
-    def _relu_backward(self, dy):
-        dy *= self.y > 0
-        return dy
-
-    def _sigmoid_forward(self, x, training=True):
-        # 0.5 * (1 + tanh(x / 2)): the logistic function without overflow in exp.
-        x *= 0.5
-        y = np.tanh(x, out=x)
-        y += 1.0
-        y *= 0.5
-        self.y = y
-        return y
-
-    def _sigmoid_backward(self, dy):
-        dy *= self.y
-        dy *= 1.0 - self.y
-        return dy
-
-    def _tanh_forward(self, x, training=True):
-        self.y = np.tanh(x, out=x)
-        return self.y
-
-    def _tanh_backward(self, dy):
-        dy *= 1.0 - self.y * self.y
-        return dy
-
-    def _gelu_forward(self, x, training=True):
-        self.x = x.copy()
-        u = x * x
-        u *= GELU_A
-        u += 1.0
-        u *= x
-        u *= GELU_C
-        self.t = np.tanh(u, out=u)
-        y = np.add(self.t, 1.0, out=x)
-        y *= self.x
-        y *= 0.5
-        return y
-
-    def _gelu_backward(self, dy):
-        x, t = self.x, self.t
-        slope = (1.0 - t * t) * x * GELU_C * (1.0 + 3.0 * GELU_A * x * x)
-        slope += 1.0 + t
-        slope *= 0.5
-        dy *= slope
-        return dy
-
-    def _softmax_forward(self, x, training=True):
-        x -= x.max(axis=-1, keepdims=True)
-        y = np.exp(x, out=x)
-        y /= y.sum(axis=-1, keepdims=True)
-        self.y = y
-        return y
-
-    def _softmax_backward(self, dy):
-        s = self.y
-        return s * (dy - np.sum(dy * s, axis=-1, keepdims=True))
 
 
 def _as_2d(x: np.ndarray, ndim: int) -> np.ndarray:
@@ -179,7 +96,8 @@ class ConvLayer:
         self.out_shape = win.shape[:3]
         self.cols = win.reshape(-1, win.shape[3] * win.shape[4] * win.shape[5])
         z = self.arith.matmul(self.cols, self._kernel_matrix(self.params["kernel"]))
-        z += self.params["bias"]
+        if "bias" in self.params:
+            z += self.params["bias"]
         z = z.reshape(*self.out_shape, -1)
         return z[:, 0] if self.ndim == 1 else z
 
@@ -190,7 +108,8 @@ class ConvLayer:
         c = self.x_shape[-1]
         dk = self.arith.matmul(self.cols.T, dz2).reshape(c, kh, kw, f).transpose(1, 2, 0, 3)
         self.grads["kernel"][...] = dk.reshape(self.grads["kernel"].shape)
-        self.grads["bias"][...] = self.arith.bias_grad(dz2)
+        if "bias" in self.grads:
+            self.grads["bias"][...] = self.arith.bias_grad(dz2)
         if not self.input_grad:
             return None
         dcols = self.arith.matmul(dz2, self._kernel_matrix(self.params["kernel"]).T).reshape(
@@ -241,7 +160,8 @@ class PoolLayer:
             combine(y, x[index], out=y)
         if self.kind != "max":
             y /= len(slices)
-        self.y = y
+        else:  # backward compares the input with the maximum: a private copy, since the layer
+            self.y = y.copy()  # after (an activation working in place) may overwrite what is returned
         return y[:, 0] if self.ndim == 1 else y
 
     def backward(self, dy: np.ndarray) -> np.ndarray:
@@ -260,6 +180,38 @@ class PoolLayer:
                 routed |= hit
                 dx[index] += dy * hit
         return dx[:, 0] if self.ndim == 1 else dx
+
+
+class GlobalPoolLayer:
+    """Global average or max pooling, (B, ..., C) -> (B, C), over the positions
+    seen as one axis (B, P, C): the mean (its gradient dE/dy / P everywhere), or
+    the maximum, whose gradient goes to the first maximum (NumPy's argmax) by one
+    put_along_axis; no loop over samples or positions."""
+
+    params: dict = {}
+    grads: dict = {}
+
+    def __init__(self, kind: str, arith: Arithmetic = PLAIN):
+        self.kind, self.arith = kind, arith
+
+    def forward(self, x: np.ndarray, training: bool = True) -> np.ndarray:
+        self.shape = x.shape
+        positions = x.reshape(len(x), -1, x.shape[-1])
+        if self.kind == "average":
+            return self.arith.sum(positions, 1) / positions.shape[1]
+        self.first = np.argmax(positions, axis=1)[:, None, :]
+        return np.take_along_axis(positions, self.first, axis=1)[:, 0]
+
+    def backward(self, dy: np.ndarray) -> np.ndarray:
+        batch, channels = dy.shape
+        count = self.shape[1:-1]
+        n = int(np.prod(count))
+        if self.kind == "average":
+            dx = np.broadcast_to((dy / n)[:, None, :], (batch, n, channels)).copy()
+        else:
+            dx = np.zeros((batch, n, channels), dy.dtype)
+            np.put_along_axis(dx, self.first, dy[:, None, :], axis=1)
+        return dx.reshape(self.shape)
 
 
 class FlattenLayer:

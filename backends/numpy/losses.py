@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from dlbench_backends.numpy.kernels import ActivationLayer
+from dlbench_backends.numpy.activations import ActivationLayer
 
 
 def categorical_crossentropy(z: np.ndarray, labels: np.ndarray, output: ActivationLayer):

@@ -15,16 +15,18 @@ import math
 import numpy as np
 
 from dlbench.spec import (Activation, AveragePool1D, AveragePool2D, BatchNormalization, Conv1D, Conv2D,
-                          Dense, Dropout, Embedding, Flatten, MaxPool1D, MaxPool2D, ModelSpec, is_trained)
+                          Dense, Dropout, Embedding, Flatten, GLOBAL_POOLS, MaxPool1D, MaxPool2D, ModelSpec,
+                          activation_alpha, is_trained)
 from dlbench.spec.init import STREAM_BACKEND, rng_for
 from dlbench_backends.numpy.precision import PLAIN, Arithmetic
-from dlbench_backends.numpy.kernels import (ActivationLayer, BatchNormLayer, ConvLayer, DenseLayer, DropoutLayer,
-                                            FlattenLayer, PoolLayer)
+from dlbench_backends.numpy.activations import KEEPS_OUTPUT, WRITES_INPUT, ActivationLayer
+from dlbench_backends.numpy.kernels import (BatchNormLayer, ConvLayer, DenseLayer, DropoutLayer, FlattenLayer,
+                                            GlobalPoolLayer, PoolLayer)
 from dlbench_backends.numpy.losses import LOSSES
-from dlbench.spec.sequence import RECURRENT_LAYERS
-from dlbench_backends.numpy.recurrent import RecurrentLayer
+from dlbench.spec.sequence import RECURRENT_LAYERS, Bidirectional
+from dlbench_backends.numpy.recurrent import BidirectionalLayer, RecurrentLayer
 from dlbench_backends.numpy.sequence import EmbeddingLayer
-from dlbench_backends.numpy.transformer import TRANSFORMER_BUILDERS
+from dlbench_backends.numpy.transformer import TRANSFORMER_BUILDERS, ResidualLayer
 
 
 class Network:
@@ -33,6 +35,7 @@ class Network:
 
     def __init__(self, spec: ModelSpec, weights, dtype=np.float32, seed: int = 0, arith: Arithmetic = PLAIN):
         self.arith = arith  # how matmuls round and sum (mixed precision; the certificate's twins)
+        self._names = [list(layer) for layer in weights]
         trained = [(i, name, w) for i, layer in enumerate(weights) for name, w in layer.items()
                    if is_trained(name)]
         self.theta = np.zeros(sum(w.size for _, _, w in trained), dtype)
@@ -56,7 +59,8 @@ class Network:
             self.layers.extend(self._build_with_activation(layer, in_shape, self._params[i], self._grads[i],
                                                            self._state[i], input_grad=trained_before))
             trained_before = trained_before or bool(self._params[i])
-        self.output = ActivationLayer(spec.output_activation)
+        protect_kept_outputs(self.layers)
+        self.output = ActivationLayer(spec.output_activation, spec.output_alpha)
         self.loss = LOSSES[spec.loss]
 
     def _build_with_activation(self, layer, in_shape, params: dict, grads: dict, state: dict,
@@ -65,7 +69,7 @@ class Network:
         statistics ``state``), then its activation if any."""
         built = [self._build(layer, in_shape, params, grads, state, input_grad)]
         if getattr(layer, "activation", "linear") != "linear":
-            built.append(ActivationLayer(layer.activation))
+            built.append(ActivationLayer(layer.activation, activation_alpha(layer)))
         return built
 
     def _build(self, layer, in_shape, params: dict, grads: dict, state: dict, input_grad: bool):
@@ -80,6 +84,8 @@ class Network:
             return PoolLayer(layer, "max", self.arith)
         if isinstance(layer, (AveragePool1D, AveragePool2D)):
             return PoolLayer(layer, "average", self.arith)
+        if isinstance(layer, GLOBAL_POOLS):
+            return GlobalPoolLayer(layer.kind, self.arith)
         if isinstance(layer, Flatten):
             return FlattenLayer()
         if isinstance(layer, Dropout):
@@ -90,6 +96,8 @@ class Network:
             return EmbeddingLayer(params, grads, self.arith)
         if isinstance(layer, RECURRENT_LAYERS):
             return RecurrentLayer(layer, params, grads, input_grad, self.arith)
+        if isinstance(layer, Bidirectional):
+            return BidirectionalLayer(layer, params, grads, input_grad, self.arith)
         if isinstance(layer, Activation):
             return ActivationLayer("linear")  # its activation follows
         raise NotImplementedError(f"the numpy backend cannot build {layer.type!r} layers")
@@ -116,8 +124,10 @@ class Network:
         return loss
 
     def weights(self):
-        return [{name: v.copy() for name, v in {**params, **state}.items()}
-                for params, state in zip(self._params, self._state)]
+        """Copies, each layer's in the order it was given (a residual block's moving
+        statistics among its other parameters, not after them)."""
+        return [{name: {**params, **state}[name].copy() for name in names}
+                for names, params, state in zip(self._names, self._params, self._state)]
 
     def per_layer(self, flat: np.ndarray) -> list[dict[str, np.ndarray]]:
         """Views of a buffer laid out like ``theta``, per layer and parameter."""
@@ -130,6 +140,25 @@ class Network:
         for params, state, given in zip(self._params, self._state, weights):
             for name, target in {**params, **state}.items():
                 target[...] = given[name]
+
+
+def protect_kept_outputs(layers: list) -> None:
+    """An activation that works in place right after one that keeps its output
+    for backward (a dense layer's sigmoid, then an activation layer's tanh,
+    say), with only views or pass-throughs between them, works on a copy:
+    in place, it would overwrite what the first one's backward reads. Inside
+    residual blocks too."""
+    kept = False
+    for layer in layers:
+        if isinstance(layer, ResidualLayer):
+            protect_kept_outputs(layer.layers)
+            protect_kept_outputs(layer.shortcut)
+        if isinstance(layer, ActivationLayer) and layer.name != "linear":
+            if kept and layer.name in WRITES_INPUT:
+                layer.copy_input()
+            kept = layer.name in KEEPS_OUTPUT
+        elif not isinstance(layer, (ActivationLayer, FlattenLayer, DropoutLayer)):  # those pass x on as it is
+            kept = False
 
 
 def build_network(spec: ModelSpec, weights, dtype=np.float32, seed: int = 0, arith: Arithmetic = PLAIN) -> Network:

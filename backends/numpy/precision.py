@@ -7,7 +7,8 @@ every matmul and convolution operand is rounded to bfloat16/float16
 parameters, optimizer state, the loss, BatchNorm statistics and the update
 stay float32. The parity certificate's twins are other Arithmetics (another
 summation order; matmul results and what flows between layers stored in
-bf16/fp16).
+bf16/fp16; at tf32, every matmul operand rounded to TF32 as a GPU's tensor
+cores do, :func:`round_tf32`).
 
 :class:`LossScaler` is fp16's dynamic loss scaling: the gradient of the loss
 is multiplied by the scale before backpropagation (so the rounded operands of
@@ -24,6 +25,17 @@ import numpy as np
 from dlbench.spec.precision import LOSS_SCALE
 
 
+def round_tf32(x: np.ndarray) -> np.ndarray:
+    """``x`` rounded to TF32 (float32's exponent, 10 of its 23 mantissa bits),
+    to nearest with ties away from zero (the PTX conversion cuBLAS uses,
+    ``cvt.rna.tf32.f32``), in ``x``'s own dtype. A product of two TF32 numbers
+    is exact in float32, so operands rounded this way and multiplied in
+    float32 are what a tensor core computes."""
+    bits = np.ascontiguousarray(x, np.float32).view(np.uint32)
+    rounded = ((bits + np.uint32(0x1000)) & np.uint32(0xFFFFE000)).view(np.float32)
+    return rounded.astype(x.dtype, copy=False)
+
+
 class Arithmetic:
     """How the network's matmuls (convolutions included, as im2col matmuls) and
     batch sums round: the reference's own, and the parity certificate's twins.
@@ -31,7 +43,9 @@ class Arithmetic:
     * ``operands``: at mixed precision ("bfloat16" or "float16"), every matmul
       operand rounded to that dtype first (``ml_dtypes``); the products are then
       exact in float32 and accumulate there, the policy of
-      :mod:`dlbench.spec.precision`. None: operands as they are.
+      :mod:`dlbench.spec.precision`. "tfloat32": rounded to TF32 likewise (the
+      certificate's twin at tf32; nothing else is stored rounded). None:
+      operands as they are.
     * ``rounding``: at mixed precision, what else is stored in that dtype, as
       torch autocast and Keras's mixed policies keep it between layers (the
       certificate's twins; the reference is "operands"):
@@ -58,14 +72,17 @@ class Arithmetic:
 
     def __init__(self, operands: str | None = None, rounding: str = "operands", reverse: bool = False,
                  blocks: int = 0):
-        self.operands = None if operands is None else np.dtype(getattr(ml_dtypes, operands, operands))
+        self.tf32 = operands == "tfloat32"
+        self.operands = None if operands is None or self.tf32 else np.dtype(getattr(ml_dtypes, operands, operands))
         rounding = rounding if self.operands is not None else "operands"
         self.round_results = rounding == "results"
         self.round_outputs = rounding in ("results", "outputs")
         self.reverse, self.blocks = reverse, blocks
 
     def round(self, x: np.ndarray) -> np.ndarray:
-        """``x`` rounded to the operand dtype (to nearest even), in ``x``'s own dtype."""
+        """``x`` rounded to the operand dtype (to nearest even; TF32 as tensor cores round), in ``x``'s own dtype."""
+        if self.tf32:
+            return round_tf32(x)
         return x if self.operands is None else x.astype(self.operands).astype(x.dtype)
 
     def store(self, x: np.ndarray) -> np.ndarray:

@@ -47,7 +47,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from dlbench.spec.sequence import GRU, LSTM
+from dlbench.spec.sequence import DIRECTIONS, GRU, LSTM
+from dlbench.spec.transformer import inner_parameters
 from dlbench_backends.numpy.precision import PLAIN, Arithmetic
 
 
@@ -240,3 +241,30 @@ class RecurrentLayer:
             return None
         dx = arith.matmul(self.da, self.params["kernel"].T)  # (T, B, F)
         return dx.transpose(1, 0, 2)
+
+
+class BidirectionalLayer:
+    """A recurrent layer forward over time and a second one (parameters
+    ``"backward.<name>"``) over the reversed sequence; outputs concatenated,
+    forward first, the backward sequence flipped back so that step t holds
+    the state after reading x_T .. x_t (see :mod:`dlbench.spec.sequence`).
+    Backward: each direction gets its half of dE/dy (flipped for the backward
+    one), and dE/dx is the forward dE/dx plus the backward one flipped back."""
+
+    def __init__(self, spec, params: dict, grads: dict, input_grad: bool = True, arith: Arithmetic = PLAIN):
+        self.units, self.sequences = spec.units, spec.layer.return_sequences
+        self.directions = [RecurrentLayer(spec.layer, inner_parameters(params, d), inner_parameters(grads, d),
+                                          input_grad, arith) for d in DIRECTIONS]
+
+    def forward(self, x: np.ndarray, training: bool = True) -> np.ndarray:
+        forward, backward = self.directions
+        ahead = forward.forward(x, training)
+        behind = backward.forward(np.ascontiguousarray(x[:, ::-1]), training)
+        return np.concatenate([ahead, behind[:, ::-1] if self.sequences else behind], axis=-1)
+
+    def backward(self, dy: np.ndarray) -> np.ndarray | None:
+        forward, backward = self.directions
+        d_behind = dy[..., self.units:]
+        dx = forward.backward(np.ascontiguousarray(dy[..., :self.units]))
+        dx_behind = backward.backward(np.ascontiguousarray(d_behind[:, ::-1] if self.sequences else d_behind))
+        return None if dx is None else dx + dx_behind[:, ::-1]

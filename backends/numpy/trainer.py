@@ -31,7 +31,8 @@ class NumpyTrainer(Trainer):
         self.spec = spec
         extra = NumpyBackend.check_options(options.extra)
         self.dtype = np.dtype(extra["dtype"])
-        arith = Arithmetic(compute_dtype(options.precision), rounding=extra["rounding"],
+        operands = compute_dtype(options.precision) or ("tfloat32" if extra["tf32"] else None)
+        arith = Arithmetic(operands, rounding=extra["rounding"],
                            reverse=extra["summation"] == "reversed", blocks=blocks_of(extra["summation"]))
         self.net = build_network(spec, weights, dtype=self.dtype, seed=options.seed, arith=arith)
         self.optimizer = build_optimizer(spec.optimizer, self.net.theta, self.net.grad)

@@ -16,7 +16,7 @@ import math
 
 import numpy as np
 
-from dlbench.spec.transformer import (GlobalAveragePool1D, LayerNormalization, PositionEmbedding, Residual,
+from dlbench.spec.transformer import (SHORTCUT, GlobalAveragePool1D, LayerNormalization, PositionEmbedding, Residual,
                                       SelfAttention, inner_parameters)
 from dlbench_backends.numpy.precision import PLAIN, Arithmetic
 
@@ -156,28 +156,46 @@ class GlobalAveragePool1DLayer:
 
 
 class ResidualLayer:
-    """y = x + f(x), f the inner layers in order; dE/dx = dE/dy + f'(x)^T dE/dy.
+    """y = s(x) + f(x), f the inner layers in order, s the shortcut's (x itself if
+    none); dE/dx = s'(x)^T dE/dy + f'(x)^T dE/dy.
 
     The inner layers' parameters are views of the block's flat ``"<j>.<name>"``
-    entries, so their gradients land in the network's flat buffer. Both
-    branches get their own copy of the gradient (activations work in place)."""
+    (and ``"shortcut.<k>.<name>"``) entries, so their gradients land in the
+    network's flat buffer. Each branch gets its own copy of its input and of
+    the gradient (activations work in place)."""
 
     def __init__(self, spec, in_shape, params: dict, grads: dict, state: dict, build):
-        self.layers = []
-        for j, (layer, (shape, _)) in enumerate(zip(spec.layers, spec.inner_shapes(in_shape))):
-            self.layers.extend(build(layer, shape, inner_parameters(params, j), inner_parameters(grads, j),
-                                     inner_parameters(state, j)))
+        self.layers = self._chain(spec.layers, spec.inner_shapes(in_shape), "", params, grads, state, build)
+        self.shortcut = self._chain(spec.shortcut, spec.shortcut_shapes(in_shape), SHORTCUT, params, grads, state,
+                                    build)
+
+    @staticmethod
+    def _chain(layers, shapes, prefix: str, params: dict, grads: dict, state: dict, build) -> list:
+        built = []
+        for j, (layer, (shape, _)) in enumerate(zip(layers, shapes)):
+            built.extend(build(layer, shape, inner_parameters(params, j, prefix), inner_parameters(grads, j, prefix),
+                               inner_parameters(state, j, prefix)))
+        return built
+
+    @staticmethod
+    def _through(layers: list, x: np.ndarray, training: bool) -> np.ndarray:
+        for layer in layers:
+            x = layer.forward(x, training)
+        return x
 
     def forward(self, x: np.ndarray, training: bool = True) -> np.ndarray:
-        y = x.copy()  # the inner layers may work in place
-        for layer in self.layers:
-            y = layer.forward(y, training)
-        return x + y
+        y = self._through(self.layers, x.copy(), training)  # the inner layers may work in place
+        return (self._through(self.shortcut, x.copy(), training) if self.shortcut else x) + y
 
     def backward(self, dy: np.ndarray) -> np.ndarray:
         dz = dy.copy()
         for layer in reversed(self.layers):
             dz = layer.backward(dz)
+        if self.shortcut:
+            ds = dy.copy()
+            for layer in reversed(self.shortcut):
+                ds = layer.backward(ds)
+            return ds + dz
         return dy + dz
 
 

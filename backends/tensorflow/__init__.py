@@ -52,7 +52,8 @@ import dlbench
 from dlbench.errors import InputError
 from dlbench.plugin.backend import Backend, Trainer, TrainerOptions
 from dlbench.plugin.helpers import xla_flags
-from dlbench.spec import MaxPool1D, MaxPool2D, ModelSpec
+from dlbench.spec import GlobalMaxPool1D, GlobalMaxPool2D, MaxPool1D, MaxPool2D, ModelSpec
+from dlbench.spec.transformer import nested_layers
 from dlbench.spec.checks import check_choice
 
 
@@ -140,10 +141,23 @@ class TensorflowBackend(Backend):
             return None
         return tf.config.experimental.get_device_details(gpus[0]).get("device_name", gpus[0].name)
 
-    def matmul(self, n: int, dtype: str = "float32"):
+    def matmul(self, n: int, dtype: str = "float32", device: str = "cpu"):
+        """On a GPU on the first one, TF32 allowed for "tfloat32" only. Reading
+        a value waits for the result: the whole product on a CPU, one element
+        of it on a GPU (copying the whole to the host would be timed too)."""
         tf, _ = framework()
-        a = tf.ones((n, n), getattr(tf, dtype))
-        return lambda: tf.matmul(a, a).numpy()  # reading the value waits for the result
+        if device == "gpu" and not tf.config.list_physical_devices("GPU") or dtype == "tfloat32" and device != "gpu":
+            return None
+        tf.config.experimental.enable_tensor_float_32_execution(dtype == "tfloat32")
+        with tf.device("/GPU:0" if device == "gpu" else "/CPU:0"):
+            a = tf.ones((n, n), tf.float32 if dtype == "tfloat32" else getattr(tf, dtype))
+
+        def product():
+            with tf.device(a.device):
+                c = tf.matmul(a, a)
+                return c[0, 0].numpy() if device == "gpu" else c.numpy()
+
+        return product
 
     def reads_model(self, model) -> bool:
         from dlbench_backends.tensorflow import convert
@@ -160,7 +174,8 @@ class TensorflowBackend(Backend):
         extra = self.check_options(options.extra)
         check_choice(options.precision, self.precisions, "precision")
         if options.deterministic and extra["jit_compile"] and any(
-                isinstance(layer, (MaxPool1D, MaxPool2D)) for layer in spec.layers):
+                isinstance(layer, (MaxPool1D, MaxPool2D, GlobalMaxPool1D, GlobalMaxPool2D))  # max-pools, all
+                for layer in nested_layers(spec.layers)):
             raise InputError("TensorFlow's XLA has no deterministic max-pooling gradient; "
                              "use jit_compile or deterministic, not both, for this network",
                              field="--backend-option")

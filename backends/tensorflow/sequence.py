@@ -1,13 +1,16 @@
 """The TensorFlow backend's sequence layers: Keras's own ``Embedding``
 (embeddings (vocab, dim), the canonical layout, assigned as it is) and the
-recurrent layers of :mod:`~dlbench_backends.tensorflow.recurrent`. Keras
+recurrent layers of :mod:`~dlbench_backends.tensorflow.recurrent`, wrapped in
+``keras.layers.Bidirectional(merge_mode="concat")`` for a bidirectional one
+(its ``forward_layer`` and ``backward_layer`` hold ``"forward.<name>"`` and
+``"backward.<name>"``). Keras
 gives an embedding's gradient as ``tf.IndexedSlices``, made dense here for
 the optimizer.
 """
 
 from __future__ import annotations
 
-from dlbench.spec.sequence import Embedding
+from dlbench.spec.sequence import Bidirectional, Embedding
 from dlbench_backends.tensorflow import framework
 from dlbench_backends.tensorflow.recurrent import recurrent_layer
 
@@ -18,6 +21,8 @@ def sequence_layers(layer) -> list:
     k = keras.layers
     if isinstance(layer, Embedding):
         return [k.Embedding(layer.input_dim, layer.output_dim, embeddings_initializer="zeros")]
+    if isinstance(layer, Bidirectional):  # Keras's own: the backward output flipped back, concatenated after
+        return [k.Bidirectional(recurrent_layer(layer.layer), merge_mode="concat")]
     return [recurrent_layer(layer)]
 
 

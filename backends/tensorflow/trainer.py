@@ -39,8 +39,10 @@ own slices and they part; everything read in cross-replica context
 (``weights()``, ``state()``, ``evaluate()``, ``predict()``) reads the first
 replica's copy, so the moving statistics are those of replica 0's slices (what
 DDP's rank-0 buffer broadcast gives too), and ``load_state`` writes every copy.
-Dropout: every replica's Keras seed generator starts from the same seed, so
-the replicas draw the same masks for their (different) slices.
+Dropout: every replica's Keras seed generator starts from the same seed, and
+each replica folds its ``replica_id_in_sync_group`` into the seed it draws
+(:class:`~dlbench_backends.tensorflow.network.ReplicaDropout`), so the
+replicas draw their own masks, as DDP's ranks do.
 """
 
 from __future__ import annotations
@@ -57,7 +59,7 @@ from dlbench.spec import ModelSpec, is_trained
 from dlbench.spec.precision import LOSS_SCALE, scales_loss
 from dlbench_backends.tensorflow import TensorflowBackend, framework, inference
 from dlbench_backends.tensorflow.losses import LOSSES, replica_loss
-from dlbench_backends.tensorflow.network import build_network
+from dlbench_backends.tensorflow.network import build_network, keras_activation
 from dlbench_backends.tensorflow.optim import build_optimizer
 from dlbench_backends.tensorflow.precision import LossScaler
 from dlbench_backends.tensorflow.sequence import dense_gradients
@@ -153,7 +155,7 @@ class TensorflowTrainer(Trainer):
             self.variables = [self.params[i][name] for i, name in self.trained]
             self.optimizer = build_optimizer(spec.optimizer, self.variables)
             self.scaler = LossScaler() if scales_loss(options.precision) else None
-        self.output = keras.activations.get(spec.output_activation)
+        self.output = keras.activations.get(keras_activation(spec.output_activation, spec.output_alpha))
         self.loss = functools.partial(LOSSES[spec.loss], output=self.output)  # the batch mean
         #: what a step differentiates: the batch mean, or a replica's share of the global batch's mean
         self.train_loss = self.loss if self.strategy is None else functools.partial(
@@ -281,6 +283,14 @@ class TensorflowTrainer(Trainer):
 
     def predict(self, indices: np.ndarray) -> np.ndarray:
         return inference.predict(self, indices)
+
+    def peak_device_bytes(self) -> int | None:
+        """TF's peak GPU memory in use since the process started
+        (``get_memory_info``; each run is a fresh worker); None on a CPU."""
+        if not self.device.startswith("/GPU"):
+            return None
+        tf, _ = framework()
+        return tf.config.experimental.get_memory_info("GPU:0")["peak"]
 
     def distributed(self) -> dict | None:
         if self.strategy is None:

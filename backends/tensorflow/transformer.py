@@ -18,7 +18,8 @@ initial weights are assigned as they are.
 * position_embedding: a layer adding ``position_embeddings[:T]``;
   global_average_pool1d: ``keras.layers.GlobalAveragePooling1D``.
 * residual: a layer calling its inner Keras layers in order and adding its
-  input; ``variable("<j>.<name>")`` finds an inner layer's variable.
+  input, or what its shortcut's layers make of it;
+  ``variable("<j>.<name>")`` (``"shortcut.<k>.<name>"``) finds an inner layer's variable.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from __future__ import annotations
 import math
 
 from dlbench.spec import GlobalAveragePool1D, LayerNormalization, PositionEmbedding, Residual, SelfAttention
+from dlbench.spec.transformer import SHORTCUT
 from dlbench_backends.tensorflow import framework
 from dlbench_backends.tensorflow.sequence import parameter_holder
 
@@ -34,7 +36,12 @@ tf, keras = framework()
 
 def layer_variable(layer, name: str):
     """The Keras variable of ``layer`` holding the canonical parameter ``name``."""
-    return layer.variable(name) if isinstance(layer, ResidualBlock) else getattr(parameter_holder(layer), name)
+    if isinstance(layer, ResidualBlock):
+        return layer.variable(name)
+    if isinstance(layer, keras.layers.Bidirectional):  # "forward.<name>", "backward.<name>"
+        direction, inner = name.split(".", 1)
+        return layer_variable(getattr(layer, f"{direction}_layer"), inner)
+    return getattr(parameter_holder(layer), name)
 
 
 class SelfAttentionLayer(keras.layers.Layer):
@@ -88,31 +95,42 @@ class PositionEmbeddingLayer(keras.layers.Layer):
 
 
 class ResidualBlock(keras.layers.Layer):
-    """x + f(x); ``inner[j]`` are the Keras layers of inner spec layer j."""
+    """s(x) + f(x) (s the identity without a shortcut); ``inner[j]`` are the Keras
+    layers of inner spec layer j, ``shortcut[k]`` those of shortcut layer k."""
 
-    def __init__(self, inner: list, **kwargs):
+    def __init__(self, inner: list, shortcut: list, **kwargs):
         super().__init__(**kwargs)
-        self.inner = inner
+        self.inner, self.shortcut = inner, shortcut
         self.chain = [k for layers in inner for k in layers]
+        self.shortcut_chain = [k for layers in shortcut for k in layers]
 
     def build(self, input_shape):
-        shape = input_shape
-        for layer in self.chain:
-            layer.build(shape)
-            shape = layer.compute_output_shape(shape)
+        for chain in (self.chain, self.shortcut_chain):
+            shape = input_shape
+            for layer in chain:
+                layer.build(shape)
+                shape = layer.compute_output_shape(shape)
 
     def compute_output_shape(self, input_shape):
-        return input_shape
+        shape = input_shape
+        for layer in self.chain:
+            shape = layer.compute_output_shape(shape)
+        return shape
 
     def call(self, x, training=None):
-        y = x
+        y, s = x, x
         for layer in self.chain:
             y = layer(y, training=training)
-        return x + y
+        for layer in self.shortcut_chain:
+            s = layer(s, training=training)
+        return s + y
 
     def variable(self, name: str):
-        j, inner = name.split(".", 1)
-        return layer_variable(self.inner[int(j)][-1], inner)
+        head, inner = name.split(".", 1)
+        if head + "." == SHORTCUT:
+            k, inner = inner.split(".", 1)
+            return layer_variable(self.shortcut[int(k)][-1], inner)
+        return layer_variable(self.inner[int(head)][-1], inner)
 
 
 def transformer_layers(layer, seed: int, build) -> list:
@@ -128,5 +146,6 @@ def transformer_layers(layer, seed: int, build) -> list:
     if isinstance(layer, GlobalAveragePool1D):
         return [k.GlobalAveragePooling1D()]
     if isinstance(layer, Residual):
-        return [ResidualBlock([build(inner, seed * 31 + j) for j, inner in enumerate(layer.layers)])]
+        return [ResidualBlock([build(inner, seed * 31 + j) for j, inner in enumerate(layer.layers)],
+                              [build(inner, seed * 37 + k) for k, inner in enumerate(layer.shortcut)])]
     raise NotImplementedError(f"the tensorflow backend cannot build {layer.type!r} layers")

@@ -76,19 +76,24 @@ class TorchBackend(Backend):
         return lstm_unavailable()
 
     def launch_command(self, data_parallel) -> list[str] | None:
-        """torchrun: one worker process per replica of this host (see
-        :mod:`~dlbench_backends.torch.distributed`): on one host ``--standalone``
-        (a rendezvous on a free local port), on several torchrun's static
-        rendezvous at the coordinator (host 0 hosts its store; node ranks as
-        dlbench numbers the hosts, so global rank 0 is on host 0)."""
+        """One worker process per replica of this host, started by
+        :mod:`~dlbench_backends.torch.launch` (torchrun's variables, see
+        :mod:`~dlbench_backends.torch.distributed`) rather than torchrun, whose
+        rendezvous stores listen on every interface: here the store listens on
+        loopback for one host (a free port), on the address of host 0 for
+        several (the job's port; node ranks as dlbench numbers the hosts, so
+        global rank 0 is on host 0), and gloo on this host's interface."""
         import sys
 
-        torchrun = [sys.executable, "-m", "torch.distributed.run", f"--nproc-per-node={data_parallel.local_replicas}"]
-        if not data_parallel.multi_host:
-            return [*torchrun, "--standalone"]
-        host, port = data_parallel.coordinator.rsplit(":", 1)
-        return [*torchrun, f"--nnodes={data_parallel.nodes}", f"--node-rank={data_parallel.node_rank}",
-                f"--master-addr={host}", f"--master-port={port}"]
+        from dlbench.run.distributed import bind_address, interface_of, local_address
+
+        bind = bind_address(data_parallel)
+        master = bind if not data_parallel.multi_host else data_parallel.hosts[0]
+        port = data_parallel.port if data_parallel.multi_host else 0
+        interface = interface_of(local_address(data_parallel)) or ""
+        return [sys.executable, "-m", "dlbench_backends.torch.launch", str(data_parallel.local_replicas),
+                str(data_parallel.nodes), str(data_parallel.node_rank), bind, master, str(port), interface, "--",
+                sys.executable]
 
     def process_rank(self) -> int:
         """torchrun's LOCAL_RANK: the first replica process of each host writes its row."""
@@ -109,10 +114,17 @@ class TorchBackend(Backend):
 
         return torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
 
-    def matmul(self, n: int, dtype: str = "float32"):
+    def matmul(self, n: int, dtype: str = "float32", device: str = "cpu"):
+        """On a GPU: random operands (a matrix of ones runs faster than real
+        data there), TF32 allowed for "tfloat32" only, and each product waited
+        for (CUDA runs it asynchronously)."""
         import torch
 
         torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", torch.get_num_threads())))
+        if device == "gpu":
+            return gpu_matmul(n, dtype) if torch.cuda.is_available() else None
+        if dtype == "tfloat32":  # no TF32 on a CPU
+            return None
         a = torch.ones((n, n), dtype=getattr(torch, dtype))
         return lambda: torch.mm(a, a)
 
@@ -131,6 +143,22 @@ class TorchBackend(Backend):
         from dlbench_backends.torch.trainer import TorchTrainer
 
         return TorchTrainer(spec, weights, options)
+
+
+def gpu_matmul(n: int, dtype: str):
+    """A function multiplying two n x n ``dtype`` matrices on the first GPU and waiting for the result."""
+    import torch
+
+    from dlbench_backends.torch.trainer import set_tf32
+
+    set_tf32(dtype == "tfloat32")
+    a = torch.randn((n, n), device="cuda").to(torch.float32 if dtype == "tfloat32" else getattr(torch, dtype))
+
+    def product():
+        torch.mm(a, a)
+        torch.cuda.synchronize()
+
+    return product
 
 
 @dlbench.hookimpl

@@ -1,27 +1,63 @@
-"""torch ``nn.Sequential`` -> dlbench specs (``dlbench.from_torch``, ``dlbench.benchmark(module)``).
+"""torch modules -> dlbench specs (``dlbench.from_torch``, ``dlbench.benchmark(module)``).
 
-A chain of supported modules (nested ``nn.Sequential`` are read as their
-modules); anything else, or a setting the spec cannot express (dilation,
-groups, padding that differs between axes, ``ceil_mode``, a BatchNorm
-without running statistics), is refused with the module's index, name and
-what is supported. torch's conventions, converted:
+Any ``nn.Module``, an ``nn.Sequential`` or a class with its own ``forward``,
+is read by tracing it with ``torch.fx`` (see
+:mod:`dlbench_backends.torch.convert_graph` for why fx and how the graph is
+walked): a chain of the supported modules and functional calls, every call
+of a module instance (a shared parameterless module, such as one
+``nn.ReLU()`` or pool, is applied at each call; a module *with* parameters
+called twice ties its weights, which a spec cannot express), and residual
+adds ``x + f(x)``. Everything else, and every setting the spec cannot
+express, is listed in one InputError: each part's index, name, class,
+source line, why, and what is supported. torch's conventions, converted:
 
 * layout: torch takes images NCHW and signals NCL; the spec is channels-last.
   ``input_shape`` is given as torch takes it, ``(C, H, W)``; the spec's is
-  ``(H, W, C)`` (``benchmark`` moves the data's channels last). Kernels
-  ``(F, C, kh, kw)`` become ``(kh, kw, C, F)`` (Conv1d: ``(F, C, k)`` ->
-  ``(k, C, F)``), a Linear's ``(out, in)`` weight its ``(in, out)`` kernel.
-  A Flatten of a feature map orders features (C, H, W) in torch and
-  (H, W, C) in the spec, so the Linear (and a BatchNorm1d) after it gets
-  its inputs reordered: it computes the same function.
+  ``(H, W, C)`` (``benchmark`` moves the data's channels last). A 2-D
+  sample is ``(C, L)`` when a Conv1d, a 1-D pool or a BatchNorm1d reads it
+  first, otherwise ``(L, C)`` as RNNs, attention and LayerNorm take it (then
+  nothing is moved); ``x.permute(0, 2, 1)`` between them is followed.
+  Kernels ``(F, C, kh, kw)`` become ``(kh, kw, C, F)``, a Linear's
+  ``(out, in)`` weight its ``(in, out)`` kernel. A flattened feature map
+  orders its features (C, H, W) in torch and (H, W, C) in the spec, so the
+  Linear (BatchNorm1d, LayerNorm) after it gets its inputs reordered.
 * BatchNorm momentum: torch's is the weight of the *new* batch (0.1), the
-  spec's that of the old statistics, so it becomes ``1 - momentum`` (0.9).
-  torch updates its running variance from the unbiased batch variance, the
-  spec (as Keras) from the biased one: the converted model follows the spec.
-* loss: ``nn.CrossEntropyLoss`` / ``nn.BCEWithLogitsLoss`` take logits, so the
-  spec gets the softmax / sigmoid output they imply; ``nn.BCELoss`` needs a
-  final Sigmoid; ``nn.MSELoss`` is mse; a dlbench loss name is taken as it
-  is. None: a final Softmax or Sigmoid says which.
+  spec's that of the old statistics: ``1 - momentum``. torch updates its
+  running variance from the unbiased batch variance, the spec (as Keras)
+  from the biased one: the converted model follows the spec.
+* LayerNorm: its ``eps`` is kept (torch's default 1e-5).
+* nn.RNN / LSTM / GRU (``batch_first=True``, one direction): torch's
+  ``(gates*u, in)`` weights are the spec's transposed kernels; LSTM gates
+  i, f, g, o are the spec's i, f, c, o; GRU gates r, z, n become z, r, h and
+  its two biases are the spec's two rows (``n = tanh(W_in x + b_in + r (W_hn
+  h + b_hn))`` is Keras's ``reset_after``). An LSTM or RNN has one canonical
+  bias, ``b_ih + b_hh``: the forward is exact, but torch trains both biases
+  (their sum moves twice per step), so **an imported torch LSTM/RNN trains
+  like a one-bias Keras RNN, not like stock torch** (its row says so).
+  ``num_layers=k`` is k layers with ``Dropout(dropout)`` between them;
+  ``out[:, -1]`` or ``h_n[-1]`` is the last layer without
+  ``return_sequences``. A zero initial state is the spec's; another is refused.
+* nn.MultiheadAttention (``batch_first=True``) called as self-attention
+  ``mha(x, x, x)``: ``num_heads`` H and ``key_dim`` d / H; ``in_proj_weight``
+  ``[Wq; Wk; Wv]`` and ``out_proj`` transposed into the spec's flat
+  head-major kernels; causal when its ``attn_mask`` (computed while reading,
+  e.g. ``nn.Transformer.generate_square_subsequent_mask``) is the causal one.
+* position embeddings: ``x + P`` for a learned ``P`` of x's shape (an
+  ``nn.Parameter`` of (1, T, d) or (T, d), or an ``nn.Embedding`` of
+  ``torch.arange(T)``) is the spec's ``position_embedding`` with those T
+  rows; a fixed (sinusoidal) table is refused.
+* GELU: the spec's is the tanh approximation: ``approximate='tanh'`` is read,
+  the exact (erf) form is refused until the spec has it.
+* global pooling: ``AdaptiveAvg/MaxPool(k)`` whose k divides the input is a
+  pool of fixed windows; ``x.mean((2, 3))`` a full-size average pool and a
+  Flatten; ``x.mean(1)`` of (N, L, C) the spec's ``global_average_pool1d``.
+* loss: ``nn.CrossEntropyLoss`` / ``F.cross_entropy`` / ``nn.BCEWithLogitsLoss``
+  take logits, so the spec gets the softmax / sigmoid output they imply;
+  after a final ``log_softmax``, ``nn.NLLLoss`` / ``F.nll_loss`` (and
+  cross-entropy, log_softmax being idempotent) are categorical cross-entropy
+  on logits; ``nn.BCELoss`` needs a final sigmoid; ``nn.MSELoss`` is mse; a
+  dlbench loss name is taken as it is. None: a final softmax, log_softmax or
+  sigmoid says which.
 * optimizer: a ``torch.optim.Adam`` or ``SGD`` (one set of hyper-parameters;
   no weight decay, AMSGrad, Nesterov, dampening or maximize) or a dlbench
   optimizer; None: ``dlbench.Adam()``. torch's Adam adds epsilon as the spec does.
@@ -31,18 +67,19 @@ from __future__ import annotations
 
 import sys
 
-import numpy as np
-
 from dlbench.errors import InputError, one_of
-from dlbench.spec import (SGD, Activation, Adam, AveragePool1D, AveragePool2D, BatchNormalization, Conv1D, Conv2D,
-                          Dense, Dropout, Flatten, MaxPool1D, MaxPool2D, ModelSpec, format_shape, make_optimizer)
-from dlbench.spec.imported import LOGIT_OUTPUTS, ImportedModel, unsupported
+from dlbench.spec import SGD, Activation, Adam, ModelSpec, make_optimizer
+from dlbench.spec.imported import LOGIT_OUTPUTS, ImportedModel, all_problems
 
-ACTIVATIONS = {"ReLU": "relu", "Sigmoid": "sigmoid", "Tanh": "tanh", "Softmax": "softmax"}
-POOLS = {"MaxPool1d": MaxPool1D, "MaxPool2d": MaxPool2D, "AvgPool1d": AveragePool1D, "AvgPool2d": AveragePool2D}
-SUPPORTED = ("Linear", "Conv1d", "Conv2d", *POOLS, "Flatten", "Dropout", "BatchNorm1d", "BatchNorm2d", *ACTIVATIONS,
-             "Identity")
-LOSS_MODULES = ("CrossEntropyLoss", "BCEWithLogitsLoss", "BCELoss", "MSELoss")
+LOSS_MODULES = ("CrossEntropyLoss", "NLLLoss", "BCEWithLogitsLoss", "BCELoss", "MSELoss")
+LOSS_FUNCTIONS = {"cross_entropy": "CrossEntropyLoss", "nll_loss": "NLLLoss",
+                  "binary_cross_entropy_with_logits": "BCEWithLogitsLoss", "binary_cross_entropy": "BCELoss",
+                  "mse_loss": "MSELoss"}
+#: what a network's last operation makes of its outputs, for the loss
+ENDINGS = {"softmax": "a softmax", "log_softmax": "a log_softmax", "sigmoid": "a sigmoid", None: "logits"}
+#: layers the first of which reads a 2-D sample channels-first (C, L)
+CHANNELS_FIRST_READERS = ("Conv1d", "MaxPool1d", "AvgPool1d", "BatchNorm1d", "AdaptiveAvgPool1d",
+                          "AdaptiveMaxPool1d", "Flatten", "max_pool1d", "avg_pool1d", "flatten")
 
 
 def reads(model) -> bool:
@@ -53,33 +90,68 @@ def reads(model) -> bool:
 
 def import_model(module, *, input_shape=None, loss=None, optimizer=None) -> ImportedModel:
     """The spec and canonical weights of ``module``; see the module notes."""
-    nn = sys.modules["torch"].nn
+    from dlbench_backends.torch import convert_graph
+    from dlbench_backends.torch.convert_layers import Tensor
+
+    where = f"torch {type(module).__name__}"
     try:
-        modules = chain(nn, module)
-        reader = Reader(channels_last(torch_input_shape(input_shape)))
-        for index, (name, child) in enumerate(modules):
-            reader.read(index, name, child)
-        loss_name, output = torch_loss(nn, loss, type(modules[-1][1]).__name__)
-        layers, weights = reader.layers, reader.weights
+        shape = torch_input_shape(input_shape)
+        graph, root = convert_graph.trace(module)
+        channels_first = reads_channels_first(graph, root, shape)
+        reader = convert_graph.GraphReader(root, Tensor(channels_last(shape) if channels_first else shape,
+                                                        channels_first and len(shape) > 1))
+        reader.read(graph)
+        if reader.problems:
+            raise all_problems(reader.problems, convert_graph.SUPPORTED)
+        layers, weights = [layer for layer, _ in reader.layers], [w for _, w in reader.layers]
+        loss_name, output = torch_loss(loss, ending(reader))
         if output:
             layers, weights = [*layers, Activation(output)], [*weights, {}]
-        spec = ModelSpec(channels_last(tuple(input_shape)), tuple(layers), loss_name, torch_optimizer(optimizer))
+        spec = ModelSpec(reader.x.shape, tuple(layers), loss_name, torch_optimizer(optimizer))
     except InputError as exc:
-        raise exc.within(source=f"torch {type(module).__name__}") from None
-    return ImportedModel(spec, weights, "torch-sequential", f"torch nn.Sequential ({len(modules)} modules)")
+        raise exc.within(source=where) from None
+    return ImportedModel(spec, weights, scenario_name(module), description(module, spec), channels_first)
 
 
-def chain(nn, module, prefix: str = "") -> list[tuple[str, object]]:
-    """(name, module) of every module in order; nested Sequentials opened."""
-    if not isinstance(module, nn.Sequential):
-        raise InputError(f"expected an nn.Sequential (a chain of modules), got a {type(module).__name__}; a module "
-                         "with its own forward() cannot be read", field="model")
-    found = []
-    for name, child in module.named_children():
-        found += chain(nn, child, f"{prefix}{name}.") if isinstance(child, nn.Sequential) else [(prefix + name, child)]
-    if not found:
-        raise InputError("the nn.Sequential is empty", field="model")
-    return found
+def scenario_name(module) -> str:
+    kind = type(module).__name__
+    return "torch-sequential" if kind == "Sequential" else f"torch-{kind.lower()}"
+
+
+def description(module, spec: ModelSpec) -> str:
+    from dlbench.spec.sequence import GRU, RECURRENT_LAYERS
+    from dlbench.spec.transformer import nested_layers
+
+    kind = "nn.Sequential" if type(module).__name__ == "Sequential" else f"nn.Module {type(module).__name__}"
+    text = f"torch {kind} ({len(spec.layers)} spec layers, read by torch.fx)"
+    if any(isinstance(layer, RECURRENT_LAYERS) and not isinstance(layer, GRU) for layer in nested_layers(spec.layers)):
+        text += ("; its LSTM/RNN has one bias b_ih + b_hh: it trains like a one-bias Keras RNN, not like stock "
+                 "torch (which trains both)")
+    return text
+
+
+def reads_channels_first(graph, root, shape: tuple) -> bool:
+    """Whether the sample is channels-first: an image, or a 2-D sample first read as (C, L) (see the notes)."""
+    if len(shape) != 2:
+        return len(shape) == 3
+    placeholder = next(iter(graph.nodes))
+    users = [node for node in graph.nodes if node in placeholder.users]
+    if not users:
+        return True
+    first = users[0]
+    if first.op == "call_module":
+        kind = type(root.get_submodule(first.target)).__name__
+    else:
+        kind = first.target if isinstance(first.target, str) else getattr(first.target, "__name__", "")
+    return kind in CHANNELS_FIRST_READERS
+
+
+def ending(reader) -> str | None:
+    """What the network's last operation makes of its outputs (a key of ENDINGS)."""
+    if reader.ending is not None:
+        return "log_softmax" if reader.ending[0] in ("LogSoftmax", "log_softmax") else "softmax"
+    last = reader.layers[-1][0] if reader.layers else None
+    return "sigmoid" if isinstance(last, Activation) and last.activation == "sigmoid" else None
 
 
 def torch_input_shape(shape) -> tuple:
@@ -88,8 +160,8 @@ def torch_input_shape(shape) -> tuple:
                          field="input_shape")
     shape = tuple(shape)
     if not shape or len(shape) > 3 or any(isinstance(d, bool) or not isinstance(d, int) or d <= 0 for d in shape):
-        raise InputError(f"must be 1 to 3 positive integers: (features,), (C, L) or (C, H, W); got {shape!r}",
-                         field="input_shape")
+        raise InputError(f"must be 1 to 3 positive integers: (features,), (C, L), (L, C) or (C, H, W); got "
+                         f"{shape!r}", field="input_shape")
     return shape
 
 
@@ -98,159 +170,55 @@ def channels_last(shape: tuple) -> tuple:
     return (*shape[1:], shape[0]) if len(shape) > 1 else tuple(shape)
 
 
-def host(tensor) -> np.ndarray:
-    return tensor.detach().cpu().numpy().astype(np.float32, copy=True)
+def loss_kind(loss) -> str:
+    """The torch loss ``loss`` is (a module's class or a functional's module name), checked."""
+    nn = sys.modules["torch"].nn
+    if isinstance(loss, nn.Module):
+        kind = type(loss).__name__
+    else:
+        kind = LOSS_FUNCTIONS.get(getattr(loss, "__name__", None), "")
+        if getattr(loss, "__module__", "") != "torch.nn.functional":
+            kind = ""
+    if kind not in LOSS_MODULES:
+        name = type(loss).__name__ if isinstance(loss, nn.Module) else getattr(loss, "__name__", repr(loss))
+        raise InputError(f"loss {name} cannot be read; expected a dlbench loss name, one of {', '.join(LOSS_MODULES)} "
+                         f"or F.{', F.'.join(LOSS_FUNCTIONS)}", field="loss")
+    if getattr(loss, "reduction", "mean") != "mean" or getattr(loss, "weight", None) is not None \
+            or getattr(loss, "pos_weight", None) is not None or getattr(loss, "label_smoothing", 0.0) \
+            or getattr(loss, "ignore_index", -100) != -100:
+        raise InputError(f"{kind} with weights, label smoothing, ignore_index or a reduction other than 'mean'",
+                         field="loss")
+    return kind
 
 
-def flatten_order(shape: tuple) -> np.ndarray:
-    """For each feature of the spec's Flatten of ``shape`` (H, W, C), its index in torch's flatten (C, H, W)."""
-    torch_shape = (shape[-1], *shape[:-1])
-    return np.arange(int(np.prod(shape))).reshape(torch_shape).transpose(*range(1, len(shape)), 0).ravel()
-
-
-class Reader:
-    """Reads the modules one by one, following the spec's (channels-last) shape through the chain."""
-
-    def __init__(self, shape: tuple):
-        self.shape = shape
-        self.order: np.ndarray | None = None  # torch's index of each feature after a Flatten of a feature map
-        self.layers: list = []
-        self.weights: list = []
-
-    def read(self, index: int, name: str, module) -> None:
-        kind = type(module).__name__
-        label = kind if name == str(index) else f"{name!r}, {kind}"
-        if kind not in SUPPORTED:
-            raise unsupported(index, label, f"{kind} modules cannot be read", SUPPORTED)
-        if kind == "Identity":
-            return
-        try:
-            layer, weights = self.convert(kind, module)
-        except InputError as exc:
-            raise unsupported(index, label, exc.message, exc.field and [exc.field] or SUPPORTED) from None
-        try:
-            shape = layer.output_shape(self.shape)
-        except InputError as exc:
-            raise unsupported(index, label, f"{exc.message} (its input is {torch_text(self.shape)} in torch's "
-                              "layout)", ["a chain whose shapes fit"]) from None
-        self.layers.append(layer)
-        self.weights.append(weights)
-        if kind == "Flatten":
-            self.order = flatten_order(self.shape) if len(self.shape) > 1 else None
-        elif kind not in ("Dropout", "BatchNorm1d", *ACTIVATIONS):
-            self.order = None  # a Linear's outputs are in their own order
-        self.shape = shape
-
-    def convert(self, kind: str, module):
-        """(spec layer, canonical weights) of one module; an InputError(message, field=what would do)."""
-        if kind == "Linear":
-            return self.linear(module)
-        if kind in ("Conv1d", "Conv2d"):
-            return conv(kind, module, self.shape)
-        if kind in POOLS:
-            return pool(kind, module)
-        if kind in ("BatchNorm1d", "BatchNorm2d"):
-            return self.batchnorm(kind, module)
-        if kind == "Flatten":
-            if (module.start_dim, module.end_dim) != (1, -1):
-                raise InputError(f"flattens dims {module.start_dim}..{module.end_dim}", field="Flatten()")
-            return Flatten(), {}
-        if kind == "Dropout":
-            return Dropout(float(module.p)), {}
-        if kind == "Softmax" and module.dim not in ((1, -1) if len(self.shape) == 1 else (1,)):
-            raise InputError(f"softmax over dim {module.dim}", field="Softmax(dim=1)")
-        return Activation(ACTIVATIONS[kind]), {}
-
-    def linear(self, module):
-        if module.bias is None:
-            raise InputError("bias=False (every dlbench Dense has a bias)", field="bias=True")
-        if len(self.shape) != 1 or self.shape[0] != module.in_features:
-            raise InputError(f"in_features={module.in_features}, but its input is {torch_text(self.shape)}",
-                             field="a chain whose shapes fit")
-        weight = host(module.weight)
-        if self.order is not None:
-            weight = weight[:, self.order]
-        return Dense(module.out_features), {"kernel": np.ascontiguousarray(weight.T), "bias": host(module.bias)}
-
-    def batchnorm(self, kind: str, module):
-        ranks = (3,) if kind == "BatchNorm2d" else (1, 2)
-        if len(self.shape) not in ranks or self.shape[-1] != module.num_features:
-            raise InputError(f"num_features={module.num_features}, but its input is {torch_text(self.shape)}",
-                             field="a chain whose shapes fit")
-        if not module.affine or not module.track_running_stats or module.momentum is None:
-            raise InputError("a BatchNorm without affine parameters, running statistics or a momentum",
-                             field="affine=True, track_running_stats=True, momentum=a number")
-        order = self.order if self.order is not None else slice(None)
-        weights = {name: host(tensor)[order] for name, tensor in (("gamma", module.weight), ("beta", module.bias),
-                   ("moving_mean", module.running_mean), ("moving_variance", module.running_var))}
-        return BatchNormalization(momentum=1.0 - float(module.momentum), epsilon=float(module.eps)), weights
-
-
-def torch_text(shape: tuple) -> str:
-    """A spec (channels-last) shape as torch sees it, for messages."""
-    return format_shape((shape[-1], *shape[:-1]) if len(shape) > 1 else shape)
-
-
-def conv(kind: str, module, shape: tuple):
-    ndim = 1 if kind == "Conv1d" else 2
-    if len(shape) != ndim + 1 or shape[-1] != module.in_channels:
-        raise InputError(f"in_channels={module.in_channels}, but its input is {torch_text(shape)}",
-                         field="a chain whose shapes fit")
-    if any(d != 1 for d in module.dilation) or module.groups != 1 or module.padding_mode != "zeros":
-        raise InputError(f"dilation={module.dilation}, groups={module.groups}, padding_mode={module.padding_mode!r}",
-                         field="dilation=1, groups=1, padding_mode='zeros'")
-    if module.bias is None:
-        raise InputError("bias=False (every dlbench convolution has a bias)", field="bias=True")
-    padding = module.padding
-    if not isinstance(padding, str):
-        if len(set(padding)) != 1:
-            raise InputError(f"padding={padding} differs between axes", field="the same padding on every axis")
-        padding = "valid" if padding[0] == 0 else int(padding[0])
-    cls = Conv1D if ndim == 1 else Conv2D
-    kernel = host(module.weight).transpose(*range(2, ndim + 2), 1, 0)  # (F, C, k...) -> (k..., C, F)
-    layer = cls(module.out_channels, kernel_size=tuple(module.kernel_size), strides=tuple(module.stride),
-                padding=padding)
-    return layer, {"kernel": np.ascontiguousarray(kernel), "bias": host(module.bias)}
-
-
-def pool(kind: str, module):
-    ndim = 1 if kind.endswith("1d") else 2
-
-    def pair(value):
-        return tuple(value) if isinstance(value, (tuple, list)) else (value,) * ndim
-
-    if any(pair(module.padding)) or module.ceil_mode or getattr(module, "return_indices", False) \
-            or any(d != 1 for d in pair(getattr(module, "dilation", 1))) \
-            or getattr(module, "divisor_override", None) is not None:
-        raise InputError("padding, ceil_mode, dilation, return_indices or divisor_override",
-                         field="padding=0, ceil_mode=False (dlbench pools do not pad)")
-    return POOLS[kind](pool_size=pair(module.kernel_size), strides=pair(module.stride)), {}
-
-
-def torch_loss(nn, loss, last: str) -> tuple[str, str | None]:
-    """(the spec's loss, the output activation a logits loss implies or None)."""
+def torch_loss(loss, last: str | None) -> tuple[str, str | None]:
+    """(the spec's loss, the output activation a logits loss implies or None), ``last`` the network's ending."""
     if loss is None:
-        found = {"Softmax": "categorical_crossentropy", "Sigmoid": "binary_crossentropy"}.get(last)
+        found = {"softmax": "categorical_crossentropy", "log_softmax": "categorical_crossentropy",
+                 "sigmoid": "binary_crossentropy"}.get(last)
         if found is None:
-            raise InputError(f"give loss=: a dlbench loss ({one_of(('binary_crossentropy', 'categorical_crossentropy', 'mse'))}) "
-                             f"or a torch loss module ({', '.join(LOSS_MODULES)}); the module ends in {last}, "
-                             "which names none", field="loss")
+            raise InputError(f"give loss=: a dlbench loss ({one_of(('binary_crossentropy', 'categorical_crossentropy', 'mse'))}), "
+                             f"a torch loss module ({', '.join(LOSS_MODULES)}) or function (F.cross_entropy, ...); "
+                             "the module ends in logits, which name none", field="loss")
         return found, None
     if isinstance(loss, str):
+        if last == "log_softmax" and loss != "categorical_crossentropy":
+            raise InputError(f"loss {loss!r} of log-probabilities (the module ends in log_softmax)", field="loss")
         return loss, None  # ModelSpec checks the name
-    kind = type(loss).__name__
-    if kind not in LOSS_MODULES or not isinstance(loss, nn.Module):
-        raise InputError(f"loss {kind} cannot be read; expected a dlbench loss name or one of "
-                         f"{', '.join(LOSS_MODULES)}", field="loss")
-    if getattr(loss, "reduction", "mean") != "mean" or getattr(loss, "weight", None) is not None \
-            or getattr(loss, "pos_weight", None) is not None or getattr(loss, "label_smoothing", 0.0):
-        raise InputError(f"{kind} with weights, label smoothing or a reduction other than 'mean'",
-                         field="loss")
+    kind = loss_kind(loss)
+    if last == "log_softmax":
+        if kind not in ("NLLLoss", "CrossEntropyLoss"):
+            raise InputError(f"{kind} of log-probabilities (the module ends in log_softmax); expected nll_loss or "
+                             "cross_entropy", field="loss")
+        return "categorical_crossentropy", None
+    if kind == "NLLLoss":
+        raise InputError(f"NLLLoss takes log-probabilities, but the module ends in {ENDINGS[last]}: end it in "
+                         "log_softmax, or use CrossEntropyLoss on logits", field="loss")
     spec_loss = {"CrossEntropyLoss": "categorical_crossentropy", "BCEWithLogitsLoss": "binary_crossentropy",
                  "BCELoss": "binary_crossentropy", "MSELoss": "mse"}[kind]
     if kind in ("CrossEntropyLoss", "BCEWithLogitsLoss"):
-        if last in ACTIVATIONS and ACTIVATIONS[last] == LOGIT_OUTPUTS[spec_loss]:
-            raise InputError(f"{kind} takes logits, but the module ends in {last}: drop the {last}, or pass "
+        if last == LOGIT_OUTPUTS[spec_loss]:
+            raise InputError(f"{kind} takes logits, but the module ends in {ENDINGS[last]}: drop it, or pass "
                              f"loss={spec_loss!r}", field="loss")
         return spec_loss, LOGIT_OUTPUTS[spec_loss]
     return spec_loss, None

@@ -1,11 +1,11 @@
 """Data parallelism on torch's own engine: ``torch.distributed`` with
 ``DistributedDataParallel``, one process per replica.
 
-The worker runs under ``torchrun`` (``TorchBackend.launch_command``:
-``python -m torch.distributed.run --standalone``, which rendezvouses on a
-free port of localhost, never a fixed 29500, so two runs can coexist), which
-gives each process its ``RANK``, ``WORLD_SIZE`` and the rendezvous address;
-the process group is gloo on a CPU and NCCL on GPUs. DDP broadcasts rank 0's
+The worker runs under :mod:`~dlbench_backends.torch.launch`
+(``TorchBackend.launch_command``), which starts one process per replica as
+torchrun does, with its ``RANK``, ``WORLD_SIZE`` and the rendezvous
+address: on one host a store on a free port of 127.0.0.1 (never a fixed
+29500, so two runs can coexist, and never on every interface); the process group is gloo on a CPU and NCCL on GPUs. DDP broadcasts rank 0's
 parameters when it wraps the model, all-reduces the gradients during
 ``backward`` (summed, divided by the world size: equal slices of the global
 batch make that the global batch's mean gradient), and broadcasts rank 0's
@@ -29,6 +29,15 @@ ENGINE = "torch.distributed DDP"
 def rank() -> int:
     """This replica's global rank (torchrun's RANK): which slice of each batch it takes."""
     return int(os.environ.get("RANK", "0"))
+
+
+def replica_seed(seed: int, rank: int) -> int:
+    """The seed of replica ``rank``'s dropout generator: ``SeedSequence([seed,
+    rank])``'s first word, so the replicas draw independent masks that the run's
+    seed still decides."""
+    import numpy as np
+
+    return int(np.random.SeedSequence([seed, rank]).generate_state(1, np.uint64)[0])
 
 
 def start(device: torch.device, replicas: int) -> None:

@@ -28,6 +28,11 @@ signal as an image of height 1 (N, C, 1, L), as the NumPy reference does:
   shipped CNN scenarios 25-45% faster than contiguous NCHW.
 * Max/AveragePool1D/2D: ``nn.MaxPool2d`` / ``nn.AvgPool2d`` (no padding; a
   max's gradient goes to the first maximum, as in the reference).
+* Global pooling: the mean over (H, W) (over time of an (N, T, F) sequence),
+  or ``Tensor.max(dim)``, whose gradient goes to the first maximum.
+* ``use_bias = false``: ``nn.Linear`` / ``nn.Conv2d`` with ``bias=False``.
+* Activations: torch's own modules (``nn.LeakyReLU(alpha)``, ``nn.ELU(alpha)``,
+  ``nn.SiLU``, ``nn.GELU(approximate="none" | "tanh")``); see :func:`activation`.
 * Flatten: ``x.movedim(1, -1).flatten(1)``: back to channels-last before
   flattening (free on an NHWC tensor), so the next Dense kernel means what it
   means canonically.
@@ -55,8 +60,9 @@ from torch import nn
 from torch.nn import functional as F
 
 from dlbench.plugin.helpers import as_2d, padding_pairs_2d
-from dlbench.spec import (Activation, AveragePool1D, AveragePool2D, BatchNormalization, Conv1D, Conv2D, Dense,
-                          Dropout, Flatten, MaxPool1D, MaxPool2D, ModelSpec, Residual, TRANSFORMER_LAYERS)
+from dlbench.spec import (ACTIVATION_ALPHA, GLOBAL_POOLS, Activation, AveragePool1D, AveragePool2D,
+                          BatchNormalization, Conv1D, Conv2D, Dense, Dropout, Flatten, MaxPool1D, MaxPool2D, ModelSpec,
+                          Residual, TRANSFORMER_LAYERS, activation_alpha)
 from dlbench.spec.sequence import SEQUENCE_LAYERS, is_sequence_model
 from dlbench_backends.torch.sequence import (sequence_modules, sequence_tensors, sequence_to_canonical,
                                              sequence_to_torch)
@@ -66,15 +72,25 @@ from dlbench_backends.torch.transformer import PositionwiseLinear, canonical_ten
 CHANNELS_LAST = True
 
 
-def activation(name: str, dim: int = -1):
+def activation(name: str, dim: int = -1, alpha: float | None = None):
     """The activation as a module and as a function, or (None, identity) for linear.
-    ``dim``: softmax's axis (1 on a channels-first feature map, whose channels are axis 1)."""
+    ``dim``: softmax's axis (1 on a channels-first feature map, whose channels are axis 1);
+    ``alpha``: leaky_relu's negative slope, elu's scale (the spec's default if None).
+    torch's own modules throughout: nn.LeakyReLU (slope alpha at 0, as the spec),
+    nn.ELU, nn.SiLU, nn.GELU with ``approximate="tanh"`` (gelu, gelu_tanh) or "none" (gelu_erf)."""
+    alpha = ACTIVATION_ALPHA.get(name) if alpha is None else alpha
+    gelu_tanh = (functools.partial(nn.GELU, approximate="tanh"), functools.partial(F.gelu, approximate="tanh"))
     table = {
         "relu": (nn.ReLU, torch.relu),
         "sigmoid": (nn.Sigmoid, torch.sigmoid),
         "tanh": (nn.Tanh, torch.tanh),
         "softmax": (functools.partial(nn.Softmax, dim=dim), functools.partial(torch.softmax, dim=dim)),
-        "gelu": (functools.partial(nn.GELU, approximate="tanh"), functools.partial(F.gelu, approximate="tanh")),
+        "gelu": gelu_tanh,
+        "gelu_tanh": gelu_tanh,
+        "gelu_erf": (functools.partial(nn.GELU, approximate="none"), functools.partial(F.gelu, approximate="none")),
+        "leaky_relu": (functools.partial(nn.LeakyReLU, alpha), functools.partial(F.leaky_relu, negative_slope=alpha)),
+        "elu": (functools.partial(nn.ELU, alpha), functools.partial(F.elu, alpha=alpha)),
+        "silu": (nn.SiLU, F.silu),
     }
     if name == "linear":
         return None, lambda x: x
@@ -87,6 +103,24 @@ class ChannelsLastFlatten(nn.Module):
 
     def forward(self, x):
         return x.movedim(1, -1).flatten(1)
+
+
+class GlobalPool(nn.Module):
+    """Global average or max pooling to (N, C): over (H, W) of an (N, C, H, W)
+    feature map (a 1-D signal's (N, C, 1, L) too), over time of an (N, T, F)
+    sequence. The maximum is ``Tensor.max(dim)``, whose gradient goes to the
+    index it returns, the first maximum (``amax`` would split it among ties)."""
+
+    def __init__(self, kind: str):
+        super().__init__()
+        self.kind = kind
+
+    def forward(self, x):
+        if x.dim() == 3:  # (N, T, F)
+            return x.mean(dim=1) if self.kind == "average" else x.max(dim=1).values
+        if self.kind == "average":
+            return x.mean(dim=(2, 3))
+        return x.flatten(2).max(dim=2).values
 
 
 class SeededDropout(nn.Module):
@@ -165,7 +199,7 @@ def conv_modules(layer, in_shape, device) -> list:
     symmetric = all(before == after for before, after in splits)
     conv = nn.utils.skip_init(nn.Conv2d, in_shape[-1], layer.filters, as_2d(layer, layer.kernel_size),
                               stride=as_2d(layer, layer.strides),
-                              padding=tuple(b for b, _ in splits) if symmetric else 0,
+                              padding=tuple(b for b, _ in splits) if symmetric else 0, bias=layer.use_bias,
                               device=device, dtype=torch.float32)
     if CHANNELS_LAST:
         conv.to(memory_format=torch.channels_last)  # oneDNN/cuDNN's NHWC kernels; see the module notes
@@ -183,13 +217,16 @@ def layer_modules(layer, in_shape, channels_first: bool, generator, device) -> l
             _with_activation, channels_first=channels_first, generator=generator, device=device))
     if isinstance(layer, Dense):  # on (time, features) of a channels-first network: per position
         linear = PositionwiseLinear if spatial else nn.Linear
-        return [nn.utils.skip_init(linear, in_shape[-1], layer.units, device=device, dtype=torch.float32)]
+        return [nn.utils.skip_init(linear, in_shape[-1], layer.units, bias=layer.use_bias, device=device,
+                                   dtype=torch.float32)]
     if isinstance(layer, (Conv1D, Conv2D)):
         return conv_modules(layer, in_shape, device)
     if isinstance(layer, (MaxPool1D, MaxPool2D)):
         return [nn.MaxPool2d(as_2d(layer, layer.pool_size), stride=as_2d(layer, layer.strides))]
     if isinstance(layer, (AveragePool1D, AveragePool2D)):
         return [nn.AvgPool2d(as_2d(layer, layer.pool_size), stride=as_2d(layer, layer.strides))]
+    if isinstance(layer, GLOBAL_POOLS):
+        return [GlobalPool(layer.kind)]
     if isinstance(layer, Flatten):
         return [ChannelsLastFlatten() if spatial else nn.Flatten(1)]
     if isinstance(layer, Dropout):
@@ -208,7 +245,7 @@ def _with_activation(layer, in_shape, out_shape, channels_first: bool, generator
     parts = layer_modules(layer, in_shape, channels_first, generator, device)
     holder = parts[-1] if parts else None
     module, _ = activation(getattr(layer, "activation", "linear"),
-                           dim=1 if channels_first and len(out_shape) > 1 else -1)
+                           dim=1 if channels_first and len(out_shape) > 1 else -1, alpha=activation_alpha(layer))
     return parts + ([module] if module is not None else []), holder
 
 
@@ -235,7 +272,8 @@ def build_network(spec: ModelSpec, weights, device, generator=None):
                 holders[i] = parts[-1]
                 load_weights(parts[-1], layer, weights[i])
             name = getattr(layer, "activation", "linear")
-            module, _ = activation(name, dim=1 if channels_first and len(out_shape) > 1 else -1)
+            module, _ = activation(name, dim=1 if channels_first and len(out_shape) > 1 else -1,
+                                   alpha=activation_alpha(layer))
             if module is not None:
                 modules.append(module)
     return nn.Sequential(*modules), holders
@@ -246,7 +284,7 @@ def module_tensors(module, layer) -> dict:
     if type(layer) in TRANSFORMER_LAYERS:
         return canonical_tensors(module, layer, module_tensors)
     if isinstance(layer, (Dense, Conv1D, Conv2D)):
-        return {"kernel": module.weight, "bias": module.bias}
+        return {"kernel": module.weight, **({"bias": module.bias} if layer.use_bias else {})}
     if isinstance(layer, SEQUENCE_LAYERS):
         return sequence_tensors(module, layer)
     return {name: getattr(module, name) for name in ("gamma", "beta", "moving_mean", "moving_variance")}
@@ -254,9 +292,8 @@ def module_tensors(module, layer) -> dict:
 
 def to_torch_layout(layer, name: str, value, like):
     """A canonical array as a host tensor in the layout of ``like`` (the torch tensor it goes into)."""
-    if isinstance(layer, Residual):  # "<j>.<name>": inner layer j's own conversion
-        j, inner = name.split(".", 1)
-        return to_torch_layout(layer.layers[int(j)], inner, value, like)
+    if isinstance(layer, Residual):  # "<j>.<name>", "shortcut.<k>.<name>": that inner layer's own conversion
+        return to_torch_layout(*layer.part(name), value, like)
     t = torch.from_numpy(np.ascontiguousarray(value, np.float32))
     if isinstance(layer, SEQUENCE_LAYERS):
         return sequence_to_torch(layer, name, t)
@@ -271,8 +308,7 @@ def to_torch_layout(layer, name: str, value, like):
 def to_canonical(layer, name: str, tensor) -> np.ndarray:
     """A torch tensor (a parameter, or optimizer state shaped like it) in the canonical layout (host copy)."""
     if isinstance(layer, Residual):
-        j, inner = name.split(".", 1)
-        return to_canonical(layer.layers[int(j)], inner, tensor)
+        return to_canonical(*layer.part(name), tensor)
     if isinstance(layer, SEQUENCE_LAYERS):
         return _host(sequence_to_canonical(layer, name, tensor))
     if name != "kernel":

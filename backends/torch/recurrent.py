@@ -50,14 +50,16 @@ class Recurrent(nn.Module):
         self.bias = nn.Parameter(torch.zeros((2, width) if isinstance(layer, GRU) else (width,), **kw))
         self.register_buffer("zero_bias", torch.zeros(width, **kw), persistent=False)
 
+    def kernel_weights(self) -> list:
+        """[w_ih, w_hh, b_ih, b_hh] as the fused kernel takes them."""
+        if isinstance(self.layer, GRU):
+            return [self.weight_ih, self.weight_hh, self.bias[0], self.bias[1]]
+        return [self.weight_ih, self.weight_hh, self.bias, self.zero_bias]
+
     def forward(self, x):
         h0 = x.new_zeros(1, x.shape[0], self.units)
-        if isinstance(self.layer, GRU):
-            weights = [self.weight_ih, self.weight_hh, self.bias[0], self.bias[1]]
-        else:
-            weights = [self.weight_ih, self.weight_hh, self.bias, self.zero_bias]
         state = (h0, h0) if isinstance(self.layer, LSTM) else h0
-        out = self.kernel(x, state, weights, True, 1, 0.0, self.training, False, True)[0]
+        out = self.kernel(x, state, self.kernel_weights(), True, 1, 0.0, self.training, False, True)[0]
         return out if self.layer.return_sequences else out[:, -1]
 
 
@@ -72,3 +74,27 @@ def to_canonical(layer, name: str, tensor: torch.Tensor) -> torch.Tensor:
     """The inverse of :func:`to_torch`."""
     t = tensor if name == "bias" else tensor.t()
     return _gru_swap(t, layer.units) if isinstance(layer, GRU) else t
+
+
+class BidirectionalRecurrent(nn.Module):
+    """A bidirectional SimpleRNN, LSTM or GRU on torch's fused kernel with
+    ``bidirectional=True``: one call runs both directions, its output (B, T, 2u)
+    already the spec's ``[h_t, g_t]`` (the reverse direction's state at t);
+    without return_sequences ``[h_T, g_1]``. Each direction's parameters are a
+    :class:`Recurrent`'s (``forward``, ``backward``), in the canonical layouts
+    and conversions above."""
+
+    def __init__(self, spec, features: int, device):
+        super().__init__()
+        self.spec, self.units = spec, spec.units
+        self.forward_layer = Recurrent(spec.layer, features, device)
+        self.backward_layer = Recurrent(spec.layer, features, device)
+
+    def forward(self, x):
+        h0 = x.new_zeros(2, x.shape[0], self.units)
+        weights = [w for direction in (self.forward_layer, self.backward_layer) for w in direction.kernel_weights()]
+        state = (h0, h0) if isinstance(self.spec.layer, LSTM) else h0
+        out = self.forward_layer.kernel(x, state, weights, True, 1, 0.0, self.training, True, True)[0]
+        if self.spec.layer.return_sequences:
+            return out
+        return torch.cat([out[:, -1, :self.units], out[:, 0, self.units:]], dim=-1)

@@ -56,12 +56,18 @@ from dlbench_backends.torch.precision import LossScaler, autocast
 GATHER_BYTES = 16 << 20
 
 
-def apply_settings(options: TrainerOptions) -> None:
-    """Pin precision and determinism explicitly, whatever they were before."""
-    tf32 = options.precision == "tf32"
+def set_tf32(tf32: bool) -> None:
+    """TF32 tensor cores on or off for float32 matmuls (cuBLAS) and convolutions
+    and RNNs (cuDNN), through both of torch's switches, kept in agreement (torch
+    refuses a mix of its legacy and new TF32 settings that disagree)."""
     torch.set_float32_matmul_precision("high" if tf32 else "highest")
     torch.backends.cuda.matmul.allow_tf32 = tf32
     torch.backends.cudnn.allow_tf32 = tf32
+
+
+def apply_settings(options: TrainerOptions) -> None:
+    """Pin precision and determinism explicitly, whatever they were before."""
+    set_tf32(options.precision == "tf32")
     if options.deterministic and options.device == "gpu":
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # read when cuBLAS starts
     torch.use_deterministic_algorithms(options.deterministic)
@@ -81,14 +87,18 @@ class TorchTrainer(Trainer):
             self.device = distributed.local_device(self.device)
             distributed.start(self.device, self.data_parallel.replicas)
         self.device_name = torch.cuda.get_device_name(self.device) if options.device == "gpu" else "cpu"
+        if self.device.type == "cuda":  # the row's peak is this trainer's, not an earlier one's in this process
+            torch.cuda.reset_peak_memory_stats(self.device)
         self.spec = spec
         self.channels_first = network.takes_channels_first(spec)
         self.channels_last = network.CHANNELS_LAST
-        # dropout masks: a generator of our own, seeded from the options, never torch's global one
-        self.generator = torch.Generator(self.device).manual_seed(options.seed)
+        # dropout masks: a generator of our own, seeded from the options, never torch's global one;
+        # each data-parallel replica its own (as DDP's ranks, whose global generators differ by rank)
+        self.generator = torch.Generator(self.device).manual_seed(
+            distributed.replica_seed(options.seed, distributed.rank()) if self.data_parallel.active else options.seed)
         self.model, self.holders = build_network(spec, weights, self.device, self.generator)
         self.params = list(self.model.parameters())  # the moving statistics are buffers, not parameters
-        self.output = activation(spec.output_activation)[1]
+        self.output = activation(spec.output_activation, alpha=spec.output_alpha)[1]
         self.loss = LOSSES[spec.loss]
         self.precision = options.precision
         #: the module training steps run through: the model, or the model under DDP
@@ -179,6 +189,11 @@ class TorchTrainer(Trainer):
 
     def distributed(self) -> dict | None:
         return None if self.ddp is None else distributed.info(self.ddp)
+
+    def peak_device_bytes(self) -> int | None:
+        """The most GPU memory torch's allocator held in tensors since this
+        trainer was built (``max_memory_allocated``); None on a CPU."""
+        return torch.cuda.max_memory_allocated(self.device) if self.device.type == "cuda" else None
 
     def place_data(self, data: Dataset) -> None:
         def put(array):

@@ -15,8 +15,9 @@ weights go in and out unchanged; a projection is ``x @ W + b``.
   summation order than NumPy's, same maths). ``nn.MultiheadAttention`` would
   hold one (3d, d) in-projection and needs ``key_dim = d / heads``, which the
   spec does not require, so it is not used.
-* residual: ``x + f(x)`` with the inner layers built by the network's own
-  builder; its parameters are the inner layers', named ``"<j>.<name>"``.
+* residual: ``s(x) + f(x)`` (``s`` the identity without a shortcut) with the
+  inner and shortcut layers built by the network's own builder; its
+  parameters are theirs, named ``"<j>.<name>"`` and ``"shortcut.<k>.<name>"``.
 * Layout: a network whose input is (time, features) runs, like the 1-D
   convolutions, on (N, C, 1, L) views of channels-last memory; these layers
   take such a 4-D tensor as the (N, L, C) it is in memory (a free view) and
@@ -33,6 +34,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from dlbench.spec import GlobalAveragePool1D, LayerNormalization, PositionEmbedding, Residual, SelfAttention
+from dlbench.spec.transformer import SHORTCUT
 
 
 def as_sequence(x):
@@ -114,20 +116,27 @@ class TimeAveragePool(nn.Module):
 
 
 class ResidualBlock(nn.Module):
-    """x + f(x); ``holders`` maps an inner layer's index to the module holding its parameters."""
+    """s(x) + f(x) (s the identity without a shortcut); ``holders`` maps an inner
+    layer's flat-name prefix (``"<j>."``, ``"shortcut.<k>."``) to the module holding its parameters."""
 
     def __init__(self, spec, in_shape, build):
         super().__init__()
-        modules, self.holders = [], {}
-        for j, (layer, (shape, out_shape)) in enumerate(zip(spec.layers, spec.inner_shapes(in_shape))):
+        self.holders = {}
+        self.inner = self._chain(spec.layers, spec.inner_shapes(in_shape), "", build)
+        self.shortcut = self._chain(spec.shortcut, spec.shortcut_shapes(in_shape), SHORTCUT, build) \
+            if spec.shortcut else None
+
+    def _chain(self, layers, shapes, prefix: str, build) -> nn.Sequential:
+        modules = []
+        for j, (layer, (shape, out_shape)) in enumerate(zip(layers, shapes)):
             parts, holder = build(layer, shape, out_shape)
             modules.extend(parts)
             if layer.param_shapes(shape):
-                self.holders[j] = holder
-        self.inner = nn.Sequential(*modules)
+                self.holders[f"{prefix}{j}."] = (layer, holder)
+        return nn.Sequential(*modules)
 
     def forward(self, x):
-        return x + self.inner(x)
+        return (x if self.shortcut is None else self.shortcut(x)) + self.inner(x)
 
 
 def transformer_modules(layer, in_shape, device, build) -> list:
@@ -153,6 +162,6 @@ def canonical_tensors(module, layer, module_tensors) -> dict:
     """One Transformer layer's parameters by canonical name (already canonical
     layouts); a residual block's inner ones as ``"<j>.<name>"``."""
     if isinstance(layer, Residual):
-        return {f"{j}.{name}": tensor for j, holder in module.holders.items()
-                for name, tensor in module_tensors(holder, layer.layers[j]).items()}
+        return {f"{prefix}{name}": tensor for prefix, (inner, holder) in module.holders.items()
+                for name, tensor in module_tensors(holder, inner).items()}
     return dict(module.named_parameters())

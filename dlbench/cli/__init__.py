@@ -14,7 +14,7 @@ from pathlib import Path
 
 import click
 
-from dlbench.errors import InputError
+from dlbench.errors import InputError, capped
 from dlbench.spec.precision import PRECISIONS
 
 DEFAULT_SCENARIOS = ("xor-mlp", "digits-mlp")
@@ -30,7 +30,7 @@ class InputErrorGroup(click.Group):
         try:
             return super().invoke(ctx)
         except (InputError, PluginError) as exc:
-            click.echo(f"dlbench: error: {exc}", err=True)
+            click.echo(f"dlbench: error: {capped(str(exc))}", err=True)
             ctx.exit(EXIT_INPUT)
 
 
@@ -155,10 +155,12 @@ def list_(what):
 @click.option("--threads", type=int, callback=positive, help="Threads. Default: the machine's cores.")
 @click.option("--backend", "-b", "backends", default="all", show_default=True, metavar="all|NAME[,NAME...]",
               help="Backends whose matmul to measure.")
-def peak(threads, backends):
+@click.option("--device", type=click.Choice(["cpu", "gpu"]), default="cpu", show_default=True,
+              help="gpu: the first GPU's ceiling, with tf32 (float32 on TF32 tensor cores) beside fp32.")
+def peak(threads, backends, device):
     """Measure this machine's matmul ceiling per backend in fp32, bf16 and fp16 (used for '% of peak')."""
     from dlbench.cli import commands
-    commands.measure_peaks(threads, backends)
+    commands.measure_peaks(threads, backends, device)
 
 
 from dlbench.cli.reports import compare, history_, report  # noqa: E402  (commands defined there)

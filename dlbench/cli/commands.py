@@ -25,15 +25,18 @@ def run(fmt: str, out_dir: Path, require_verdict: bool = False, **options) -> in
         print(f"dlbench: warning: plugin {plugin!r} failed to load and is skipped: {error}", file=sys.stderr)
     settings = RunSettings.from_options(plugins, **options)
     document, path = runner.new_run(settings, out_dir, ["dlbench", *sys.argv[1:]])
-    return _execute(settings.jobs(), settings, document, path, fmt, require_verdict)
+    with runner.writer(path):
+        return _execute(settings.jobs(), settings, document, path, fmt, require_verdict)
 
 
 def resume(path: Path, fmt: str, require_verdict: bool = False) -> int:
-    """Run the jobs of a stopped run that have no finished row, into the same document."""
+    """Run the jobs of a stopped run that have no finished row, into the same
+    document, as its only writer (another run writing it is refused, exit 2)."""
     from dlbench.run import runner
 
-    jobs, settings, document = runner.resumable(path)
-    return _execute(jobs, settings, document, Path(path), fmt, require_verdict)
+    with runner.writer(path, "--resume"):
+        jobs, settings, document = runner.resumable(path)
+        return _execute(jobs, settings, document, Path(path), fmt, require_verdict)
 
 
 def _execute(jobs, settings, document: dict, path: Path, fmt: str, require_verdict: bool = False) -> int:
@@ -41,10 +44,11 @@ def _execute(jobs, settings, document: dict, path: Path, fmt: str, require_verdi
     from dlbench.report import render as report_formats
     from dlbench.results import document as results
     from dlbench.run import runner
-    from dlbench.run.suite import Terminated
+    from dlbench.run.signals import Terminated, stop_signals
 
     try:
-        outcome = runner.execute(jobs, settings, document, path, progress=fmt != "json")
+        with stop_signals(process_ends=True):  # once stopping, later Ctrl-Cs are ignored until the exit
+            outcome = runner.execute(jobs, settings, document, path, progress=fmt != "json")
     except KeyboardInterrupt as stop:
         terminated = isinstance(stop, Terminated)
         print(f"dlbench: {'terminated' if terminated else 'interrupted'}; finished rows kept in {path}",
@@ -116,11 +120,11 @@ def show_lists(what: list[str]) -> None:
         console.print(table)
 
 
-def measure_peaks(threads: int | None, backends: str) -> dict[str, float | None]:
+def measure_peaks(threads: int | None, backends: str, device: str = "cpu") -> dict[str, float | None]:
     """Measure and cache the matmul ceiling of each named backend ('all': every
     registered one) in float32, bfloat16 and float16 (the compute dtypes of
-    fp32, bf16 and fp16 runs); '-' for one that is unavailable or has no such
-    matmul. Returns the float32 peaks."""
+    fp32, bf16 and fp16 runs), on a GPU tfloat32 too (tf32 runs'); '-' for one
+    that is unavailable, sees no such device or has no such matmul. Returns the float32 peaks."""
     from rich.table import Table
 
     from dlbench.run import environment, peak
@@ -130,23 +134,25 @@ def measure_peaks(threads: int | None, backends: str) -> dict[str, float | None]
     names, _ = select_backends(plugins, backends)
     threads = threads or environment.available_cores()
     env = environment.collect(plugins.backend_distributions())
-    dtypes = ("float32", "bfloat16", "float16")
+    dtypes = ("float32", "tfloat32", "bfloat16", "float16") if device == "gpu" else ("float32", "bfloat16", "float16")
     by_dtype, load = {dtype: {} for dtype in dtypes}, peak.load_average()
     for name in names:
         backend = plugins.backend(name)
-        measurable = peak.has_matmul(backend) and backend.availability().available
+        measurable = peak.has_matmul(backend, device) and backend.availability().available
         for dtype in dtypes:
-            by_dtype[dtype][name] = peak.measure(name, threads, dtype=dtype) if measurable else None
+            by_dtype[dtype][name] = peak.measure(name, threads, dtype=dtype, device=device) if measurable else None
     for dtype, peaks in by_dtype.items():
-        peak.save(env, threads, {k: v for k, v in peaks.items() if v}, load, dtype)
-    table = Table(title=f"matmul peak (GFLOP/s), {threads} threads, {env['cpu']}", title_justify="left")
+        peak.save(env, threads, {k: v for k, v in peaks.items() if v}, load, dtype, device)
+    where = (", ".join(env.get("gpus") or []) or "no GPU found by nvidia-smi") if device == "gpu" else env["cpu"]
+    table = Table(title=f"matmul peak (GFLOP/s), {threads} threads, {where}", title_justify="left")
     table.add_column("backend")
     for dtype in dtypes:
         table.add_column(dtype, justify="right")
     table.add_column("bf16 / fp32", justify="right")
     for name in names:
         values = [by_dtype[dtype][name] for dtype in dtypes]
-        ratio = f"{values[1] / values[0]:.2f}×" if values[0] and values[1] else "-"
+        bf16 = values[dtypes.index("bfloat16")]
+        ratio = f"{bf16 / values[0]:.2f}×" if values[0] and bf16 else "-"
         table.add_row(name, *("-" if v is None else f"{v:,.1f}" for v in values), ratio)
     out = _console()
     out.print(table)

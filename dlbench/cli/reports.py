@@ -58,14 +58,15 @@ def _make_folder(folder: Path) -> None:
         raise InputError(f"cannot create the folder: {exc.strerror}", field="--out", source=str(folder)) from None
 
 
-def _echo(text: str, out: Path | None) -> None:
+def _echo(text: str, out: Path | None, inputs=()) -> None:
+    """Print ``text``, or write it to ``out``: atomically, and never over a
+    result document or one of ``inputs`` (see :func:`dlbench.results.files.write_file`)."""
+    from dlbench.results.files import write_file
+
     if out is None:
         click.echo(text, nl=False)
         return
-    try:
-        out.write_text(text, encoding="utf-8")
-    except OSError as exc:
-        raise InputError(f"cannot write the report: {exc.strerror}", field="--out", source=str(out)) from None
+    write_file(out, text, inputs=inputs)
     click.echo(f"wrote {out}", err=True)
 
 
@@ -90,19 +91,21 @@ def report(runs, latest, root, fmt, out, plots):
     """Tables and plots of one or more result documents, side by side."""
     from dlbench.report import history, model as reporting
     from dlbench.report import render as report_formats
+    from dlbench.results.files import check_replaceable
+
     paths = list(runs) + ([history.latest(root)] if latest else [])
     if not paths:
         raise InputError("name one or more RUN.json files, or pass --latest", field="RUN.json")
     fmt = report_formats.output_format(fmt, out)
-    if out is not None and any(out.resolve() == p.resolve() for p in paths):
-        raise InputError("would overwrite an input document", field="--out", source=str(out))
+    if out is not None:  # refused before the plots beside it are drawn
+        check_replaceable(out, paths)
     loaded = reporting.load_runs(paths)
     if fmt == "table":
         _print_rich(report_formats.rich_report(loaded))
         return
     if out is not None:
         _make_folder(out.parent)
-    _echo(report_formats.render(loaded, fmt, out, with_plots=plots), out)
+    _echo(report_formats.render(loaded, fmt, out, with_plots=plots), out, paths)
 
 
 # ----------------------------------------------------------------- compare

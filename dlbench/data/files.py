@@ -9,15 +9,19 @@ A missing or corrupt file is an InputError naming the path.
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import struct
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
 from dlbench.data.base import Dataset, DatasetMeta
+from dlbench.data.regular import check_npy_size, file_size, open_regular
 from dlbench.errors import InputError
 
 IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
@@ -31,52 +35,67 @@ def _required_path(path: str, what: str) -> Path:
     return Path(path).expanduser()
 
 
-def _idx_layout(head: bytes, n_bytes: int, path: Path) -> tuple[tuple[int, ...], np.dtype, int]:
-    """(shape, dtype, header length) from an IDX file's first bytes and its
-    (decompressed) length: 0, 0, dtype code, ndim, big-endian int32 sizes, data."""
+def _idx_layout(f: BinaryIO, path: Path) -> tuple[tuple[int, ...], np.dtype, int]:
+    """(shape, dtype, data bytes) from an IDX stream's header (0, 0, dtype
+    code, ndim, big-endian int32 sizes), ``f`` left at the data."""
+    head = f.read(4)
     if len(head) < 4 or head[:2] != b"\0\0" or head[2] not in IDX_DTYPES:
         raise InputError("not an IDX file (bad magic number)", source=str(path))
-    ndim = head[3]
-    header = 4 + 4 * ndim
-    if len(head) < header:
+    sizes = f.read(4 * head[3])
+    if len(sizes) < 4 * head[3]:
         raise InputError("truncated IDX header", source=str(path))
-    shape = struct.unpack(f">{ndim}i", head[4:header])
+    shape = struct.unpack(f">{head[3]}i", sizes)
+    if any(n < 0 for n in shape):
+        raise InputError(f"IDX header gives the negative size {min(shape)}", source=str(path))
     dtype = np.dtype(IDX_DTYPES[head[2]])
-    expected = int(np.prod(shape)) * dtype.itemsize
-    if n_bytes - header != expected:
-        raise InputError(f"IDX data holds {n_bytes - header} bytes, its header says {expected}", source=str(path))
-    return shape, dtype, header
+    return shape, dtype, int(np.prod(shape, dtype=object)) * dtype.itemsize
 
 
-def _idx_bytes(path: Path) -> bytes:
-    try:
-        raw = path.read_bytes()
-        return gzip.decompress(raw) if raw[:2] == b"\x1f\x8b" else raw
-    except OSError as exc:
-        raise InputError(f"cannot read IDX file: {exc.strerror or exc}", source=str(path)) from None
+def _idx_data(path: Path, keep: bool) -> tuple[tuple[int, ...], np.dtype, bytes | None]:
+    """An IDX file's (shape, dtype, data; None unless ``keep``), its data's
+    length checked against its header before it is read: a raw file's from
+    its size, a gzip file's by reading at most one byte more than the header says."""
+    with open_regular(path, "IDX file") as raw:
+        compressed = raw.read(2) == b"\x1f\x8b"
+        raw.seek(0)
+        with gzip.GzipFile(fileobj=raw) if compressed else contextlib.nullcontext(raw) as f:
+            shape, dtype, expected = _idx_layout(f, path)
+            data, found = None, expected if compressed else file_size(raw) - f.tell()
+            if found == expected:
+                data, found = _read_at_most(f, expected + 1, keep)
+    if found != expected:
+        held = f"{found}" if found <= expected else f"more than {expected}"
+        raise InputError(f"IDX data holds {held} bytes, its header says {expected}", source=str(path))
+    return shape, dtype, data
+
+
+def _read_at_most(f: BinaryIO, limit: int, keep: bool) -> tuple[bytes | None, int]:
+    """(the bytes, their count) of ``f``'s next ``limit`` bytes at most (only counted unless ``keep``)."""
+    if keep:
+        data = f.read(limit)
+        return data, len(data)
+    count = 0
+    while count < limit and (chunk := f.read(min(1 << 20, limit - count))):
+        count += len(chunk)
+    return None, count
 
 
 def read_idx(path: Path) -> np.ndarray:
     """One IDX file's array."""
-    raw = _idx_bytes(path)
-    shape, dtype, header = _idx_layout(raw[:260], len(raw), path)
-    return np.frombuffer(raw, dtype, offset=header).reshape(shape)
+    try:
+        shape, dtype, data = _idx_data(path, keep=True)
+    except (OSError, EOFError, zlib.error) as exc:
+        raise InputError(f"cannot read IDX file: {getattr(exc, 'strerror', None) or exc}", source=str(path)) from None
+    return np.frombuffer(data, dtype).reshape(shape)
 
 
 def idx_shape(path: Path) -> tuple[int, ...]:
     """One IDX file's array shape, checked like :func:`read_idx` but without
     holding the data (a gzip file is decompressed in chunks, only to count)."""
     try:
-        with open(path, "rb") as f:
-            compressed = f.read(2) == b"\x1f\x8b"
-        with (gzip.open(path, "rb") if compressed else open(path, "rb")) as f:
-            head = f.read(260)
-            n_bytes = len(head)
-            while chunk := f.read(1 << 20):
-                n_bytes += len(chunk)
-    except (OSError, EOFError) as exc:
+        return _idx_data(path, keep=False)[0]
+    except (OSError, EOFError, zlib.error) as exc:
         raise InputError(f"cannot read IDX file: {getattr(exc, 'strerror', None) or exc}", source=str(path)) from None
-    return _idx_layout(head, n_bytes, path)[0]
 
 
 def _find(folder: Path, stem: str) -> Path:
@@ -152,55 +171,48 @@ def idx(seed: int, path: str, spatial: bool, scale: float) -> Dataset:
     return _classification(x_train, arrays["y_train"], x_test, arrays["y_test"], str(folder))
 
 
+NPZ_ERRORS = (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error)
+
+
+def checked_npz_members(f: BinaryIO, keys, source: str) -> dict[str, ArrayHeader]:
+    """The headers of the ``.npz`` (a zip) open as ``f``'s members ``keys``,
+    each member's size checked against its header (its data not read)."""
+    with zipfile.ZipFile(f) as archive:
+        names = archive.namelist()
+        missing = [k for k in keys if k + ".npy" not in names]
+        if missing:
+            raise InputError(f"missing arrays {', '.join(missing)}; expected {', '.join(keys)}", source=source)
+        headers = {}
+        for key in keys:
+            with archive.open(key + ".npy") as member:
+                shape, dtype = check_npy_size(member, archive.getinfo(key + ".npy").file_size, key, source)
+            headers[key] = ArrayHeader(shape, dtype)
+    f.seek(0)
+    return headers
+
+
 def npz(seed: int, path: str) -> Dataset:
     """``x_train, y_train, x_test, y_test`` from a .npz file (no pickled objects)."""
     file = _required_path(path, ".npz file")
     try:
-        with np.load(file, allow_pickle=False) as archive:
-            missing = [k for k in IDX_FILES if k not in archive.files]
-            if missing:
-                raise InputError(f"missing arrays {', '.join(missing)}; expected x_train, y_train, x_test, y_test",
-                                 source=str(file))
-            arrays = {k: archive[k] for k in IDX_FILES}
-    except InputError:
-        raise
-    except (OSError, ValueError) as exc:
+        with open_regular(file, ".npz file") as f:
+            checked_npz_members(f, tuple(IDX_FILES), str(file))
+            with np.load(f, allow_pickle=False) as archive:
+                arrays = {k: archive[k] for k in IDX_FILES}
+    except NPZ_ERRORS as exc:
         raise InputError(f"cannot read .npz file: {exc}", source=str(file)) from None
     return _classification(arrays["x_train"], arrays["y_train"], arrays["x_test"], arrays["y_test"], str(file))
-
-
-NPY_HEADER_READERS = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
-
-
-def _npy_header(archive: zipfile.ZipFile, key: str, file: Path) -> ArrayHeader:
-    with archive.open(key + ".npy") as f:
-        version = np.lib.format.read_magic(f)
-        reader = NPY_HEADER_READERS.get(version)
-        if reader is None:  # a newer header format: read the array itself
-            with np.load(file, allow_pickle=False) as loaded:
-                array = loaded[key]
-            return ArrayHeader(array.shape, array.dtype)
-        shape, _, dtype = reader(f)
-    if dtype.hasobject:
-        raise ValueError(f"{key} holds Python objects, which only allow_pickle would load (dlbench never does)")
-    return ArrayHeader(shape, dtype)
 
 
 def describe_npz(seed: int, path: str) -> DatasetMeta:
     """The .npz file's shapes and classes from the feature arrays' headers and the labels."""
     file = _required_path(path, ".npz file")
     try:
-        with zipfile.ZipFile(file) as archive:
-            missing = [k for k in IDX_FILES if k + ".npy" not in archive.namelist()]
-            if missing:
-                raise InputError(f"missing arrays {', '.join(missing)}; expected x_train, y_train, x_test, y_test",
-                                 source=str(file))
-            headers = {k: _npy_header(archive, k, file) for k in ("x_train", "x_test")}
-        with np.load(file, allow_pickle=False) as loaded:
-            labels = {k: loaded[k] for k in ("y_train", "y_test")}
-    except InputError:
-        raise
-    except (OSError, ValueError, zipfile.BadZipFile) as exc:
+        with open_regular(file, ".npz file") as f:
+            headers = checked_npz_members(f, tuple(IDX_FILES), str(file))
+            with np.load(f, allow_pickle=False) as loaded:
+                labels = {k: loaded[k] for k in ("y_train", "y_test")}
+    except NPZ_ERRORS as exc:
         raise InputError(f"cannot read .npz file: {exc}", source=str(file)) from None
     n_classes = check_classification(headers["x_train"], labels["y_train"], headers["x_test"], labels["y_test"],
                                      str(file))

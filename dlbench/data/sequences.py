@@ -32,11 +32,14 @@ Inputs are int64 ``(windows, length)``, targets int64 ``(windows, length)``.
 from __future__ import annotations
 
 import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
 
 from dlbench.data.base import Dataset, DatasetMeta, split, split_sizes
+from dlbench.data.files import checked_npz_members
+from dlbench.data.regular import check_npy_size, file_size, open_regular
 from dlbench.errors import InputError
 from dlbench.spec.init import STREAM_DATA, rng_for
 
@@ -139,6 +142,18 @@ def _checked_stream(array: np.ndarray, name: str, where: str) -> np.ndarray:
     return array.astype(np.int64)
 
 
+def _check_token_members(f, source: str) -> None:
+    """The .npz's streams ``train`` and ``test`` are there, their sizes as their headers say."""
+    with zipfile.ZipFile(f) as archive:
+        found = [name.removesuffix(".npy") for name in archive.namelist()]
+    f.seek(0)
+    missing = [k for k in ("train", "test") if k not in found]
+    if missing:
+        raise InputError(f"missing arrays {', '.join(missing)}; expected 1-D token streams train and test "
+                         f"(found {', '.join(found) or 'none'})", source=source)
+    checked_npz_members(f, ("train", "test"), source)
+
+
 def read_token_file(path: str, test_fraction: float) -> tuple[np.ndarray, np.ndarray]:
     """(train stream, test stream) of a ``.npy`` stream or a ``.npz`` with ``train`` and ``test``."""
     if not path:
@@ -148,20 +163,19 @@ def read_token_file(path: str, test_fraction: float) -> tuple[np.ndarray, np.nda
         raise InputError(f"unknown token file type {file.suffix!r}; expected .npy (one stream) or .npz "
                          "(streams train and test)", source=str(file))
     try:
-        loaded = np.load(file, allow_pickle=False)
-        if file.suffix == ".npy":
-            stream = _checked_stream(loaded, "the token stream", str(file))
-            n_train = _stream_split(len(stream), test_fraction)
-            return stream[:n_train], stream[n_train:]
-        with loaded as archive:
-            missing = [k for k in ("train", "test") if k not in archive.files]
-            if missing:
-                raise InputError(f"missing arrays {', '.join(missing)}; expected 1-D token streams train and test "
-                                 f"(found {', '.join(archive.files) or 'none'})", source=str(file))
-            return tuple(_checked_stream(archive[k], k, str(file)) for k in ("train", "test"))
+        with open_regular(file, "token file") as f:
+            if file.suffix == ".npy":
+                check_npy_size(f, file_size(f), "the token stream", str(file))
+                f.seek(0)
+                stream = _checked_stream(np.load(f, allow_pickle=False), "the token stream", str(file))
+                n_train = _stream_split(len(stream), test_fraction)
+                return stream[:n_train], stream[n_train:]
+            _check_token_members(f, str(file))
+            with np.load(f, allow_pickle=False) as archive:
+                return tuple(_checked_stream(archive[k], k, str(file)) for k in ("train", "test"))
     except InputError:
         raise
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
         raise InputError(f"cannot read token file: {exc}", source=str(file)) from None
 
 

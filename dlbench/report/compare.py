@@ -23,6 +23,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+from dlbench.report.escape import markdown_text
 from dlbench.report.model import point_key, point_label
 from dlbench.run.stats import mann_whitney_u, smallest_p
 
@@ -329,14 +330,14 @@ def rich_table(changes: list[Change], alpha: float = DEFAULT_ALPHA):
 
 def markdown(changes: list[Change], labels: tuple[str, str], threshold: float, alpha: float = DEFAULT_ALPHA) -> str:
     shown = [c for c in COLUMNS if c != "sweep" or any(ch.point for ch in changes)]
-    lines = [f"base: {labels[0]} · new: {labels[1]}", "",
+    lines = [f"base: {markdown_text(labels[0])} · new: {markdown_text(labels[1])}", "",
              "| " + " | ".join(shown) + " |", "|" + "|".join("---" for _ in shown) + "|"]
     for change in changes:
-        row = dict(zip(COLUMNS, cells(change, alpha)))
+        row = {name: markdown_text(cell) for name, cell in zip(COLUMNS, cells(change, alpha))}
         verdict = row["verdict"]
         row["verdict"] = f"**{verdict}**" if verdict in ("regressed", "improved") else verdict
-        lines.append("| " + " | ".join(row[n].replace("|", "\\|") for n in shown) + " |")
-    lines += ["", summary(changes, threshold)] + [f"- {v}: {text}" for v, text in reasons(changes)]
+        lines.append("| " + " | ".join(row[n] for n in shown) + " |")
+    lines += ["", summary(changes, threshold)] + [f"- {v}: {markdown_text(text)}" for v, text in reasons(changes)]
     return "\n".join(lines) + "\n"
 
 

@@ -125,15 +125,10 @@ def records(items: list[Point], metric: str) -> list[dict]:
 
 
 def as_csv(items: list[Point], metric: str) -> str:
-    import csv
-    import io
+    from dlbench.report.escape import csv_text
 
-    out = io.StringIO()
     rows = records(items, metric)
-    writer = csv.DictWriter(out, fieldnames=list(rows[0]) if rows else ["path"], lineterminator="\n")
-    writer.writeheader()
-    writer.writerows({k: "" if v is None else v for k, v in r.items()} for r in rows)
-    return out.getvalue()
+    return csv_text(rows, list(rows[0]) if rows else ["path"])
 
 
 def as_json(items: list[Point], metric: str) -> str:

@@ -22,32 +22,59 @@ from dlbench.run.stats import mann_whitney_u
 from dlbench.spec.precision import PRECISIONS
 
 UNSTABLE_CV = 0.10
-LEGEND = (f"samples/s: steady-state median ± IQR (over repeats, or over windows of steps for a single "
-          f"run); * marks an unstable result (std > {UNSTABLE_CV:.0%} of the mean). vs fastest, "
-          f"vs {REFERENCE_BACKEND}: ratio of median samples/s within the same run. agrees (k/n): re-synchronised "
-          f"with the {REFERENCE_BACKEND} reference's full training state at n checkpoints spread over the run "
-          "(the first at step 0), the backend's next 3 steps were within 10x the reference's own float32 "
-          "rounding (float64 and four other-summation-order twins) at k of them (all but a quarter, and all but "
-          "one from 2 checkpoints on), and test accuracy, where comparable (no dropout, or a rank test over "
-          "--seeds), is within 3 standard errors; free-run drift is reported, not judged. not judged: no "
-          "verdict, with the reason (too short: fewer than 3 steps, or a lone checkpoint under 100x its "
-          "tolerance; free runs not comparable: dropout without a certificate), never a disagreement; a "
-          "run exits 0 on it unless --require-verdict. "
-          "At bf16/fp16 (mixed precision) the reference rounds every matmul operand like the policy and the "
-          "tolerance is that precision's rounding (two more twins store matmul results or layer outputs, and "
-          "what flows between layers, in bf16/fp16); speedup and acc vs fp32 compare a precision sweep's points "
-          "with its fp32 one; skipped steps: fp16 steps whose scaled gradients overflowed. "
-          "compile s: time of the first step (tracing, JIT). % peak: achieved GFLOP/s as a share of the "
-          "machine's measured matmul peak in the row's compute dtype (float32, or bf16/fp16 at mixed precision).")
-#: said under a table with data-parallel rows
-DATA_PARALLEL_LEGEND = (
-    "replicas: data-parallel replicas on the backend's own engine (the NumPy reference is one process at the "
-    "global batch); samples/s is the total over the replicas, per replica its share; scaling eff.: samples/s at "
-    "N replicas over N times samples/s at the sweep's fewest replicas (strong scaling: the global batch fixed, "
-    "t1 / (N tN); weak: the batch per replica fixed, the per-replica throughput ratio); comm ms/step: the "
-    "framework's own measure of its gradient all-reduce per step, where it gives one. On a CPU each replica "
-    "has its own threads (threads per replica x replicas cores): N replicas on N cores with one thread each "
-    "is the honest test, and the replicas still share the memory bandwidth.")
+#: what each column of a training table means; a report explains only the columns it shows
+COLUMN_MEANINGS: dict[str, str] = {
+    "agrees": (f"the parity certificate: re-synchronised with the {REFERENCE_BACKEND} reference's full training state "
+               "at n checkpoints spread over the run (the first at step 0), the backend's next 3 steps were within "
+               "10x the reference's own float32 rounding (float64 and four other-summation-order twins) at k of "
+               "them (all but a quarter, and all but one from 2 checkpoints on), and test accuracy, where "
+               "comparable (no dropout, or a rank test over --seeds), is within 3 standard errors; free-run drift "
+               "is reported, not judged. not judged: no verdict, with the reason (too short: fewer than 3 steps, "
+               "or a lone checkpoint under 100x its tolerance; free runs not comparable: dropout without a "
+               "certificate), never a disagreement; a run exits 0 on it unless --require-verdict"),
+    "test acc": "accuracy on the test split after training",
+    "final loss": "mean training loss of the last epoch",
+    "perplexity": "exp of the mean test cross-entropy per token",
+    "samples/s": (f"steady-state median ± IQR (over repeats, or over windows of steps for a single run); * marks "
+                  f"an unstable result (std > {UNSTABLE_CV:.0%} of the mean)"),
+    "tokens/s": "samples/s times the sequence length",
+    "per replica/s": "samples/s divided by the replicas",
+    "vs fastest": "ratio of median samples/s to the fastest backend's, within the same run",
+    f"vs {REFERENCE_BACKEND}": f"ratio of median samples/s to {REFERENCE_BACKEND}'s, within the same run",
+    "speedup": ("samples/s over that of the same backend's base point of the sweep (the fewest replicas or "
+                "threads, the smallest batch, fp32)"),
+    "acc vs fp32": "test accuracy minus that of the same backend's fp32 point",
+    "skipped steps": "fp16 steps whose scaled gradients overflowed, skipped by loss scaling",
+    "thread eff.": "speedup per added thread",
+    "replicas": (f"data-parallel replicas on the backend's own engine (the {REFERENCE_BACKEND} reference is one "
+                 "process at the global batch); samples/s is the total over the replicas. On a CPU each replica "
+                 "has its own threads: N replicas on N cores with one thread each is the honest test, and the "
+                 "replicas still share the memory bandwidth"),
+    "scaling eff.": ("samples/s at N replicas over N times samples/s at the sweep's fewest replicas (strong "
+                     "scaling: the global batch fixed, t1 / (N tN); weak: the batch per replica fixed, the "
+                     "per-replica throughput ratio)"),
+    "comm ms/step": "the framework's own measure of its gradient all-reduce per step, where it gives one",
+    "worst checkpoint": ("the certificate's worst checkpoint: its step, the tensor furthest from the reference, "
+                         "that difference and its tolerance, and the difference as a multiple of the tolerance"),
+    "compile s": "time of the first step (tracing, JIT)",
+    "time to acc s": "training seconds until the scenario's target test accuracy was first reached",
+    "GFLOP/s": "achieved training FLOP/s (FLOPs per step from the spec) in billions",
+    "% peak": "achieved GFLOP/s as a share of the machine's measured float32 matmul peak",
+    "peak MiB": "the worker process's peak resident memory",
+    "device MiB": "the worker's peak device (GPU) memory",
+    "wall s": "wall seconds of the worker process",
+}
+#: what a table with a bf16/fp16 row adds to the meaning of a column
+MIXED_PRECISION_MEANINGS: dict[str, str] = {
+    "agrees": ("; at bf16/fp16 (mixed precision) the reference rounds every matmul operand like the policy and "
+               "the tolerance is that precision's rounding (two more twins store matmul results or layer "
+               "outputs, and what flows between layers, in bf16/fp16)"),
+    "% peak": " (the bf16/fp16 matmul peak for a row at that precision)",
+}
+#: what a table with data-parallel rows adds to the meaning of a column
+DATA_PARALLEL_MEANINGS: dict[str, str] = {
+    "% peak": " (on a data-parallel row, of every replica's ceiling together)",
+}
 
 
 @dataclass(frozen=True)
@@ -227,9 +254,27 @@ def data_parallel(items: list[Entry]) -> bool:
     return any(e.row.get("distributed") or "data_parallel" in e.point for e in items)
 
 
+def legend_items(runs: list) -> list[tuple[str, str]]:
+    """(column, meaning) of every column the report's training tables show,
+    in table order: a reader is told what the table shows, and only that."""
+    shown: dict[str, set[str]] = {}  # column name -> the kinds of rows (mixed precision, data parallel) beside it
+    for items in by_scenario(entries(runs)).values():
+        items = [e for e in items if e.row.get("mode", "train") != "inference"]
+        if not items:
+            continue
+        kinds = {"mixed"} if any((e.row.get("precision") or e.point.get("precision") or "fp32") in ("bf16", "fp16")
+                                 for e in items) else set()
+        kinds |= {"parallel"} if data_parallel(items) else set()
+        for column in table(items)[0]:
+            shown.setdefault(column.name, set()).update(kinds)
+    extras = {"mixed": MIXED_PRECISION_MEANINGS, "parallel": DATA_PARALLEL_MEANINGS}
+    return [(name, COLUMN_MEANINGS[name] + "".join(extras[k].get(name, "") for k in sorted(kinds)))
+            for name, kinds in shown.items() if name in COLUMN_MEANINGS]
+
+
 def legend(runs: list) -> str:
-    """What a report's columns mean: :data:`LEGEND`, and for data-parallel rows what their columns mean."""
-    return LEGEND + (" " + DATA_PARALLEL_LEGEND if data_parallel(entries(runs)) else "")
+    """:func:`legend_items` as one paragraph."""
+    return " ".join(f"{name}: {meaning}." for name, meaning in legend_items(runs))
 
 
 def communication_cell(e: Entry) -> str:
@@ -254,10 +299,13 @@ def _num(value, fmt: str) -> str:
 
 
 def _count(value) -> str:
-    """Throughput-like numbers: thousands separators, 3 significant digits below 100."""
+    """Throughput-like numbers in plain digits (never an exponent): thousands
+    separators from 100 up, 3 significant digits below, "<0.001" under that."""
     if value is None:
         return "-"
-    return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.3g}"
+    if abs(value) >= 100:
+        return f"{value:,.0f}"
+    return f"{value:.3g}" if abs(value) >= 0.001 or value == 0 else "<0.001"
 
 
 def unstable(metrics: dict) -> bool:
@@ -328,9 +376,14 @@ def _ratio(value) -> str:
 
 
 def _percent(fraction) -> str:
+    """A share in percent: whole numbers from 10%, 2 significant digits below,
+    "<0.01%" under that (a batch-1 MLP's 8.8e-07 of the peak is not a figure to read)."""
     if fraction is None:
         return "-"
-    return f"{fraction * 100:.0f}%" if fraction >= 0.1 else f"{fraction * 100:.2g}%"
+    percent = fraction * 100
+    if percent >= 10:
+        return f"{percent:.0f}%"
+    return f"{percent:.2g}%" if percent >= 0.01 or percent == 0 else "<0.01%"
 
 
 @dataclass(frozen=True)
@@ -389,7 +442,8 @@ COLUMNS = (
            shown=_some(lambda e: worst_checkpoint(e.row))),
     Column("compile s", _m("compile_seconds", ".3f")),
     Column("time to acc s", _m("time_to_accuracy", ".3f"), shown=_some(_m("time_to_accuracy", ".3f"))),
-    Column("GFLOP/s", _m("gflops_per_sec", ".3g"), shown=_some(_m("gflops_per_sec", ".3g"))),
+    Column("GFLOP/s", lambda e: _count(e.metrics.get("gflops_per_sec")),
+           shown=_some(lambda e: _count(e.metrics.get("gflops_per_sec")))),
     Column("% peak", lambda e: _percent(e.metrics.get("peak_fraction")),
            shown=_some(lambda e: _percent(e.metrics.get("peak_fraction")))),
     Column("peak MiB", _m("peak_rss_mib", ",.0f"), shown=_some(_m("peak_rss_mib", ",.0f"))),
@@ -493,6 +547,10 @@ ENVIRONMENT_FIELDS: tuple[tuple[str, Callable[[Run], str | None]], ...] = (
     ("peak GFLOP/s", lambda r: _peaks(r.environment)),
     ("bf16 peak GFLOP/s", lambda r: _peaks(r.environment, "peak_gflops_bfloat16")),
     ("fp16 peak GFLOP/s", lambda r: _peaks(r.environment, "peak_gflops_float16")),
+    ("GPU peak GFLOP/s", lambda r: _peaks(r.environment, "gpu_peak_gflops")),
+    ("GPU tf32 peak GFLOP/s", lambda r: _peaks(r.environment, "gpu_peak_gflops_tfloat32")),
+    ("GPU bf16 peak GFLOP/s", lambda r: _peaks(r.environment, "gpu_peak_gflops_bfloat16")),
+    ("GPU fp16 peak GFLOP/s", lambda r: _peaks(r.environment, "gpu_peak_gflops_float16")),
     ("OS", lambda r: r.environment.get("os")),
     ("Python", lambda r: r.environment.get("python")),
     ("dlbench", lambda r: r.environment.get("dlbench")),
@@ -501,7 +559,8 @@ ENVIRONMENT_FIELDS: tuple[tuple[str, Callable[[Run], str | None]], ...] = (
 
 
 #: facts only some runs have (a run at bf16 or fp16), left out when none of the runs shown has them
-OPTIONAL_FIELDS = ("bf16 peak GFLOP/s", "fp16 peak GFLOP/s")
+OPTIONAL_FIELDS = ("bf16 peak GFLOP/s", "fp16 peak GFLOP/s", "GPU peak GFLOP/s", "GPU tf32 peak GFLOP/s",
+                   "GPU bf16 peak GFLOP/s", "GPU fp16 peak GFLOP/s")
 
 
 def environment_table(runs: list[Run]) -> tuple[list[str], list[list[str]]]:
@@ -514,19 +573,30 @@ def environment_table(runs: list[Run]) -> tuple[list[str], list[list[str]]]:
 
 
 def scenario_description(runs: list[Run], name: str) -> str | None:
-    """The ``description`` of the scenario file a run used, or of the shipped one."""
+    """The scenario's ``description``, as the run recorded it (``settings.scenario_descriptions``);
+    for a document older than that record, the description of the shipped scenario of that name.
+    A report never opens a file a document names: the document is data anyone can edit."""
+    for run in runs:
+        recorded = (run.settings.get("scenario_descriptions") or {}).get(name)
+        if recorded is not None:
+            return recorded
+    return shipped_description(name)
+
+
+def shipped_description(name: str) -> str | None:
+    """The description of the scenario dlbench ships under ``name`` (found by dlbench, not named by a document)."""
     import tomllib
 
     from dlbench.scenario import scenario_files
 
-    paths = [(r.settings.get("scenarios") or {}).get(name) for r in runs] + [scenario_files().get(name)]
-    for path in filter(None, paths):
-        try:
-            with open(path, "rb") as f:
-                return str(tomllib.load(f)["description"])
-        except (OSError, KeyError, ValueError):
-            continue
-    return None
+    path = scenario_files().get(name)  # the shipped folder only: a document names no folder
+    if path is None:
+        return None
+    try:
+        with open(path, "rb") as f:
+            return str(tomllib.load(f)["description"])
+    except (OSError, KeyError, ValueError):
+        return None
 
 
 # ---------------------------------------------------------------- renderers

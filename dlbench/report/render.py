@@ -4,17 +4,16 @@ width). The table model they render is :mod:`dlbench.report.model`."""
 
 from __future__ import annotations
 
-import csv
 import html
-import io
 import json
 from pathlib import Path
 
 from dlbench.errors import InputError
 from dlbench.report import inference
+from dlbench.report.escape import csv_text, markdown_text
 from dlbench.run.parity import REFERENCE_BACKEND
-from dlbench.report.model import (Column, Entry, Run, by_scenario, entries, environment_table, legend, outcomes,
-                                  problems, runs_of, scenario_description, table, unstable)
+from dlbench.report.model import (Column, Entry, Run, by_scenario, entries, environment_table, legend, legend_items,
+                                  outcomes, problems, runs_of, scenario_description, table, unstable)
 from dlbench.results.document import safe_name
 from dlbench.results.store import machine_id
 
@@ -130,11 +129,7 @@ def render_csv(runs: list[Run]) -> str:
     """The tidy records, then (with their own columns added) the inference records."""
     records = tidy_records(runs) + inference_records(runs)
     fields = list(dict.fromkeys(k for r in records for k in r)) or ["run"]
-    out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=fields, restval="", lineterminator="\n")
-    writer.writeheader()
-    writer.writerows({k: "" if v is None else v for k, v in r.items()} for r in records)
-    return out.getvalue()
+    return csv_text(records, fields)
 
 
 def render_json(runs: list[Run]) -> str:
@@ -148,7 +143,7 @@ def render_json(runs: list[Run]) -> str:
 
 
 def _md_row(cells) -> str:
-    return "| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |"
+    return "| " + " | ".join(markdown_text(c) for c in cells) + " |"
 
 
 def _md_table(header: list[str], rows: list[list[str]], right: list[bool]) -> list[str]:
@@ -166,11 +161,11 @@ def render_markdown(runs: list[Run], pictures: dict | None = None) -> str:
         if machine is None:
             lines += _md_sections(group, pictures)
         else:
-            lines += ["", f"## {machine_heading(machine, group)}", *_md_sections(group, pictures.get(machine) or {},
-                                                                               "###")]
+            heading = f"## {markdown_text(machine_heading(machine, group))}"
+            lines += ["", heading, *_md_sections(group, pictures.get(machine) or {}, "###")]
     notes = [f"{r.label}: {line}" if len(runs) > 1 else line for r in runs for line in problems(r.document)]
     if notes:
-        lines += ["", "## Problems", "", *(f"- {n}" for n in notes)]
+        lines += ["", "## Problems", "", *(f"- {markdown_text(n)}" for n in notes)]
     return "\n".join(lines) + "\n"
 
 
@@ -180,21 +175,22 @@ def _md_sections(runs: list[Run], pictures: dict, level: str = "##") -> list[str
     lines = ["", f"{level} Environment", "", *_md_table(header, rows, [False] * len(header))]
     for scenario, items in by_scenario(entries(runs)).items():
         about = scenario_description(runs, scenario)
-        lines += ["", f"{level} {scenario}", *(["", about] if about else [])]
+        lines += ["", f"{level} {markdown_text(scenario)}", *(["", markdown_text(about)] if about else [])]
         if trained := inference.training_entries(items):
             columns, cells = table(trained)
             lines += ["", *_md_table([c.name for c in columns], cells, [c.right for c in columns])]
         if found := inference.table(items):
-            lines += ["", f"Inference ({scenario}):", "", *_md_table(*found)]
+            lines += ["", f"Inference ({markdown_text(scenario)}):", "", *_md_table(*found)]
         if spread := outcomes(items):
-            lines += ["", f"Outcomes over seeds ({scenario}):", "",
+            lines += ["", f"Outcomes over seeds ({markdown_text(scenario)}):", "",
                       *_md_table(spread[0], spread[1], [False, *[True] * (len(spread[0]) - 1)])]
-        lines += [line for title, name in pictures.get(scenario, []) for line in ("", f"![{title}]({name})")]
+        lines += [line for title, name in pictures.get(scenario, [])
+                  for line in ("", f"![{markdown_text(title)}]({name})")]
     if any(inference.lines(items) for items in by_scenario(entries(runs)).values()):
         lines += ["", inference.INFERENCE_LEGEND]
     if pictures.get(None):
         lines += ["", f"{level} Throughput"]
-        lines += [line for title, name in pictures[None] for line in ("", f"![{title}]({name})")]
+        lines += [line for title, name in pictures[None] for line in ("", f"![{markdown_text(title)}]({name})")]
     return lines
 
 
@@ -205,7 +201,8 @@ def markdown_table(document: dict) -> str:
 
 HTML_STYLE = ("body{font-family:system-ui,sans-serif;margin:2em;color:#222}table{border-collapse:collapse;"
               "margin:1em 0}th,td{border:1px solid #ccc;padding:.25em .6em}th{background:#f3f3f3}"
-              "td.r{text-align:right;font-variant-numeric:tabular-nums}img{max-width:100%}p.legend{max-width:60em}")
+              "td.r{text-align:right;font-variant-numeric:tabular-nums}img{max-width:100%}p.legend{max-width:60em}"
+              "dl.legend{max-width:60em}dl.legend dt{font-weight:600}dl.legend dd{margin:0 0 .4em 1.5em}")
 
 
 def _html_table(header: list[str], rows: list[list[str]], right: list[bool]) -> str:
@@ -217,10 +214,17 @@ def _html_table(header: list[str], rows: list[list[str]], right: list[bool]) -> 
 
 def render_html(runs: list[Run], pictures: dict[str | None, list] | None = None) -> str:
     """One self-contained file: inline style, pictures as base64 data URIs
-    (``pictures`` maps a scenario or None to (title, PNG bytes) pairs)."""
+    (``pictures`` maps a scenario or None to (title, PNG bytes) pairs). The
+    results come first; what their columns mean follows them."""
     return (f"<!DOCTYPE html><html lang=en><head><meta charset=utf-8><title>dlbench results</title>"
             f"<style>{HTML_STYLE}</style></head><body><h1>dlbench results</h1>"
-            f"<p class=legend>{html.escape(legend(runs))}</p>{html_body(runs, pictures)}</body></html>\n")
+            f"{html_body(runs, pictures)}{html_legend(runs)}</body></html>\n")
+
+
+def html_legend(runs: list[Run]) -> str:
+    """What the columns of the report's training tables mean, for the columns they show."""
+    items = "".join(f"<dt>{html.escape(name)}</dt><dd>{html.escape(meaning)}</dd>" for name, meaning in legend_items(runs))
+    return f"<h2>What the columns mean</h2><dl class=legend>{items}</dl>" if items else ""
 
 
 def html_images(pictures: list) -> str:
@@ -250,9 +254,8 @@ def html_body(runs: list[Run], pictures: dict | None = None) -> str:
 
 
 def _html_sections(runs: list[Run], pictures: dict, tag: str = "h2") -> list[str]:
-    """The environment, a section per scenario and the throughput pictures, under ``tag`` headings."""
-    header, rows = environment_table(runs)
-    parts = [f"<{tag}>Environment</{tag}>", _html_table(header, rows, [False] * len(header))]
+    """A section per scenario, the throughput pictures, then the environment, under ``tag`` headings."""
+    parts = []
     for scenario, items in by_scenario(entries(runs)).items():
         about = scenario_description(runs, scenario)
         parts += [f"<{tag}>{html.escape(scenario)}</{tag}>", f"<p>{html.escape(about)}</p>" if about else ""]
@@ -268,7 +271,8 @@ def _html_sections(runs: list[Run], pictures: dict, tag: str = "h2") -> list[str
         parts.append(html_images(pictures.get(scenario, [])))
     if pictures.get(None):
         parts += [f"<{tag}>Throughput</{tag}>", html_images(pictures[None])]
-    return parts
+    header, rows = environment_table(runs)
+    return parts + [f"<{tag}>Environment</{tag}>", _html_table(header, rows, [False] * len(header))]
 
 
 #: dropped first, in this order, when a terminal is too narrow for every column
@@ -473,5 +477,7 @@ def _pictures(runs: list[Run]) -> dict:
 
 def _write_png(picture, out: Path, machine: str | None = None) -> str:
     name = f"{out.stem}-{picture.key}.png" if machine is None else f"{out.stem}-{safe_name(machine)}-{picture.key}.png"
-    (out.parent / name).write_bytes(picture.png)
+    from dlbench.results.files import write_file
+
+    write_file(out.parent / name, picture.png)  # never over a result document
     return name

@@ -38,7 +38,7 @@ class ResultsTable:
     def _repr_html_(self) -> str:
         from dlbench.report import render
 
-        return f"<div class=dlbench-results>{render.html_body(self.runs)}</div>"
+        return f"<div class=dlbench-results>{render.html_body(self.runs)}{render.html_legend(self.runs)}</div>"
 
 
 class Plots(dict):

@@ -17,12 +17,12 @@ import datetime as _dt
 import json
 import os
 import re
-import tempfile
+import stat
 from pathlib import Path
 
 from dlbench.errors import InputError
+from dlbench.results.files import atomic_write
 from dlbench.results.schema import SCHEMA_VERSION, checked_document
-
 
 
 def now_iso() -> str:
@@ -52,32 +52,10 @@ def check_writable(out_dir: Path) -> Path:
 
 
 def write_document(document: dict, path: Path) -> None:
-    """Write via a temporary file and rename, so a reader never sees half a file.
-    The file gets the permissions a plain ``open`` would give (0o666 less the
-    umask), not the temporary file's owner-only 0o600: results are shared."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        os.fchmod(fd, 0o666 & ~_umask())
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(document, f, indent=1, allow_nan=False, default=_json_default)
-            f.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _umask() -> int:
-    """The process's umask, read without setting it (os.umask would change it
-    for every thread for a moment); 0o022 where /proc does not tell."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("Umask:"):
-                return int(line.split()[1], 8)
-    except (OSError, ValueError):
-        pass
-    return 0o022
+    """Write ``document`` to ``path`` atomically (see :func:`dlbench.results.files.atomic_write`).
+    Only for a new document or the run's own, whose lock the caller holds
+    (:mod:`dlbench.results.lock`); any other file goes through :func:`dlbench.results.files.write_file`."""
+    atomic_write(path, dumps(document) + "\n")
 
 
 def _json_default(value):
@@ -91,11 +69,18 @@ def dumps(document: dict) -> str:
 
 
 def read_document(path: Path | str) -> dict:
+    """The document stored in ``path``, checked field by field (see
+    :func:`dlbench.results.schema.checked_document`) before anything uses it."""
     path = Path(path)
     try:
-        document = json.loads(path.read_text(encoding="utf-8"))
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            raise InputError("not a result document: not a regular file", source=str(path))
+        document = json.loads(path.read_bytes().decode("utf-8"))
     except OSError as exc:
         raise InputError(f"cannot read result file: {exc.strerror}", source=str(path)) from None
-    except json.JSONDecodeError as exc:
-        raise InputError(f"not a JSON result document: {exc}", source=str(path)) from None
+    except UnicodeDecodeError as exc:
+        raise InputError(f"not a JSON result document: not UTF-8 text (byte {exc.start})", source=str(path)) from None
+    except (json.JSONDecodeError, RecursionError) as exc:
+        why = exc if isinstance(exc, json.JSONDecodeError) else "nested too deeply"
+        raise InputError(f"not a JSON result document: {why}", source=str(path)) from None
     return checked_document(document, str(path))

@@ -34,6 +34,7 @@ from __future__ import annotations
 from typing import Callable
 
 from dlbench.errors import InputError
+from dlbench.results import fields
 
 SCHEMA_VERSION = 3
 
@@ -45,8 +46,8 @@ def schema_version(document: dict) -> int:
 
 def _rename_metric(document: dict, old: str, new: str) -> None:
     for row in document.get("results", []):
-        metrics = row.get("metrics") or {}
-        if old in metrics and new not in metrics:
+        metrics = row.get("metrics") if isinstance(row, dict) else None
+        if isinstance(metrics, dict) and old in metrics and new not in metrics:
             metrics[new] = metrics.pop(old)
 
 
@@ -110,9 +111,18 @@ def checked_document(document, source: str) -> dict:
         if not isinstance(environment, dict):
             raise InputError(f"machines.{machine}: expected an object, got {type(environment).__name__}",
                              source=source)
+    _check_fields(document, fields.DOCUMENT, "", source)
     for i, row in enumerate(document["results"]):
         check_row(row, f"results[{i}]", source)
     return document
+
+
+def _check_fields(value, declared: fields.Check, where: str, source: str) -> None:
+    """Every declared field of ``value`` (see :mod:`dlbench.results.fields`), or one InputError naming the first wrong one."""
+    try:
+        declared(value, where)
+    except fields.Mismatch as wrong:
+        raise InputError(str(wrong), source=source) from None
 
 
 STATUSES = ("ok", "failed", "unavailable", "timeout", "diverged", "interrupted")
@@ -142,6 +152,7 @@ def check_row(row, where: str, source: str) -> dict:
     if row.get("mode", "train") not in MODES:
         raise InputError(f"{where}.mode: unknown {row['mode']!r}; expected one of {', '.join(MODES)}", source=source)
     check_inference(row.get("metrics", {}).get("inference"), f"{where}.metrics.inference", source)
+    _check_fields(row, fields.ROW, where, source)
     return row
 
 

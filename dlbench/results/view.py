@@ -164,17 +164,17 @@ class Results:
         """Write the report in the format ``path``'s suffix names (.md with PNG
         plots beside it, .html with them embedded, .csv, .json)."""
         from dlbench.report import render
+        from dlbench.results.files import check_replaceable, write_file
 
         path = Path(path)
         fmt = render.output_format(None, path)
-        if self.path is not None and path.resolve() == self.path.resolve():
-            raise InputError("would overwrite the result document itself", field="path", source=str(path))
+        inputs = [] if self.path is None else [self.path]
+        check_replaceable(path, inputs, field="path")  # never a result document or this one (any link to it)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(render.render(self._runs(), fmt, path, with_plots=plots), encoding="utf-8")
         except OSError as exc:
             raise InputError(f"cannot write the report: {exc.strerror or exc}", source=str(path)) from None
-        return path
+        return write_file(path, render.render(self._runs(), fmt, path, with_plots=plots), inputs=inputs, field="path")
 
     def compare(self, baseline: "Results", *, threshold: float = 0.05, accuracy_tolerance: float = 0.01,
                 alpha: float = 0.05) -> Comparison:

@@ -31,7 +31,7 @@ def benchmark(model, data=None, *, backends: str = "all", epochs: int | None = N
 
     ``model``: a shipped scenario name or a scenario file (or a list of them),
     a :class:`~dlbench.scenario.Scenario`, a compiled ``Sequential`` spec, a
-    Keras model or a torch ``nn.Sequential``. A model given in Python needs
+    Keras model or a torch module. A model given in Python needs
     ``data``: a dataset name, a table ``{"name": ..., **options}``, or the
     arrays ``(x_train, y_train, x_test, y_test)`` (class-index labels; for a
     torch model, images as torch takes them, NCHW). It trains with ``epochs``
@@ -44,7 +44,7 @@ def benchmark(model, data=None, *, backends: str = "all", epochs: int | None = N
     ``out``: a results folder to store the document in (as ``--out``; a new,
     numbered file, never replacing one); None keeps it in memory
     (``Results.save`` stores it later). ``progress`` shows a bar on standard
-    error. ``mode``: "train", "inference" (forward passes from the initial
+    error (in a notebook, an HTML bar in the cell). ``mode``: "train", "inference" (forward passes from the initial
     weights) or "both" (inference from the trained weights), with
     ``inference_batch_size`` (a list or "1,32"; default 1 and the batch size)
     as ``--mode`` and ``--inference-batch-size``. Bad input raises
@@ -82,7 +82,8 @@ def _run(settings, out, command: str, progress: bool) -> Results:
 
     document, path = runner.new_run(settings, None if out is None else Path(out), [command])
     try:
-        outcome = runner.execute(settings.jobs(), settings, document, path, progress=progress)
+        with runner.writer(path):
+            outcome = runner.execute(settings.jobs(), settings, document, path, progress=progress)
     except KeyboardInterrupt:
         print(f"dlbench: interrupted{f'; finished rows kept in {path}' if path else ''}", file=sys.stderr)
         raise
@@ -120,21 +121,23 @@ def _reader(name: str, what: str):
 
 
 def from_keras(model, *, loss=None, optimizer=None, input_shape=None) -> ModelSpec:
-    """The spec of a Keras 3 ``Sequential`` (or functional chain) built from
+    """The spec of a Keras 3 ``Sequential`` or functional model built from
     the layers dlbench knows, with its compiled loss and optimizer (``loss``
     and ``optimizer`` override them; ``input_shape`` is for a model that was
-    never built). Anything unsupported raises one InputError naming the layer."""
+    never built, or built for any length). Anything unsupported raises one
+    InputError naming every such layer."""
     return _reader("tensorflow", "Keras model").import_model(model, input_shape=input_shape, loss=loss,
                                                              optimizer=optimizer).spec
 
 
 def from_torch(module, input_shape, *, loss=None, optimizer=None) -> ModelSpec:
-    """The spec of a torch ``nn.Sequential`` of supported modules.
+    """The spec of a torch module (an ``nn.Sequential`` or a class with its own
+    ``forward``, read by tracing it with torch.fx) of supported modules and calls.
     ``input_shape``: one sample as the module takes it (channels first,
     ``(C, H, W)``); the spec is channels-last, as every dlbench spec.
     ``loss``: a dlbench loss name or a torch loss module (``nn.CrossEntropyLoss()``
-    means a softmax output, ``nn.BCEWithLogitsLoss()`` a sigmoid one); None
-    takes it from a final Softmax or Sigmoid. ``optimizer``: a dlbench
+    means a softmax output, ``nn.BCEWithLogitsLoss()`` a sigmoid one; ``F.nll_loss``
+    after ``log_softmax``); None takes it from a final softmax, log_softmax or sigmoid. ``optimizer``: a dlbench
     optimizer (name, table or ``dlbench.Adam(...)``) or a ``torch.optim``
     Adam or SGD, whose hyper-parameters are taken; None: ``dlbench.Adam()``."""
     return _reader("torch", "torch module").import_model(module, input_shape=input_shape, loss=loss,

@@ -40,7 +40,10 @@ reference at checkpoints spread over the whole run:
    Keras's mixed policies keep there (every matmul result, or each layer's
    output once, after its bias, as fused kernels do; bias gradients and the
    gradients between layers in both): the tolerance is then that
-   precision's rounding, and "agrees" keeps its meaning. The certificate
+   precision's rounding, and "agrees" keeps its meaning. At tf32 a fourth
+   twin rounds every matmul operand to TF32 as a GPU's tensor cores do (the
+   reference itself stays float32, as tf32 computes on a CPU), so a row that
+   used TF32 is within the tolerance and one at fp32 that did is not. The certificate
    cannot tell a backend that silently computes in float32 from one in
    bf16 (their difference is within bf16's rounding); the backends' tests
    check that their reduced precision really rounds.
@@ -115,6 +118,8 @@ TWINS = {"float32": {}, "float64": {"dtype": "float64"}, "reversed": {"summation
 #: every matmul result, or every layer's output after its bias (fused kernels); see the NumPy backend's Arithmetic
 STORAGE_TWINS = {"rounded": {"rounding": "results"}, "fused": {"rounding": "outputs"}}
 MIXED_TWINS = {**TWINS, **STORAGE_TWINS}
+#: at tf32 a twin more, with every matmul operand rounded to TF32 (tensor cores)
+TF32_TWINS = {**TWINS, "tf32": {"tf32": True}}
 FLOOR_ULPS = 4.0
 EPS32 = float(np.finfo(np.float32).eps)
 #: tensors are compared at this quantile of their elements' differences (see the module docstring)
@@ -190,8 +195,11 @@ def without_dropout(spec):
 
 def twins_for(precision: str) -> dict[str, dict]:
     """The reference's twins at ``precision``: at bf16/fp16 their matmul operands
-    are rounded like the reference's, and the tolerance is that precision's rounding."""
-    return MIXED_TWINS if is_mixed(precision) else TWINS
+    are rounded like the reference's, and the tolerance is that precision's
+    rounding; at tf32 one of them rounds its operands to TF32."""
+    if is_mixed(precision):
+        return MIXED_TWINS
+    return TF32_TWINS if precision == "tf32" else TWINS
 
 
 def cell_file(parity_dir: str, scenario: str, overrides: dict) -> Path:

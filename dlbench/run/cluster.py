@@ -6,7 +6,7 @@ multi-host data-parallel run.
 Multi-host data parallelism. The same ``dlbench run`` runs on every host (by hand, ``pdsh``, or ``srun``
 in a Slurm allocation), each with the same settings, so each derives the same
 jobs in the same order. For every data-parallel job the workers of all hosts
-join one engine: torchrun's static rendezvous at ``hosts[0]:port``,
+join one engine: torch's rendezvous store at ``hosts[0]:port``,
 ``jax.distributed.initialize`` with that coordinator, or TF's
 ``MultiWorkerMirroredStrategy`` with a ``TF_CONFIG`` listing ``host:port+i``
 for host ``i``. Job ``j`` takes the ports from ``base + j * hosts``, so that
@@ -36,7 +36,7 @@ EXECUTORS = ("local", "slurm")
 INSTALL = 'pip install "dlbench[cluster]"'
 DEFAULT_MINUTES = 60  # a job's time limit when there is no --timeout to derive it from
 #: a job's time beyond its repeats' --timeout: its start, the framework imports, and the warning
-#: submitit asks for before the limit (Slurm signals 90 s ahead, the local fallback 30 s)
+#: submitit asks for before the limit (Slurm signals 90 s ahead, a quarter of a shorter limit; the local fallback 30 s)
 MARGIN_SECONDS = 300
 SUBMITIT_LOG_VARIABLE = "SUBMITIT_LOG_LEVEL"
 SLURM_OPTIONS = ("--slurm-partition", "--slurm-gpus-per-job", "--slurm-time")
@@ -132,7 +132,9 @@ def resolve(hosts: str | None, node_rank: int | None, port: int | None, env=os.e
     several nodes, else this host alone."""
     if hosts:
         names = tuple(h.strip() for h in hosts.split(",") if h.strip())
-        return Hosts(names, _node_rank(names, node_rank), _port(port, DEFAULT_PORT))
+        found = Hosts(names, _node_rank(names, node_rank), _port(port, DEFAULT_PORT))
+        _check_reachable(names)
+        return found
     if node_rank is not None or port is not None:
         raise InputError("--node-rank and --coordinator-port need --hosts (or a Slurm allocation of several nodes)",
                          field=FIELD)
@@ -149,6 +151,24 @@ def from_slurm(env=os.environ) -> Hosts:
     slurm = SlurmJobEnvironment()
     port = SLURM_PORT_BASE + int(env.get("SLURM_JOB_ID", "0")) % SLURM_PORT_SPAN
     return Hosts(tuple(slurm.hostnames), slurm.node, port)
+
+
+def _check_reachable(names: tuple[str, ...]) -> None:
+    """The first host's coordinator listens on the address its name resolves to
+    here, and only there (:func:`dlbench.run.distributed.bind_address`): a
+    loopback address (Debian's /etc/hosts maps a machine's own name to
+    127.0.1.1) would be out of the other hosts' reach, unless every host is this machine."""
+    import ipaddress
+    import socket
+
+    try:
+        loopback = [ipaddress.ip_address(socket.gethostbyname(name)).is_loopback for name in names]
+    except OSError:
+        return  # a name this host cannot resolve: the engines say so, naming it
+    if loopback[0] and not all(loopback):
+        raise InputError(f"{names[0]} resolves to {socket.gethostbyname(names[0])} here, a loopback address the "
+                         "other hosts cannot reach, and the coordinator listens there only; name the hosts by "
+                         "addresses (or names) of the interface they reach each other by", field=FIELD)
 
 
 def _node_rank(names: tuple[str, ...], node_rank: int | None) -> int:

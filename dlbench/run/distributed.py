@@ -81,6 +81,50 @@ class DataParallel:
         return batch_size * self.replicas if self.scaling == "weak" else batch_size
 
 
+LOOPBACK = "127.0.0.1"
+
+
+def bind_address(data_parallel: DataParallel) -> str:
+    """Where a run's coordinator (a rendezvous store, a coordination service)
+    listens: loopback on one host, so that nothing on the network can reach
+    it; on several hosts the address of ``hosts[0]`` only, the interface the
+    other hosts reach it by, never every interface. These services are
+    unauthenticated (as torch and JAX say of theirs): whoever reaches the
+    port can join or disturb the job."""
+    if not data_parallel.multi_host:
+        return LOOPBACK
+    return host_address(data_parallel.hosts[0])
+
+
+def host_address(host: str) -> str:
+    """``host``'s IPv4 address (a name resolved as the engines resolve it)."""
+    import socket
+
+    try:
+        return socket.gethostbyname(host)
+    except OSError as exc:
+        raise RuntimeError(f"cannot resolve host {host!r}: {exc}") from None
+
+
+def interface_of(address: str) -> str | None:
+    """The name of this machine's network interface that holds ``address``
+    (e.g. "lo" for 127.0.0.1), None where none does."""
+    import psutil
+
+    for name, addresses in psutil.net_if_addrs().items():
+        if any(a.address == address for a in addresses):
+            return name
+    return None
+
+
+def local_address(data_parallel: DataParallel) -> str:
+    """The address this host's replicas talk to the others' from: loopback on
+    one host, this host's entry of ``hosts`` on several."""
+    if not data_parallel.multi_host:
+        return LOOPBACK
+    return host_address(data_parallel.hosts[data_parallel.node_rank])
+
+
 def replica_slice(indices: np.ndarray, rank: int, replicas: int) -> np.ndarray:
     """Replica ``rank``'s part of a window's global batches (steps, batch): the
     ``rank``-th of ``replicas`` equal consecutive column blocks."""

@@ -20,7 +20,10 @@ import dataclasses
 import os
 import shutil
 import signal
+import subprocess
+import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -64,8 +67,12 @@ class CellJob:
     home: str  # the id of the machine the document belongs to
     #: variables set back to this process's values (None: unset) before the workers start
     restore: dict = dataclasses.field(default_factory=dict)
+    #: (pid, start time) of the dlbench that submitted the job, on the local fallback: the job ends when it does
+    owner: tuple[int, float] | None = None
 
     def __call__(self, job: Job) -> tuple[dict, dict | None]:
+        if self.owner is not None:
+            threading.Thread(target=end_with_owner, args=self.owner, daemon=True).start()
         for name, value in self.restore.items():
             if value is None:
                 os.environ.pop(name, None)
@@ -76,6 +83,32 @@ class CellJob:
                       peak_gflops=self.peak_gflops if at_home else {}, parity_dir=self.parity_dir,
                       data_dir=self.data_dir)
         return suite.run_job(job), None if at_home else machine_environment()
+
+
+OWNER_POLL_SECONDS = 1.0
+
+
+def end_with_owner(pid: int, started: float) -> None:
+    """Kill this job's process once the dlbench that submitted it is gone (a
+    SIGKILL gives it no chance to cancel its jobs): submitit's local
+    controller outlives it by design, and would run the job to its end; the
+    job's worker, which gets SIGKILL when its parent dies, goes with it."""
+    import psutil
+
+    while True:
+        try:
+            if psutil.Process(pid).create_time() != started:
+                break  # the pid is another process's now
+        except psutil.NoSuchProcess:
+            break
+        time.sleep(OWNER_POLL_SECONDS)
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def this_process() -> tuple[int, float]:
+    import psutil
+
+    return os.getpid(), psutil.Process().create_time()
 
 
 def machine_environment() -> dict:
@@ -99,6 +132,7 @@ class SubmititExecutor:
     temporary: bool = False  # a folder of its own (a document kept in memory): removed at the end
     cluster: str = ""  # once started: "slurm", or "local" where there is no Slurm
     _executor: object = dataclasses.field(default=None, repr=False)
+    _watcher: object = dataclasses.field(default=None, repr=False)  # the jobs' states from the controller
 
     @classmethod
     def of(cls, settings, path: Path | None) -> "SubmititExecutor":
@@ -129,17 +163,23 @@ class SubmititExecutor:
         """Ready the submitit executor; what the document records of how its jobs ran."""
         executor = import_submitit().AutoExecutor(folder=self.folder / "jobs")
         executor.update_parameters(name="dlbench", timeout_min=self.minutes, nodes=1, tasks_per_node=1,
-                                   gpus_per_node=self.gpus_per_job, slurm_partition=self.partition)
+                                   gpus_per_node=self.gpus_per_job, slurm_partition=self.partition,
+                                   slurm_signal_delay_s=signal_delay(self.minutes))
         self._executor, self.cluster = executor, executor.cluster
         parallel = self.cluster != "local"
-        return {"name": "slurm", "cluster": self.cluster, "folder": str(self.folder), "parallel": parallel,
-                "note": PARALLEL_NOTE if parallel else SEQUENTIAL_NOTE}
+        record = {"name": "slurm", "cluster": self.cluster, "folder": str(self.folder), "parallel": parallel,
+                  "note": PARALLEL_NOTE if parallel else SEQUENTIAL_NOTE}
+        if self.cluster == "slurm" and (why := accounting_off()) is not None:
+            self._watcher = controller_watcher()
+            record["job_states"] = ACCOUNTING_OFF_NOTE.format(why=why)
+            print(f"dlbench: {record['job_states']}", file=sys.stderr, flush=True)
+        return record
 
     def finished(self, suite: Suite, home: str) -> Iterator[Finished]:
         """Each cell as its job ends: the reference's jobs first, waited for,
         since the other backends' jobs read the checkpoints they leave."""
         cell = CellJob(suite.repeat, suite.timeout, suite.peak_gflops, suite.parity_dir, suite.data_dir, home,
-                       self._restored())
+                       self._restored(), this_process() if self.cluster == "local" else None)
         first = [i for i, job in enumerate(suite.jobs) if job.request.backend == REFERENCE_BACKEND]
         rest = [i for i, job in enumerate(suite.jobs) if job.request.backend != REFERENCE_BACKEND]
         for phase in (first, rest):
@@ -215,6 +255,9 @@ class SubmititExecutor:
             except Exception as exc:  # e.g. an unknown partition, a time limit beyond the partition's
                 refused += [Finished(index, refused_row(job, exc)) for index, job in group]
                 continue
+            for handle in handles if self._watcher is not None else ():
+                handle.watcher = self._watcher  # submitit makes array tasks as SlurmJob, with sacct's watcher
+                self._watcher.register_job(handle.job_id)
             pending.update({index: (job, handle) for (index, job), handle in zip(group, handles)})
         return refused
 
@@ -225,6 +268,66 @@ class SubmititExecutor:
             return Finished(index, job_failed_row(job, f"{self.cluster} job {handle.job_id}", handle.state, exc,
                                                   self.minutes))
         return Finished(index, row, environment)
+
+
+ACCOUNTING_OFF_NOTE = ("Slurm accounting is off on this cluster (sacct: {why}), so submitit cannot ask sacct for "
+                       "its jobs' states (it would warn of a sacct error at every poll, and never see a cancelled "
+                       "job end); dlbench asks the controller instead (scontrol show job), which remembers an "
+                       "ended job for MinJobAge seconds")
+#: how often, at most, the controller is asked for the jobs' states: well within Slurm's MinJobAge (300 s by default)
+CONTROLLER_POLL_SECONDS = 30
+
+
+def signal_delay(minutes: int) -> int:
+    """How long before its time limit a job is told (SIGUSR2), in seconds:
+    submitit's 90, or a quarter of a shorter limit (90 s before a 1-minute
+    limit would tell the job as it starts)."""
+    return min(90, minutes * 60 // 4)
+
+
+def accounting_off() -> str | None:
+    """Why sacct cannot tell the jobs' states here (its error, e.g. "Slurm
+    accounting storage is disabled"), or None where it can."""
+    try:
+        probe = subprocess.run(["sacct", "--noheader", "-X", "-o", "JobID", "-j", "1"], capture_output=True,
+                               text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return str(exc)
+    if probe.returncode == 0:
+        return None
+    return (probe.stderr.strip().splitlines() or [f"exit status {probe.returncode}"])[-1]
+
+
+def controller_watcher():
+    """A submitit SlurmInfoWatcher that reads the jobs' states from
+    ``scontrol show job`` (the controller) rather than sacct (accounting), for
+    a cluster without accounting."""
+    from submitit.slurm.slurm import SlurmInfoWatcher
+
+    class ControllerInfoWatcher(SlurmInfoWatcher):
+        def _make_command(self) -> list[str] | None:
+            return None if super()._make_command() is None else ["scontrol", "show", "job", "--oneliner"]
+
+        def read_info(self, string) -> dict[str, dict[str, str]]:
+            return controller_states(string.decode() if isinstance(string, bytes) else string)
+
+    return ControllerInfoWatcher(delay_s=CONTROLLER_POLL_SECONDS)
+
+
+def controller_states(text: str) -> dict[str, dict[str, str]]:
+    """submitit's job information (``JobID``, ``State``, ``NodeList`` by job
+    id; an array task by ``ARRAY_TASK`` too) from ``scontrol show job --oneliner``."""
+    found = {}
+    for line in text.splitlines():
+        fields = dict(token.split("=", 1) for token in line.split() if "=" in token)
+        if "JobId" not in fields:
+            continue
+        info = {"JobID": fields["JobId"], "State": fields.get("JobState", "UNKNOWN"),
+                "NodeList": fields.get("NodeList", "")}
+        found[fields["JobId"]] = info
+        if fields.get("ArrayTaskId", "").isdigit():
+            found[f"{fields['ArrayJobId']}_{fields['ArrayTaskId']}"] = info
+    return found
 
 
 def job_failed_row(job: Job, name: str, state: str, exc: Exception, minutes: int) -> dict:

@@ -26,7 +26,7 @@ from dlbench.spec.init import check_weights, save_weights
 
 WEIGHTS = ("init", "model")
 ACCEPTED = ("a shipped scenario name or a scenario file (or a list of them), a Scenario, a compiled Sequential "
-            "spec (Sequential([...]).compile(...)), a Keras model or a torch nn.Sequential")
+            "spec (Sequential([...]).compile(...)), a Keras model or a torch module")
 
 
 @dataclass
@@ -106,7 +106,7 @@ def _model(plugins: Plugins, model, data, loss, optimizer) -> Model:
     channels_first = backend.model_layout == "channels_first"
     imported = backend.import_model(model, input_shape=_input_shape_hint(plugins, data, channels_first),
                                     loss=loss, optimizer=optimizer)
-    return Model(imported.spec, imported.name, imported.description, imported.weights, channels_first)
+    return Model(imported.spec, imported.name, imported.description, imported.weights, imported.channels_first)
 
 
 def _input_shape_hint(plugins: Plugins, data, channels_first: bool) -> tuple | None:

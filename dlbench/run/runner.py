@@ -10,7 +10,11 @@ exit codes, the Python API wraps the document in :class:`dlbench.Results`.
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import json
+import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,44 +35,50 @@ class Outcome:
 def new_run(settings: RunSettings, out_dir: Path | None, command: list[str]) -> tuple[dict, Path | None]:
     """The run's empty document and its reserved file under ``out_dir``
     (``OUT/<machine-id>/NNNN_<commit>_<time>.json``); no file when ``out_dir`` is None."""
-    import dataclasses
-
     from dlbench.results import document as results, store
 
     if out_dir is not None:
         out_dir = results.check_writable(out_dir)
     precisions = settings.sweep.get("precision") or [settings.precision]
-    document = results.new_document(environment(settings.threads, precisions), dataclasses.asdict(settings), command)
+    document = results.new_document(environment(settings.threads, precisions, settings.device),
+                                     dataclasses.asdict(settings), command)
     path = store.store_path(out_dir, document) if out_dir is not None else None
     return document, path
 
 
-def environment(threads: int, precisions=("fp32",)) -> dict:
+def environment(threads: int, precisions=("fp32",), device: str = "cpu") -> dict:
     """This machine and its software, with the matmul peaks for ``threads``
     (measured once, then cached): float32's in ``peak_gflops``, and for a run at
-    bf16 or fp16 that compute dtype's in ``peak_gflops_bfloat16``/``_float16``."""
+    bf16 or fp16 that compute dtype's in ``peak_gflops_bfloat16``/``_float16``.
+    A run that may train on a GPU (``device`` "gpu", or "auto" where there is
+    one) has the GPU's peaks beside them, ``gpu_peak_gflops`` (true fp32),
+    ``gpu_peak_gflops_tfloat32``, ``_bfloat16``, ``_float16`` (the NumPy
+    reference of such a run trains on the CPU, under the CPU's ceiling)."""
     from dlbench.plugin.manager import get_plugins
     from dlbench.run import environment as machine, peak
 
     env = machine.collect(get_plugins().backend_distributions())
-    env["peak_gflops"] = peak.peaks_for_run(env, threads)
-    for dtype in dict.fromkeys(peak.peak_dtype(p) for p in precisions):
-        if dtype != "float32":
-            env[peak.environment_key(dtype)] = peak.peaks_for_run(env, threads, dtype)
+    devices = ["cpu", "gpu"] if device == "gpu" or device == "auto" and env.get("gpus") else ["cpu"]
+    for where in devices:
+        for dtype in dict.fromkeys(["float32", *(peak.peak_dtype(p, where) for p in precisions)]):
+            env[peak.environment_key(dtype, where)] = peak.peaks_for_run(env, threads, dtype, where)
     return env
 
 
 def ceilings(env: dict) -> dict[str, float]:
-    """The machine's ceiling per precision (the best backend's peak in its matmul dtype) that the run measured."""
-    from dlbench.run.peak import environment_key, peak_dtype
+    """The machine's ceiling per precision (the best backend's peak in its matmul
+    dtype) that the run measured, keyed by :func:`dlbench.run.peak.ceiling_key`:
+    the CPU's by precision, a GPU's by "gpu PRECISION"."""
+    from dlbench.run.peak import ceiling_key, environment_key, peak_dtype
     from dlbench.spec.precision import PRECISIONS
 
     found = {}
-    for precision in PRECISIONS:
-        peaks = env.get(environment_key(peak_dtype(precision))) or {}
-        best = max((v for v in peaks.values() if v), default=None)
-        if best:
-            found[precision] = best
+    for device in ("cpu", "gpu"):
+        for precision in PRECISIONS:
+            peaks = env.get(environment_key(peak_dtype(precision, device), device)) or {}
+            best = max((v for v in peaks.values() if v), default=None)
+            if best:
+                found[ceiling_key(precision, device)] = best
     return found
 
 
@@ -76,7 +86,7 @@ def execute(jobs: list[Job], settings: RunSettings, document: dict, path: Path |
             progress: bool = False) -> Outcome:
     """Run ``jobs`` into ``document``, saving it after every row. On Ctrl-C or
     SIGTERM the unfinished jobs are marked interrupted, the document is saved
-    and the KeyboardInterrupt (``suite.Terminated`` for SIGTERM) propagates."""
+    and the KeyboardInterrupt (``signals.Terminated`` for SIGTERM) propagates."""
     from dlbench.run.suite import Suite
 
     document["path"] = None if path is None else str(path)
@@ -101,28 +111,77 @@ def cluster_executor(settings: RunSettings, path: Path | None):
     return SubmititExecutor.of(settings, path)
 
 
+def writer(path: Path | None, field: str | None = None):
+    """The lock that makes this process the only writer of the document at
+    ``path`` (:mod:`dlbench.results.lock`), to hold for the run's whole life;
+    nothing to hold for a run kept in memory."""
+    from dlbench.results.lock import DocumentLock
+
+    return contextlib.nullcontext() if path is None else DocumentLock(path, field)
+
+
 def resumable(path: Path) -> tuple[list[Job], RunSettings, dict]:
-    """The jobs of a stopped run that have no finished row, its settings and its document (rows kept)."""
+    """The jobs of a stopped run that have no finished row, its settings and
+    its document (rows kept). Everything is checked before anything is
+    written: the document field by field as it is read, the files its
+    settings name, its backends, its scenarios against their data and batches."""
     from dlbench.plugin.manager import get_plugins
     from dlbench.results import document as results
-    from dlbench.run.settings import load_scenarios
+    from dlbench.run.settings import check_batches, load_scenarios, replicas_of_run, select_backends
 
+    plugins = get_plugins()
     document = results.read_document(path)
-    try:
-        settings = RunSettings(**document["settings"])
-    except (KeyError, TypeError) as exc:
-        raise InputError(f"cannot resume: the document has no usable settings ({exc})", source=str(path)) from None
-    gone = [name for name, source in settings.scenarios.items() if name in settings.sources
-            and not Path(source).exists()]
-    if gone:
-        raise InputError(f"cannot resume: {gone[0]!r} was a model given in Python ({settings.sources[gone[0]]}), "
-                         "whose run-private scenario file is gone; run it again with dlbench.benchmark",
-                         source=str(path))
-    load_scenarios(get_plugins(), list(settings.scenarios.values()), settings.overrides)
+    settings = stored_settings(document, path)
+    check_stored_files(settings, path)
+    select_backends(plugins, ",".join(settings.backends))
+    loaded = load_scenarios(plugins, list(settings.scenarios.values()), settings.overrides)
+    check_batches(plugins, loaded, replicas_of_run(settings.data_parallel, settings.scaling, settings.sweep),
+                  settings.sweep.get("batch_size"), settings.scaling, settings.mode)
     document["results"] = [r for r in document["results"] if r["status"] != "interrupted"]
     done = {_cell(r["scenario"], r["backend"], r.get("sweep_point")) for r in document["results"]}
     jobs = [j for j in settings.jobs() if _cell(j.request.name, j.request.backend, j.sweep_point) not in done]
     return jobs, settings, document
+
+
+def stored_settings(document: dict, path: Path) -> RunSettings:
+    """The run's settings as the document stores them (their types and ranges
+    were checked as it was read); a key this dlbench does not know is refused."""
+    stored = document["settings"]
+    known = {f.name for f in dataclasses.fields(RunSettings)}
+    unknown = [key for key in stored if key not in known]
+    missing = [key for key in ("scenarios", "backends", "overrides") if key not in stored]
+    if unknown or missing:
+        what = f"unknown setting {unknown[0]!r}" if unknown else f"no {missing[0]!r}"
+        raise InputError(f"cannot resume: the document's settings have {what}", field="settings", source=str(path))
+    return RunSettings(**stored)
+
+
+def check_stored_files(settings: RunSettings, path: Path) -> None:
+    """The files a resumed run would open: its scenario files and initial
+    weights must still be regular files (not a device, a FIFO or a folder)."""
+    from dlbench.plugin.manager import get_plugins
+    from dlbench.scenario import scenario_files
+
+    shipped = scenario_files(get_plugins().scenario_dirs)
+    for name, source in settings.scenarios.items():
+        if source in shipped:
+            continue
+        if name in settings.sources and not Path(source).exists():
+            raise InputError(f"cannot resume: {name!r} was a model given in Python ({settings.sources[name]}), "
+                             "whose run-private scenario file is gone; run it again with dlbench.benchmark",
+                             source=str(path))
+        _regular(source, f"settings.scenarios.{name}", path)
+    for name, weights in settings.weights_files.items():
+        _regular(weights, f"settings.weights_files.{name}", path)
+
+
+def _regular(file: str, field: str, path: Path) -> None:
+    try:
+        regular = stat.S_ISREG(os.stat(file).st_mode)
+    except OSError as exc:
+        raise InputError(f"cannot resume: {file}: {exc.strerror}", field=field, source=str(path)) from None
+    if not regular:
+        raise InputError(f"cannot resume: {file} is not a regular file", field=field, source=str(path))
 
 
 def _cell(scenario: str, backend: str, point) -> tuple:
@@ -160,6 +219,10 @@ def run_with_progress(suite) -> None:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     console = Console(stderr=True, log_path=False)
+    if console.is_jupyter:  # rich's live bar needs ipywidgets there: the notebook's own display instead
+        from dlbench.run.notebook import run_in_notebook
+
+        return run_in_notebook(suite, describe, upcoming)
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("steps"),
                TimeElapsedColumn())
     with Progress(*columns, console=console, transient=True) as progress:

@@ -107,6 +107,8 @@ class RunSettings:
     isolation: str = "process"
     max_memory_mib: int | None = None
     scenario_digests: dict = field(default_factory=dict)  # name -> digest of the file as the run began
+    #: name -> the scenario's description, for reports (which never open the files a document names)
+    scenario_descriptions: dict = field(default_factory=dict)
     #: name -> where a model given in Python came from (a Keras model, arrays), for a reader of the document
     sources: dict = field(default_factory=dict)
     weights_files: dict = field(default_factory=dict)  # name -> .npz of the initial weights it starts from
@@ -175,9 +177,10 @@ class RunSettings:
         threads = threads or max(1, environment.available_cores() // max(per_host))
         for replicas in per_host:
             check_replicas(replicas, threads, device, environment.available_cores(), field=REPLICAS_FIELD)
-        check_data_parallel(plugins, loaded, replica_counts, parsed_sweep.get("batch_size"), scaling)
+        check_batches(plugins, loaded, replica_counts, parsed_sweep.get("batch_size"), scaling, mode)
         return cls(scenarios={n: s.path or n for n, s in loaded.items()}, backends=names, overrides=overrides,
-                   scenario_digests={n: s.digest for n, s in loaded.items()}, device=device,
+                   scenario_digests={n: s.digest for n, s in loaded.items()},
+                   scenario_descriptions={n: s.description for n, s in loaded.items()}, device=device,
                    threads=threads, repeat=repeat, timeout=timeout,
                    precision=precision, deterministic=deterministic, sweep=parsed_sweep,
                    backend_options=parse_backend_options(backend_options, names, plugins),
@@ -249,15 +252,31 @@ def run_hosts(replica_counts: list[int], hosts: str | None, node_rank: int | Non
     return spread
 
 
-def check_data_parallel(plugins: Plugins, loaded: dict, replica_counts: list[int], batch_sizes, scaling: str) -> None:
-    """Each replica count must split every scenario's batches into equal
-    slices, at every swept batch size (judged from the dataset's metadata)."""
+def check_batches(plugins: Plugins, loaded: dict, replica_counts: list[int], batch_sizes, scaling: str,
+                  mode: str) -> None:
+    """At every swept batch size and replica count, judged from each dataset's
+    metadata: the replicas split every batch into equal slices, and a run that
+    trains has at least one step to train."""
     for scenario in loaded.values():
         meta = plugins.datasets[scenario.data_name].describe(scenario.train.seed, scenario.data_options)
         for batch in batch_sizes or [scenario.train.batch_size]:
             for replicas in replica_counts:
-                check_divides(replicas, DataParallel(replicas, scaling).global_batch(batch), meta.n_train,
-                              scenario.train.drop_last, scenario.path or scenario.name, REPLICAS_FIELD)
+                global_batch = DataParallel(replicas, scaling).global_batch(batch)
+                check_divides(replicas, global_batch, meta.n_train, scenario.train.drop_last,
+                              scenario.path or scenario.name, REPLICAS_FIELD)
+                if mode != "inference":
+                    check_some_steps(scenario, meta.n_train, global_batch)
+
+
+def check_some_steps(scenario: Scenario, n_train: int | None, global_batch: int) -> None:
+    """Refuse a run that would train zero steps (a batch larger than the
+    training set, with drop_last): it would report an untrained model as ok."""
+    if n_train is None or not scenario.train.drop_last or n_train >= global_batch:
+        return
+    raise InputError(f"a batch of {global_batch} samples with drop_last = true leaves no step in an epoch of "
+                     f"{n_train} training samples: nothing would be trained; use a batch size of at most "
+                     f"{n_train}, or drop_last = false", field="train.batch_size",
+                     source=scenario.path or scenario.name)
 
 
 MODES = ("train", "inference", "both")
@@ -339,8 +358,8 @@ def check_against_data(scenario: Scenario, plugins: Plugins) -> None:
                          field="data.name", source=where)
     try:
         meta = info.describe(scenario.train.seed, scenario.data_options)
-    except InputError as exc:
-        raise exc.within(source=where) from None
+    except InputError as exc:  # an error about a data file names that file, others the scenario
+        raise (exc if exc.source else exc.within(source=where)) from None
     if meta.input_shape != scenario.model.input_shape:
         raise InputError(f"{format_shape(scenario.model.input_shape)} does not match dataset "
                          f"{scenario.data_name!r}, whose samples have shape {format_shape(meta.input_shape)}",

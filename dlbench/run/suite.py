@@ -18,7 +18,6 @@ import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,16 +25,19 @@ from typing import Callable
 
 from dlbench.plugin.manager import get_plugins
 from dlbench.run import parity
+from dlbench.run.peak import row_ceiling
 from dlbench.run.timing import combine_repeats
-from dlbench.errors import InputError
+from dlbench.errors import ERROR_CHARS, InputError, capped
 from dlbench.results.document import write_document
 from dlbench.results.schema import check_row
 from dlbench.results.store import machine_id
 from dlbench.run.settings import Job, RunRequest
+from dlbench.run.signals import Terminated, deferred, stop_signals
 from dlbench.run.worker import base_row, execute
 
 
 STDERR_TAIL_LINES = 12
+STDERR_TAIL_BYTES = 64 * 1024  # read of a worker's standard error, from its end
 
 
 POLL_SECONDS = 0.25  # how often the runner looks at a worker's progress
@@ -55,22 +57,24 @@ def run_isolated(request: RunRequest, timeout: float | None, on_progress=None) -
                                                           data_parallel.local_replicas)}
         # one process, or the backend's launcher starting one per replica of this host (torchrun)
         python = (backend.launch_command(data_parallel) if data_parallel.active else None) or [sys.executable]
-        with open(Path(tmp, "stderr"), "w+", encoding="utf-8", errors="replace") as stderr:
-            proc = subprocess.Popen([*python, "-m", "dlbench.run.worker", str(request_path),
-                                     str(result_path)], env=env, stdout=subprocess.DEVNULL, stderr=stderr,
-                                    start_new_session=True,
-                                    preexec_fn=functools.partial(_prepare_worker, request.max_memory_mib))
+        with open(Path(tmp, "stderr"), "wb") as stderr:
+            proc = None
             try:
+                with deferred():  # a stop signal waits until the worker is known, so it is never left running
+                    proc = subprocess.Popen([*python, "-m", "dlbench.run.worker", str(request_path),
+                                             str(result_path)], env=env, stdout=subprocess.DEVNULL, stderr=stderr,
+                                            start_new_session=True,
+                                            preexec_fn=functools.partial(_prepare_worker, request.max_memory_mib))
                 finished = _wait(proc, timeout, progress_path, on_progress)
             except BaseException:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
+                if proc is not None:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                    proc.wait()
                 raise
             if not finished:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
-            stderr.seek(0)
-            tail = _tail(stderr.read())
+        tail = _tail(_read_tail(Path(tmp, "stderr")))
         if not finished:
             return {**base_row(request), "status": "timeout",
                     "error": f"no result after {timeout:g} s; {tail}".rstrip("; ")}
@@ -124,12 +128,25 @@ def _prepare_worker(max_memory_mib: int | None) -> None:
 
 
 def _tail(stderr: str | None) -> str:
-    lines = [line for line in (stderr or "").splitlines() if line.strip()]
-    return " | ".join(lines[-STDERR_TAIL_LINES:])
+    lines = [capped(line, ERROR_CHARS // 4) for line in (stderr or "").splitlines() if line.strip()]
+    return capped(" | ".join(lines[-STDERR_TAIL_LINES:]))
 
 
-class Terminated(KeyboardInterrupt):
-    """SIGTERM arrived: handled like Ctrl-C, told apart in the exit code (143)."""
+def _read_tail(path: Path) -> str:
+    """The end of a worker's standard error (a worker may write gigabytes there)."""
+    with open(path, "rb") as f:
+        f.seek(max(0, os.fstat(f.fileno()).st_size - STDERR_TAIL_BYTES))
+        return f.read().decode("utf-8", "replace")
+
+
+def capped_row(row: dict) -> dict:
+    """``row`` with every error text it carries capped to :data:`ERROR_CHARS` characters."""
+    row = {**row, **{key: capped(row[key]) for key in ("error", "traceback") if isinstance(row.get(key), str)}}
+    metrics = row.get("metrics")
+    if isinstance(metrics, dict):
+        row["metrics"] = {key: capped(value) if key.endswith("_error") and isinstance(value, str) else value
+                          for key, value in metrics.items()}
+    return row
 
 
 def interrupted_row(job: Job, stop: KeyboardInterrupt) -> dict:
@@ -152,23 +169,6 @@ def this_machine() -> dict:
     host = platform.node()
     return {"hostname": host,
             "id": machine_id({"hostname": host, "cpu": cpu_model(), "logical_cores": psutil.cpu_count(logical=True)})}
-
-
-@contextlib.contextmanager
-def _terminate_as_interrupt():
-    """While the suite runs, SIGTERM raises :class:`Terminated` (main thread only)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def handler(signum, frame):
-        raise Terminated()
-
-    previous = signal.signal(signal.SIGTERM, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 @dataclass
@@ -194,25 +194,33 @@ class Suite:
 
     def run(self) -> dict:
         """Run every job; on Ctrl-C or SIGTERM (what a scheduler, ``timeout``
-        or ``docker stop`` sends) mark the rest 'interrupted', save, and re-raise."""
-        rows = self.document["results"]
-        with _terminate_as_interrupt(), self._folders() as (parity_dir, data_dir):
+        or ``docker stop`` sends) mark the rest 'interrupted', save, and re-raise.
+        A signal is handled wherever it lands (in a job, between jobs, while a
+        row is recorded): the rows recorded stay, every other job is marked."""
+        with stop_signals(), self._folders() as (parity_dir, data_dir):
             self.parity_dir, self.data_dir = parity_dir, data_dir
             if self.executor is not None:
                 self._gather()
                 return self.document
-            for i, job in enumerate(self.jobs):
-                try:
+            recorded = 0
+            try:
+                for job in self.jobs:
                     row = self.run_job(job)
-                except KeyboardInterrupt as stop:
-                    rows.extend(interrupted_row(j, stop) for j in self.jobs[i:])
-                    self.save()
-                    raise
-                rows.append(row)
-                parity.annotate(rows)
-                self.save()
-                self.on_row(row)
+                    with deferred():  # a row is recorded and saved whole, or not at all
+                        self._record(row)
+                        recorded += 1
+                    self.on_row(row)
+            except KeyboardInterrupt as stop:
+                self._record(*(interrupted_row(j, stop) for j in self.jobs[recorded:]))
+                raise
         return self.document
+
+    def _record(self, *rows: dict) -> None:
+        """Add finished rows (their error texts capped) to the document and save it."""
+        with deferred():
+            self.document["results"].extend(capped_row(row) for row in rows)
+            parity.annotate(self.document["results"])
+            self.save()
 
     @contextlib.contextmanager
     def _folders(self):
@@ -230,25 +238,30 @@ class Suite:
         """The executor's rows, each saved as its job ends, in the order a
         local run has (after the rows a resumed run kept); a machine other
         than the document's adds its environment under ``machines``."""
-        rows, kept, done = self.document["results"], list(self.document["results"]), {}
-        self.document["executor"] = self.executor.start()
+        kept, done = list(self.document["results"]), {}
         home = machine_id(self.document["environment"])
-        with contextlib.closing(self.executor.finished(self, home)) as finished:
-            try:
+        try:
+            self.document["executor"] = self.executor.start()
+            # leaving the block closes ``finished``, which cancels the jobs still queued or running
+            with contextlib.closing(self.executor.finished(self, home)) as finished:
                 for cell in finished:
-                    done[cell.index] = cell.row
-                    if cell.environment is not None:
-                        self.document.setdefault("machines", {})[cell.row["machine"]["id"]] = cell.environment
-                    rows[:] = kept + [done[i] for i in sorted(done)]
-                    parity.annotate(rows)
-                    self.save()
+                    with deferred():
+                        done[cell.index] = capped_row(cell.row)
+                        if cell.environment is not None:
+                            self.document.setdefault("machines", {})[cell.row["machine"]["id"]] = cell.environment
+                        self._replace_rows(kept, done)
                     self.on_row(cell.row)
-            except KeyboardInterrupt as stop:
-                finished.close()  # cancels the jobs still queued or running
-                done.update({i: interrupted_row(job, stop) for i, job in enumerate(self.jobs) if i not in done})
-                rows[:] = kept + [done[i] for i in sorted(done)]
-                self.save()
-                raise
+        except KeyboardInterrupt as stop:
+            done.update({i: interrupted_row(job, stop) for i, job in enumerate(self.jobs) if i not in done})
+            self._replace_rows(kept, done)
+            raise
+
+    def _replace_rows(self, kept: list, done: dict) -> None:
+        """The rows a resumed run kept, then the executor's by job index; saved."""
+        with deferred():
+            self.document["results"][:] = kept + [done[i] for i in sorted(done)]
+            parity.annotate(self.document["results"])
+            self.save()
 
     def run_job(self, job: Job) -> dict:
         repeats = []
@@ -271,7 +284,7 @@ class Suite:
         gflops = row["metrics"].get("gflops_per_sec")
         # the ceiling of one replica's threads, times the replicas (the reference: one process)
         replicas = (row.get("distributed") or {}).get("world_size") or 1
-        ceiling = self.peak_gflops.get(job.request.precision)
+        ceiling = row_ceiling(self.peak_gflops, row)
         if gflops and ceiling:
             row["metrics"]["peak_fraction"] = gflops / (ceiling * replicas)
         return row

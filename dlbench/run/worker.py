@@ -63,8 +63,10 @@ def data_parallel_unavailable(request: RunRequest, backend, device: str, spec) -
 
 
 def resolve_device(backend, requested: str) -> str | None:
-    """'cpu', or 'gpu' when the backend supports and sees one; None when 'gpu' cannot be had."""
-    if requested == "cpu":
+    """'cpu', or 'gpu' when the backend supports and sees one; None when 'gpu'
+    cannot be had. The NumPy reference runs on the CPU whatever is asked: a GPU
+    run's rows are judged against it, so it must be there."""
+    if requested == "cpu" or backend.name == parity.REFERENCE_BACKEND:
         return "cpu"
     has_gpu = "gpu" in backend.devices and backend.gpu_name() is not None
     if requested == "auto":
@@ -133,6 +135,9 @@ def execute(request: RunRequest) -> dict:
                                 "test_samples": len(session.data.x_test), "batch_size": train.batch_size,
                                 "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}}
         trainer, data, plan = session.trainer, session.data, session.plan
+        if plan.total_steps == 0:  # refused before the run; a dataset whose metadata said otherwise ends here
+            return {**row, "error": f"no training step: {len(data.x_train)} training samples, batch "
+                                    f"{plan.batch_size} with drop_last"}
         checkpoints = (set(certificate.checkpoint_steps(window_starts(plan, request.window_steps), plan.total_steps))
                        if request.parity_dir and backend.name == parity.REFERENCE_BACKEND else set())
         m = train_and_measure(trainer, plan, request.window_steps, train.target_accuracy, checkpoints=checkpoints,

@@ -2,9 +2,10 @@
 settings, initial weights and FLOP counts. No framework imports."""
 
 from dlbench.spec.checks import Shape, check_choice, check_number, check_positive_int, format_shape
-from dlbench.spec.layers import (ACTIVATIONS, LAYER_TYPES, PARAMETERS_TRAINED, Activation, AveragePool1D,
-                                 AveragePool2D, BatchNormalization, Conv1D, Conv2D, Dense, Dropout, Flatten, Layer,
-                                 MaxPool1D, MaxPool2D, is_trained, layer_activation)
+from dlbench.spec.layers import (ACTIVATION_ALPHA, ACTIVATIONS, GLOBAL_POOLS, LAYER_TYPES, PARAMETERS_TRAINED,
+                                 Activation, AveragePool1D, AveragePool2D, BatchNormalization, Conv1D, Conv2D, Dense,
+                                 Dropout, Flatten, GlobalAveragePool2D, GlobalMaxPool1D, GlobalMaxPool2D, Layer,
+                                 MaxPool1D, MaxPool2D, activation_alpha, is_trained, layer_activation)
 from dlbench.spec.sequence import GRU, LSTM, Embedding, SimpleRNN
 from dlbench.spec.transformer import (TRANSFORMER_LAYERS, GlobalAveragePool1D, LayerNormalization,
                                       PositionEmbedding, Residual, SelfAttention)
@@ -14,6 +15,7 @@ from dlbench.spec.model import __all__ as _model_names
 __all__ = ["Shape", "check_choice", "check_number", "check_positive_int", "format_shape", "ACTIVATIONS",
            "LAYER_TYPES", "PARAMETERS_TRAINED", "Activation", "AveragePool1D", "AveragePool2D",
            "BatchNormalization", "Conv1D", "Conv2D", "Dense", "Dropout", "Flatten", "Layer", "MaxPool1D",
-           "MaxPool2D", "is_trained", "layer_activation", "Embedding", "SimpleRNN", "LSTM", "GRU",
+           "MaxPool2D", "is_trained", "layer_activation", "ACTIVATION_ALPHA", "GLOBAL_POOLS", "GlobalAveragePool2D",
+           "GlobalMaxPool1D", "GlobalMaxPool2D", "activation_alpha", "Embedding", "SimpleRNN", "LSTM", "GRU",
            "TRANSFORMER_LAYERS", "GlobalAveragePool1D", "LayerNormalization", "PositionEmbedding", "Residual",
            "SelfAttention", *_model_names]

@@ -7,7 +7,8 @@ of ``B`` samples:
 * Dense (in -> out): forward ``2*B*in*out`` (matmul) + ``B*out`` (bias);
   backward ``2*B*in*out`` (dE/dW = X^T dE/dz) + ``B*out`` (dE/db) and, except
   for the first layer, ``2*B*in*out`` (dE/dX = dE/dz W^T). On a sequence
-  (time, in) it is the same with ``B*time`` rows.
+  (time, in) it is the same with ``B*time`` rows. Without a bias
+  (``use_bias = false``, convolutions too) the two ``B*out`` terms go.
 * Embedding (``T`` tokens of ``D`` values): forward 0 (a gather), backward
   ``B*T*D`` (the scatter-add of the gradient rows).
 * Recurrent layer (``k`` gates: SimpleRNN 1, LSTM 4, GRU 3; ``F`` input
@@ -18,16 +19,23 @@ of ``B`` samples:
   (dE/dx_t). The elementwise gate maths ``(e_f, e_b)`` per unit: SimpleRNN
   (4, 2) (a tanh); LSTM (24, 20) (three sigmoids and two tanh at 4 / 2 each,
   4 / 10 for the cell and output products); GRU (17, 14) (two sigmoids and
-  a tanh, 5 / 8 for the reset product and the interpolation).
+  a tanh, 5 / 8 for the reset product and the interpolation). A
+  bidirectional layer: its recurrent layer's count twice (the concatenation
+  is free).
 * Activation over ``n = B*units`` elements: forward / backward
-  relu 1 / 1, sigmoid 4 / 2, tanh 4 / 2, softmax 4 / 4, linear 0 / 0.
+  relu 1 / 1, sigmoid 4 / 2, tanh 4 / 2, softmax 4 / 4, linear 0 / 0,
+  leaky_relu 2 / 2 (compare and scale), elu 3 / 2 (``exp - 1``, scale; ``y +
+  alpha``, product), silu 5 / 5 (a sigmoid and a product; ``s (1 + x (1 - s))``
+  and the product).
 * Loss over the ``B*units`` logits: 4 FLOPs forward, 2 backward per element.
 * Conv (kernel ``k`` elements per output channel, i.e. kh*kw*C_in, over
   ``P = B * output positions``): like Dense with ``in = k`` and batch ``P``.
 * Pooling with a window of ``w`` elements: forward ``w`` per output element,
   backward ``w``. BatchNormalization: 10 forward + 10 backward per element.
   Dropout: 2 + 1 per element (training). Flatten: 0.
-* GELU (tanh form): 12 forward, 12 backward per element.
+* GELU, tanh form (``gelu``, ``gelu_tanh``): 12 forward, 12 backward per
+  element; erf form (``gelu_erf``): 8 forward (scale, erf at 4 like tanh, add,
+  two products), 8 backward (``x^2``, scale, exp, two products, add, product).
 * LayerNormalization: 10 forward + 10 backward per element, as BatchNormalization.
 * SelfAttention on ``(T, d)`` with ``H`` heads of size ``K`` (``I = H*K``),
   ``N = B*T`` positions: the four projections are Dense layers (Q, K, V:
@@ -38,9 +46,11 @@ of ``B`` samples:
   ``5*B*H*T*T`` forward and backward. A causal mask is counted as the full
   ``T*T`` (what the frameworks compute).
 * PositionEmbedding: 1 forward (the add) + 1 backward (the batch sum) per
-  element. GlobalAveragePool1D: 1 forward + 1 backward per input element.
-* Residual: its inner layers (never counted as the first layer) plus 1
-  forward (the add) and 1 backward (adding the two gradients) per element.
+  element. GlobalAveragePool1D and the other global pools (average or max,
+  1-D or 2-D): 1 forward + 1 backward per input element.
+* Residual: its inner layers and its shortcut's (never counted as the first
+  layer) plus 1 forward (the add) and 1 backward (adding the two gradients)
+  per element.
 * Update per trained parameter: sgd 2 (``W -= lr*g``), sgd with momentum 4,
   adam 12 (two moment updates, square root, division, bias corrections).
 
@@ -52,13 +62,14 @@ from __future__ import annotations
 
 import math
 
-from dlbench.spec import (AveragePool1D, AveragePool2D, BatchNormalization, Conv1D, Conv2D, Dense,
+from dlbench.spec import (GLOBAL_POOLS, AveragePool1D, AveragePool2D, BatchNormalization, Conv1D, Conv2D, Dense,
                           Dropout, GlobalAveragePool1D, LayerNormalization, MaxPool1D, MaxPool2D, ModelSpec,
                           PositionEmbedding, Residual, SelfAttention)
-from dlbench.spec.sequence import GRU, LSTM, RECURRENT_LAYERS, Embedding, SimpleRNN
+from dlbench.spec.sequence import GRU, LSTM, RECURRENT_LAYERS, Bidirectional, Embedding, SimpleRNN
 
 ACTIVATION_FLOPS = {"linear": (0, 0), "relu": (1, 1), "sigmoid": (4, 2), "tanh": (4, 2), "softmax": (4, 4),
-                    "gelu": (12, 12)}
+                    "gelu": (12, 12), "gelu_tanh": (12, 12), "gelu_erf": (8, 8), "leaky_relu": (2, 2),
+                    "elu": (3, 2), "silu": (5, 5)}
 LOSS_FLOPS_PER_ELEMENT = 6
 #: elementwise FLOPs per unit and timestep of a recurrent cell: (forward, backward)
 RECURRENT_CELL_FLOPS = {SimpleRNN: (4, 2), LSTM: (24, 20), GRU: (17, 14)}
@@ -90,20 +101,22 @@ def layer_flops(layer, in_shape, out_shape, batch: int, first: bool) -> int:
     n_out = batch * math.prod(out_shape)
     flops = 0
     if isinstance(layer, Residual):
+        chains = [*zip(layer.layers, layer.inner_shapes(in_shape)), *zip(layer.shortcut, layer.shortcut_shapes(in_shape))]
         flops += 2 * n_out + sum(layer_flops(inner, shape_in, shape_out, batch, first=False)
-                                 for inner, (shape_in, shape_out) in zip(layer.layers, layer.inner_shapes(in_shape)))
+                                 for inner, (shape_in, shape_out) in chains)
     elif isinstance(layer, SelfAttention):
         flops += attention_flops(layer, in_shape, batch, first)
     elif isinstance(layer, LayerNormalization):
         flops += 20 * n_out
-    elif isinstance(layer, (PositionEmbedding, GlobalAveragePool1D)):
+    elif isinstance(layer, (PositionEmbedding, GlobalAveragePool1D, *GLOBAL_POOLS)):
         flops += 2 * batch * math.prod(in_shape)
     elif isinstance(layer, (Dense, Conv1D, Conv2D)):
         positions = batch * math.prod(out_shape[:-1])
         fan_in = in_shape[-1] if isinstance(layer, Dense) else math.prod(layer.kernel_size) * in_shape[-1]
         matmul = 2 * positions * fan_in * out_shape[-1]
-        flops += matmul + n_out  # forward
-        flops += matmul + n_out + (0 if first else matmul)  # backward
+        bias = n_out if layer.use_bias else 0
+        flops += matmul + bias  # forward
+        flops += matmul + bias + (0 if first else matmul)  # backward
     elif isinstance(layer, (MaxPool1D, MaxPool2D, AveragePool1D, AveragePool2D)):
         flops += 2 * math.prod(layer.pool_size) * n_out
     elif isinstance(layer, BatchNormalization):
@@ -114,6 +127,8 @@ def layer_flops(layer, in_shape, out_shape, batch: int, first: bool) -> int:
         flops += n_out
     elif isinstance(layer, RECURRENT_LAYERS):
         flops += recurrent_flops(layer, in_shape, batch, first)
+    elif isinstance(layer, Bidirectional):
+        flops += 2 * recurrent_flops(layer.layer, in_shape, batch, first)
     if hasattr(layer, "activation"):
         fwd, bwd = ACTIVATION_FLOPS[layer.activation]
         flops += (fwd + bwd) * n_out

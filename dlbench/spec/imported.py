@@ -1,8 +1,8 @@
 """A model a user already has, read into a spec: what a backend's model
 reader returns (``Backend.import_model``), and the framework-free pieces the
-readers share. A reader converts all of a model or none of it: the first
-thing it cannot express raises one InputError naming the layer, its index and
-what is supported.
+readers share. A reader converts all of a model or none of it: what it cannot express
+raises one InputError naming every such layer (its index, name, class, why)
+and what is supported.
 """
 
 from __future__ import annotations
@@ -29,11 +29,26 @@ class ImportedModel:
     weights: list
     name: str  # a scenario name for it, e.g. "keras-xor"
     description: str  # what it was, e.g. "Keras Sequential 'xor' (2 layers)"
+    #: whether the model takes its samples channels-first (torch's NCHW images, (C, L) signals), so that
+    #: ``dlbench.benchmark`` moves the data's channels last; a torch sequence model takes (N, L, C) as the spec does
+    channels_first: bool = False
 
 
-def unsupported(index, layer_name: str, problem: str, supported) -> InputError:
-    """The one error of a model reader: which layer, what about it, what would do."""
-    return InputError(f"layer {index} ({layer_name}): {problem}; supported: {', '.join(supported)}", field="model")
+def all_problems(problems: list[tuple[str, tuple]], common: tuple) -> InputError:
+    """The one error of a model reader that found ``problems`` ((what is wrong with which layer, what
+    would do) each): all of them at once, the long list ``common`` of what is supported said once."""
+    if len(problems) == 1:
+        return InputError(problem_text_of(*problems[0]), field="model")
+    shared = any(supported == tuple(common) for _, supported in problems)
+    listed = " ".join(f"[{k}] " + (f"{text}; supported: see the list below" if supported == tuple(common)
+                                   else problem_text_of(text, supported)) + "."
+                      for k, (text, supported) in enumerate(problems, 1))
+    tail = f" Supported: {', '.join(common)}." if shared else ""
+    return InputError(f"{len(problems)} parts of the model cannot be read: {listed}{tail}", field="model")
+
+
+def problem_text_of(text: str, supported) -> str:
+    return f"{text}; supported: {', '.join(supported)}"
 
 
 def literal(value) -> float:

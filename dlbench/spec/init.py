@@ -14,7 +14,8 @@ LSTM's forget-gate slice ``bias[units:2*units]``, which is 1
 in layer order, parameter by parameter.
 The attention projections (``query_kernel``, ...) and position embeddings are
 glorot-uniform too, over their 2-D shapes; a residual block's inner
-parameters (``"<j>.<name>"``) are drawn like top-level ones, in its order.
+parameters (``"<j>.<name>"``, then its shortcut's ``"shortcut.<k>.<name>"``)
+are drawn like top-level ones, in its order.
 """
 
 from __future__ import annotations
@@ -63,12 +64,11 @@ def orthogonal(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
 
 def initial_parameter(layer, name: str, shape, rng: np.random.Generator) -> np.ndarray:
     """One parameter's initial value (see the module notes)."""
-    from dlbench.spec.sequence import EMBEDDING_INIT_RANGE, LSTM
+    from dlbench.spec.sequence import EMBEDDING_INIT_RANGE, LSTM, Bidirectional
     from dlbench.spec.transformer import Residual
 
-    if isinstance(layer, Residual):  # "<j>.<name>": inner layer j's own rule
-        j, inner = name.split(".", 1)
-        return initial_parameter(layer.layers[int(j)], inner, shape, rng)
+    if isinstance(layer, (Residual, Bidirectional)):  # "<j>.<name>", "shortcut.<k>.<name>", "forward.<name>" ...
+        return initial_parameter(*layer.part(name), shape, rng)  # that inner layer's own rule
     if name == "recurrent_kernel":
         return orthogonal(rng, shape)
     if name == "kernel" or name.endswith("_kernel") or name == "position_embeddings":  # attention projections

@@ -5,7 +5,8 @@ Shapes exclude the batch axis and are channels-last: a 1-D signal is
 parameter layouts (what :mod:`dlbench.spec.init` produces and every
 backend converts from): Dense kernel ``(in, out)``; Conv1D kernel
 ``(k, in_channels, filters)``; Conv2D kernel ``(kh, kw, in_channels, filters)``;
-biases ``(units or filters,)``; BatchNormalization ``gamma, beta,
+biases ``(units or filters,)`` (none with ``use_bias = false``, e.g. before a
+BatchNormalization, whose beta takes the bias's place); BatchNormalization ``gamma, beta,
 moving_mean, moving_variance`` of shape ``(channels,)``.
 
 Padding of convolutions: ``"valid"`` (none), ``"same"`` with TensorFlow's
@@ -13,6 +14,19 @@ semantics (output length ``ceil(n / stride)``; the total padding
 ``max((out - 1) * stride + k - n, 0)`` is split with the extra element at the
 end, i.e. bottom/right), or an integer ``p`` (``p`` zeros on both sides).
 Pooling takes ``pool_size`` and ``strides`` (default: ``pool_size``), no padding.
+A max-pool's gradient goes to the first maximum of each window (row-major).
+
+Global pooling (Lin, Chen & Yan 2014, "Network In Network"):
+``global_average_pool2d`` and ``global_max_pool1d`` / ``global_max_pool2d``
+reduce every position of ``(length, channels)`` or ``(height, width,
+channels)`` to ``(channels,)``: the mean, or the maximum, whose gradient goes
+to the first maximum in row-major order, as a max-pool's (torch's
+``amax(dim)``, TensorFlow's ``reduce_max`` behind Keras's GlobalMaxPooling and
+JAX's ``jnp.max`` split it evenly among ties instead; the backends route it
+to the first). ``global_average_pool1d``, the mean over time, is in
+:mod:`dlbench.spec.transformer`. Keras's GlobalAveragePooling2D /
+GlobalMaxPooling1D/2D, torch's ``AdaptiveAvgPool2d(1)`` /
+``AdaptiveMaxPool1d/2d(1)`` then a flatten.
 
 BatchNormalization's ``momentum`` is the weight of the *old* moving
 statistics (Keras's convention): ``moving = momentum * moving + (1 - momentum)
@@ -21,10 +35,7 @@ count), as Keras does. PyTorch's ``momentum`` is ``1 - this``. Training
 normalizes with the batch statistics, inference with the moving ones;
 ``y = gamma * (x - mean) / sqrt(var + epsilon) + beta`` over the last axis.
 
-GELU is the tanh approximation, pinned for every backend:
-``gelu(x) = 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))`` (GPT-2's form;
-``approximate="tanh"`` in PyTorch, ``approximate=True`` in Keras and JAX,
-whose defaults differ: torch and Keras default to the exact erf form).
+Activations, their formulas, slopes at 0 and defaults: :mod:`dlbench.spec.activations`.
 
 Dropout(rate) zeroes each activation with probability ``rate`` in training
 and scales the rest by ``1 / (1 - rate)`` (inverted dropout); it is the
@@ -38,9 +49,9 @@ from dataclasses import dataclass
 from typing import ClassVar, Union
 
 from dlbench.errors import InputError
+from dlbench.spec.activations import ACTIVATION_ALPHA, ACTIVATIONS, activation_alpha, layer_activation  # noqa: F401
 from dlbench.spec.checks import Shape, check_choice, check_number, check_positive_int, format_shape
 
-ACTIVATIONS = ("linear", "relu", "sigmoid", "tanh", "softmax", "gelu")
 #: the parameters the optimizer updates (every other weight, e.g. a moving statistic, it never sees)
 PARAMETERS_TRAINED = ("kernel", "bias", "gamma", "beta", "embeddings", "recurrent_kernel",
                       "query_kernel", "query_bias", "key_kernel", "key_bias", "value_kernel", "value_bias",
@@ -53,8 +64,9 @@ def is_trained(name: str) -> bool:
     return name.rsplit(".", 1)[-1] in PARAMETERS_TRAINED
 
 
-def layer_activation(layer) -> str | None:
-    return getattr(layer, "activation", None)
+def _check_bool(value, name: str) -> None:
+    if not isinstance(value, bool):
+        raise InputError(f"must be true or false, got {value!r}", field=name)
 
 
 def _ints(value, n: int, name: str) -> tuple[int, ...]:
@@ -101,16 +113,19 @@ def _spatial_output(layer_type: str, input_shape: Shape, ndim: int, kernel, stri
 @dataclass(frozen=True)
 class Dense:
     """y = f(x W + b); kernel W has the canonical layout (in, out). On a
-    (time, features) input it applies to every timestep: (time, units)."""
+    (time, features) input it applies to every timestep: (time, units).
+    ``use_bias = False``: y = f(x W), and the layer has no ``bias``."""
 
     units: int
     activation: str = "linear"
     input_shape: Shape | None = None
+    use_bias: bool = True
     type: ClassVar[str] = "dense"
 
     def __post_init__(self):
         check_positive_int(self.units, "units")
         check_choice(self.activation, ACTIVATIONS, "activation")
+        _check_bool(self.use_bias, "use_bias")
 
     def output_shape(self, input_shape: Shape) -> Shape:
         if len(input_shape) not in (1, 2):
@@ -119,19 +134,29 @@ class Dense:
         return (*input_shape[:-1], self.units)
 
     def param_shapes(self, input_shape: Shape) -> dict[str, Shape]:
-        return {"kernel": (input_shape[-1], self.units), "bias": (self.units,)}
+        return {"kernel": (input_shape[-1], self.units), **({"bias": (self.units,)} if self.use_bias else {})}
 
 
 @dataclass(frozen=True)
 class Activation:
-    """y = f(x), elementwise (softmax: over the last axis)."""
+    """y = f(x), elementwise (softmax: over the last axis); ``alpha`` for the
+    activations that take one (:data:`ACTIVATION_ALPHA`), their default if not given."""
 
     activation: str
     input_shape: Shape | None = None
+    alpha: float | None = None
     type: ClassVar[str] = "activation"
 
     def __post_init__(self):
         check_choice(self.activation, ACTIVATIONS, "activation")
+        if self.activation not in ACTIVATION_ALPHA:
+            if self.alpha is not None:
+                raise InputError(f"only {' and '.join(ACTIVATION_ALPHA)} take an alpha, not {self.activation}",
+                                 field="alpha")
+            return
+        if self.alpha is None:
+            object.__setattr__(self, "alpha", ACTIVATION_ALPHA[self.activation])
+        object.__setattr__(self, "alpha", check_number(self.alpha, "alpha", low=0.0, low_open=False))
 
     def output_shape(self, input_shape: Shape) -> Shape:
         return input_shape
@@ -149,6 +174,7 @@ class _Conv:
     padding: str | int = "valid"
     activation: str = "linear"
     input_shape: Shape | None = None
+    use_bias: bool = True
     ndim: ClassVar[int] = 2
     type: ClassVar[str] = ""
 
@@ -158,18 +184,20 @@ class _Conv:
         object.__setattr__(self, "strides", _ints(self.strides, self.ndim, "strides"))
         _check_padding(self.padding)
         check_choice(self.activation, ACTIVATIONS, "activation")
+        _check_bool(self.use_bias, "use_bias")
 
     def output_shape(self, input_shape: Shape) -> Shape:
         spatial = _spatial_output(self.type, input_shape, self.ndim, self.kernel_size, self.strides, self.padding)
         return (*spatial, self.filters)
 
     def param_shapes(self, input_shape: Shape) -> dict[str, Shape]:
-        return {"kernel": (*self.kernel_size, input_shape[-1], self.filters), "bias": (self.filters,)}
+        kernel = (*self.kernel_size, input_shape[-1], self.filters)
+        return {"kernel": kernel, **({"bias": (self.filters,)} if self.use_bias else {})}
 
 
 @dataclass(frozen=True)
 class Conv1D(_Conv):
-    """y = f(conv(x, K) + b) over (length, channels); kernel (k, in, filters)."""
+    """y = f(conv(x, K) + b) over (length, channels); kernel (k, in, filters); no b if not ``use_bias``."""
 
     ndim: ClassVar[int] = 1
     type: ClassVar[str] = "conv1d"
@@ -177,7 +205,7 @@ class Conv1D(_Conv):
 
 @dataclass(frozen=True)
 class Conv2D(_Conv):
-    """y = f(conv(x, K) + b) over (height, width, channels); kernel (kh, kw, in, filters)."""
+    """y = f(conv(x, K) + b) over (height, width, channels); kernel (kh, kw, in, filters); no b if not ``use_bias``."""
 
     ndim: ClassVar[int] = 2
     type: ClassVar[str] = "conv2d"
@@ -237,6 +265,54 @@ class AveragePool2D(_Pool):
     type: ClassVar[str] = "averagepool2d"
 
 
+@dataclass(frozen=True)
+class _GlobalPool:
+    input_shape: Shape | None = None
+    ndim: ClassVar[int] = 2
+    kind: ClassVar[str] = ""
+    type: ClassVar[str] = ""
+
+    def output_shape(self, input_shape: Shape) -> Shape:
+        if len(input_shape) != self.ndim + 1:
+            expected = "(length, channels)" if self.ndim == 1 else "(height, width, channels)"
+            raise InputError(f"{self.type} needs a {self.ndim + 1}-D input {expected}, got shape "
+                             f"{format_shape(input_shape)}")
+        return (input_shape[-1],)
+
+    def param_shapes(self, input_shape: Shape) -> dict[str, Shape]:
+        return {}
+
+
+@dataclass(frozen=True)
+class GlobalAveragePool2D(_GlobalPool):
+    """The mean over every position: (height, width, channels) -> (channels,)."""
+
+    ndim: ClassVar[int] = 2
+    kind: ClassVar[str] = "average"
+    type: ClassVar[str] = "global_average_pool2d"
+
+
+@dataclass(frozen=True)
+class GlobalMaxPool1D(_GlobalPool):
+    """The maximum over every position: (length, channels) -> (channels,)."""
+
+    ndim: ClassVar[int] = 1
+    kind: ClassVar[str] = "max"
+    type: ClassVar[str] = "global_max_pool1d"
+
+
+@dataclass(frozen=True)
+class GlobalMaxPool2D(_GlobalPool):
+    """The maximum over every position: (height, width, channels) -> (channels,)."""
+
+    ndim: ClassVar[int] = 2
+    kind: ClassVar[str] = "max"
+    type: ClassVar[str] = "global_max_pool2d"
+
+
+GLOBAL_POOLS = (GlobalAveragePool2D, GlobalMaxPool1D, GlobalMaxPool2D)
+
+
 # ------------------------------------------------------------------ others
 @dataclass(frozen=True)
 class Flatten:
@@ -291,11 +367,11 @@ class BatchNormalization:
         return {"gamma": c, "beta": c, "moving_mean": c, "moving_variance": c}
 
 
-Layer = Union[Dense, Activation, Conv1D, Conv2D, MaxPool1D, MaxPool2D, AveragePool1D, AveragePool2D, Flatten,
-              Dropout, BatchNormalization]
+Layer = Union[Dense, Activation, Conv1D, Conv2D, MaxPool1D, MaxPool2D, AveragePool1D, AveragePool2D,
+              GlobalAveragePool2D, GlobalMaxPool1D, GlobalMaxPool2D, Flatten, Dropout, BatchNormalization]
 LAYER_TYPES: dict[str, type] = {cls.type: cls for cls in (
-    Dense, Activation, Conv1D, Conv2D, MaxPool1D, MaxPool2D, AveragePool1D, AveragePool2D, Flatten, Dropout,
-    BatchNormalization)}
+    Dense, Activation, Conv1D, Conv2D, MaxPool1D, MaxPool2D, AveragePool1D, AveragePool2D, *GLOBAL_POOLS, Flatten,
+    Dropout, BatchNormalization)}
 
 
 from dlbench.spec.sequence import SEQUENCE_LAYERS  # noqa: E402  (sequence.py needs nothing from here)

@@ -38,7 +38,7 @@ from typing import ClassVar, Union
 
 from dlbench.errors import InputError, one_of
 from dlbench.spec.checks import Shape, check_choice, check_number, check_positive_int, format_shape
-from dlbench.spec.layers import Activation, Dropout, is_trained, layer_activation
+from dlbench.spec.layers import Activation, Dropout, activation_alpha, is_trained, layer_activation
 from dlbench.spec.transformer import nested_layers
 
 __all__ = ["LOSSES", "SGD", "Adam", "Optimizer", "OPTIMIZERS", "ModelSpec", "make_optimizer", "Sequential", "TrainSpec"]
@@ -115,6 +115,11 @@ class ModelSpec:
     @property
     def output_activation(self) -> str:
         return layer_activation(self.layers[-1]) or "linear"
+
+    @property
+    def output_alpha(self) -> float | None:
+        """The ``alpha`` of the output activation (a leaky_relu's or elu's), None if it takes none."""
+        return activation_alpha(self.layers[-1])
 
     def _check_loss_fits_output(self) -> None:
         out, act = self.output_shape, self.output_activation

@@ -35,6 +35,17 @@ The maths (Keras's, ``sigma`` the logistic sigmoid, ``*`` elementwise, state
 
 With ``return_sequences`` the layer outputs every ``h_t`` ``(time, units)``,
 otherwise the last one ``(units,)``.
+
+``bidirectional`` (``layer``: a simple_rnn, lstm or gru) is Keras's
+``Bidirectional(layer, merge_mode="concat")`` and torch's
+``bidirectional=True`` (Schuster & Paliwal 1997): the layer once over
+``x_1 .. x_T`` and once, with parameters of its own, over ``x_T .. x_1``;
+the outputs concatenated along the features, forward first: with
+``return_sequences`` ``[h_t, g_t]`` per timestep ``(time, 2 units)``, ``g_t``
+the backward pass's state *at* ``t`` (after reading ``x_T .. x_t``), else
+``[h_T, g_1]`` ``(2 units,)``, each direction's final state. The parameters
+are the layer's, twice: ``"forward.<name>"`` then ``"backward.<name>"``, each
+in the canonical layout above and initialised like it (forward first).
 """
 
 from __future__ import annotations
@@ -126,7 +137,46 @@ class GRU(_Recurrent):
 
 
 RECURRENT_LAYERS = (SimpleRNN, LSTM, GRU)
-SEQUENCE_LAYERS = (Embedding, *RECURRENT_LAYERS)
+
+#: the two directions of a bidirectional layer, in the order of its outputs and parameters
+DIRECTIONS = ("forward", "backward")
+
+
+@dataclass(frozen=True)
+class Bidirectional:
+    """A recurrent ``layer`` run forward and, with weights of its own, backward
+    over time; outputs concatenated (forward first)."""
+
+    layer: SimpleRNN | LSTM | GRU
+    input_shape: Shape | None = None
+    type: ClassVar[str] = "bidirectional"
+
+    def __post_init__(self):
+        if not isinstance(self.layer, RECURRENT_LAYERS):
+            raise InputError(f"must be a simple_rnn, lstm or gru layer, got {getattr(self.layer, 'type', self.layer)!r}",
+                             field="layer")
+
+    @property
+    def units(self) -> int:
+        return self.layer.units
+
+    def output_shape(self, input_shape: Shape) -> Shape:
+        try:
+            out = self.layer.output_shape(input_shape)
+        except InputError as exc:
+            raise exc.within(field_prefix="layer") from None
+        return (*out[:-1], 2 * out[-1])
+
+    def param_shapes(self, input_shape: Shape) -> dict[str, Shape]:
+        return {f"{direction}.{name}": shape for direction in DIRECTIONS
+                for name, shape in self.layer.param_shapes(input_shape).items()}
+
+    def part(self, name: str):
+        """(the wrapped layer, the name of parameter ``name`` there)."""
+        return self.layer, name.split(".", 1)[1]
+
+
+SEQUENCE_LAYERS = (Embedding, *RECURRENT_LAYERS, Bidirectional)
 
 
 def takes_tokens(spec) -> bool:
@@ -138,7 +188,8 @@ def sequence_length(spec) -> int | None:
     """Tokens (timesteps) per sample when the input is a sequence (token ids, or
     (time, features) read by a recurrent layer first); None otherwise."""
     first = spec.layers[0]
-    if isinstance(first, Embedding) or (isinstance(first, RECURRENT_LAYERS) and len(spec.input_shape) == 2):
+    if isinstance(first, Embedding) or (isinstance(first, (*RECURRENT_LAYERS, Bidirectional))
+                                        and len(spec.input_shape) == 2):
         return spec.input_shape[0]
     return None
 

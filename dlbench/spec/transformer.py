@@ -22,11 +22,18 @@ in the spec channels-last. The conventions, pinned once for every backend:
   ``output_bias`` ``(d,)``. Keras's MultiHeadAttention holds the same numbers
   as ``(d, H, K)`` and ``(H, K, d)``: a reshape. Kernels are glorot-uniform
   over their 2-D shapes, biases zero.
-* ``residual`` (``layers``): ``y = x + f(x)``, ``f`` the chain of ``layers``,
-  whose output shape must equal its input's. Its parameters are those of its
+* ``residual`` (``layers``, ``shortcut``): ``y = s(x) + f(x)``, ``f`` the chain
+  of ``layers`` and ``s`` the chain of ``shortcut`` layers, the identity when
+  there are none (the default), so that ``f``'s output shape must be the
+  input's; with a shortcut it must be the shortcut's. A shortcut of a 1x1
+  convolution with the block's stride and no bias, then a BatchNormalization,
+  is ResNet's projection shortcut (He et al. 2016, "Deep Residual Learning",
+  option B; torchvision's ``BasicBlock.downsample``, Keras's ResNet
+  ``block1(conv_shortcut=True)``). Its parameters are those of its
   layers, flattened into one dict with the names ``"<j>.<name>"`` (``j`` the
   index of the inner layer; nested residuals give ``"<j>.<k>.<name>"``), in
-  the inner layers' order. That is how initial weights, weight files,
+  the inner layers' order, then those of the shortcut's layers as
+  ``"shortcut.<k>.<name>"``. That is how initial weights, weight files,
   training states and the parity certificate see them, so every nested
   parameter is certified like a top-level one.
 * ``position_embedding`` (``max_length``): ``y = x + P[:T]``, ``P``
@@ -43,6 +50,7 @@ from typing import ClassVar
 from dlbench.errors import InputError
 from dlbench.spec.checks import Shape, check_number, check_positive_int, format_shape
 from dlbench.spec.layers import LAYER_TYPES
+from dlbench.spec.sequence import Bidirectional
 
 
 def _sequence(layer_type: str, input_shape: Shape) -> None:
@@ -136,52 +144,101 @@ class GlobalAveragePool1D:
         return {}
 
 
+def _chain(layers, name: str, allow_empty: bool) -> tuple:
+    if not isinstance(layers, (list, tuple)) or not (layers or allow_empty):
+        raise InputError(f"must be a {'' if allow_empty else 'non-empty '}list of layers, got {layers!r}", field=name)
+    for j, layer in enumerate(layers):
+        if type(layer) not in LAYER_TYPES.values():
+            raise InputError(f"must be a layer spec, got {layer!r}", field=f"{name}[{j}]")
+    return tuple(layers)
+
+
+def _chain_shapes(layers, input_shape: Shape, name: str) -> list[tuple[Shape, Shape]]:
+    shapes, shape = [], tuple(input_shape)
+    for j, layer in enumerate(layers):
+        try:
+            out = layer.output_shape(shape)
+        except InputError as exc:
+            raise exc.within(field_prefix=f"{name}[{j}]") from None
+        shapes.append((shape, out))
+        shape = out
+    return shapes
+
+
+#: the prefix of a residual block's shortcut parameters: "shortcut.<k>.<name>"
+SHORTCUT = "shortcut."
+
+
+#: residual blocks inside residual blocks, the most a model may nest (every
+#: backend builds and differentiates them recursively; thousands of levels
+#: would exhaust Python's recursion before a clear error could be given)
+MAX_RESIDUAL_DEPTH = 32
+
+
 @dataclass(frozen=True)
 class Residual:
-    """y = x + f(x), f the chain of ``layers`` (a list of layer specs)."""
+    """y = s(x) + f(x), f the chain of ``layers`` (a list of layer specs), s
+    that of ``shortcut`` (the identity if empty)."""
 
     layers: tuple
     input_shape: Shape | None = None
+    shortcut: tuple = ()
     type: ClassVar[str] = "residual"
 
     def __post_init__(self):
-        if not isinstance(self.layers, (list, tuple)) or not self.layers:
-            raise InputError(f"must be a non-empty list of layers, got {self.layers!r}", field="layers")
-        object.__setattr__(self, "layers", tuple(self.layers))
-        for j, layer in enumerate(self.layers):
-            if type(layer) not in LAYER_TYPES.values():
-                raise InputError(f"must be a layer spec, got {layer!r}", field=f"layers[{j}]")
+        object.__setattr__(self, "layers", _chain(self.layers, "layers", allow_empty=False))
+        object.__setattr__(self, "shortcut", _chain(self.shortcut, "shortcut", allow_empty=True))
+        nesting = 1 + max((layer.nesting for layer in self.layers + self.shortcut if isinstance(layer, Residual)),
+                          default=0)
+        if nesting > MAX_RESIDUAL_DEPTH:
+            raise InputError(f"residual blocks nested more than {MAX_RESIDUAL_DEPTH} deep; at most "
+                             f"{MAX_RESIDUAL_DEPTH} levels of residual blocks inside residual blocks", field="layers")
+        object.__setattr__(self, "nesting", nesting)  # the levels of blocks, this one included
 
     def inner_shapes(self, input_shape: Shape) -> list[tuple[Shape, Shape]]:
         """(input shape, output shape) of each inner layer."""
-        shapes, shape = [], tuple(input_shape)
-        for j, layer in enumerate(self.layers):
-            try:
-                out = layer.output_shape(shape)
-            except InputError as exc:
-                raise exc.within(field_prefix=f"layers[{j}]") from None
-            shapes.append((shape, out))
-            shape = out
-        return shapes
+        return _chain_shapes(self.layers, input_shape, "layers")
+
+    def shortcut_shapes(self, input_shape: Shape) -> list[tuple[Shape, Shape]]:
+        """(input shape, output shape) of each shortcut layer."""
+        return _chain_shapes(self.shortcut, input_shape, "shortcut")
 
     def output_shape(self, input_shape: Shape) -> Shape:
         out = self.inner_shapes(input_shape)[-1][1]
-        if tuple(out) != tuple(input_shape):
-            raise InputError(f"a residual block's layers must give back its input's shape "
-                             f"{format_shape(input_shape)} (it is added to their output), got {format_shape(out)}",
-                             field="layers")
-        return tuple(input_shape)
+        if not self.shortcut:
+            if tuple(out) != tuple(input_shape):
+                raise InputError(f"a residual block's layers must give back its input's shape "
+                                 f"{format_shape(input_shape)} (it is added to their output), got "
+                                 f"{format_shape(out)}; or give it a shortcut of that shape", field="layers")
+            return tuple(input_shape)
+        shortcut = self.shortcut_shapes(input_shape)[-1][1]
+        if tuple(out) != tuple(shortcut):
+            raise InputError(f"a residual block's layers must give the shape of its shortcut "
+                             f"{format_shape(shortcut)} (the two are added), got {format_shape(out)}", field="layers")
+        return tuple(out)
 
     def param_shapes(self, input_shape: Shape) -> dict[str, Shape]:
-        return {f"{j}.{name}": shape
+        main = {f"{j}.{name}": shape
                 for j, (layer, (shape_in, _)) in enumerate(zip(self.layers, self.inner_shapes(input_shape)))
                 for name, shape in layer.param_shapes(shape_in).items()}
+        return {**main, **{f"{SHORTCUT}{k}.{name}": shape for k, (layer, (shape_in, _)) in
+                           enumerate(zip(self.shortcut, self.shortcut_shapes(input_shape)))
+                           for name, shape in layer.param_shapes(shape_in).items()}}
+
+    def part(self, name: str):
+        """(the inner or shortcut layer a flat parameter ``name`` belongs to, its own name there)."""
+        head, rest = name.split(".", 1)
+        if head + "." == SHORTCUT:
+            k, rest = rest.split(".", 1)
+            return self.shortcut[int(k)], rest
+        return self.layers[int(head)], rest
 
 
-def inner_parameters(flat: dict, j: int) -> dict:
+def inner_parameters(flat: dict, j: int, prefix: str = "") -> dict:
     """The entries of a residual block's flat parameter dict that belong to
-    its inner layer ``j``, under that layer's own names."""
-    prefix = f"{j}."
+    its inner layer ``j`` (its shortcut's layer ``j`` with ``prefix =
+    SHORTCUT``), under that layer's own names."""
+    prefix = f"{prefix}{j}."
     return {name[len(prefix):]: value for name, value in flat.items() if name.startswith(prefix)}
 
 
@@ -190,15 +247,19 @@ LAYER_TYPES.update({cls.type: cls for cls in TRANSFORMER_LAYERS})
 
 
 def nested_layers(layers):
-    """Every layer of ``layers``, those inside residual blocks included (depth first)."""
+    """Every layer of ``layers``, those inside residual blocks and bidirectional
+    wrappers included (depth first)."""
     for layer in layers:
         yield layer
         if isinstance(layer, Residual):
             yield from nested_layers(layer.layers)
+            yield from nested_layers(layer.shortcut)
+        if isinstance(layer, Bidirectional):
+            yield layer.layer
 
 
 def map_layers(layers, fn) -> tuple:
     """``layers`` with ``fn`` applied to every layer that is not a residual
     block, inside residual blocks too (the blocks rebuilt around the results)."""
-    return tuple(replace(layer, layers=map_layers(layer.layers, fn)) if isinstance(layer, Residual) else fn(layer)
-                 for layer in layers)
+    return tuple(replace(layer, layers=map_layers(layer.layers, fn), shortcut=map_layers(layer.shortcut, fn))
+                 if isinstance(layer, Residual) else fn(layer) for layer in layers)

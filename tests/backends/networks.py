@@ -5,7 +5,8 @@ in batches of 8 unless a test says otherwise (43 samples: a partial batch of
 3 too, a second batch shape)."""
 
 from dlbench.spec import (SGD, Activation, Adam, AveragePool1D, AveragePool2D, BatchNormalization, Conv1D, Conv2D,
-                          Dense, Dropout, Flatten, MaxPool1D, MaxPool2D, Sequential)
+                          Dense, Dropout, Flatten, GlobalAveragePool2D, GlobalMaxPool1D, GlobalMaxPool2D, MaxPool1D,
+                          MaxPool2D, Sequential)
 
 
 def classes(spec) -> int:
@@ -33,6 +34,15 @@ MLP_CASES = {
     "mse-sigmoid-out": (mlp("relu", "mse", 3, "sigmoid", SGD(0.5, 0.5)), 3),
     "activation-layers": (Sequential([Dense(7, input_shape=(5,)), Activation("relu"), Dense(3),
                                       Activation("softmax")]).compile("categorical_crossentropy", "adam"), 3),
+    "leaky-relu-elu-silu-momentum": (Sequential([Dense(8, "leaky_relu", input_shape=(5,)), Dense(8, "elu"),
+                                                 Dense(6, "silu"), Dense(3, "softmax")])
+                                     .compile("categorical_crossentropy", SGD(0.1, 0.9)), 3),
+    "gelu-erf-and-tanh-adam": (Sequential([Dense(8, "gelu_erf", input_shape=(5,)), Dense(6, "gelu_tanh"),
+                                           Dense(3, "softmax")]).compile("categorical_crossentropy", Adam(0.01)), 3),
+    # alphas other than the defaults, the last one the output activation under mse
+    "alpha-activation-layers-mse": (Sequential([Dense(7, input_shape=(5,)), Activation("leaky_relu", alpha=0.3),
+                                                Dense(7), Activation("elu", alpha=0.5), Dense(3),
+                                                Activation("leaky_relu", alpha=0.2)]).compile("mse", SGD(0.1)), 3),
 }
 
 #: networks whose weights go in and come out exactly (the data: their number of classes)
@@ -48,6 +58,9 @@ BUILD_CASES = {
     .compile("binary_crossentropy", Adam(0.01)),
     "activation-layers-mse": Sequential([Dense(7, input_shape=(5,)), Activation("softmax"), Dense(3),
                                          Activation("sigmoid")]).compile("mse", "adam"),
+    "no-biases": Sequential([Conv2D(2, 2, input_shape=(4, 4, 1), use_bias=False), Activation("leaky_relu", alpha=0.3),
+                             Flatten(), Dense(3, "softmax", use_bias=False)])
+    .compile("categorical_crossentropy", SGD(0.1, 0.9)),
 }
 
 CONV_CASES = {
@@ -92,6 +105,14 @@ CONV_CASES = {
         Conv1D(4, 3, strides=2, activation="relu", input_shape=(11, 2)), BatchNormalization(momentum=0.9),
         MaxPool1D(2), AveragePool1D(2, strides=1), Flatten(), Dense(1, "sigmoid")]).compile(
         "binary_crossentropy", "adam"),
+    # no biases before BatchNormalization (what use_bias = false is for), global pooling
+    "conv2d-no-bias-batchnorm-global-average": cnn(Conv2D(4, 3, padding="same", use_bias=False, input_shape=(5, 5, 2)),
+                                                   BatchNormalization(0.9, 1e-3), Activation("relu"),
+                                                   GlobalAveragePool2D(), Dense(3, "softmax", use_bias=False)),
+    "conv2d-global-max-pool": cnn(Conv2D(3, 2, activation="leaky_relu", input_shape=(5, 4, 2)), GlobalMaxPool2D(),
+                                  Dense(3, "softmax")),
+    "conv1d-no-bias-global-max-pool": cnn(Conv1D(3, 3, strides=2, use_bias=False, input_shape=(9, 2)),
+                                          GlobalMaxPool1D(), Dense(3, "softmax")),
     "dense-batchnorm-dropout-0": Sequential([
         Dense(8, input_shape=(5,)), BatchNormalization(), Activation("sigmoid"), Dropout(0.0),
         Dense(3, "sigmoid")]).compile("mse", SGD(0.5)),

@@ -2,8 +2,10 @@
 overhead-benchmark networks: optax optimizer and loss, a jitted train step
 with donated state, the training set on the device, batches gathered by index.
 
-``make_loop(kind, weights, x_train, y_train)`` returns ``train(indices) -> losses``:
-one optimizer step per row of ``indices``, losses as a host array.
+``make_loop(kind, weights, x_train, y_train, scan=False, device="cpu")`` returns
+``train(indices) -> losses``: one optimizer step per row of ``indices``, losses
+as a host array (reading them waits for the device); parameters and data on
+JAX's first ``device`` ("cpu" or "gpu"), where the jitted steps follow them.
 * ``mlp``: 64-256-256-10 ReLU MLP, softmax cross-entropy, SGD lr 0.1 (digits-mlp);
 * ``xor``: 2-10-1 ReLU net, sigmoid binary cross-entropy, Adam (xor-mlp);
 * ``cnn``: digits-cnn on (8, 8, 1) images: conv 3x3 "same" 16 ReLU, max-pool 2,
@@ -24,18 +26,23 @@ import numpy as np
 import optax
 
 
-def make_loop(kind, weights, x_train, y_train, scan=False):
-    params = [(jnp.array(layer["kernel"]), jnp.array(layer["bias"])) for layer in weights if layer]
-    x = jnp.asarray(x_train, jnp.float32)
+def make_loop(kind, weights, x_train, y_train, scan=False, device="cpu"):
+    target = jax.devices(device)[0]
+
+    def put(array, dtype=jnp.float32):
+        return jax.device_put(np.asarray(array, dtype), target)
+
+    params = [(put(layer["kernel"]), put(layer["bias"])) for layer in weights if layer]
+    x = put(x_train)
     if kind == "cnn":
-        y, optimizer = jnp.asarray(y_train, jnp.int32), optax.adam(0.003, eps=1e-7)
+        y, optimizer = put(y_train, jnp.int32), optax.adam(0.003, eps=1e-7)
         loss = optax.softmax_cross_entropy_with_integer_labels
         return _loop(params, optimizer, loss, x, y, scan, _cnn_forward)
     if kind == "mlp":
-        y, optimizer = jnp.asarray(y_train, jnp.int32), optax.sgd(0.1)
+        y, optimizer = put(y_train, jnp.int32), optax.sgd(0.1)
         loss = optax.softmax_cross_entropy_with_integer_labels
     else:
-        y, optimizer = jnp.asarray(y_train, jnp.float32).reshape(-1, 1), optax.adam(1e-3, eps=1e-7)
+        y, optimizer = put(np.reshape(y_train, (-1, 1))), optax.adam(1e-3, eps=1e-7)
         loss = optax.sigmoid_binary_cross_entropy
     return _loop(params, optimizer, loss, x, y, scan)
 

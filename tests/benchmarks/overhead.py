@@ -6,12 +6,22 @@ steps, and the ratio of median throughputs is reported. Used by the
 pytest-benchmark suite and runnable on its own::
 
     python tests/benchmarks/overhead.py --backend numpy,torch,tensorflow,jax --rounds 5
+
+On a GPU (``--device gpu``, torch and JAX) ``--timer events`` checks the
+harness's synchronisation: the harness is timed as the runner times it (the
+wall clock around ``train``, which returns host losses), and also, like the
+hand-written loop, by the device: torch with CUDA events recorded on the
+stream around the call; JAX, which has no event API, by the wall clock around
+a call whose losses are host values (the device has finished). A harness whose
+clock stopped before the device finished would show a wall-clock rate above its
+event-timed one. ``--json`` prints one JSON object per (backend, network).
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import json
 import statistics
 import sys
 import time
@@ -37,15 +47,21 @@ NETWORKS = {
 }
 
 
-def setup(backend_name: str, kind: str, seed: int = 0):
-    """(harness train, hand-written train, windows) for one backend and network."""
+def setup(backend_name: str, kind: str, seed: int = 0, device: str = "cpu", scan: bool = False):
+    """(harness train, hand-written train, windows) for one backend and network
+    on ``device`` ("gpu": torch and JAX, whose loops take a device); ``scan``:
+    JAX's loop an expert writes, a window in one jitted ``lax.scan`` as the harness does."""
     spec, batch_size, window_steps, features, classes = NETWORKS[kind]
     data = synthetic(seed, n_samples=5000, n_features=features, n_classes=classes, test_fraction=0.2)
     plan = BatchPlan(len(data.x_train), batch_size, epochs=100, seed=seed, drop_last=True)
-    session = prepare(get_plugins().backends[backend_name], spec, data, plan, TrainerOptions(seed=seed))
+    options = TrainerOptions(device=device, seed=seed)
+    session = prepare(get_plugins().backends[backend_name], spec, data, plan, options)
     trainer = session.trainer
+    on_device = {} if device == "cpu" else {"device": device}
+    if scan and backend_name == "jax":
+        on_device["scan"] = True
     handwritten = importlib.import_module(f"handwritten_{backend_name}").make_loop(
-        kind, session.weights, data.x_train, data.y_train)
+        kind, session.weights, data.x_train, data.y_train, **on_device)
     windows = [w.indices for w in plan.windows(window_steps)]
     # compile / warm both (their trajectories do not matter here)
     trainer.train(windows[0])
@@ -53,18 +69,49 @@ def setup(backend_name: str, kind: str, seed: int = 0):
     return trainer.train, handwritten, windows[1:]
 
 
-def measure(backend_name: str, kind: str, rounds: int) -> dict:
-    harness, handwritten, windows = setup(backend_name, kind)
-    rates = {"harness": [], "handwritten": []}
+def wall_seconds(fn, window) -> float:
+    start = time.perf_counter()
+    fn(window)
+    return time.perf_counter() - start
+
+
+def cuda_event_seconds(fn, window) -> float:
+    """Seconds between CUDA events recorded on torch's current stream before and after ``fn(window)``."""
+    import torch
+
+    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    start.record()
+    fn(window)
+    end.record()
+    end.synchronize()
+    return start.elapsed_time(end) / 1e3
+
+
+def device_timer(backend_name: str, device: str, timer: str):
+    """(timer name, seconds(fn, window)): CUDA events for torch on a GPU when
+    asked; else the wall clock around a call that returns host values."""
+    if timer == "events" and device == "gpu" and backend_name == "torch":
+        return "cuda-events", cuda_event_seconds
+    return "wall", wall_seconds
+
+
+def measure(backend_name: str, kind: str, rounds: int, device: str = "cpu", timer: str = "wall",
+            scan: bool = False) -> dict:
+    """Median samples/s of the harness (wall clock, as the runner times it; and
+    by the device timer) and of the hand-written loop (device timer), over the same windows."""
+    harness, handwritten, windows = setup(backend_name, kind, device=device, scan=scan)
+    timer_name, device_seconds = device_timer(backend_name, device, timer)
+    timings = {"harness": (harness, wall_seconds), "harness_timed_by_device": (harness, device_seconds),
+               "handwritten": (handwritten, device_seconds)}
+    rates = {name: [] for name in timings}
     for r in range(rounds):
         window = windows[r % len(windows)]
-        for name, fn in (("harness", harness), ("handwritten", handwritten)):
-            start = time.perf_counter()
-            fn(window)
-            rates[name].append(window.size / (time.perf_counter() - start))
+        for name, (fn, seconds) in timings.items():
+            rates[name].append(window.size / seconds(fn, window))
     medians = {k: statistics.median(v) for k, v in rates.items()}
-    return {"backend": backend_name, "network": kind, **medians,
-            "ratio": medians["harness"] / medians["handwritten"]}
+    return {"backend": backend_name, "network": kind, "device": device, "timer": timer_name, **medians,
+            "ratio": medians["harness"] / medians["handwritten"],
+            "sync_ratio": medians["harness"] / medians["harness_timed_by_device"]}
 
 
 def main() -> None:
@@ -72,12 +119,19 @@ def main() -> None:
     parser.add_argument("--backend", default="numpy")
     parser.add_argument("--network", default="mlp,xor")
     parser.add_argument("--rounds", type=int, default=15)
+    parser.add_argument("--device", choices=("cpu", "gpu"), default="cpu")
+    parser.add_argument("--timer", choices=("wall", "events"), default="wall",
+                        help="events: the hand-written loop timed by CUDA events (torch on a GPU)")
+    parser.add_argument("--scan", action="store_true", help="JAX's hand-written loop: a window in one lax.scan")
+    parser.add_argument("--json", action="store_true", help="one JSON object per line")
     args = parser.parse_args()
-    print(f"{'backend':<11} {'network':<7} {'harness/s':>12} {'hand-written/s':>15} {'ratio':>7}")
+    if not args.json:
+        print(f"{'backend':<11} {'network':<7} {'harness/s':>12} {'hand-written/s':>15} {'ratio':>7} timer")
     for backend in args.backend.split(","):
         for kind in args.network.split(","):
-            r = measure(backend, kind, args.rounds)
-            print(f"{backend:<11} {kind:<7} {r['harness']:>12,.0f} {r['handwritten']:>15,.0f} {r['ratio']:>7.3f}")
+            r = measure(backend, kind, args.rounds, args.device, args.timer, args.scan)
+            print(json.dumps(r) if args.json else f"{backend:<11} {kind:<7} {r['harness']:>12,.0f} "
+                  f"{r['handwritten']:>15,.0f} {r['ratio']:>7.3f} {r['timer']}", flush=True)
 
 
 if __name__ == "__main__":
