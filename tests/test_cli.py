@@ -45,7 +45,7 @@ def test_run_json_prints_the_document_it_writes(runner, tmp_path):
     doc = json.loads(result.stdout)
     files = list(tmp_path.glob("*/*.json"))
     assert len(files) == 1 and json.loads(files[0].read_text())["results"] == doc["results"]
-    assert doc["schema_version"] == 2
+    assert doc["schema_version"] == 3
     assert {"python", "cpu", "versions", "blas"} <= set(doc["environment"])
     rows = {r["scenario"]: r for r in doc["results"]}
     assert set(rows) == {"xor-mlp", "digits-mlp"}
@@ -105,3 +105,21 @@ def test_input_shape_must_match_the_dataset(runner, tmp_path):
     result = runner.invoke(main, ["run", "--scenario", str(path), "--backend", "numpy", "--out", str(tmp_path)])
     assert result.exit_code == 2
     assert "model.input_shape: (32,) does not match dataset 'digits', whose samples have shape (64,)" in result.output
+
+
+def test_a_run_too_short_for_a_checkpoint_exits_0_unless_a_verdict_is_required(runner, tmp_path, mutants):
+    """`--steps 1` used to print "no (0/0)" and exit 1: a smoke test failed CI."""
+    from dlbench.run.runner import exit_code
+
+    smoke = runner.invoke(main, ["run", "--scenario", "xor-mlp", "--backend", "numpy,mutant-lr", "--steps", "1",
+                                 "--in-process", "--format", "markdown", "--out", str(tmp_path)])
+    assert smoke.exit_code == 0, smoke.output
+    assert "| not judged (too short) |" in smoke.output
+    path = next(tmp_path.glob("*/*.json"))
+    document = json.loads(path.read_text())
+    verdict = next(r["parity"] for r in document["results"] if r["backend"] == "mutant-lr")
+    assert verdict["verdict"] == "not judged" and verdict["agrees"] is None
+    assert verdict["reason"] == "too short: fewer than 3 steps, no checkpoint"
+    assert exit_code(document) == 0 and exit_code(document, require_verdict=True) == 1
+    strict = runner.invoke(main, ["run", "--resume", str(path), "--require-verdict"])  # the one flag --resume takes
+    assert strict.exit_code == 1, strict.output

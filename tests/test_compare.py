@@ -405,3 +405,14 @@ def test_the_accuracy_change_is_new_minus_base():
     assert change.accuracy_change == pytest.approx(0.02) and change.speed_change == 0.0
     assert as_json([change])[0]["accuracy_change"] == pytest.approx(0.02)
     assert "| 0.9000 → 0.9200 | +0.0200 | **improved** |" in markdown([change], ("a", "b"), 0.05)
+
+
+def test_a_verdict_not_judged_is_no_regression_and_a_disagreement_is():
+    from dlbench.report.compare import ParityCheck
+
+    agreed = {"parity": {"verdict": "agrees", "agrees": True}}
+    short = {"parity": {"verdict": "not judged", "agrees": None, "reason": "too short: no checkpoint"}}
+    wrong = {"parity": {"verdict": "disagrees", "agrees": False}}
+    assert ParityCheck().fails(short, agreed) is None
+    assert ParityCheck().fails(wrong, agreed) == "no longer agrees with the reference"
+    assert ParityCheck().fails({"parity": {"agrees": False}}, agreed) == "no longer agrees with the reference"

@@ -28,10 +28,12 @@ def test_accuracy_difference_beyond_tolerance_disagrees():
     assert not result["agrees"] and abs(result["accuracy_diff"] + 0.02) < 1e-12
 
 
-def test_dropout_runs_are_compared_on_accuracy_only():
-    result = compare(row("torch", [5.0], 0.89, stochastic=True), row("numpy", [1.0], 0.9, stochastic=True))
-    assert result["kind"] == "accuracy-only" and result["agrees"]
-    assert not compare(row("torch", [1.0], 0.8, True), row("numpy", [1.0], 0.9, True))["agrees"]
+def test_dropout_runs_without_a_certificate_are_not_judged_on_one_accuracy_against_one():
+    """Dropout masks are each framework's own: one accuracy against one is a sample against a sample."""
+    for acc in (0.89, 0.8):
+        result = compare(row("torch", [5.0], acc, stochastic=True), row("numpy", [1.0], 0.9, stochastic=True))
+        assert result["kind"] == "accuracy-only" and result["verdict"] == "not judged" and result["agrees"] is None
+        assert result["reason"].startswith("free runs not comparable")
 
 
 def test_annotate_compares_within_a_scenario_only():
@@ -59,15 +61,22 @@ def test_a_difference_within_the_references_rounding_noise_agrees():
     assert not result["agrees"] and result["first_step_over"] == 4
 
 
-def test_after_the_trajectories_part_accuracy_is_judged_within_sampling_error():
-    ref = row("numpy", [1.0, 1.0], 0.83)
-    ref["metrics"]["test_samples"] = 1000  # 2 standard errors: 0.0238
+def counted(row_, n=1000):
+    row_["metrics"]["test_samples"] = n
+    return row_
+
+
+def test_accuracy_is_judged_within_three_standard_errors_of_the_difference_of_two_accuracies():
+    """Each accuracy is a proportion over its test set: the difference of two has the standard
+    error sqrt(a(1-a)/n + b(1-b)/n); three of them (and at least ACCURACY_ATOL) is the tolerance."""
+    ref = counted(row("numpy", [1.0, 1.0], 0.83))
     ref["metrics"]["rounding_noise"] = [0.0, 0.5]
-    parted = compare(row("tf", [1.0, 1.2], 0.817), ref)
-    assert parted["agrees"] and parted["accuracy_atol"] > 0.02
-    assert not compare(row("tf", [1.0, 1.2], 0.80), ref)["agrees"]
-    same_path = compare(row("tf", [1.0, 1.0], 0.817), ref)
-    assert not same_path["agrees"] and same_path["accuracy_atol"] == 0.01
+    parted = compare(counted(row("tf", [1.0, 1.2], 0.79)), ref)
+    assert parted["agrees"] and parted["accuracy_atol"] == pytest.approx(
+        3 * math.sqrt(0.83 * 0.17 / 1000 + 0.79 * 0.21 / 1000))
+    assert compare(counted(row("tf", [1.0, 1.2], 0.77)), ref)["verdict"] == "disagrees"
+    short = compare(counted(row("tf", [2.3, 2.3], 0.13), 360), counted(row("numpy", [2.3, 2.3], 0.177), 360))
+    assert short["agrees"]  # a short run near chance, 17 of 360 test samples apart: within 0.080
 
 
 def test_an_accuracy_difference_of_exactly_the_tolerance_agrees():
@@ -79,13 +88,12 @@ import math  # noqa: E402
 
 import pytest  # noqa: E402
 
-from dlbench.run.parity import STOCHASTIC_ACCURACY_ATOL  # noqa: E402
-
-
-def certified(row_, agrees=True, checkpoints=(True,) * 8, worst=None):
+def certified(row_, agrees=True, checkpoints=(True,) * 8, worst=None, verdict=None, reason=None):
     row_["metrics"]["certificate"] = {
         "agrees": agrees, "checkpoints": [{"step": 5 * i, "agrees": a} for i, a in enumerate(checkpoints)],
         "worst": worst}
+    if verdict:
+        row_["metrics"]["certificate"].update(verdict=verdict, reason=reason)
     return row_
 
 
@@ -119,20 +127,46 @@ def test_a_certified_backend_with_another_outcome_disagrees():
 
 
 def test_a_certified_backend_whose_free_run_parted_is_judged_within_sampling_error():
-    ref = row("numpy", [1.0, 1.0], 0.83)
-    ref["metrics"]["test_samples"] = 1000
-    result = compare(certified(row("tf", [1.0, 1.5], 0.81)), ref)
+    ref = counted(row("numpy", [1.0, 1.0], 0.83))
+    result = compare(certified(counted(row("tf", [1.0, 1.5], 0.79))), ref)
     assert result["agrees"] and not result["free_run_agrees"]
-    assert result["accuracy_atol"] == pytest.approx(2 * math.sqrt(0.83 * 0.17 / 1000))
-    assert not compare(certified(row("tf", [1.0, 1.5], 0.80)), ref)["agrees"]
+    assert result["accuracy_atol"] == pytest.approx(3 * math.sqrt(0.83 * 0.17 / 1000 + 0.79 * 0.21 / 1000))
+    wrong = compare(certified(counted(row("tf", [1.0, 1.5], 0.77))), ref)
+    assert wrong["verdict"] == "disagrees" and wrong["reason"].startswith("test accuracy -0.060")
 
 
-def test_a_certified_dropout_run_is_judged_on_the_stochastic_accuracy_tolerance():
+def test_a_certified_dropout_run_rests_on_the_certificate_and_leaves_one_accuracy_unjudged():
+    """The TF quickstart MLP at 16 steps read "no (acc +0.047)" with every checkpoint passing."""
     ref = row("numpy", [2.0, 1.0], 0.9, stochastic=True)
-    within = compare(certified(row("torch", [2.5, 1.5], 0.875, stochastic=True)), ref)
-    assert within["kind"] == "certificate" and within["agrees"]
-    assert within["accuracy_atol"] == STOCHASTIC_ACCURACY_ATOL
-    assert not compare(certified(row("torch", [2.5, 1.5], 0.86, stochastic=True)), ref)["agrees"]
+    for acc in (0.875, 0.853, 0.6):
+        result = compare(certified(row("torch", [2.5, 1.5], acc, stochastic=True)), ref)
+        assert result["kind"] == "certificate" and result["verdict"] == "agrees" and result["outcome"] == "not judged"
+    rejected = compare(certified(row("torch", [2.5, 1.5], 0.9, stochastic=True), agrees=False,
+                                 checkpoints=(False,) * 8), ref)
+    assert rejected["verdict"] == "disagrees" and rejected["reason"] == "0/8 checkpoints within rounding"
+
+
+def test_a_run_too_short_for_a_checkpoint_is_not_judged_and_never_reads_as_a_disagreement():
+    """`--steps 1`: losses identical, no checkpoint; it used to read "no (0/0)" and exit 1."""
+    ref = row("numpy", [2.0], 0.5)
+    short = certified(row("torch", [2.0], 0.5), agrees=None, checkpoints=(), verdict="not judged",
+                      reason="too short: fewer than 3 steps, no checkpoint")
+    result = compare(short, ref)
+    assert result["verdict"] == "not judged" and result["agrees"] is None
+    assert result["reason"] == "too short: fewer than 3 steps, no checkpoint"
+    old = certified(row("torch", [2.0], 0.5), agrees=False, checkpoints=())  # a schema-2 certificate
+    assert compare(old, ref)["verdict"] == "not judged"
+
+
+def test_a_run_too_short_for_a_checkpoint_whose_losses_part_already_disagrees():
+    ref = row("numpy", [2.0, 1.0], 0.5)
+    short = certified(row("torch", [2.0, 1.5], 0.5), agrees=None, checkpoints=(), verdict="not judged",
+                      reason="too short")
+    result = compare(short, ref)
+    assert result["verdict"] == "disagrees" and result["reason"] == "losses differ from step 2"
+    dropout = compare(certified(row("torch", [2.5], 0.5, stochastic=True), agrees=None, checkpoints=(),
+                                verdict="not judged", reason="too short"), row("numpy", [2.0], 0.5, stochastic=True))
+    assert dropout["verdict"] == "not judged"  # dropout losses part by design
 
 
 def test_without_a_certificate_the_free_run_is_the_verdict_and_says_why():
@@ -149,13 +183,13 @@ def test_without_a_certificate_the_free_run_is_the_verdict_and_says_why():
 # ------------------------------------------- the free-running comparison's edges
 def test_histories_of_different_lengths_disagree_naming_the_lengths():
     result = compare(row("tf", [1.0, 1.0], 0.9), row("numpy", [1.0, 1.0, 1.0], 0.9))
-    assert not result["agrees"] and result["reason"] == "2 loss points vs 3 for the reference"
+    assert result["verdict"] == "disagrees" and result["reason"] == "2 loss points vs 3 for the reference"
     assert result["first_step_over"] == 0 and result["max_rel_loss_diff"] is None
 
 
-def test_a_stochastic_reference_alone_makes_the_comparison_accuracy_only():
+def test_a_stochastic_reference_alone_makes_the_free_runs_incomparable():
     result = compare(row("torch", [5.0], 0.9), row("numpy", [1.0], 0.9, stochastic=True))
-    assert result["kind"] == "accuracy-only" and result["agrees"]
+    assert result["kind"] == "accuracy-only" and result["verdict"] == "not judged"
     result = compare(row("torch", [5.0], 0.9, stochastic=True), row("numpy", [1.0], 0.9))
     assert result["kind"] == "accuracy-only"
 
@@ -230,27 +264,36 @@ def test_the_free_run_verdict_names_its_reference_and_settings():
     result = compare(row("tf", [1.0, 1.0], 0.9), row("numpy", [1.0, 1.0], 0.9), rtol=0.01, horizon=40)
     assert result == {"reference": "numpy", "kind": "loss-history", "agrees": True, "max_rel_loss_diff": 0.0,
                       "first_step_over": None, "accuracy_diff": 0.0, "rtol": 0.01, "accuracy_atol": 0.01,
-                      "horizon": 40, "within_rounding_noise": False}
+                      "horizon": 40, "within_rounding_noise": False, "stochastic": False, "outcome": "agrees",
+                      "outcome_reason": None, "verdict": "agrees", "reason": None}
 
 
 def test_histories_of_different_lengths_are_reported_in_full():
+    reason = "2 loss points vs 3 for the reference"
     assert compare(row("tf", [1.0, 1.0], 0.9), row("numpy", [1.0, 1.0, 1.0], 0.9)) == {
         "reference": "numpy", "kind": "loss-history", "agrees": False, "max_rel_loss_diff": None,
-        "first_step_over": 0, "accuracy_diff": None, "rtol": 1e-3, "reason": "2 loss points vs 3 for the reference"}
+        "first_step_over": 0, "accuracy_diff": 0.0, "rtol": 1e-3, "horizon": 1000, "accuracy_atol": 0.01,
+        "stochastic": False, "outcome": "disagrees", "outcome_reason": reason, "reason_losses": reason,
+        "verdict": "disagrees", "reason": reason}
 
 
-def test_the_accuracy_only_verdict_is_reported_in_full():
+def test_the_accuracy_only_comparison_is_reported_in_full():
+    from dlbench.run.parity import STOCHASTIC_REASON
+
     assert compare(row("torch", [5.0], 0.875, stochastic=True), row("numpy", [1.0], 0.9, stochastic=True)) == {
-        "reference": "numpy", "kind": "accuracy-only", "agrees": True, "max_rel_loss_diff": None,
-        "first_step_over": None, "accuracy_diff": 0.875 - 0.9, "accuracy_atol": STOCHASTIC_ACCURACY_ATOL,
-        "reason": "dropout masks come from each framework's own generator"}
+        "reference": "numpy", "kind": "accuracy-only", "agrees": None, "max_rel_loss_diff": None,
+        "first_step_over": None, "accuracy_diff": 0.875 - 0.9, "accuracy_atol": None, "rtol": 1e-3,
+        "horizon": 1000, "stochastic": True, "outcome": "not judged", "outcome_reason": STOCHASTIC_REASON,
+        "verdict": "not judged", "reason": STOCHASTIC_REASON}
 
 
-def test_a_missing_test_accuracy_on_either_side_disagrees():
+def test_a_test_accuracy_on_one_side_only_disagrees_where_accuracies_are_comparable():
     for ours, theirs in ((None, 0.9), (0.9, None)):
-        assert not compare(row("torch", [1.0], ours, stochastic=True), row("numpy", [1.0], theirs, True))["agrees"]
         free = compare(row("torch", [1.0], ours), row("numpy", [1.0], theirs))
-        assert not free["agrees"] and free["accuracy_diff"] is None
+        assert free["verdict"] == "disagrees" and free["accuracy_diff"] is None
+        assert compare(row("torch", [1.0], ours, stochastic=True),
+                       row("numpy", [1.0], theirs, True))["verdict"] == "not judged"
+    assert compare(row("torch", [1.0], None), row("numpy", [1.0], None))["verdict"] == "agrees"  # nothing to compare
 
 
 def test_a_row_without_metrics_has_no_verdict():
@@ -276,7 +319,7 @@ def test_a_certified_backend_whose_history_has_another_length_disagrees_on_the_o
     minimal = row("torch", [2.0, 1.0, 0.5], 0.9)
     minimal["metrics"]["certificate"] = {"agrees": True}  # no checkpoint list, no worst checkpoint
     result = compare(minimal, ref)
-    assert result["agrees"] and result["checkpoints"] == result["checkpoints_agreeing"] == 0
+    assert result["verdict"] == "not judged" and result["checkpoints"] == result["checkpoints_agreeing"] == 0
     assert result["worst_checkpoint"] is None
 
 
@@ -286,3 +329,36 @@ def test_the_default_horizon_is_1000_steps():
     assert compare(drifted, ref)["agrees"] and compare(drifted, ref)["horizon"] == 1000
     early = row("torch", [1.0] * 499 + [1.1] * 101, 0.9)  # step 998
     assert not compare(early, ref)["agrees"]
+
+
+# ------------------------------------------- seeds: the rank test judges a dropout network's outcome
+def seeded(backend, accuracies, stochastic=True):
+    rows = []
+    for seed, acc in enumerate(accuracies):
+        r = row(backend, [1.0], acc, stochastic=stochastic)
+        r["sweep_point"] = {"seed": seed}
+        rows.append(r)
+    return rows
+
+
+def test_with_enough_seeds_the_rank_test_judges_a_dropout_networks_outcome():
+    reference = seeded("numpy", [0.90, 0.91, 0.89, 0.92, 0.90, 0.91])
+    same = seeded("torch", [0.91, 0.90, 0.92, 0.89, 0.91, 0.90])
+    lower = seeded("jax", [0.80, 0.81, 0.79, 0.82, 0.80, 0.81])
+    annotate([*reference, *same, *lower])
+    assert all(r["parity"]["verdict"] == "agrees" and r["parity"]["seeds"] == 6 for r in same)
+    assert all(r["parity"]["verdict"] == "disagrees" and r["parity"]["rank_test_p"] < 0.01 for r in lower)
+    assert "rank test" in lower[0]["parity"]["reason"]
+
+
+def test_too_few_seeds_for_the_rank_test_to_reach_its_level_leave_the_outcome_unjudged():
+    reference, lower = seeded("numpy", [0.90, 0.91, 0.92]), seeded("jax", [0.50, 0.51, 0.52])
+    annotate([*reference, *lower])  # 3 against 3: the smallest p the test can give is above 0.01
+    assert all(r["parity"]["verdict"] == "not judged" for r in lower)
+
+
+def test_seeds_of_a_network_without_dropout_keep_their_own_comparison():
+    reference = seeded("numpy", [0.90] * 6, stochastic=False)
+    ours = seeded("torch", [0.90] * 6, stochastic=False)
+    annotate([*reference, *ours])
+    assert all(r["parity"]["kind"] == "loss-history" and "rank_test_p" not in r["parity"] for r in ours)

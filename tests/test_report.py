@@ -187,7 +187,7 @@ def test_schema_0_document_is_upgraded_on_read(real_run, tmp_path):
     path = tmp_path / "old.json"
     path.write_text(json.dumps(doc))
     upgraded = read_document(path)
-    assert upgraded["schema_version"] == 2
+    assert upgraded["schema_version"] == 3
     assert all("samples_per_sec" in r["metrics"] and "samples_per_second" not in r["metrics"]
                for r in upgraded["results"])
     row = next(r for r in json.loads(invoke("report", path, "--format", "json").output)["rows"])
@@ -296,3 +296,32 @@ def test_outcomes_test_each_backend_against_the_reference_seeds():
     assert by_backend["numpy"][3] == "-" and float(by_backend["torch"][3]) == 1.0
     assert float(by_backend["jax"][3]) < 0.01  # six seeds apart: the rank test tells
     assert by_backend["torch"][2] == "0.825 [0.8, 0.85]"
+
+
+def test_a_run_too_short_to_judge_reads_not_judged_in_every_format_never_no(tmp_path):
+    """A schema-2 document of `--steps 1` said "no (0/0)"; read today, and in a new one, it is "not judged"."""
+    certificate = {"kind": "certificate", "agrees": False, "checkpoints": 0, "checkpoints_agreeing": 0,
+                   "free_run_agrees": True}
+    rows = [{"scenario": "xor-mlp", "backend": "numpy", "status": "ok", "metrics": {"test_accuracy": 0.5}},
+            {"scenario": "xor-mlp", "backend": "torch", "status": "ok", "metrics": {"test_accuracy": 0.5},
+             "parity": certificate},
+            {"scenario": "xor-mlp", "backend": "jax", "status": "ok", "metrics": {"test_accuracy": 0.5},
+             "parity": {"kind": "accuracy-only", "verdict": "not judged", "agrees": None,
+                        "reason": "free runs not comparable: dropout masks differ"}}]
+    path = tmp_path / "short.json"
+    path.write_text(json.dumps({"schema_version": 2, "environment": {}, "settings": {}, "results": rows}))
+    outputs = {fmt: invoke("report", path, "--format", fmt, "--no-plots").output
+               for fmt in ("table", "markdown", "csv", "html", "json")}
+    for fmt in ("markdown", "html"):
+        assert "not judged (too short)" in outputs[fmt] and "not judged (free runs not comparable)" in outputs[fmt]
+    wide = CliRunner().invoke(cli, ["report", str(path), "--no-plots"], env={"COLUMNS": "200"}).output
+    assert "not judged (too short)" in wide and "not judged (free runs not comparable)" in wide
+    outputs["table"] = wide
+    assert all("no (" not in outputs[fmt] for fmt in ("table", "markdown", "html"))
+    records = {r["backend"]: r for r in csv.DictReader(io.StringIO(outputs["csv"]))}
+    assert (records["torch"]["verdict"], records["torch"]["agrees"]) == ("not judged", "")
+    assert records["torch"]["verdict_reason"] == "too short: no checkpoint"
+    assert '"verdict": "not judged"' in outputs["json"]
+    assert report.agreement({"backend": "tf", "parity": {"kind": "certificate", "verdict": "disagrees",
+                                                         "checkpoints": 8, "checkpoints_agreeing": 1,
+                                                         "certificate_verdict": "disagrees"}}) == "no (1/8)"

@@ -130,7 +130,7 @@ def test_a_schema_0_document_has_its_metrics_renamed_without_overwriting_newer_o
                        {"metrics": {"samples_per_second": 1.0, "samples_per_sec": 2.0}},
                        {"scenario": "no metrics"}]}
     upgraded = schema.upgrade(doc)
-    assert upgraded["schema_version"] == 2
+    assert upgraded["schema_version"] == 3
     assert upgraded["results"][0]["metrics"] == {"samples_per_sec": 5.0, "samples_per_sec_stats": {"n": 1},
                                                  "samples_per_sec_samples": [5.0]}
     assert upgraded["results"][1]["metrics"] == {"samples_per_second": 1.0, "samples_per_sec": 2.0}
@@ -154,7 +154,7 @@ def good_row(**changes):
     ([], "not a dlbench result document (no list of results)"),
     ({"results": {}}, "not a dlbench result document (no list of results)"),
     ({"schema_version": "one", "results": []}, "schema_version 'one' is not a number"),
-    ({"schema_version": 3, "results": []}, "schema_version 3 is newer than this dlbench understands (2)"),
+    ({"schema_version": 4, "results": []}, "schema_version 4 is newer than this dlbench understands (3)"),
     ({"schema_version": 1, "settings": [], "results": []}, "settings: expected an object, got list"),
     ({"schema_version": 1, "results": [good_row(), 3]}, "results[1]: expected an object, got int"),
     ({"schema_version": 1, "results": [good_row(backend=7)]}, "results[0].backend: expected a string, got 7"),
@@ -172,7 +172,7 @@ def test_malformed_documents_are_refused_naming_the_source_and_the_problem(docum
 def test_a_well_formed_document_of_every_status_is_accepted_and_upgraded():
     rows = [good_row(status=s) for s in ("ok", "failed", "unavailable", "timeout", "diverged", "interrupted")]
     doc = schema.checked_document({"results": rows}, "run.json")
-    assert doc["schema_version"] == 2 and doc["results"] == rows
+    assert doc["schema_version"] == 3 and doc["results"] == rows
     assert all(row["mode"] == "train" for row in doc["results"])  # what every version-1 row measured
 
 
@@ -185,10 +185,22 @@ def test_runs_of_the_same_time_and_number_on_several_machines_are_ordered_by_pat
 
 
 def test_a_schema_0_document_without_results_upgrades_too():
-    assert schema.upgrade({"created": "x"}) == {"created": "x", "schema_version": 2}
+    assert schema.upgrade({"created": "x"}) == {"created": "x", "schema_version": 3}
 
 
 def test_a_file_that_is_no_result_document_says_so_exactly():
     with pytest.raises(InputError) as caught:
         schema.checked_document({"rows": []}, "run.json")
     assert caught.value.message == "not a dlbench result document (no list of results)"
+
+
+def test_a_schema_2_verdict_reads_as_three_values_and_no_checkpoint_as_not_judged():
+    """Schema 2 stored ``agrees`` only, and a run too short for a checkpoint as "no (0/0)"."""
+    rows = [{"parity": {"kind": "certificate", "agrees": False, "checkpoints": 0, "checkpoints_agreeing": 0}},
+            {"parity": {"kind": "certificate", "agrees": False, "checkpoints": 8, "checkpoints_agreeing": 2}},
+            {"parity": {"kind": "loss-history", "agrees": True}}, {"parity": None}, {}]
+    upgraded = schema.upgrade({"schema_version": 2, "results": rows})["results"]
+    assert (upgraded[0]["parity"]["verdict"], upgraded[0]["parity"]["agrees"]) == ("not judged", None)
+    assert upgraded[0]["parity"]["reason"] == "too short: no checkpoint"
+    assert [r["parity"]["verdict"] for r in upgraded[1:3]] == ["disagrees", "agrees"]
+    assert upgraded[3:] == [{"parity": None}, {}]

@@ -44,13 +44,14 @@ class NumpyBackend(Backend):
     modes = ("train", "inference")
     order = 0  # the reference: first in every run and report
     precisions = ("fp32", "tf32", "bf16", "fp16")  # tf32 is fp32 on a CPU; bf16/fp16 emulated exactly
-    #: dtype "float64", summation "reversed" and (at bf16/fp16) rounding "results"
+    #: dtype "float64", summation "reversed" or "blocked3/4/16" and (at bf16/fp16) rounding "results"
     #: or "outputs" give the parity certificate its yardsticks: exact arithmetic,
-    #: the same float32 sums in another order, and what the frameworks store in
+    #: the same float32 sums in other orders, and what the frameworks store in
     #: bf16/fp16 (see :class:`~dlbench_backends.numpy.precision.Arithmetic`); tf32 true
     #: rounds every matmul operand of an fp32/tf32 run to TF32, as a GPU's tensor cores
     option_defaults = {"dtype": "float32", "summation": "forward", "rounding": "operands", "tf32": False}
-    option_choices = {"dtype": ("float32", "float64"), "summation": ("forward", "reversed"),
+    option_choices = {"dtype": ("float32", "float64"),
+                      "summation": ("forward", "reversed", "blocked3", "blocked4", "blocked16"),
                       "rounding": ("operands", "results", "outputs")}
 
     def matmul(self, n: int, dtype: str = "float32", device: str = "cpu"):

@@ -128,13 +128,17 @@ class PoolLayer:
     of the input with the output's shape, so forward is kh*kw elementwise
     maximums (or sums) and backward routes each output's gradient to the first
     offset holding its maximum (or spreads it evenly) — no per-window argmax.
+    Where a window's maximum is tied (a constant background: identical input
+    patches give identical outputs) the reference routes to the first offset;
+    with ``arith.reverse`` (the certificate's other-order twin) to the last,
+    as a framework whose kernel rounds the tied values one ulp apart may.
     """
 
     params: dict = {}
     grads: dict = {}
 
-    def __init__(self, spec, kind: str):
-        self.ndim, self.kind = spec.ndim, kind
+    def __init__(self, spec, kind: str, arith: Arithmetic = PLAIN):
+        self.ndim, self.kind, self.reverse = spec.ndim, kind, arith.reverse
         self.size, self.strides = as_2d(spec, spec.pool_size), as_2d(spec, spec.strides)
 
     def _slices(self, x: np.ndarray):
@@ -169,7 +173,8 @@ class PoolLayer:
                 dx[index] += share
         else:
             routed = np.zeros(self.y.shape, bool)  # the first maximum of each window takes the gradient
-            for index in self._slices(self.x):
+            slices = list(self._slices(self.x))
+            for index in reversed(slices) if self.reverse else slices:
                 hit = self.x[index] == self.y
                 hit &= ~routed
                 routed |= hit
@@ -253,14 +258,22 @@ class BatchNormLayer:
     with dx_hat = gamma dE/dy.
     """
 
-    def __init__(self, spec, params: dict, grads: dict, state: dict):
+    def __init__(self, spec, params: dict, grads: dict, state: dict, arith: Arithmetic = PLAIN):
         self.momentum, self.epsilon = spec.momentum, spec.epsilon
-        self.params, self.grads, self.state = params, grads, state
+        self.params, self.grads, self.state, self.arith = params, grads, state, arith
+
+    def _statistics(self, x: np.ndarray, axes: tuple) -> tuple[np.ndarray, np.ndarray]:
+        """The batch mean and biased variance, summed in ``arith``'s order
+        (np.mean and np.var's own operations, bit for bit, in the forward one)."""
+        n = x.size // x.shape[-1]
+        mean = self.arith.sum(x, axes, keepdims=True) / n
+        centred = x - mean
+        return mean.reshape(x.shape[-1]), self.arith.sum(centred * centred, axes) / n
 
     def forward(self, x: np.ndarray, training: bool = True) -> np.ndarray:
         axes = tuple(range(x.ndim - 1))
         if training:
-            mean, var = x.mean(axis=axes), x.var(axis=axes)
+            mean, var = self._statistics(x, axes)
             m = self.momentum
             self.state["moving_mean"] *= m
             self.state["moving_mean"] += (1 - m) * mean
@@ -275,8 +288,9 @@ class BatchNormLayer:
     def backward(self, dy: np.ndarray) -> np.ndarray:
         axes = tuple(range(dy.ndim - 1))
         n = dy.size // dy.shape[-1]
-        np.sum(dy * self.x_hat, axis=axes, out=self.grads["gamma"])
-        np.sum(dy, axis=axes, out=self.grads["beta"])
+        total = self.arith.sum
+        self.grads["gamma"][...] = total(dy * self.x_hat, axes)
+        self.grads["beta"][...] = total(dy, axes)
         dx_hat = dy * self.params["gamma"]
-        return (n * dx_hat - dx_hat.sum(axis=axes) - self.x_hat * (dx_hat * self.x_hat).sum(axis=axes)) \
+        return (n * dx_hat - total(dx_hat, axes) - self.x_hat * total(dx_hat * self.x_hat, axes)) \
             * (self.inv_std / n)

@@ -81,9 +81,9 @@ class Network:
         if isinstance(layer, (Conv1D, Conv2D)):
             return ConvLayer(layer, in_shape, params, grads, input_grad, self.arith)
         if isinstance(layer, (MaxPool1D, MaxPool2D)):
-            return PoolLayer(layer, "max")
+            return PoolLayer(layer, "max", self.arith)
         if isinstance(layer, (AveragePool1D, AveragePool2D)):
-            return PoolLayer(layer, "average")
+            return PoolLayer(layer, "average", self.arith)
         if isinstance(layer, GLOBAL_POOLS):
             return GlobalPoolLayer(layer.kind, self.arith)
         if isinstance(layer, Flatten):
@@ -91,7 +91,7 @@ class Network:
         if isinstance(layer, Dropout):
             return DropoutLayer(layer.rate, self.rng)
         if isinstance(layer, BatchNormalization):
-            return BatchNormLayer(layer, params, grads, state)
+            return BatchNormLayer(layer, params, grads, state, self.arith)
         if isinstance(layer, Embedding):
             return EmbeddingLayer(params, grads, self.arith)
         if isinstance(layer, RECURRENT_LAYERS):

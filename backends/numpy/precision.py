@@ -59,16 +59,25 @@ class Arithmetic:
 
       the layers inside a residual block are not rounded apart.
     * ``reverse``: every shared axis and batch sum taken in the opposite order,
-      the same sums with other roundings, as another BLAS would give.
+      the same sums with other roundings, as another BLAS would give (and a
+      max-pool's tied maximum routed to the last offset, not the first).
+    * ``blocks``: every shared axis and batch sum cut into that many blocks,
+      each summed on its own and the partial sums added pairwise: the order
+      of a multi-threaded or vectorised kernel (TensorFlow's and XLA's
+      reductions, oneDNN's), whose rounding of a long sum is not the
+      sequential one's (0: not blocked). With ``reverse`` and float64, three
+      blockings (3, 4, 16) give the certificate five samples of "another
+      honest order": the near-ties each one flips are different ones.
     """
 
-    def __init__(self, operands: str | None = None, rounding: str = "operands", reverse: bool = False):
+    def __init__(self, operands: str | None = None, rounding: str = "operands", reverse: bool = False,
+                 blocks: int = 0):
         self.tf32 = operands == "tfloat32"
         self.operands = None if operands is None or self.tf32 else np.dtype(getattr(ml_dtypes, operands, operands))
         rounding = rounding if self.operands is not None else "operands"
         self.round_results = rounding == "results"
         self.round_outputs = rounding in ("results", "outputs")
-        self.reverse = reverse
+        self.reverse, self.blocks = reverse, blocks
 
     def round(self, x: np.ndarray) -> np.ndarray:
         """``x`` rounded to the operand dtype (to nearest even; TF32 as tensor cores round), in ``x``'s own dtype."""
@@ -86,7 +95,14 @@ class Arithmetic:
         a, b = self.round(a), self.round(b)
         if self.reverse:
             a, b = a[..., ::-1], b[..., ::-1, :]
-        z = np.matmul(a, b, out=out)
+        if self.blocks and a.shape[-1] >= self.blocks:
+            z = _pairwise([np.matmul(a[..., part], b[..., part, :])
+                           for part in _blocks(a.shape[-1], self.blocks)])
+            if out is not None:
+                out[...] = z
+                z = out
+        else:
+            z = np.matmul(a, b, out=out)
         if self.round_results:
             z[...] = self.round(z)
         return z
@@ -97,6 +113,8 @@ class Arithmetic:
             axes = (axis,) if isinstance(axis, int) else axis
             a = a[tuple(slice(None, None, -1) if i in axes or i - a.ndim in axes else slice(None)
                         for i in range(a.ndim))]
+        if self.blocks:
+            return _blocked_sum(a, axis, keepdims, self.blocks)
         return np.sum(a, axis=axis, keepdims=keepdims)
 
     def bias_grad(self, dz: np.ndarray) -> np.ndarray:
@@ -105,6 +123,28 @@ class Arithmetic:
         the same backward kernel, in bf16/fp16."""
         g = self.sum(dz, 0)
         return self.round(g) if self.round_outputs else g
+
+
+def _blocks(n: int, blocks: int) -> list[slice]:
+    """``blocks`` consecutive slices covering range(n) (the first ones one longer)."""
+    edges = [i * n // blocks for i in range(blocks + 1)]
+    return [slice(lo, hi) for lo, hi in zip(edges, edges[1:]) if hi > lo]
+
+
+def _pairwise(parts: list[np.ndarray]) -> np.ndarray:
+    """The partial sums added pairwise: ((p0 + p1) + (p2 + p3))."""
+    while len(parts) > 1:
+        parts = [parts[i] + parts[i + 1] if i + 1 < len(parts) else parts[i] for i in range(0, len(parts), 2)]
+    return parts[0]
+
+
+def _blocked_sum(a: np.ndarray, axis, keepdims: bool, blocks: int) -> np.ndarray:
+    """np.sum over ``axis`` with the reduced elements cut into ``blocks`` blocks, summed pairwise."""
+    axes = tuple(sorted(ax % a.ndim for ax in ((axis,) if isinstance(axis, int) else axis)))
+    kept = [i for i in range(a.ndim) if i not in axes]
+    flat = np.moveaxis(a, axes, range(len(axes))).reshape(-1, *[a.shape[i] for i in kept])
+    total = _pairwise([flat[part].sum(axis=0) for part in _blocks(len(flat), blocks)])
+    return np.expand_dims(total, axes) if keepdims else total
 
 
 #: float32 (or float64) as it is: the reference at fp32

@@ -19,6 +19,11 @@ from dlbench_backends.numpy.network import build_network
 from dlbench_backends.numpy.optim import build_optimizer
 
 
+def blocks_of(summation: str) -> int:
+    """The blocks of a "blocked<N>" summation (the certificate's twins); 0 for the others."""
+    return int(summation[len("blocked"):]) if summation.startswith("blocked") else 0
+
+
 class NumpyTrainer(Trainer):
     device_name = "cpu"
 
@@ -28,7 +33,7 @@ class NumpyTrainer(Trainer):
         self.dtype = np.dtype(extra["dtype"])
         operands = compute_dtype(options.precision) or ("tfloat32" if extra["tf32"] else None)
         arith = Arithmetic(operands, rounding=extra["rounding"],
-                           reverse=extra["summation"] == "reversed")
+                           reverse=extra["summation"] == "reversed", blocks=blocks_of(extra["summation"]))
         self.net = build_network(spec, weights, dtype=self.dtype, seed=options.seed, arith=arith)
         self.optimizer = build_optimizer(spec.optimizer, self.net.theta, self.net.grad)
         self.scaler = LossScaler() if scales_loss(options.precision) else None

@@ -2,6 +2,8 @@
 
 Exit codes: 0 every requested run ok; 1 a backend failed, timed out,
 diverged or disagreed with the reference (the document is still written);
+a verdict "not judged" (a run too short for a checkpoint) is 0 unless
+``--require-verdict``;
 2 usage or input error (nothing is run, no document is written).
 """
 
@@ -107,6 +109,10 @@ def positive(ctx, param, value):
 @click.option("--inference-calls", type=int, callback=positive, metavar="N",
               help="Timed inference calls per batch size. Default: as many as fit 2 s (50 to 1000).")
 @click.option("--in-process", is_flag=True, help="Run in this process (debugging; no isolation).")
+@click.option("--require-verdict", is_flag=True,
+              help="Exit 1 when a backend's parity is 'not judged' (a run too short for a checkpoint, free runs "
+                   "that are not comparable), as when it disagrees: for CI jobs that need the proof. Default: "
+                   "'not judged' exits 0.")
 @click.option("--executor", type=click.Choice(["local", "slurm"]), default="local", show_default=True,
               help="local: each job in a fresh worker here, one after another. slurm: each (scenario, sweep point, "
                    "backend) one job of a submitit job array on Slurm (where there is none, local processes, "
@@ -123,19 +129,19 @@ def positive(ctx, param, value):
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
               default=Path("results"), show_default=True,
               help="Result folder; the document goes to OUT/<machine-id>/NNNN_<commit>_<time>.json.")
-def run(resume, fmt, out_dir, **options):
+def run(resume, fmt, out_dir, require_verdict, **options):
     """Train scenarios on backends and report accuracy, agreement and speed."""
     from dlbench.cli import commands
     if resume is not None:
         ctx = click.get_current_context()
-        given = [p.opts[0] for p in ctx.command.params if p.name not in ("resume", "fmt")
+        given = [p.opts[0] for p in ctx.command.params if p.name not in ("resume", "fmt", "require_verdict")
                  and ctx.get_parameter_source(p.name) == click.core.ParameterSource.COMMANDLINE]
         if given:
             raise InputError(f"--resume takes its settings from the document; drop {', '.join(given)}",
                              field="--resume")
-        sys.exit(commands.resume(resume, fmt))
+        sys.exit(commands.resume(resume, fmt, require_verdict))
     options["scenarios"] = options["scenarios"] or DEFAULT_SCENARIOS
-    sys.exit(commands.run(fmt, out_dir, **options))
+    sys.exit(commands.run(fmt, out_dir, require_verdict, **options))
 
 
 @main.command("list")

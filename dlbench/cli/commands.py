@@ -13,7 +13,7 @@ EXIT_TERMINATED = 143  # 128 + SIGTERM
 EXIT_FAILED = 1
 
 
-def run(fmt: str, out_dir: Path, **options) -> int:
+def run(fmt: str, out_dir: Path, require_verdict: bool = False, **options) -> int:
     """``dlbench run``: the options (named as on the command line, see
     :meth:`RunSettings.from_options`) are checked first, then the jobs run
     through :mod:`dlbench.run.runner`, as :func:`dlbench.benchmark` runs them."""
@@ -26,20 +26,20 @@ def run(fmt: str, out_dir: Path, **options) -> int:
     settings = RunSettings.from_options(plugins, **options)
     document, path = runner.new_run(settings, out_dir, ["dlbench", *sys.argv[1:]])
     with runner.writer(path):
-        return _execute(settings.jobs(), settings, document, path, fmt)
+        return _execute(settings.jobs(), settings, document, path, fmt, require_verdict)
 
 
-def resume(path: Path, fmt: str) -> int:
+def resume(path: Path, fmt: str, require_verdict: bool = False) -> int:
     """Run the jobs of a stopped run that have no finished row, into the same
     document, as its only writer (another run writing it is refused, exit 2)."""
     from dlbench.run import runner
 
     with runner.writer(path, "--resume"):
         jobs, settings, document = runner.resumable(path)
-        return _execute(jobs, settings, document, Path(path), fmt)
+        return _execute(jobs, settings, document, Path(path), fmt, require_verdict)
 
 
-def _execute(jobs, settings, document: dict, path: Path, fmt: str) -> int:
+def _execute(jobs, settings, document: dict, path: Path, fmt: str, require_verdict: bool = False) -> int:
     """Run, then print what ``fmt`` asks for and say how it went in the exit code."""
     from dlbench.report import render as report_formats
     from dlbench.results import document as results
@@ -64,7 +64,7 @@ def _execute(jobs, settings, document: dict, path: Path, fmt: str) -> int:
         print(f"dlbench: error: the result document could not be written to {path} ({outcome.save_error}); "
               "it was printed on standard output instead", file=sys.stderr)
         return EXIT_FAILED
-    return runner.exit_code(document)
+    return runner.exit_code(document, require_verdict)
 
 
 def _print_table(document: dict, path: Path) -> None:

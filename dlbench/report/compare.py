@@ -172,11 +172,13 @@ class StatusCheck:
 
 @dataclass(frozen=True)
 class ParityCheck:
-    """The baseline agreed with the reference, the current run does not."""
+    """The baseline agreed with the reference, the current run disagrees (a
+    current verdict "not judged", e.g. a shorter run, is no regression)."""
 
     def fails(self, current: dict, baseline: dict) -> str | None:
         old, new = baseline.get("parity") or {}, current.get("parity") or {}
-        if old.get("agrees") and new and not new.get("agrees"):
+        if old.get("agrees") and new and (new.get("verdict") or ("agrees" if new.get("agrees") else "disagrees")) \
+                == "disagrees":
             return "no longer agrees with the reference"
         return None
 

@@ -22,6 +22,11 @@ Versions:
   machines than its own (``--executor slurm``) holds their environments in
   ``machines`` (by id), and says how its jobs ran in ``executor``. Documents
   without these keys read as before: all rows from the document's machine.
+* 3: a row's ``parity`` has a three-valued ``verdict`` ("agrees",
+  "disagrees", "not judged") and its ``reason``; ``agrees`` is None where it
+  was not judged. Version 2 verdicts read as their ``agrees``, except a
+  certificate with no checkpoint at all (a run shorter than a segment), which
+  was printed "no (0/0)" and reads "not judged" (too short).
 """
 
 from __future__ import annotations
@@ -31,7 +36,7 @@ from typing import Callable
 from dlbench.errors import InputError
 from dlbench.results import fields
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 
 def schema_version(document: dict) -> int:
@@ -62,7 +67,19 @@ def upgrade_1_to_2(document: dict) -> dict:
     return document
 
 
-UPGRADES: dict[int, Callable[[dict], dict]] = {0: upgrade_0_to_1, 1: upgrade_1_to_2}
+def upgrade_2_to_3(document: dict) -> dict:
+    for row in document.get("results", []):
+        parity = row.get("parity") if isinstance(row, dict) else None
+        if isinstance(parity, dict) and "verdict" not in parity:
+            if parity.get("kind") == "certificate" and not parity.get("checkpoints"):
+                parity.update(verdict="not judged", agrees=None, reason="too short: no checkpoint")
+            else:
+                parity["verdict"] = "agrees" if parity.get("agrees") else "disagrees"
+    document["schema_version"] = 3
+    return document
+
+
+UPGRADES: dict[int, Callable[[dict], dict]] = {0: upgrade_0_to_1, 1: upgrade_1_to_2, 2: upgrade_2_to_3}
 
 
 def upgrade(document: dict) -> dict:

@@ -80,8 +80,14 @@ class Row:
 
     @property
     def agrees(self) -> bool | None:
-        """The parity verdict against the reference (None: not judged, e.g. the reference itself)."""
+        """The parity verdict against the reference: True, False, or None where
+        it was not judged (:attr:`verdict` says why) or for the reference itself."""
         return None if self.parity is None else self.parity.get("agrees")
+
+    @property
+    def verdict(self) -> str | None:
+        """"agrees", "disagrees" or "not judged" (the reason in ``parity["reason"]``); None: no parity."""
+        return None if self.parity is None else self.parity.get("verdict")
 
     @property
     def inference(self) -> tuple:

@@ -9,15 +9,32 @@ reference at checkpoints spread over the whole run:
 
 1. While the reference trains (untimed, between timed windows), its full
    training state (parameters, moving statistics, optimizer slots, step) is
-   taken at ``CHECKPOINTS`` window starts spread evenly from the first step to
-   the last.
+   taken at up to ``CHECKPOINTS`` steps spread evenly from step 0 to the last
+   step with room for a segment (:func:`checkpoint_steps`): any run of at
+   least ``SEGMENT_STEPS`` steps has a checkpoint.
 2. From each state the reference runs a segment of ``SEGMENT_STEPS`` of the
    core's batches three times: in float32 (the reference itself), in
-   float64 (exact arithmetic, near enough) and in float32 with every matmul
-   summed in the opposite order (what another BLAS does, including where a
-   ReLU's input sits within rounding of zero and flips side). How far the
-   twins land from the reference is how much float32 rounding alone moves
-   this segment, from this state. At mixed precision (bf16, fp16) the
+   float64 (exact arithmetic, near enough), in float32 with every matmul,
+   batch sum and BatchNorm statistic summed in the opposite order (and a
+   max-pool's exactly tied maximum routed to the last offset) and in float32
+   with each of those sums cut into 3, 4 and 16 blocks summed pairwise (the
+   order of a multi-threaded or vectorised kernel: TensorFlow's and XLA's
+   reductions, oneDNN's). The reference itself sums long reductions sequentially (a bias
+   gradient over batch x positions, 86,528 terms on a 28x28 convnet at batch
+   128), which rounds differently from both. How far the twins land from the
+   reference is how much float32 rounding alone moves this segment, from
+   this state, including the discrete events it causes: a ReLU input within
+   rounding of zero, or two maxima of a max-pool window within rounding of
+   each other (a digit's blank background gives many), land on the other
+   side in one order and not in another. One such near-tie, flipped by
+   torch, TensorFlow and JAX alike and by none of the reference's earlier
+   twins, moved one conv bias of the keras-io MNIST convnet by 5e-5 of its
+   update at a checkpoint (66 times the float64 and reversed twins'
+   distance); the 4-block twin flips near-ties of its own and measured 4e-5
+   there. Each blocking flips other near-ties: of four such checkpoints
+   (the convnet, a 28x28 BatchNorm CNN; torch and JAX, 5x to 24x the earlier
+   twins' tolerance) each was covered by one of the three blockings and not
+   by the other two, so the tolerance is the farthest of five twins. At mixed precision (bf16, fp16) the
    reference and its twins round every matmul operand to bf16/fp16 alike,
    and two more twins also store in bf16/fp16 what torch autocast and
    Keras's mixed policies keep there (every matmul result, or each layer's
@@ -49,9 +66,13 @@ reference at checkpoints spread over the whole run:
    every checkpoint, far beyond the tolerance. What the quantile cannot
    see is an error confined to under 1% of a tensor's elements (the loss
    still sees it where it changes the loss).
-5. A backend agrees when it agrees at ``AGREEING_FRACTION`` of the
-   checkpoints or more, so one checkpoint where rounding went an unusual
-   way is not a verdict. The report gives, per checkpoint, the loss
+5. A backend agrees when at most :func:`tolerated_failures` of the n
+   checkpoints are over their tolerance (a quarter, and at least one from
+   two checkpoints on), so one checkpoint where rounding went an unusual way
+   decides neither a short run nor a long one; more disagree. A run of one
+   segment has one checkpoint: it agrees, disagrees when over 100 times its
+   tolerance, and is not judged in between; a run shorter than a segment is
+   not judged (:func:`verdict`). The report gives, per checkpoint, the loss
    difference and the worst tensor's difference, both relative to what the
    segment changed, with the tolerance beside them, and the worst
    checkpoint as the row's figure.
@@ -85,9 +106,14 @@ from dlbench.spec.transformer import map_layers
 CHECKPOINTS = 8
 SEGMENT_STEPS = 3
 TOLERANCE_FACTOR = 10.0
-AGREEING_FRACTION = 0.75
+#: a run's only checkpoint, over its tolerance by at most this factor, is not a verdict: honest
+#: backends were measured up to 14x at a checkpoint where a near-tie flipped (JAX, the keras-io
+#: convnet on Fashion-MNIST), and the mutants' smallest margin was 29x (a loss summed, at step 0,
+#: where Adam's first update is the gradient's sign and scales away)
+LONE_CHECKPOINT_MARGIN = 100.0
 #: the reference's options for itself and its rounding twins (options of the NumPy backend)
-TWINS = {"float32": {}, "float64": {"dtype": "float64"}, "reversed": {"summation": "reversed"}}
+TWINS = {"float32": {}, "float64": {"dtype": "float64"}, "reversed": {"summation": "reversed"},
+         **{f"blocked{n}": {"summation": f"blocked{n}"} for n in (3, 4, 16)}}
 #: at bf16/fp16 two twins more, storing in bf16/fp16 what the frameworks keep there between layers:
 #: every matmul result, or every layer's output after its bias (fused kernels); see the NumPy backend's Arithmetic
 STORAGE_TWINS = {"rounded": {"rounding": "results"}, "fused": {"rounding": "outputs"}}
@@ -102,12 +128,47 @@ ELEMENT_QUANTILE = 0.99
 
 def checkpoint_steps(window_starts: list[int], total_steps: int, n: int = CHECKPOINTS,
                      segment: int = SEGMENT_STEPS) -> list[int]:
-    """``n`` window starts spread evenly over the run, each with room for a segment."""
-    usable = sorted(s for s in set(window_starts) if s + segment <= total_steps)
-    if not usable:
+    """Up to ``n`` steps spread evenly over the run, the first at step 0, each
+    with room for a segment: a run of at least one segment has a checkpoint.
+    Where the run has ``n`` window starts with room, they are the ones picked
+    (the reference's timed windows stay whole); a shorter run takes its
+    checkpoints at any step, and the reference splits its windows there."""
+    last = total_steps - segment
+    if last < 0:
         return []
+    usable = sorted(s for s in set(window_starts) if 0 <= s <= last)
+    if len(usable) < n or usable[0] != 0:
+        usable = list(range(last + 1))
     picks = np.linspace(0, len(usable) - 1, min(n, len(usable))).round().astype(int)
     return sorted({usable[i] for i in picks})
+
+
+def tolerated_failures(n: int) -> int:
+    """How many of ``n`` checkpoints may be over their tolerance in a backend
+    that agrees: a quarter of them, and at least one from two on, so that one
+    checkpoint where rounding went an unusual way (a ReLU input or a max-pool
+    near-tie on the other side, see the module docstring) decides neither a
+    short run nor a long one. A lone checkpoint (a run of exactly one
+    segment) must agree; see :func:`verdict` for when it is over."""
+    return 0 if n <= 1 else max(1, n // 4)
+
+
+def verdict(checkpoints: list[dict]) -> tuple[str, str | None]:
+    """("agrees" | "disagrees" | "not judged", the reason) from the checkpoints'
+    own verdicts, by the k-of-n rule of :func:`tolerated_failures`. No
+    checkpoint is no verdict (the run is shorter than a segment); a lone
+    checkpoint over its tolerance by less than ``LONE_CHECKPOINT_MARGIN`` is
+    not one either (the rule would let one borderline checkpoint decide)."""
+    n = len(checkpoints)
+    failing = [c for c in checkpoints if not c["agrees"]]
+    if n == 0:
+        return "not judged", f"too short: fewer than {SEGMENT_STEPS} steps, no checkpoint"
+    if len(failing) <= tolerated_failures(n):
+        return "agrees", None
+    if n == 1 and failing[0]["margin"] <= LONE_CHECKPOINT_MARGIN:
+        return "not judged", (f"too short: one checkpoint, {failing[0]['margin']:.2g}x its tolerance "
+                              f"(run {SEGMENT_STEPS + 1} steps or more for a verdict)")
+    return "disagrees", f"{n - len(failing)}/{n} checkpoints within rounding"
 
 
 def segment_batches(plan: BatchPlan, first_step: int, steps: int) -> list[np.ndarray]:
@@ -165,7 +226,7 @@ class SegmentRunner:
 
 def reference_checkpoints(run: Session, states: dict[int, TrainingState], path: Path) -> None:
     """Run each checkpoint's segment on the reference (``run``'s backend) in
-    float32, float64 and reversed summation, and store states and results in
+    float32 and as each of its twins, and store states and results in
     ``path`` for the other backends' workers."""
     runners = {twin: SegmentRunner(run, dataclasses.replace(run.options, extra={**run.options.extra, **extra}))
                for twin, extra in twins_for(run.options.precision).items()}
@@ -198,9 +259,10 @@ def certify(run: Session, path: Path) -> dict:
             twins, state.weights, run.plan.batch_size)})
     worst = max(checkpoints, key=lambda c: c["margin"], default=None)
     agreeing = sum(1 for c in checkpoints if c["agrees"])
-    return {"agrees": bool(checkpoints) and agreeing >= AGREEING_FRACTION * len(checkpoints),
+    value, reason = verdict(checkpoints)
+    return {"verdict": value, "reason": reason, "agrees": None if value == "not judged" else value == "agrees",
             "checkpoints": checkpoints, "agreeing": agreeing, "worst": worst, "segment_steps": SEGMENT_STEPS,
-            "tolerance_factor": TOLERANCE_FACTOR, "agreeing_fraction": AGREEING_FRACTION}
+            "tolerance_factor": TOLERANCE_FACTOR, "tolerated_failures": tolerated_failures(len(checkpoints))}
 
 
 # ------------------------------------------------------------------- the judge

@@ -188,16 +188,29 @@ def _cell(scenario: str, backend: str, point) -> tuple:
     return scenario, backend, json.dumps(point or {}, sort_keys=True)
 
 
-def exit_code(document: dict) -> int:
+def exit_code(document: dict, require_verdict: bool = False) -> int:
     """1 when a row is not ok (unavailable aside), a backend disagrees with the
-    reference (training, or its inference outputs) or its inference failed, else 0."""
+    reference (training, or its inference outputs) or its inference failed, else 0.
+    A training verdict "not judged" (a run too short for a checkpoint, free runs
+    that are not comparable) is 0, a smoke test that passes, unless
+    ``require_verdict`` (``--require-verdict``: CI jobs that need the proof)."""
+    from dlbench.run.parity import DISAGREES, NOT_JUDGED
+
     rows = document["results"]
     bad = any(r["status"] not in ("ok", "unavailable") for r in rows)
-    disagree = any(r.get("parity") and not r["parity"]["agrees"] for r in rows)
+    failing = (DISAGREES, NOT_JUDGED) if require_verdict else (DISAGREES,)
+    disagree = any(r.get("parity") and verdict_of(r["parity"]) in failing for r in rows)
     outputs = [(r.get("metrics") or {}).get("inference_outputs") for r in rows]
     wrong = any(o and not o.get("agrees") for o in outputs)
     lost = any((r.get("metrics") or {}).get("inference_error") for r in rows)
     return 1 if bad or disagree or wrong or lost else 0
+
+
+def verdict_of(parity: dict) -> str:
+    """A row's training verdict, also in a document written before the three values."""
+    from dlbench.run.parity import AGREES, DISAGREES
+
+    return parity.get("verdict") or (AGREES if parity.get("agrees") else DISAGREES)
 
 
 def run_with_progress(suite) -> None:

@@ -53,6 +53,16 @@ def _split_first_steps(windows, seen: set):
         yield window, False
 
 
+def _split_at(windows, steps):
+    """Yield (window, is_first) with every window that contains one of ``steps``
+    (after its first step) cut there, so that a checkpoint's state can be
+    taken before it; a short run's checkpoints need not be window starts."""
+    for window, is_first in windows:
+        cuts = sorted(s - window.first_step for s in steps if window.first_step < s < window.first_step + window.steps)
+        for lo, hi in zip([0, *cuts], [*cuts, window.steps]):
+            yield Window(window.epoch, window.first_step + lo, window.indices[lo:hi]), is_first
+
+
 def window_starts(plan: BatchPlan, window_steps: int) -> list[int]:
     """The steps at which :func:`train_and_measure` starts a timed window."""
     return [w.first_step for w, _ in _split_first_steps(plan.windows(window_steps), set())]
@@ -62,13 +72,13 @@ def train_and_measure(trainer: Trainer, plan: BatchPlan, window_steps: int,
                       target_accuracy: float | None = None, clock=time.perf_counter,
                       checkpoints=frozenset(), progress=None) -> TrainingMeasurement:
     """Train ``plan`` on ``trainer`` in windows of ``window_steps``. At each
-    step in ``checkpoints`` (window starts) the full training state is taken,
+    step in ``checkpoints`` the full training state is taken (a window is cut there),
     and after each window ``progress(steps done)`` is called, both outside the
     timed region. ``clock`` is replaceable so the arithmetic of the
     measurement can be tested exactly."""
     m = TrainingMeasurement()
     epoch = 0
-    for window, is_first in _split_first_steps(plan.windows(window_steps), set()):
+    for window, is_first in _split_at(_split_first_steps(plan.windows(window_steps), set()), checkpoints):
         if window.epoch != epoch:
             _check_target(trainer, m, target_accuracy)
             epoch = window.epoch

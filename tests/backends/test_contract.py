@@ -107,7 +107,8 @@ def test_unknown_option_is_rejected_naming_the_allowed_ones(backend):
 
 BAD_VALUES = [
     ("numpy", {"dtype": "float16"}, "numpy.dtype must be float32 or float64, got 'float16'"),
-    ("numpy", {"summation": "backward"}, "numpy.summation must be forward or reversed, got 'backward'"),
+    ("numpy", {"summation": "backward"},
+     "numpy.summation must be forward, reversed, blocked3, blocked4 or blocked16, got 'backward'"),
     ("torch", {"compile": "yes"}, "torch.compile must be true or false, got 'yes'"),
     ("tensorflow", {"jit_compile": "yes"}, "tensorflow.jit_compile must be true or false, got 'yes'"),
     ("jax", {"scan": "yes"}, "jax.scan must be true or false, got 'yes'"),
