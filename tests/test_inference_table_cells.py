@@ -205,16 +205,48 @@ def test_lines_are_ordered_by_batch_size_then_as_the_rows_came():
 
 
 # ------------------------------------------------------------------ legend
-def test_the_legend_follows_a_report_with_inference_and_explains_its_columns():
+def test_the_legend_follows_a_report_with_inference_and_defines_each_column():
     markdown = render.render(runs_of([{"results": [row("numpy", [result()], outputs=AGREES)]}]), "markdown")
     assert markdown.rstrip().endswith(inference.INFERENCE_LEGEND)
     legend = inference.INFERENCE_LEGEND
     assert legend.startswith("Inference: forward passes only") and legend.endswith("float32 rounding.")
-    for column in ("compile s", "calls", "samples/s", "tokens/s", "vs fastest", "vs numpy", "agrees", "p99"):
-        assert column in legend
+    for definition in (
+            "(BatchNorm moving statistics, no dropout, no autograd), from the initial weights (--mode inference) "
+            "or the trained ones (--mode both)",
+            "the first call timed apart (compile s), then the timed calls (calls)",
+            "latency percentiles in ms with the distribution-free 95% interval of the p99",
+            "samples/s = batch size x calls / their total time",
+            "(tokens/s: times the tokens per sample, for sequence inputs)",
+            "vs fastest, vs numpy: ratio of samples/s at the same batch size in the same run",
+            "agrees: the test-set logits' largest norm-wise relative difference to numpy's float64 forward pass, "
+            "within 10x the reference's own float32 rounding"):
+        assert definition in legend
 
 
 def test_a_report_without_inference_has_no_inference_legend():
     trained = {"scenario": "s", "backend": "numpy", "status": "ok", "mode": "train",
                "metrics": {"samples_per_sec": 10.0}}
     assert "Inference:" not in render.render(runs_of([{"results": [trained]}]), "markdown")
+
+
+# ------------------------------------------------- CSV and JSON records
+def test_the_records_carry_every_raw_value_of_a_line_under_its_column_name():
+    measured = row("torch", [result(8, ci=(2.5, None), samples=200.0, tokens=4000.0)], mode="both",
+                   outputs={"agrees": False, "max_rel_diff": 0.5, "tolerance": 1e-5}, point={"batch_size": 32})
+    failed = row("jax", [], inference_error="RuntimeError: boom", point={"batch_size": 32})
+    reference = row("numpy", [result(8, samples=100.0)], outputs=AGREES, point={"batch_size": 32})
+    run = Run("vm", {"results": [reference, measured, failed]})
+    found = inference.records([Entry(run, r) for r in (reference, measured, failed)])
+    assert [r["backend"] for r in found] == ["jax", "numpy", "torch"]
+    assert found[2] == {
+        "run": "vm", "scenario": "s", "backend": "torch", "mode": "both", "sweep_batch_size": 32,
+        "sweep_threads": None, "status": "ok", "inference_batch_size": 8, "latency_p50_ms": 1.0,
+        "latency_p90_ms": 2.0, "latency_p99_ms": 3.0, "latency_mean_ms": 1.5, "latency_p99_ci95_low_ms": 2.5,
+        "latency_p99_ci95_high_ms": None, "inference_samples_per_sec": 200.0, "inference_tokens_per_sec": 4000.0,
+        "inference_vs_fastest": 1.0, "inference_vs_numpy": 2.0, "inference_compile_seconds": 0.5,
+        "inference_calls": 40, "outputs_agree": False, "outputs_max_rel_diff": 0.5, "outputs_tolerance": 1e-5,
+        "inference_error": None}
+    assert found[1]["inference_vs_fastest"] == 0.5 and found[1]["inference_vs_numpy"] == 1.0
+    jax = found[0]
+    assert (jax["inference_batch_size"], jax["latency_p99_ms"], jax["latency_p99_ci95_low_ms"],
+            jax["inference_samples_per_sec"], jax["inference_error"]) == (None, None, None, None, "RuntimeError: boom")
