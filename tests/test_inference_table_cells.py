@@ -250,3 +250,19 @@ def test_the_records_carry_every_raw_value_of_a_line_under_its_column_name():
     jax = found[0]
     assert (jax["inference_batch_size"], jax["latency_p99_ms"], jax["latency_p99_ci95_low_ms"],
             jax["inference_samples_per_sec"], jax["inference_error"]) == (None, None, None, None, "RuntimeError: boom")
+
+
+def test_a_verdict_without_both_difference_and_tolerance_shows_its_reason_or_a_dash():
+    rows = [row("torch", [result()], outputs={"agrees": False, "max_rel_diff": 0.5}),
+            row("jax", [result()], outputs={"agrees": False, "tolerance": 1e-5, "reason": "no logits"}),
+            row("tensorflow", [result()], outputs={"agrees": True})]
+    header, cells, _ = cells_of(*rows)
+    assert [(c[0], c[header.index("rel diff")]) for c in cells] == [("torch", "-"), ("jax", "no logits"),
+                                                                    ("tensorflow", "-")]
+
+
+def test_a_row_without_a_status_shows_a_dash():
+    measured = row("torch", [result()])
+    del measured["status"]
+    header, [cells], _ = cells_of(measured)
+    assert cells[header.index("status")] == "-"
