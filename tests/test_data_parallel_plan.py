@@ -124,3 +124,27 @@ def test_too_many_replicas_for_the_cores_name_the_most_that_fit(replicas, thread
         check_replicas(replicas, threads, "cpu", cores, "--data-parallel")
     assert message in str(caught.value)
     check_replicas(2, 4, "cpu", 8, "--data-parallel")  # exactly the cores: fits
+
+
+def test_replicas_that_do_not_divide_a_batch_are_refused_with_the_batch_and_the_way_out():
+    from dlbench.run.distributed import check_divides
+
+    with pytest.raises(InputError) as caught:
+        check_divides(4, 30, 1000, False, "s.toml", "--data-parallel")
+    assert str(caught.value) == ("s.toml: --data-parallel: 4 replicas do not divide the global batch of 30 samples; "
+                                 "use a batch size that is a multiple of 4")
+    with pytest.raises(InputError) as caught:
+        check_divides(4, 32, 1438, False, "s.toml", "--data-parallel")
+    assert str(caught.value) == ("s.toml: --data-parallel: 4 replicas do not divide the last batch of each epoch "
+                                 "(30 of 1438 samples at batch 32); set train.drop_last = true or choose a batch "
+                                 "size whose remainder is a multiple of 4")
+
+
+def test_a_row_without_a_trainer_or_its_batchnorm_word_gets_the_cores_settings():
+    from dlbench.run.distributed import distributed_row
+
+    assert distributed_row(None, 2, 3, "weak", False) == {
+        "engine": None, "world_size": 2, "collective": None, "threads_per_replica": 3, "scaling": "weak",
+        "batchnorm": "per-replica"}
+    assert distributed_row({"engine": "E"}, 4, 1, "strong", True)["batchnorm"] == "synchronized"
+    assert distributed_row({"engine": "E"}, 4, 1, "strong", True, batchnorm=False)["batchnorm"] is None
