@@ -10,7 +10,7 @@ copy of the tree under a temporary folder, never in the checkout, and runs
 the module's fast tests for each mutant in one pytest run (``-x``): the tests
 that were there before first (``old``), then the new ones (``new``). Each
 mutant is logged as killed by the old tests, killed only by the new ones, or
-surviving, with its diff (``mutations.tsv`` in the copy), and the kill rates
+surviving, with its diff and the test file that failed first (``mutations.tsv`` in the copy), and the kill rates
 before (old) and after (old + new) are printed per module. mutmut 2 is used
 because it mutates files in place and takes any runner command, which this
 layout (``backends/`` installed as ``dlbench_backends``) needs; a module
@@ -34,11 +34,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 INFERENCE_K = ("-k 'first_call or call_count or p99_interval or batch_sizes or norm_wise or another_shape or "
                "malformed or schema or compare_ or every_report_format or sequence_inference_reports or "
-               "repetitions_pool or published_figures'")
+               "repetitions_pool or published_figures or inference_table_cells'")
 FIGURES = "tests/test_published_figures.py"
+CELLS = "tests/test_inference_table_cells.py"
+PLAN = "tests/test_data_parallel_plan.py"
 LAYERS = "tests/backends/test_mixed_precision_layers.py"
 #: module -> (the functions computing published figures ("": all of it), the pytest arguments: the fast
-#: tests that were there before, then the new ones, and the new test files)
+#: tests that were there before, then the new ones, and the new test files, space-separated)
 MODULES = {
     "backends/numpy/precision.py": ("", f"tests/backends/test_mixed_precision_contract.py {LAYERS} -k "
                                         "'numpy or mixed_precision_layers'", LAYERS),
@@ -53,9 +55,11 @@ MODULES = {
     "dlbench/run/inference.py": ("latency_entry,with_tokens,pool_repeats,rel_diff,output_agreement,"
                                  "measure_batch_size,percentile_interval",
                                  f"tests/test_inference.py {FIGURES} {INFERENCE_K}", FIGURES),
-    "dlbench/report/inference.py": ("", f"tests/test_inference.py {FIGURES} {INFERENCE_K}", FIGURES),
+    "dlbench/report/inference.py": ("", f"tests/test_inference.py {FIGURES} {CELLS} {INFERENCE_K}",
+                                    f"{FIGURES} {CELLS}"),
     "dlbench/run/distributed.py": ("DataParallel,replica_slice,check_divides,check_replicas,distributed_row",
-                                   f"tests/test_data_parallel.py {FIGURES} -m 'not slow'", FIGURES),
+                                   f"tests/test_data_parallel.py {FIGURES} {PLAN} -m 'not slow'",
+                                   f"{FIGURES} {PLAN}"),
 }
 RUNNER = """#!/bin/bash
 # one mutant, one pytest run (-x): the old tests first, then the new ones; the first failure's file says
@@ -65,8 +69,8 @@ change=$(diff -U0 "$MUT_PRISTINE/$MUT_FILE" "$MUT_FILE" | tail -n +3 | tr '\\n\\
 out=$(eval timeout 120 "$MUT_PYTHON" -m pytest -x -q -rf -p no:cacheprovider $MUT_TESTS 2>&1)
 if [ $? -eq 0 ]; then printf 'survived\\t%s\\t%s\\n' "$MUT_FILE" "$change" >> mutations.tsv; exit 0; fi
 first=$(echo "$out" | grep -m1 -oE '^(FAILED|ERROR) [^ :]+' | awk '{print $2}')
-verdict=old; [ "$first" = "$MUT_NEW" ] && verdict=new
-printf '%s\\t%s\\t%s\\n' "$verdict" "$MUT_FILE" "$change" >> mutations.tsv
+verdict=old; case " $MUT_NEW " in *" $first "*) verdict=new;; esac
+printf '%s\\t%s\\t%s\\t%s\\n' "$verdict" "$MUT_FILE" "$change" "$first" >> mutations.tsv
 exit 1
 """
 

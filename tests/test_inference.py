@@ -195,7 +195,7 @@ def test_every_report_format_has_the_inference_table():
     rows = [inference_row("numpy", [2.0, 2.2, 2.1]), inference_row("torch", [1.0, 1.1, 1.05], agrees=False)]
     runs = runs_of([document(rows)])
     markdown = render.render(runs, "markdown")
-    assert "Inference (s):" in markdown and "p99 ms [95% CI]" in markdown
+    assert "Inference (s):" in markdown and "p99 ms \\[95% CI\\]" in markdown  # brackets escaped, shown as [95% CI]
     torch_line = next(line for line in markdown.splitlines() if line.startswith("| torch"))
     assert "| no |" in torch_line and "2.00×" in torch_line  # twice numpy's samples/s, but disagreeing
     assert "| test acc |" not in markdown  # nothing trained: no training table

@@ -175,7 +175,8 @@ def test_repeats_publish_the_first_disagreeing_inference_verdict_else_the_first(
 @pytest.mark.parametrize("precision, ceiling", [("fp32", 50.0), ("bf16", 200.0)])
 def test_a_single_run_through_the_suite_keeps_its_figures_and_gets_its_share_of_its_precisions_peak(
         lm_row, monkeypatch, precision, ceiling):
-    monkeypatch.setattr(suite, "execute", lambda request: copy.deepcopy(lm_row))
+    # the worker stamps its row with the request's precision, which picks the ceiling
+    monkeypatch.setattr(suite, "execute", lambda request: {**copy.deepcopy(lm_row), "precision": request.precision})
     row = suite.Suite([], {}, None, in_process=True, peak_gflops={"fp32": 50.0, "bf16": 200.0}).run_job(
         Job(RunRequest(scenario=SCENARIO, backend="numpy", precision=precision)))
     m, first = row["metrics"], lm_row["metrics"]
