@@ -155,7 +155,7 @@ def test_malformed_inference_rows_are_refused(change, message):
 
 
 def test_an_inference_row_passes_the_schema():
-    doc = {"schema_version": 2, "results": [inference_row()]}
+    doc = {"schema_version": schema.SCHEMA_VERSION, "results": [inference_row()]}
     assert schema.checked_document(copy.deepcopy(doc), "run.json") == doc
 
 

@@ -129,8 +129,10 @@ def test_each_precision_has_its_own_checkpoint_file_with_its_twins(tmp_path):
     with np.load(files["bf16"]) as bf16, np.load(files["fp32"]) as fp32:
         assert any("/rounded/" in key for key in bf16.files) and any("/fused/" in key for key in bf16.files)
         assert not any("/rounded/" in key or "/fused/" in key for key in fp32.files)
-    assert set(certificate.twins_for("fp16")) == {"float32", "float64", "reversed", "rounded", "fused"}
-    assert set(certificate.twins_for("tf32")) == {"float32", "float64", "reversed", "tf32"}  # TF32 tensor cores
+    orders = {"float32", "float64", "reversed", "blocked3", "blocked4", "blocked16"}  # fp32's twins: summation orders
+    assert set(certificate.twins_for("fp32")) == orders
+    assert set(certificate.twins_for("fp16")) == orders | {"rounded", "fused"}
+    assert set(certificate.twins_for("tf32")) == orders | {"tf32"}  # TF32 tensor cores
 
 
 def test_an_fp16_state_keeps_its_loss_scale_in_the_checkpoint_file(tmp_path):
