@@ -186,8 +186,13 @@ class JaxTrainer(Trainer):
     def peak_device_bytes(self) -> int | None:
         """XLA's peak bytes in use on this trainer's (first) device, from
         ``memory_stats()``: since the process started (JAX cannot reset it; each
-        run is a fresh worker); None on a CPU, whose device keeps no statistics."""
-        stats = self.device.memory_stats()
+        run is a fresh worker); None on a CPU, whose device keeps no statistics.
+        Over several processes the trainer's first device may be another
+        process's, whose statistics this one cannot read: its own first is used."""
+        device = self.device
+        if device.process_index != jax.process_index():
+            device = jax.local_devices(backend=device.platform)[0]
+        stats = device.memory_stats()
         return stats.get("peak_bytes_in_use") if stats else None
 
     def distributed(self) -> dict | None:
