@@ -82,8 +82,9 @@ BACKENDS_ROOT = ROOT.parent / "backends"
 #: every layer's; JAX: conv, max-pool), convert.py where it reads its framework's own models (Keras, torch),
 #: distributed.py where its data-parallel engine runs a process per replica (torch's DDP; JAX and TF drive
 #: their replicas from the trainer)
-OPTIONAL_BACKEND_MODULES = {"kernels.py", "convert.py", "distributed.py",
-                            "convert_graph.py", "convert_layers.py", "convert_calls.py"}  # a reader's parts
+OPTIONAL_BACKEND_MODULES = {"kernels.py", "activations.py",  # maths a backend writes by hand (NumPy)
+                            "convert.py", "convert_graph.py", "convert_layers.py", "convert_calls.py",  # a reader
+                            "distributed.py", "launch.py"}  # a data-parallel engine and its process launcher
 #: what every backend's module of that name defines, so that they read alike
 SHARED_NAMES = {
     "__init__.py": {"dlbench_register_backends"},
