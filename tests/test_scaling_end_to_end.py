@@ -40,7 +40,7 @@ def spies(monkeypatch):
     what these tests check, and measuring it starts every framework)."""
     from dlbench.run import peak
 
-    monkeypatch.setattr(peak, "peaks_for_run", lambda environment, threads, dtype="float32": {})
+    monkeypatch.setattr(peak, "peaks_for_run", lambda environment, threads, dtype="float32", device="cpu": {})
     monkeypatch.setenv("PYTHONPATH", str(Path(__file__).parent))  # the workers import the spies too
     monkeypatch.setenv("DLBENCH_PLUGINS", "scaling_spies")
     manager.get_plugins.cache_clear()
