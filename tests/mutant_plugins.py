@@ -155,12 +155,17 @@ class ForgetBiasInTheCell(RecurrentLayer):
         super()._lstm_forward(t)
 
 
+def swap_recurrent_cells(net, cell: str, mutant_class) -> None:
+    """Every recurrent layer of ``cell`` ("lstm", "rnn", ...) computes as ``mutant_class``."""
+    for layer in net.layers:
+        if isinstance(layer, RecurrentLayer) and layer.cell == cell:
+            layer.__class__ = mutant_class
+
+
 class ForgetBiasTrainer(NumpyTrainer):
     def __init__(self, spec, weights, options):
         super().__init__(spec, weights, options)
-        for layer in self.net.layers:
-            if isinstance(layer, RecurrentLayer) and layer.cell == "lstm":
-                layer.__class__ = ForgetBiasInTheCell
+        swap_recurrent_cells(self.net, "lstm", ForgetBiasInTheCell)
 
 
 class LstmForgetBiasTwice(Mutant):
@@ -329,9 +334,7 @@ class BothTorchBiasesInTheElmanStep(RecurrentLayer):
 class ElmanBiasTwiceTrainer(NumpyTrainer):
     def __init__(self, spec, weights, options):
         super().__init__(spec, weights, options)
-        for layer in self.net.layers:
-            if isinstance(layer, RecurrentLayer) and layer.cell == "rnn":
-                layer.__class__ = BothTorchBiasesInTheElmanStep
+        swap_recurrent_cells(self.net, "rnn", BothTorchBiasesInTheElmanStep)
 
 
 class SimpleRnnBiasTwice(Mutant):

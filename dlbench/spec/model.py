@@ -39,7 +39,7 @@ from typing import ClassVar, Union
 from dlbench.errors import InputError, one_of
 from dlbench.spec.checks import Shape, check_choice, check_number, check_positive_int, format_shape
 from dlbench.spec.layers import Activation, Dropout, activation_alpha, is_trained, layer_activation
-from dlbench.spec.transformer import nested_layers
+from dlbench.spec.transformer import chain_shapes, nested_layers
 
 __all__ = ["LOSSES", "SGD", "Adam", "Optimizer", "OPTIMIZERS", "ModelSpec", "make_optimizer", "Sequential", "TrainSpec"]
 
@@ -96,15 +96,7 @@ class ModelSpec:
             raise InputError(f"must be a list of positive integers, got {list(self.input_shape)!r}",
                              field="input_shape")
         object.__setattr__(self, "input_shape", shape)
-        shapes = []
-        for i, layer in enumerate(self.layers):
-            try:
-                out = layer.output_shape(shape)
-            except InputError as exc:
-                raise exc.within(field_prefix=f"layers[{i}]") from None
-            shapes.append((shape, out))
-            shape = out
-        object.__setattr__(self, "shapes", tuple(shapes))
+        object.__setattr__(self, "shapes", tuple(chain_shapes(self.layers, shape, "layers")))
         check_choice(self.loss, LOSSES, "loss")
         self._check_loss_fits_output()
 

@@ -153,7 +153,9 @@ def _chain(layers, name: str, allow_empty: bool) -> tuple:
     return tuple(layers)
 
 
-def _chain_shapes(layers, input_shape: Shape, name: str) -> list[tuple[Shape, Shape]]:
+def chain_shapes(layers, input_shape: Shape, name: str) -> list[tuple[Shape, Shape]]:
+    """(input shape, output shape) of each layer of a chain; a layer that cannot
+    take its input is an InputError naming it as ``name[j]``."""
     shapes, shape = [], tuple(input_shape)
     for j, layer in enumerate(layers):
         try:
@@ -197,11 +199,11 @@ class Residual:
 
     def inner_shapes(self, input_shape: Shape) -> list[tuple[Shape, Shape]]:
         """(input shape, output shape) of each inner layer."""
-        return _chain_shapes(self.layers, input_shape, "layers")
+        return chain_shapes(self.layers, input_shape, "layers")
 
     def shortcut_shapes(self, input_shape: Shape) -> list[tuple[Shape, Shape]]:
         """(input shape, output shape) of each shortcut layer."""
-        return _chain_shapes(self.shortcut, input_shape, "shortcut")
+        return chain_shapes(self.shortcut, input_shape, "shortcut")
 
     def output_shape(self, input_shape: Shape) -> Shape:
         out = self.inner_shapes(input_shape)[-1][1]
