@@ -44,9 +44,26 @@ def test_jax_trainer_reports_xla_s_peak_bytes_on_a_gpu_and_nothing_on_a_cpu():
 
     from dlbench_backends.jax.trainer import JaxTrainer
 
-    gpu = types.SimpleNamespace(memory_stats=lambda: {"bytes_in_use": 10, "peak_bytes_in_use": 12345})
+    gpu = types.SimpleNamespace(memory_stats=lambda: {"bytes_in_use": 10, "peak_bytes_in_use": 12345},
+                                process_index=jax.process_index(), platform="gpu")
     assert JaxTrainer.peak_device_bytes(types.SimpleNamespace(device=gpu)) == 12345
     assert JaxTrainer.peak_device_bytes(types.SimpleNamespace(device=jax.devices("cpu")[0])) is None
+
+
+def test_a_jax_replica_reads_its_own_first_device_when_the_trainer_s_first_is_another_process_s(monkeypatch):
+    require_backend("jax")
+    import jax
+
+    from dlbench_backends.jax.trainer import JaxTrainer
+
+    def unreadable():
+        raise AssertionError("another process's device statistics were read")
+
+    remote = types.SimpleNamespace(memory_stats=unreadable, process_index=jax.process_index() + 1, platform="gpu")
+    own = types.SimpleNamespace(memory_stats=lambda: {"peak_bytes_in_use": 777})
+    asked = []
+    monkeypatch.setattr(jax, "local_devices", lambda backend=None: asked.append(backend) or [own])
+    assert JaxTrainer.peak_device_bytes(types.SimpleNamespace(device=remote)) == 777 and asked == ["gpu"]
 
 
 def test_a_gpu_has_a_tf32_ceiling_of_its_own_and_a_cpu_shares_fp32_s():
