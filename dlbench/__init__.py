@@ -9,12 +9,12 @@ live in ``dlbench_backends`` and are loaded as pluggy plugins.
 
 import pluggy
 
-from dlbench.run.api import benchmark, from_keras, from_torch
+from dlbench.api import benchmark, from_keras, from_torch
 from dlbench.errors import InputError
-from dlbench.results.view import Results, Row, load
-from dlbench.run.environment import dlbench_version
+from dlbench.report.view import Results, Row, load
+from dlbench.measure.environment import dlbench_version
 from dlbench.scenario import Scenario
-from dlbench.spec import (
+from dlbench.network import (
     SGD,
     Activation,
     Adam,
@@ -39,7 +39,7 @@ from dlbench.spec import (
     SelfAttention,
     Sequential,
 )
-from dlbench.spec.sequence import GRU, LSTM, Bidirectional, Embedding, SimpleRNN
+from dlbench.network.sequence import GRU, LSTM, Bidirectional, Embedding, SimpleRNN
 
 __version__ = dlbench_version()
 

@@ -123,7 +123,7 @@ def build_trainer(scenario: str, backend: str, *, window_steps: int | None = Non
     from dlbench.data.batches import BatchPlan
     from dlbench.plugin.backend import TrainerOptions
     from dlbench.plugin.manager import get_plugins
-    from dlbench.run.session import load_data, prepare_scenario
+    from dlbench.measure.session import load_data, prepare_scenario
     from dlbench.scenario import resolve_scenario
 
     plugins = get_plugins()
@@ -189,8 +189,8 @@ def build_predictor(scenario: str, backend: str, *, batch_size: int | None = Non
     batch size) and warm up; batches cycle through the test set as ``dlbench run`` cycles them."""
     from dlbench.plugin.backend import TrainerOptions
     from dlbench.plugin.manager import get_plugins
-    from dlbench.run.inference import WARMUP_CALLS, batch_rows
-    from dlbench.run.session import prepare_scenario
+    from dlbench.measure.inference import WARMUP_CALLS, batch_rows
+    from dlbench.measure.session import prepare_scenario
     from dlbench.scenario import resolve_scenario
 
     plugins = get_plugins()
@@ -218,7 +218,7 @@ def build_predictor(scenario: str, backend: str, *, batch_size: int | None = Non
 
 
 def _step_flops(spec, batch_size: int) -> int | None:
-    from dlbench.spec.flops import training_step_flops
+    from dlbench.network.flops import training_step_flops
 
     try:
         return training_step_flops(spec, batch_size)
@@ -254,7 +254,7 @@ def pytest_benchmark_update_machine_info(config, machine_info):
     import dlbench
     from dlbench.plugin.manager import get_plugins
     from dlbench.results.store import machine_id
-    from dlbench.run import environment
+    from dlbench.measure import environment
 
     env = {"hostname": platform.node(), "cpu": environment.cpu_model(), "logical_cores": psutil.cpu_count()}
     machine_info["dlbench"] = {"dlbench": dlbench.__version__, "cpu": env["cpu"],

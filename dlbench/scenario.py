@@ -25,8 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from dlbench.errors import InputError, one_of
-from dlbench.spec import LAYER_TYPES, ModelSpec, TrainSpec, check_choice, make_optimizer
-from dlbench.spec.transformer import MAX_RESIDUAL_DEPTH
+from dlbench.network import LAYER_TYPES, ModelSpec, TrainSpec, check_choice, make_optimizer
+from dlbench.network.transformer import MAX_RESIDUAL_DEPTH
 
 TOP_KEYS = ("name", "description", "source", "expected_accuracy", "expected_perplexity", "data", "model", "train")
 MODEL_KEYS = ("input_shape", "layers")

@@ -146,7 +146,7 @@ print(json.dumps(found))
 
 DEVICES = """
 import json, torch, jax
-from dlbench.run.environment import gpus
+from dlbench.measure.environment import gpus
 print(json.dumps({"torch": torch.__version__, "torch_cuda": torch.version.cuda,
                   "torch_gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
                   "jax": jax.__version__, "jax_devices": [f"{d.platform}: {d.device_kind}" for d in jax.devices()],

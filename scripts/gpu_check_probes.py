@@ -100,7 +100,7 @@ def torch_errors(device: str, precision: str, p: dict, ref: dict) -> dict[str, f
 def jax_errors(device: str, precision: str, p: dict, ref: dict) -> dict[str, float]:
     import jax
 
-    from dlbench.spec import SelfAttention
+    from dlbench.network import SelfAttention
     from dlbench_backends.jax.precision import Policy
     from dlbench_backends.jax.transformer import attention_layer
 

@@ -9,10 +9,10 @@ import dlbench
 import numpy as np
 
 from dlbench.plugin.backend import TrainingState
-from dlbench.spec import (GRU, LSTM, Adam, BatchNormalization, Conv1D, Conv2D, Dense, LayerNormalization, Residual,
+from dlbench.network import (GRU, LSTM, Adam, BatchNormalization, Conv1D, Conv2D, Dense, LayerNormalization, Residual,
                           SelfAttention, SimpleRNN)
 from dlbench_backends.numpy import NumpyBackend
-from dlbench.spec.transformer import map_layers as spec_map_layers, nested_layers
+from dlbench.network.transformer import map_layers as spec_map_layers, nested_layers
 from dlbench_backends.numpy.activations import ActivationLayer
 from dlbench_backends.numpy.precision import Arithmetic
 from dlbench_backends.numpy.recurrent import RecurrentLayer

@@ -2,7 +2,7 @@
 (optional; not part of the test suite, mutmut is not a dependency):
 
     pip install "mutmut<3"
-    python tests/mutation_pass.py [--seconds-per-module 600] [--only dlbench/run/timing.py]
+    python tests/mutation_pass.py [--seconds-per-module 600] [--only dlbench/measure/timing.py]
 
 For each module below, mutmut 2 mutates the functions that compute a
 published figure (every other line is marked ``# pragma: no mutate``) in a
@@ -44,20 +44,20 @@ LAYERS = "tests/backends/test_mixed_precision_layers.py"
 MODULES = {
     "backends/numpy/precision.py": ("", f"tests/backends/test_mixed_precision_contract.py {LAYERS} -k "
                                         "'numpy or mixed_precision_layers'", LAYERS),
-    "dlbench/run/timing.py": ("TrainingMeasurement,summarize,combine_repeats",
+    "dlbench/measure/timing.py": ("TrainingMeasurement,summarize,combine_repeats",
                               f"tests/test_measurement.py tests/test_data_parallel.py {FIGURES} -m 'not slow'", FIGURES),
-    "dlbench/report/model.py": ("_ratios,entries,_with_scaling,replicas,speed_cell,unstable,_ratio,_percent,_count,"
+    "dlbench/report/table.py": ("_ratios,entries,_with_scaling,replicas,speed_cell,unstable,_ratio,_percent,_count,"
                                 "communication_cell",
                                 f"tests/test_report.py tests/test_data_parallel.py {FIGURES} -k 'speed_ratios or "
                                 "sweep_rows or precision_sweep or fp32_run or every_format_shows or seeds_give or "
                                 "outcomes_test or efficiency or peak_share or report_format or published_figures'",
                                 FIGURES),
-    "dlbench/run/inference.py": ("latency_entry,with_tokens,pool_repeats,rel_diff,output_agreement,"
+    "dlbench/measure/inference.py": ("latency_entry,with_tokens,pool_repeats,rel_diff,output_agreement,"
                                  "measure_batch_size,percentile_interval",
                                  f"tests/test_inference.py {FIGURES} {INFERENCE_K}", FIGURES),
     "dlbench/report/inference.py": ("", f"tests/test_inference.py {FIGURES} {CELLS} {INFERENCE_K}",
                                     f"{FIGURES} {CELLS}"),
-    "dlbench/run/distributed.py": ("DataParallel,replica_slice,check_divides,check_replicas,distributed_row",
+    "dlbench/plugin/distributed.py": ("DataParallel,replica_slice,check_divides,check_replicas,distributed_row",
                                    f"tests/test_data_parallel.py {FIGURES} {PLAN} -m 'not slow'",
                                    f"{FIGURES} {PLAN}"),
 }

@@ -92,7 +92,7 @@ def wait_for(paths: list[Path], procs: list[subprocess.Popen]) -> None:
 
 def test_a_single_host_torch_run_listens_on_loopback_only(tmp_path):
     require_backend("torch")
-    from dlbench.run.distributed import DataParallel
+    from dlbench.plugin.distributed import DataParallel
     from dlbench_backends.torch import TorchBackend
 
     script = tmp_path / "replica.py"
@@ -184,7 +184,7 @@ def run_on_two_hosts(spaces, code: str, folder: Path, ready: list[Path]) -> list
 
 TORCH_HOST = f"""
 import os, sys
-from dlbench.run.distributed import DataParallel
+from dlbench.plugin.distributed import DataParallel
 from dlbench_backends.torch import TorchBackend
 rank, folder = int(sys.argv[1]), sys.argv[2]
 command = TorchBackend().launch_command(DataParallel(replicas=2, hosts={HOSTS!r}, node_rank=rank, port={PORT}))
@@ -205,7 +205,7 @@ def test_torch_on_two_hosts_listens_on_the_hosts_addresses_only(two_hosts, tmp_p
 JAX_HOST = f"""
 import sys, time
 from pathlib import Path
-from dlbench.run.distributed import DataParallel
+from dlbench.plugin.distributed import DataParallel
 from dlbench_backends.jax import JaxBackend
 rank, folder = int(sys.argv[1]), Path(sys.argv[2])
 JaxBackend().configure_data_parallel(DataParallel(replicas=2, hosts={HOSTS!r}, node_rank=rank, port={PORT}), 1)
@@ -227,7 +227,7 @@ def test_jax_s_coordinator_on_two_hosts_listens_on_host_0_s_address_only(two_hos
 
 def test_hosts_whose_first_resolves_to_loopback_here_are_refused_unless_all_are_this_machine():
     from dlbench.errors import InputError
-    from dlbench.run.cluster import resolve
+    from dlbench.scale.cluster import resolve
 
     assert resolve("localhost,127.0.0.1", 0, None).names == ("localhost", "127.0.0.1")  # every host is this one
     with pytest.raises(InputError, match="--hosts: localhost resolves to 127.0.0.1 here, a loopback address the "
@@ -240,7 +240,7 @@ def quiet_peaks(cache: Path) -> None:
     import psutil
 
     from dlbench.plugin.manager import get_plugins
-    from dlbench.run import environment, peak
+    from dlbench.measure import environment, peak
 
     os.environ["DLBENCH_CACHE"], saved = str(cache), os.environ.get("DLBENCH_CACHE")
     try:

@@ -6,7 +6,7 @@ import subprocess
 
 import pytest
 
-from dlbench.run import peak
+from dlbench.measure import peak
 
 ENV = {"cpu": "test cpu", "logical_cores": 2}
 KEY = peak.machine_key(ENV, 2)

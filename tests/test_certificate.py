@@ -1,4 +1,4 @@
-"""The re-synchronised parity certificate (dlbench/run/certificate.py): its
+"""The re-synchronised parity certificate (dlbench/parity/certificate.py): its
 pieces, and a mutation test of the judge — deliberately wrong copies of the
 NumPy backend must be judged disagreeing on every shipped scenario whose maths
 their slip changes, while torch, TensorFlow and JAX agree on all of them."""
@@ -12,8 +12,8 @@ from backend_helpers import require_backend
 from dlbench.data.batches import BatchPlan
 from dlbench.plugin.backend import TrainingState
 from dlbench.plugin.manager import load_plugins
-from dlbench.run import certificate, parity
-from dlbench.run.certificate import checkpoint_steps, judge, segment_batches
+from dlbench.parity import certificate, verdict as parity
+from dlbench.parity.certificate import checkpoint_steps, judge, segment_batches
 from dlbench.scenario import resolve_scenario, scenario_files
 
 import mutant_plugins
@@ -179,7 +179,7 @@ def test_a_segment_across_windows_is_one_group_per_batch_size_in_step_order():
 
 
 def test_segments_run_with_every_dropout_rate_at_zero_and_other_layers_unchanged():
-    from dlbench.spec import Dense, Dropout, Sequential
+    from dlbench.network import Dense, Dropout, Sequential
 
     spec = Sequential([Dense(4, "relu", input_shape=(3,)), Dropout(0.5), Dense(2, "softmax")]).compile(
         "categorical_crossentropy", "adam")
@@ -283,7 +283,7 @@ def certify_against_reference(tmp_path, backend, steps=(0, 5, 10, 15, 20, 25, 30
     from types import SimpleNamespace
 
     from dlbench.plugin.backend import TrainerOptions
-    from dlbench.run.session import prepare
+    from dlbench.measure.session import prepare
 
     spec, plan = SimpleNamespace(has_dropout=False), BatchPlan(40 * batch_size, batch_size, 1, seed=0)
     states = {s: TrainingState([{"kernel": np.full(3, 1.0 + s / 10, np.float32)}, {}], [{"kernel": {}}, {}], s)
@@ -443,8 +443,8 @@ def test_a_tensor_without_elements_agrees_with_nothing_to_report():
 
 def test_segments_run_on_a_trainer_built_from_the_runs_spec_without_dropout_and_given_its_data():
     from dlbench.plugin.backend import TrainerOptions
-    from dlbench.run.session import prepare
-    from dlbench.spec import Dense, Dropout, Sequential
+    from dlbench.measure.session import prepare
+    from dlbench.network import Dense, Dropout, Sequential
 
     spec = Sequential([Dense(4, "relu", input_shape=(3,)), Dropout(0.5), Dense(2, "softmax")]).compile(
         "categorical_crossentropy", "adam")
@@ -460,7 +460,7 @@ def test_eight_checkpoints_by_default():
 
 
 def test_the_reference_cuts_its_windows_at_checkpoints_that_are_not_window_starts():
-    from dlbench.run.timing import train_and_measure
+    from dlbench.measure.timing import train_and_measure
 
     class Recorder:
         def __init__(self):
@@ -501,7 +501,7 @@ def test_the_blocked_twin_sums_every_reduction_in_blocks_added_pairwise():
 
 
 def test_the_reversed_twin_routes_a_tied_max_pool_gradient_to_the_last_maximum():
-    from dlbench.spec import MaxPool2D
+    from dlbench.network import MaxPool2D
     from dlbench_backends.numpy.kernels import PoolLayer
     from dlbench_backends.numpy.precision import Arithmetic
 
@@ -514,7 +514,7 @@ def test_the_reversed_twin_routes_a_tied_max_pool_gradient_to_the_last_maximum()
 
 
 def test_batchnorm_statistics_are_summed_in_the_twins_order_and_the_references_bit_for_bit():
-    from dlbench.spec import BatchNormalization
+    from dlbench.network import BatchNormalization
     from dlbench_backends.numpy.kernels import BatchNormLayer
     from dlbench_backends.numpy.precision import Arithmetic
 

@@ -4,8 +4,8 @@ import pytest
 from dlbench.data.batches import BatchPlan
 from dlbench.data.builtin import BUILTIN_DATASETS
 from dlbench.errors import InputError
-from dlbench.spec.init import initial_weights
-from dlbench.spec import Dense, Sequential
+from dlbench.network.init import initial_weights
+from dlbench.network import Dense, Sequential
 
 DATASETS = {info.name: info for info in BUILTIN_DATASETS}
 GENERATED = ["xor", "moons", "spirals", "blobs", "digits", "synthetic"]

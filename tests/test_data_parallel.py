@@ -11,9 +11,9 @@ import pytest
 from backend_helpers import require_backend
 from dlbench.errors import InputError
 from dlbench.plugin.manager import get_plugins
-from dlbench.report.model import Run, entries, table
-from dlbench.run import parity
-from dlbench.run.distributed import DataParallel, check_divides, check_replicas, distributed_row, replica_slice
+from dlbench.report.table import Run, entries, table
+from dlbench.parity import verdict as parity
+from dlbench.plugin.distributed import DataParallel, check_divides, check_replicas, distributed_row, replica_slice
 from dlbench.run.settings import RunRequest, RunSettings
 from dlbench.run.suite import run_isolated
 
@@ -50,7 +50,7 @@ def test_replicas_of_threads_must_fit_the_cores_on_a_cpu_only():
 
 
 def test_threads_default_to_the_cores_shared_out_among_the_most_replicas(monkeypatch):
-    from dlbench.run import environment
+    from dlbench.measure import environment
 
     monkeypatch.setattr(environment, "available_cores", lambda: 2)
     plugins = get_plugins()
@@ -65,9 +65,9 @@ def test_threads_default_to_the_cores_shared_out_among_the_most_replicas(monkeyp
 
 
 def test_a_slurm_allocation_of_several_nodes_gives_the_hosts_the_rank_and_a_port_of_its_job(monkeypatch):
-    from dlbench.run.cluster import Hosts, resolve
+    from dlbench.scale.cluster import Hosts, resolve
 
-    from dlbench.run.cluster import import_submitit
+    from dlbench.scale.cluster import import_submitit
 
     try:
         import_submitit()
@@ -83,7 +83,7 @@ def test_a_slurm_allocation_of_several_nodes_gives_the_hosts_the_rank_and_a_port
 
 
 def test_the_reference_row_says_it_is_one_process_and_an_engine_row_what_its_trainer_says():
-    from dlbench.run.distributed import REFERENCE_INFO
+    from dlbench.plugin.distributed import REFERENCE_INFO
 
     reference = distributed_row(REFERENCE_INFO, 2, 1, "strong", False)
     assert reference["world_size"] == 1 and reference["engine"].startswith("single process")
@@ -107,7 +107,7 @@ def test_a_backend_without_an_engine_is_an_unavailable_row_not_a_silent_single_p
 
 
 def test_repeats_give_the_per_replica_share_of_the_median_not_of_the_first_repeat():
-    from dlbench.run.timing import combine_repeats
+    from dlbench.measure.timing import combine_repeats
 
     rows = [{"status": "ok", "distributed": {"world_size": 2},
              "metrics": {"samples_per_sec": sps, "samples_per_sec_per_replica": sps / 2}} for sps in (100, 300, 200)]

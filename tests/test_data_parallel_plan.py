@@ -13,8 +13,8 @@ import pytest
 
 from dlbench.errors import InputError
 from dlbench.plugin.manager import get_plugins
-from dlbench.run import environment
-from dlbench.run.distributed import LOOPBACK, DataParallel, bind_address, check_replicas, local_address
+from dlbench.measure import environment
+from dlbench.plugin.distributed import LOOPBACK, DataParallel, bind_address, check_replicas, local_address
 from dlbench.run.settings import RunRequest, RunSettings
 
 
@@ -88,7 +88,7 @@ def test_a_single_host_run_hands_every_job_no_hosts_and_no_port(monkeypatch):
 
 
 def test_a_slurm_allocation_becomes_each_jobs_plan(monkeypatch):
-    from dlbench.run.cluster import import_submitit
+    from dlbench.scale.cluster import import_submitit
 
     try:
         import_submitit()
@@ -127,7 +127,7 @@ def test_too_many_replicas_for_the_cores_name_the_most_that_fit(replicas, thread
 
 
 def test_replicas_that_do_not_divide_a_batch_are_refused_with_the_batch_and_the_way_out():
-    from dlbench.run.distributed import check_divides
+    from dlbench.plugin.distributed import check_divides
 
     with pytest.raises(InputError) as caught:
         check_divides(4, 30, 1000, False, "s.toml", "--data-parallel")
@@ -141,7 +141,7 @@ def test_replicas_that_do_not_divide_a_batch_are_refused_with_the_batch_and_the_
 
 
 def test_a_row_without_a_trainer_or_its_batchnorm_word_gets_the_cores_settings():
-    from dlbench.run.distributed import distributed_row
+    from dlbench.plugin.distributed import distributed_row
 
     assert distributed_row(None, 2, 3, "weak", False) == {
         "engine": None, "world_size": 2, "collective": None, "threads_per_replica": 3, "scaling": "weak",

@@ -245,7 +245,7 @@ def test_resume_of_a_hand_edited_document_is_refused_before_anything_is_written(
 
 def test_the_declared_settings_are_the_run_settings_and_their_choices_the_runs():
     from dlbench.run import settings
-    from dlbench.spec.precision import PRECISIONS
+    from dlbench.network.precision import PRECISIONS
 
     assert set(fields.SETTINGS.declared) == {f.name for f in dataclasses.fields(settings.RunSettings)}
     assert set(fields.SWEEP.declared) == set(settings.SWEEP_KEYS)

@@ -3,7 +3,7 @@
 import os
 import stat
 
-from dlbench.run import environment
+from dlbench.measure import environment
 
 FAKE_SMI = """#!/bin/sh
 echo "NVIDIA H200, 143771 MiB, 580.65.06"

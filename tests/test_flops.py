@@ -1,8 +1,8 @@
 import math
 import dataclasses
 
-from dlbench.spec.flops import training_step_flops
-from dlbench.spec import SGD, Activation, Dense, Sequential
+from dlbench.network.flops import training_step_flops
+from dlbench.network import SGD, Activation, Dense, Sequential
 
 
 def test_mlp_step_flops_by_hand():
@@ -39,7 +39,7 @@ def test_flops_scale_with_batch_for_matmul_heavy_nets():
 
 
 def test_conv_flops_by_hand():
-    from dlbench.spec import Conv1D, Flatten
+    from dlbench.network import Conv1D, Flatten
 
     spec = Sequential([Conv1D(4, 3, input_shape=(10, 2)), Flatten(), Dense(2, "softmax")]).compile(
         "categorical_crossentropy", SGD(0.1))
@@ -51,16 +51,16 @@ def test_conv_flops_by_hand():
 
 
 # ---------------------------------------------- every layer against a hand count
-from dlbench.spec import (Adam, AveragePool1D, BatchNormalization, Conv2D, Dropout,  # noqa: E402
+from dlbench.network import (Adam, AveragePool1D, BatchNormalization, Conv2D, Dropout,  # noqa: E402
                           MaxPool2D)
-from dlbench.spec.flops import layer_flops  # noqa: E402
+from dlbench.network.flops import layer_flops  # noqa: E402
 
 B = 3
 
 
 def shapes_of(layers, input_shape):
     """(layer, in_shape, out_shape) of each layer, as the spec infers them."""
-    from dlbench.spec import Flatten
+    from dlbench.network import Flatten
 
     first = dataclasses.replace(layers[0], input_shape=input_shape)
     spec = Sequential([first, *layers[1:], Flatten(), Dense(2, "softmax")]).compile("categorical_crossentropy", Adam())
@@ -97,7 +97,7 @@ def test_conv2d_counts_both_kernel_dimensions():
 
 
 def test_every_pooling_layer_costs_its_window_forward_and_backward():
-    from dlbench.spec import AveragePool2D, MaxPool1D
+    from dlbench.network import AveragePool2D, MaxPool1D
 
     for layer, input_shape, window in ((MaxPool1D(pool_size=2), (8, 3), 2), (AveragePool1D(pool_size=4), (8, 3), 4),
                                        (MaxPool2D(pool_size=(2, 2)), (4, 4, 2), 4),

@@ -12,7 +12,8 @@ import pytest
 
 from backend_helpers import require_backend
 from dlbench.plugin.manager import get_plugins
-from dlbench.run import peak, runner
+from dlbench.measure import peak
+from dlbench.run import runner
 from dlbench.run.worker import resolve_device
 
 GPU_ENV = {"cpu": "Some CPU", "logical_cores": 16, "gpus": ["NVIDIA H100 80GB HBM3, 81559 MiB, 580.159.04"]}
@@ -126,7 +127,7 @@ def _lowered_precisions(scenario: str, precision: str) -> set[str]:
     import jax.numpy as jnp
 
     from dlbench.scenario import resolve_scenario
-    from dlbench.spec.init import initial_weights
+    from dlbench.network.init import initial_weights
     from dlbench_backends.jax.losses import LOSSES
     from dlbench_backends.jax.network import activation, build_network, split_weights
     from dlbench_backends.jax.precision import Policy
@@ -186,7 +187,7 @@ def tensor_cores(monkeypatch):
 @pytest.mark.parametrize("precision, agrees", [("tf32", True), ("fp32", False)])
 def test_a_row_computed_on_tf32_tensor_cores_agrees_at_tf32_and_not_at_fp32(precision, agrees, tmp_path,
                                                                              tensor_cores):
-    from dlbench.run import parity
+    from dlbench.parity import verdict as parity
     from dlbench.run.worker import RunRequest, execute
 
     rows = [execute(RunRequest(scenario="digits-mlp", backend=b, overrides={"max_steps": 40}, window_steps=5,
@@ -199,7 +200,7 @@ def test_a_row_computed_on_tf32_tensor_cores_agrees_at_tf32_and_not_at_fp32(prec
 
 
 def test_the_report_header_names_the_gpu_and_its_ceilings_only_for_a_run_that_has_them():
-    from dlbench.report.model import Run, environment_table
+    from dlbench.report.table import Run, environment_table
 
     gpu_run = Run("gpu", {"environment": {**GPU_ENV, "peak_gflops": {"numpy": 90.0},
                                           "gpu_peak_gflops": {"torch": 51000.0},

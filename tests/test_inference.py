@@ -15,10 +15,10 @@ from dlbench.errors import InputError
 from dlbench.plugin.backend import TrainerOptions
 from dlbench.plugin.manager import get_plugins
 from dlbench.report import compare as comparing, render
-from dlbench.report.model import runs_of
+from dlbench.report.table import runs_of
 from dlbench.results import schema
-from dlbench.run import inference
-from dlbench.run.session import prepare_scenario
+from dlbench.measure import inference
+from dlbench.measure.session import prepare_scenario
 from dlbench.scenario import resolve_scenario
 from inference_mutants import MUTANTS
 
@@ -302,7 +302,7 @@ def test_the_python_api_measures_inference_and_its_rows_say_so():
 
 
 def test_repetitions_pool_their_calls_and_keep_a_disagreeing_verdict():
-    from dlbench.run.timing import combine_repeats
+    from dlbench.measure.timing import combine_repeats
 
     fast, slow = inference_row(samples=[1.0] * 10), inference_row(samples=[3.0] * 10, agrees=False)
     fast["metrics"]["inference"][0]["compile_seconds"], slow["metrics"]["inference"][0]["compile_seconds"] = 0.2, 0.4

@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 from dlbench.report import inference, render
-from dlbench.report.model import Entry, Run, runs_of
+from dlbench.report.table import Entry, Run, runs_of
 
 BASE_HEADER = ["backend", "batch", "status", "agrees", "rel diff", "p50 ms", "p90 ms", "p99 ms [95% CI]",
                "mean ms", "samples/s", "vs fastest", "vs numpy", "compile s", "calls"]

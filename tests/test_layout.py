@@ -72,9 +72,35 @@ def test_cycle_finder_finds_a_cycle():
 
 def test_core_is_grouped_into_subpackages_per_concern():
     packages = {p.parent.name for p in ROOT.glob("*/__init__.py")}
-    assert {"spec", "data", "plugin", "run", "results", "report", "cli"} <= packages
-    assert sorted(p.name for p in ROOT.glob("*.py")) == ["__init__.py", "errors.py", "pytest_plugin.py",
+    assert packages == {name for name in LAYERS if "." not in name and (ROOT / name).is_dir()}
+    assert sorted(p.name for p in ROOT.glob("*.py")) == ["__init__.py", "api.py", "errors.py", "pytest_plugin.py",
                                                         "scenario.py"]
+
+
+#: the pipeline, bottom up: a module imports only from its own layer or the layers below it
+#: (a network spec knows no data, a backend's contract knows no runner, a runner knows no report)
+LAYERS = ["errors", "network", "data", "scenario", "plugin", "results", "scale", "measure", "parity", "run",
+          "report", "cli", "api", "__init__", "pytest_plugin"]
+
+
+def layer_of(module: str) -> int:
+    parts = module.split(".")
+    return LAYERS.index(parts[1] if len(parts) > 1 else "__init__")
+
+
+def upward_imports(graph: dict[str, set[str]]) -> list[str]:
+    return sorted(f"{name} -> {dep}" for name, deps in graph.items() for dep in deps
+                  if layer_of(dep) > layer_of(name))
+
+
+def test_no_module_imports_a_later_stage_of_the_pipeline():
+    assert {module.split(".")[1] for module in import_graph() if "." in module} <= set(LAYERS)
+    assert upward_imports(import_graph()) == []
+
+
+def test_upward_import_finder_finds_a_contract_that_imports_the_runner():
+    assert upward_imports({"dlbench.plugin.backend": {"dlbench.run.settings", "dlbench.data.base"}}) == [
+        "dlbench.plugin.backend -> dlbench.run.settings"]
 
 
 BACKENDS_ROOT = ROOT.parent / "backends"

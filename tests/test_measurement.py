@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from dlbench.data.batches import BatchPlan
-from dlbench.run.timing import UNSTABLE_CV, combine_repeats, summarize, train_and_measure
+from dlbench.measure.timing import UNSTABLE_CV, combine_repeats, summarize, train_and_measure
 
 COMPILE, STEP = 2.0, 0.01  # seconds: the first step of a batch shape, every other step
 
@@ -129,7 +129,7 @@ def test_summary_statistics():
 
 
 # ------------------------------------------------ windows, checkpoints, edge cases
-from dlbench.run.timing import loss_history, window_starts  # noqa: E402
+from dlbench.measure.timing import loss_history, window_starts  # noqa: E402
 
 
 def test_window_starts_are_where_timed_windows_begin_with_each_batch_sizes_first_step_alone():

@@ -5,8 +5,8 @@ import pytest
 from dlbench.run.settings import check_fits_in_memory
 from dlbench.errors import InputError
 from dlbench.scenario import resolve_scenario
-from dlbench.spec import SGD, Adam, BatchNormalization, Dense, Sequential
-from dlbench.spec.memory import training_memory_bytes
+from dlbench.network import SGD, Adam, BatchNormalization, Dense, Sequential
+from dlbench.network.memory import training_memory_bytes
 
 
 def test_parameters_count_gradients_and_optimizer_state():

@@ -13,10 +13,10 @@ import mutant_plugins
 from backend_helpers import require_backend
 from dlbench.errors import InputError
 from dlbench.plugin.manager import get_plugins
-from dlbench.run import certificate
+from dlbench.parity import certificate
 from dlbench.run.settings import RunRequest, RunSettings, parse_sweep
 from dlbench.run.worker import execute, loss_scale_metrics
-from dlbench.spec.precision import LOSS_SCALE, PRECISIONS, LossScaleSchedule
+from dlbench.network.precision import LOSS_SCALE, PRECISIONS, LossScaleSchedule
 from dlbench_backends.numpy import NumpyBackend
 from dlbench_backends.numpy.precision import Arithmetic
 from test_certificate import run_cell

@@ -26,7 +26,7 @@ def spec_logits(imported, x, backend="numpy"):
     from dlbench.data.base import Dataset
     from dlbench.data.batches import BatchPlan
     from dlbench.plugin.backend import TrainerOptions
-    from dlbench.run.session import prepare
+    from dlbench.measure.session import prepare
 
     y = np.zeros(len(x), np.int64)
     data = Dataset(x, y, x, y, 2)
@@ -58,7 +58,7 @@ def first_loss(imported, x, y):
     from dlbench.data.base import Dataset
     from dlbench.data.batches import BatchPlan
     from dlbench.plugin.backend import TrainerOptions
-    from dlbench.run.session import prepare
+    from dlbench.measure.session import prepare
 
     data = Dataset(x, y, x, y, max(imported.spec.output_shape[-1], 2))
     session = prepare(get_plugins().backend("numpy"), imported.spec, data, BatchPlan(len(x), len(x), 1, 0),

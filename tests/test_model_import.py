@@ -12,7 +12,7 @@ from dlbench.data.base import Dataset
 from dlbench.data.builtin import BUILTIN_DATASETS
 from dlbench.plugin.backend import TrainerOptions
 from dlbench.plugin.manager import get_plugins
-from dlbench.run.session import prepare
+from dlbench.measure.session import prepare
 from dlbench.data.batches import BatchPlan
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")

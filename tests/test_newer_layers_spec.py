@@ -7,10 +7,10 @@ import math
 import pytest
 
 from dlbench.errors import InputError
-from dlbench.spec import (Activation, BatchNormalization, Conv1D, Conv2D, Dense, Flatten, GlobalAveragePool2D,
+from dlbench.network import (Activation, BatchNormalization, Conv1D, Conv2D, Dense, Flatten, GlobalAveragePool2D,
                           GlobalMaxPool1D, GlobalMaxPool2D, Residual, Sequential, activation_alpha)
-from dlbench.spec.flops import ACTIVATION_FLOPS, training_step_flops
-from dlbench.spec.memory import training_memory_bytes
+from dlbench.network.flops import ACTIVATION_FLOPS, training_step_flops
+from dlbench.network.memory import training_memory_bytes
 
 
 def test_alpha_defaults_are_the_specs_own_and_equal_to_writing_them_out():
@@ -68,7 +68,7 @@ def test_global_pooling_of_the_wrong_rank_is_refused(layer, shape):
 
 
 def test_every_activation_has_a_flop_count_and_gelu_counts_as_its_tanh_form():
-    from dlbench.spec import ACTIVATIONS
+    from dlbench.network import ACTIVATIONS
 
     assert set(ACTIVATION_FLOPS) == set(ACTIVATIONS)
     assert ACTIVATION_FLOPS["gelu"] == ACTIVATION_FLOPS["gelu_tanh"] != ACTIVATION_FLOPS["gelu_erf"]
@@ -95,7 +95,7 @@ def test_a_residual_shortcut_counts_its_layers_flops_and_parameters():
 
 
 def test_a_bidirectional_layer_doubles_its_layers_units_parameters_and_flops():
-    from dlbench.spec.sequence import LSTM, Bidirectional
+    from dlbench.network.sequence import LSTM, Bidirectional
 
     one = Sequential([LSTM(4, return_sequences=True), Flatten(), Dense(3, "softmax")], input_shape=(5, 2)).compile(
         "categorical_crossentropy", "sgd")

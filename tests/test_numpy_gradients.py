@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from dlbench.plugin.helpers import loss_targets
-from dlbench.spec.init import initial_weights
-from dlbench.spec import (ACTIVATIONS, Activation, AveragePool1D, AveragePool2D, BatchNormalization, Conv1D, Conv2D,
+from dlbench.network.init import initial_weights
+from dlbench.network import (ACTIVATIONS, Activation, AveragePool1D, AveragePool2D, BatchNormalization, Conv1D, Conv2D,
                           Dense, Flatten, MaxPool1D, MaxPool2D, Sequential)
 from dlbench_backends.numpy.activations import ActivationLayer
 from dlbench_backends.numpy.kernels import DropoutLayer

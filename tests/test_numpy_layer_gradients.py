@@ -7,10 +7,10 @@ import math
 import numpy as np
 import pytest
 
-from dlbench.spec import (Activation, BatchNormalization, Conv1D, Conv2D, Dense, Dropout, Flatten, GlobalAveragePool2D,
+from dlbench.network import (Activation, BatchNormalization, Conv1D, Conv2D, Dense, Dropout, Flatten, GlobalAveragePool2D,
                           GlobalMaxPool1D, GlobalMaxPool2D, MaxPool1D, MaxPool2D, Residual, Sequential)
-from dlbench.spec.init import initial_weights
-from dlbench.spec.sequence import GRU, LSTM, Bidirectional, SimpleRNN
+from dlbench.network.init import initial_weights
+from dlbench.network.sequence import GRU, LSTM, Bidirectional, SimpleRNN
 from dlbench_backends.numpy.activations import ActivationLayer
 from dlbench_backends.numpy.kernels import GlobalPoolLayer
 from dlbench_backends.numpy.network import Network

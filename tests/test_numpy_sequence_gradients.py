@@ -8,8 +8,8 @@ transcription of Keras's equations."""
 import numpy as np
 import pytest
 
-from dlbench.spec import GRU, LSTM, Dense, Embedding, Sequential, SimpleRNN
-from dlbench.spec.init import initial_weights
+from dlbench.network import GRU, LSTM, Dense, Embedding, Sequential, SimpleRNN
+from dlbench.network.init import initial_weights
 from dlbench_backends.numpy.network import Network
 from test_numpy_gradients import numeric_gradient
 

@@ -1,4 +1,4 @@
-from dlbench.run.parity import annotate, compare
+from dlbench.parity.verdict import annotate, compare
 
 
 def row(backend, losses, acc, stochastic=False, status="ok", scenario="s"):
@@ -83,7 +83,7 @@ def test_an_accuracy_difference_of_exactly_the_tolerance_agrees():
     assert compare(row("tf", [1.0], 0.924), row("numpy", [1.0], 0.934))["agrees"]  # 10 of 1000 samples
 
 
-# ------------------------------------------- the certificate's verdict (run/parity.compare)
+# ------------------------------------------- the certificate's verdict (parity/verdict.compare)
 import math  # noqa: E402
 
 import pytest  # noqa: E402
@@ -278,7 +278,7 @@ def test_histories_of_different_lengths_are_reported_in_full():
 
 
 def test_the_accuracy_only_comparison_is_reported_in_full():
-    from dlbench.run.parity import STOCHASTIC_REASON
+    from dlbench.parity.verdict import STOCHASTIC_REASON
 
     assert compare(row("torch", [5.0], 0.875, stochastic=True), row("numpy", [1.0], 0.9, stochastic=True)) == {
         "reference": "numpy", "kind": "accuracy-only", "agrees": None, "max_rel_loss_diff": None,

@@ -13,9 +13,9 @@ import pytest
 import dlbench
 from dlbench.plugin import hookspecs
 from dlbench.plugin.backend import Backend, TrainerOptions
-from dlbench.spec.init import initial_weights
+from dlbench.network.init import initial_weights
 from dlbench.plugin.manager import PluginError, load_plugins
-from dlbench.run import peak
+from dlbench.measure import peak
 from dlbench.scenario import resolve_scenario
 
 TUTORIAL = Path(__file__).resolve().parents[1] / "docs" / "backends" / "write-a-backend.md"

@@ -4,7 +4,7 @@ on every path that produces it: a single run (the worker's row), repeats
 rows and inference, and the records every report format is rendered from.
 
 The hand computations are written out here, from the definitions in the
-legend (``dlbench.report.model.LEGEND``): tokens/s = samples/s x tokens per
+legend (``dlbench.report.table.LEGEND``): tokens/s = samples/s x tokens per
 sample; GFLOP/s = samples/s x FLOPs per step / batch / 1e9; % peak = GFLOP/s
 / (the ceiling x replicas); per replica = samples/s / world size; vs fastest
 = samples/s / the group's fastest (1 for the fastest, below 1 for the rest);
@@ -21,12 +21,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dlbench.report import inference as inference_report, model as report, render
-from dlbench.run import inference, suite
+from dlbench.report import inference as inference_report, table as report, render
+from dlbench.measure import inference
+from dlbench.run import suite
 from dlbench.run.settings import Job, RunRequest
 from dlbench.run.worker import execute
 from dlbench.scenario import resolve_scenario
-from dlbench.spec.flops import training_step_flops
+from dlbench.network.flops import training_step_flops
 
 SCENARIO = str(Path(__file__).parent / "scenarios" / "chars-simple-rnn.toml")
 TOKENS = 8  # the scenario's sequence length: tokens per sample

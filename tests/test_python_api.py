@@ -55,7 +55,7 @@ def test_rows_are_read_only(spec_run):
 
 def test_to_pandas_is_one_row_per_repetition_with_the_csv_columns(spec_run):
     pytest.importorskip("pandas")
-    from dlbench.report.model import runs_of
+    from dlbench.report.table import runs_of
     from dlbench.report.render import render_csv
 
     frame = spec_run.to_pandas()

@@ -33,7 +33,7 @@ def setup():
     from networks import DROPOUT_CASES
 
     from dlbench.plugin.backend import TrainerOptions
-    from dlbench.run.distributed import DataParallel
+    from dlbench.plugin.distributed import DataParallel
 
     spec = DROPOUT_CASES["dense"]
     data = toy_data(input_shape=spec.input_shape, n_classes=3, n_train=24)
@@ -113,7 +113,7 @@ def main(backend: str, out: str) -> None:
 
 # ---------------------------------------------------------------- the tests
 def measure(backend_name: str, tmp_path) -> dict:
-    from dlbench.run.distributed import DataParallel
+    from dlbench.plugin.distributed import DataParallel
 
     backend = require_backend(backend_name)
     out = tmp_path / "found.json"

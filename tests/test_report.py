@@ -14,7 +14,7 @@ from dlbench.cli import reports as cli_reports
 
 from dlbench.results import store as storage
 
-from dlbench.report import model as report, render as report_formats
+from dlbench.report import table as report, render as report_formats
 from dlbench.cli import InputErrorGroup
 from dlbench.results.document import read_document, write_document
 

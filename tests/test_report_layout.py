@@ -4,7 +4,7 @@ columns shown, and figures in plain digits (no exponents in % peak or GFLOP/s)."
 import copy
 import re
 
-from dlbench.report import model as report, render
+from dlbench.report import table as report, render
 from dlbench.results.document import read_document
 
 

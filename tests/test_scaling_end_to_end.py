@@ -28,7 +28,7 @@ from click.testing import CliRunner
 from backend_helpers import require_backend
 from dlbench.cli import main
 from dlbench.plugin import manager
-from dlbench.report import model as report, render
+from dlbench.report import table as report, render
 from dlbench.results.document import read_document
 
 BATCH, STEPS = 8, 12
@@ -38,7 +38,7 @@ BATCH, STEPS = 8, 12
 def spies(monkeypatch):
     """The spies registered (here and in the workers); the machine's matmul peak not measured (it is not
     what these tests check, and measuring it starts every framework)."""
-    from dlbench.run import peak
+    from dlbench.measure import peak
 
     monkeypatch.setattr(peak, "peaks_for_run", lambda environment, threads, dtype="float32", device="cpu": {})
     monkeypatch.setenv("PYTHONPATH", str(Path(__file__).parent))  # the workers import the spies too

@@ -4,7 +4,7 @@ import pytest
 
 from dlbench.errors import InputError
 from dlbench.scenario import load_scenario_file, resolve_scenario, scenario_files
-from dlbench.spec import SGD, Adam
+from dlbench.network import SGD, Adam
 
 GOOD = """
 name = "digits-mlp"

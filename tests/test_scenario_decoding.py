@@ -11,8 +11,8 @@ from click.testing import CliRunner
 from dlbench.cli import main
 from dlbench.errors import InputError
 from dlbench.scenario import load_scenario_file
-from dlbench.spec import Dense
-from dlbench.spec.transformer import MAX_RESIDUAL_DEPTH, Residual
+from dlbench.network import Dense
+from dlbench.network.transformer import MAX_RESIDUAL_DEPTH, Residual
 
 HEAD = '[data]\nname = "synthetic"\n[model]\ninput_shape = [4]\n'
 TAIL = '[train]\nloss = "categorical_crossentropy"\n'

@@ -8,11 +8,11 @@ import pytest
 from dlbench.errors import InputError
 from dlbench.scenario import Scenario, parse_scenario, scenario_files, load_scenario_file
 from dlbench.scenario import dumps, scenario_document, write_scenario
-from dlbench.spec import (LAYER_TYPES, SGD, Activation, Adam, AveragePool1D, AveragePool2D, BatchNormalization,
+from dlbench.network import (LAYER_TYPES, SGD, Activation, Adam, AveragePool1D, AveragePool2D, BatchNormalization,
                           Conv1D, Conv2D, Dense, Dropout, Flatten, GlobalAveragePool1D, GlobalAveragePool2D,
                           GlobalMaxPool1D, GlobalMaxPool2D, LayerNormalization,
                           MaxPool1D, MaxPool2D, PositionEmbedding, Residual, SelfAttention, Sequential, TrainSpec)
-from dlbench.spec.sequence import GRU, LSTM, Bidirectional, Embedding, SimpleRNN
+from dlbench.network.sequence import GRU, LSTM, Bidirectional, Embedding, SimpleRNN
 
 
 def scenario(spec, train=TrainSpec(), **fields) -> Scenario:

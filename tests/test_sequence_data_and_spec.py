@@ -14,9 +14,9 @@ from dlbench.data.sequences import CHAR_VOCAB, decode_chars, encode_chars
 from dlbench.errors import InputError
 from dlbench.plugin.helpers import accuracy
 from dlbench.run.worker import sequence_metrics
-from dlbench.spec import GRU, LSTM, SGD, Dense, Embedding, Flatten, Sequential, SimpleRNN
-from dlbench.spec.flops import training_step_flops
-from dlbench.spec.init import initial_weights, orthogonal, rng_for
+from dlbench.network import GRU, LSTM, SGD, Dense, Embedding, Flatten, Sequential, SimpleRNN
+from dlbench.network.flops import training_step_flops
+from dlbench.network.init import initial_weights, orthogonal, rng_for
 
 DATASETS = {info.name: info for info in BUILTIN_DATASETS}
 

@@ -19,7 +19,7 @@ from dlbench.errors import InputError
 from dlbench.plugin.manager import get_plugins
 from dlbench.run import suite
 from dlbench.run.settings import RunSettings, check_against_data
-from dlbench.run.timing import train_and_measure
+from dlbench.measure.timing import train_and_measure
 from dlbench.run.worker import progress_writer
 from dlbench.scenario import resolve_scenario
 

@@ -8,7 +8,7 @@ canonical one), judged as ``dlbench run`` judges them."""
 from pathlib import Path
 
 from backend_helpers import require_backend
-from dlbench.run import parity
+from dlbench.parity import verdict as parity
 from dlbench.run.worker import RunRequest, execute
 
 SCENARIO = str(Path(__file__).parent / "scenarios" / "chars-simple-rnn.toml")

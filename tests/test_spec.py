@@ -1,7 +1,7 @@
 import pytest
 
 from dlbench.errors import InputError
-from dlbench.spec import SGD, Activation, Adam, Dense, ModelSpec, Sequential, TrainSpec, make_optimizer
+from dlbench.network import SGD, Activation, Adam, Dense, ModelSpec, Sequential, TrainSpec, make_optimizer
 
 
 def test_sequential_compiles_like_the_keras_seed():

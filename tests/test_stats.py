@@ -1,11 +1,11 @@
-"""The rank test that compare and the outcome tables rest on (dlbench/run/stats.py):
+"""The rank test that compare and the outcome tables rest on (dlbench/parity/stats.py):
 its U, its p with ties and continuity correction, and the smallest p a sample
 size allows. Expected values are scipy's ``mannwhitneyu(a, b,
 method="asymptotic")``, written out so the test runs without scipy."""
 
 import pytest
 
-from dlbench.run.stats import _average_ranks, mann_whitney_u, smallest_p
+from dlbench.parity.stats import _average_ranks, mann_whitney_u, smallest_p
 
 
 def test_tied_values_share_the_average_of_their_ranks():

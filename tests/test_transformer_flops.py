@@ -1,8 +1,8 @@
-"""FLOP counts of the Transformer layers against hand counts (formulas in dlbench.spec.flops)."""
+"""FLOP counts of the Transformer layers against hand counts (formulas in dlbench.network.flops)."""
 
-from dlbench.spec import (SGD, Dense, GlobalAveragePool1D, LayerNormalization, PositionEmbedding, Residual,
+from dlbench.network import (SGD, Dense, GlobalAveragePool1D, LayerNormalization, PositionEmbedding, Residual,
                           SelfAttention, Sequential)
-from dlbench.spec.flops import training_step_flops
+from dlbench.network.flops import training_step_flops
 
 B, T, D = 3, 5, 4
 

@@ -6,9 +6,9 @@ import math
 import numpy as np
 import pytest
 
-from dlbench.spec import (Dense, GlobalAveragePool1D, LayerNormalization, PositionEmbedding, Residual,
+from dlbench.network import (Dense, GlobalAveragePool1D, LayerNormalization, PositionEmbedding, Residual,
                           SelfAttention, Sequential)
-from dlbench.spec.init import initial_weights
+from dlbench.network.init import initial_weights
 from dlbench_backends.numpy.precision import Arithmetic
 from dlbench_backends.numpy.network import Network
 from dlbench_backends.numpy.transformer import SelfAttentionLayer

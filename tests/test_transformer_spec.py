@@ -8,9 +8,9 @@ import pytest
 
 from dlbench.errors import InputError
 from dlbench.scenario import dumps, parse_scenario, resolve_scenario, scenario_document
-from dlbench.spec import (Conv1D, Dense, GlobalAveragePool1D, LayerNormalization, PositionEmbedding, Residual,
+from dlbench.network import (Conv1D, Dense, GlobalAveragePool1D, LayerNormalization, PositionEmbedding, Residual,
                           SelfAttention, Sequential, is_trained)
-from dlbench.spec.init import check_weights, initial_weights, load_weights, save_weights
+from dlbench.network.init import check_weights, initial_weights, load_weights, save_weights
 
 BLOCK = [Residual([LayerNormalization(), SelfAttention(2, 3, causal=True)]),
          Residual([LayerNormalization(), Residual([Conv1D(4, 1, activation="gelu")])])]
@@ -109,8 +109,8 @@ def test_the_encoder_scenario_is_two_pre_norm_blocks_of_four_heads():
 
 
 def test_a_dropout_inside_a_residual_block_makes_the_network_stochastic_and_the_certificate_removes_it():
-    from dlbench.run.certificate import without_dropout
-    from dlbench.spec import Dense, Dropout, Residual, Sequential
+    from dlbench.parity.certificate import without_dropout
+    from dlbench.network import Dense, Dropout, Residual, Sequential
 
     spec = Sequential([Dense(4, input_shape=(4,)), Residual([Dense(4), Residual([Dropout(0.3)])]),
                        Dense(2, "softmax")]).compile("categorical_crossentropy", "sgd")

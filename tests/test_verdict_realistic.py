@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 
 from backend_helpers import require_backend
-from dlbench.run import parity
+from dlbench.parity import verdict as parity
 from dlbench.scenario import Scenario, write_scenario
-from dlbench.spec import TrainSpec
+from dlbench.network import TrainSpec
 
 import mutant_plugins
 

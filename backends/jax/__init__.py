@@ -39,7 +39,7 @@ import sys
 import dlbench
 from dlbench.plugin.backend import Backend, Trainer, TrainerOptions
 from dlbench.plugin.helpers import xla_flags
-from dlbench.spec import ModelSpec
+from dlbench.network import ModelSpec
 
 THREAD_ENV = ("PJRT_NPROC", "NPROC")  # what XLA's DefaultThreadPoolSize() reads
 
@@ -109,7 +109,7 @@ class JaxBackend(Backend):
             return
         import jax
 
-        from dlbench.run.distributed import bind_address
+        from dlbench.plugin.distributed import bind_address
 
         if "gpu" not in os.environ.get("JAX_PLATFORMS", "gpu"):
             jax.config.update("jax_cpu_collectives_implementation", "gloo")
@@ -125,8 +125,8 @@ class JaxBackend(Backend):
     def precision_unavailable(self, precision: str, device: str, spec=None) -> str | None:
         """What XLA cannot compute here: attention in float16 where its batched
         dot has no float16 kernel accumulating in float32 (XLA:CPU), found by trying it."""
-        from dlbench.spec import SelfAttention
-        from dlbench.spec.transformer import nested_layers
+        from dlbench.network import SelfAttention
+        from dlbench.network.transformer import nested_layers
 
         reason = super().precision_unavailable(precision, device, spec)
         if reason or precision != "fp16" or spec is None \

@@ -14,7 +14,7 @@ unchanged. Activations stay channels-last, (batch, length, channels) and
 (batch, height, width, channels); convolutions are ``lax.conv_general_dilated``
 with dimension numbers ("NWC", "WIO", "NWC") / ("NHWC", "HWIO", "NHWC"), the
 kernel (k, C, F) / (kh, kw, C, F) as is, padding given as explicit
-(before, after) pairs from :func:`dlbench.spec.layers.conv_output_length` (TF's
+(before, after) pairs from :func:`dlbench.network.layers.conv_output_length` (TF's
 "same" puts the odd element after, which an explicit pair states for every
 stride and kernel size; an integer p is (p, p)). Pooling is
 ``lax.reduce_window`` (max / sum divided by the window size), "VALID".
@@ -46,10 +46,10 @@ from jax import lax
 
 from dlbench.errors import InputError
 from dlbench.plugin.helpers import padding_pairs
-from dlbench.spec import (ACTIVATION_ALPHA, GLOBAL_POOLS, Activation, AveragePool1D, AveragePool2D,
+from dlbench.network import (ACTIVATION_ALPHA, GLOBAL_POOLS, Activation, AveragePool1D, AveragePool2D,
                           BatchNormalization, Conv1D, Conv2D, Dense, Dropout, Flatten, MaxPool1D, MaxPool2D, ModelSpec,
                           Residual, activation_alpha, is_trained, layer_activation)
-from dlbench.spec.transformer import nested_layers
+from dlbench.network.transformer import nested_layers
 from dlbench_backends.jax.kernels import make_conv, make_max_pool
 from dlbench_backends.jax.transformer import TRANSFORMER_BUILDERS
 from dlbench_backends.jax.sequence import SEQUENCE_BUILDERS

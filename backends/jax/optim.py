@@ -1,5 +1,5 @@
 """The JAX backend's optimizers, written in ``jax.numpy`` exactly as
-:mod:`dlbench.spec` states them (optax's sgd/adam compute the same maths, but
+:mod:`dlbench.network` states them (optax's sgd/adam compute the same maths, but
 the backend then needs only ``jax``), as pure functions of the parameters,
 the gradients and their own state:
 
@@ -83,7 +83,7 @@ OPTIMIZERS = {"sgd": SGDUpdate, "adam": AdamUpdate}
 
 
 def build_optimizer(config):
-    """The optimizer of ``config`` (a :mod:`dlbench.spec` optimizer):
+    """The optimizer of ``config`` (a :mod:`dlbench.network` optimizer):
     ``init(params)`` its first state, ``update(params, grads, state)`` one step
     -> (params, state), pure, for the jitted loop to carry."""
     return OPTIMIZERS[config.name](config)

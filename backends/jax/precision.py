@@ -1,5 +1,5 @@
 """How the JAX backend's matmuls and convolutions compute, per precision
-(:mod:`dlbench.spec.precision`). JAX has no autocast: a mixed precision is an
+(:mod:`dlbench.network.precision`). JAX has no autocast: a mixed precision is an
 explicit cast of each operand, the jmp-style policy (parameters float32,
 compute dtype bf16/fp16 for the products, output float32), in one place that
 every layer builder calls.
@@ -16,7 +16,7 @@ every layer builder calls.
 
 fp16's dynamic loss scaling (:func:`next_scale`, :func:`initial_scaler`) is
 part of the jitted step (:mod:`~dlbench_backends.jax.trainer`), on the core's
-schedule (:data:`dlbench.spec.precision.LOSS_SCALE`).
+schedule (:data:`dlbench.network.precision.LOSS_SCALE`).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from dlbench.spec.precision import LOSS_SCALE, compute_dtype, scales_loss
+from dlbench.network.precision import LOSS_SCALE, compute_dtype, scales_loss
 
 
 def attention_unavailable(device: str, dtype: str) -> str | None:
@@ -66,7 +66,7 @@ class Policy:
 
 
 def next_scale(scale, good_steps, skipped, finite):
-    """:meth:`dlbench.spec.precision.LossScaleSchedule.next` in jax.numpy, counting skipped steps."""
+    """:meth:`dlbench.network.precision.LossScaleSchedule.next` in jax.numpy, counting skipped steps."""
     s = LOSS_SCALE
     good = good_steps + 1
     grow = finite & (good == s.growth_interval)

@@ -4,7 +4,7 @@ The input projection of every timestep at once, ``x W + b`` (batch, time,
 k*u), one matmul; then ``lax.scan`` over the time axis (time-major), the
 carry ``h`` (the LSTM's ``(c, h)``, in that order, as flax's LSTMCell keeps
 it), each step one matmul ``h U`` and the gate maths of
-:mod:`dlbench.spec.sequence` (LSTM gates i, f, c, o; GRU z, r, h with the
+:mod:`dlbench.network.sequence` (LSTM gates i, f, c, o; GRU z, r, h with the
 recurrent bias inside the reset product). The output is every ``h_t`` with
 ``return_sequences``, else the last. Gradients are JAX's own (through the scan).
 """
@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from dlbench.spec.sequence import GRU, LSTM, SimpleRNN
+from dlbench.network.sequence import GRU, LSTM, SimpleRNN
 
 
 def _simple_rnn_step(p, precision, units):

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import jax.numpy as jnp
 
-from dlbench.spec.sequence import GRU, LSTM, Bidirectional, Embedding, SimpleRNN
-from dlbench.spec.transformer import inner_parameters
+from dlbench.network.sequence import GRU, LSTM, Bidirectional, Embedding, SimpleRNN
+from dlbench.network.transformer import inner_parameters
 from dlbench_backends.jax.recurrent import recurrent_layer
 
 

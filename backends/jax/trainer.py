@@ -15,7 +15,7 @@ several calls.
 Precision: a :class:`~dlbench_backends.jax.precision.Policy` that every layer's
 matmuls and convolutions go through (bf16/fp16: operands cast, float32
 results). fp16 scales the loss in the step itself, on the core's schedule
-(:data:`dlbench.spec.precision.LOSS_SCALE`): the gradient of ``scale * loss``
+(:data:`dlbench.network.precision.LOSS_SCALE`): the gradient of ``scale * loss``
 is divided by the scale, and where any element is inf/NaN the new parameters
 and optimizer state are discarded (``jnp.where``) and the scale backs off.
 The carry then holds ``(scale, finite steps in a row, skipped steps)``; a
@@ -50,8 +50,8 @@ from dlbench.data.base import Dataset
 from dlbench.errors import InputError, one_of
 from dlbench.plugin.backend import Trainer, TrainerOptions, TrainingState, slot_names
 from dlbench.plugin.helpers import loss_targets, padded_chunks
-from dlbench.spec import ModelSpec
-from dlbench.spec.sequence import takes_tokens
+from dlbench.network import ModelSpec
+from dlbench.network.sequence import takes_tokens
 from dlbench_backends.jax import JaxBackend, inference
 from dlbench_backends.jax.losses import LOSSES
 from dlbench_backends.jax.network import activation, build_network, check_supported, merge_weights, split_weights

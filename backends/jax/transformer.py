@@ -1,4 +1,4 @@
-"""The JAX backend's Transformer layers (conventions in :mod:`dlbench.spec.transformer`),
+"""The JAX backend's Transformer layers (conventions in :mod:`dlbench.network.transformer`),
 as builders like those of :mod:`~dlbench_backends.jax.network`: each returns
 ``apply(p, s, x, training, key) -> (y, s)`` over channels-last (B, T, d) arrays,
 the parameters in the canonical layout under their canonical names.
@@ -25,8 +25,8 @@ import math
 import jax
 import jax.numpy as jnp
 
-from dlbench.spec import GlobalAveragePool1D, LayerNormalization, PositionEmbedding, Residual, SelfAttention
-from dlbench.spec.transformer import SHORTCUT, inner_parameters
+from dlbench.network import GlobalAveragePool1D, LayerNormalization, PositionEmbedding, Residual, SelfAttention
+from dlbench.network.transformer import SHORTCUT, inner_parameters
 
 
 def layer_norm_layer(layer, in_shape, precision, custom_vjp: bool = True):

@@ -10,7 +10,7 @@ kernel ``W`` (in, out) and bias ``b``:
 Losses (:mod:`~dlbench_backends.numpy.losses`) return the batch-mean loss and
 its gradient with respect to the logits. Optimizers
 (:mod:`~dlbench_backends.numpy.optim`) update every parameter in place:
-``W <- W - lr * dE/dW`` (see :mod:`dlbench.spec` for momentum and Adam).
+``W <- W - lr * dE/dW`` (see :mod:`dlbench.network` for momentum and Adam).
 
 The modules, the same as every backend's: ``network`` (spec -> layers; the
 canonical weights in and out), ``losses``, ``optim``, ``precision`` (how
@@ -32,7 +32,7 @@ import numpy as np
 
 import dlbench
 from dlbench.plugin.backend import Backend, Trainer, TrainerOptions
-from dlbench.spec import ModelSpec
+from dlbench.network import ModelSpec
 
 
 class NumpyBackend(Backend):

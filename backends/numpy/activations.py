@@ -1,6 +1,6 @@
 """The NumPy backend's activations, written from scratch: each maps dE/dy to
 dE/dx = f'(x) * dE/dy (softmax: s * (g - sum(g*s))), with the conventions of
-:mod:`dlbench.spec.activations`:
+:mod:`dlbench.network.activations`:
 
 * GELU, tanh form (``gelu``, ``gelu_tanh``): y = x (1 + tanh(u)) / 2 with
   u = c (x + a x^3), c = sqrt(2/pi), a = 0.044715;
@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from dlbench.spec.activations import ACTIVATION_ALPHA
+from dlbench.network.activations import ACTIVATION_ALPHA
 
 GELU_C, GELU_A = np.sqrt(2.0 / np.pi), 0.044715
 SQRT_HALF, INV_SQRT_2PI = float(np.sqrt(0.5)), float(1.0 / np.sqrt(2.0 * np.pi))  # weak scalars: x's dtype

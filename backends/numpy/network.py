@@ -14,16 +14,16 @@ import math
 
 import numpy as np
 
-from dlbench.spec import (Activation, AveragePool1D, AveragePool2D, BatchNormalization, Conv1D, Conv2D,
+from dlbench.network import (Activation, AveragePool1D, AveragePool2D, BatchNormalization, Conv1D, Conv2D,
                           Dense, Dropout, Embedding, Flatten, GLOBAL_POOLS, MaxPool1D, MaxPool2D, ModelSpec,
                           activation_alpha, is_trained)
-from dlbench.spec.init import STREAM_BACKEND, rng_for
+from dlbench.network.init import STREAM_BACKEND, rng_for
 from dlbench_backends.numpy.precision import PLAIN, Arithmetic
 from dlbench_backends.numpy.activations import KEEPS_OUTPUT, WRITES_INPUT, ActivationLayer
 from dlbench_backends.numpy.kernels import (BatchNormLayer, ConvLayer, DenseLayer, DropoutLayer, FlattenLayer,
                                             GlobalPoolLayer, PoolLayer)
 from dlbench_backends.numpy.losses import LOSSES
-from dlbench.spec.sequence import RECURRENT_LAYERS, Bidirectional
+from dlbench.network.sequence import RECURRENT_LAYERS, Bidirectional
 from dlbench_backends.numpy.recurrent import BidirectionalLayer, RecurrentLayer
 from dlbench_backends.numpy.sequence import EmbeddingLayer
 from dlbench_backends.numpy.transformer import TRANSFORMER_BUILDERS, ResidualLayer

@@ -1,4 +1,4 @@
-"""The NumPy backend's optimizers, the updates of :mod:`dlbench.spec` in place
+"""The NumPy backend's optimizers, the updates of :mod:`dlbench.network` in place
 on the network's flat parameter buffer ``theta`` from its gradient buffer
 ``grad``: a handful of vectorized operations per step whatever the number of
 layers, with one scratch buffer and no allocation."""
@@ -72,6 +72,6 @@ OPTIMIZERS = {"sgd": SGDUpdate, "adam": AdamUpdate}
 
 
 def build_optimizer(config, theta: np.ndarray, grad: np.ndarray):
-    """The optimizer of ``config`` (a :mod:`dlbench.spec` optimizer) over the
+    """The optimizer of ``config`` (a :mod:`dlbench.network` optimizer) over the
     flat buffers; ``update()`` takes one step from what ``grad`` holds."""
     return OPTIMIZERS[config.name](config, theta, grad)

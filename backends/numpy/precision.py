@@ -1,4 +1,4 @@
-"""The NumPy backend's mixed precision (:mod:`dlbench.spec.precision`), the
+"""The NumPy backend's mixed precision (:mod:`dlbench.network.precision`), the
 reference every framework's is judged against.
 
 :class:`Arithmetic` is how the network's matmuls round and sum: at bf16/fp16
@@ -22,7 +22,7 @@ from __future__ import annotations
 import ml_dtypes
 import numpy as np
 
-from dlbench.spec.precision import LOSS_SCALE
+from dlbench.network.precision import LOSS_SCALE
 
 
 def round_tf32(x: np.ndarray) -> np.ndarray:
@@ -43,7 +43,7 @@ class Arithmetic:
     * ``operands``: at mixed precision ("bfloat16" or "float16"), every matmul
       operand rounded to that dtype first (``ml_dtypes``); the products are then
       exact in float32 and accumulate there, the policy of
-      :mod:`dlbench.spec.precision`. "tfloat32": rounded to TF32 likewise (the
+      :mod:`dlbench.network.precision`. "tfloat32": rounded to TF32 likewise (the
       certificate's twin at tf32; nothing else is stored rounded). None:
       operands as they are.
     * ``rounding``: at mixed precision, what else is stored in that dtype, as

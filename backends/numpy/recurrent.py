@@ -3,7 +3,7 @@ backpropagation through time (BPTT).
 
 Notation: input x_t (B, F) for t = 1..T, state h_t (B, u), kernel W (F, k u),
 recurrent kernel U (u, k u), gates side by side along the last axis (Keras's
-layout and orders, see :mod:`dlbench.spec.sequence`); sigma(a) = 1 / (1 + e^-a),
+layout and orders, see :mod:`dlbench.network.sequence`); sigma(a) = 1 / (1 + e^-a),
 computed as (1 + tanh(a / 2)) / 2, which never overflows.
 
 Every layer works the same way:
@@ -47,8 +47,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from dlbench.spec.sequence import DIRECTIONS, GRU, LSTM
-from dlbench.spec.transformer import inner_parameters
+from dlbench.network.sequence import DIRECTIONS, GRU, LSTM
+from dlbench.network.transformer import inner_parameters
 from dlbench_backends.numpy.precision import PLAIN, Arithmetic
 
 
@@ -247,7 +247,7 @@ class BidirectionalLayer:
     """A recurrent layer forward over time and a second one (parameters
     ``"backward.<name>"``) over the reversed sequence; outputs concatenated,
     forward first, the backward sequence flipped back so that step t holds
-    the state after reading x_T .. x_t (see :mod:`dlbench.spec.sequence`).
+    the state after reading x_T .. x_t (see :mod:`dlbench.network.sequence`).
     Backward: each direction gets its half of dE/dy (flipped for the backward
     one), and dE/dx is the forward dE/dx plus the backward one flipped back."""
 

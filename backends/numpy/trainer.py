@@ -11,8 +11,8 @@ import numpy as np
 from dlbench.data.base import Dataset
 from dlbench.plugin.backend import Trainer, TrainerOptions, TrainingState
 from dlbench.plugin.helpers import accuracy, input_dtype, loss_targets
-from dlbench.spec import ModelSpec
-from dlbench.spec.precision import LOSS_SCALE, compute_dtype, scales_loss
+from dlbench.network import ModelSpec
+from dlbench.network.precision import LOSS_SCALE, compute_dtype, scales_loss
 from dlbench_backends.numpy import NumpyBackend, inference
 from dlbench_backends.numpy.precision import Arithmetic, LossScaler
 from dlbench_backends.numpy.network import build_network

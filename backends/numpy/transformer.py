@@ -1,6 +1,6 @@
 """The NumPy backend's Transformer layers, from scratch: layer normalization,
 multi-head self-attention, residual blocks, position embeddings and global
-average pooling over time (conventions in :mod:`dlbench.spec.transformer`).
+average pooling over time (conventions in :mod:`dlbench.network.transformer`).
 
 Every layer works on a whole batch ``(B, T, d)`` at once, and attention on
 every head at once: heads are an axis of 4-D arrays ``(B, H, T, K)`` whose
@@ -16,7 +16,7 @@ import math
 
 import numpy as np
 
-from dlbench.spec.transformer import (SHORTCUT, GlobalAveragePool1D, LayerNormalization, PositionEmbedding, Residual,
+from dlbench.network.transformer import (SHORTCUT, GlobalAveragePool1D, LayerNormalization, PositionEmbedding, Residual,
                                       SelfAttention, inner_parameters)
 from dlbench_backends.numpy.precision import PLAIN, Arithmetic
 

@@ -52,9 +52,9 @@ import dlbench
 from dlbench.errors import InputError
 from dlbench.plugin.backend import Backend, Trainer, TrainerOptions
 from dlbench.plugin.helpers import xla_flags
-from dlbench.spec import GlobalMaxPool1D, GlobalMaxPool2D, MaxPool1D, MaxPool2D, ModelSpec
-from dlbench.spec.transformer import nested_layers
-from dlbench.spec.checks import check_choice
+from dlbench.network import GlobalMaxPool1D, GlobalMaxPool2D, MaxPool1D, MaxPool2D, ModelSpec
+from dlbench.network.transformer import nested_layers
+from dlbench.network.checks import check_choice
 
 
 @functools.cache

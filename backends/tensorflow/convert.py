@@ -41,7 +41,7 @@ the spec's, and documented there: cross-entropy is computed from logits
 (Keras clips probabilities), and Adam's epsilon is added after the bias
 correction (Keras adds it to the uncorrected root), so ``epsilon`` is taken
 as it is. The learning rate, which Keras keeps in float32, is read back as
-the decimal the user wrote (``dlbench.spec.imported.literal``).
+the decimal the user wrote (``dlbench.network.imported.literal``).
 
 Only the model's own ``keras`` module is used (whatever its backend): layer
 configurations and ``get_weights()`` are framework-free.
@@ -52,8 +52,8 @@ from __future__ import annotations
 import sys
 
 from dlbench.errors import InputError, one_of
-from dlbench.spec import SGD, Activation, Adam, ModelSpec, make_optimizer
-from dlbench.spec.imported import LOGIT_OUTPUTS, ImportedModel, all_problems, literal
+from dlbench.network import SGD, Activation, Adam, ModelSpec, make_optimizer
+from dlbench.network.imported import LOGIT_OUTPUTS, ImportedModel, all_problems, literal
 
 LOSSES = {"binary_crossentropy": "binary_crossentropy", "categorical_crossentropy": "categorical_crossentropy",
           "sparse_categorical_crossentropy": "categorical_crossentropy", "mse": "mse",

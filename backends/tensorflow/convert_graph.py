@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from dlbench.errors import InputError
-from dlbench.spec import Residual, SelfAttention
+from dlbench.network import Residual, SelfAttention
 from dlbench_backends.tensorflow import convert_layers as cl
 
 

@@ -20,11 +20,11 @@ from dataclasses import replace
 import numpy as np
 
 from dlbench.errors import InputError
-from dlbench.spec import (GRU, LSTM, Activation, AveragePool1D, AveragePool2D, BatchNormalization, Conv1D,
+from dlbench.network import (GRU, LSTM, Activation, AveragePool1D, AveragePool2D, BatchNormalization, Conv1D,
                           Conv2D, Dense, Dropout, Embedding, Flatten, GlobalAveragePool1D, GlobalAveragePool2D,
                           GlobalMaxPool1D, GlobalMaxPool2D, LayerNormalization, MaxPool1D, MaxPool2D, SelfAttention,
                           SimpleRNN)
-from dlbench.spec.sequence import Bidirectional
+from dlbench.network.sequence import Bidirectional
 
 #: Keras activation names -> the spec's (``gelu`` is Keras's exact form, ``approximate=False``)
 ACTIVATIONS = {"linear": "linear", "relu": "relu", "sigmoid": "sigmoid", "tanh": "tanh", "softmax": "softmax",

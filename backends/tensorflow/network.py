@@ -30,10 +30,10 @@ from __future__ import annotations
 
 import functools
 
-from dlbench.spec import (ACTIVATION_ALPHA, GLOBAL_POOLS, TRANSFORMER_LAYERS, Activation, AveragePool1D,
+from dlbench.network import (ACTIVATION_ALPHA, GLOBAL_POOLS, TRANSFORMER_LAYERS, Activation, AveragePool1D,
                           AveragePool2D, BatchNormalization, Conv1D, Conv2D, Dense, Dropout, Flatten, MaxPool1D,
                           MaxPool2D, ModelSpec)
-from dlbench.spec.sequence import SEQUENCE_LAYERS, takes_tokens
+from dlbench.network.sequence import SEQUENCE_LAYERS, takes_tokens
 from dlbench_backends.tensorflow import framework
 from dlbench_backends.tensorflow.precision import dtype_policy
 from dlbench_backends.tensorflow.sequence import sequence_layers

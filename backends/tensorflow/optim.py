@@ -1,4 +1,4 @@
-"""The TensorFlow backend's optimizers: those of :mod:`dlbench.spec` written in
+"""The TensorFlow backend's optimizers: those of :mod:`dlbench.network` written in
 TF ops on ``tf.Variable`` slots (Keras's Adam puts epsilon elsewhere and its
 SGD momentum has another form):
 
@@ -66,6 +66,6 @@ OPTIMIZERS = {"sgd": SGDUpdate, "adam": AdamUpdate}
 
 
 def build_optimizer(config, variables):
-    """The optimizer of ``config`` (a :mod:`dlbench.spec` optimizer) over the
+    """The optimizer of ``config`` (a :mod:`dlbench.network` optimizer) over the
     trained ``variables``; ``update(grads)`` takes one step (inside the graph)."""
     return OPTIMIZERS[config.name](config, variables)

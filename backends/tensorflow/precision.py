@@ -1,4 +1,4 @@
-"""The TensorFlow backend's mixed precision (:mod:`dlbench.spec.precision`).
+"""The TensorFlow backend's mixed precision (:mod:`dlbench.network.precision`).
 
 The network is built under a Keras 3 dtype policy (:data:`POLICIES`): at
 bf16/fp16 ``mixed_bfloat16``/``mixed_float16``, whose layers keep float32
@@ -10,7 +10,7 @@ and the loss takes the logits in float32; variables, gradients and the update
 stay float32.
 
 fp16's dynamic loss scaling is written in TF ops inside the step, on the
-core's schedule (:data:`dlbench.spec.precision.LOSS_SCALE`): Keras's
+core's schedule (:data:`dlbench.network.precision.LOSS_SCALE`): Keras's
 ``LossScaleOptimizer`` wraps a Keras optimizer, which this backend does not
 use (see the package docstring). The gradient of ``scale * loss`` is divided
 by the scale; when any element is inf/NaN the update is skipped
@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import contextlib
 
-from dlbench.spec.precision import LOSS_SCALE
+from dlbench.network.precision import LOSS_SCALE
 from dlbench_backends.tensorflow import framework
 
 tf, keras = framework()

@@ -10,7 +10,7 @@ The variables live on the layer's cell.
 
 from __future__ import annotations
 
-from dlbench.spec.sequence import GRU, LSTM, SimpleRNN
+from dlbench.network.sequence import GRU, LSTM, SimpleRNN
 from dlbench_backends.tensorflow import framework
 
 tf, keras = framework()

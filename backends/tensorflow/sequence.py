@@ -10,7 +10,7 @@ the optimizer.
 
 from __future__ import annotations
 
-from dlbench.spec.sequence import Bidirectional, Embedding
+from dlbench.network.sequence import Bidirectional, Embedding
 from dlbench_backends.tensorflow import framework
 from dlbench_backends.tensorflow.recurrent import recurrent_layer
 

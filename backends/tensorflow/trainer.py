@@ -54,9 +54,9 @@ import numpy as np
 from dlbench.data.base import Dataset
 from dlbench.plugin.backend import Trainer, TrainerOptions, TrainingState
 from dlbench.plugin.helpers import accuracy, input_dtype, loss_targets, padded_chunks
-from dlbench.run.distributed import replica_slice
-from dlbench.spec import ModelSpec, is_trained
-from dlbench.spec.precision import LOSS_SCALE, scales_loss
+from dlbench.plugin.distributed import replica_slice
+from dlbench.network import ModelSpec, is_trained
+from dlbench.network.precision import LOSS_SCALE, scales_loss
 from dlbench_backends.tensorflow import TensorflowBackend, framework, inference
 from dlbench_backends.tensorflow.losses import LOSSES, replica_loss
 from dlbench_backends.tensorflow.network import build_network, keras_activation

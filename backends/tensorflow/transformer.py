@@ -1,4 +1,4 @@
-"""The TensorFlow backend's Transformer layers (conventions in :mod:`dlbench.spec.transformer`):
+"""The TensorFlow backend's Transformer layers (conventions in :mod:`dlbench.network.transformer`):
 Keras layers whose variables have the canonical names and layouts, so the
 initial weights are assigned as they are.
 
@@ -26,8 +26,8 @@ from __future__ import annotations
 
 import math
 
-from dlbench.spec import GlobalAveragePool1D, LayerNormalization, PositionEmbedding, Residual, SelfAttention
-from dlbench.spec.transformer import SHORTCUT
+from dlbench.network import GlobalAveragePool1D, LayerNormalization, PositionEmbedding, Residual, SelfAttention
+from dlbench.network.transformer import SHORTCUT
 from dlbench_backends.tensorflow import framework
 from dlbench_backends.tensorflow.sequence import parameter_holder
 

@@ -34,7 +34,7 @@ import os
 
 import dlbench
 from dlbench.plugin.backend import Backend, Trainer, TrainerOptions
-from dlbench.spec import ModelSpec
+from dlbench.network import ModelSpec
 
 
 class TorchBackend(Backend):
@@ -64,8 +64,8 @@ class TorchBackend(Backend):
     def precision_unavailable(self, precision: str, device: str, spec=None) -> str | None:
         """What torch cannot compute here: an LSTM in float16 where oneDNN has no
         such kernel (CPUs without fp16 instructions), found by trying a tiny one."""
-        from dlbench.spec import LSTM
-        from dlbench.spec.transformer import nested_layers
+        from dlbench.network import LSTM
+        from dlbench.network.transformer import nested_layers
 
         reason = super().precision_unavailable(precision, device, spec)
         if reason or precision != "fp16" or device != "cpu" or spec is None \
@@ -85,7 +85,7 @@ class TorchBackend(Backend):
         global rank 0 is on host 0), and gloo on this host's interface."""
         import sys
 
-        from dlbench.run.distributed import bind_address, interface_of, local_address
+        from dlbench.plugin.distributed import bind_address, interface_of, local_address
 
         bind = bind_address(data_parallel)
         master = bind if not data_parallel.multi_host else data_parallel.hosts[0]
@@ -101,8 +101,8 @@ class TorchBackend(Backend):
 
     def data_parallel_unavailable(self, data_parallel, device: str, spec=None) -> str | None:
         """torch synchronizes BatchNorm statistics (SyncBatchNorm) on GPUs only."""
-        from dlbench.spec import BatchNormalization
-        from dlbench.spec.transformer import nested_layers
+        from dlbench.network import BatchNormalization
+        from dlbench.network.transformer import nested_layers
 
         if data_parallel.sync_batchnorm and device == "cpu" and spec is not None \
                 and any(isinstance(layer, BatchNormalization) for layer in nested_layers(spec.layers)):

@@ -85,8 +85,8 @@ from __future__ import annotations
 import sys
 
 from dlbench.errors import InputError, one_of
-from dlbench.spec import SGD, Activation, Adam, ModelSpec, make_optimizer
-from dlbench.spec.imported import LOGIT_OUTPUTS, ImportedModel, all_problems
+from dlbench.network import SGD, Activation, Adam, ModelSpec, make_optimizer
+from dlbench.network.imported import LOGIT_OUTPUTS, ImportedModel, all_problems
 
 LOSS_MODULES = ("CrossEntropyLoss", "NLLLoss", "BCEWithLogitsLoss", "BCELoss", "MSELoss")
 LOSS_FUNCTIONS = {"cross_entropy": "CrossEntropyLoss", "nll_loss": "NLLLoss",
@@ -136,8 +136,8 @@ def scenario_name(module) -> str:
 
 
 def description(module, spec: ModelSpec) -> str:
-    from dlbench.spec.sequence import GRU, RECURRENT_LAYERS
-    from dlbench.spec.transformer import nested_layers
+    from dlbench.network.sequence import GRU, RECURRENT_LAYERS
+    from dlbench.network.transformer import nested_layers
 
     kind = "nn.Sequential" if type(module).__name__ == "Sequential" else f"nn.Module {type(module).__name__}"
     text = f"torch {kind} ({len(spec.layers)} spec layers, read by torch.fx)"

@@ -12,7 +12,7 @@ import operator
 import numpy as np
 import torch
 
-from dlbench.spec import Flatten, GlobalAveragePool1D, GlobalMaxPool1D, GlobalMaxPool2D
+from dlbench.network import Flatten, GlobalAveragePool1D, GlobalMaxPool1D, GlobalMaxPool2D
 from dlbench_backends.torch import convert_layers as cl
 from dlbench_backends.torch.convert_layers import Step
 

@@ -30,8 +30,8 @@ import torch
 from torch import fx
 
 from dlbench.errors import InputError
-from dlbench.spec import GRU, LSTM, PositionEmbedding, Residual, SimpleRNN
-from dlbench.spec.sequence import Bidirectional
+from dlbench.network import GRU, LSTM, PositionEmbedding, Residual, SimpleRNN
+from dlbench.network.sequence import Bidirectional
 from dlbench_backends.torch import convert_layers as cl
 from dlbench_backends.torch.convert_calls import (FUNCTION_STEPS, SUPPORTED, BatchSize, Problem, causal_mask,
                                                   torch_function_names)

@@ -16,10 +16,10 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from dlbench.errors import InputError
-from dlbench.spec import (GRU, LSTM, Activation, AveragePool1D, AveragePool2D, BatchNormalization, Conv1D, Conv2D,
+from dlbench.network import (GRU, LSTM, Activation, AveragePool1D, AveragePool2D, BatchNormalization, Conv1D, Conv2D,
                           Dense, Dropout, Embedding, Flatten, LayerNormalization, MaxPool1D, MaxPool2D, SelfAttention,
                           SimpleRNN, format_shape)
-from dlbench.spec.sequence import DIRECTIONS, Bidirectional
+from dlbench.network.sequence import DIRECTIONS, Bidirectional
 
 
 @dataclass(eq=False)

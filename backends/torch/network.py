@@ -16,7 +16,7 @@ signal as an image of height 1 (N, C, 1, L), as the NumPy reference does:
   permuted back by ``weights()``. A 3-D tensor has no channels_last format;
   over a height of 1 oneDNN runs its NHWC kernels, and a mnist1d-cnn step
   costs about a third less than with ``F.conv1d`` on (N, C, L). "same" padding is
-  TensorFlow's (:func:`dlbench.spec.layers.conv_output_length`): when it splits
+  TensorFlow's (:func:`dlbench.network.layers.conv_output_length`): when it splits
   evenly on every axis the convolution pads itself, otherwise an
   ``nn.ZeroPad2d`` puts the odd element at the bottom/right first; an integer
   padding is symmetric.
@@ -60,10 +60,10 @@ from torch import nn
 from torch.nn import functional as F
 
 from dlbench.plugin.helpers import as_2d, padding_pairs_2d
-from dlbench.spec import (ACTIVATION_ALPHA, GLOBAL_POOLS, Activation, AveragePool1D, AveragePool2D,
+from dlbench.network import (ACTIVATION_ALPHA, GLOBAL_POOLS, Activation, AveragePool1D, AveragePool2D,
                           BatchNormalization, Conv1D, Conv2D, Dense, Dropout, Flatten, MaxPool1D, MaxPool2D, ModelSpec,
                           Residual, TRANSFORMER_LAYERS, activation_alpha)
-from dlbench.spec.sequence import SEQUENCE_LAYERS, is_sequence_model
+from dlbench.network.sequence import SEQUENCE_LAYERS, is_sequence_model
 from dlbench_backends.torch.sequence import (sequence_modules, sequence_tensors, sequence_to_canonical,
                                              sequence_to_torch)
 from dlbench_backends.torch.transformer import PositionwiseLinear, canonical_tensors, transformer_modules

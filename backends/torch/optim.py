@@ -129,6 +129,6 @@ def one_thread(update):
 
 
 def build_optimizer(config, params: list) -> TorchOptimizer:
-    """The optimizer of ``config`` (a :mod:`dlbench.spec` optimizer) over ``params``;
+    """The optimizer of ``config`` (a :mod:`dlbench.network` optimizer) over ``params``;
     ``update(grads)`` takes one step."""
     return TorchOptimizer(config, params)

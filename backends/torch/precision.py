@@ -1,4 +1,4 @@
-"""The PyTorch backend's mixed precision (:mod:`dlbench.spec.precision`).
+"""The PyTorch backend's mixed precision (:mod:`dlbench.network.precision`).
 
 Forward and loss run under ``torch.autocast`` (training, evaluation and
 inference alike). Autocast computes linear, matmul/bmm, convolutions,
@@ -10,7 +10,7 @@ layer norm are autocast to float32; the parameters, their gradients and the
 fused update are float32.
 
 fp16 adds dynamic loss scaling with GradScaler's own primitives on the core's
-schedule (:data:`dlbench.spec.precision.LOSS_SCALE`): ``(loss * scale)`` is
+schedule (:data:`dlbench.network.precision.LOSS_SCALE`): ``(loss * scale)`` is
 differentiated, ``torch._amp_foreach_non_finite_check_and_unscale_`` unscales
 the gradients and flags an inf/NaN, the fused update skips a flagged step on
 the device (:mod:`~dlbench_backends.torch.optim`) and ``torch._amp_update_scale_``
@@ -23,7 +23,7 @@ import contextlib
 
 import torch
 
-from dlbench.spec.precision import LOSS_SCALE
+from dlbench.network.precision import LOSS_SCALE
 
 #: the dtype autocast computes matmuls and convolutions in, per mixed precision
 AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}

@@ -26,7 +26,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from dlbench.spec.sequence import GRU, LSTM, SimpleRNN
+from dlbench.network.sequence import GRU, LSTM, SimpleRNN
 
 
 def _gru_swap(t: torch.Tensor, units: int) -> torch.Tensor:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from dlbench.spec.sequence import DIRECTIONS, Bidirectional, Embedding
+from dlbench.network.sequence import DIRECTIONS, Bidirectional, Embedding
 from dlbench_backends.torch import recurrent
 
 

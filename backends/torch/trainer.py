@@ -42,9 +42,9 @@ from dlbench.data.base import Dataset
 from dlbench.errors import InputError
 from dlbench.plugin.backend import Trainer, TrainerOptions, TrainingState, slot_names
 from dlbench.plugin.helpers import input_dtype, loss_targets, signal_as_image
-from dlbench.spec import ModelSpec, is_trained
-from dlbench.spec.precision import LOSS_SCALE, is_mixed, scales_loss
-from dlbench.run.distributed import replica_slice
+from dlbench.network import ModelSpec, is_trained
+from dlbench.network.precision import LOSS_SCALE, is_mixed, scales_loss
+from dlbench.plugin.distributed import replica_slice
 from dlbench_backends.torch import TorchBackend, distributed, inference, network
 from dlbench_backends.torch.losses import LOSSES
 from dlbench_backends.torch.network import (activation, build_network, load_weights, module_tensors,

@@ -1,4 +1,4 @@
-"""The PyTorch backend's Transformer layers (conventions in :mod:`dlbench.spec.transformer`).
+"""The PyTorch backend's Transformer layers (conventions in :mod:`dlbench.network.transformer`).
 
 Every parameter is held in the canonical layout under its canonical name
 (``gamma``, ``query_kernel`` (d, H*K), ``position_embeddings`` ...), so
@@ -33,8 +33,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from dlbench.spec import GlobalAveragePool1D, LayerNormalization, PositionEmbedding, Residual, SelfAttention
-from dlbench.spec.transformer import SHORTCUT
+from dlbench.network import GlobalAveragePool1D, LayerNormalization, PositionEmbedding, Residual, SelfAttention
+from dlbench.network.transformer import SHORTCUT
 
 
 def as_sequence(x):

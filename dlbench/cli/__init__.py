@@ -15,7 +15,7 @@ from pathlib import Path
 import click
 
 from dlbench.errors import InputError, capped
-from dlbench.spec.precision import PRECISIONS
+from dlbench.network.precision import PRECISIONS
 
 DEFAULT_SCENARIOS = ("xor-mlp", "digits-mlp")
 EXIT_OK, EXIT_FAILED, EXIT_INPUT = 0, 1, 2

@@ -68,7 +68,7 @@ def _execute(jobs, settings, document: dict, path: Path, fmt: str, require_verdi
 
 
 def _print_table(document: dict, path: Path) -> None:
-    from dlbench.report import model as report, render as report_formats
+    from dlbench.report import table as report, render as report_formats
     console = _console()
     console.print(report_formats.rich_table(document))
     for line in report.problems(document):
@@ -127,7 +127,7 @@ def measure_peaks(threads: int | None, backends: str, device: str = "cpu") -> di
     that is unavailable, sees no such device or has no such matmul. Returns the float32 peaks."""
     from rich.table import Table
 
-    from dlbench.run import environment, peak
+    from dlbench.measure import environment, peak
     from dlbench.run.settings import select_backends
 
     plugins = get_plugins()

@@ -1,5 +1,5 @@
 """``dlbench report``, ``dlbench compare`` and ``dlbench history``: thin click
-commands over :mod:`dlbench.report.model`, :mod:`dlbench.report.compare` and
+commands over :mod:`dlbench.report.table`, :mod:`dlbench.report.compare` and
 :mod:`dlbench.report.history`. Nothing heavy is imported until a command runs, so
 ``dlbench --help`` stays free of matplotlib and of every framework.
 
@@ -89,7 +89,7 @@ def _print_rich(renderable) -> None:
               help="Plots: PNG files next to a Markdown --out, embedded in HTML.")
 def report(runs, latest, root, fmt, out, plots):
     """Tables and plots of one or more result documents, side by side."""
-    from dlbench.report import history, model as reporting
+    from dlbench.report import history, table as reporting
     from dlbench.report import render as report_formats
     from dlbench.results.files import check_replaceable
 
@@ -129,7 +129,7 @@ def compare(base, new, threshold, accuracy_tolerance, alpha, fmt):
     import json
 
     from dlbench.report import compare as comparing
-    from dlbench.report.model import label_runs
+    from dlbench.report.table import label_runs
     from dlbench.results.document import read_document
 
     documents = read_document(base), read_document(new)

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from dlbench.errors import InputError
-from dlbench.spec import ModelSpec, format_shape
+from dlbench.network import ModelSpec, format_shape
 
 NAMES = ("x_train", "y_train", "x_test", "y_test")
 

@@ -12,7 +12,7 @@ from typing import Callable
 import numpy as np
 
 from dlbench.errors import InputError, one_of
-from dlbench.spec.init import STREAM_SPLIT, rng_for
+from dlbench.network.init import STREAM_SPLIT, rng_for
 
 
 @dataclass(frozen=True)

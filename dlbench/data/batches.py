@@ -12,7 +12,7 @@ from typing import Iterator
 
 import numpy as np
 
-from dlbench.spec.init import STREAM_ORDER, rng_for
+from dlbench.network.init import STREAM_ORDER, rng_for
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ import numpy as np
 
 from dlbench.data.base import Dataset, DatasetInfo, DatasetMeta, split, split_sizes
 from dlbench.errors import InputError
-from dlbench.spec.init import STREAM_DATA, rng_for
+from dlbench.network.init import STREAM_DATA, rng_for
 
 
 def _check_count(value: int, name: str, minimum: int = 1) -> None:

@@ -41,7 +41,7 @@ from dlbench.data.base import Dataset, DatasetMeta, split, split_sizes
 from dlbench.data.files import checked_npz_members
 from dlbench.data.regular import check_npy_size, file_size, open_regular
 from dlbench.errors import InputError
-from dlbench.spec.init import STREAM_DATA, rng_for
+from dlbench.network.init import STREAM_DATA, rng_for
 
 #: id 0: any character outside the vocabulary; 1: newline; 2..96: ' '..'~'
 CHAR_VOCAB = 2 + (127 - 32)

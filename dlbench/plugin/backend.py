@@ -9,16 +9,16 @@ What every trainer computes, so that backends agree:
 
 * the network's *logits* ``z``: the layers of ``spec.logit_layers()``, i.e.
   every layer except the last layer's activation ``f = spec.output_activation``;
-* the loss from ``z`` (and ``f`` for mse) as documented in :mod:`dlbench.spec`;
+* the loss from ``z`` (and ``f`` for mse) as documented in :mod:`dlbench.network`;
 * gradients averaged over the batch, and the optimizer update of
-  :mod:`dlbench.spec`, in float32;
+  :mod:`dlbench.network`, in float32;
 * accuracy: argmax of ``f(z)`` (several units) or ``f(z) > 0.5`` (one unit).
 
 Inference (``dlbench run --mode inference|both``): :meth:`Trainer.predict`
 returns the logits ``z`` of test samples chosen by index, computed in
 inference mode (BatchNormalization on its moving statistics, Dropout the
 identity, no gradient bookkeeping), as a host array. The core times the
-calls (:mod:`dlbench.run.inference`) and compares the logits with the NumPy
+calls (:mod:`dlbench.measure.inference`) and compares the logits with the NumPy
 reference's float64 twin; a backend that can do this lists ``"inference"``
 in :attr:`Backend.modes`.
 """
@@ -35,11 +35,11 @@ import numpy as np
 
 from dlbench.data.base import Dataset
 from dlbench.errors import InputError, one_of
-from dlbench.run.distributed import DataParallel
-from dlbench.spec.imported import ImportedModel
-from dlbench.spec.init import Weights
-from dlbench.spec import ModelSpec, is_trained
-from dlbench.spec.precision import PRECISIONS
+from dlbench.plugin.distributed import DataParallel
+from dlbench.network.imported import ImportedModel
+from dlbench.network.init import Weights
+from dlbench.network import ModelSpec, is_trained
+from dlbench.network.precision import PRECISIONS
 
 __all__ = ["PRECISIONS", "Availability", "TrainerOptions", "TrainingState", "Trainer", "Backend",
            "slot_names", "empty_slots"]
@@ -63,7 +63,7 @@ class TrainerOptions:
     deterministic: bool = False
     seed: int = 0  # for a backend's own randomness (dropout masks)
     extra: dict = field(default_factory=dict)
-    #: replicas on the backend's distributed engine (see :mod:`dlbench.run.distributed`)
+    #: replicas on the backend's distributed engine (see :mod:`dlbench.plugin.distributed`)
     data_parallel: DataParallel = field(default_factory=DataParallel)
 
 
@@ -82,7 +82,7 @@ class TrainingState:
     * ``step``: optimizer steps taken so far (Adam's bias correction uses it);
       a step skipped by loss scaling is not one;
     * ``loss_scale``: at fp16, the dynamic loss scale and the finite steps in a
-      row since it last changed (:mod:`dlbench.spec.precision`); None otherwise.
+      row since it last changed (:mod:`dlbench.network.precision`); None otherwise.
 
     A backend's own random stream (dropout masks) is not part of the state.
     """
@@ -184,7 +184,7 @@ class Backend(ABC):
     #: its distributed engine for ``--data-parallel N`` ("torch.distributed DDP"); None: it has none,
     #: and a data-parallel run gets an "unavailable" row (the NumPy reference runs at the global batch)
     data_parallel_engine: ClassVar[str | None] = None
-    #: the precisions its trainers compute in (``dlbench.spec.precision``); a run
+    #: the precisions its trainers compute in (``dlbench.network.precision``); a run
     #: asking for another gets an "unavailable" row, never a silent fp32 one
     precisions: ClassVar[tuple[str, ...]] = ("fp32", "tf32")
     #: what ``dlbench run --mode`` may ask of it: "train", and "inference" when

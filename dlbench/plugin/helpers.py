@@ -14,8 +14,8 @@ from typing import Iterator
 
 import numpy as np
 
-from dlbench.spec import ModelSpec
-from dlbench.spec.layers import conv_output_length
+from dlbench.network import ModelSpec
+from dlbench.network.layers import conv_output_length
 
 
 def one_hot(labels: np.ndarray, n: int) -> np.ndarray:
@@ -47,7 +47,7 @@ def accuracy(outputs: np.ndarray, labels: np.ndarray) -> float:
 def input_dtype(spec: ModelSpec, float_dtype=np.float32):
     """The dtype a trainer keeps its inputs in: int64 token ids for a model
     that starts with an embedding, ``float_dtype`` otherwise."""
-    from dlbench.spec.sequence import takes_tokens
+    from dlbench.network.sequence import takes_tokens
 
     return np.int64 if takes_tokens(spec) else float_dtype
 
@@ -66,7 +66,7 @@ def signal_as_image(x: np.ndarray) -> np.ndarray:
 def padding_pairs(layer, in_shape) -> list[tuple[int, int]]:
     """(before, after) zeros per spatial axis of a Conv1D/Conv2D on ``in_shape``
     (spatial..., channels): TensorFlow's "same" puts the odd element after
-    (:func:`dlbench.spec.layers.conv_output_length`), an integer p is (p, p)."""
+    (:func:`dlbench.network.layers.conv_output_length`), an integer p is (p, p)."""
     return [conv_output_length(n, k, s, layer.padding)[1:]
             for n, k, s in zip(in_shape[:-1], layer.kernel_size, layer.strides)]
 

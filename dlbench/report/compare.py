@@ -24,8 +24,8 @@ import math
 from dataclasses import dataclass, field
 
 from dlbench.report.escape import markdown_text
-from dlbench.report.model import point_key, point_label
-from dlbench.run.stats import mann_whitney_u, smallest_p
+from dlbench.report.table import point_key, point_label
+from dlbench.parity.stats import mann_whitney_u, smallest_p
 
 DEFAULT_THRESHOLD = 0.05
 DEFAULT_ACCURACY_TOLERANCE = 0.01

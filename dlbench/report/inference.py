@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from dlbench.report.model import Entry, point_key, point_label
-from dlbench.run.parity import REFERENCE_BACKEND
+from dlbench.report.table import Entry, point_key, point_label
+from dlbench.parity.verdict import REFERENCE_BACKEND
 
 INFERENCE_LEGEND = (
     "Inference: forward passes only, in inference mode (BatchNorm moving statistics, no dropout, no autograd), "

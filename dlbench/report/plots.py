@@ -26,8 +26,8 @@ from dataclasses import dataclass
 from matplotlib.figure import Figure
 from matplotlib.ticker import NullFormatter
 
-from dlbench.run.parity import HORIZON_STEPS, LOSS_FLOOR, LOSS_RTOL, REFERENCE_BACKEND
-from dlbench.report.model import Entry, Run, by_scenario, entries, point_key
+from dlbench.parity.verdict import HORIZON_STEPS, LOSS_FLOOR, LOSS_RTOL, REFERENCE_BACKEND
+from dlbench.report.table import Entry, Run, by_scenario, entries, point_key
 from dlbench.results.document import safe_name
 
 SWEEP_AXES = {"batch_size": "batch size", "threads": "threads"}

@@ -1,6 +1,6 @@
 """Renderers of a report: CSV (tidy), JSON, Markdown (with PNG plots),
 self-contained HTML (plots embedded) and the terminal (rich, fitted to its
-width). The table model they render is :mod:`dlbench.report.model`."""
+width). The table model they render is :mod:`dlbench.report.table`."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from pathlib import Path
 from dlbench.errors import InputError
 from dlbench.report import inference
 from dlbench.report.escape import csv_text, markdown_text
-from dlbench.run.parity import REFERENCE_BACKEND
-from dlbench.report.model import (Column, Entry, Run, by_scenario, entries, environment_table, legend, legend_items,
+from dlbench.parity.verdict import REFERENCE_BACKEND
+from dlbench.report.table import (Column, Entry, Run, by_scenario, entries, environment_table, legend, legend_items,
                                   outcomes, problems, runs_of, scenario_description, table, unstable)
 from dlbench.results.document import safe_name
 from dlbench.results.store import machine_id

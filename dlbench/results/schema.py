@@ -16,7 +16,7 @@ Versions:
   entry per batch size: ``batch_size``, ``latency_ms`` {p50, p90, p99, mean},
   ``samples_per_sec``, ``compile_seconds``, ``calls``, ``p99_ci95_ms``,
   ``latency_samples_ms``) and ``metrics["inference_outputs"]`` (the verdict
-  on the logits); see :mod:`dlbench.run.inference`. Rows may say which
+  on the logits); see :mod:`dlbench.measure.inference`. Rows may say which
   ``machine`` they ran on (``{"hostname", "id"}``, the id as
   :func:`dlbench.results.store.machine_id`); a document with rows from other
   machines than its own (``--executor slurm``) holds their environments in

@@ -29,8 +29,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from dlbench.run.cluster import DEFAULT_MINUTES, import_submitit
-from dlbench.run.parity import REFERENCE_BACKEND
+from dlbench.scale.cluster import DEFAULT_MINUTES, import_submitit
+from dlbench.parity.verdict import REFERENCE_BACKEND
 from dlbench.run.settings import Job
 from dlbench.run.suite import Suite, this_machine
 from dlbench.run.worker import base_row
@@ -114,7 +114,7 @@ def this_process() -> tuple[int, float]:
 def machine_environment() -> dict:
     """This machine and its software, as a run's document records its own (without the matmul peaks)."""
     from dlbench.plugin.manager import get_plugins
-    from dlbench.run import environment
+    from dlbench.measure import environment
 
     return environment.collect(get_plugins().backend_distributions())
 

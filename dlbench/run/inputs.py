@@ -21,8 +21,8 @@ from dlbench.data import arrays as user_arrays
 from dlbench.errors import InputError, one_of
 from dlbench.plugin.manager import Plugins
 from dlbench.scenario import Scenario
-from dlbench.spec import ModelSpec, Sequential, TrainSpec
-from dlbench.spec.init import check_weights, save_weights
+from dlbench.network import ModelSpec, Sequential, TrainSpec
+from dlbench.network.init import check_weights, save_weights
 
 WEIGHTS = ("init", "model")
 ACCEPTED = ("a shipped scenario name or a scenario file (or a list of them), a Scenario, a compiled Sequential "

@@ -55,7 +55,7 @@ def environment(threads: int, precisions=("fp32",), device: str = "cpu") -> dict
     ``gpu_peak_gflops_tfloat32``, ``_bfloat16``, ``_float16`` (the NumPy
     reference of such a run trains on the CPU, under the CPU's ceiling)."""
     from dlbench.plugin.manager import get_plugins
-    from dlbench.run import environment as machine, peak
+    from dlbench.measure import environment as machine, peak
 
     env = machine.collect(get_plugins().backend_distributions())
     devices = ["cpu", "gpu"] if device == "gpu" or device == "auto" and env.get("gpus") else ["cpu"]
@@ -67,10 +67,10 @@ def environment(threads: int, precisions=("fp32",), device: str = "cpu") -> dict
 
 def ceilings(env: dict) -> dict[str, float]:
     """The machine's ceiling per precision (the best backend's peak in its matmul
-    dtype) that the run measured, keyed by :func:`dlbench.run.peak.ceiling_key`:
+    dtype) that the run measured, keyed by :func:`dlbench.measure.peak.ceiling_key`:
     the CPU's by precision, a GPU's by "gpu PRECISION"."""
-    from dlbench.run.peak import ceiling_key, environment_key, peak_dtype
-    from dlbench.spec.precision import PRECISIONS
+    from dlbench.measure.peak import ceiling_key, environment_key, peak_dtype
+    from dlbench.network.precision import PRECISIONS
 
     found = {}
     for device in ("cpu", "gpu"):
@@ -194,7 +194,7 @@ def exit_code(document: dict, require_verdict: bool = False) -> int:
     A training verdict "not judged" (a run too short for a checkpoint, free runs
     that are not comparable) is 0, a smoke test that passes, unless
     ``require_verdict`` (``--require-verdict``: CI jobs that need the proof)."""
-    from dlbench.run.parity import DISAGREES, NOT_JUDGED
+    from dlbench.parity.verdict import DISAGREES, NOT_JUDGED
 
     rows = document["results"]
     bad = any(r["status"] not in ("ok", "unavailable") for r in rows)
@@ -208,7 +208,7 @@ def exit_code(document: dict, require_verdict: bool = False) -> int:
 
 def verdict_of(parity: dict) -> str:
     """A row's training verdict, also in a document written before the three values."""
-    from dlbench.run.parity import AGREES, DISAGREES
+    from dlbench.parity.verdict import AGREES, DISAGREES
 
     return parity.get("verdict") or (AGREES if parity.get("agrees") else DISAGREES)
 

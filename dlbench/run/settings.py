@@ -21,12 +21,12 @@ from dataclasses import dataclass, field
 
 from dlbench.errors import InputError, one_of
 from dlbench.plugin.backend import TrainerOptions
-from dlbench.run.cluster import Hosts, check_spread, resolve as resolve_hosts
-from dlbench.run.distributed import DataParallel, check_divides, check_replicas, check_scaling
+from dlbench.scale.cluster import Hosts, check_spread, resolve as resolve_hosts
+from dlbench.plugin.distributed import DataParallel, check_divides, check_replicas, check_scaling
 from dlbench.plugin.manager import Plugins
-from dlbench.run.parity import REFERENCE_BACKEND
+from dlbench.parity.verdict import REFERENCE_BACKEND
 from dlbench.scenario import Scenario, resolve_scenario, scenario_files
-from dlbench.spec import check_choice, check_number, check_positive_int, format_shape
+from dlbench.network import check_choice, check_number, check_positive_int, format_shape
 
 SWEEP_KEYS = ("batch_size", "threads", "seed", "precision", "data_parallel")
 #: sweep keys that change the scenario; threads, precision and data_parallel change the worker
@@ -53,10 +53,10 @@ class RunRequest:
     data_dir: str = ""  # the run's shared data cache ("" = load in the worker, uncached)
     progress_file: str = ""  # where the worker keeps "steps-done total-steps" for the runner's progress bar
     weights_file: str = ""  # a .npz of canonical initial weights ("" = the core's initialisation for the seed)
-    mode: str = "train"  # train, inference or both (see dlbench.run.inference)
+    mode: str = "train"  # train, inference or both (see dlbench.measure.inference)
     inference_batch_sizes: list = field(default_factory=list)  # [] = 1 and the scenario's batch size
     inference_calls: int | None = None  # timed calls per batch size (None: as many as fit the time budget)
-    replicas: int = 1  # data-parallel replicas (see dlbench.run.distributed); threads are per replica
+    replicas: int = 1  # data-parallel replicas (see dlbench.plugin.distributed); threads are per replica
     scaling: str = "strong"
     sync_batchnorm: bool = False
     hosts: list = field(default_factory=list)  # the hosts the replicas are spread over ([]: this one)
@@ -118,7 +118,7 @@ class RunSettings:
     data_parallel: int = 1  # replicas; ``threads`` is then per replica
     scaling: str = "strong"
     sync_batchnorm: bool = False
-    hosts: list = field(default_factory=list)  # a multi-host run's hosts ([]: this one; see dlbench.run.cluster)
+    hosts: list = field(default_factory=list)  # a multi-host run's hosts ([]: this one; see dlbench.scale.cluster)
     node_rank: int = 0  # which of them this is
     coordinator_port: int = 0  # the first port of the engines' rendezvous on a multi-host run
     #: local (workers here, one after another) or slurm (a submitit job array; see dlbench.run.executors)
@@ -140,9 +140,9 @@ class RunSettings:
                      node_rank: int | None = None, coordinator_port: int | None = None) -> "RunSettings":
         """The checked settings of the options a user gave, named as on the command line
         (``sources`` and ``weights_files``, by scenario name, come from the Python API)."""
-        from dlbench.run import environment
-        from dlbench.run.cluster import check_executor
-        from dlbench.run.inference import parse_batch_sizes
+        from dlbench.measure import environment
+        from dlbench.scale.cluster import check_executor
+        from dlbench.measure.inference import parse_batch_sizes
 
         check_mode(mode)
         if mode != "train" and (data_parallel != 1 or any(str(i).startswith("data_parallel=") for i in sweep)):
@@ -378,7 +378,7 @@ def check_against_data(scenario: Scenario, plugins: Plugins) -> None:
 def check_sequences_against_data(scenario: Scenario, meta, where: str) -> None:
     """Token inputs go to an embedding that has a row for each id; labels per
     timestep go to an output per timestep, and a class label to one output."""
-    from dlbench.spec.sequence import Embedding, takes_tokens
+    from dlbench.network.sequence import Embedding, takes_tokens
 
     model, name = scenario.model, scenario.data_name
     if takes_tokens(model) != (meta.input_dtype == "int64"):
@@ -398,10 +398,10 @@ def check_sequences_against_data(scenario: Scenario, meta, where: str) -> None:
 
 def check_fits_in_memory(scenario: Scenario, available_bytes: int | None = None) -> None:
     """Refuse a model that cannot train in this machine's memory (the lower
-    bound of :mod:`dlbench.spec.memory`), before any worker allocates it."""
+    bound of :mod:`dlbench.network.memory`), before any worker allocates it."""
     import psutil
 
-    from dlbench.spec.memory import training_memory_bytes
+    from dlbench.network.memory import training_memory_bytes
 
     available = available_bytes or psutil.virtual_memory().total
     need = training_memory_bytes(scenario.model, scenario.train.batch_size)
@@ -417,7 +417,7 @@ def check_fits_in_memory(scenario: Scenario, available_bytes: int | None = None)
 def parse_sweep(items, seeds: int | None = None, seed: int | None = None) -> dict[str, list]:
     """['batch_size=1,32', 'precision=fp32,bf16'] -> {'batch_size': [1, 32], 'precision': ['fp32', 'bf16']};
     ``seeds=N`` adds the seeds ``seed`` (or 0) and the N - 1 after it."""
-    from dlbench.spec.precision import PRECISIONS
+    from dlbench.network.precision import PRECISIONS
 
     if seeds:
         if any(item.startswith("seed=") for item in items):

@@ -24,9 +24,9 @@ from pathlib import Path
 from typing import Callable
 
 from dlbench.plugin.manager import get_plugins
-from dlbench.run import parity
-from dlbench.run.peak import row_ceiling
-from dlbench.run.timing import combine_repeats
+from dlbench.parity import verdict as parity
+from dlbench.measure.peak import row_ceiling
+from dlbench.measure.timing import combine_repeats
 from dlbench.errors import ERROR_CHARS, InputError, capped
 from dlbench.results.document import write_document
 from dlbench.results.schema import check_row
@@ -164,7 +164,7 @@ def this_machine() -> dict:
     environment's slower probes, so that every row can carry it."""
     import psutil
 
-    from dlbench.run.environment import cpu_model
+    from dlbench.measure.environment import cpu_model
 
     host = platform.node()
     return {"hostname": host,

@@ -16,15 +16,17 @@ from pathlib import Path
 from dlbench.errors import InputError
 from dlbench.plugin.manager import get_plugins
 from dlbench.results.document import write_document
-from dlbench.run import certificate, distributed, inference, parity
-from dlbench.run.session import prepare_scenario
+from dlbench.parity import certificate, verdict as parity
+from dlbench.plugin import distributed
+from dlbench.measure import inference
+from dlbench.measure.session import prepare_scenario
 from dlbench.run.settings import RunRequest
-from dlbench.run.timing import loss_history, summarize, train_and_measure, window_starts
+from dlbench.measure.timing import loss_history, summarize, train_and_measure, window_starts
 from dlbench.scenario import resolve_scenario
-from dlbench.spec.flops import training_step_flops
-from dlbench.spec.init import load_weights
-from dlbench.spec.precision import scales_loss
-from dlbench.spec.sequence import sequence_length
+from dlbench.network.flops import training_step_flops
+from dlbench.network.init import load_weights
+from dlbench.network.precision import scales_loss
+from dlbench.network.sequence import sequence_length
 
 __all__ = ["RunRequest", "execute", "main"]
 
@@ -228,7 +230,7 @@ def loss_scale_metrics(trainer, steps: int) -> dict:
 
 def certify_row(request: RunRequest, session, scenario, states) -> dict:
     """The reference leaves its checkpoints for the other backends; every other
-    backend is judged on them (untimed; see :mod:`dlbench.run.certificate`).
+    backend is judged on them (untimed; see :mod:`dlbench.parity.certificate`).
     A backend that cannot take part (no training state) keeps its row."""
     path = certificate.cell_file(request.parity_dir, scenario.name,
                                  {**request.overrides, "precision": request.precision})
@@ -249,8 +251,8 @@ def certify_row(request: RunRequest, session, scenario, states) -> dict:
 
 
 def has_batchnorm(spec) -> bool:
-    from dlbench.spec import BatchNormalization
-    from dlbench.spec.transformer import nested_layers
+    from dlbench.network import BatchNormalization
+    from dlbench.network.transformer import nested_layers
 
     return any(isinstance(layer, BatchNormalization) for layer in nested_layers(spec.layers))
 
@@ -261,7 +263,7 @@ def per_replica_batchnorm(request: RunRequest, spec) -> bool:
 
 
 def inference_row(request: RunRequest, session, plugins) -> dict:
-    """Latencies and the outputs' verdict from the weights the trainer holds (see :mod:`dlbench.run.inference`)."""
+    """Latencies and the outputs' verdict from the weights the trainer holds (see :mod:`dlbench.measure.inference`)."""
     return inference.inference_metrics(session, request.inference_batch_sizes, request.inference_calls,
                                        plugins.backend(parity.REFERENCE_BACKEND))
 

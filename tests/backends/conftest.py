@@ -11,8 +11,8 @@ import pytest
 from backend_helpers import require_backend
 from dlbench.plugin.backend import TrainerOptions
 from dlbench.plugin.manager import get_plugins
-from dlbench.run.parity import REFERENCE_BACKEND
-from dlbench.spec.init import initial_weights
+from dlbench.parity.verdict import REFERENCE_BACKEND
+from dlbench.network.init import initial_weights
 from networks import BUILD_CASES
 
 BACKENDS = list(get_plugins().backends)

@@ -15,10 +15,10 @@ from dlbench.data.base import Dataset
 from dlbench.data.batches import BatchPlan
 from dlbench.plugin.backend import TrainerOptions
 from dlbench.plugin.manager import get_plugins
-from dlbench.run.parity import REFERENCE_BACKEND
-from dlbench.run.session import prepare
-from dlbench.spec import ModelSpec
-from dlbench.spec.init import initial_weights
+from dlbench.parity.verdict import REFERENCE_BACKEND
+from dlbench.measure.session import prepare
+from dlbench.network import ModelSpec
+from dlbench.network.init import initial_weights
 
 
 def trained(backend_name: str, spec: ModelSpec, data: Dataset, options: TrainerOptions = TrainerOptions(),

@@ -4,7 +4,7 @@ with ``toy_data(input_shape=spec.input_shape, n_classes=classes(spec), n_train=4
 in batches of 8 unless a test says otherwise (43 samples: a partial batch of
 3 too, a second batch shape)."""
 
-from dlbench.spec import (SGD, Activation, Adam, AveragePool1D, AveragePool2D, BatchNormalization, Conv1D, Conv2D,
+from dlbench.network import (SGD, Activation, Adam, AveragePool1D, AveragePool2D, BatchNormalization, Conv1D, Conv2D,
                           Dense, Dropout, Flatten, GlobalAveragePool2D, GlobalMaxPool1D, GlobalMaxPool2D, MaxPool1D,
                           MaxPool2D, Sequential)
 

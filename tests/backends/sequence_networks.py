@@ -5,7 +5,7 @@ they train on: token ids for an embedding, (time, features) floats otherwise."""
 import numpy as np
 
 from dlbench.data.base import Dataset
-from dlbench.spec import GRU, LSTM, SGD, Adam, Dense, Embedding, Flatten, Sequential, SimpleRNN
+from dlbench.network import GRU, LSTM, SGD, Adam, Dense, Embedding, Flatten, Sequential, SimpleRNN
 
 VOCAB, LENGTH = 7, 5
 

@@ -8,9 +8,9 @@ import pytest
 
 from backend_helpers import toy_data
 from dlbench.plugin.backend import TrainerOptions
-from dlbench.spec import SGD, Adam, Dense, GlobalAveragePool1D, Sequential
-from dlbench.spec.init import initial_weights
-from dlbench.spec.sequence import GRU, LSTM, Bidirectional, SimpleRNN
+from dlbench.network import SGD, Adam, Dense, GlobalAveragePool1D, Sequential
+from dlbench.network.init import initial_weights
+from dlbench.network.sequence import GRU, LSTM, Bidirectional, SimpleRNN
 from like_numpy import assert_trains_like_numpy
 
 CASES = {

@@ -17,13 +17,13 @@ from dlbench.data.base import Dataset
 from dlbench.data.batches import BatchPlan
 from dlbench.errors import InputError, one_of
 from dlbench.plugin.backend import TrainerOptions
-from dlbench.run.parity import REFERENCE_BACKEND, annotate
-from dlbench.run.session import prepare
+from dlbench.parity.verdict import REFERENCE_BACKEND, annotate
+from dlbench.measure.session import prepare
 from dlbench.run.worker import RunRequest, execute
 from dlbench.scenario import scenario_files
-from dlbench.spec import (SGD, Activation, Adam, BatchNormalization, Conv2D, Dense, Dropout, Flatten, MaxPool2D,
+from dlbench.network import (SGD, Activation, Adam, BatchNormalization, Conv2D, Dense, Dropout, Flatten, MaxPool2D,
                           Sequential)
-from dlbench.spec.init import initial_weights
+from dlbench.network.init import initial_weights
 from dlbench_backends.numpy.network import build_network as build_numpy_network
 from like_numpy import assert_trains_like_numpy, trained
 from networks import BATCHNORM_CASES, BUILD_CASES, CONV_CASES, DROPOUT_CASES, MLP_CASES, classes, cnn

@@ -11,10 +11,10 @@ from backend_helpers import toy_data
 from dlbench.data.batches import BatchPlan
 from dlbench.plugin.backend import TrainerOptions
 from dlbench.plugin.manager import get_plugins
-from dlbench.run import inference
-from dlbench.run.parity import REFERENCE_BACKEND
-from dlbench.run.session import prepare
-from dlbench.spec.init import initial_weights
+from dlbench.measure import inference
+from dlbench.parity.verdict import REFERENCE_BACKEND
+from dlbench.measure.session import prepare
+from dlbench.network.init import initial_weights
 from networks import BATCHNORM_CASES, CONV_CASES, DROPOUT_CASES, classes
 
 CASES = {"conv1d-batchnorm-pools": CONV_CASES["conv1d-batchnorm-pools"],

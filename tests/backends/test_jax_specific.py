@@ -21,10 +21,10 @@ from dlbench.data.batches import BatchPlan
 from dlbench.errors import InputError
 from dlbench.plugin.backend import TrainerOptions
 from dlbench.plugin.manager import get_plugins
-from dlbench.spec import (SGD, Adam, BatchNormalization, Conv1D, Conv2D, Dense, Dropout, Flatten, MaxPool1D,
+from dlbench.network import (SGD, Adam, BatchNormalization, Conv1D, Conv2D, Dense, Dropout, Flatten, MaxPool1D,
                           MaxPool2D, ModelSpec, Sequential)
-from dlbench.spec.init import initial_weights
-from dlbench.spec.layers import conv_output_length
+from dlbench.network.init import initial_weights
+from dlbench.network.layers import conv_output_length
 from like_numpy import assert_trains_like_numpy
 from networks import BUILD_CASES, CONV_CASES, DROPOUT_CASES
 
@@ -124,7 +124,7 @@ def test_options_still_train_a_cnn_like_numpy(backend, options):
 
 # ------------------------------------------------------------------ optimizers
 def spec_update_float64(optimizer, w, grads, first_step=1, m=0.0, v=0.0):
-    """The update rules of dlbench.spec in float64, one step per gradient."""
+    """The update rules of dlbench.network in float64, one step per gradient."""
     for t, g in enumerate(grads, first_step):
         if optimizer.name == "sgd":
             m = optimizer.momentum * m + g

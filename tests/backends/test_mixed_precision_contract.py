@@ -1,4 +1,4 @@
-"""The mixed-precision contract (:mod:`dlbench.spec.precision`), run under every
+"""The mixed-precision contract (:mod:`dlbench.network.precision`), run under every
 backend (``conftest.py``):
 
 * bf16 and fp16 really round: a backend's logits move away from its own fp32
@@ -18,9 +18,9 @@ import pytest
 from backend_helpers import toy_data
 from dlbench.plugin.backend import TrainerOptions
 from dlbench.plugin.manager import get_plugins
-from dlbench.spec import Adam, Conv2D, Dense, Flatten, MaxPool2D, Sequential
-from dlbench.spec.init import initial_weights
-from dlbench.spec.precision import LOSS_SCALE
+from dlbench.network import Adam, Conv2D, Dense, Flatten, MaxPool2D, Sequential
+from dlbench.network.init import initial_weights
+from dlbench.network.precision import LOSS_SCALE
 
 SPEC = Sequential([Conv2D(8, 3, padding="same", activation="relu", input_shape=(6, 6, 2)), MaxPool2D(2), Flatten(),
                    Dense(16, "relu"), Dense(3, "softmax")]).compile("categorical_crossentropy", Adam(0.01))

@@ -27,10 +27,10 @@ import numpy as np
 import pytest
 
 from dlbench.plugin.helpers import loss_targets
-from dlbench.spec import (GRU, LSTM, SGD, Adam, Conv1D, Conv2D, Dense, Embedding, Flatten, GlobalAveragePool1D,
+from dlbench.network import (GRU, LSTM, SGD, Adam, Conv1D, Conv2D, Dense, Embedding, Flatten, GlobalAveragePool1D,
                           LayerNormalization, MaxPool1D, PositionEmbedding, Residual, SelfAttention, Sequential,
                           SimpleRNN)
-from dlbench.spec.init import initial_weights
+from dlbench.network.init import initial_weights
 from dlbench_backends.numpy.network import build_network
 from dlbench_backends.numpy.precision import Arithmetic
 

@@ -25,9 +25,9 @@ from backend_helpers import require_backend
 from dlbench.data.base import Dataset
 from dlbench.plugin.backend import TrainerOptions
 from dlbench.plugin.manager import get_plugins
-from dlbench.run.distributed import replica_slice
-from dlbench.spec import SGD, Dense, GlobalAveragePool1D, LayerNormalization, Sequential
-from dlbench.spec.init import initial_weights
+from dlbench.plugin.distributed import replica_slice
+from dlbench.network import SGD, Dense, GlobalAveragePool1D, LayerNormalization, Sequential
+from dlbench.network.init import initial_weights
 
 #: the GELU check's tolerance; measured: the erf form is off by 4.7e-4 (at |x| = 2.7), every backend by 1.7e-7
 GELU_ATOL = 2e-5

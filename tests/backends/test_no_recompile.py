@@ -31,7 +31,7 @@ import pytest
 
 from backend_helpers import toy_data
 from dlbench.plugin.backend import TrainerOptions
-from dlbench.spec.init import initial_weights
+from dlbench.network.init import initial_weights
 from networks import BUILD_CASES
 
 SPEC = BUILD_CASES["tanh-adam"]

@@ -1,6 +1,6 @@
 """Every backend's optimizer update (``conftest.py``: each registered backend)
 pinned against one float64 formula of the canonical update
-(dlbench/spec/model.py), on a network whose gradient is known in closed form:
+(dlbench/network/model.py), on a network whose gradient is known in closed form:
 one linear unit under mean squared error."""
 
 import numpy as np
@@ -9,8 +9,8 @@ import pytest
 from backend_helpers import toy_data
 from dlbench.data.batches import BatchPlan
 from dlbench.plugin.backend import TrainerOptions
-from dlbench.spec import SGD, Adam, Dense, Sequential
-from dlbench.spec.init import initial_weights
+from dlbench.network import SGD, Adam, Dense, Sequential
+from dlbench.network.init import initial_weights
 
 OPTIMIZERS = {
     "sgd": SGD(0.1),

@@ -10,9 +10,9 @@ import pytest
 
 from backend_helpers import toy_data
 from dlbench.plugin.backend import TrainerOptions
-from dlbench.spec import (SGD, Activation, BatchNormalization, Conv2D, Dense, GlobalAveragePool2D, Residual,
+from dlbench.network import (SGD, Activation, BatchNormalization, Conv2D, Dense, GlobalAveragePool2D, Residual,
                           Sequential)
-from dlbench.spec.init import initial_weights
+from dlbench.network.init import initial_weights
 from like_numpy import assert_trains_like_numpy, trained
 
 

@@ -9,7 +9,7 @@ import pytest
 
 from dlbench.data.batches import BatchPlan
 from dlbench.plugin.backend import TrainerOptions
-from dlbench.spec.init import initial_weights
+from dlbench.network.init import initial_weights
 from like_numpy import assert_trains_like_numpy
 from sequence_networks import RECURRENT_CASES, SEQUENCE_INFRA_CASES
 

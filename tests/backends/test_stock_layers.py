@@ -14,9 +14,9 @@ from backend_helpers import require_backend, toy_data
 from dlbench.data.base import Dataset
 from dlbench.data.batches import BatchPlan
 from dlbench.plugin.backend import TrainerOptions
-from dlbench.spec import (SGD, Activation, Conv1D, Conv2D, Dense, GlobalAveragePool2D, GlobalMaxPool1D,
+from dlbench.network import (SGD, Activation, Conv1D, Conv2D, Dense, GlobalAveragePool2D, GlobalMaxPool1D,
                           GlobalMaxPool2D, Sequential, activation_alpha)
-from dlbench.spec.init import initial_weights
+from dlbench.network.init import initial_weights
 
 LEARNING_RATE, STEPS = 0.1, 3
 
@@ -237,7 +237,7 @@ def test_torch_bidirectional_lstm_module_trains_as_the_torch_backend():
     from torch import nn
     from torch.nn import functional as F
 
-    from dlbench.spec.sequence import LSTM, Bidirectional
+    from dlbench.network.sequence import LSTM, Bidirectional
 
     spec = _compile(Bidirectional(LSTM(3, return_sequences=True), input_shape=(5, 2)), Bidirectional(LSTM(2)),
                     Dense(3, "softmax"))

@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 
 from backend_helpers import require_backend
-from dlbench.run.distributed import DataParallel
+from dlbench.plugin.distributed import DataParallel
 
 HERE = Path(__file__).parent
 REPLICAS = 2
@@ -70,7 +70,7 @@ def case(name: str):
 
 def options(replicas: int, sync_batchnorm: bool = False, precision: str = "fp32"):
     from dlbench.plugin.backend import TrainerOptions
-    from dlbench.run.distributed import DataParallel
+    from dlbench.plugin.distributed import DataParallel
 
     return TrainerOptions(precision=precision, data_parallel=DataParallel(replicas, sync_batchnorm=sync_batchnorm))
 
@@ -123,7 +123,7 @@ def train_mutant(results: dict, mutant: str) -> None:
     """The MLP on 2 replicas with one thing wrong, patched in before the trainer traces its window."""
     import tensorflow as tf
 
-    from dlbench.run.distributed import replica_slice
+    from dlbench.plugin.distributed import replica_slice
     from dlbench_backends.tensorflow import trainer as module
 
     saved = module.TensorflowTrainer._all_reduce, module.replica_loss, module.replica_parts
@@ -311,8 +311,8 @@ def test_devices_that_are_not_there_are_refused_clearly(measured):
 def test_xla_with_data_parallel_is_refused_before_tensorflow_starts():
     from dlbench.errors import InputError
     from dlbench.plugin.backend import TrainerOptions
-    from dlbench.run.distributed import DataParallel
-    from dlbench.spec.init import initial_weights
+    from dlbench.plugin.distributed import DataParallel
+    from dlbench.network.init import initial_weights
     from networks import BUILD_CASES
 
     backend = require_backend("tensorflow")

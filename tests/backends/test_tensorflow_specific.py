@@ -13,7 +13,7 @@ import pytest
 from backend_helpers import require_backend, toy_data
 from dlbench.errors import InputError
 from dlbench.plugin.backend import TrainerOptions
-from dlbench.spec.init import initial_weights
+from dlbench.network.init import initial_weights
 from like_numpy import assert_trains_like_numpy, trained
 from networks import BUILD_CASES, CONV_CASES, classes
 

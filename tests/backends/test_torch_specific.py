@@ -9,8 +9,8 @@ import pytest
 
 from backend_helpers import require_backend, toy_data
 from dlbench.plugin.backend import TrainerOptions
-from dlbench.spec import SGD, Adam, BatchNormalization, Conv1D, Conv2D, Dense, Flatten, Sequential
-from dlbench.spec.init import initial_weights
+from dlbench.network import SGD, Adam, BatchNormalization, Conv1D, Conv2D, Dense, Flatten, Sequential
+from dlbench.network.init import initial_weights
 from like_numpy import assert_trains_like_numpy, trained
 from networks import BATCHNORM_CASES, BUILD_CASES, CONV_CASES, DROPOUT_CASES, cnn
 

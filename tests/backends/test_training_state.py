@@ -9,9 +9,9 @@ import pytest
 from backend_helpers import require_backend, toy_data
 from dlbench.data.batches import BatchPlan
 from dlbench.plugin.backend import TrainerOptions, TrainingState, empty_slots
-from dlbench.run.parity import REFERENCE_BACKEND
-from dlbench.spec import SGD, Adam, BatchNormalization, Conv2D, Dense, Flatten, MaxPool2D, Sequential
-from dlbench.spec.init import initial_weights
+from dlbench.parity.verdict import REFERENCE_BACKEND
+from dlbench.network import SGD, Adam, BatchNormalization, Conv2D, Dense, Flatten, MaxPool2D, Sequential
+from dlbench.network.init import initial_weights
 
 NETWORKS = {
     "mlp-adam": (Sequential([Dense(8, "tanh", input_shape=(5,)), Dense(3, "softmax")])

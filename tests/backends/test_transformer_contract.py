@@ -8,10 +8,10 @@ import pytest
 
 from backend_helpers import toy_data
 from dlbench.plugin.backend import TrainerOptions
-from dlbench.run.certificate import without_dropout
-from dlbench.spec import (SGD, Adam, Conv1D, Dense, Dropout, GlobalAveragePool1D, LayerNormalization,
+from dlbench.parity.certificate import without_dropout
+from dlbench.network import (SGD, Adam, Conv1D, Dense, Dropout, GlobalAveragePool1D, LayerNormalization,
                           PositionEmbedding, Residual, SelfAttention, Sequential)
-from dlbench.spec.init import initial_weights
+from dlbench.network.init import initial_weights
 from like_numpy import assert_trains_like_numpy, trained
 
 HEAD = [GlobalAveragePool1D(), Dense(3, "softmax")]

@@ -35,8 +35,8 @@ from dlbench.data.batches import BatchPlan  # noqa: E402
 from dlbench.data.builtin import synthetic  # noqa: E402
 from dlbench.plugin.backend import TrainerOptions  # noqa: E402
 from dlbench.plugin.manager import get_plugins  # noqa: E402
-from dlbench.run.session import prepare  # noqa: E402
-from dlbench.spec import SGD, Dense, Sequential  # noqa: E402
+from dlbench.measure.session import prepare  # noqa: E402
+from dlbench.network import SGD, Dense, Sequential  # noqa: E402
 
 NETWORKS = {
     # kind: (spec, batch size, window steps, features, classes)

@@ -26,8 +26,8 @@ from dlbench.data.batches import BatchPlan  # noqa: E402
 from dlbench.data.builtin import synthetic  # noqa: E402
 from dlbench.plugin.backend import TrainerOptions  # noqa: E402
 from dlbench.plugin.manager import get_plugins  # noqa: E402
-from dlbench.run.inference import batch_rows  # noqa: E402
-from dlbench.run.session import prepare  # noqa: E402
+from dlbench.measure.inference import batch_rows  # noqa: E402
+from dlbench.measure.session import prepare  # noqa: E402
 from handwritten_predict import make_predict  # noqa: E402
 from overhead import NETWORKS  # noqa: E402
 

@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from dlbench.plugin.backend import TrainerOptions  # noqa: E402
 from dlbench.plugin.manager import get_plugins  # noqa: E402
-from dlbench.run.session import prepare_scenario  # noqa: E402
+from dlbench.measure.session import prepare_scenario  # noqa: E402
 from dlbench.scenario import resolve_scenario  # noqa: E402
 
 #: network -> (scenario, module prefix of its hand-written loops)

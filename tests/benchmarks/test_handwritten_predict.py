@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from backend_helpers import require_backend
-from dlbench.run.inference import batch_rows
+from dlbench.measure.inference import batch_rows
 from overhead import NETWORKS
 from overhead_inference import BATCH_SIZES, setup
 

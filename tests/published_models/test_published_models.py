@@ -28,9 +28,9 @@ from dlbench.data.base import Dataset
 from dlbench.data.batches import BatchPlan
 from dlbench.plugin.backend import TrainerOptions
 from dlbench.plugin.manager import get_plugins
-from dlbench.run.session import prepare
-from dlbench.spec import Dropout
-from dlbench.spec.transformer import map_layers
+from dlbench.measure.session import prepare
+from dlbench.network import Dropout
+from dlbench.network.transformer import map_layers
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 pytest.importorskip("keras")

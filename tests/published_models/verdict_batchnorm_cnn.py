@@ -6,7 +6,7 @@
 # here (the same maths); Keras's defaults otherwise: Adam, BatchNormalization momentum 0.99, batch size 32.
 """A 28x28 CNN with BatchNormalization as a dlbench spec, for the parity verdict's tests."""
 
-from dlbench.spec import AveragePool2D, BatchNormalization, Conv2D, Dense, Flatten, MaxPool2D, Sequential
+from dlbench.network import AveragePool2D, BatchNormalization, Conv2D, Dense, Flatten, MaxPool2D, Sequential
 
 NAME = "verdict-batchnorm-cnn"
 BATCH_SIZE = 32

@@ -6,7 +6,7 @@
 # batch_size=128. The model the parity issue (#33) found TensorFlow "disagreeing" on at step 0.
 """The keras-io MNIST convnet as a dlbench spec, for the parity verdict's tests."""
 
-from dlbench.spec import Conv2D, Dense, Dropout, Flatten, MaxPool2D, Sequential
+from dlbench.network import Conv2D, Dense, Dropout, Flatten, MaxPool2D, Sequential
 
 NAME = "verdict-mnist-convnet"
 BATCH_SIZE = 128

@@ -5,7 +5,7 @@
 # The logits and the from-logits loss are the softmax output and cross-entropy here (the same maths).
 """The TensorFlow quickstart MLP as a dlbench spec, for the parity verdict's tests."""
 
-from dlbench.spec import Dense, Dropout, Flatten, Sequential
+from dlbench.network import Dense, Dropout, Flatten, Sequential
 
 NAME = "verdict-tf-quickstart-mlp"
 BATCH_SIZE = 32

@@ -1,16 +1,16 @@
 """What a network is: layers, the compiled model, optimizers, training
 settings, initial weights and FLOP counts. No framework imports."""
 
-from dlbench.spec.checks import Shape, check_choice, check_number, check_positive_int, format_shape
-from dlbench.spec.layers import (ACTIVATION_ALPHA, ACTIVATIONS, GLOBAL_POOLS, LAYER_TYPES, PARAMETERS_TRAINED,
+from dlbench.network.checks import Shape, check_choice, check_number, check_positive_int, format_shape
+from dlbench.network.layers import (ACTIVATION_ALPHA, ACTIVATIONS, GLOBAL_POOLS, LAYER_TYPES, PARAMETERS_TRAINED,
                                  Activation, AveragePool1D, AveragePool2D, BatchNormalization, Conv1D, Conv2D, Dense,
                                  Dropout, Flatten, GlobalAveragePool2D, GlobalMaxPool1D, GlobalMaxPool2D, Layer,
                                  MaxPool1D, MaxPool2D, activation_alpha, is_trained, layer_activation)
-from dlbench.spec.sequence import GRU, LSTM, Embedding, SimpleRNN
-from dlbench.spec.transformer import (TRANSFORMER_LAYERS, GlobalAveragePool1D, LayerNormalization,
+from dlbench.network.sequence import GRU, LSTM, Embedding, SimpleRNN
+from dlbench.network.transformer import (TRANSFORMER_LAYERS, GlobalAveragePool1D, LayerNormalization,
                                       PositionEmbedding, Residual, SelfAttention)
-from dlbench.spec.model import *  # noqa: F401,F403  (the model's public names)
-from dlbench.spec.model import __all__ as _model_names
+from dlbench.network.model import *  # noqa: F401,F403  (the model's public names)
+from dlbench.network.model import __all__ as _model_names
 
 __all__ = ["Shape", "check_choice", "check_number", "check_positive_int", "format_shape", "ACTIVATIONS",
            "LAYER_TYPES", "PARAMETERS_TRAINED", "Activation", "AveragePool1D", "AveragePool2D",

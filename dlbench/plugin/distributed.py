@@ -9,7 +9,7 @@ replica ``r`` of ``N`` takes the ``r``-th of ``N`` equal consecutive slices
 the *global* batch and the gradients summed across replicas (the all-reduce),
 N replicas compute the update one process computes, so every data-parallel
 row is certified against the single-process reference at the same global
-batch (:mod:`dlbench.run.certificate`).
+batch (:mod:`dlbench.parity.certificate`).
 
 Scaling: "strong" keeps the scenario's global batch (each replica takes
 ``batch / N``); "weak" keeps the per-replica batch (the global batch is

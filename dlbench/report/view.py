@@ -18,7 +18,7 @@ from typing import Any, Mapping
 
 from dlbench.errors import InputError, MissingDependency
 from dlbench.results import document as results
-from dlbench.results.display import Comparison, Plots, ResultsTable
+from dlbench.report.display import Comparison, Plots, ResultsTable
 
 #: measured once per repetition; the frame's other columns are the cell's
 PER_REPEAT = ("samples_per_sec", "compile_seconds", "wall_seconds")
@@ -117,7 +117,7 @@ class Results:
         return copy.deepcopy(self._document)
 
     def _runs(self):
-        from dlbench.report.model import runs_of
+        from dlbench.report.table import runs_of
 
         return runs_of([self._document])
 
@@ -136,7 +136,7 @@ class Results:
         except ImportError:
             raise MissingDependency("Results.to_pandas needs pandas, which is not installed; run: "
                                     "pip install 'dlbench[pandas]' (or pip install pandas)") from None
-        from dlbench.report.model import entries
+        from dlbench.report.table import entries
         from dlbench.report.render import tidy_record
 
         records = [record for e in entries(self._runs()) for record in repetitions(e, tidy_record(e))]
@@ -239,7 +239,7 @@ def repetitions(entry, record: dict) -> list[dict]:
 
 def frame_columns() -> list[str]:
     """The frame's columns, from the record of an empty row (for a run without rows)."""
-    from dlbench.report.model import Entry, Run
+    from dlbench.report.table import Entry, Run
     from dlbench.report.render import tidy_record
 
     return [*tidy_record(Entry(Run("", {}), {})), "repeat"]

@@ -17,8 +17,8 @@ import warnings
 from pathlib import Path
 
 from dlbench.errors import InputError
-from dlbench.results.view import Results
-from dlbench.spec import ModelSpec
+from dlbench.report.view import Results
+from dlbench.network import ModelSpec
 
 
 def benchmark(model, data=None, *, backends: str = "all", epochs: int | None = None, steps: int | None = None,

@@ -2,7 +2,7 @@
 
 Everything here is a frozen dataclass, validated on construction, with no
 framework imports. Shapes exclude the batch axis and are channels-last;
-the layers and their conventions are in :mod:`dlbench.spec.layers`.
+the layers and their conventions are in :mod:`dlbench.network.layers`.
 
 Loss and output activation are fused by every backend: the last layer's
 softmax (or sigmoid) is never applied before the loss; cross-entropy is
@@ -37,9 +37,9 @@ from dataclasses import dataclass, field, replace
 from typing import ClassVar, Union
 
 from dlbench.errors import InputError, one_of
-from dlbench.spec.checks import Shape, check_choice, check_number, check_positive_int, format_shape
-from dlbench.spec.layers import Activation, Dropout, activation_alpha, is_trained, layer_activation
-from dlbench.spec.transformer import chain_shapes, nested_layers
+from dlbench.network.checks import Shape, check_choice, check_number, check_positive_int, format_shape
+from dlbench.network.layers import Activation, Dropout, activation_alpha, is_trained, layer_activation
+from dlbench.network.transformer import chain_shapes, nested_layers
 
 __all__ = ["LOSSES", "SGD", "Adam", "Optimizer", "OPTIMIZERS", "ModelSpec", "make_optimizer", "Sequential", "TrainSpec"]
 

@@ -2,7 +2,7 @@
 
 The verdict has three values (``parity["verdict"]``):
 
-* **agrees**: the re-synchronised certificate (:mod:`dlbench.run.certificate`)
+* **agrees**: the re-synchronised certificate (:mod:`dlbench.parity.certificate`)
   found the backend's training steps within the reference's own float32
   rounding at enough checkpoints (its k-of-n rule), and the outcome (test
   accuracy), where it is comparable, is within its sampling error;
@@ -43,7 +43,7 @@ from __future__ import annotations
 import json
 import math
 
-from dlbench.run.stats import mann_whitney_u, smallest_p
+from dlbench.parity.stats import mann_whitney_u, smallest_p
 
 REFERENCE_BACKEND = "numpy"
 AGREES, DISAGREES, NOT_JUDGED = "agrees", "disagrees", "not judged"

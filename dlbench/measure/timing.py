@@ -19,7 +19,7 @@ import numpy as np
 
 from dlbench.plugin.backend import Trainer
 from dlbench.data.batches import BatchPlan, Window
-from dlbench.run.inference import pool_repeats
+from dlbench.measure.inference import pool_repeats
 
 MAX_LOSS_POINTS = 10_000
 

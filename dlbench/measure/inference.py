@@ -58,9 +58,8 @@ from typing import Callable
 import numpy as np
 
 from dlbench.errors import InputError
-from dlbench.run.certificate import STORAGE_TWINS
-from dlbench.spec.precision import is_mixed
-from dlbench.spec.sequence import sequence_length
+from dlbench.network.precision import STORAGE_TWINS, is_mixed
+from dlbench.network.sequence import sequence_length
 
 WARMUP_CALLS = 10
 MIN_CALLS = 50

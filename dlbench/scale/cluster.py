@@ -30,7 +30,7 @@ import shutil
 from dataclasses import dataclass
 
 from dlbench.errors import InputError, MissingDependency, one_of
-from dlbench.spec import check_positive_int
+from dlbench.network import check_positive_int
 
 EXECUTORS = ("local", "slurm")
 INSTALL = 'pip install "dlbench[cluster]"'
@@ -155,7 +155,7 @@ def from_slurm(env=os.environ) -> Hosts:
 
 def _check_reachable(names: tuple[str, ...]) -> None:
     """The first host's coordinator listens on the address its name resolves to
-    here, and only there (:func:`dlbench.run.distributed.bind_address`): a
+    here, and only there (:func:`dlbench.plugin.distributed.bind_address`): a
     loopback address (Debian's /etc/hosts maps a machine's own name to
     127.0.1.1) would be out of the other hosts' reach, unless every host is this machine."""
     import ipaddress

@@ -3,7 +3,7 @@
 Shapes exclude the batch axis: a token sequence is ``(length,)`` of integer
 ids, a sequence of vectors ``(time, features)``. A ``dense`` layer on a
 ``(time, features)`` input applies to every timestep (see
-:class:`dlbench.spec.layers.Dense`), so a language model ends in
+:class:`dlbench.network.layers.Dense`), so a language model ends in
 ``dense(vocab, softmax)`` over every position and its loss is the
 categorical cross-entropy of every token (targets ``(batch, time)``).
 
@@ -19,7 +19,7 @@ Canonical parameter layouts (Keras's; every backend converts from them):
   recurrent-side bias (Keras's ``reset_after=True``, its default).
   Initial values: glorot-uniform kernels, orthogonal recurrent kernels,
   zero biases but the LSTM's forget gate, whose bias is 1 (Keras's
-  ``unit_forget_bias=True``); see :mod:`dlbench.spec.init`.
+  ``unit_forget_bias=True``); see :mod:`dlbench.network.init`.
 
 The maths (Keras's, ``sigma`` the logistic sigmoid, ``*`` elementwise, state
 ``h_0 = c_0 = 0``)::
@@ -54,7 +54,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from dlbench.errors import InputError
-from dlbench.spec.checks import Shape, check_positive_int, format_shape
+from dlbench.network.checks import Shape, check_positive_int, format_shape
 
 #: the uniform range of the initial embeddings (Keras's ``RandomUniform(-0.05, 0.05)``).
 EMBEDDING_INIT_RANGE = 0.05

@@ -5,7 +5,7 @@ none draws its own. Canonical layouts: Dense kernel ``(in, out)``.
 Kernels are glorot_uniform (``U(+-sqrt(6 / (fan_in + fan_out)))``, fans as
 Keras computes them), biases zero: the Keras defaults of the seed example.
 
-Sequence layers (Keras's defaults too, see :mod:`dlbench.spec.sequence`):
+Sequence layers (Keras's defaults too, see :mod:`dlbench.network.sequence`):
 embeddings ``U(-0.05, 0.05)``; a recurrent layer's ``kernel`` glorot_uniform
 over its whole ``(features, k*units)``, its ``recurrent_kernel`` orthogonal
 (:func:`orthogonal`, Keras's Orthogonal with gain 1), its bias zero but an
@@ -25,7 +25,7 @@ import math
 import numpy as np
 
 from dlbench.errors import InputError
-from dlbench.spec import ModelSpec
+from dlbench.network import ModelSpec
 
 # Independent random streams derived from one scenario seed, so that changing
 # e.g. the dataset size does not change the initial weights.
@@ -64,8 +64,8 @@ def orthogonal(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
 
 def initial_parameter(layer, name: str, shape, rng: np.random.Generator) -> np.ndarray:
     """One parameter's initial value (see the module notes)."""
-    from dlbench.spec.sequence import EMBEDDING_INIT_RANGE, LSTM, Bidirectional
-    from dlbench.spec.transformer import Residual
+    from dlbench.network.sequence import EMBEDDING_INIT_RANGE, LSTM, Bidirectional
+    from dlbench.network.transformer import Residual
 
     if isinstance(layer, (Residual, Bidirectional)):  # "<j>.<name>", "shortcut.<k>.<name>", "forward.<name>" ...
         return initial_parameter(*layer.part(name), shape, rng)  # that inner layer's own rule

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 
-from dlbench.spec.layers import is_trained
+from dlbench.network.layers import is_trained
 
 BYTES_PER_VALUE = 4
 

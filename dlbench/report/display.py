@@ -87,7 +87,7 @@ class Comparison:
 
     def _repr_markdown_(self) -> str:
         from dlbench.report import compare as comparing
-        from dlbench.report.model import label_runs
+        from dlbench.report.table import label_runs
 
         labels = label_runs([self.base, self.new])
         return comparing.markdown(self.changes, (labels[0], labels[1]), self.threshold, self.alpha)

@@ -48,9 +48,9 @@ from dataclasses import dataclass, replace
 from typing import ClassVar
 
 from dlbench.errors import InputError
-from dlbench.spec.checks import Shape, check_number, check_positive_int, format_shape
-from dlbench.spec.layers import LAYER_TYPES
-from dlbench.spec.sequence import Bidirectional
+from dlbench.network.checks import Shape, check_number, check_positive_int, format_shape
+from dlbench.network.layers import LAYER_TYPES
+from dlbench.network.sequence import Bidirectional
 
 
 def _sequence(layer_type: str, input_shape: Shape) -> None:

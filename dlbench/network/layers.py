@@ -2,7 +2,7 @@
 
 Shapes exclude the batch axis and are channels-last: a 1-D signal is
 ``(length, channels)``, an image ``(height, width, channels)``. Canonical
-parameter layouts (what :mod:`dlbench.spec.init` produces and every
+parameter layouts (what :mod:`dlbench.network.init` produces and every
 backend converts from): Dense kernel ``(in, out)``; Conv1D kernel
 ``(k, in_channels, filters)``; Conv2D kernel ``(kh, kw, in_channels, filters)``;
 biases ``(units or filters,)`` (none with ``use_bias = false``, e.g. before a
@@ -24,7 +24,7 @@ to the first maximum in row-major order, as a max-pool's (torch's
 ``amax(dim)``, TensorFlow's ``reduce_max`` behind Keras's GlobalMaxPooling and
 JAX's ``jnp.max`` split it evenly among ties instead; the backends route it
 to the first). ``global_average_pool1d``, the mean over time, is in
-:mod:`dlbench.spec.transformer`. Keras's GlobalAveragePooling2D /
+:mod:`dlbench.network.transformer`. Keras's GlobalAveragePooling2D /
 GlobalMaxPooling1D/2D, torch's ``AdaptiveAvgPool2d(1)`` /
 ``AdaptiveMaxPool1d/2d(1)`` then a flatten.
 
@@ -35,7 +35,7 @@ count), as Keras does. PyTorch's ``momentum`` is ``1 - this``. Training
 normalizes with the batch statistics, inference with the moving ones;
 ``y = gamma * (x - mean) / sqrt(var + epsilon) + beta`` over the last axis.
 
-Activations, their formulas, slopes at 0 and defaults: :mod:`dlbench.spec.activations`.
+Activations, their formulas, slopes at 0 and defaults: :mod:`dlbench.network.activations`.
 
 Dropout(rate) zeroes each activation with probability ``rate`` in training
 and scales the rest by ``1 / (1 - rate)`` (inverted dropout); it is the
@@ -49,8 +49,8 @@ from dataclasses import dataclass
 from typing import ClassVar, Union
 
 from dlbench.errors import InputError
-from dlbench.spec.activations import ACTIVATION_ALPHA, ACTIVATIONS, activation_alpha, layer_activation  # noqa: F401
-from dlbench.spec.checks import Shape, check_choice, check_number, check_positive_int, format_shape
+from dlbench.network.activations import ACTIVATION_ALPHA, ACTIVATIONS, activation_alpha, layer_activation  # noqa: F401
+from dlbench.network.checks import Shape, check_choice, check_number, check_positive_int, format_shape
 
 #: the parameters the optimizer updates (every other weight, e.g. a moving statistic, it never sees)
 PARAMETERS_TRAINED = ("kernel", "bias", "gamma", "beta", "embeddings", "recurrent_kernel",
@@ -374,6 +374,6 @@ LAYER_TYPES: dict[str, type] = {cls.type: cls for cls in (
     Dropout, BatchNormalization)}
 
 
-from dlbench.spec.sequence import SEQUENCE_LAYERS  # noqa: E402  (sequence.py needs nothing from here)
+from dlbench.network.sequence import SEQUENCE_LAYERS  # noqa: E402  (sequence.py needs nothing from here)
 
 LAYER_TYPES.update({cls.type: cls for cls in SEQUENCE_LAYERS})

@@ -82,7 +82,7 @@ reduction changes the very first segment by far more than rounding does; over
 three steps chaos has no time to amplify anything. Segments run with dropout
 off: what is certified is the maths of forward, backward and update, not a
 framework's random masks (those are judged by the outcome distributions).
-The free-running trajectories are still compared (:mod:`dlbench.run.parity`)
+The free-running trajectories are still compared (:mod:`dlbench.parity.verdict`)
 as information: how far the runs drift, and when.
 """
 
@@ -98,10 +98,10 @@ import numpy as np
 
 from dlbench.data.batches import BatchPlan
 from dlbench.plugin.backend import TrainerOptions, TrainingState
-from dlbench.run.session import Session, prepare
-from dlbench.spec import Dropout
-from dlbench.spec.precision import is_mixed
-from dlbench.spec.transformer import map_layers
+from dlbench.measure.session import Session, prepare
+from dlbench.network import Dropout
+from dlbench.network.precision import STORAGE_TWINS, is_mixed
+from dlbench.network.transformer import map_layers
 
 CHECKPOINTS = 8
 SEGMENT_STEPS = 3
@@ -114,9 +114,6 @@ LONE_CHECKPOINT_MARGIN = 100.0
 #: the reference's options for itself and its rounding twins (options of the NumPy backend)
 TWINS = {"float32": {}, "float64": {"dtype": "float64"}, "reversed": {"summation": "reversed"},
          **{f"blocked{n}": {"summation": f"blocked{n}"} for n in (3, 4, 16)}}
-#: at bf16/fp16 two twins more, storing in bf16/fp16 what the frameworks keep there between layers:
-#: every matmul result, or every layer's output after its bias (fused kernels); see the NumPy backend's Arithmetic
-STORAGE_TWINS = {"rounded": {"rounding": "results"}, "fused": {"rounding": "outputs"}}
 MIXED_TWINS = {**TWINS, **STORAGE_TWINS}
 #: at tf32 a twin more, with every matmul operand rounded to TF32 (tensor cores)
 TF32_TWINS = {**TWINS, "tf32": {"tf32": True}}

@@ -17,9 +17,9 @@ import math
 from dataclasses import dataclass
 from typing import Callable
 
-from dlbench.run.parity import REFERENCE_BACKEND
-from dlbench.run.stats import mann_whitney_u
-from dlbench.spec.precision import PRECISIONS
+from dlbench.parity.verdict import REFERENCE_BACKEND
+from dlbench.parity.stats import mann_whitney_u
+from dlbench.network.precision import PRECISIONS
 
 UNSTABLE_CV = 0.10
 #: what each column of a training table means; a report explains only the columns it shows

@@ -62,10 +62,10 @@ from __future__ import annotations
 
 import math
 
-from dlbench.spec import (GLOBAL_POOLS, AveragePool1D, AveragePool2D, BatchNormalization, Conv1D, Conv2D, Dense,
+from dlbench.network import (GLOBAL_POOLS, AveragePool1D, AveragePool2D, BatchNormalization, Conv1D, Conv2D, Dense,
                           Dropout, GlobalAveragePool1D, LayerNormalization, MaxPool1D, MaxPool2D, ModelSpec,
                           PositionEmbedding, Residual, SelfAttention)
-from dlbench.spec.sequence import GRU, LSTM, RECURRENT_LAYERS, Bidirectional, Embedding, SimpleRNN
+from dlbench.network.sequence import GRU, LSTM, RECURRENT_LAYERS, Bidirectional, Embedding, SimpleRNN
 
 ACTIVATION_FLOPS = {"linear": (0, 0), "relu": (1, 1), "sigmoid": (4, 2), "tanh": (4, 2), "softmax": (4, 4),
                     "gelu": (12, 12), "gelu_tanh": (12, 12), "gelu_erf": (8, 8), "leaky_relu": (2, 2),

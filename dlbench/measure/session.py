@@ -18,8 +18,8 @@ from dlbench.data.base import Dataset
 from dlbench.data.batches import BatchPlan
 from dlbench.plugin.backend import Backend, Trainer, TrainerOptions
 from dlbench.scenario import Scenario
-from dlbench.spec import ModelSpec
-from dlbench.spec.init import Weights, initial_weights
+from dlbench.network import ModelSpec
+from dlbench.network.init import Weights, initial_weights
 
 
 @dataclass

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from dlbench.errors import InputError
-from dlbench.spec.model import ModelSpec
+from dlbench.network.model import ModelSpec
 
 #: a loss on logits (torch's CrossEntropyLoss, Keras's from_logits=True) is
 #: dlbench's loss after the output activation it implies

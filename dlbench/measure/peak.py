@@ -33,7 +33,7 @@ import time
 from pathlib import Path
 
 from dlbench.plugin.backend import Backend
-from dlbench.spec.precision import compute_dtype
+from dlbench.network.precision import compute_dtype
 
 SIZE = 2048
 #: a GPU's matmuls are timed at this size: at 2048 a bf16 product takes tens of
@@ -128,7 +128,7 @@ def measure(name: str, threads: int, timeout: float = 300, dtype: str = "float32
 
     env = {**os.environ, **get_plugins().backend(name).thread_environment(threads, device)}
     try:
-        out = subprocess.run([sys.executable, "-m", "dlbench.run.peak", name, str(threads), dtype, device],
+        out = subprocess.run([sys.executable, "-m", "dlbench.measure.peak", name, str(threads), dtype, device],
                              env=env, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
         return None

@@ -71,3 +71,8 @@ class LossScaleSchedule:
 
 #: the one schedule every backend follows (Keras's initial scale, torch's growth interval)
 LOSS_SCALE = LossScaleSchedule()
+
+
+#: the reference's twins at bf16/fp16 (options of the NumPy backend), beside its float32 ones: storing in
+#: bf16/fp16 what the frameworks keep there between layers, every matmul result, or every layer's output after its bias (fused kernels); see the NumPy backend's Arithmetic
+STORAGE_TWINS = {"rounded": {"rounding": "results"}, "fused": {"rounding": "outputs"}}

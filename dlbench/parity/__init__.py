@@ -1,0 +1,1 @@
+"""Parity: whether a backend computes what the reference computes (the certificate, the verdict, their statistics)."""

@@ -1,0 +1,1 @@
+"""Scale-out: the hosts of a multi-host run, from a list or a Slurm allocation."""
