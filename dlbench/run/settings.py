@@ -18,62 +18,180 @@ import dataclasses
 import itertools
 import json
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 
 from dlbench.errors import InputError, one_of
+from dlbench.network.precision import PRECISIONS
 from dlbench.plugin.backend import TrainerOptions
-from dlbench.scale.cluster import Hosts, check_spread, resolve as resolve_hosts
+from dlbench.scale.cluster import EXECUTORS, Hosts, check_spread, resolve as resolve_hosts
 from dlbench.plugin.distributed import DataParallel, check_divides, check_replicas, check_scaling
 from dlbench.plugin.manager import Plugins
-from dlbench.parity.verdict import REFERENCE_BACKEND
+from dlbench.parity.verdict import is_reference
 from dlbench.scenario import Scenario, resolve_scenario, scenario_files
 from dlbench.network import check_choice, check_number, check_positive_int, format_shape
 
 SWEEP_KEYS = ("batch_size", "threads", "seed", "precision", "data_parallel")
 #: sweep keys that change the scenario; threads, precision and data_parallel change the worker
 OVERRIDDEN_BY_SWEEP = ("batch_size", "seed")
+MODES = ("train", "inference", "both")
+DEVICES = ("cpu", "gpu", "auto")
+ISOLATIONS = ("process", "in-process")
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """Everything that decides which jobs a run has and how, checked: the one
+    value the CLI, :func:`dlbench.benchmark` and ``--resume`` all read. Its
+    field defaults are the run's defaults, written here only (the CLI's and
+    the Python API's derive theirs from :func:`option_default`); the result
+    document stores it (:meth:`to_document`) and ``--resume`` rebuilds the
+    same value from there (:meth:`from_document`)."""
+
+    scenarios: dict  # name -> shipped name or file
+    backends: list
+    overrides: dict
+    device: str = DEVICES[0]
+    threads: int = 1
+    repeat: int = 1
+    timeout: float | None = None
+    precision: str = PRECISIONS[0]
+    deterministic: bool = False
+    #: backend -> its options, checked against what it declares and with its defaults filled in
+    backend_options: dict = field(default_factory=dict)
+    sweep: dict = field(default_factory=dict)
+    isolation: str = ISOLATIONS[0]
+    max_memory_mib: int | None = None
+    scenario_digests: dict = field(default_factory=dict)  # name -> digest of the file as the run began
+    #: name -> the scenario's description, for reports (which never open the files a document names)
+    scenario_descriptions: dict = field(default_factory=dict)
+    #: name -> where a model given in Python came from (a Keras model, arrays), for a reader of the document
+    sources: dict = field(default_factory=dict)
+    weights_files: dict = field(default_factory=dict)  # name -> .npz of the initial weights it starts from
+    mode: str = MODES[0]
+    inference_batch_sizes: list = field(default_factory=list)
+    inference_calls: int | None = None
+    #: replicas (``threads`` is then per replica), scaling, BatchNorm mode, and a multi-host run's hosts,
+    #: this one's rank among them and the first port of the engines' rendezvous (see dlbench.scale.cluster)
+    data_parallel: DataParallel = field(default_factory=DataParallel)
+    #: local (workers here, one after another) or slurm (a submitit job array; see dlbench.run.executors)
+    executor: str = EXECUTORS[0]
+    slurm_partition: str | None = None
+    slurm_gpus_per_job: int | None = None
+    slurm_time: int | None = None  # minutes a job (a cell and its repeats) may run; set for --executor slurm
+
+    @classmethod
+    def from_options(cls, plugins: Plugins, *, scenarios, **given) -> "RunSettings":
+        """The checked settings of the options a user gave, named as on the
+        command line (:data:`OPTION_DEFAULTS`; ``sources`` and ``weights_files``,
+        by scenario name, come from the Python API); every option not given takes its default."""
+        unknown = sorted(set(given) - set(OPTION_DEFAULTS))
+        if unknown:
+            raise TypeError(f"RunSettings.from_options() got unexpected options {', '.join(unknown)}")
+        return _checked_settings(cls, plugins, scenarios, SimpleNamespace(**{**OPTION_DEFAULTS, **given}))
+
+    def to_document(self) -> dict:
+        """The settings as the result document stores them (the data-parallel
+        settings under their command-line names, as documents always had them)."""
+        stored = dataclasses.asdict(self)
+        dp = stored.pop("data_parallel")
+        return {**stored, "data_parallel": dp["replicas"], "scaling": dp["scaling"],
+                "sync_batchnorm": dp["sync_batchnorm"], "hosts": list(dp["hosts"]), "node_rank": dp["node_rank"],
+                "coordinator_port": dp["port"]}
+
+    @classmethod
+    def from_document(cls, stored: dict) -> "RunSettings":
+        """The value :meth:`to_document` stored (a TypeError names a key it does not know)."""
+        stored = dict(stored)
+        dp = DataParallel(stored.pop("data_parallel", 1), stored.pop("scaling", DataParallel.scaling),
+                          stored.pop("sync_batchnorm", False), tuple(stored.pop("hosts", ())),
+                          stored.pop("node_rank", 0), stored.pop("coordinator_port", 0))
+        return cls(**stored, data_parallel=dp)
+
+    @property
+    def replica_counts(self) -> list[int]:
+        """The replica counts the run trains with (a sweep of them, or one)."""
+        return self.sweep.get("data_parallel") or [self.data_parallel.replicas]
+
+    def jobs(self) -> list[Job]:
+        """Scenario-major order; within a scenario and sweep point, the reference first."""
+        ordered = sorted(self.backends, key=lambda b: not is_reference(b))
+        points = [dict(zip(self.sweep, values)) for values in itertools.product(*self.sweep.values())]
+        cells = [(name, source, point, backend) for name, source in self.scenarios.items() for point in points
+                 for backend in ordered]
+        return [Job(self.request(name, source, backend, point, job_index=i), point)
+                for i, (name, source, point, backend) in enumerate(cells)]
+
+    def request(self, name: str, source: str, backend: str, point: dict, job_index: int = 0) -> RunRequest:
+        """Job ``job_index``'s request: the settings' own fields, at the sweep point, for one backend."""
+        shared = {f.name: getattr(self, f.name) for f in dataclasses.fields(RunRequest) if hasattr(self, f.name)}
+        dp = self.data_parallel
+        # every host derives the same jobs in the same order, so job i meets the others on the same ports
+        port = Hosts(dp.hosts, dp.node_rank, dp.port).job_port(job_index) if dp.hosts else 0
+        return RunRequest(**{**shared, **{k: point[k] for k in ("threads", "precision") if k in point}},
+                          scenario=source, name=name, backend=backend,
+                          overrides={**self.overrides, **{k: point[k] for k in OVERRIDDEN_BY_SWEEP if k in point}},
+                          backend_options=self.backend_options.get(backend, {}),
+                          scenario_digest=self.scenario_digests.get(name, ""),
+                          weights_file=self.weights_files.get(name, ""),
+                          inference_batch_sizes=list(self.inference_batch_sizes),
+                          data_parallel=dataclasses.replace(dp, replicas=point.get("data_parallel", dp.replicas),
+                                                            port=port))
 
 
 @dataclass(frozen=True)
 class RunRequest:
-    """Everything one worker needs; JSON-serializable so it can cross a process boundary."""
+    """One job's slice of :class:`RunSettings`, what its worker needs; derived by
+    :meth:`RunSettings.request` (the fields they share are the settings' own,
+    taken by name, with the settings' defaults) and JSON-serializable, to
+    cross a process boundary."""
 
     scenario: str  # a shipped scenario's name or a file path
     backend: str
     name: str = ""  # the scenario's name, for rows written before it is loaded
     overrides: dict = field(default_factory=dict)
-    device: str = "cpu"
-    threads: int = 1
-    precision: str = "fp32"
-    deterministic: bool = False
+    device: str = RunSettings.device
+    threads: int = RunSettings.threads
+    precision: str = RunSettings.precision
+    deterministic: bool = RunSettings.deterministic
     window_steps: int = 50
     max_memory_mib: int | None = None  # address-space limit of the worker process
+    #: the backend's options, checked and with its defaults filled in (once, by the settings)
     backend_options: dict = field(default_factory=dict)
     parity_dir: str = ""  # where the reference leaves its checkpoints ("" = no certificate)
     scenario_digest: str = ""  # the scenario file's digest when the run began ("" = not checked)
     data_dir: str = ""  # the run's shared data cache ("" = load in the worker, uncached)
     progress_file: str = ""  # where the worker keeps "steps-done total-steps" for the runner's progress bar
     weights_file: str = ""  # a .npz of canonical initial weights ("" = the core's initialisation for the seed)
-    mode: str = "train"  # train, inference or both (see dlbench.measure.inference)
+    mode: str = RunSettings.mode  # train, inference or both (see dlbench.measure.inference)
     inference_batch_sizes: list = field(default_factory=list)  # [] = 1 and the scenario's batch size
     inference_calls: int | None = None  # timed calls per batch size (None: as many as fit the time budget)
-    replicas: int = 1  # data-parallel replicas (see dlbench.plugin.distributed); threads are per replica
-    scaling: str = "strong"
-    sync_batchnorm: bool = False
-    hosts: list = field(default_factory=list)  # the hosts the replicas are spread over ([]: this one)
-    node_rank: int = 0  # which of them this is
-    port: int = 0  # the job's first port on a multi-host run
+    #: the replicas (threads are per replica), their scaling and hosts (see dlbench.plugin.distributed)
+    data_parallel: DataParallel = field(default_factory=DataParallel)
 
     @property
-    def data_parallel(self) -> DataParallel:
-        return DataParallel(self.replicas, self.scaling, self.sync_batchnorm, tuple(self.hosts), self.node_rank,
-                            self.port)
+    def is_reference(self) -> bool:
+        """Whether this job trains the reference the others are judged against."""
+        return is_reference(self.backend)
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self))
 
     @classmethod
     def from_json(cls, text: str) -> "RunRequest":
-        return cls(**json.loads(text))
+        fields = json.loads(text)
+        dp = fields.pop("data_parallel")
+        return cls(**fields, data_parallel=DataParallel(**{**dp, "hosts": tuple(dp["hosts"])}))
+
+    def at_global_batch(self, scenario: Scenario) -> tuple["RunRequest", Scenario]:
+        """(request, scenario) at the global batch of the replicas
+        (:meth:`DataParallel.global_batch`): under weak scaling N replicas keep
+        the scenario's batch each, and the reference and the certificate's cell
+        are at the global batch too."""
+        batch = self.data_parallel.global_batch(scenario.train.batch_size)
+        if batch == scenario.train.batch_size:
+            return self, scenario
+        return (dataclasses.replace(self, overrides={**self.overrides, "batch_size": batch}),
+                scenario.with_overrides(batch_size=batch))
 
     def trainer_options(self, device: str, seed: int) -> TrainerOptions:
         """What the backend builds its trainer with (``seed`` seeds its own randomness)."""
@@ -89,134 +207,83 @@ class Job:
     sweep_point: dict = field(default_factory=dict)
 
 
-@dataclass
-class RunSettings:
-    """Everything that decides which jobs a run has and how; stored in the result document."""
+#: the options :meth:`RunSettings.from_options` takes, by their command-line names, and their defaults: a
+#: settings field's own default, or (an option that is not a field as given) written here once
+OPTION_DEFAULTS = {
+    **{f.name: f.default for f in dataclasses.fields(RunSettings)
+       if f.default is not dataclasses.MISSING and f.name != "isolation"},
+    "backends": "all", "epochs": None, "steps": None, "batch_size": None, "seed": None, "threads": None,
+    "sweep": (), "seeds": None, "backend_options": (), "in_process": False, "sources": None,
+    "weights_files": None, "inference_batch_size": None, "data_parallel": DataParallel.replicas,
+    "scaling": DataParallel.scaling, "sync_batchnorm": DataParallel.sync_batchnorm, "hosts": None,
+    "node_rank": None, "coordinator_port": None,
+}
 
-    scenarios: dict  # name -> shipped name or file
-    backends: list
-    overrides: dict
-    device: str = "cpu"
-    threads: int = 1
-    repeat: int = 1
-    timeout: float | None = None
-    precision: str = "fp32"
-    deterministic: bool = False
-    backend_options: dict = field(default_factory=dict)
-    sweep: dict = field(default_factory=dict)
-    isolation: str = "process"
-    max_memory_mib: int | None = None
-    scenario_digests: dict = field(default_factory=dict)  # name -> digest of the file as the run began
-    #: name -> the scenario's description, for reports (which never open the files a document names)
-    scenario_descriptions: dict = field(default_factory=dict)
-    #: name -> where a model given in Python came from (a Keras model, arrays), for a reader of the document
-    sources: dict = field(default_factory=dict)
-    weights_files: dict = field(default_factory=dict)  # name -> .npz of the initial weights it starts from
-    mode: str = "train"
-    inference_batch_sizes: list = field(default_factory=list)
-    inference_calls: int | None = None
-    data_parallel: int = 1  # replicas; ``threads`` is then per replica
-    scaling: str = "strong"
-    sync_batchnorm: bool = False
-    hosts: list = field(default_factory=list)  # a multi-host run's hosts ([]: this one; see dlbench.scale.cluster)
-    node_rank: int = 0  # which of them this is
-    coordinator_port: int = 0  # the first port of the engines' rendezvous on a multi-host run
-    #: local (workers here, one after another) or slurm (a submitit job array; see dlbench.run.executors)
-    executor: str = "local"
-    slurm_partition: str | None = None
-    slurm_gpus_per_job: int | None = None
-    slurm_time: int | None = None  # minutes a job (a cell and its repeats) may run; set for --executor slurm
 
-    @classmethod
-    def from_options(cls, plugins: Plugins, *, scenarios, backends: str = "all", epochs=None, steps=None,
-                     batch_size=None, seed=None, device: str = "cpu", threads: int | None = None, repeat: int = 1,
-                     sweep=(), seeds: int | None = None, precision: str = "fp32", deterministic: bool = False,
-                     backend_options=(), timeout: float | None = None, max_memory_mib: int | None = None,
-                     in_process: bool = False, mode: str = "train", sources: dict | None = None,
-                     weights_files: dict | None = None, inference_batch_size=None,
-                     inference_calls: int | None = None, data_parallel: int = 1, scaling: str = "strong",
-                     sync_batchnorm: bool = False, executor: str = "local", slurm_partition: str | None = None,
-                     slurm_gpus_per_job: int | None = None, slurm_time: int | None = None, hosts: str | None = None,
-                     node_rank: int | None = None, coordinator_port: int | None = None) -> "RunSettings":
-        """The checked settings of the options a user gave, named as on the command line
-        (``sources`` and ``weights_files``, by scenario name, come from the Python API)."""
-        from dlbench.measure import environment
-        from dlbench.scale.cluster import check_executor
-        from dlbench.measure.inference import parse_batch_sizes
+def option_default(name: str):
+    """The default of the run option ``name`` (as the command line names it)."""
+    return OPTION_DEFAULTS[name]
 
-        check_mode(mode)
-        if mode != "train" and (data_parallel != 1 or any(str(i).startswith("data_parallel=") for i in sweep)):
-            raise InputError(f"data-parallel runs measure training; --mode {mode} runs on one replica: drop "
-                             "--data-parallel or use --mode train", field="--mode")
-        batch_sizes = (parse_batch_sizes(inference_batch_size) if not isinstance(inference_batch_size, (list, tuple))
-                       else parse_batch_sizes(",".join(map(str, inference_batch_size))))
-        if inference_calls is not None:
-            check_positive_int(inference_calls, "--inference-calls")
-        check_run_options(epochs=epochs, steps=steps, batch_size=batch_size, seed=seed, device=device,
-                          threads=threads, repeat=repeat, precision=precision, timeout=timeout,
-                          max_memory_mib=max_memory_mib)
-        slurm_time = check_executor(executor, partition=slurm_partition, gpus_per_job=slurm_gpus_per_job,
-                                    minutes=slurm_time, timeout=timeout, repeat=repeat, in_process=in_process)
-        names, explicit = select_backends(plugins, backends)
-        if explicit:
-            for name in names:
-                availability = plugins.backends[name].availability()
-                if not availability.available:
-                    raise InputError(f"backend {name!r} is unavailable: {availability.reason}", field="--backend")
-            check_modes(plugins, names, mode)
-        if precision != "fp32" and any(str(item).startswith("precision=") for item in sweep):
-            raise InputError("--precision and --sweep precision=... both choose the precision; use one",
-                             field="--precision")
-        overrides = {k: v for k, v in {"epochs": epochs, "max_steps": steps, "batch_size": batch_size,
-                                       "seed": seed}.items() if v is not None}
-        loaded = load_scenarios(plugins, scenarios, overrides)
-        parsed_sweep = parse_sweep(sweep, seeds, seed)
-        replica_counts = replicas_of_run(data_parallel, scaling, parsed_sweep)
-        spread = run_hosts(replica_counts, hosts, node_rank, coordinator_port, executor)
-        per_host = [replicas // spread.count for replicas in replica_counts]
-        threads = threads or max(1, environment.available_cores() // max(per_host))
-        for replicas in per_host:
-            check_replicas(replicas, threads, device, environment.available_cores(), field=REPLICAS_FIELD)
-        check_batches(plugins, loaded, replica_counts, parsed_sweep.get("batch_size"), scaling, mode)
-        return cls(scenarios={n: s.path or n for n, s in loaded.items()}, backends=names, overrides=overrides,
-                   scenario_digests={n: s.digest for n, s in loaded.items()},
-                   scenario_descriptions={n: s.description for n, s in loaded.items()}, device=device,
-                   threads=threads, repeat=repeat, timeout=timeout,
-                   precision=precision, deterministic=deterministic, sweep=parsed_sweep,
-                   backend_options=parse_backend_options(backend_options, names, plugins),
-                   isolation="in-process" if in_process else "process", max_memory_mib=max_memory_mib,
-                   sources=dict(sources or {}), weights_files=dict(weights_files or {}), mode=mode,
-                   inference_batch_sizes=batch_sizes, inference_calls=inference_calls,
-                   data_parallel=data_parallel, scaling=scaling, sync_batchnorm=sync_batchnorm,
-                   executor=executor, slurm_partition=slurm_partition, slurm_gpus_per_job=slurm_gpus_per_job,
-                   slurm_time=slurm_time, hosts=list(spread.names), node_rank=spread.node_rank,
-                   coordinator_port=spread.port if spread.names else 0)
 
-    def jobs(self) -> list[Job]:
-        """Scenario-major order; within a scenario and sweep point, the reference first."""
-        ordered = sorted(self.backends, key=lambda b: b != REFERENCE_BACKEND)
-        points = [dict(zip(self.sweep, values)) for values in itertools.product(*self.sweep.values())]
-        cells = [(name, source, point, backend) for name, source in self.scenarios.items() for point in points
-                 for backend in ordered]
-        # every host derives the same jobs in the same order, so job i meets the others on the same ports
-        spread = Hosts(tuple(self.hosts), self.node_rank, self.coordinator_port)
-        return [Job(dataclasses.replace(self.request(name, source, backend, point),
-                                        hosts=list(self.hosts), node_rank=self.node_rank,
-                                        port=spread.job_port(i) if self.hosts else 0), point)
-                for i, (name, source, point, backend) in enumerate(cells)]
+def _checked_settings(cls, plugins: Plugins, scenarios, o: SimpleNamespace) -> RunSettings:
+    """:meth:`RunSettings.from_options`'s work: every option checked, the scenarios loaded."""
+    from dlbench.measure import environment
+    from dlbench.measure.inference import parse_batch_sizes
+    from dlbench.scale.cluster import check_executor
 
-    def request(self, name: str, source: str, backend: str, point: dict) -> RunRequest:
-        overrides = {**self.overrides, **{k: point[k] for k in OVERRIDDEN_BY_SWEEP if k in point}}
-        return RunRequest(scenario=source, name=name, backend=backend, overrides=overrides,
-                          device=self.device, threads=point.get("threads", self.threads),
-                          precision=point.get("precision", self.precision), deterministic=self.deterministic,
-                          max_memory_mib=self.max_memory_mib, backend_options=self.backend_options.get(backend, {}),
-                          scenario_digest=self.scenario_digests.get(name, ""),
-                          weights_file=self.weights_files.get(name, ""), mode=self.mode,
-                          inference_batch_sizes=list(self.inference_batch_sizes),
-                          inference_calls=self.inference_calls,
-                          replicas=point.get("data_parallel", self.data_parallel), scaling=self.scaling,
-                          sync_batchnorm=self.sync_batchnorm)
+    check_mode(o.mode)
+    if o.mode != "train" and (o.data_parallel != 1 or any(str(i).startswith("data_parallel=") for i in o.sweep)):
+        raise InputError(f"data-parallel runs measure training; --mode {o.mode} runs on one replica: drop "
+                         "--data-parallel or use --mode train", field="--mode")
+    batch_sizes = parse_batch_sizes(o.inference_batch_size if not isinstance(o.inference_batch_size, (list, tuple))
+                                    else ",".join(map(str, o.inference_batch_size)))
+    if o.inference_calls is not None:
+        check_positive_int(o.inference_calls, "--inference-calls")
+    check_run_options(epochs=o.epochs, steps=o.steps, batch_size=o.batch_size, seed=o.seed, device=o.device,
+                      threads=o.threads, repeat=o.repeat, precision=o.precision, timeout=o.timeout,
+                      max_memory_mib=o.max_memory_mib)
+    slurm_time = check_executor(o.executor, partition=o.slurm_partition, gpus_per_job=o.slurm_gpus_per_job,
+                                minutes=o.slurm_time, timeout=o.timeout, repeat=o.repeat, in_process=o.in_process)
+    names = checked_backends(plugins, o.backends, o.mode)
+    if o.precision != option_default("precision") and any(str(i).startswith("precision=") for i in o.sweep):
+        raise InputError("--precision and --sweep precision=... both choose the precision; use one",
+                         field="--precision")
+    overrides = {k: v for k, v in {"epochs": o.epochs, "max_steps": o.steps, "batch_size": o.batch_size,
+                                   "seed": o.seed}.items() if v is not None}
+    loaded = load_scenarios(plugins, scenarios, overrides)
+    sweep = parse_sweep(o.sweep, o.seeds, o.seed)
+    replica_counts = replicas_of_run(o.data_parallel, o.scaling, sweep)
+    spread = run_hosts(replica_counts, o.hosts, o.node_rank, o.coordinator_port, o.executor)
+    per_host = [replicas // spread.count for replicas in replica_counts]
+    threads = o.threads or max(1, environment.available_cores() // max(per_host))
+    for replicas in per_host:
+        check_replicas(replicas, threads, o.device, environment.available_cores(), field=REPLICAS_FIELD)
+    check_batches(plugins, loaded, replica_counts, sweep.get("batch_size"), o.scaling, o.mode)
+    return cls(scenarios={n: s.path or n for n, s in loaded.items()}, backends=names, overrides=overrides,
+               scenario_digests={n: s.digest for n, s in loaded.items()},
+               scenario_descriptions={n: s.description for n, s in loaded.items()}, device=o.device,
+               threads=threads, repeat=o.repeat, timeout=o.timeout, precision=o.precision,
+               deterministic=o.deterministic, sweep=sweep,
+               backend_options=parse_backend_options(o.backend_options, names, plugins),
+               isolation=ISOLATIONS[1] if o.in_process else ISOLATIONS[0], max_memory_mib=o.max_memory_mib,
+               sources=dict(o.sources or {}), weights_files=dict(o.weights_files or {}), mode=o.mode,
+               inference_batch_sizes=batch_sizes, inference_calls=o.inference_calls,
+               data_parallel=DataParallel(o.data_parallel, o.scaling, o.sync_batchnorm, tuple(spread.names),
+                                          spread.node_rank, spread.port if spread.names else 0),
+               executor=o.executor, slurm_partition=o.slurm_partition, slurm_gpus_per_job=o.slurm_gpus_per_job,
+               slurm_time=slurm_time)
+
+
+def checked_backends(plugins: Plugins, text: str, mode: str) -> list[str]:
+    """The run's backends; those named explicitly must be available and able to run ``mode``."""
+    names, explicit = select_backends(plugins, text)
+    if explicit:
+        for name in names:
+            availability = plugins.backends[name].availability()
+            if not availability.available:
+                raise InputError(f"backend {name!r} is unavailable: {availability.reason}", field="--backend")
+        check_modes(plugins, names, mode)
+    return names
 
 
 REPLICAS_FIELD = "--data-parallel"
@@ -277,10 +344,6 @@ def check_some_steps(scenario: Scenario, n_train: int | None, global_batch: int)
                      f"{n_train} training samples: nothing would be trained; use a batch size of at most "
                      f"{n_train}, or drop_last = false", field="train.batch_size",
                      source=scenario.path or scenario.name)
-
-
-MODES = ("train", "inference", "both")
-DEVICES = ("cpu", "gpu", "auto")
 
 
 def check_run_options(*, epochs, steps, batch_size, seed, device, threads, repeat, precision, timeout,
@@ -449,7 +512,9 @@ def parse_sweep(items, seeds: int | None = None, seed: int | None = None) -> dic
 
 
 def parse_backend_options(items, backends: list[str], plugins: Plugins) -> dict[str, dict]:
-    """['torch.compile=true', 'jax.scan=false'] -> {'torch': {'compile': True}, 'jax': {'scan': False}}."""
+    """['torch.compile=true', 'jax.scan=false'] -> {'torch': {'compile': True, ...}, 'jax': {'scan': False, ...}}:
+    every backend of the run's options, checked against what it declares and
+    with its defaults filled in, here once (trainers take them as they are)."""
     options: dict[str, dict] = {}
     for item in items:
         name, _, rest = item.partition(".")
@@ -461,9 +526,12 @@ def parse_backend_options(items, backends: list[str], plugins: Plugins) -> dict[
             raise InputError(f"{item!r}: backend {name!r} is not in this run; {one_of(backends)}",
                              field="--backend-option")
         options.setdefault(name, {})[key] = _option_value(text)
-    for name, given in options.items():
-        plugins.backends[name].check_options(given)
-    return options
+    return filled_backend_options(plugins, backends, options)
+
+
+def filled_backend_options(plugins: Plugins, backends: list[str], given: dict) -> dict:
+    """Each backend's ``given`` options, checked against what it declares, with its defaults filled in."""
+    return {name: plugins.backends[name].check_options(given.get(name, {})) for name in backends}
 
 
 def _option_value(text: str):
