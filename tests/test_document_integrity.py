@@ -314,7 +314,7 @@ def test_a_ctrl_c_while_a_worker_starts_leaves_no_worker_running(tmp_path, monke
     the worker was being started left a worker the runner did not know of,
     killed only later, by PR_SET_PDEATHSIG, once the runner had exited."""
     from dlbench.plugin.manager import get_plugins
-    from dlbench.run import suite as suites
+    from dlbench.run import isolation, suite as suites
     from dlbench.run.settings import RunSettings
 
     monkeypatch.setenv("DLBENCH_PLUGINS", "fault_plugins")
@@ -331,7 +331,7 @@ def test_a_ctrl_c_while_a_worker_starts_leaves_no_worker_running(tmp_path, monke
             os.kill(os.getpid(), signal.SIGINT)  # handled before this returns, as a Ctrl-C can be
         return proc
 
-    monkeypatch.setattr(suites.subprocess, "Popen", popen_then_ctrl_c)
+    monkeypatch.setattr(isolation.subprocess, "Popen", popen_then_ctrl_c)
     try:
         with pytest.raises(KeyboardInterrupt):
             suites.Suite(settings.jobs(), new_document(), path).run()

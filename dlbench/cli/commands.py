@@ -128,7 +128,7 @@ def measure_peaks(threads: int | None, backends: str, device: str = "cpu") -> di
     from rich.table import Table
 
     from dlbench.measure import environment, peak
-    from dlbench.run.settings import select_backends
+    from dlbench.run.checks import select_backends
 
     plugins = get_plugins()
     names, _ = select_backends(plugins, backends)

@@ -127,7 +127,7 @@ def resumable(path: Path) -> tuple[list[Job], RunSettings, dict]:
     settings name, its backends, its scenarios against their data and batches."""
     from dlbench.plugin.manager import get_plugins
     from dlbench.results import document as results
-    from dlbench.run.settings import check_batches, filled_backend_options, load_scenarios, select_backends
+    from dlbench.run.checks import check_batches, filled_backend_options, load_scenarios, select_backends
 
     plugins = get_plugins()
     document = results.read_document(path)

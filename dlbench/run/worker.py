@@ -38,12 +38,11 @@ def data_parallel_unavailable(request: RunRequest, backend, device: str, spec) -
     return backend.data_parallel_unavailable(request.data_parallel, device, spec)
 
 
-def resolve_device(request: RunRequest, backend) -> str | None:
+def resolve_device(backend, requested: str) -> str | None:
     """'cpu', or 'gpu' when the backend supports and sees one; None when 'gpu'
     cannot be had. The NumPy reference runs on the CPU whatever is asked: a GPU
     run's rows are judged against it, so it must be there."""
-    requested = request.device
-    if requested == "cpu" or request.is_reference:
+    if requested == "cpu" or parity.is_reference(backend.name):
         return "cpu"
     has_gpu = "gpu" in backend.devices and backend.gpu_name() is not None
     if requested == "auto":
@@ -93,7 +92,7 @@ def execute(request: RunRequest) -> dict:
         row["threads"] = backend.configure_threads(request.threads)
         if request.data_parallel.active and not request.is_reference:
             backend.configure_data_parallel(request.data_parallel, request.threads)
-        device = resolve_device(request, backend)
+        device = resolve_device(backend, request.device)
         if device is None:
             return {**row, "status": "unavailable", "error": f"no GPU visible to {backend.name}"}
         spec, train = scenario.model, scenario.train
