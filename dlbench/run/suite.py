@@ -19,7 +19,7 @@ from dlbench.results.document import write_document
 from dlbench.results.store import machine_id
 from dlbench.run import row as rows
 from dlbench.run.isolation import run_isolated
-from dlbench.run.settings import Job
+from dlbench.run.settings import Job, RunSettings
 from dlbench.run.signals import deferred, stop_signals
 from dlbench.run.worker import execute
 
@@ -31,7 +31,7 @@ class Suite:
     jobs: list[Job]
     document: dict
     path: Path | None
-    repeat: int = 1
+    repeat: int = RunSettings.repeat
     timeout: float | None = None
     in_process: bool = False
     #: the machine's matmul ceiling per precision (GFLOP/s), for "% peak"
