@@ -107,10 +107,10 @@ class RunSettings:
     @classmethod
     def from_document(cls, stored: dict) -> "RunSettings":
         """The value :meth:`to_document` stored (a TypeError names a key it does not know)."""
-        stored = dict(stored)
-        dp = DataParallel(stored.pop("data_parallel", 1), stored.pop("scaling", DataParallel.scaling),
-                          stored.pop("sync_batchnorm", False), tuple(stored.pop("hosts", ())),
-                          stored.pop("node_rank", 0), stored.pop("coordinator_port", 0))
+        stored, single = dict(stored), DataParallel()
+        dp = DataParallel(stored.pop("data_parallel", single.replicas), stored.pop("scaling", single.scaling),
+                          stored.pop("sync_batchnorm", single.sync_batchnorm), tuple(stored.pop("hosts", ())),
+                          stored.pop("node_rank", single.node_rank), stored.pop("coordinator_port", single.port))
         return cls(**stored, data_parallel=dp)
 
     @property
