@@ -31,7 +31,8 @@ def benchmark(model, data=None, *, backends: str = option_default("backends"),
               weights="init", loss=None, optimizer=None,
               inference_batch_size=option_default("inference_batch_size"),
               data_parallel: int = option_default("data_parallel"), scaling: str = option_default("scaling"),
-              sync_batchnorm: bool = option_default("sync_batchnorm"), executor: str = option_default("executor")) -> Results:
+              sync_batchnorm: bool = option_default("sync_batchnorm"),
+              executor: str = option_default("executor")) -> Results:
     """Train ``model`` on ``backends`` and measure it, as ``dlbench run`` does.
 
     ``model``: a shipped scenario name or a scenario file (or a list of them),

@@ -103,8 +103,8 @@ def test_a_backend_without_an_engine_is_an_unavailable_row_not_a_silent_single_p
     request = RunRequest(scenario="digits-mlp", backend="plain", data_parallel=DataParallel(2))
     assert "has no data-parallel engine" in data_parallel_unavailable(request, Plain(), "cpu", None)
     reference = get_plugins().backend(parity.REFERENCE_BACKEND)
-    assert data_parallel_unavailable(RunRequest(scenario="s", backend="numpy", data_parallel=DataParallel(2)), reference, "cpu",
-                                     None) is None
+    request = RunRequest(scenario="s", backend="numpy", data_parallel=DataParallel(2))
+    assert data_parallel_unavailable(request, reference, "cpu", None) is None
 
 
 def test_repeats_give_the_per_replica_share_of_the_median_not_of_the_first_repeat():
