@@ -17,16 +17,22 @@ import warnings
 from pathlib import Path
 
 from dlbench.errors import InputError
-from dlbench.report.view import Results
 from dlbench.network import ModelSpec
+from dlbench.report.view import Results
+from dlbench.run.settings import RunSettings, option_default
 
 
-def benchmark(model, data=None, *, backends: str = "all", epochs: int | None = None, steps: int | None = None,
-              batch_size: int | None = None, seed: int | None = None, repeat: int = 1, device: str = "cpu",
-              precision: str = "fp32", threads: int | None = None, mode: str = "train",
-              out: str | os.PathLike | None = None, progress: bool = True, weights="init", loss=None,
-              optimizer=None, inference_batch_size=None, data_parallel: int = 1, scaling: str = "strong",
-              sync_batchnorm: bool = False, executor: str = "local") -> Results:
+def benchmark(model, data=None, *, backends: str = option_default("backends"),
+              epochs: int | None = option_default("epochs"), steps: int | None = option_default("steps"),
+              batch_size: int | None = option_default("batch_size"), seed: int | None = option_default("seed"),
+              repeat: int = option_default("repeat"), device: str = option_default("device"),
+              precision: str = option_default("precision"), threads: int | None = option_default("threads"),
+              mode: str = option_default("mode"), out: str | os.PathLike | None = None, progress: bool = True,
+              weights="init", loss=None, optimizer=None,
+              inference_batch_size=option_default("inference_batch_size"),
+              data_parallel: int = option_default("data_parallel"), scaling: str = option_default("scaling"),
+              sync_batchnorm: bool = option_default("sync_batchnorm"),
+              executor: str = option_default("executor")) -> Results:
     """Train ``model`` on ``backends`` and measure it, as ``dlbench run`` does.
 
     ``model``: a shipped scenario name or a scenario file (or a list of them),
@@ -52,10 +58,12 @@ def benchmark(model, data=None, *, backends: str = "all", epochs: int | None = N
     ``scaling``, ``sync_batchnorm``: as ``--data-parallel`` (N replicas on each
     backend's own distributed engine), ``--scaling`` and ``--sync-batchnorm``;
     ``executor``: "local", or "slurm" for a submitit job array per run (as ``--executor``).
+    Every option left out takes the default ``dlbench run`` takes (both read
+    :data:`dlbench.run.settings.OPTION_DEFAULTS`).
     """
     from dlbench.plugin.manager import get_plugins
     from dlbench.run.inputs import prepare_inputs
-    from dlbench.run.settings import RunSettings, check_mode
+    from dlbench.run.checks import check_mode
 
     check_mode(mode)
     plugins = get_plugins()
@@ -94,17 +102,12 @@ def _run(settings, out, command: str, progress: bool) -> Results:
     return Results(outcome.document, outcome.path)
 
 
-DEFAULTS = dict(backends="all", epochs=None, steps=None, batch_size=None, seed=None, repeat=1, device="cpu", mode="train",
-                precision="fp32", threads=None, inference_batch_size=None, data_parallel=1, scaling="strong",
-                sync_batchnorm=False, executor="local")
-
-
 def call_text(label: str, data, options: dict) -> str:
     """The run's ``command``: the call, with the options that differ from their defaults."""
     parts = [label]
     if data is not None:
         parts.append("data=" + ("<arrays>" if isinstance(data, (list, tuple)) else repr(data)))
-    parts += [f"{k}={v!r}" for k, v in options.items() if v != DEFAULTS.get(k)]
+    parts += [f"{k}={v!r}" for k, v in options.items() if v != option_default(k)]
     return f"dlbench.benchmark({', '.join(parts)})"
 
 

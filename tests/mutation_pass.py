@@ -44,8 +44,10 @@ LAYERS = "tests/backends/test_mixed_precision_layers.py"
 MODULES = {
     "backends/numpy/precision.py": ("", f"tests/backends/test_mixed_precision_contract.py {LAYERS} -k "
                                         "'numpy or mixed_precision_layers'", LAYERS),
-    "dlbench/measure/timing.py": ("TrainingMeasurement,summarize,combine_repeats",
+    "dlbench/measure/timing.py": ("TrainingMeasurement,summarize",
                               f"tests/test_measurement.py tests/test_data_parallel.py {FIGURES} -m 'not slow'", FIGURES),
+    "dlbench/run/row.py": ("combine_repeats,_rates_of_the_median,finished_row",
+                           f"tests/test_measurement.py tests/test_data_parallel.py {FIGURES} -m 'not slow'", FIGURES),
     "dlbench/report/table.py": ("_ratios,entries,_with_scaling,replicas,speed_cell,unstable,_ratio,_percent,_count,"
                                 "communication_cell",
                                 f"tests/test_report.py tests/test_data_parallel.py {FIGURES} -k 'speed_ratios or "

@@ -12,8 +12,9 @@ from backend_helpers import require_backend
 from dlbench.data.batches import BatchPlan
 from dlbench.plugin.backend import TrainingState
 from dlbench.plugin.manager import load_plugins
-from dlbench.parity import certificate, verdict as parity
+from dlbench.parity import certificate
 from dlbench.parity.certificate import checkpoint_steps, judge, segment_batches
+from dlbench.run.row import annotate
 from dlbench.scenario import resolve_scenario, scenario_files
 
 import mutant_plugins
@@ -86,7 +87,7 @@ def run_cell(scenario: str, backends: list[str], tmp_path, precision: str = "fp3
     # windows of 5 steps: checkpoints are window starts, so eight of them spread over the 40 steps
     rows = [execute(RunRequest(scenario=scenario, backend=b, overrides={"max_steps": STEPS}, window_steps=5,
                                parity_dir=str(tmp_path), precision=precision)) for b in ["numpy", *backends]]
-    parity.annotate(rows)
+    annotate(rows)
     return {r["backend"]: r for r in rows}
 
 

@@ -15,7 +15,8 @@ from dlbench.report.table import Run, entries, table
 from dlbench.parity import verdict as parity
 from dlbench.plugin.distributed import DataParallel, check_divides, check_replicas, distributed_row, replica_slice
 from dlbench.run.settings import RunRequest, RunSettings
-from dlbench.run.suite import run_isolated
+from dlbench.run.isolation import run_isolated
+from dlbench.run.row import annotate
 
 import data_parallel_mutants
 
@@ -57,7 +58,7 @@ def test_threads_default_to_the_cores_shared_out_among_the_most_replicas(monkeyp
     settings = RunSettings.from_options(plugins, scenarios=["digits-mlp"], backends="numpy",
                                         sweep=["data_parallel=1,2"])
     assert settings.threads == 1
-    assert [job.request.replicas for job in settings.jobs()] == [1, 2]
+    assert [job.request.data_parallel.replicas for job in settings.jobs()] == [1, 2]
     assert RunSettings.from_options(plugins, scenarios=["digits-mlp"], backends="numpy").threads == 2
     with pytest.raises(InputError, match="both choose the replicas"):
         RunSettings.from_options(plugins, scenarios=["digits-mlp"], backends="numpy", data_parallel=2,
@@ -99,15 +100,15 @@ def test_a_backend_without_an_engine_is_an_unavailable_row_not_a_silent_single_p
     class Plain(type(get_plugins().backend("numpy"))):
         name = "plain"
 
-    request = RunRequest(scenario="digits-mlp", backend="plain", replicas=2)
+    request = RunRequest(scenario="digits-mlp", backend="plain", data_parallel=DataParallel(2))
     assert "has no data-parallel engine" in data_parallel_unavailable(request, Plain(), "cpu", None)
     reference = get_plugins().backend(parity.REFERENCE_BACKEND)
-    assert data_parallel_unavailable(RunRequest(scenario="s", backend="numpy", replicas=2), reference, "cpu",
-                                     None) is None
+    request = RunRequest(scenario="s", backend="numpy", data_parallel=DataParallel(2))
+    assert data_parallel_unavailable(request, reference, "cpu", None) is None
 
 
 def test_repeats_give_the_per_replica_share_of_the_median_not_of_the_first_repeat():
-    from dlbench.measure.timing import combine_repeats
+    from dlbench.run.row import combine_repeats
 
     rows = [{"status": "ok", "distributed": {"world_size": 2},
              "metrics": {"samples_per_sec": sps, "samples_per_sec_per_replica": sps / 2}} for sps in (100, 300, 200)]
@@ -119,12 +120,12 @@ def test_a_data_parallel_rows_peak_share_is_of_every_replicas_ceiling(monkeypatc
     from dlbench.run.settings import Job
 
     def execute(request):
-        return {"status": "ok", "distributed": {"world_size": request.replicas},
+        return {"status": "ok", "distributed": {"world_size": request.data_parallel.replicas},
                 "metrics": {"samples_per_sec": 10.0, "gflops_per_sec": 150.0}}
 
     monkeypatch.setattr(suite, "execute", execute)
     runs = suite.Suite([], {}, None, in_process=True, peak_gflops={"fp32": 100.0})
-    two = runs.run_job(Job(RunRequest(scenario="s", backend="b", replicas=2)))
+    two = runs.run_job(Job(RunRequest(scenario="s", backend="b", data_parallel=DataParallel(2))))
     assert two["metrics"]["peak_fraction"] == pytest.approx(0.75)  # 150 of 2 x 100, not 150%
     one = runs.run_job(Job(RunRequest(scenario="s", backend="b")))
     assert one["metrics"]["peak_fraction"] == pytest.approx(1.5)
@@ -191,14 +192,14 @@ def mutants(monkeypatch):
 def two_replica_request(scenario: str, backend: str, parity_dir, steps: int, **hosts) -> RunRequest:
     # windows of 5 steps: checkpoints are window starts, so eight of them spread over the 40 steps
     return RunRequest(scenario=scenario, backend=backend, overrides={"max_steps": steps}, window_steps=5,
-                      parity_dir=str(parity_dir), replicas=2, threads=1, **hosts)
+                      parity_dir=str(parity_dir), threads=1, data_parallel=DataParallel(2, **hosts))
 
 
 def run_cell(scenario: str, backends: list[str], tmp_path, steps: int = 40) -> dict:
     """Rows of two-replica runs of ``backends`` (the reference first), each in
     its isolated worker (torchrun for torch), judged as a run judges them."""
     rows = [run_isolated(two_replica_request(scenario, b, tmp_path, steps), timeout=300) for b in ["numpy", *backends]]
-    parity.annotate(rows)
+    annotate(rows)
     return {r["backend"]: r for r in rows}
 
 
@@ -251,11 +252,11 @@ def test_two_hosts_on_localhost_form_one_engine_and_each_keeps_its_rows(tmp_path
             with socket.socket() as probe:  # a port free now, for this job's rendezvous
                 probe.bind(("localhost", 0))
                 port = probe.getsockname()[1]
-            requests = [two_replica_request("digits-mlp", backend, tmp_path / str(node), 20, hosts=hosts,
+            requests = [two_replica_request("digits-mlp", backend, tmp_path / str(node), 20, hosts=tuple(hosts),
                                             node_rank=node, port=port) for node in (0, 1)]
             for node, row in enumerate(pool.map(lambda r: run_isolated(r, timeout=300), requests)):
                 rows[node].append(row)
     for node in (0, 1):
-        parity.annotate(rows[node])
+        annotate(rows[node])
         for row in rows[node][1:]:
             assert_engine_agrees(row)

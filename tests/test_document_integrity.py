@@ -2,7 +2,6 @@
 document or an input, every document checked field by field on read, reports
 that open no file a document names, and stop signals that cannot cut a save short."""
 
-import dataclasses
 import json
 import os
 import signal
@@ -244,12 +243,14 @@ def test_resume_of_a_hand_edited_document_is_refused_before_anything_is_written(
 
 
 def test_the_declared_settings_are_the_run_settings_and_their_choices_the_runs():
-    from dlbench.run import settings
+    from dlbench.run import checks
+    from dlbench.run.settings import RunSettings
     from dlbench.network.precision import PRECISIONS
 
-    assert set(fields.SETTINGS.declared) == {f.name for f in dataclasses.fields(settings.RunSettings)}
-    assert set(fields.SWEEP.declared) == set(settings.SWEEP_KEYS)
-    assert (fields.DEVICES, fields.MODES, set(fields.PRECISIONS)) == (settings.DEVICES, settings.MODES,
+    stored = RunSettings(scenarios={}, backends=[], overrides={}).to_document()  # what a document holds
+    assert set(fields.SETTINGS.declared) == set(stored)
+    assert set(fields.SWEEP.declared) == set(checks.SWEEP_KEYS)
+    assert (fields.DEVICES, fields.MODES, set(fields.PRECISIONS)) == (checks.DEVICES, checks.MODES,
                                                                       set(PRECISIONS))
 
 
@@ -314,7 +315,7 @@ def test_a_ctrl_c_while_a_worker_starts_leaves_no_worker_running(tmp_path, monke
     the worker was being started left a worker the runner did not know of,
     killed only later, by PR_SET_PDEATHSIG, once the runner had exited."""
     from dlbench.plugin.manager import get_plugins
-    from dlbench.run import suite as suites
+    from dlbench.run import isolation, suite as suites
     from dlbench.run.settings import RunSettings
 
     monkeypatch.setenv("DLBENCH_PLUGINS", "fault_plugins")
@@ -331,7 +332,7 @@ def test_a_ctrl_c_while_a_worker_starts_leaves_no_worker_running(tmp_path, monke
             os.kill(os.getpid(), signal.SIGINT)  # handled before this returns, as a Ctrl-C can be
         return proc
 
-    monkeypatch.setattr(suites.subprocess, "Popen", popen_then_ctrl_c)
+    monkeypatch.setattr(isolation.subprocess, "Popen", popen_then_ctrl_c)
     try:
         with pytest.raises(KeyboardInterrupt):
             suites.Suite(settings.jobs(), new_document(), path).run()

@@ -23,7 +23,8 @@ from dlbench.results.store import machine_id
 from dlbench.scale.cluster import import_submitit
 from dlbench.run.executors import CellJob, Finished, job_failed_row
 from dlbench.run.settings import Job, RunRequest
-from dlbench.run.suite import Suite, this_machine
+from dlbench.run.row import this_machine
+from dlbench.run.suite import Suite
 
 TESTS = Path(__file__).parent
 

@@ -14,6 +14,7 @@ from backend_helpers import require_backend
 from dlbench.plugin.manager import get_plugins
 from dlbench.measure import peak
 from dlbench.run import runner
+from dlbench.run.row import annotate
 from dlbench.run.worker import resolve_device
 
 GPU_ENV = {"cpu": "Some CPU", "logical_cores": 16, "gpus": ["NVIDIA H100 80GB HBM3, 81559 MiB, 580.159.04"]}
@@ -187,13 +188,12 @@ def tensor_cores(monkeypatch):
 @pytest.mark.parametrize("precision, agrees", [("tf32", True), ("fp32", False)])
 def test_a_row_computed_on_tf32_tensor_cores_agrees_at_tf32_and_not_at_fp32(precision, agrees, tmp_path,
                                                                              tensor_cores):
-    from dlbench.parity import verdict as parity
     from dlbench.run.worker import RunRequest, execute
 
     rows = [execute(RunRequest(scenario="digits-mlp", backend=b, overrides={"max_steps": 40}, window_steps=5,
                                parity_dir=str(tmp_path), precision=precision))
             for b in ("numpy", "numpy-tensor-cores")]
-    parity.annotate(rows)
+    annotate(rows)
     verdict = rows[1]["parity"]
     assert rows[1]["status"] == "ok" and verdict["kind"] == "certificate"
     assert verdict["agrees"] is agrees, verdict

@@ -302,7 +302,7 @@ def test_the_python_api_measures_inference_and_its_rows_say_so():
 
 
 def test_repetitions_pool_their_calls_and_keep_a_disagreeing_verdict():
-    from dlbench.measure.timing import combine_repeats
+    from dlbench.run.row import combine_repeats
 
     fast, slow = inference_row(samples=[1.0] * 10), inference_row(samples=[3.0] * 10, agrees=False)
     fast["metrics"]["inference"][0]["compile_seconds"], slow["metrics"]["inference"][0]["compile_seconds"] = 0.2, 0.4

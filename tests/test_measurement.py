@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from dlbench.data.batches import BatchPlan
-from dlbench.measure.timing import UNSTABLE_CV, combine_repeats, summarize, train_and_measure
+from dlbench.measure.timing import UNSTABLE_CV, summarize, train_and_measure
+from dlbench.run.row import combine_repeats
 
 COMPILE, STEP = 2.0, 0.01  # seconds: the first step of a batch shape, every other step
 

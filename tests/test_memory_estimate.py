@@ -2,7 +2,7 @@
 
 import pytest
 
-from dlbench.run.settings import check_fits_in_memory
+from dlbench.run.checks import check_fits_in_memory
 from dlbench.errors import InputError
 from dlbench.scenario import resolve_scenario
 from dlbench.network import SGD, Adam, BatchNormalization, Dense, Sequential

@@ -14,7 +14,8 @@ from backend_helpers import require_backend
 from dlbench.errors import InputError
 from dlbench.plugin.manager import get_plugins
 from dlbench.parity import certificate
-from dlbench.run.settings import RunRequest, RunSettings, parse_sweep
+from dlbench.run.checks import parse_sweep
+from dlbench.run.settings import RunRequest, RunSettings
 from dlbench.run.worker import execute, loss_scale_metrics
 from dlbench.network.precision import LOSS_SCALE, PRECISIONS, LossScaleSchedule
 from dlbench_backends.numpy import NumpyBackend

@@ -1,4 +1,5 @@
-from dlbench.parity.verdict import annotate, compare
+from dlbench.parity.verdict import compare
+from dlbench.run.row import annotate
 
 
 def row(backend, losses, acc, stochastic=False, status="ok", scenario="s"):

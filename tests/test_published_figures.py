@@ -24,6 +24,7 @@ import pytest
 from dlbench.report import inference as inference_report, table as report, render
 from dlbench.measure import inference
 from dlbench.run import suite
+from dlbench.plugin.distributed import DataParallel
 from dlbench.run.settings import Job, RunRequest
 from dlbench.run.worker import execute
 from dlbench.scenario import resolve_scenario
@@ -132,7 +133,7 @@ def repeated(lm_row, monkeypatch):
 
     monkeypatch.setattr(suite, "execute", next_repetition)
     runs = suite.Suite([], {}, None, repeat=3, in_process=True, peak_gflops={"fp32": 50.0})
-    return runs.run_job(Job(RunRequest(scenario=SCENARIO, backend="numpy", replicas=2)))
+    return runs.run_job(Job(RunRequest(scenario=SCENARIO, backend="numpy", data_parallel=DataParallel(2))))
 
 
 def test_repeats_publish_every_figure_of_the_median_samples_per_second(repeated):

@@ -71,7 +71,7 @@ def test_bad_scenario_names_file_field_and_allowed_values(tmp_path, old, new, me
     with pytest.raises(InputError) as err:
         s = load_scenario_file(path)
         # dataset options are checked against the dataset's registry entry
-        from dlbench.run.settings import check_against_data
+        from dlbench.run.checks import check_against_data
         from dlbench.plugin.manager import get_plugins
         check_against_data(s, get_plugins())
     assert str(err.value).startswith(str(path) + ": ")

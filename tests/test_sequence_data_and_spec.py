@@ -210,7 +210,7 @@ loss = "categorical_crossentropy"
 
 def check(tmp_path, vocab=97, second="dense", units=5, extra=""):
     from dlbench.plugin.manager import get_plugins
-    from dlbench.run.settings import check_against_data
+    from dlbench.run.checks import check_against_data
     from dlbench.scenario import load_scenario_file
 
     path = tmp_path / "tiny-lm.toml"
@@ -236,7 +236,7 @@ def test_labels_per_timestep_need_an_output_per_timestep(tmp_path):
 
 def test_token_ids_need_an_embedding_first(tmp_path):
     from dlbench.plugin.manager import get_plugins
-    from dlbench.run.settings import check_against_data
+    from dlbench.run.checks import check_against_data
     from dlbench.scenario import load_scenario_file
 
     path = tmp_path / "s.toml"

@@ -17,8 +17,9 @@ from dlbench.data.builtin import BUILTIN_DATASETS
 from dlbench.data.cache import cached_load
 from dlbench.errors import InputError
 from dlbench.plugin.manager import get_plugins
-from dlbench.run import suite
-from dlbench.run.settings import RunSettings, check_against_data
+from dlbench.run import isolation
+from dlbench.run.checks import check_against_data
+from dlbench.run.settings import RunSettings
 from dlbench.measure.timing import train_and_measure
 from dlbench.run.worker import progress_writer
 from dlbench.scenario import resolve_scenario
@@ -212,11 +213,11 @@ def test_the_runner_reads_a_workers_progress_while_it_runs(tmp_path):
     assert progress_writer("", 40) is None
     proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(1.0)"])
     seen = []
-    assert suite._wait(proc, None, progress_file, lambda done, total: seen.append((done, total)))
+    assert isolation._wait(proc, None, progress_file, lambda done, total: seen.append((done, total)))
     assert seen and set(seen) == {(10, 40)}
     proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
     try:
-        assert not suite._wait(proc, 0.3, progress_file, None)  # the timeout still holds
+        assert not isolation._wait(proc, 0.3, progress_file, None)  # the timeout still holds
     finally:
         proc.kill()
         proc.wait()

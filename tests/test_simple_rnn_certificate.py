@@ -8,7 +8,7 @@ canonical one), judged as ``dlbench run`` judges them."""
 from pathlib import Path
 
 from backend_helpers import require_backend
-from dlbench.parity import verdict as parity
+from dlbench.run.row import annotate
 from dlbench.run.worker import RunRequest, execute
 
 SCENARIO = str(Path(__file__).parent / "scenarios" / "chars-simple-rnn.toml")
@@ -18,7 +18,7 @@ def test_simple_rnn_is_certified_on_torch_and_a_doubled_elman_bias_is_not(tmp_pa
     require_backend("torch")
     rows = [execute(RunRequest(scenario=SCENARIO, backend=b, overrides={"max_steps": 40}, window_steps=5,
                                parity_dir=str(tmp_path))) for b in ("numpy", "torch", "mutant-simple-rnn-bias")]
-    parity.annotate(rows)
+    annotate(rows)
     torch, mutant = rows[1]["parity"], rows[2]["parity"]
     assert torch["kind"] == "certificate" and torch["agrees"], torch
     assert torch["checkpoints_agreeing"] == torch["checkpoints"] >= 4, torch

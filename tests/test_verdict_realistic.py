@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from backend_helpers import require_backend
-from dlbench.parity import verdict as parity
+from dlbench.run.row import annotate
 from dlbench.scenario import Scenario, write_scenario
 from dlbench.network import TrainSpec
 
@@ -58,7 +58,7 @@ def judged(path: Path, backends: list[str], steps: int, folder: Path) -> dict:
 
     rows = [execute(RunRequest(scenario=str(path), backend=b, overrides={"max_steps": steps},
                                parity_dir=str(folder))) for b in ["numpy", *backends]]
-    parity.annotate(rows)
+    annotate(rows)
     return {r["backend"]: r for r in rows}
 
 

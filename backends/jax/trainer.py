@@ -47,7 +47,6 @@ from jax import lax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from dlbench.data.base import Dataset
-from dlbench.errors import InputError, one_of
 from dlbench.plugin.backend import Trainer, TrainerOptions, TrainingState, slot_names
 from dlbench.plugin.helpers import loss_targets, padded_chunks
 from dlbench.network import ModelSpec
@@ -162,8 +161,6 @@ class JaxTrainer(Trainer):
         self.custom_vjp = device.platform == "cpu" if extra["custom_vjp"] == "auto" else extra["custom_vjp"]
         self.device = device
         self.device_name = "cpu" if device.platform == "cpu" else device.device_kind
-        if options.precision not in JaxBackend.precisions:
-            raise InputError(f"unknown {options.precision!r}; {one_of(JaxBackend.precisions)}", field="precision")
         compiler_options = {"xla_gpu_deterministic_ops": True} if options.deterministic else None
         self.spec = spec
         # what the inference function is built with (see :mod:`~dlbench_backends.jax.inference`)

@@ -25,7 +25,6 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from dlbench_backends.torch import TorchBackend
 
 
 class Predictor:
@@ -34,7 +33,7 @@ class Predictor:
     def __init__(self, trainer):
         self.trainer = trainer
         forward = trainer.model
-        if TorchBackend.check_options(trainer.options_extra)["compile"]:
+        if trainer.options_extra["compile"]:  # the trainer's options, checked and filled once
             forward = torch.compile(forward, dynamic=False)
         self.forward = forward
         self.on_gpu = trainer.device.type != "cpu"  # on CPU, .to() and .cpu() are calls that do nothing

@@ -120,7 +120,7 @@ def show_lists(what: list[str]) -> None:
         console.print(table)
 
 
-def measure_peaks(threads: int | None, backends: str, device: str = "cpu") -> dict[str, float | None]:
+def measure_peaks(threads: int | None, backends: str, device: str) -> dict[str, float | None]:
     """Measure and cache the matmul ceiling of each named backend ('all': every
     registered one) in float32, bfloat16 and float16 (the compute dtypes of
     fp32, bf16 and fp16 runs), on a GPU tfloat32 too (tf32 runs'); '-' for one
@@ -128,7 +128,7 @@ def measure_peaks(threads: int | None, backends: str, device: str = "cpu") -> di
     from rich.table import Table
 
     from dlbench.measure import environment, peak
-    from dlbench.run.settings import select_backends
+    from dlbench.run.checks import select_backends
 
     plugins = get_plugins()
     names, _ = select_backends(plugins, backends)

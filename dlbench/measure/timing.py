@@ -19,7 +19,6 @@ import numpy as np
 
 from dlbench.plugin.backend import Trainer
 from dlbench.data.batches import BatchPlan, Window
-from dlbench.measure.inference import pool_repeats
 
 MAX_LOSS_POINTS = 10_000
 
@@ -133,49 +132,3 @@ def summarize(samples: list[float]) -> dict:
 
 
 UNSTABLE_CV = 0.10
-
-
-def combine_repeats(rows: list[dict]) -> dict:
-    """One row from the repetitions of a (scenario, backend) run.
-
-    Throughput and compile time become the median over repetitions, with the
-    raw per-repetition values kept; the spread is taken across repetitions
-    (fresh processes) when there are several, else across the windows of the
-    single run. A spread above 10% of the mean marks the row unstable.
-    Accuracy and the loss history come from the first repetition. Inference
-    latencies are pooled over the repetitions' calls; the outputs verdict is
-    the first disagreeing repetition's, else the first's.
-    """
-    first = rows[0]
-    failed = next((r for r in rows if r["status"] != "ok"), None)
-    if failed is not None:
-        return {**failed, "repeats": len(rows)}
-    metrics = dict(first["metrics"])
-    samples = [r["metrics"].get("samples_per_sec") for r in rows]
-    compile_times = [r["metrics"].get("compile_seconds") for r in rows]
-    walls = [r["metrics"].get("wall_seconds") for r in rows]
-    stats = summarize(samples) if len(rows) > 1 else summarize(first["metrics"].get("window_samples_per_sec", []))
-    metrics.update({
-        "samples_per_sec_samples": samples,
-        "samples_per_sec_stats": stats,
-        "samples_per_sec": summarize(samples).get("median"),
-        "compile_seconds_samples": compile_times,
-        "compile_seconds": summarize(compile_times).get("median"),
-        "wall_seconds_samples": walls,
-        "wall_seconds": summarize(walls).get("median"),
-        "unstable": stats.get("cv", 0.0) > UNSTABLE_CV,
-    })
-    inference_lists = [r["metrics"].get("inference") for r in rows]
-    if all(inference_lists):
-        metrics["inference"] = pool_repeats(inference_lists)
-        verdicts = [r["metrics"].get("inference_outputs") or {} for r in rows]
-        metrics["inference_outputs"] = next((v for v in verdicts if not v.get("agrees")), verdicts[0])
-    if "samples_per_sec_per_replica" in metrics:  # the median's share, as the total is the median's
-        sps, world = metrics["samples_per_sec"], (first.get("distributed") or {}).get("world_size") or 1
-        metrics["samples_per_sec_per_replica"] = sps / world if sps else None
-    if metrics.get("tokens_per_sample"):
-        sps = metrics["samples_per_sec"]
-        metrics["tokens_per_sec"] = sps * metrics["tokens_per_sample"] if sps else None
-    if metrics.get("samples_per_sec") and metrics.get("flops_per_step"):
-        metrics["gflops_per_sec"] = metrics["samples_per_sec"] * metrics["flops_per_step"] / metrics["batch_size"] / 1e9
-    return {**first, "metrics": metrics, "repeats": len(rows)}

@@ -46,6 +46,14 @@ import math
 from dlbench.parity.stats import mann_whitney_u, smallest_p
 
 REFERENCE_BACKEND = "numpy"
+
+
+def is_reference(backend: str) -> bool:
+    """Whether ``backend`` is the reference every other backend is judged
+    against (the one place that decides a backend's role)."""
+    return backend == REFERENCE_BACKEND
+
+
 AGREES, DISAGREES, NOT_JUDGED = "agrees", "disagrees", "not judged"
 VERDICTS = (AGREES, DISAGREES, NOT_JUDGED)
 LOSS_RTOL = 1e-3
@@ -201,23 +209,11 @@ def _rel(a: float | None, b: float | None) -> float:
     return abs(a - b) / max(abs(b), LOSS_FLOOR)
 
 
-def _cell(row: dict, without_seed: bool = False) -> tuple:
+def cell_of(row: dict, without_seed: bool = False) -> tuple:
     point = dict(row.get("sweep_point") or {})
     if without_seed:
         point.pop("seed", None)
     return row["scenario"], json.dumps(point, sort_keys=True)
-
-
-def annotate(rows: list[dict]) -> None:
-    """Set ``row['parity']`` on every row whose scenario (and sweep point) has
-    an ok reference row; then, for networks with dropout trained from
-    several seeds, let the rank test over the seeds judge the outcome."""
-    references = {_cell(r): r for r in rows if r["backend"] == REFERENCE_BACKEND and r.get("status") == "ok"}
-    for row in rows:
-        ref = references.get(_cell(row))
-        if ref is not None and row is not ref:
-            row["parity"] = compare(row, ref)
-    judge_seeds(rows)
 
 
 def judge_seeds(rows: list[dict]) -> None:
@@ -228,13 +224,13 @@ def judge_seeds(rows: list[dict]) -> None:
     groups: dict[tuple, list[dict]] = {}
     for row in rows:
         if "seed" in (row.get("sweep_point") or {}) and row.get("status") == "ok":
-            groups.setdefault((*_cell(row, without_seed=True), row["backend"]), []).append(row)
+            groups.setdefault((*cell_of(row, without_seed=True), row["backend"]), []).append(row)
     for (scenario, point, backend), group in groups.items():
         reference = groups.get((scenario, point, REFERENCE_BACKEND), [])
         ours = [r["metrics"]["test_accuracy"] for r in group if r["metrics"].get("test_accuracy") is not None]
         ref = [r["metrics"]["test_accuracy"] for r in reference if r["metrics"].get("test_accuracy") is not None]
         judged = [r for r in group if (r.get("parity") or {}).get("stochastic")]
-        if backend == REFERENCE_BACKEND or not judged or smallest_p(len(ours), len(ref)) >= RANK_TEST_ALPHA:
+        if is_reference(backend) or not judged or smallest_p(len(ours), len(ref)) >= RANK_TEST_ALPHA:
             continue
         p_value = mann_whitney_u(ours, ref)[1]
         outcome = AGREES if p_value >= RANK_TEST_ALPHA else DISAGREES

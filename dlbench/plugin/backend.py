@@ -58,10 +58,12 @@ class Availability:
 class TrainerOptions:
     """Everything a trainer is built with besides the spec and the weights."""
 
-    device: str = "cpu"
-    precision: str = "fp32"
+    device: str = "cpu"  # where the trainer runs: "cpu" or "gpu" (a run resolves "auto" before)
+    precision: str = PRECISIONS[0]  # one of PRECISIONS, checked before any trainer is built
     deterministic: bool = False
     seed: int = 0  # for a backend's own randomness (dropout masks)
+    #: the backend's options: in a run, checked against what it declares and filled with its
+    #: defaults once, by the run's settings (:func:`dlbench.run.checks.filled_backend_options`)
     extra: dict = field(default_factory=dict)
     #: replicas on the backend's distributed engine (see :mod:`dlbench.plugin.distributed`)
     data_parallel: DataParallel = field(default_factory=DataParallel)

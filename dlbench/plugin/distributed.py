@@ -25,10 +25,12 @@ cores to be an honest test.
 from __future__ import annotations
 
 from dataclasses import dataclass
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from dlbench.errors import InputError, one_of
+
+if TYPE_CHECKING:
+    import numpy as np
 
 SCALINGS = ("strong", "weak")
 #: the reference's own ``row["distributed"]``: one process, the global batch

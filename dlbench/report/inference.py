@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from dlbench.report.table import Entry, point_key, point_label
-from dlbench.parity.verdict import REFERENCE_BACKEND
+from dlbench.parity.verdict import REFERENCE_BACKEND, is_reference
 
 INFERENCE_LEGEND = (
     "Inference: forward passes only, in inference mode (BatchNorm moving statistics, no dropout, no autograd), "
@@ -58,7 +58,7 @@ def lines(items: list[Entry]) -> list[InferenceLine]:
     for group in groups.values():
         speeds = {id(g): (g.result or {}).get("samples_per_sec") for g in group}
         fastest = max((s for s in speeds.values() if s), default=None)
-        ref = next((speeds[id(g)] for g in group if g.entry.backend == REFERENCE_BACKEND), None)
+        ref = next((speeds[id(g)] for g in group if is_reference(g.entry.backend)), None)
         ranked += [InferenceLine(g.entry, g.result, _over(speeds[id(g)], fastest), _over(speeds[id(g)], ref))
                    for g in group]
     order = {id(line.entry): i for i, line in enumerate(found)}
@@ -82,7 +82,7 @@ def _p99(result: dict) -> str:
 
 
 def agreement(line: InferenceLine) -> str:
-    if line.entry.backend == REFERENCE_BACKEND and line.entry.row.get("status") == "ok":
+    if is_reference(line.entry.backend) and line.entry.row.get("status") == "ok":
         return "reference"
     o = line.outputs
     return "-" if not o else "yes" if o.get("agrees") else "no"

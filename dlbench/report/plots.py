@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from matplotlib.figure import Figure
 from matplotlib.ticker import NullFormatter
 
-from dlbench.parity.verdict import HORIZON_STEPS, LOSS_FLOOR, LOSS_RTOL, REFERENCE_BACKEND
+from dlbench.parity.verdict import HORIZON_STEPS, LOSS_FLOOR, LOSS_RTOL, REFERENCE_BACKEND, is_reference
 from dlbench.report.table import Entry, Run, by_scenario, entries, point_key
 from dlbench.results.document import safe_name
 
@@ -108,15 +108,15 @@ def loss_figure(items: list[Entry], scenario: str) -> Figure | None:
         return None
     several = len({id(e.run) for e in curves}) > 1
     order = [e.backend for e in curves]
-    refs = {id(e.run): e for e in curves if e.backend == REFERENCE_BACKEND}
-    compared = [e for e in curves if e.backend != REFERENCE_BACKEND and id(e.run) in refs
+    refs = {id(e.run): e for e in curves if is_reference(e.backend)}
+    compared = [e for e in curves if not is_reference(e.backend) and id(e.run) in refs
                 and (e.row.get("parity") or {}).get("kind") != "accuracy-only"
                 and len(e.metrics["loss_history"]) == len(refs[id(e.run)].metrics["loss_history"])]
     fig = Figure(figsize=(12, 3.8) if compared else (6.5, 3.8), layout="constrained")
     axes = fig.subplots(1, 2 if compared else 1, squeeze=False)[0]
     per, run_of = 1, _run_index(curves)
     for i, e in enumerate(curves):
-        reference = e.backend == REFERENCE_BACKEND
+        reference = is_reference(e.backend)
         xs, ys, per = _binned(e, e.metrics["loss_history"], _mean, LOSS_POINTS)
         dashes = LINE_STYLES[run_of[id(e.run)] % len(LINE_STYLES)] if reference or several else (0, (4, 2 + i))
         axes[0].plot(xs, ys, color=_colour(e.backend, order), lw=2.4 if reference else 1.1,
@@ -241,7 +241,7 @@ def data_parallel_figure(items: list[Entry], scenario: str) -> Figure | None:
     """Left: samples/s (total over the replicas) against replicas per backend,
     dotted its ideal, linear from its fewest replicas; right: the scaling
     efficiency. The reference (one process at every point) is left out."""
-    rows = [e for e in _speed_rows(items) if "data_parallel" in e.point and e.backend != REFERENCE_BACKEND]
+    rows = [e for e in _speed_rows(items) if "data_parallel" in e.point and not is_reference(e.backend)]
     if len({e.point["data_parallel"] for e in rows}) < 2:
         return None
     several = len({id(e.run) for e in rows}) > 1

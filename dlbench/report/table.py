@@ -17,7 +17,7 @@ import math
 from dataclasses import dataclass
 from typing import Callable
 
-from dlbench.parity.verdict import REFERENCE_BACKEND
+from dlbench.parity.verdict import REFERENCE_BACKEND, is_reference
 from dlbench.parity.stats import mann_whitney_u
 from dlbench.network.precision import PRECISIONS
 
@@ -177,7 +177,7 @@ def _ratios(rows: list[dict]) -> dict[int, tuple[float | None, float | None]]:
              for r in rows}
     known = [s for s in speed.values() if s]
     fastest = max(known, default=None)
-    ref = next((speed[id(r)] for r in rows if r.get("backend") == REFERENCE_BACKEND), None)
+    ref = next((speed[id(r)] for r in rows if is_reference(r.get("backend"))), None)
     return {i: (s / fastest if s and fastest else None, s / ref if s and ref else None) for i, s in speed.items()}
 
 
@@ -195,7 +195,7 @@ def entries(runs: list[Run]) -> list[Entry]:
     found = _with_scaling(found)
     scenarios = _first_seen(e.scenario for e in found)
     points = _first_seen(point_key(e.point) for e in found)
-    backends = _first_seen(e.backend for e in sorted(found, key=lambda e: e.backend != REFERENCE_BACKEND))
+    backends = _first_seen(e.backend for e in sorted(found, key=lambda e: not is_reference(e.backend)))
     run_index = {id(run): i for i, run in enumerate(runs)}
     return sorted(found, key=lambda e: (scenarios[e.scenario], points[point_key(e.point)], backends[e.backend],
                                         run_index[id(e.run)]))
@@ -230,7 +230,7 @@ def _with_scaling(found: list[Entry]) -> list[Entry]:
         speedup = speed(e) / speed(base) if speed(e) and speed(base) else None
         # the reference trains one process at every data-parallel point: no replicas to be efficient with
         efficiency = (speedup / (e.point[axis] / base.point[axis]) if speedup and axis in EFFICIENCY
-                      and not (axis == "data_parallel" and e.backend == REFERENCE_BACKEND) else None)
+                      and not (axis == "data_parallel" and is_reference(e.backend)) else None)
         cost = (accuracy(e) - accuracy(base) if axis == "precision" and base.point[axis] == "fp32"
                 and accuracy(e) is not None and accuracy(base) is not None else None)
         out.append(dataclasses.replace(e, speedup=speedup, accuracy_vs_fp32=cost,
@@ -328,7 +328,7 @@ def agreement(row: dict) -> str:
     """The verdict cell: "yes (k/n)", "no (k/n)" or "no (acc +0.047)", or
     "not judged (too short)" with the reason's first words, never "no"."""
     p = row.get("parity")
-    if row.get("backend") == REFERENCE_BACKEND and row.get("status") == "ok":
+    if is_reference(row.get("backend")) and row.get("status") == "ok":
         return "reference"
     if not p:
         return "-"
@@ -484,7 +484,7 @@ def outcomes(items: list[Entry]) -> tuple[list[str], list[list[str]]] | None:
         for key in ("test_accuracy", "final_loss"):
             ours, ref = values(group, key), values(reference, key)
             cells.append(_spread(ours))
-            cells.append("-" if backend == REFERENCE_BACKEND or not ours or not ref
+            cells.append("-" if is_reference(backend) or not ours or not ref
                          else f"{mann_whitney_u(ours, ref)[1]:.2g}")
         rows.append(cells)
     return header, rows

@@ -30,10 +30,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dlbench.scale.cluster import DEFAULT_MINUTES, import_submitit
-from dlbench.parity.verdict import REFERENCE_BACKEND
+from dlbench.run.row import job_row, this_machine
 from dlbench.run.settings import Job
-from dlbench.run.suite import Suite, this_machine
-from dlbench.run.worker import base_row
+from dlbench.run.suite import Suite
 
 POLL_SECONDS = 0.5  # how often a finished job is looked for (Slurm's own state is asked less often)
 TIMED_OUT_STATES = ("TIMEOUT", "DEADLINE")
@@ -180,8 +179,8 @@ class SubmititExecutor:
         since the other backends' jobs read the checkpoints they leave."""
         cell = CellJob(suite.repeat, suite.timeout, suite.peak_gflops, suite.parity_dir, suite.data_dir, home,
                        self._restored(), this_process() if self.cluster == "local" else None)
-        first = [i for i, job in enumerate(suite.jobs) if job.request.backend == REFERENCE_BACKEND]
-        rest = [i for i, job in enumerate(suite.jobs) if job.request.backend != REFERENCE_BACKEND]
+        first = [i for i, job in enumerate(suite.jobs) if job.request.is_reference]
+        rest = [i for i, job in enumerate(suite.jobs) if not job.request.is_reference]
         for phase in (first, rest):
             for wave in self._waves([(i, suite.jobs[i]) for i in phase]):
                 yield from self._run_wave(cell, wave)
@@ -246,7 +245,7 @@ class SubmititExecutor:
         an array the scheduler refuses (sbatch's error) becomes failed rows."""
         groups: dict[int, list[tuple[int, Job]]] = {}
         for index, job in wave:
-            groups.setdefault(job.request.threads * job.request.replicas, []).append((index, job))
+            groups.setdefault(job.request.threads * job.request.data_parallel.replicas, []).append((index, job))
         refused = []
         for cpus, group in groups.items():
             self._executor.update_parameters(cpus_per_task=cpus)
@@ -339,15 +338,12 @@ def job_failed_row(job: Job, name: str, state: str, exc: Exception, minutes: int
     text = str(exc)
     timed_out = (state or "").split(" ")[0].upper() in TIMED_OUT_STATES or "timed-out" in text
     what = f"ran past its time limit ({minutes} min, --slurm-time)" if timed_out else "ended without a row"
-    row = {**base_row(job.request), "status": "timeout" if timed_out else "failed",
-           "error": f"{name} {what} (state {state}): {summary(text)}"}
-    return {**row, "sweep_point": job.sweep_point} if job.sweep_point else row
+    return job_row(job, "timeout" if timed_out else "failed", f"{name} {what} (state {state}): {summary(text)}")
 
 
 def refused_row(job: Job, exc: Exception) -> dict:
     """The row of a cell whose job array the scheduler would not take."""
-    row = {**base_row(job.request), "error": f"submitit could not submit the job array: {summary(str(exc))}"}
-    return {**row, "sweep_point": job.sweep_point} if job.sweep_point else row
+    return job_row(job, "failed", f"submitit could not submit the job array: {summary(str(exc))}")
 
 
 #: the rule around the trace in the message of submitit's FailedJobError

@@ -41,12 +41,12 @@ def new_run(settings: RunSettings, out_dir: Path | None, command: list[str]) -> 
         out_dir = results.check_writable(out_dir)
     precisions = settings.sweep.get("precision") or [settings.precision]
     document = results.new_document(environment(settings.threads, precisions, settings.device),
-                                     dataclasses.asdict(settings), command)
+                                     settings.to_document(), command)
     path = store.store_path(out_dir, document) if out_dir is not None else None
     return document, path
 
 
-def environment(threads: int, precisions=("fp32",), device: str = "cpu") -> dict:
+def environment(threads: int, precisions, device: str) -> dict:
     """This machine and its software, with the matmul peaks for ``threads``
     (measured once, then cached): float32's in ``peak_gflops``, and for a run at
     bf16 or fp16 that compute dtype's in ``peak_gflops_bfloat16``/``_float16``.
@@ -127,16 +127,19 @@ def resumable(path: Path) -> tuple[list[Job], RunSettings, dict]:
     settings name, its backends, its scenarios against their data and batches."""
     from dlbench.plugin.manager import get_plugins
     from dlbench.results import document as results
-    from dlbench.run.settings import check_batches, load_scenarios, replicas_of_run, select_backends
+    from dlbench.run.checks import check_batches, filled_backend_options, load_scenarios, select_backends
 
     plugins = get_plugins()
     document = results.read_document(path)
     settings = stored_settings(document, path)
     check_stored_files(settings, path)
     select_backends(plugins, ",".join(settings.backends))
+    # a document written before the defaults were stored gets them now, as the run had them
+    settings = dataclasses.replace(settings, backend_options=filled_backend_options(
+        plugins, settings.backends, settings.backend_options))
     loaded = load_scenarios(plugins, list(settings.scenarios.values()), settings.overrides)
-    check_batches(plugins, loaded, replicas_of_run(settings.data_parallel, settings.scaling, settings.sweep),
-                  settings.sweep.get("batch_size"), settings.scaling, settings.mode)
+    check_batches(plugins, loaded, settings.replica_counts, settings.sweep.get("batch_size"),
+                  settings.data_parallel.scaling, settings.mode)
     document["results"] = [r for r in document["results"] if r["status"] != "interrupted"]
     done = {_cell(r["scenario"], r["backend"], r.get("sweep_point")) for r in document["results"]}
     jobs = [j for j in settings.jobs() if _cell(j.request.name, j.request.backend, j.sweep_point) not in done]
@@ -147,13 +150,13 @@ def stored_settings(document: dict, path: Path) -> RunSettings:
     """The run's settings as the document stores them (their types and ranges
     were checked as it was read); a key this dlbench does not know is refused."""
     stored = document["settings"]
-    known = {f.name for f in dataclasses.fields(RunSettings)}
+    known = set(RunSettings.from_document({"scenarios": {}, "backends": [], "overrides": {}}).to_document())
     unknown = [key for key in stored if key not in known]
     missing = [key for key in ("scenarios", "backends", "overrides") if key not in stored]
     if unknown or missing:
         what = f"unknown setting {unknown[0]!r}" if unknown else f"no {missing[0]!r}"
         raise InputError(f"cannot resume: the document's settings have {what}", field="settings", source=str(path))
-    return RunSettings(**stored)
+    return RunSettings.from_document(stored)
 
 
 def check_stored_files(settings: RunSettings, path: Path) -> None:

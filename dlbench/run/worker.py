@@ -5,7 +5,6 @@ thread settings were fixed in its environment before any framework import.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import resource
 import sys
@@ -20,10 +19,10 @@ from dlbench.parity import certificate, verdict as parity
 from dlbench.plugin import distributed
 from dlbench.measure import inference
 from dlbench.measure.session import prepare_scenario
+from dlbench.run.row import base_row, failed_row, training_metrics
 from dlbench.run.settings import RunRequest
-from dlbench.measure.timing import loss_history, summarize, train_and_measure, window_starts
+from dlbench.measure.timing import train_and_measure, window_starts
 from dlbench.scenario import resolve_scenario
-from dlbench.network.flops import training_step_flops
 from dlbench.network.init import load_weights
 from dlbench.network.precision import scales_loss
 from dlbench.network.sequence import sequence_length
@@ -31,35 +30,10 @@ from dlbench.network.sequence import sequence_length
 __all__ = ["RunRequest", "execute", "main"]
 
 
-def finite_or_none(x: float | None) -> float | None:
-    return x if x is not None and math.isfinite(x) else None
-
-
-def base_row(request: RunRequest) -> dict:
-    row = {"scenario": request.name or request.scenario, "backend": request.backend, "status": "failed",
-           "error": None, "device": request.device, "threads": request.threads, "precision": request.precision,
-           "metrics": {}}
-    if request.replicas > 1:
-        row["distributed"] = distributed.distributed_row(None, request.replicas, request.threads, request.scaling,
-                                                         request.sync_batchnorm)
-    return row
-
-
-def weak_scaled(request: RunRequest, scenario):
-    """(request, scenario) at the global batch: under weak scaling N replicas
-    keep the scenario's batch each, so the global batch is N times it (the
-    reference and the certificate's cell are at that batch too)."""
-    if request.scaling != "weak" or request.replicas == 1:
-        return request, scenario
-    batch = scenario.train.batch_size * request.replicas
-    return (dataclasses.replace(request, overrides={**request.overrides, "batch_size": batch}),
-            scenario.with_overrides(batch_size=batch))
-
-
 def data_parallel_unavailable(request: RunRequest, backend, device: str, spec) -> str | None:
     """Why ``backend`` cannot train ``request``'s replicas; None when it can
     (the reference trains at the global batch in one process)."""
-    if request.replicas == 1 or backend.name == parity.REFERENCE_BACKEND:
+    if not request.data_parallel.active or request.is_reference:
         return None
     return backend.data_parallel_unavailable(request.data_parallel, device, spec)
 
@@ -68,7 +42,7 @@ def resolve_device(backend, requested: str) -> str | None:
     """'cpu', or 'gpu' when the backend supports and sees one; None when 'gpu'
     cannot be had. The NumPy reference runs on the CPU whatever is asked: a GPU
     run's rows are judged against it, so it must be there."""
-    if requested == "cpu" or backend.name == parity.REFERENCE_BACKEND:
+    if requested == "cpu" or parity.is_reference(backend.name):
         return "cpu"
     has_gpu = "gpu" in backend.devices and backend.gpu_name() is not None
     if requested == "auto":
@@ -100,8 +74,8 @@ def execute(request: RunRequest) -> dict:
     try:
         scenario = resolve_scenario(request.scenario, plugins.scenario_dirs).with_overrides(**request.overrides)
     except InputError as exc:  # the file was removed or broken after the run began
-        return {**base_row(request), "error": f"the scenario can no longer be read: {exc}"}
-    request, scenario = weak_scaled(request, scenario)
+        return failed_row(request, f"the scenario can no longer be read: {exc}")
+    request, scenario = request.at_global_batch(scenario)
     row = {**base_row(request), "scenario": scenario.name}
     if request.scenario_digest and scenario.digest != request.scenario_digest:
         return {**row, "error": f"the scenario file {scenario.path} changed after the run began (SHA-256 "
@@ -116,7 +90,7 @@ def execute(request: RunRequest) -> dict:
         return {**row, "status": "unavailable", "error": f"backend {backend.name!r} cannot run inference"}
     try:
         row["threads"] = backend.configure_threads(request.threads)
-        if request.replicas > 1 and backend.name != parity.REFERENCE_BACKEND:
+        if request.data_parallel.active and not request.is_reference:
             backend.configure_data_parallel(request.data_parallel, request.threads)
         device = resolve_device(backend, request.device)
         if device is None:
@@ -141,7 +115,7 @@ def execute(request: RunRequest) -> dict:
             return {**row, "error": f"no training step: {len(data.x_train)} training samples, batch "
                                     f"{plan.batch_size} with drop_last"}
         checkpoints = (set(certificate.checkpoint_steps(window_starts(plan, request.window_steps), plan.total_steps))
-                       if request.parity_dir and backend.name == parity.REFERENCE_BACKEND else set())
+                       if request.parity_dir and request.is_reference else set())
         m = train_and_measure(trainer, plan, request.window_steps, train.target_accuracy, checkpoints=checkpoints,
                               progress=progress_writer(request.progress_file, plan.total_steps))
         row["device"] = trainer.device_name
@@ -150,43 +124,16 @@ def execute(request: RunRequest) -> dict:
     except Exception as exc:  # a failing backend is a result row, never a lost run
         return {**row, "status": "failed", "error": f"{type(exc).__name__}: {exc}",
                 "traceback": traceback.format_exc(limit=-8)}
-    history, every = loss_history(m.losses)
-    flops = training_step_flops(spec, train.batch_size)
-    # the median window: robust to a stall (another process, a GC pause); the
-    # overall rate (all steady samples / all steady time) is kept beside it
-    window_stats = summarize(m.window_samples_per_sec)
-    sps = window_stats.get("median", m.samples_per_sec)
-    device_bytes = trainer.peak_device_bytes()
-    last_epoch = m.losses[-min(plan.steps_per_epoch, len(m.losses)):] if m.losses else []
-    row["metrics"] = {
-        "samples_per_sec": sps,
-        "samples_per_sec_overall": m.samples_per_sec,
-        "samples_per_sec_stats": window_stats,
-        "window_samples_per_sec": m.window_samples_per_sec,
-        "test_accuracy": test_accuracy,
-        "test_loss": finite_or_none(test_loss),
-        "final_loss": finite_or_none(sum(last_epoch) / len(last_epoch)) if last_epoch else None,
-        "compile_seconds": m.compile_seconds,
-        "train_seconds": m.compile_seconds + m.steady_seconds,
-        "build_seconds": session.build_seconds,
-        "placement_seconds": session.placement_seconds,
-        "eval_seconds": eval_seconds,
-        "time_to_accuracy": m.time_to_accuracy,
-        "steps": m.steps,
-        "test_samples": len(data.x_test),
-        "batch_size": train.batch_size,
-        "flops_per_step": flops,
-        "gflops_per_sec": sps * flops / train.batch_size / 1e9 if sps else None,
-        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-        "peak_device_mib": None if device_bytes is None else device_bytes / 2**20,
-        "loss_history": [finite_or_none(x) for x in history],
-        "loss_history_every": every,
-    }
+    row["metrics"] = training_metrics(m, session, train.batch_size, test_loss, test_accuracy, eval_seconds,
+                                      resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+    sps = row["metrics"]["samples_per_sec"]
     row["metrics"].update(sequence_metrics(spec, sps, test_loss))
-    if request.replicas > 1:
-        info = distributed.REFERENCE_INFO if backend.name == parity.REFERENCE_BACKEND else trainer.distributed()
-        row["distributed"] = distributed.distributed_row(info, request.replicas, row["threads"], request.scaling,
-                                                         request.sync_batchnorm, has_batchnorm(spec))
+    data_parallel = request.data_parallel
+    if data_parallel.active:
+        info = distributed.REFERENCE_INFO if request.is_reference else trainer.distributed()
+        row["distributed"] = distributed.distributed_row(info, data_parallel.replicas, row["threads"],
+                                                         data_parallel.scaling, data_parallel.sync_batchnorm,
+                                                         has_batchnorm(spec))
         world = row["distributed"]["world_size"] or 1  # the reference: one process at the global batch
         row["metrics"]["samples_per_sec_per_replica"] = sps / world if sps else None
     if scales_loss(request.precision):
@@ -234,12 +181,12 @@ def certify_row(request: RunRequest, session, scenario, states) -> dict:
     A backend that cannot take part (no training state) keeps its row."""
     path = certificate.cell_file(request.parity_dir, scenario.name,
                                  {**request.overrides, "precision": request.precision})
-    if per_replica_batchnorm(request, session.spec) and session.backend.name != parity.REFERENCE_BACKEND:
+    if per_replica_batchnorm(request, session.spec) and not request.is_reference:
         return {"certificate_error": "per-replica BatchNormalization statistics have no single-process "
                                      "reference; --sync-batchnorm makes the run comparable"}
     start = time.perf_counter()
     try:
-        if session.backend.name == parity.REFERENCE_BACKEND:
+        if request.is_reference:
             certificate.reference_checkpoints(session, states, path)
             return {"certificate_seconds": time.perf_counter() - start}
         if not path.exists():
@@ -259,7 +206,7 @@ def has_batchnorm(spec) -> bool:
 
 def per_replica_batchnorm(request: RunRequest, spec) -> bool:
     """Whether replicas normalise over their own slices, which the reference (one batch) does not."""
-    return request.replicas > 1 and not request.sync_batchnorm and has_batchnorm(spec)
+    return request.data_parallel.active and not request.data_parallel.sync_batchnorm and has_batchnorm(spec)
 
 
 def inference_row(request: RunRequest, session, plugins) -> dict:
