@@ -59,7 +59,7 @@ from dlbench.network import ModelSpec, is_trained
 from dlbench.network.precision import LOSS_SCALE, scales_loss
 from dlbench_backends.tensorflow import TensorflowBackend, framework, inference
 from dlbench_backends.tensorflow.losses import LOSSES, replica_loss
-from dlbench_backends.tensorflow.network import build_network, keras_activation
+from dlbench_backends.tensorflow.network import build_network, from_canonical, keras_activation, to_canonical
 from dlbench_backends.tensorflow.optim import build_optimizer
 from dlbench_backends.tensorflow.precision import LossScaler
 from dlbench_backends.tensorflow.sequence import dense_gradients
@@ -148,7 +148,8 @@ class TensorflowTrainer(Trainer):
                          else mirrored_strategy(options.device, self.replicas))
         synchronized = self.strategy is not None and options.data_parallel.sync_batchnorm
         with self._variable_scope():
-            self.model, self.params = build_network(spec, weights, options.seed, options.precision, synchronized)
+            self.network = build_network(spec, weights, options.seed, options.precision, synchronized)
+            self.model, self.params = self.network
             #: (spec layer index, parameter name) of each trained variable, in the order of self.variables
             self.trained = [(i, name) for i, layer in enumerate(self.params) for name in layer
                             if is_trained(name)]
@@ -199,13 +200,25 @@ class TensorflowTrainer(Trainer):
     def _step(self, x, targets):
         with tf.GradientTape() as tape:
             loss = self.train_loss(self.model(x, training=True), targets)
-            scaled = loss if self.scaler is None else loss * self.scaler.scale
+            scaled = loss if self.scaler is None else self.scaler.scale(loss)
         grads = self._all_reduce(dense_gradients(tape.gradient(scaled, self.variables)))
         if self.scaler is None:
             self.optimizer.update(grads)
         else:
-            self.scaler.step(grads, self.optimizer.update)
+            self._scaled_update(grads)
         return loss
+
+    def _scaled_update(self, grads) -> None:
+        """fp16: unscale ``grads`` and update with them unless one overflowed
+        (``tf.cond``: the step count too is left alone); then move the scale."""
+        grads, overflow = self.scaler.unscale(grads)
+
+        def apply():
+            self.optimizer.update(grads)
+            return tf.constant(True)
+
+        tf.cond(overflow, lambda: tf.constant(False), apply)
+        self.scaler.update(overflow)
 
     def _all_reduce(self, grads):
         """A replica's gradients summed over the replicas (the global batch
@@ -301,25 +314,20 @@ class TensorflowTrainer(Trainer):
                 "collective": collective(self.strategy), "world_size": self.replicas}
 
     def weights(self):
-        return [{name: v.numpy().copy() for name, v in layer.items()} for layer in self.params]
+        return to_canonical(self.spec, self.network)
 
     def state(self) -> TrainingState:
         # Keras's layouts are the canonical ones and the slots are in the parameters' shapes: no conversion
         slots = [{name: {} for name in layer if is_trained(name)} for layer in self.params]
-        for slot, variables in self.optimizer.slots.items():
+        for slot, variables in self.optimizer.slots().items():
             for (i, name), variable in zip(self.trained, variables):
                 slots[i][name][slot] = variable.numpy().copy()
         return TrainingState(self.weights(), slots, int(self.optimizer.t.numpy()),
                              None if self.scaler is None else self.scaler.state())
 
     def load_state(self, state: TrainingState) -> None:
-        for layer, given in zip(self.params, state.weights):
-            for name, variable in layer.items():
-                variable.assign(np.asarray(given[name], np.float32))
-        for slot, variables in self.optimizer.slots.items():
-            for (i, name), variable in zip(self.trained, variables):
-                variable.assign(np.asarray(state.slots[i][name][slot], np.float32))
-        self.optimizer.t.assign(state.step)
+        from_canonical(self.spec, self.network, state.weights)
+        self.optimizer.load_slots({slot: [state.slots[i][name][slot] for i, name in self.trained]
+                                   for slot in self.optimizer.slots()}, state.step)
         if self.scaler is not None:
             self.scaler.load(state.loss_scale or LOSS_SCALE.start())
-
