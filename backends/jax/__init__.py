@@ -35,11 +35,13 @@ from __future__ import annotations
 
 import os
 import sys
+from dataclasses import replace
 
 import dlbench
 from dlbench.plugin.backend import Backend, Trainer, TrainerOptions
 from dlbench.plugin.helpers import xla_flags
 from dlbench.network import ModelSpec
+from dlbench.network.checks import check_choice
 
 THREAD_ENV = ("PJRT_NPROC", "NPROC")  # what XLA's DefaultThreadPoolSize() reads
 
@@ -107,15 +109,9 @@ class JaxBackend(Backend):
         only, not on every interface as it does by default."""
         if not data_parallel.multi_host:
             return
-        import jax
+        from dlbench_backends.jax import distributed
 
-        from dlbench.plugin.distributed import bind_address
-
-        if "gpu" not in os.environ.get("JAX_PLATFORMS", "gpu"):
-            jax.config.update("jax_cpu_collectives_implementation", "gloo")
-        jax.distributed.initialize(data_parallel.coordinator, num_processes=data_parallel.nodes,
-                                   process_id=data_parallel.node_rank,
-                                   coordinator_bind_address=f"{bind_address(data_parallel)}:{data_parallel.port}")
+        distributed.configure(data_parallel)
 
     def configure_threads(self, threads: int) -> int:
         if not backends_started():
@@ -164,6 +160,8 @@ class JaxBackend(Backend):
 
         from dlbench_backends.jax.trainer import JaxTrainer
 
+        check_choice(options.precision, self.precisions, "precision")
+        options = replace(options, extra=self.check_options(options.extra))
         try:
             devices = jax.devices(options.device)
         except RuntimeError as exc:

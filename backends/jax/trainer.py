@@ -47,30 +47,16 @@ from jax import lax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from dlbench.data.base import Dataset
-from dlbench.errors import InputError, one_of
 from dlbench.plugin.backend import Trainer, TrainerOptions, TrainingState, slot_names
 from dlbench.plugin.helpers import loss_targets, padded_chunks
 from dlbench.network import ModelSpec
 from dlbench.network.sequence import takes_tokens
-from dlbench_backends.jax import JaxBackend, inference
+from dlbench_backends.jax import distributed, inference
+from dlbench_backends.jax.distributed import REPLICA_AXIS, replica_mean
 from dlbench_backends.jax.losses import LOSSES
 from dlbench_backends.jax.network import activation, build_network, check_supported, from_canonical, to_canonical
 from dlbench_backends.jax.optim import build_optimizer
 from dlbench_backends.jax.precision import LossScaler, Policy, initial_scaler
-
-
-REPLICA_AXIS = "replica"
-
-
-def replica_mean(value, stats, grads):
-    """The data-parallel means of one step's loss, moving statistics and
-    gradients over the replicas (``lax.pmean``, an all-reduce: equal slices
-    make the mean of the replicas' batch means the global batch's). The
-    shard_map runs without JAX's replication typing (``check_vma=False``), so
-    each replica's gradients are its own slice's until averaged here; with
-    that typing autodiff would sum them itself, which the hand-written
-    convolution gradients (custom_vjp) cannot take part in."""
-    return lax.pmean((value, stats, grads), REPLICA_AXIS)
 
 
 def make_functions(spec: ModelSpec, forward, optimizer, compiler_options, mesh=None):
@@ -154,15 +140,13 @@ class JaxTrainer(Trainer):
         # where arrays live: the device, or replicated over the data-parallel mesh
         self.mesh = Mesh(np.array(devices), (REPLICA_AXIS,)) if data_parallel.active else None
         self.placement = device if self.mesh is None else NamedSharding(self.mesh, P())
-        extra = JaxBackend.check_options(options.extra)
+        extra = options.extra  # filled by JaxBackend.build
         self.scan, self.chunk = extra["scan"], extra["chunk_steps"]
         # the conv / max-pool gradients written for XLA:CPU's Eigen kernels on
         # CPU; on GPUs JAX's own rules, which XLA maps to cuDNN's backward kernels
         self.custom_vjp = device.platform == "cpu" if extra["custom_vjp"] == "auto" else extra["custom_vjp"]
         self.device = device
         self.device_name = "cpu" if device.platform == "cpu" else device.device_kind
-        if options.precision not in JaxBackend.precisions:
-            raise InputError(f"unknown {options.precision!r}; {one_of(JaxBackend.precisions)}", field="precision")
         compiler_options = {"xla_gpu_deterministic_ops": True} if options.deterministic else None
         self.spec = spec
         # what the inference function is built with (see :mod:`~dlbench_backends.jax.inference`)
@@ -196,14 +180,7 @@ class JaxTrainer(Trainer):
         return stats.get("peak_bytes_in_use") if stats else None
 
     def distributed(self) -> dict | None:
-        if self.mesh is None:
-            return None
-        # the all-reduce of the compiled program: NCCL on GPUs; on CPUs in-process,
-        # or gloo between the processes of several hosts
-        collective = ("NCCL" if self.device.platform == "gpu" else
-                      "gloo" if jax.process_count() > 1 else "in-process")
-        return {"engine": "jax.sharding (Mesh + shard_map)", "collective": collective,
-                "world_size": self.mesh.size}
+        return None if self.mesh is None else distributed.info(self)
 
     def place_data(self, data: Dataset) -> None:
         targets = loss_targets(self.spec, data.y_train)

@@ -28,6 +28,8 @@ Dropout masks come from NumPy's generator seeded with the scenario seed.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
 import dlbench
@@ -63,7 +65,7 @@ class NumpyBackend(Backend):
     def build(self, spec: ModelSpec, weights, options: TrainerOptions) -> Trainer:
         from dlbench_backends.numpy.trainer import NumpyTrainer
 
-        return NumpyTrainer(spec, weights, options)
+        return NumpyTrainer(spec, weights, replace(options, extra=self.check_options(options.extra)))
 
 
 @dlbench.hookimpl

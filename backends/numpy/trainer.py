@@ -13,7 +13,7 @@ from dlbench.plugin.backend import Trainer, TrainerOptions, TrainingState
 from dlbench.plugin.helpers import accuracy, input_dtype, loss_targets
 from dlbench.network import ModelSpec
 from dlbench.network.precision import LOSS_SCALE, compute_dtype, scales_loss
-from dlbench_backends.numpy import NumpyBackend, inference
+from dlbench_backends.numpy import inference
 from dlbench_backends.numpy.precision import Arithmetic, LossScaler
 from dlbench_backends.numpy.network import build_network, from_canonical, to_canonical
 from dlbench_backends.numpy.optim import build_optimizer
@@ -29,7 +29,7 @@ class NumpyTrainer(Trainer):
 
     def __init__(self, spec: ModelSpec, weights, options: TrainerOptions):
         self.spec = spec
-        extra = NumpyBackend.check_options(options.extra)
+        extra = options.extra  # filled by NumpyBackend.build
         self.dtype = np.dtype(extra["dtype"])
         operands = compute_dtype(options.precision) or ("tfloat32" if extra["tf32"] else None)
         arith = Arithmetic(operands, rounding=extra["rounding"],

@@ -37,7 +37,7 @@ from dlbench.network import (ACTIVATION_ALPHA, GLOBAL_POOLS, TRANSFORMER_LAYERS,
                           AveragePool2D, BatchNormalization, Conv1D, Conv2D, Dense, Dropout, Flatten, MaxPool1D,
                           MaxPool2D, ModelSpec)
 from dlbench.network.sequence import SEQUENCE_LAYERS, takes_tokens
-from dlbench_backends.tensorflow import framework
+from dlbench_backends.tensorflow.core import framework
 from dlbench_backends.tensorflow.precision import dtype_policy
 from dlbench_backends.tensorflow.sequence import sequence_layers
 from dlbench_backends.tensorflow.transformer import layer_variable, transformer_layers

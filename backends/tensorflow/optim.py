@@ -16,7 +16,7 @@ params)`` -> an object with ``update(grads)``, ``slots()`` and
 
 from __future__ import annotations
 
-from dlbench_backends.tensorflow import framework
+from dlbench_backends.tensorflow.core import framework
 
 tf, _ = framework()
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 import contextlib
 
 from dlbench.network.precision import LOSS_SCALE
-from dlbench_backends.tensorflow import framework
+from dlbench_backends.tensorflow.core import framework
 
 tf, keras = framework()
 

@@ -54,10 +54,11 @@ import numpy as np
 from dlbench.data.base import Dataset
 from dlbench.plugin.backend import Trainer, TrainerOptions, TrainingState
 from dlbench.plugin.helpers import accuracy, input_dtype, loss_targets, padded_chunks
-from dlbench.plugin.distributed import replica_slice
 from dlbench.network import ModelSpec, is_trained
 from dlbench.network.precision import LOSS_SCALE, scales_loss
-from dlbench_backends.tensorflow import TensorflowBackend, framework, inference
+from dlbench_backends.tensorflow import distributed, inference
+from dlbench_backends.tensorflow.core import framework
+from dlbench_backends.tensorflow.distributed import mirrored_strategy, multi_worker_strategy, replica_parts
 from dlbench_backends.tensorflow.losses import LOSSES, replica_loss
 from dlbench_backends.tensorflow.network import build_network, from_canonical, keras_activation, to_canonical
 from dlbench_backends.tensorflow.optim import build_optimizer
@@ -70,73 +71,10 @@ tf, keras = framework()
 XLA_CHUNK_STEPS = 64
 
 
-def replica_devices(device: str, replicas: int) -> list[str]:
-    """The devices of ``replicas`` replicas: the first GPUs, or the logical CPU
-    devices that :meth:`TensorflowBackend.configure_data_parallel` made."""
-    kind = "GPU" if device == "gpu" else "CPU"
-    found = [d.name for d in tf.config.list_logical_devices(kind)]
-    if len(found) < replicas:
-        made_by = ("" if kind == "GPU" else
-                   " (TensorflowBackend.configure_data_parallel makes them, before TensorFlow starts)")
-        raise RuntimeError(f"{replicas} data-parallel replicas need {replicas} {kind} devices; TensorFlow sees "
-                           f"{len(found)}{made_by}")
-    return found[:replicas]
-
-
-@functools.cache
-def multi_worker_strategy():
-    """The process's MultiWorkerMirroredStrategy: one worker per host, from the
-    TF_CONFIG that :meth:`TensorflowBackend.configure_data_parallel` wrote
-    (its local replicas: every GPU of the host, or its one CPU device),
-    all-reducing with collective ops over gRPC (RING on CPUs, NCCL on GPUs)."""
-    return tf.distribute.MultiWorkerMirroredStrategy()
-
-
-@functools.cache
-def mirrored_strategy(device: str, replicas: int):
-    """The process's one MirroredStrategy over ``replicas`` replicas.
-
-    On GPUs it all-reduces with TF's default, collective ops (NCCL). Those
-    number their collectives from the same keys in every MirroredStrategy
-    (group 1, instances from 100), so a second strategy's all-reduces would
-    collide with the first's in TF's collective executor ("Shape mismatch in
-    the collective instance 100" when the certificate builds its second
-    trainer); sharing one, every new trace takes fresh keys. On logical CPU
-    devices, which share the host's memory, it reduces on the first device
-    and hands every replica that one sum (``ReductionToOneDevice``: no copy,
-    and the same bits everywhere): TF's default there, a RING of collective
-    ops, costs more than the step on a small network (digits-mlp at 2
-    replicas of 1 thread, on a busy 2-core machine: about 120k samples/s with
-    RING, 170k reduced to one device, 150k in one process).
-    """
-    devices = replica_devices(device, replicas)
-    cross_device_ops = tf.distribute.ReductionToOneDevice() if device != "gpu" else None
-    return tf.distribute.MirroredStrategy(devices, cross_device_ops=cross_device_ops)
-
-
-def collective(strategy) -> str:
-    """How the strategy all-reduces: its cross-device ops (ReductionToOneDevice
-    on CPUs, see :func:`mirrored_strategy`; on GPUs TF's pick, CollectiveAllReduce
-    with NCCL), read from its private attributes: TensorFlow reports it nowhere else."""
-    extended = strategy.extended
-    ops = getattr(extended, "_cross_device_ops", None)
-    if ops is None:
-        return "unknown"
-    implementation = getattr(getattr(extended, "_communication_options", None), "implementation", None)
-    if type(ops).__name__ == "CollectiveAllReduce" and implementation is not None:
-        return f"CollectiveAllReduce ({implementation.name})"
-    return type(ops).__name__
-
-
-def replica_parts(indices: np.ndarray, replicas: int) -> np.ndarray:
-    """(replicas, steps, batch / replicas): replica r's columns of a window are ``parts[r]``."""
-    return np.stack([replica_slice(indices, r, replicas) for r in range(replicas)])
-
-
 class TensorflowTrainer(Trainer):
     def __init__(self, spec: ModelSpec, weights, options: TrainerOptions, device_name: str):
         self.spec = spec
-        self.jit_compile = TensorflowBackend.check_options(options.extra)["jit_compile"]
+        self.jit_compile = options.extra["jit_compile"]  # filled by TensorflowBackend.build
         self.device = "/GPU:0" if options.device == "gpu" else "/CPU:0"
         self.device_name = device_name
         data_parallel = options.data_parallel
@@ -306,12 +244,7 @@ class TensorflowTrainer(Trainer):
         return tf.config.experimental.get_memory_info("GPU:0")["peak"]
 
     def distributed(self) -> dict | None:
-        if self.strategy is None:
-            return None
-        # MultiWorkerMirroredStrategy's class is CollectiveAllReduceStrategy: named as users create it
-        engine = "MultiWorkerMirroredStrategy" if self.multi_host else "MirroredStrategy"
-        return {"engine": f"tf.distribute.{engine}",
-                "collective": collective(self.strategy), "world_size": self.replicas}
+        return None if self.strategy is None else distributed.info(self)
 
     def weights(self):
         return to_canonical(self.spec, self.network)

@@ -31,6 +31,7 @@ Options (``options.extra``):
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 
 import dlbench
 from dlbench.plugin.backend import Backend, Trainer, TrainerOptions
@@ -142,7 +143,7 @@ class TorchBackend(Backend):
     def build(self, spec: ModelSpec, weights, options: TrainerOptions) -> Trainer:
         from dlbench_backends.torch.trainer import TorchTrainer
 
-        return TorchTrainer(spec, weights, options)
+        return TorchTrainer(spec, weights, replace(options, extra=self.check_options(options.extra)))
 
 
 def gpu_matmul(n: int, dtype: str):

@@ -25,8 +25,6 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from dlbench_backends.torch import TorchBackend
-
 
 class Predictor:
     """The trainer's forward pass in inference mode, compiled or not."""
@@ -34,7 +32,7 @@ class Predictor:
     def __init__(self, trainer):
         self.trainer = trainer
         forward = trainer.model
-        if TorchBackend.check_options(trainer.options_extra)["compile"]:
+        if trainer.options_extra["compile"]:
             forward = torch.compile(forward, dynamic=False)
         self.forward = forward
         self.on_gpu = trainer.device.type != "cpu"  # on CPU, .to() and .cpu() are calls that do nothing

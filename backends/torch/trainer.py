@@ -45,7 +45,7 @@ from dlbench.plugin.helpers import input_dtype, loss_targets, signal_as_image
 from dlbench.network import ModelSpec, is_trained
 from dlbench.network.precision import LOSS_SCALE, is_mixed, scales_loss
 from dlbench.plugin.distributed import replica_slice
-from dlbench_backends.torch import TorchBackend, distributed, inference, network
+from dlbench_backends.torch import distributed, inference, network
 from dlbench_backends.torch.losses import LOSSES
 from dlbench_backends.torch.network import (activation, build_network, from_canonical, module_tensors,
                                             tensor_from_canonical, tensor_to_canonical, to_canonical)
@@ -77,7 +77,7 @@ def apply_settings(options: TrainerOptions) -> None:
 
 class TorchTrainer(Trainer):
     def __init__(self, spec: ModelSpec, weights, options: TrainerOptions):
-        extra = TorchBackend.check_options(options.extra)
+        extra = options.extra  # filled by TorchBackend.build
         apply_settings(options)
         if options.device == "gpu" and not torch.cuda.is_available():
             raise InputError("torch sees no CUDA GPU; use device 'cpu'", field="device")
@@ -191,7 +191,7 @@ class TorchTrainer(Trainer):
         return step
 
     def distributed(self) -> dict | None:
-        return None if self.ddp is None else distributed.info(self.ddp)
+        return None if self.ddp is None else distributed.info(self)
 
     def peak_device_bytes(self) -> int | None:
         """The most GPU memory torch's allocator held in tensors since this

@@ -189,12 +189,12 @@ def states_equal(a, b) -> bool:
 
 
 def refusals(results: dict, backend) -> None:
-    from dlbench_backends.tensorflow import trainer as module
+    from dlbench_backends.tensorflow import distributed
 
     backend.configure_data_parallel(DataParallel(REPLICAS), 1)  # the devices it made already: nothing to do
     results["refused/more-devices"] = error_of(
         lambda: backend.configure_data_parallel(DataParallel(REPLICAS + 1), 1))
-    results["refused/gpus"] = error_of(lambda: module.replica_devices("gpu", REPLICAS))
+    results["refused/gpus"] = error_of(lambda: distributed.replica_devices("gpu", REPLICAS))
 
 
 def error_of(call) -> str:
