@@ -57,6 +57,7 @@ from dlbench.network import (ACTIVATION_ALPHA, GLOBAL_POOLS, Activation, Average
                           Residual, activation_alpha, is_trained, layer_activation)
 from dlbench.network.transformer import nested_layers
 from dlbench_backends.jax.kernels import make_conv, make_max_pool
+from dlbench_backends.jax.precision import Policy
 from dlbench_backends.jax.transformer import TRANSFORMER_BUILDERS
 from dlbench_backends.jax.sequence import SEQUENCE_BUILDERS
 
@@ -230,12 +231,13 @@ class Network(NamedTuple):
     stats: list
 
 
-def build_network(spec: ModelSpec, weights, precision, seed: int = 0, custom_vjp: bool = True,
+def build_network(spec: ModelSpec, weights, precision: Policy | None = None, seed: int = 0, custom_vjp: bool = True,
                   replica_axis: str | None = None, dropout_axis: str | None = None) -> Network:
-    """The network of ``spec`` holding private float32 copies of ``weights``
-    (see :func:`build_forward` for the other arguments)."""
+    """The network of ``spec`` holding private float32 copies of ``weights``,
+    at ``precision`` (default fp32; see :func:`build_forward` for the other arguments)."""
     params, stats = split_weights(weights)
-    return Network(build_forward(spec, precision, seed, custom_vjp, replica_axis, dropout_axis), params, stats)
+    forward = build_forward(spec, precision or Policy("fp32"), seed, custom_vjp, replica_axis, dropout_axis)
+    return Network(forward, params, stats)
 
 
 def to_canonical(spec: ModelSpec, network: Network) -> list[dict]:

@@ -145,7 +145,7 @@ class Network(NamedTuple):
     params: list
 
 
-def build_network(spec: ModelSpec, weights, seed: int, precision: str = "fp32",
+def build_network(spec: ModelSpec, weights, seed: int = 0, precision: str = "fp32",
                   synchronized_batchnorm: bool = False) -> Network:
     """keras.Sequential of the logit layers, holding exactly ``weights``, under
     ``precision``'s dtype policy, with its variables by canonical name."""

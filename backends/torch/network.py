@@ -265,7 +265,7 @@ class Network(NamedTuple):
     holders: dict
 
 
-def build_network(spec: ModelSpec, weights, device, generator=None) -> Network:
+def build_network(spec: ModelSpec, weights, device="cpu", generator=None) -> Network:
     """The network of ``spec`` holding exactly ``weights`` on ``device``
     (``generator`` draws its dropout masks).
 

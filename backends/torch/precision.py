@@ -56,7 +56,7 @@ class LossScaler:
     overflow) that the fused update skips on, ``update(overflow)`` moves the
     scale; ``skipped`` counts the skipped steps."""
 
-    def __init__(self, device):
+    def __init__(self, device="cpu"):
         scale, good_steps = LOSS_SCALE.start()
         self.factor = torch.full((), scale, dtype=torch.float32, device=device)
         self.good_steps = torch.zeros((), dtype=torch.int32, device=device)
