@@ -4,8 +4,10 @@
 The modules, the same as every backend's: ``network`` (the forward function
 built from the spec; JAX's layouts are the canonical ones), ``losses`` (from
 the logits), ``optim`` (the canonical updates in ``jax.numpy``), ``precision`` (the
-explicit mixed-precision policy and fp16's loss scale), ``trainer``
-(the jitted window loop), and ``kernels``: the convolution and max-pool
+explicit mixed-precision policy and fp16's loss scale), ``inference`` (the
+jitted forward pass), ``distributed`` (the Mesh, its all-reduce, several
+hosts), ``trainer`` (the jitted window loop), with one API in its functional
+form (``docs/backends/module-api.md``), and ``kernels``: the convolution and max-pool
 gradients written by hand for XLA:CPU. Only this file is imported to list the
 backend: JAX is imported by ``build`` (and by the methods that need it).
 

@@ -163,6 +163,7 @@ class JaxTrainer(Trainer):
         params, stats = self.network.params, self.network.stats
         self.carry = jax.device_put((params, stats, self.optimizer.init(params), np.zeros((), np.int32),
                                      initial_scaler(options.precision)), self.placement)
+        self.network = self.network._replace(params=[], stats=[])  # the carry holds them from now on
 
     def _put(self, array: np.ndarray, dtype):
         return jax.device_put(np.ascontiguousarray(array, dtype), self.placement)

@@ -5,7 +5,10 @@ The modules, the same as every backend's: ``network`` (the
 ``keras.Sequential`` of the spec's layers; Keras's layouts are the canonical
 ones), ``losses`` (from the logits), ``optim`` (the canonical updates in TF
 ops), ``precision`` (Keras's mixed dtype policies, fp16's loss scale in TF
-ops), ``trainer`` (the window's graph); TensorFlow's own gradients serve
+ops), ``inference`` (one tf.function), ``distributed`` (tf.distribute's
+strategies), ``trainer`` (the window's graph), with one API
+(``docs/backends/module-api.md``), and ``core``, where TensorFlow and Keras
+are imported; TensorFlow's own gradients serve
 every layer, so there is no ``kernels`` module. Only this file (and ``core``)
 is imported to list the backend: TensorFlow and Keras are imported by
 :func:`~dlbench_backends.tensorflow.core.framework`, on first use.

@@ -4,7 +4,9 @@ The modules, the same as every backend's: ``network`` (the ``nn.Sequential``
 of the spec's layers, torch's layouts to and from the canonical ones),
 ``losses`` (from the logits), ``optim`` (torch.optim's fused kernels, with
 the optimizer state kept per parameter), ``precision`` (autocast and fp16's
-loss scale), ``trainer`` (windows of steps);
+loss scale), ``inference`` (eval mode, ``inference_mode``), ``distributed``
+(DDP, one process per replica, started by ``launch``), ``trainer`` (windows
+of steps), with one API (``docs/backends/module-api.md``);
 torch's own gradients serve every layer, so there is no ``kernels`` module.
 Only this file is imported to list the backend: torch is imported by
 ``build`` (and by the methods that need the framework), never before.
