@@ -137,7 +137,7 @@ class SummedLossTrainer(NumpyTrainer):
         for rows in indices:
             losses.append(self.net.loss_and_gradients(self.x_train[rows], self.t_train[rows]))
             self.net.grad *= len(rows)
-            self.optimizer.update()
+            self.optimizer.update(self.net.grad)
         return losses
 
 

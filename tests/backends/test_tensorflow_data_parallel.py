@@ -99,7 +99,7 @@ def moving_statistics(trainer) -> list:
 
 
 def put_copies(results: dict, key: str, trainer) -> None:
-    slots = [v for variables in trainer.optimizer.slots.values() for v in variables]
+    slots = [v for variables in trainer.optimizer.slots().values() for v in variables]
     results[f"{key}/identical/trained"] = copies_identical(trainer.variables)
     results[f"{key}/identical/optimizer"] = copies_identical(slots + [trainer.optimizer.t])
     results[f"{key}/identical/moving"] = copies_identical(moving_statistics(trainer))
