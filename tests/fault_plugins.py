@@ -4,11 +4,13 @@ worker processes through ``DLBENCH_PLUGINS=fault_plugins``."""
 import os
 import signal
 import time
+from dataclasses import replace
 
 import numpy as np
 
 import dlbench
 from dlbench.plugin.backend import Backend
+from dlbench_backends.numpy import NumpyBackend
 from dlbench_backends.numpy.trainer import NumpyTrainer
 
 
@@ -62,7 +64,7 @@ def backend(backend_name: str, trainer_class=None, error: Exception | None = Non
         def build(self, spec, weights, options):
             if error is not None:
                 raise error
-            return trainer_class(spec, weights, options)
+            return trainer_class(spec, weights, replace(options, extra=NumpyBackend.check_options(options.extra)))
 
     return FaultBackend
 

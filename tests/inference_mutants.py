@@ -5,6 +5,8 @@ BatchNormalization, normalizes with the batch's statistics (the forgotten
 ``model.eval()``), or keeps dropout on. On a network with BatchNormalization
 and Dropout the judge must say "disagrees" to every one."""
 
+from dataclasses import replace
+
 import numpy as np
 
 from dlbench_backends.numpy import NumpyBackend
@@ -47,7 +49,7 @@ def mutant(trainer_class):
         description = "test-only: a NumPy backend whose predict computes something else"
 
         def build(self, spec, weights, options):
-            return trainer_class(spec, weights, options)
+            return trainer_class(spec, weights, replace(options, extra=self.check_options(options.extra)))
 
     return InferenceMutant()
 

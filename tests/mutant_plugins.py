@@ -35,7 +35,11 @@ class Mutant(NumpyBackend):
         return spec
 
     def build(self, spec, weights, options):
-        return self.trainer_class(self.mutate(spec), weights, options)
+        return self.trainer_class(self.mutate(spec), weights, self.filled(options))
+
+    def filled(self, options):
+        """``options`` with the NumPy backend's option defaults filled in, as its ``build`` gives its trainer."""
+        return dataclasses.replace(options, extra=self.check_options(options.extra))
 
     trainer_class = NumpyTrainer
 
@@ -133,7 +137,7 @@ class SummedLossTrainer(NumpyTrainer):
         for rows in indices:
             losses.append(self.net.loss_and_gradients(self.x_train[rows], self.t_train[rows]))
             self.net.grad *= len(rows)
-            self.optimizer.update()
+            self.optimizer.update(self.net.grad)
         return losses
 
 
@@ -361,7 +365,7 @@ class ComputesInFloat32(Mutant):
     name = "mutant-float32-at-mixed"
 
     def build(self, spec, weights, options):
-        return NumpyTrainer(spec, weights, dataclasses.replace(options, precision="fp32"))
+        return NumpyTrainer(spec, weights, dataclasses.replace(self.filled(options), precision="fp32"))
 
 
 class RoundsToTheOtherHalfType(Mutant):
@@ -371,7 +375,7 @@ class RoundsToTheOtherHalfType(Mutant):
 
     def build(self, spec, weights, options):
         other = {"bf16": "fp16", "fp16": "bf16"}.get(options.precision, options.precision)
-        trainer = NumpyTrainer(spec, weights, dataclasses.replace(options, precision=other))
+        trainer = NumpyTrainer(spec, weights, dataclasses.replace(self.filled(options), precision=other))
         trainer.scaler = None
         return trainer
 

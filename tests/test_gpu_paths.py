@@ -130,11 +130,11 @@ def _lowered_precisions(scenario: str, precision: str) -> set[str]:
     from dlbench.scenario import resolve_scenario
     from dlbench.network.init import initial_weights
     from dlbench_backends.jax.losses import LOSSES
-    from dlbench_backends.jax.network import activation, build_network, split_weights
+    from dlbench_backends.jax.network import activation, build_forward, split_weights
     from dlbench_backends.jax.precision import Policy
 
     spec = resolve_scenario(scenario).model
-    forward = build_network(spec, Policy(precision), 0, False)
+    forward = build_forward(spec, Policy(precision), 0, False)
     params, stats = split_weights(initial_weights(spec, 0))
     tokens = spec.layers[0].__class__.__name__ == "Embedding"
     x = jnp.zeros((2, *spec.input_shape), jnp.int32 if tokens else jnp.float32)

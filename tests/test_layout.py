@@ -106,19 +106,24 @@ def test_upward_import_finder_finds_a_contract_that_imports_the_runner():
 BACKENDS_ROOT = ROOT.parent / "backends"
 #: the modules a backend has only where it needs them: kernels.py where it writes gradients by hand (NumPy:
 #: every layer's; JAX: conv, max-pool), convert.py where it reads its framework's own models (Keras, torch),
-#: distributed.py where its data-parallel engine runs a process per replica (torch's DDP; JAX and TF drive
-#: their replicas from the trainer)
+#: distributed.py where it has a data-parallel engine (torch's DDP, tf.distribute, JAX's Mesh), core.py where
+#: the framework must be imported in a particular way (Keras on TensorFlow)
 OPTIONAL_BACKEND_MODULES = {"kernels.py", "activations.py",  # maths a backend writes by hand (NumPy)
                             "convert.py", "convert_graph.py", "convert_layers.py", "convert_calls.py",  # a reader
-                            "distributed.py", "launch.py"}  # a data-parallel engine and its process launcher
-#: what every backend's module of that name defines, so that they read alike
+                            "distributed.py", "launch.py",  # a data-parallel engine and its process launcher
+                            "core.py"}  # the framework's own import (Keras on TensorFlow)
+#: what every backend's module of that name defines, so that they read alike (the module API,
+#: docs/backends/module-api.md; tests/backends/test_module_api.py checks their signatures and behaviour)
 SHARED_NAMES = {
     "__init__.py": {"dlbench_register_backends"},
-    "network.py": {"build_network"},
+    "network.py": {"build_network", "to_canonical", "from_canonical", "Network"},
     "losses.py": {"LOSSES", "categorical_crossentropy", "binary_crossentropy", "mse"},
     "optim.py": {"OPTIMIZERS", "build_optimizer", "SGDUpdate", "AdamUpdate"},
+    "precision.py": {"LossScaler"},
     "inference.py": {"predict"},
 }
+#: what every data-parallel engine's distributed.py defines
+DISTRIBUTED_NAMES = {"ENGINE", "info"}
 FRAMEWORK_IMPORT = re.compile(r"^\s*(import|from) (torch|tensorflow|jax|keras)\b", re.M)
 
 
@@ -159,6 +164,57 @@ def test_every_backend_module_defines_the_same_names():
         for module, names in SHARED_NAMES.items():
             missing = names - top_level_names(package / module)
             assert not missing, f"backends/{package.name}/{module} lacks {sorted(missing)}"
+
+
+def test_every_data_parallel_engine_is_a_distributed_module_with_the_same_names():
+    engines = sorted(BACKENDS_ROOT.glob("*/distributed.py"))
+    assert {p.parent.name for p in engines} == {"torch", "tensorflow", "jax"}
+    for path in engines:
+        missing = DISTRIBUTED_NAMES - top_level_names(path)
+        assert not missing, f"backends/{path.parent.name}/distributed.py lacks {sorted(missing)}"
+
+
+def backend_module_name(path: Path) -> str:
+    name = f"dlbench_backends.{path.parent.name}"
+    return name if path.name == "__init__.py" else f"{name}.{path.stem}"
+
+
+def backend_import_graph(package: Path) -> dict[str, set[str]]:
+    """The imports between one backend package's modules, at the top or inside a
+    function: ``from dlbench_backends.x import name`` is an import of the submodule
+    ``name`` when there is one, else of the package (its ``__init__``)."""
+    modules = {backend_module_name(p) for p in package.glob("*.py")}
+    graph = {}
+    for path in package.glob("*.py"):
+        found = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module in modules:
+                found.update(f"{node.module}.{a.name}" if f"{node.module}.{a.name}" in modules else node.module
+                             for a in node.names)
+            elif isinstance(node, ast.Import):
+                found.update(alias.name for alias in node.names if alias.name in modules)
+        graph[backend_module_name(path)] = found - {backend_module_name(path)}
+    return graph
+
+
+def test_backend_modules_import_each_other_without_cycles():
+    """A backend's package builds its trainer (a lazy import of ``trainer``), so
+    no module of it may import the package back (its options come filled in)."""
+    for package in backend_packages():
+        graph = backend_import_graph(package)
+        assert find_cycle(graph) is None, " -> ".join(find_cycle(graph))
+
+
+def test_backend_import_graph_sees_a_trainer_importing_its_package(tmp_path):
+    package = tmp_path / "toy"
+    package.mkdir()
+    (package / "__init__.py").write_text("def build():\n    from dlbench_backends.toy.trainer import Trainer\n")
+    (package / "trainer.py").write_text("from dlbench_backends.toy import ToyBackend, losses\n")
+    (package / "losses.py").write_text("import numpy\n")
+    graph = backend_import_graph(package)
+    assert graph == {"dlbench_backends.toy": {"dlbench_backends.toy.trainer"}, "dlbench_backends.toy.losses": set(),
+                     "dlbench_backends.toy.trainer": {"dlbench_backends.toy", "dlbench_backends.toy.losses"}}
+    assert find_cycle(graph) == ["dlbench_backends.toy", "dlbench_backends.toy.trainer", "dlbench_backends.toy"]
 
 
 def test_the_core_imports_no_framework():

@@ -51,7 +51,7 @@ def jax_replicas() -> dict:
     from jax.sharding import PartitionSpec as P
     from like_numpy import trained
 
-    from dlbench_backends.jax.network import build_network
+    from dlbench_backends.jax.network import build_forward
     from dlbench_backends.jax.trainer import REPLICA_AXIS
 
     spec, data, options = setup()
@@ -59,7 +59,7 @@ def jax_replicas() -> dict:
     params, stats = trainer.carry[0], trainer.carry[1]
     copies = [[np.asarray(s.data) for s in leaf.addressable_shards] for leaf in jax.tree.leaves(params)]
     # the trainer's forward function, as make_functions builds it for a mesh
-    forward = build_network(spec, trainer.precision, SEED, trainer.custom_vjp, None, dropout_axis=REPLICA_AXIS)
+    forward = build_forward(spec, trainer.precision, SEED, trainer.custom_vjp, None, dropout_axis=REPLICA_AXIS)
     apply = jax.jit(jax.shard_map(lambda p, s, x: forward(p, s, x, True, jnp.int32(STEPS))[0], mesh=trainer.mesh,
                                   in_specs=(P(), P(), P(REPLICA_AXIS)), out_specs=P(REPLICA_AXIS), check_vma=False))
     outputs = np.asarray(apply(params, stats, same_sample(data, 4))).reshape(REPLICAS, 4, -1)

@@ -7,7 +7,6 @@ import dataclasses
 
 import dlbench
 from dlbench_backends.numpy import NumpyBackend
-from dlbench_backends.numpy.trainer import NumpyTrainer
 
 
 class TensorCores(NumpyBackend):
@@ -16,7 +15,7 @@ class TensorCores(NumpyBackend):
     order = 90
 
     def build(self, spec, weights, options):
-        return NumpyTrainer(spec, weights, dataclasses.replace(options, extra={**options.extra, "tf32": True}))
+        return super().build(spec, weights, dataclasses.replace(options, extra={**options.extra, "tf32": True}))
 
 
 @dlbench.hookimpl

@@ -4,8 +4,10 @@
 The modules, the same as every backend's: ``network`` (the forward function
 built from the spec; JAX's layouts are the canonical ones), ``losses`` (from
 the logits), ``optim`` (the canonical updates in ``jax.numpy``), ``precision`` (the
-explicit mixed-precision policy and fp16's loss scale), ``trainer``
-(the jitted window loop), and ``kernels``: the convolution and max-pool
+explicit mixed-precision policy and fp16's loss scale), ``inference`` (the
+jitted forward pass), ``distributed`` (the Mesh, its all-reduce, several
+hosts), ``trainer`` (the jitted window loop), with one API in its functional
+form (``docs/backends/module-api.md``), and ``kernels``: the convolution and max-pool
 gradients written by hand for XLA:CPU. Only this file is imported to list the
 backend: JAX is imported by ``build`` (and by the methods that need it).
 
@@ -35,11 +37,13 @@ from __future__ import annotations
 
 import os
 import sys
+from dataclasses import replace
 
 import dlbench
 from dlbench.plugin.backend import Backend, Trainer, TrainerOptions
 from dlbench.plugin.helpers import xla_flags
 from dlbench.network import ModelSpec
+from dlbench.network.checks import check_choice
 
 THREAD_ENV = ("PJRT_NPROC", "NPROC")  # what XLA's DefaultThreadPoolSize() reads
 
@@ -107,15 +111,9 @@ class JaxBackend(Backend):
         only, not on every interface as it does by default."""
         if not data_parallel.multi_host:
             return
-        import jax
+        from dlbench_backends.jax import distributed
 
-        from dlbench.plugin.distributed import bind_address
-
-        if "gpu" not in os.environ.get("JAX_PLATFORMS", "gpu"):
-            jax.config.update("jax_cpu_collectives_implementation", "gloo")
-        jax.distributed.initialize(data_parallel.coordinator, num_processes=data_parallel.nodes,
-                                   process_id=data_parallel.node_rank,
-                                   coordinator_bind_address=f"{bind_address(data_parallel)}:{data_parallel.port}")
+        distributed.configure(data_parallel)
 
     def configure_threads(self, threads: int) -> int:
         if not backends_started():
@@ -164,6 +162,8 @@ class JaxBackend(Backend):
 
         from dlbench_backends.jax.trainer import JaxTrainer
 
+        check_choice(options.precision, self.precisions, "precision")
+        options = replace(options, extra=self.check_options(options.extra))
         try:
             devices = jax.devices(options.device)
         except RuntimeError as exc:

@@ -24,14 +24,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from dlbench_backends.jax.network import build_network
+from dlbench_backends.jax.network import build_forward
 
 
 class Predictor:
     """The jitted forward pass of one trainer's network, in inference mode."""
 
     def __init__(self, trainer):
-        forward = build_network(trainer.spec, trainer.precision, trainer.seed, trainer.custom_vjp)
+        forward = build_forward(trainer.spec, trainer.precision, trainer.seed, trainer.custom_vjp)
         options = {"compiler_options": trainer.compiler_options} if trainer.compiler_options else {}
         self.trainer, self.seen, self.leaves = trainer, None, None
         self.treedef = jax.tree_util.tree_structure(tuple(trainer.carry[:2]))

@@ -6,8 +6,13 @@ State: the trained parameters are a pytree (per spec layer a dict, e.g.
 parameters) of float32 arrays; BatchNormalization's ``moving_mean`` and
 ``moving_variance`` live in a second pytree of the same structure (the
 "stats"), which the forward pass returns updated in training mode and
-which is never differentiated nor given to the optimizer. ``weights()``
-merges the two back in the layer's original key order.
+which is never differentiated nor given to the optimizer.
+:func:`to_canonical` merges the two back in the layer's canonical key order.
+
+The module API (``docs/backends/module-api.md``): ``build_network(spec,
+weights, ...)`` -> :class:`Network` (the forward function, params, stats);
+``to_canonical(spec, network)``; ``from_canonical(spec, network, weights)``
+returns a new Network (JAX arrays are immutable).
 
 Layouts: the canonical ones are JAX's own, so weights go in and come out
 unchanged. Activations stay channels-last, (batch, length, channels) and
@@ -38,6 +43,7 @@ step's key too, so the replicas draw their own masks (as DDP's ranks do).
 
 import functools
 import math
+from typing import Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -51,6 +57,7 @@ from dlbench.network import (ACTIVATION_ALPHA, GLOBAL_POOLS, Activation, Average
                           Residual, activation_alpha, is_trained, layer_activation)
 from dlbench.network.transformer import nested_layers
 from dlbench_backends.jax.kernels import make_conv, make_max_pool
+from dlbench_backends.jax.precision import Policy
 from dlbench_backends.jax.transformer import TRANSFORMER_BUILDERS
 from dlbench_backends.jax.sequence import SEQUENCE_BUILDERS
 
@@ -216,7 +223,36 @@ def check_supported(spec: ModelSpec) -> None:
             raise InputError(f"the jax backend does not support {layer.type!r} layers", field=f"layers[{i}]")
 
 
-def build_network(spec: ModelSpec, precision, seed: int = 0, custom_vjp: bool = True,
+class Network(NamedTuple):
+    """The built network: its pure forward function and the two pytrees it takes."""
+
+    forward: Callable
+    params: list
+    stats: list
+
+
+def build_network(spec: ModelSpec, weights, precision: Policy | None = None, seed: int = 0, custom_vjp: bool = True,
+                  replica_axis: str | None = None, dropout_axis: str | None = None) -> Network:
+    """The network of ``spec`` holding private float32 copies of ``weights``,
+    at ``precision`` (default fp32; see :func:`build_forward` for the other arguments)."""
+    params, stats = split_weights(weights)
+    forward = build_forward(spec, precision or Policy("fp32"), seed, custom_vjp, replica_axis, dropout_axis)
+    return Network(forward, params, stats)
+
+
+def to_canonical(spec: ModelSpec, network: Network) -> list[dict]:
+    """The network's weights as float32 host copies, each layer's in the order
+    of ``spec.param_shapes()`` (JAX's layouts are the canonical ones)."""
+    return merge_weights([list(shapes) for shapes in spec.param_shapes()], network.params, network.stats)
+
+
+def from_canonical(spec: ModelSpec, network: Network, weights) -> Network:
+    """A Network like ``network`` holding private copies of ``weights``."""
+    params, stats = split_weights(weights)
+    return network._replace(params=params, stats=stats)
+
+
+def build_forward(spec: ModelSpec, precision, seed: int = 0, custom_vjp: bool = True,
                   replica_axis: str | None = None, dropout_axis: str | None = None):
     """forward(params, stats, x, training, step) -> (logits, new stats): the
     layers of ``spec.logit_layers()``. Dropout layer i draws its mask with

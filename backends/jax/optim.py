@@ -10,6 +10,12 @@ the gradients and their own state:
 with ``1 - b^t`` evaluated as ``-expm1(t log b)`` (``log b`` taken in float64)
 so that float32 keeps the accuracy NumPy's float64 scalars have
 (``1 - 0.999`` in float32 is 1e-5 off).
+
+The module API (``docs/backends/module-api.md``), in its functional form:
+``build_optimizer(config)`` -> an object with ``update(grads, params, state)``
+-> (params, state), ``slots(state)`` and ``load_slots(slots, step)`` -> state,
+and ``init(params)``, the state before the first step; every slot a
+params-shaped tree.
 """
 
 import jax
@@ -32,7 +38,7 @@ class SGDUpdate:
     def init(self, params):
         return zeros_like(params) if self.momentum else ()
 
-    def update(self, params, grads, state):
+    def update(self, grads, params, state):
         if self.momentum:
             state = jax.tree.map(lambda v, g: self.momentum * v + g, state, grads)
             grads = state
@@ -42,7 +48,8 @@ class SGDUpdate:
         """The state as {slot name: params-shaped tree} (see TrainingState)."""
         return {"velocity": state} if self.momentum else {}
 
-    def from_slots(self, slots, step):
+    def load_slots(self, slots, step):
+        """The state holding ``slots`` after ``step`` steps (SGD keeps no count)."""
         return slots["velocity"] if self.momentum else ()
 
 
@@ -59,7 +66,7 @@ class AdamUpdate:
     def init(self, params):
         return zeros_like(params), zeros_like(params), np.zeros((), np.int32)
 
-    def update(self, params, grads, state):
+    def update(self, grads, params, state):
         c, tree = self.c, jax.tree
         m, v, t = state
         t = t + 1
@@ -75,7 +82,7 @@ class AdamUpdate:
     def slots(self, state):
         return {"m": state[0], "v": state[1]}
 
-    def from_slots(self, slots, step):
+    def load_slots(self, slots, step):
         return slots["m"], slots["v"], np.asarray(step, np.int32)
 
 
@@ -84,6 +91,6 @@ OPTIMIZERS = {"sgd": SGDUpdate, "adam": AdamUpdate}
 
 def build_optimizer(config):
     """The optimizer of ``config`` (a :mod:`dlbench.network` optimizer):
-    ``init(params)`` its first state, ``update(params, grads, state)`` one step
+    ``init(params)`` its first state, ``update(grads, params, state)`` one step
     -> (params, state), pure, for the jitted loop to carry."""
     return OPTIMIZERS[config.name](config)

@@ -14,13 +14,14 @@ every layer builder calls.
   its logits in float32, its softmax in float32, and the probabilities back
   to the compute dtype for their product with the value.
 
-fp16's dynamic loss scaling (:func:`next_scale`, :func:`initial_scaler`) is
+fp16's dynamic loss scaling (:class:`LossScaler`, :func:`initial_scaler`) is
 part of the jitted step (:mod:`~dlbench_backends.jax.trainer`), on the core's
 schedule (:data:`dlbench.network.precision.LOSS_SCALE`).
 """
 
 from __future__ import annotations
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
@@ -31,8 +32,6 @@ from dlbench.network.precision import LOSS_SCALE, compute_dtype, scales_loss
 def attention_unavailable(device: str, dtype: str) -> str | None:
     """Why XLA on ``device`` cannot run ``jax.nn.dot_product_attention`` (and its
     gradient) on ``dtype`` queries, keys and values; None when it can."""
-    import jax
-
     def loss(q):
         return jax.nn.dot_product_attention(q, q, q, implementation="xla").astype(jnp.float32).sum()
 
@@ -74,9 +73,33 @@ def next_scale(scale, good_steps, skipped, finite):
     return new_scale, jnp.where(finite & ~grow, good, 0), skipped + jnp.where(finite, 0, 1)
 
 
+class LossScaler:
+    """fp16's dynamic loss scaling inside the jitted step: the module API's loss
+    scaler (``docs/backends/module-api.md``) in its functional form. What a
+    stateful scaler keeps is the carry's ``carried`` value, (scale, finite
+    steps in a row, skipped steps), passed last and returned new:
+    ``scale(loss, carried)``, ``unscale(grads, carried)`` -> (grads, overflow),
+    ``update(overflow, carried)`` -> carried, ``state(carried)`` -> (scale,
+    finite steps in a row), ``load(state)`` -> carried."""
+
+    def scale(self, loss, carried):
+        return loss * carried[0]
+
+    def unscale(self, grads, carried):
+        finite = jnp.all(jnp.stack([jnp.all(jnp.isfinite(g)) for g in jax.tree.leaves(grads)]))
+        return jax.tree.map(lambda g: g * (1.0 / carried[0]), grads), ~finite
+
+    def update(self, overflow, carried):
+        return next_scale(*carried, ~overflow)
+
+    def state(self, carried) -> tuple[float, int]:
+        return float(carried[0]), int(carried[1])
+
+    def load(self, state: tuple[float, int]):
+        """The carried value continuing from ``state`` (no step skipped yet)."""
+        return np.float32(state[0]), np.int32(state[1]), np.int32(0)
+
+
 def initial_scaler(precision: str):
-    """The carry's loss-scale state: (scale, finite steps in a row, skipped steps), or () without scaling."""
-    if not scales_loss(precision):
-        return ()
-    scale, good_steps = LOSS_SCALE.start()
-    return np.float32(scale), np.int32(good_steps), np.int32(0)
+    """The carry's loss-scale value at the start, or () without scaling."""
+    return LossScaler().load(LOSS_SCALE.start()) if scales_loss(precision) else ()

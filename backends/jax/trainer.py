@@ -51,30 +51,17 @@ from dlbench.plugin.backend import Trainer, TrainerOptions, TrainingState, slot_
 from dlbench.plugin.helpers import loss_targets, padded_chunks
 from dlbench.network import ModelSpec
 from dlbench.network.sequence import takes_tokens
-from dlbench_backends.jax import JaxBackend, inference
+from dlbench_backends.jax import distributed, inference
+from dlbench_backends.jax.distributed import REPLICA_AXIS, replica_mean
 from dlbench_backends.jax.losses import LOSSES
-from dlbench_backends.jax.network import activation, build_network, check_supported, merge_weights, split_weights
+from dlbench_backends.jax.network import activation, build_network, check_supported, from_canonical, to_canonical
 from dlbench_backends.jax.optim import build_optimizer
-from dlbench_backends.jax.precision import Policy, initial_scaler, next_scale
+from dlbench_backends.jax.precision import LossScaler, Policy, initial_scaler
 
 
-REPLICA_AXIS = "replica"
-
-
-def replica_mean(value, stats, grads):
-    """The data-parallel means of one step's loss, moving statistics and
-    gradients over the replicas (``lax.pmean``, an all-reduce: equal slices
-    make the mean of the replicas' batch means the global batch's). The
-    shard_map runs without JAX's replication typing (``check_vma=False``), so
-    each replica's gradients are its own slice's until averaged here; with
-    that typing autodiff would sum them itself, which the hand-written
-    convolution gradients (custom_vjp) cannot take part in."""
-    return lax.pmean((value, stats, grads), REPLICA_AXIS)
-
-
-def make_functions(spec: ModelSpec, optimizer, precision, compiler_options, seed: int = 0, custom_vjp: bool = True,
-                   mesh=None, sync_batchnorm: bool = False):
-    """The jitted window loop, single step and evaluation for one network.
+def make_functions(spec: ModelSpec, forward, optimizer, compiler_options, mesh=None):
+    """The jitted window loop, single step and evaluation for one network's
+    ``forward`` (:func:`~dlbench_backends.jax.network.build_forward`).
 
     The carry is ``(params, stats, opt_state, step, scaler)``: trained
     parameters, moving statistics (updated by the forward pass in training
@@ -82,7 +69,6 @@ def make_functions(spec: ModelSpec, optimizer, precision, compiler_options, seed
     keys), and fp16's loss-scale state (``()`` at any other precision).
     With a ``mesh`` the window loop runs data-parallel over its replica axis."""
     axis = None if mesh is None else REPLICA_AXIS
-    forward = build_network(spec, precision, seed, custom_vjp, axis if sync_batchnorm else None, dropout_axis=axis)
     across = (lambda value, stats, grads: (value, stats, grads)) if mesh is None else replica_mean
     loss, output = LOSSES[spec.loss], activation(spec.output_activation, spec.output_alpha)
 
@@ -90,9 +76,11 @@ def make_functions(spec: ModelSpec, optimizer, precision, compiler_options, seed
         z, stats = forward(params, stats, x, True, step)
         return loss(z, t, output), stats
 
-    def scaled_objective(params, stats, x, t, step, scale):
+    loss_scaler = LossScaler()
+
+    def scaled_objective(params, stats, x, t, step, scaler):
         value, stats = objective(params, stats, x, t, step)
-        return value * scale, (value, stats)
+        return loss_scaler.scale(value, scaler), (value, stats)
 
     grad_fn = jax.value_and_grad(objective, has_aux=True)
     scaled_grad_fn = jax.value_and_grad(scaled_objective, has_aux=True)
@@ -104,16 +92,14 @@ def make_functions(spec: ModelSpec, optimizer, precision, compiler_options, seed
         if not scaler:
             (value, stats), grads = grad_fn(params, stats, x, t, step)
             value, stats, grads = across(value, stats, grads)
-            params, opt_state = optimizer.update(params, grads, opt_state)
+            params, opt_state = optimizer.update(grads, params, opt_state)
             return (params, stats, opt_state, step + 1, scaler), value
-        scale, good_steps, skipped = scaler
-        (_, (value, stats)), grads = scaled_grad_fn(params, stats, x, t, step, scale)
+        (_, (value, stats)), grads = scaled_grad_fn(params, stats, x, t, step, scaler)
         value, stats, grads = across(value, stats, grads)
-        finite = jnp.all(jnp.stack([jnp.all(jnp.isfinite(g)) for g in jax.tree.leaves(grads)]))
-        grads = jax.tree.map(lambda g: g * (1.0 / scale), grads)
-        updated = optimizer.update(params, grads, opt_state)
-        params, opt_state = jax.tree.map(lambda new, old: jnp.where(finite, new, old), updated, (params, opt_state))
-        return (params, stats, opt_state, step + 1, next_scale(scale, good_steps, skipped, finite)), value
+        grads, overflow = loss_scaler.unscale(grads, scaler)
+        updated = optimizer.update(grads, params, opt_state)
+        params, opt_state = jax.tree.map(lambda new, old: jnp.where(overflow, old, new), updated, (params, opt_state))
+        return (params, stats, opt_state, step + 1, loss_scaler.update(overflow, scaler)), value
 
     def window(carry, x_train, t_train, rows, n):
         def body(i, state):
@@ -154,7 +140,7 @@ class JaxTrainer(Trainer):
         # where arrays live: the device, or replicated over the data-parallel mesh
         self.mesh = Mesh(np.array(devices), (REPLICA_AXIS,)) if data_parallel.active else None
         self.placement = device if self.mesh is None else NamedSharding(self.mesh, P())
-        extra = JaxBackend.check_options(options.extra)
+        extra = options.extra  # filled by JaxBackend.build
         self.scan, self.chunk = extra["scan"], extra["chunk_steps"]
         # the conv / max-pool gradients written for XLA:CPU's Eigen kernels on
         # CPU; on GPUs JAX's own rules, which XLA maps to cuDNN's backward kernels
@@ -167,15 +153,17 @@ class JaxTrainer(Trainer):
         self.precision, self.compiler_options, self.seed = Policy(options.precision), compiler_options, options.seed
         self.predictor = None
         self.optimizer = build_optimizer(spec.optimizer)
-        self._window, self._single, self._evaluate = make_functions(
-            spec, self.optimizer, self.precision, compiler_options, options.seed, self.custom_vjp, self.mesh,
-            data_parallel.sync_batchnorm)
+        axis = None if self.mesh is None else REPLICA_AXIS
         # private copies: on CPU device_put may alias host memory, and the
         # carry is donated (updated in place)
-        self._names = [list(layer) for layer in weights]
-        params, stats = split_weights(weights)
+        self.network = build_network(spec, weights, self.precision, options.seed, self.custom_vjp,
+                                     axis if data_parallel.sync_batchnorm else None, dropout_axis=axis)
+        self._window, self._single, self._evaluate = make_functions(
+            spec, self.network.forward, self.optimizer, compiler_options, self.mesh)
+        params, stats = self.network.params, self.network.stats
         self.carry = jax.device_put((params, stats, self.optimizer.init(params), np.zeros((), np.int32),
                                      initial_scaler(options.precision)), self.placement)
+        self.network = self.network._replace(params=[], stats=[])  # the carry holds them from now on
 
     def _put(self, array: np.ndarray, dtype):
         return jax.device_put(np.ascontiguousarray(array, dtype), self.placement)
@@ -193,14 +181,7 @@ class JaxTrainer(Trainer):
         return stats.get("peak_bytes_in_use") if stats else None
 
     def distributed(self) -> dict | None:
-        if self.mesh is None:
-            return None
-        # the all-reduce of the compiled program: NCCL on GPUs; on CPUs in-process,
-        # or gloo between the processes of several hosts
-        collective = ("NCCL" if self.device.platform == "gpu" else
-                      "gloo" if jax.process_count() > 1 else "in-process")
-        return {"engine": "jax.sharding (Mesh + shard_map)", "collective": collective,
-                "world_size": self.mesh.size}
+        return None if self.mesh is None else distributed.info(self)
 
     def place_data(self, data: Dataset) -> None:
         targets = loss_targets(self.spec, data.y_train)
@@ -245,7 +226,7 @@ class JaxTrainer(Trainer):
 
     def weights(self):
         params, stats = self.carry[:2]
-        return merge_weights(self._names, params, stats)
+        return to_canonical(self.spec, self.network._replace(params=params, stats=stats))
 
     def state(self) -> TrainingState:
         params, _, opt_state, step, scaler = self.carry
@@ -254,17 +235,17 @@ class JaxTrainer(Trainer):
         return TrainingState(self.weights(),
                              [{p: {name: np.array(tree[i][p], dtype=np.float32) for name, tree in slots.items()}
                                for p in layer} for i, layer in enumerate(params)],
-                             int(step) - skipped, (float(scaler[0]), int(scaler[1])) if scaler else None)
+                             int(step) - skipped, LossScaler().state(scaler) if scaler else None)
 
     def load_state(self, state: TrainingState) -> None:
         # canonical layouts are JAX's own: only split, copy and place
-        params, stats = split_weights(state.weights)
+        _, params, stats = from_canonical(self.spec, self.network, state.weights)
         slots = {name: [{p: np.array(state.slots[i][p][name], np.float32) for p in layer}
                         for i, layer in enumerate(params)]
                  for name in slot_names(self.spec.optimizer)}
-        opt_state = self.optimizer.from_slots(slots, state.step)
+        opt_state = self.optimizer.load_slots(slots, state.step)
         scaler = initial_scaler(self.precision.name)
         if scaler and state.loss_scale is not None:
-            scaler = np.float32(state.loss_scale[0]), np.int32(state.loss_scale[1]), np.int32(0)
+            scaler = LossScaler().load(state.loss_scale)
         self.carry = jax.device_put((params, stats, opt_state, np.asarray(state.step, np.int32), scaler),
                                     self.placement)

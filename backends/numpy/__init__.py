@@ -15,7 +15,8 @@ its gradient with respect to the logits. Optimizers
 The modules, the same as every backend's: ``network`` (spec -> layers; the
 canonical weights in and out), ``losses``, ``optim``, ``precision`` (how
 matmuls round at bf16/fp16, the reference's emulation; fp16's loss scale),
-``trainer`` (the Trainer), and ``kernels``, which every backend keeps for the gradients it
+``inference`` (the forward pass in inference mode), ``trainer`` (the Trainer),
+with one API (``docs/backends/module-api.md``), and ``kernels``, which every backend keeps for the gradients it
 writes by hand instead of taking them from its framework: here that is every
 layer's, the textbook part of this backend.
 
@@ -27,6 +28,8 @@ Dropout masks come from NumPy's generator seeded with the scenario seed.
 """
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 import numpy as np
 
@@ -63,7 +66,7 @@ class NumpyBackend(Backend):
     def build(self, spec: ModelSpec, weights, options: TrainerOptions) -> Trainer:
         from dlbench_backends.numpy.trainer import NumpyTrainer
 
-        return NumpyTrainer(spec, weights, options)
+        return NumpyTrainer(spec, weights, replace(options, extra=self.check_options(options.extra)))
 
 
 @dlbench.hookimpl

@@ -6,6 +6,10 @@ Trained parameters are views into one flat buffer ``theta`` (their gradients
 into ``grad``), so that the optimizer updates them all in a few vectorized
 operations; the moving statistics of BatchNormalization are kept apart,
 never seen by the optimizer.
+
+The module API (``docs/backends/module-api.md``): ``build_network(spec,
+weights, ...)`` -> :class:`Network`; ``to_canonical(spec, network)`` and
+``from_canonical(spec, network, weights)`` (in place) are copies as they are.
 """
 
 from __future__ import annotations
@@ -166,3 +170,14 @@ def build_network(spec: ModelSpec, weights, dtype=np.float32, seed: int = 0, ari
     computing in ``dtype``; ``seed`` seeds its dropout masks, ``arith`` says how
     every matmul rounds and sums (:class:`~dlbench_backends.numpy.precision.Arithmetic`)."""
     return Network(spec, weights, dtype, seed, arith)
+
+
+def to_canonical(spec: ModelSpec, network: Network) -> list[dict]:
+    """The network's weights (copies; NumPy's layouts are the canonical ones)."""
+    return network.weights()
+
+
+def from_canonical(spec: ModelSpec, network: Network, weights) -> Network:
+    """``network`` holding ``weights``, copied in place into its buffers."""
+    network.set_weights(weights)
+    return network

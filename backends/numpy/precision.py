@@ -14,7 +14,8 @@ cores do, :func:`round_tf32`).
 is multiplied by the scale before backpropagation (so the rounded operands of
 the backward matmuls are the scaled ones, as in every framework), the
 gradients are checked for inf/NaN, divided by the scale and applied, or the
-step is skipped; the scale follows the core's schedule.
+step is skipped; the scale follows the core's schedule (the trainer's
+``_scaled_step``).
 """
 
 from __future__ import annotations
@@ -152,20 +153,31 @@ PLAIN = Arithmetic()
 
 
 class LossScaler:
-    """fp16's loss scale and the steps it takes: ``state`` is (scale, finite steps in a row)."""
+    """fp16's loss scale and the steps it takes (the module API's loss scaler,
+    ``docs/backends/module-api.md``): ``scale(loss)`` is what backpropagation
+    differentiates (this backend backpropagates by hand, seeding the gradient
+    of the logits with ``scale(1.0)``), ``unscale(grads)`` divides the flat
+    gradient buffer by the scale in place when all of it is finite and says
+    whether it overflowed, ``update(overflow)`` moves the scale on the core's
+    schedule; ``state()`` is (scale, finite steps in a row), ``load`` sets it."""
 
     def __init__(self):
-        self.state = LOSS_SCALE.start()
+        self.current = LOSS_SCALE.start()
 
-    def step(self, net, update, x: np.ndarray, targets: np.ndarray) -> float:
-        """One step of ``net`` with ``update`` (the optimizer's); a step with
-        inf/NaN gradients changes nothing but the scale. Returns the unscaled loss."""
-        scale, good_steps = self.state
-        with np.errstate(over="ignore", invalid="ignore"):  # an overflow is what this step looks for
-            loss = net.loss_and_gradients(x, targets, scale)
-        finite = bool(np.isfinite(net.grad).all())
-        if finite:
-            net.grad *= np.float32(1.0 / scale)
-            update()
-        self.state = LOSS_SCALE.next(scale, good_steps, finite)
-        return loss
+    def scale(self, loss):
+        return loss * self.current[0]
+
+    def unscale(self, grads: np.ndarray) -> tuple[np.ndarray, bool]:
+        overflow = not bool(np.isfinite(grads).all())
+        if not overflow:
+            grads *= np.float32(1.0 / self.current[0])
+        return grads, overflow
+
+    def update(self, overflow: bool) -> None:
+        self.current = LOSS_SCALE.next(*self.current, not overflow)
+
+    def state(self) -> tuple[float, int]:
+        return self.current
+
+    def load(self, state: tuple[float, int]) -> None:
+        self.current = tuple(state)

@@ -13,9 +13,9 @@ from dlbench.plugin.backend import Trainer, TrainerOptions, TrainingState
 from dlbench.plugin.helpers import accuracy, input_dtype, loss_targets
 from dlbench.network import ModelSpec
 from dlbench.network.precision import LOSS_SCALE, compute_dtype, scales_loss
-from dlbench_backends.numpy import NumpyBackend, inference
+from dlbench_backends.numpy import inference
 from dlbench_backends.numpy.precision import Arithmetic, LossScaler
-from dlbench_backends.numpy.network import build_network
+from dlbench_backends.numpy.network import build_network, from_canonical, to_canonical
 from dlbench_backends.numpy.optim import build_optimizer
 
 
@@ -29,13 +29,13 @@ class NumpyTrainer(Trainer):
 
     def __init__(self, spec: ModelSpec, weights, options: TrainerOptions):
         self.spec = spec
-        extra = NumpyBackend.check_options(options.extra)
+        extra = options.extra  # filled by NumpyBackend.build
         self.dtype = np.dtype(extra["dtype"])
         operands = compute_dtype(options.precision) or ("tfloat32" if extra["tf32"] else None)
         arith = Arithmetic(operands, rounding=extra["rounding"],
                            reverse=extra["summation"] == "reversed", blocks=blocks_of(extra["summation"]))
         self.net = build_network(spec, weights, dtype=self.dtype, seed=options.seed, arith=arith)
-        self.optimizer = build_optimizer(spec.optimizer, self.net.theta, self.net.grad)
+        self.optimizer = build_optimizer(spec.optimizer, self.net.theta)
         self.scaler = LossScaler() if scales_loss(options.precision) else None
 
     def _targets(self, labels: np.ndarray) -> np.ndarray:
@@ -52,14 +52,26 @@ class NumpyTrainer(Trainer):
 
     def train(self, indices: np.ndarray) -> np.ndarray:
         losses = np.empty(len(indices))
-        net, update = self.net, self.optimizer.update
+        net, update, grad = self.net, self.optimizer.update, self.net.grad
         for i, rows in enumerate(indices):
             if self.scaler is None:
                 losses[i] = net.loss_and_gradients(self.x_train[rows], self.t_train[rows])
-                update()
+                update(grad)
             else:
-                losses[i] = self.scaler.step(net, update, self.x_train[rows], self.t_train[rows])
+                losses[i] = self._scaled_step(self.x_train[rows], self.t_train[rows])
         return losses
+
+    def _scaled_step(self, x: np.ndarray, targets: np.ndarray) -> float:
+        """One fp16 step with loss scaling: a step with inf/NaN gradients changes
+        nothing but the scale. Returns the unscaled loss."""
+        scaler = self.scaler
+        with np.errstate(over="ignore", invalid="ignore"):  # an overflow is what this step looks for
+            loss = self.net.loss_and_gradients(x, targets, scaler.scale(1.0))
+        grads, overflow = scaler.unscale(self.net.grad)
+        if not overflow:
+            self.optimizer.update(grads)
+        scaler.update(overflow)
+        return loss
 
     def evaluate(self) -> tuple[float, float]:
         z = self.net.logits(self.x_test, training=False)
@@ -70,11 +82,11 @@ class NumpyTrainer(Trainer):
         return inference.predict(self, indices)
 
     def weights(self):
-        return self.net.weights()
+        return to_canonical(self.spec, self.net)
 
     def state(self) -> TrainingState:
         slots = [{} for _ in self.net._params]
-        for name, flat in self.optimizer.slots.items():
+        for name, flat in self.optimizer.slots().items():
             for i, views in enumerate(self.net.per_layer(flat)):
                 for param, view in views.items():
                     slots[i].setdefault(param, {})[name] = view.astype(np.float32)
@@ -82,14 +94,16 @@ class NumpyTrainer(Trainer):
             for param in views:
                 slots[i].setdefault(param, {})
         weights = [{k: v.astype(np.float32) for k, v in layer.items()} for layer in self.net.weights()]
-        return TrainingState(weights, slots, self.optimizer.t, None if self.scaler is None else self.scaler.state)
+        return TrainingState(weights, slots, self.optimizer.t, None if self.scaler is None else self.scaler.state())
 
     def load_state(self, state: TrainingState) -> None:
-        self.net.set_weights(state.weights)
-        for name, flat in self.optimizer.slots.items():
+        from_canonical(self.spec, self.net, state.weights)
+        slots = {}
+        for name in self.optimizer.slots():
+            slots[name] = flat = np.empty_like(self.net.theta)
             for views, given in zip(self.net.per_layer(flat), state.slots):
                 for param, view in views.items():
                     view[...] = given[param][name]
-        self.optimizer.t = state.step
+        self.optimizer.load_slots(slots, state.step)
         if self.scaler is not None:
-            self.scaler.state = state.loss_scale or LOSS_SCALE.start()
+            self.scaler.load(state.loss_scale or LOSS_SCALE.start())

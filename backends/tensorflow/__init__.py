@@ -5,10 +5,13 @@ The modules, the same as every backend's: ``network`` (the
 ``keras.Sequential`` of the spec's layers; Keras's layouts are the canonical
 ones), ``losses`` (from the logits), ``optim`` (the canonical updates in TF
 ops), ``precision`` (Keras's mixed dtype policies, fp16's loss scale in TF
-ops), ``trainer`` (the window's graph); TensorFlow's own gradients serve
-every layer, so there is no ``kernels`` module. Only this file is imported to
-list the backend: TensorFlow and Keras are imported by :func:`framework`,
-on first use.
+ops), ``inference`` (one tf.function), ``distributed`` (tf.distribute's
+strategies), ``trainer`` (the window's graph), with one API
+(``docs/backends/module-api.md``), and ``core``, where TensorFlow and Keras
+are imported; TensorFlow's own gradients serve
+every layer, so there is no ``kernels`` module. Only this file (and ``core``)
+is imported to list the backend: TensorFlow and Keras are imported by
+:func:`~dlbench_backends.tensorflow.core.framework`, on first use.
 
 Keras's own training machinery is not used: ``fit``
 costs about three times a plain step, Keras's Adam adds epsilon to the
@@ -44,9 +47,8 @@ What a replica computes is in :mod:`~dlbench_backends.tensorflow.trainer`.
 
 from __future__ import annotations
 
-import functools
-import json
 import os
+from dataclasses import replace
 
 import dlbench
 from dlbench.errors import InputError
@@ -55,21 +57,7 @@ from dlbench.plugin.helpers import xla_flags
 from dlbench.network import GlobalMaxPool1D, GlobalMaxPool2D, MaxPool1D, MaxPool2D, ModelSpec
 from dlbench.network.transformer import nested_layers
 from dlbench.network.checks import check_choice
-
-
-@functools.cache
-def framework():
-    """(tensorflow, keras), imported on first use with Keras on TensorFlow."""
-    os.environ["KERAS_BACKEND"] = "tensorflow"
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    import keras
-    import tensorflow as tf
-
-    if keras.backend.backend() != "tensorflow":
-        raise RuntimeError(f"keras was already imported with the {keras.backend.backend()!r} backend; "
-                           "the tensorflow backend needs KERAS_BACKEND=tensorflow")
-    tf.get_logger().setLevel("ERROR")
-    return tf, keras
+from dlbench_backends.tensorflow.core import framework
 
 
 class TensorflowBackend(Backend):
@@ -110,22 +98,9 @@ class TensorflowBackend(Backend):
         On several hosts each host is a worker of a MultiWorkerMirroredStrategy,
         whose cluster (every host's ``host:port``) and task this writes into
         ``TF_CONFIG``, which TF reads when the strategy starts."""
-        replicas = data_parallel.local_replicas
-        if data_parallel.multi_host:
-            os.environ["TF_CONFIG"] = json.dumps({
-                "cluster": {"worker": [data_parallel.address(node) for node in range(data_parallel.nodes)]},
-                "task": {"type": "worker", "index": data_parallel.node_rank}})
-        tf, _ = framework()
-        cpu = tf.config.list_physical_devices("CPU")[0]
-        try:
-            tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * replicas)
-            tf.config.threading.set_intra_op_parallelism_threads(replicas * threads)
-            tf.config.threading.set_inter_op_parallelism_threads(replicas)
-        except RuntimeError as exc:  # TF already started in this process: its devices are fixed
-            found = len(tf.config.list_logical_devices("CPU"))
-            if found < replicas:
-                raise RuntimeError(f"TensorFlow already started with {found} CPU device(s); {replicas} replicas "
-                                   "need their logical CPU devices made before it starts") from exc
+        from dlbench_backends.tensorflow import distributed
+
+        distributed.configure(data_parallel, threads)
 
     def data_parallel_unavailable(self, data_parallel, device: str, spec=None) -> str | None:
         """A MultiWorkerMirroredStrategy worker has one replica per CPU (every GPU on a GPU host)."""
@@ -194,7 +169,7 @@ class TensorflowBackend(Backend):
             tf.config.experimental.enable_op_determinism()
         from dlbench_backends.tensorflow.trainer import TensorflowTrainer
 
-        return TensorflowTrainer(spec, weights, options, device_name)
+        return TensorflowTrainer(spec, weights, replace(options, extra=extra), device_name)
 
 
 @dlbench.hookimpl

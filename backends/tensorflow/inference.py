@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from dlbench_backends.tensorflow import framework
+from dlbench_backends.tensorflow.core import framework
 
 tf, _ = framework()
 

@@ -14,7 +14,7 @@ and gradients summed (the all-reduce) are the single-process batch mean's.
 
 from __future__ import annotations
 
-from dlbench_backends.tensorflow import framework
+from dlbench_backends.tensorflow.core import framework
 
 tf, _ = framework()
 

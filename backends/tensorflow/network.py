@@ -29,12 +29,15 @@ mean of squared deviations when the mean is large beside the spread).
 from __future__ import annotations
 
 import functools
+from typing import NamedTuple
+
+import numpy as np
 
 from dlbench.network import (ACTIVATION_ALPHA, GLOBAL_POOLS, TRANSFORMER_LAYERS, Activation, AveragePool1D,
                           AveragePool2D, BatchNormalization, Conv1D, Conv2D, Dense, Dropout, Flatten, MaxPool1D,
                           MaxPool2D, ModelSpec)
 from dlbench.network.sequence import SEQUENCE_LAYERS, takes_tokens
-from dlbench_backends.tensorflow import framework
+from dlbench_backends.tensorflow.core import framework
 from dlbench_backends.tensorflow.precision import dtype_policy
 from dlbench_backends.tensorflow.sequence import sequence_layers
 from dlbench_backends.tensorflow.transformer import layer_variable, transformer_layers
@@ -133,11 +136,19 @@ def keras_layers(layer, seed: int, synchronized_batchnorm: bool = False, input_s
     raise NotImplementedError(f"the tensorflow backend cannot build {layer.type!r} layers")
 
 
-def build_network(spec: ModelSpec, weights, seed: int, precision: str = "fp32", synchronized_batchnorm: bool = False):
+class Network(NamedTuple):
+    """The built network: the ``keras.Sequential`` and, per spec layer, a dict
+    of its ``tf.Variable``s by canonical name (MirroredVariables when built in
+    a strategy's scope)."""
+
+    model: object
+    params: list
+
+
+def build_network(spec: ModelSpec, weights, seed: int = 0, precision: str = "fp32",
+                  synchronized_batchnorm: bool = False) -> Network:
     """keras.Sequential of the logit layers, holding exactly ``weights``, under
-    ``precision``'s dtype policy; returns (model, per spec layer a dict of its
-    tf.Variables by canonical name: MirroredVariables when built in a
-    strategy's scope)."""
+    ``precision``'s dtype policy, with its variables by canonical name."""
     with dtype_policy(precision):
         per_layer = [keras_layers(layer, seed + i, synchronized_batchnorm, in_shape)
                      for i, (layer, (in_shape, _)) in enumerate(zip(spec.logit_layers(), spec.shapes))]
@@ -152,4 +163,17 @@ def build_network(spec: ModelSpec, weights, seed: int, precision: str = "fp32", 
             variable.assign(value)
             variables[name] = variable.value  # the tf.Variable behind the Keras variable
         params.append(variables)
-    return model, params
+    return Network(model, params)
+
+
+def to_canonical(spec: ModelSpec, network: Network) -> list[dict]:
+    """The network's weights (Keras's layouts are the canonical ones: host copies, as they are)."""
+    return [{name: v.numpy().copy() for name, v in layer.items()} for layer in network.params]
+
+
+def from_canonical(spec: ModelSpec, network: Network, weights) -> Network:
+    """``network`` holding ``weights``, assigned in place (every replica's copy under a strategy)."""
+    for layer, given in zip(network.params, weights):
+        for name, variable in layer.items():
+            variable.assign(np.asarray(given[name], np.float32))
+    return network

@@ -8,11 +8,15 @@ SGD momentum has another form):
 
 (bias corrections computed in float64 from an int64 step counter, then cast
 to float32, as the NumPy reference computes them in Python floats).
+
+The module API (``docs/backends/module-api.md``): ``build_optimizer(config,
+params)`` -> an object with ``update(grads)``, ``slots()`` and
+``load_slots(slots, step)``, every slot a list of ``tf.Variable`` like ``params``.
 """
 
 from __future__ import annotations
 
-from dlbench_backends.tensorflow import framework
+from dlbench_backends.tensorflow.core import framework
 
 tf, _ = framework()
 
@@ -24,9 +28,17 @@ class SGDUpdate:
         self.lr, self.momentum = config.learning_rate, config.momentum
         self.velocity = [tf.Variable(tf.zeros_like(v), trainable=False) for v in variables] \
             if self.momentum else [None] * len(variables)
-        self.slots = {"velocity": self.velocity} if self.momentum else {}  # canonical slot name: variables
         self.t = tf.Variable(0, dtype=tf.int64, trainable=False)  # steps taken
         self.variables = variables
+
+    def slots(self) -> dict[str, list]:
+        """{canonical slot name: its variables, like ``params``} (the variables themselves)."""
+        return {"velocity": self.velocity} if self.momentum else {}
+
+    def load_slots(self, slots: dict[str, list], step: int) -> None:
+        """Continue from ``slots`` (arrays shaped like ``params``) after ``step`` steps."""
+        assign_slots(self.slots(), slots)
+        self.t.assign(step)
 
     def update(self, grads) -> None:
         self.t.assign_add(1)
@@ -44,8 +56,14 @@ class AdamUpdate:
         self.config, self.variables = config, variables
         self.m = [tf.Variable(tf.zeros_like(v), trainable=False) for v in variables]
         self.v = [tf.Variable(tf.zeros_like(v), trainable=False) for v in variables]
-        self.slots = {"m": self.m, "v": self.v}
         self.t = tf.Variable(0, dtype=tf.int64, trainable=False)
+
+    def slots(self) -> dict[str, list]:
+        return {"m": self.m, "v": self.v}
+
+    def load_slots(self, slots: dict[str, list], step: int) -> None:
+        assign_slots(self.slots(), slots)
+        self.t.assign(step)
 
     def update(self, grads) -> None:
         c = self.config
@@ -62,10 +80,17 @@ class AdamUpdate:
             var.assign_sub(m / (tf.sqrt(v) * inv_root_correction + c.epsilon) * step_size)
 
 
+def assign_slots(variables: dict[str, list], given: dict[str, list]) -> None:
+    """Assign each of ``given`` to the slot variables of that name (every replica's copy under a strategy)."""
+    for name, slot in variables.items():
+        for variable, value in zip(slot, given[name]):
+            variable.assign(tf.cast(value, tf.float32))
+
+
 OPTIMIZERS = {"sgd": SGDUpdate, "adam": AdamUpdate}
 
 
-def build_optimizer(config, variables):
+def build_optimizer(config, params: list):
     """The optimizer of ``config`` (a :mod:`dlbench.network` optimizer) over the
-    trained ``variables``; ``update(grads)`` takes one step (inside the graph)."""
-    return OPTIMIZERS[config.name](config, variables)
+    trained variables ``params``; ``update(grads)`` takes one step (inside the graph)."""
+    return OPTIMIZERS[config.name](config, params)

@@ -22,7 +22,7 @@ from __future__ import annotations
 import contextlib
 
 from dlbench.network.precision import LOSS_SCALE
-from dlbench_backends.tensorflow import framework
+from dlbench_backends.tensorflow.core import framework
 
 tf, keras = framework()
 
@@ -42,34 +42,36 @@ def dtype_policy(precision: str):
 
 
 class LossScaler:
-    """fp16's dynamic loss scale as TF variables, moved inside the step's graph."""
+    """fp16's dynamic loss scale as TF variables, moved inside the step's graph
+    (the module API's loss scaler, ``docs/backends/module-api.md``):
+    ``scale(loss)`` multiplies by the scale, ``unscale(grads)`` returns them
+    divided by it with the overflow flag (a bool tensor: an inf/NaN somewhere),
+    ``update(overflow)`` moves the scale; ``state()`` / ``load`` read and set it."""
 
     def __init__(self):
         scale, good_steps = LOSS_SCALE.start()
-        self.scale = tf.Variable(scale, dtype=tf.float32, trainable=False)
+        self.factor = tf.Variable(scale, dtype=tf.float32, trainable=False)
         self.good_steps = tf.Variable(good_steps, dtype=tf.int64, trainable=False)
 
-    def step(self, grads, update) -> None:
-        """Unscale ``grads`` and ``update`` with them if all are finite; then move the scale."""
-        s = LOSS_SCALE
+    def scale(self, loss):
+        return loss * self.factor
+
+    def unscale(self, grads):
         finite = tf.reduce_all(tf.stack([tf.reduce_all(tf.math.is_finite(g)) for g in grads]))
-        inverse = 1.0 / self.scale
-        unscaled = [g * inverse for g in grads]
+        inverse = 1.0 / self.factor
+        return [g * inverse for g in grads], tf.logical_not(finite)
 
-        def apply():
-            update(unscaled)
-            return tf.constant(True)
-
-        tf.cond(finite, apply, lambda: tf.constant(False))
+    def update(self, overflow) -> None:
+        s, finite = LOSS_SCALE, tf.logical_not(overflow)
         good = self.good_steps + 1
         grow = tf.logical_and(finite, tf.equal(good, s.growth_interval))
-        self.scale.assign(tf.where(finite, tf.where(grow, self.scale * s.growth_factor, self.scale),
-                                   self.scale * s.backoff_factor))
+        self.factor.assign(tf.where(finite, tf.where(grow, self.factor * s.growth_factor, self.factor),
+                                    self.factor * s.backoff_factor))
         self.good_steps.assign(tf.where(tf.logical_and(finite, tf.logical_not(grow)), good, tf.zeros_like(good)))
 
     def state(self) -> tuple[float, int]:
-        return float(self.scale.numpy()), int(self.good_steps.numpy())
+        return float(self.factor.numpy()), int(self.good_steps.numpy())
 
     def load(self, state: tuple[float, int]) -> None:
-        self.scale.assign(state[0])
+        self.factor.assign(state[0])
         self.good_steps.assign(state[1])

@@ -11,7 +11,7 @@ The variables live on the layer's cell.
 from __future__ import annotations
 
 from dlbench.network.sequence import GRU, LSTM, SimpleRNN
-from dlbench_backends.tensorflow import framework
+from dlbench_backends.tensorflow.core import framework
 
 tf, keras = framework()
 

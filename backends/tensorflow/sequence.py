@@ -11,7 +11,7 @@ the optimizer.
 from __future__ import annotations
 
 from dlbench.network.sequence import Bidirectional, Embedding
-from dlbench_backends.tensorflow import framework
+from dlbench_backends.tensorflow.core import framework
 from dlbench_backends.tensorflow.recurrent import recurrent_layer
 
 tf, keras = framework()

@@ -54,12 +54,13 @@ import numpy as np
 from dlbench.data.base import Dataset
 from dlbench.plugin.backend import Trainer, TrainerOptions, TrainingState
 from dlbench.plugin.helpers import accuracy, input_dtype, loss_targets, padded_chunks
-from dlbench.plugin.distributed import replica_slice
 from dlbench.network import ModelSpec, is_trained
 from dlbench.network.precision import LOSS_SCALE, scales_loss
-from dlbench_backends.tensorflow import TensorflowBackend, framework, inference
+from dlbench_backends.tensorflow import distributed, inference
+from dlbench_backends.tensorflow.core import framework
+from dlbench_backends.tensorflow.distributed import mirrored_strategy, multi_worker_strategy, replica_parts
 from dlbench_backends.tensorflow.losses import LOSSES, replica_loss
-from dlbench_backends.tensorflow.network import build_network, keras_activation
+from dlbench_backends.tensorflow.network import build_network, from_canonical, keras_activation, to_canonical
 from dlbench_backends.tensorflow.optim import build_optimizer
 from dlbench_backends.tensorflow.precision import LossScaler
 from dlbench_backends.tensorflow.sequence import dense_gradients
@@ -70,73 +71,10 @@ tf, keras = framework()
 XLA_CHUNK_STEPS = 64
 
 
-def replica_devices(device: str, replicas: int) -> list[str]:
-    """The devices of ``replicas`` replicas: the first GPUs, or the logical CPU
-    devices that :meth:`TensorflowBackend.configure_data_parallel` made."""
-    kind = "GPU" if device == "gpu" else "CPU"
-    found = [d.name for d in tf.config.list_logical_devices(kind)]
-    if len(found) < replicas:
-        made_by = ("" if kind == "GPU" else
-                   " (TensorflowBackend.configure_data_parallel makes them, before TensorFlow starts)")
-        raise RuntimeError(f"{replicas} data-parallel replicas need {replicas} {kind} devices; TensorFlow sees "
-                           f"{len(found)}{made_by}")
-    return found[:replicas]
-
-
-@functools.cache
-def multi_worker_strategy():
-    """The process's MultiWorkerMirroredStrategy: one worker per host, from the
-    TF_CONFIG that :meth:`TensorflowBackend.configure_data_parallel` wrote
-    (its local replicas: every GPU of the host, or its one CPU device),
-    all-reducing with collective ops over gRPC (RING on CPUs, NCCL on GPUs)."""
-    return tf.distribute.MultiWorkerMirroredStrategy()
-
-
-@functools.cache
-def mirrored_strategy(device: str, replicas: int):
-    """The process's one MirroredStrategy over ``replicas`` replicas.
-
-    On GPUs it all-reduces with TF's default, collective ops (NCCL). Those
-    number their collectives from the same keys in every MirroredStrategy
-    (group 1, instances from 100), so a second strategy's all-reduces would
-    collide with the first's in TF's collective executor ("Shape mismatch in
-    the collective instance 100" when the certificate builds its second
-    trainer); sharing one, every new trace takes fresh keys. On logical CPU
-    devices, which share the host's memory, it reduces on the first device
-    and hands every replica that one sum (``ReductionToOneDevice``: no copy,
-    and the same bits everywhere): TF's default there, a RING of collective
-    ops, costs more than the step on a small network (digits-mlp at 2
-    replicas of 1 thread, on a busy 2-core machine: about 120k samples/s with
-    RING, 170k reduced to one device, 150k in one process).
-    """
-    devices = replica_devices(device, replicas)
-    cross_device_ops = tf.distribute.ReductionToOneDevice() if device != "gpu" else None
-    return tf.distribute.MirroredStrategy(devices, cross_device_ops=cross_device_ops)
-
-
-def collective(strategy) -> str:
-    """How the strategy all-reduces: its cross-device ops (ReductionToOneDevice
-    on CPUs, see :func:`mirrored_strategy`; on GPUs TF's pick, CollectiveAllReduce
-    with NCCL), read from its private attributes: TensorFlow reports it nowhere else."""
-    extended = strategy.extended
-    ops = getattr(extended, "_cross_device_ops", None)
-    if ops is None:
-        return "unknown"
-    implementation = getattr(getattr(extended, "_communication_options", None), "implementation", None)
-    if type(ops).__name__ == "CollectiveAllReduce" and implementation is not None:
-        return f"CollectiveAllReduce ({implementation.name})"
-    return type(ops).__name__
-
-
-def replica_parts(indices: np.ndarray, replicas: int) -> np.ndarray:
-    """(replicas, steps, batch / replicas): replica r's columns of a window are ``parts[r]``."""
-    return np.stack([replica_slice(indices, r, replicas) for r in range(replicas)])
-
-
 class TensorflowTrainer(Trainer):
     def __init__(self, spec: ModelSpec, weights, options: TrainerOptions, device_name: str):
         self.spec = spec
-        self.jit_compile = TensorflowBackend.check_options(options.extra)["jit_compile"]
+        self.jit_compile = options.extra["jit_compile"]  # filled by TensorflowBackend.build
         self.device = "/GPU:0" if options.device == "gpu" else "/CPU:0"
         self.device_name = device_name
         data_parallel = options.data_parallel
@@ -148,7 +86,8 @@ class TensorflowTrainer(Trainer):
                          else mirrored_strategy(options.device, self.replicas))
         synchronized = self.strategy is not None and options.data_parallel.sync_batchnorm
         with self._variable_scope():
-            self.model, self.params = build_network(spec, weights, options.seed, options.precision, synchronized)
+            self.network = build_network(spec, weights, options.seed, options.precision, synchronized)
+            self.model, self.params = self.network
             #: (spec layer index, parameter name) of each trained variable, in the order of self.variables
             self.trained = [(i, name) for i, layer in enumerate(self.params) for name in layer
                             if is_trained(name)]
@@ -199,13 +138,25 @@ class TensorflowTrainer(Trainer):
     def _step(self, x, targets):
         with tf.GradientTape() as tape:
             loss = self.train_loss(self.model(x, training=True), targets)
-            scaled = loss if self.scaler is None else loss * self.scaler.scale
+            scaled = loss if self.scaler is None else self.scaler.scale(loss)
         grads = self._all_reduce(dense_gradients(tape.gradient(scaled, self.variables)))
         if self.scaler is None:
             self.optimizer.update(grads)
         else:
-            self.scaler.step(grads, self.optimizer.update)
+            self._scaled_update(grads)
         return loss
+
+    def _scaled_update(self, grads) -> None:
+        """fp16: unscale ``grads`` and update with them unless one overflowed
+        (``tf.cond``: the step count too is left alone); then move the scale."""
+        grads, overflow = self.scaler.unscale(grads)
+
+        def apply():
+            self.optimizer.update(grads)
+            return tf.constant(True)
+
+        tf.cond(overflow, lambda: tf.constant(False), apply)
+        self.scaler.update(overflow)
 
     def _all_reduce(self, grads):
         """A replica's gradients summed over the replicas (the global batch
@@ -293,33 +244,23 @@ class TensorflowTrainer(Trainer):
         return tf.config.experimental.get_memory_info("GPU:0")["peak"]
 
     def distributed(self) -> dict | None:
-        if self.strategy is None:
-            return None
-        # MultiWorkerMirroredStrategy's class is CollectiveAllReduceStrategy: named as users create it
-        engine = "MultiWorkerMirroredStrategy" if self.multi_host else "MirroredStrategy"
-        return {"engine": f"tf.distribute.{engine}",
-                "collective": collective(self.strategy), "world_size": self.replicas}
+        return None if self.strategy is None else distributed.info(self)
 
     def weights(self):
-        return [{name: v.numpy().copy() for name, v in layer.items()} for layer in self.params]
+        return to_canonical(self.spec, self.network)
 
     def state(self) -> TrainingState:
         # Keras's layouts are the canonical ones and the slots are in the parameters' shapes: no conversion
         slots = [{name: {} for name in layer if is_trained(name)} for layer in self.params]
-        for slot, variables in self.optimizer.slots.items():
+        for slot, variables in self.optimizer.slots().items():
             for (i, name), variable in zip(self.trained, variables):
                 slots[i][name][slot] = variable.numpy().copy()
         return TrainingState(self.weights(), slots, int(self.optimizer.t.numpy()),
                              None if self.scaler is None else self.scaler.state())
 
     def load_state(self, state: TrainingState) -> None:
-        for layer, given in zip(self.params, state.weights):
-            for name, variable in layer.items():
-                variable.assign(np.asarray(given[name], np.float32))
-        for slot, variables in self.optimizer.slots.items():
-            for (i, name), variable in zip(self.trained, variables):
-                variable.assign(np.asarray(state.slots[i][name][slot], np.float32))
-        self.optimizer.t.assign(state.step)
+        from_canonical(self.spec, self.network, state.weights)
+        self.optimizer.load_slots({slot: [state.slots[i][name][slot] for i, name in self.trained]
+                                   for slot in self.optimizer.slots()}, state.step)
         if self.scaler is not None:
             self.scaler.load(state.loss_scale or LOSS_SCALE.start())
-

@@ -28,7 +28,7 @@ import math
 
 from dlbench.network import GlobalAveragePool1D, LayerNormalization, PositionEmbedding, Residual, SelfAttention
 from dlbench.network.transformer import SHORTCUT
-from dlbench_backends.tensorflow import framework
+from dlbench_backends.tensorflow.core import framework
 from dlbench_backends.tensorflow.sequence import parameter_holder
 
 tf, keras = framework()

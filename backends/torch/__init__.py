@@ -4,7 +4,9 @@ The modules, the same as every backend's: ``network`` (the ``nn.Sequential``
 of the spec's layers, torch's layouts to and from the canonical ones),
 ``losses`` (from the logits), ``optim`` (torch.optim's fused kernels, with
 the optimizer state kept per parameter), ``precision`` (autocast and fp16's
-loss scale), ``trainer`` (windows of steps);
+loss scale), ``inference`` (eval mode, ``inference_mode``), ``distributed``
+(DDP, one process per replica, started by ``launch``), ``trainer`` (windows
+of steps), with one API (``docs/backends/module-api.md``);
 torch's own gradients serve every layer, so there is no ``kernels`` module.
 Only this file is imported to list the backend: torch is imported by
 ``build`` (and by the methods that need the framework), never before.
@@ -31,6 +33,7 @@ Options (``options.extra``):
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 
 import dlbench
 from dlbench.plugin.backend import Backend, Trainer, TrainerOptions
@@ -142,7 +145,7 @@ class TorchBackend(Backend):
     def build(self, spec: ModelSpec, weights, options: TrainerOptions) -> Trainer:
         from dlbench_backends.torch.trainer import TorchTrainer
 
-        return TorchTrainer(spec, weights, options)
+        return TorchTrainer(spec, weights, replace(options, extra=self.check_options(options.extra)))
 
 
 def gpu_matmul(n: int, dtype: str):

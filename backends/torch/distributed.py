@@ -23,6 +23,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+#: the engine's name, as :attr:`TorchBackend.data_parallel_engine` gives it
 ENGINE = "torch.distributed DDP"
 
 
@@ -72,11 +73,12 @@ def mean_over_replicas(values: torch.Tensor) -> torch.Tensor:
     return values / dist.get_world_size()
 
 
-def info(ddp: nn.Module) -> dict:
-    """``row["distributed"]``'s engine facts, with DDP's own measure of the
-    time its backward all-reduces took (sampled by DDP every 100 steps)."""
+def info(trainer) -> dict:
+    """``row["distributed"]``'s engine facts for a data-parallel trainer, with
+    DDP's own measure of the time its backward all-reduces took (sampled by
+    DDP every 100 steps)."""
     facts = {"engine": ENGINE, "collective": dist.get_backend(), "world_size": dist.get_world_size()}
-    comm_ns = ddp._get_ddp_logging_data().get("avg_backward_comm_time")
+    comm_ns = trainer.ddp._get_ddp_logging_data().get("avg_backward_comm_time")
     if comm_ns:
         facts["communication_seconds_per_step"] = comm_ns / 1e9
     return facts

@@ -26,7 +26,6 @@ import numpy as np
 import torch
 
 
-
 class Predictor:
     """The trainer's forward pass in inference mode, compiled or not."""
 

@@ -4,9 +4,9 @@ and the canonical weights, in NCHW with the channels_last memory format.
 The network is an ``nn.Sequential`` of the layers of ``spec.logit_layers()``:
 ``nn.Linear`` for Dense and ``nn.ReLU/Sigmoid/Tanh/Softmax`` for the
 activations. ``nn.Linear`` keeps its weight as (out, in) and computes
-``z = x W^T + b``; the canonical kernel is (in, out), so ``build`` copies
-``kernel.T`` into ``weight`` and ``weights()`` returns ``weight.T`` (exact
-copies both ways).
+``z = x W^T + b``; the canonical kernel is (in, out), so :func:`from_canonical`
+(and ``build_network``) copies ``kernel.T`` into ``weight`` and
+:func:`to_canonical` returns ``weight.T`` (exact copies both ways).
 
 Convolutional networks (any spatial input) run in torch's NCHW order, a 1-D
 signal as an image of height 1 (N, C, 1, L), as the NumPy reference does:
@@ -53,6 +53,7 @@ signal as an image of height 1 (N, C, 1, L), as the NumPy reference does:
 from __future__ import annotations
 
 import functools
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -256,9 +257,17 @@ def takes_channels_first(spec: ModelSpec) -> bool:
     return len(spec.input_shape) > 1 and not is_sequence_model(spec)
 
 
-def build_network(spec: ModelSpec, weights, device, generator=None):
-    """(nn.Sequential of the logit layers holding exactly ``weights``,
-    {spec layer index: the module holding its parameters}).
+class Network(NamedTuple):
+    """The built network: the ``nn.Sequential`` of the logit layers and, by
+    spec layer index, the module holding that layer's parameters."""
+
+    model: nn.Sequential
+    holders: dict
+
+
+def build_network(spec: ModelSpec, weights, device="cpu", generator=None) -> Network:
+    """The network of ``spec`` holding exactly ``weights`` on ``device``
+    (``generator`` draws its dropout masks).
 
     Feature maps are (N, C, H, W) whenever the input is spatial (a 1-D signal:
     (N, C, 1, L)); the trainer views its channels-last inputs that way."""
@@ -276,7 +285,25 @@ def build_network(spec: ModelSpec, weights, device, generator=None):
                                    alpha=activation_alpha(layer))
             if module is not None:
                 modules.append(module)
-    return nn.Sequential(*modules), holders
+    return Network(nn.Sequential(*modules), holders)
+
+
+def to_canonical(spec: ModelSpec, network: Network) -> list[dict]:
+    """The network's weights in the canonical layouts (host copies), one dict
+    per spec layer: a final Activation layer, left out of the logit layers,
+    has its empty one too."""
+    layers = spec.logit_layers()
+    return [module_weights(network.holders[i], layers[i]) if i in network.holders else {}
+            for i in range(len(spec.layers))]
+
+
+def from_canonical(spec: ModelSpec, network: Network, weights) -> Network:
+    """``network`` holding ``weights`` (canonical layouts), copied in place."""
+    layers = spec.logit_layers()
+    with torch.no_grad():
+        for i, module in network.holders.items():
+            load_weights(module, layers[i], weights[i])
+    return network
 
 
 def module_tensors(module, layer) -> dict:
@@ -290,10 +317,10 @@ def module_tensors(module, layer) -> dict:
     return {name: getattr(module, name) for name in ("gamma", "beta", "moving_mean", "moving_variance")}
 
 
-def to_torch_layout(layer, name: str, value, like):
+def tensor_from_canonical(layer, name: str, value, like):
     """A canonical array as a host tensor in the layout of ``like`` (the torch tensor it goes into)."""
     if isinstance(layer, Residual):  # "<j>.<name>", "shortcut.<k>.<name>": that inner layer's own conversion
-        return to_torch_layout(*layer.part(name), value, like)
+        return tensor_from_canonical(*layer.part(name), value, like)
     t = torch.from_numpy(np.ascontiguousarray(value, np.float32))
     if isinstance(layer, SEQUENCE_LAYERS):
         return sequence_to_torch(layer, name, t)
@@ -305,10 +332,10 @@ def to_torch_layout(layer, name: str, value, like):
     return t.reshape(like.shape[2:] + t.shape[-2:]).permute(3, 2, 0, 1)
 
 
-def to_canonical(layer, name: str, tensor) -> np.ndarray:
+def tensor_to_canonical(layer, name: str, tensor) -> np.ndarray:
     """A torch tensor (a parameter, or optimizer state shaped like it) in the canonical layout (host copy)."""
     if isinstance(layer, Residual):
-        return to_canonical(*layer.part(name), tensor)
+        return tensor_to_canonical(*layer.part(name), tensor)
     if isinstance(layer, SEQUENCE_LAYERS):
         return _host(sequence_to_canonical(layer, name, tensor))
     if name != "kernel":
@@ -323,12 +350,12 @@ def load_weights(module, layer, weights: dict) -> None:
     """Copy one layer's canonical weights into its module (torch's layouts)."""
     tensors = module_tensors(module, layer)
     for name, value in weights.items():
-        tensors[name].copy_(to_torch_layout(layer, name, value, tensors[name]))
+        tensors[name].copy_(tensor_from_canonical(layer, name, value, tensors[name]))
 
 
 def module_weights(module, layer) -> dict:
     """One layer's weights in the canonical layouts (host copies)."""
-    return {name: to_canonical(layer, name, tensor) for name, tensor in module_tensors(module, layer).items()}
+    return {name: tensor_to_canonical(layer, name, tensor) for name, tensor in module_tensors(module, layer).items()}
 
 
 def _host(tensor) -> np.ndarray:

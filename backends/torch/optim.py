@@ -78,7 +78,9 @@ OPTIMIZERS = {"adam": AdamUpdate, "sgd": SGDUpdate}
 
 class TorchOptimizer:
     """The optimizer of ``config`` over ``params``: ``state`` (:func:`optimizer_state`)
-    and ``update(grads)``, the step, with the small parameters on one thread.
+    and ``update(grads)``, the step, with the small parameters on one thread;
+    ``slots()`` / ``load_slots(slots, step)`` read and set the state, each
+    slot a list like ``params`` (the module API, ``docs/backends/module-api.md``).
 
     The fused CPU kernels split any tensor of more than 16 floats across all
     threads; for a small tensor that fork/join costs more than the update (and
@@ -88,8 +90,23 @@ class TorchOptimizer:
     """
 
     def __init__(self, config, params: list):
+        self.params, self.names = params, slot_names(config)
         self.state = optimizer_state(config, params)
         self.update = split_update(config, params, self.state)
+
+    def slots(self) -> dict[str, list]:
+        """{slot name: its tensor for each parameter, in ``params``' order} (the tensors themselves)."""
+        return {name: [self.state[p][name] for p in self.params] for name in self.names}
+
+    def load_slots(self, slots: dict[str, list], step: int) -> None:
+        """Copy ``slots`` (torch layouts, host or device) into the state; Adam's step counts set to ``step``."""
+        with torch.no_grad():
+            for name, tensors in self.slots().items():
+                for tensor, given in zip(tensors, slots[name]):
+                    tensor.copy_(given)
+            for p in self.params:
+                if "step" in self.state[p]:  # Adam's bias correction
+                    self.state[p]["step"].fill_(step)
 
 
 def split_update(config, params: list, state: dict):

@@ -50,32 +50,37 @@ def autocast(device: torch.device, precision: str):
 
 class LossScaler:
     """fp16's dynamic loss scale on the device, GradScaler's primitives on the
-    core's schedule: ``unscale(grads)`` divides them by the scale in place and
-    returns the inf/NaN flag the fused update skips on; ``update()`` moves the
+    core's schedule (the module API's loss scaler, ``docs/backends/module-api.md``):
+    ``scale(loss)`` multiplies by the scale, ``unscale(grads)`` divides them by
+    it in place and returns them with the inf/NaN flag (a 0-d tensor, 1 on an
+    overflow) that the fused update skips on, ``update(overflow)`` moves the
     scale; ``skipped`` counts the skipped steps."""
 
-    def __init__(self, device):
+    def __init__(self, device="cpu"):
         scale, good_steps = LOSS_SCALE.start()
-        self.scale = torch.full((), scale, dtype=torch.float32, device=device)
+        self.factor = torch.full((), scale, dtype=torch.float32, device=device)
         self.good_steps = torch.zeros((), dtype=torch.int32, device=device)
         self.found_inf = torch.zeros((), dtype=torch.float32, device=device)
         self.skipped = torch.zeros((), dtype=torch.float32, device=device)
 
+    def scale(self, loss):
+        return loss * self.factor
+
     def unscale(self, grads):
         self.found_inf.zero_()
-        torch._amp_foreach_non_finite_check_and_unscale_(list(grads), self.found_inf, self.scale.reciprocal())
-        return self.found_inf
+        torch._amp_foreach_non_finite_check_and_unscale_(list(grads), self.found_inf, self.factor.reciprocal())
+        return grads, self.found_inf
 
-    def update(self) -> None:
-        self.skipped += self.found_inf
+    def update(self, overflow) -> None:
+        self.skipped += overflow
         s = LOSS_SCALE
-        torch._amp_update_scale_(self.scale, self.good_steps, self.found_inf, s.growth_factor, s.backoff_factor,
+        torch._amp_update_scale_(self.factor, self.good_steps, overflow, s.growth_factor, s.backoff_factor,
                                  s.growth_interval)
 
     def state(self) -> tuple[float, int]:
-        return float(self.scale), int(self.good_steps)
+        return float(self.factor), int(self.good_steps)
 
     def load(self, state: tuple[float, int]) -> None:
-        self.scale.fill_(state[0])
+        self.factor.fill_(state[0])
         self.good_steps.fill_(state[1])
         self.skipped.zero_()

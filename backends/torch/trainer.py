@@ -17,7 +17,7 @@ into a preallocated tensor (``buf[i] = loss``: ~7 us vs ~2 us on CPU).
 
 Training state (``state``/``load_state``): the optimizer's per-parameter slots
 go to and from the canonical layout like the parameters do
-(:func:`~dlbench_backends.torch.network.to_canonical`, ``to_torch_layout``), and
+(:func:`~dlbench_backends.torch.network.tensor_to_canonical`, ``tensor_from_canonical``), and
 Adam's per-parameter step tensors are set to the state's step count.
 
 Mixed precision (bf16, fp16): see :mod:`~dlbench_backends.torch.precision`.
@@ -40,15 +40,15 @@ import torch
 
 from dlbench.data.base import Dataset
 from dlbench.errors import InputError
-from dlbench.plugin.backend import Trainer, TrainerOptions, TrainingState, slot_names
+from dlbench.plugin.backend import Trainer, TrainerOptions, TrainingState
 from dlbench.plugin.helpers import input_dtype, loss_targets, signal_as_image
 from dlbench.network import ModelSpec, is_trained
 from dlbench.network.precision import LOSS_SCALE, is_mixed, scales_loss
 from dlbench.plugin.distributed import replica_slice
-from dlbench_backends.torch import TorchBackend, distributed, inference, network
+from dlbench_backends.torch import distributed, inference, network
 from dlbench_backends.torch.losses import LOSSES
-from dlbench_backends.torch.network import (activation, build_network, load_weights, module_tensors,
-                                            module_weights, to_canonical, to_torch_layout)
+from dlbench_backends.torch.network import (activation, build_network, from_canonical, module_tensors,
+                                            tensor_from_canonical, tensor_to_canonical, to_canonical)
 from dlbench_backends.torch.optim import build_optimizer
 from dlbench_backends.torch.precision import LossScaler, autocast
 
@@ -77,7 +77,7 @@ def apply_settings(options: TrainerOptions) -> None:
 
 class TorchTrainer(Trainer):
     def __init__(self, spec: ModelSpec, weights, options: TrainerOptions):
-        extra = TorchBackend.check_options(options.extra)
+        extra = options.extra  # filled by TorchBackend.build
         apply_settings(options)
         if options.device == "gpu" and not torch.cuda.is_available():
             raise InputError("torch sees no CUDA GPU; use device 'cpu'", field="device")
@@ -96,7 +96,8 @@ class TorchTrainer(Trainer):
         # each data-parallel replica its own (as DDP's ranks, whose global generators differ by rank)
         self.generator = torch.Generator(self.device).manual_seed(
             distributed.replica_seed(options.seed, distributed.rank()) if self.data_parallel.active else options.seed)
-        self.model, self.holders = build_network(spec, weights, self.device, self.generator)
+        self.network = build_network(spec, weights, self.device, self.generator)
+        self.model, self.holders = self.network
         self.params = list(self.model.parameters())  # the moving statistics are buffers, not parameters
         self.output = activation(spec.output_activation, alpha=spec.output_alpha)[1]
         self.loss = LOSSES[spec.loss]
@@ -149,7 +150,7 @@ class TorchTrainer(Trainer):
 
         def step(x, t):
             loss = loss_of(x, t)
-            grads = grad(loss if scaler is None else loss * scaler.scale, params)
+            grads = grad(loss if scaler is None else scaler.scale(loss), params)
             if strided:
                 grads = list(grads)
                 for i, dims in strided:
@@ -160,8 +161,9 @@ class TorchTrainer(Trainer):
                 if scaler is None:
                     update(grads)
                 else:
-                    update(grads, scaler.unscale(grads))
-                    scaler.update()
+                    grads, overflow = scaler.unscale(grads)
+                    update(grads, overflow)
+                    scaler.update(overflow)
             return loss.detach()
 
         return step
@@ -173,14 +175,15 @@ class TorchTrainer(Trainer):
 
         def step(x, t):
             loss = loss_of(x, t)
-            (loss if scaler is None else loss * scaler.scale).backward()
+            (loss if scaler is None else scaler.scale(loss)).backward()
             grads = [p.grad for p in params]
             with no_grad():
                 if scaler is None:
                     update(grads)
                 else:
-                    update(grads, scaler.unscale(grads))
-                    scaler.update()
+                    grads, overflow = scaler.unscale(grads)
+                    update(grads, overflow)
+                    scaler.update(overflow)
             for p in params:
                 p.grad = None
             return loss.detach()
@@ -188,7 +191,7 @@ class TorchTrainer(Trainer):
         return step
 
     def distributed(self) -> dict | None:
-        return None if self.ddp is None else distributed.info(self.ddp)
+        return None if self.ddp is None else distributed.info(self)
 
     def peak_device_bytes(self) -> int | None:
         """The most GPU memory torch's allocator held in tensors since this
@@ -256,26 +259,24 @@ class TorchTrainer(Trainer):
         return inference.predict(self, indices)
 
     def weights(self):
-        """One dict per spec layer, like the initial weights: a final Activation
-        layer, left out of the logit layers, has its empty one too."""
-        layers = self.spec.logit_layers()
-        return [module_weights(self.holders[i], layers[i]) if i in self.holders else {}
-                for i in range(len(self.spec.layers))]
+        return to_canonical(self.spec, self.network)
 
     def _trained(self):
-        """(layer, canonical name, its optimizer state) for every trained parameter."""
+        """(layer, canonical name, position in ``self.params``) of every trained parameter."""
         layers = self.spec.logit_layers()
+        position = {id(p): k for k, p in enumerate(self.params)}
         for i, module in self.holders.items():
             for name, tensor in module_tensors(module, layers[i]).items():
                 if is_trained(name):
-                    yield i, name, self.optimizer.state[tensor]
+                    yield i, name, position[id(tensor)]
 
     def state(self) -> TrainingState:
         layers = self.spec.logit_layers()
-        names = slot_names(self.spec.optimizer)
+        optimizer_slots = self.optimizer.slots()
         slots = [{} for _ in self.spec.layers]
-        for i, name, tensors in self._trained():
-            slots[i][name] = {slot: to_canonical(layers[i], name, tensors[slot]) for slot in names}
+        for i, name, k in self._trained():
+            slots[i][name] = {slot: tensor_to_canonical(layers[i], name, tensors[k])
+                              for slot, tensors in optimizer_slots.items()}
         if self.scaler is None:
             return TrainingState(self.weights(), slots, self.steps_taken)
         skipped = int(self.scaler.skipped)  # steps the loss scale skipped are not optimizer steps
@@ -283,16 +284,12 @@ class TorchTrainer(Trainer):
 
     def load_state(self, state: TrainingState) -> None:
         layers = self.spec.logit_layers()
-        with torch.no_grad():
-            for i, module in self.holders.items():
-                load_weights(module, layers[i], state.weights[i])
-            for i, name, tensors in self._trained():
-                for slot, t in tensors.items():
-                    if slot == "step":  # Adam's bias correction
-                        t.fill_(state.step)
-                    else:
-                        t.copy_(to_torch_layout(layers[i], name, state.slots[i][name][slot], t))
-            if self.scaler is not None:
-                self.scaler.load(state.loss_scale or LOSS_SCALE.start())
+        from_canonical(self.spec, self.network, state.weights)
+        slots = {slot: list(tensors) for slot, tensors in self.optimizer.slots().items()}
+        for i, name, k in self._trained():
+            for slot, tensors in slots.items():
+                tensors[k] = tensor_from_canonical(layers[i], name, state.slots[i][name][slot], tensors[k])
+        self.optimizer.load_slots(slots, state.step)
+        if self.scaler is not None:
+            self.scaler.load(state.loss_scale or LOSS_SCALE.start())
         self.steps_taken = state.step
-

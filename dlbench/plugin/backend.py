@@ -173,7 +173,40 @@ class Trainer(ABC):
 
 class Backend(ABC):
     """A framework the runner can train on. Subclass and register it with the
-    ``dlbench_register_backends`` hook."""
+    ``dlbench_register_backends`` hook.
+
+    What a backend can do comes in capability tiers; each is a few members
+    beyond the one before, and a backend without one gets a row that says so
+    (never a crash, never a silent substitute):
+
+    * **core**: :attr:`name`, :meth:`availability` (from :attr:`module`,
+      :attr:`distributions`, :attr:`pip_install`), :meth:`build` and the
+      trainer's ``place_data``, ``train``, ``evaluate``, ``weights``: the
+      backend trains and is judged on its free run against the NumPy reference;
+      :attr:`option_defaults` (with :attr:`option_choices`,
+      :attr:`option_minimums`) declare its ``--backend-option`` settings,
+      :meth:`thread_environment` / :meth:`configure_threads` fix its threads.
+    * **certificate**: the trainer's ``state`` / ``load_state``
+      (:class:`TrainingState`): the parity certificate re-synchronises it with
+      the reference segment by segment.
+    * **inference**: ``"inference"`` in :attr:`modes` and the trainer's
+      ``predict``: ``--mode inference|both``.
+    * **mixed precision**: :attr:`precisions` beyond fp32/tf32 (and
+      :meth:`precision_unavailable`): bf16/fp16 runs, fp16's loss scale in the
+      training state.
+    * **data parallel**: :attr:`data_parallel_engine` and, as the engine needs,
+      :meth:`worker_environment`, :meth:`configure_data_parallel`,
+      :meth:`data_parallel_unavailable`, :meth:`launch_command`,
+      :meth:`process_rank`, and the trainer's ``distributed``:
+      ``--data-parallel N``, on one host or several.
+    * **peak**: :meth:`matmul` (and :meth:`gpu_name`), the trainer's
+      ``peak_device_bytes``: ``dlbench peak``, "% of peak" and peak memory.
+    * **model reader**: :meth:`reads_model` / :meth:`import_model`:
+      ``dlbench.from_keras``, ``dlbench.from_torch``, ``benchmark(model)``.
+
+    The built-in backends (``backends/<name>/``) also share one inner module
+    API, checked by ``tests/backends/test_module_api.py``: see the "Backend
+    module API" page of the documentation."""
 
     name: ClassVar[str]
     #: import name of the framework ("torch"); None for no framework.
@@ -329,7 +362,9 @@ class Backend(ABC):
 
     @abstractmethod
     def build(self, spec: ModelSpec, weights: Weights, options: TrainerOptions) -> Trainer:
-        """A trainer holding a copy of ``weights``, placed on ``options.device``."""
+        """A trainer holding a copy of ``weights``, placed on ``options.device``.
+        The built-in backends give their trainer ``options.extra`` filled in by
+        :meth:`check_options`, so that a trainer never re-checks it."""
 
     def reads_model(self, model) -> bool:
         """Whether ``model`` is one of this framework's models, for

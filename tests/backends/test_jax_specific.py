@@ -144,7 +144,7 @@ def apply_rule(optimizer, params, grads, state=None):
     params = jax.device_put(params)
     state = jax.device_put(rule.init(params) if state is None else state)
     for g in grads:
-        params, state = rule.update(params, jax.device_put(g), state)
+        params, state = rule.update(jax.device_put(g), params, state)
     return np.asarray(params[0]["kernel"], np.float64)
 
 

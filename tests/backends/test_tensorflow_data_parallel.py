@@ -99,7 +99,7 @@ def moving_statistics(trainer) -> list:
 
 
 def put_copies(results: dict, key: str, trainer) -> None:
-    slots = [v for variables in trainer.optimizer.slots.values() for v in variables]
+    slots = [v for variables in trainer.optimizer.slots().values() for v in variables]
     results[f"{key}/identical/trained"] = copies_identical(trainer.variables)
     results[f"{key}/identical/optimizer"] = copies_identical(slots + [trainer.optimizer.t])
     results[f"{key}/identical/moving"] = copies_identical(moving_statistics(trainer))
@@ -189,12 +189,12 @@ def states_equal(a, b) -> bool:
 
 
 def refusals(results: dict, backend) -> None:
-    from dlbench_backends.tensorflow import trainer as module
+    from dlbench_backends.tensorflow import distributed
 
     backend.configure_data_parallel(DataParallel(REPLICAS), 1)  # the devices it made already: nothing to do
     results["refused/more-devices"] = error_of(
         lambda: backend.configure_data_parallel(DataParallel(REPLICAS + 1), 1))
-    results["refused/gpus"] = error_of(lambda: module.replica_devices("gpu", REPLICAS))
+    results["refused/gpus"] = error_of(lambda: distributed.replica_devices("gpu", REPLICAS))
 
 
 def error_of(call) -> str:
