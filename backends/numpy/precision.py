@@ -78,6 +78,15 @@ class Arithmetic:
         self.round_results = rounding == "results"
         self.round_outputs = rounding in ("results", "outputs")
         self.reverse, self.blocks = reverse, blocks
+        if self.is_plain:
+            # NumPy's own operations, bound once: none of the checks below on every call
+            # (a batch-1 step of a small MLP is ~35 us; the checks and np.sum's wrapper took ~4 of them)
+            self.matmul, self.sum, self.bias_grad = np.matmul, _sum, _batch_sum
+
+    @property
+    def is_plain(self) -> bool:
+        """Operands as they are, sums in NumPy's own order: the reference at fp32 (and float64)."""
+        return self.operands is None and not self.tf32 and not self.reverse and not self.blocks
 
     def round(self, x: np.ndarray) -> np.ndarray:
         """``x`` rounded to the operand dtype (to nearest even; TF32 as tensor cores round), in ``x``'s own dtype."""
@@ -123,6 +132,16 @@ class Arithmetic:
         the same backward kernel, in bf16/fp16."""
         g = self.sum(dz, 0)
         return self.round(g) if self.round_outputs else g
+
+
+def _sum(a: np.ndarray, axis, keepdims: bool = False) -> np.ndarray:
+    """np.sum over ``axis``, the plain arithmetic's: np.add.reduce, what np.sum calls after its Python wrappers."""
+    return np.add.reduce(a, axis, keepdims=keepdims)
+
+
+def _batch_sum(dz: np.ndarray) -> np.ndarray:
+    """dE/db = sum over the batch of dE/dz, the plain arithmetic's :meth:`Arithmetic.bias_grad`."""
+    return np.add.reduce(dz, 0)
 
 
 def _blocks(n: int, blocks: int) -> list[slice]:

@@ -52,13 +52,14 @@ class NumpyTrainer(Trainer):
 
     def train(self, indices: np.ndarray) -> np.ndarray:
         losses = np.empty(len(indices))
-        net, update = self.net, self.optimizer.update
-        for i, rows in enumerate(indices):
-            if self.scaler is None:
-                losses[i] = net.loss_and_gradients(self.x_train[rows], self.t_train[rows])
+        net, update, x_train, t_train = self.net, self.optimizer.update, self.x_train, self.t_train
+        if self.scaler is None:
+            for i, rows in enumerate(indices):
+                losses[i] = net.loss_and_gradients(x_train[rows], t_train[rows])
                 update()
-            else:
-                losses[i] = self.scaler.step(net, update, self.x_train[rows], self.t_train[rows])
+        else:
+            for i, rows in enumerate(indices):
+                losses[i] = self.scaler.step(net, update, x_train[rows], t_train[rows])
         return losses
 
     def evaluate(self) -> tuple[float, float]:
