@@ -78,15 +78,9 @@ class Arithmetic:
         self.round_results = rounding == "results"
         self.round_outputs = rounding in ("results", "outputs")
         self.reverse, self.blocks = reverse, blocks
-        if self.is_plain:
-            # NumPy's own operations, bound once: none of the checks below on every call
-            # (a batch-1 step of a small MLP is ~35 us; the checks and np.sum's wrapper took ~4 of them)
-            self.matmul, self.sum, self.bias_grad = np.matmul, _sum, _batch_sum
-
-    @property
-    def is_plain(self) -> bool:
-        """Operands as they are, sums in NumPy's own order: the reference at fp32 (and float64)."""
-        return self.operands is None and not self.tf32 and not self.reverse and not self.blocks
+        #: operands as they are, sums in NumPy's own order (the reference at fp32, and float64):
+        #: matmul and sum call NumPy at once, without the checks the others need (a batch-1 step is ~35 us)
+        self.is_plain = self.operands is None and not self.tf32 and not reverse and not blocks
 
     def round(self, x: np.ndarray) -> np.ndarray:
         """``x`` rounded to the operand dtype (to nearest even; TF32 as tensor cores round), in ``x``'s own dtype."""
@@ -101,6 +95,8 @@ class Arithmetic:
 
     def matmul(self, a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         """a @ b (batched over leading axes), into ``out`` when given."""
+        if self.is_plain:
+            return np.matmul(a, b, out=out)
         a, b = self.round(a), self.round(b)
         if self.reverse:
             a, b = a[..., ::-1], b[..., ::-1, :]
@@ -118,6 +114,8 @@ class Arithmetic:
 
     def sum(self, a: np.ndarray, axis, keepdims: bool = False) -> np.ndarray:
         """np.sum over ``axis`` (one axis or several), in the opposite order with ``reverse``."""
+        if self.is_plain:  # np.sum's own reduction, without its Python wrappers
+            return np.add.reduce(a, axis, keepdims=keepdims)
         if self.reverse:
             axes = (axis,) if isinstance(axis, int) else axis
             a = a[tuple(slice(None, None, -1) if i in axes or i - a.ndim in axes else slice(None)
@@ -132,16 +130,6 @@ class Arithmetic:
         the same backward kernel, in bf16/fp16."""
         g = self.sum(dz, 0)
         return self.round(g) if self.round_outputs else g
-
-
-def _sum(a: np.ndarray, axis, keepdims: bool = False) -> np.ndarray:
-    """np.sum over ``axis``, the plain arithmetic's: np.add.reduce, what np.sum calls after its Python wrappers."""
-    return np.add.reduce(a, axis, keepdims=keepdims)
-
-
-def _batch_sum(dz: np.ndarray) -> np.ndarray:
-    """dE/db = sum over the batch of dE/dz, the plain arithmetic's :meth:`Arithmetic.bias_grad`."""
-    return np.add.reduce(dz, 0)
 
 
 def _blocks(n: int, blocks: int) -> list[slice]:
