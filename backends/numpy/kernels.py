@@ -45,7 +45,9 @@ class DenseLayer:
         return z
 
     def backward(self, dz: np.ndarray) -> np.ndarray | None:
-        x, dz2 = self.x.reshape(-1, self.x.shape[-1]), dz.reshape(-1, dz.shape[-1])
+        x, dz2 = self.x, dz
+        if dz.ndim > 2:  # a sequence: (batch*time, units)
+            x, dz2 = x.reshape(-1, x.shape[-1]), dz.reshape(-1, dz.shape[-1])
         self.arith.matmul(x.T, dz2, out=self.grads["kernel"])
         if "bias" in self.grads:
             self.grads["bias"][...] = self.arith.bias_grad(dz2)

@@ -109,9 +109,11 @@ class Network:
     def logits(self, x: np.ndarray, training: bool = True) -> np.ndarray:
         if isinstance(self.layers[0], ActivationLayer):
             x = x.copy()  # activations work in place; never on the caller's data
-        store = self.arith.store
+        store, rounds = self.arith.store, self.arith.round_outputs  # not rounding, store(x) is x: not called
         for layer in self.layers:
-            x = store(layer.forward(x, training))
+            x = layer.forward(x, training)
+            if rounds:
+                x = store(x)
         return x
 
     def loss_and_gradients(self, x: np.ndarray, targets: np.ndarray, loss_scale: float = 1.0) -> float:
@@ -120,9 +122,11 @@ class Network:
         loss, dz = self.loss(self.logits(x), targets, self.output)
         if loss_scale != 1.0:
             dz = dz * np.asarray(loss_scale, dz.dtype)
-        store = self.arith.store
+        store, rounds = self.arith.store, self.arith.round_outputs
         for layer in reversed(self.layers):
-            dz = layer.backward(store(dz))
+            if rounds:
+                dz = store(dz)
+            dz = layer.backward(dz)
             if dz is None:
                 break
         return loss

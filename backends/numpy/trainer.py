@@ -53,12 +53,14 @@ class NumpyTrainer(Trainer):
     def train(self, indices: np.ndarray) -> np.ndarray:
         losses = np.empty(len(indices))
         net, update, grad = self.net, self.optimizer.update, self.net.grad
-        for i, rows in enumerate(indices):
-            if self.scaler is None:
-                losses[i] = net.loss_and_gradients(self.x_train[rows], self.t_train[rows])
+        x_train, t_train = self.x_train, self.t_train
+        if self.scaler is None:  # the plain or the loss-scaled step picked once per window, not per step
+            for i, rows in enumerate(indices):
+                losses[i] = net.loss_and_gradients(x_train[rows], t_train[rows])
                 update(grad)
-            else:
-                losses[i] = self._scaled_step(self.x_train[rows], self.t_train[rows])
+        else:
+            for i, rows in enumerate(indices):
+                losses[i] = self._scaled_step(x_train[rows], t_train[rows])
         return losses
 
     def _scaled_step(self, x: np.ndarray, targets: np.ndarray) -> float:

@@ -1,4 +1,4 @@
-"""A plain JAX training loop, as someone would write it by hand, for the two
+"""A plain JAX training loop, as someone would write it by hand, for the
 overhead-benchmark networks: optax optimizer and loss, a jitted train step
 with donated state, the training set on the device, batches gathered by index.
 
@@ -8,6 +8,7 @@ as a host array (reading them waits for the device); parameters and data on
 JAX's first ``device`` ("cpu" or "gpu"), where the jitted steps follow them.
 * ``mlp``: 64-256-256-10 ReLU MLP, softmax cross-entropy, SGD lr 0.1 (digits-mlp);
 * ``xor``: 2-10-1 ReLU net, sigmoid binary cross-entropy, Adam (xor-mlp);
+* ``tiny``: 64-10-10 ReLU MLP, softmax cross-entropy, SGD lr 0.1, at batch 1;
 * ``cnn``: digits-cnn on (8, 8, 1) images: conv 3x3 "same" 16 ReLU, max-pool 2,
   conv 3x3 "same" 32 ReLU, max-pool 2, flatten, dense 10; softmax
   cross-entropy, Adam lr 0.003 (eps 1e-7). ``lax.conv_general_dilated`` in
@@ -38,7 +39,7 @@ def make_loop(kind, weights, x_train, y_train, scan=False, device="cpu"):
         y, optimizer = put(y_train, jnp.int32), optax.adam(0.003, eps=1e-7)
         loss = optax.softmax_cross_entropy_with_integer_labels
         return _loop(params, optimizer, loss, x, y, scan, _cnn_forward)
-    if kind == "mlp":
+    if kind in ("mlp", "tiny"):
         y, optimizer = put(y_train, jnp.int32), optax.sgd(0.1)
         loss = optax.softmax_cross_entropy_with_integer_labels
     else:

@@ -1,6 +1,6 @@
 """Plain hand-written predict loops, one per framework, as a user would write
 them to serve the overhead benchmark's networks (``overhead.NETWORKS``: the
-64-256-256-10 ReLU MLP and the 2-10-1 XOR net): the test set already on the
+64-256-256-10 and 64-10-10 ReLU MLPs and the 2-10-1 XOR net): the test set already on the
 device, the batch gathered by index, the logits read back to the host.
 ``dlbench``'s ``Trainer.predict`` must be as fast (``overhead_inference.py``).
 

@@ -1,5 +1,5 @@
 """A plain TensorFlow/Keras training loop, as a competent user would write it
-by hand, for the two overhead-benchmark networks: a Keras model, a Keras
+by hand, for the overhead-benchmark networks: a Keras model, a Keras
 optimizer and loss, one ``@tf.function`` train step called from a Python
 loop, data on the device and batches gathered by index. The harness's
 TensorFlow backend must be at least as fast.
@@ -7,7 +7,8 @@ TensorFlow backend must be at least as fast.
 ``make_loop(kind, weights, x_train, y_train)`` returns ``train(indices) -> losses``:
 one optimizer step per row of ``indices``, losses as a host array.
 * ``mlp``: 64-256-256-10 ReLU MLP, softmax cross-entropy, SGD lr 0.1 (digits-mlp);
-* ``xor``: 2-10-1 ReLU net, sigmoid binary cross-entropy, Adam (xor-mlp).
+* ``xor``: 2-10-1 ReLU net, sigmoid binary cross-entropy, Adam (xor-mlp);
+* ``tiny``: 64-10-10 ReLU MLP, softmax cross-entropy, SGD lr 0.1, at batch 1.
 """
 
 import os
@@ -20,9 +21,9 @@ import tensorflow as tf  # noqa: E402
 
 
 def make_loop(kind, weights, x_train, y_train):
-    if kind == "mlp":
-        layers = [keras.layers.Dense(256, activation="relu"), keras.layers.Dense(256, activation="relu"),
-                  keras.layers.Dense(10)]
+    if kind in ("mlp", "tiny"):
+        hidden = [layer["kernel"].shape[1] for layer in weights[:-1]]
+        layers = [*(keras.layers.Dense(units, activation="relu") for units in hidden), keras.layers.Dense(10)]
         optimizer = keras.optimizers.SGD(learning_rate=0.1)
         loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
         targets = y_train.astype(np.int64)

@@ -1,4 +1,4 @@
-"""A plain PyTorch training loop, as someone would write it by hand, for the two
+"""A plain PyTorch training loop, as someone would write it by hand, for the
 overhead-benchmark networks. The harness's torch backend must be at least as fast.
 
 ``make_loop(kind, weights, x_train, y_train, device="cpu")`` returns
@@ -6,6 +6,7 @@ overhead-benchmark networks. The harness's torch backend must be at least as fas
 losses as a host array (reading them waits for the GPU; device "gpu": CUDA).
 * ``mlp``: 64-256-256-10 ReLU MLP, softmax cross-entropy, SGD lr 0.1 (digits-mlp);
 * ``xor``: 2-10-1 ReLU net, sigmoid binary cross-entropy, Adam (xor-mlp);
+* ``tiny``: 64-10-10 ReLU MLP, softmax cross-entropy, SGD lr 0.1, at batch 1;
 * ``cnn``: digits-cnn, conv3x3(16, same)-relu-maxpool2-conv3x3(32, same)-relu-maxpool2-dense(10),
   Adam lr 0.003, on (N, 8, 8, 1) images, converted once to NCHW as a user would.
 
@@ -35,7 +36,7 @@ def make_loop(kind, weights, x_train, y_train, device="cpu"):
             layers.append(nn.ReLU())
     model = nn.Sequential(*layers).to(device)
     x = torch.tensor(x_train, dtype=torch.float32, device=device)
-    if kind == "mlp":
+    if kind in ("mlp", "tiny"):
         y = torch.tensor(y_train, dtype=torch.int64, device=device)
         optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
         loss_fn = F.cross_entropy

@@ -15,6 +15,12 @@ stream around the call; JAX, which has no event API, by the wall clock around
 a call whose losses are host values (the device has finished). A harness whose
 clock stopped before the device finished would show a wall-clock rate above its
 event-timed one. ``--json`` prints one JSON object per (backend, network).
+
+On a busy machine, ``--timer cpu`` times both by this thread's CPU time
+(``time.thread_time``), which leaves out the time other processes held the
+core; it counts this thread only, so run it with one BLAS thread
+(``OPENBLAS_NUM_THREADS=1``) and for the NumPy backend (the frameworks run
+their own thread pools).
 """
 
 from __future__ import annotations
@@ -44,6 +50,9 @@ NETWORKS = {
             .compile("categorical_crossentropy", SGD(0.1)), 128, 20, 64, 10),
     "xor": (Sequential([Dense(10, "relu", input_shape=(2,)), Dense(1, "sigmoid")])
             .compile("binary_crossentropy", "adam"), 1, 200, 2, 2),
+    # the seed's batch size: a step is ~35 us of NumPy calls, so every call the harness adds shows
+    "tiny": (Sequential([Dense(10, "relu", input_shape=(64,)), Dense(10, "softmax")])
+             .compile("categorical_crossentropy", SGD(0.1)), 1, 200, 64, 10),
 }
 
 
@@ -75,6 +84,15 @@ def wall_seconds(fn, window) -> float:
     return time.perf_counter() - start
 
 
+def thread_cpu_seconds(fn, window) -> float:
+    """CPU seconds of this thread around ``fn(window)``: on a busy machine what the
+    steps cost without the time other processes held the core (one BLAS thread only:
+    other threads' work is not counted)."""
+    start = time.thread_time()
+    fn(window)
+    return time.thread_time() - start
+
+
 def cuda_event_seconds(fn, window) -> float:
     """Seconds between CUDA events recorded on torch's current stream before and after ``fn(window)``."""
     import torch
@@ -89,19 +107,24 @@ def cuda_event_seconds(fn, window) -> float:
 
 def device_timer(backend_name: str, device: str, timer: str):
     """(timer name, seconds(fn, window)): CUDA events for torch on a GPU when
-    asked; else the wall clock around a call that returns host values."""
+    asked; this thread's CPU time when asked (``cpu``); else the wall clock
+    around a call that returns host values."""
     if timer == "events" and device == "gpu" and backend_name == "torch":
         return "cuda-events", cuda_event_seconds
+    if timer == "cpu":
+        return "thread-cpu", thread_cpu_seconds
     return "wall", wall_seconds
 
 
 def measure(backend_name: str, kind: str, rounds: int, device: str = "cpu", timer: str = "wall",
             scan: bool = False) -> dict:
-    """Median samples/s of the harness (wall clock, as the runner times it; and
-    by the device timer) and of the hand-written loop (device timer), over the same windows."""
+    """Median samples/s of the harness (wall clock, as the runner times it, or
+    this thread's CPU time with ``timer="cpu"``; and by the device timer) and of
+    the hand-written loop (device timer), over the same windows."""
     harness, handwritten, windows = setup(backend_name, kind, device=device, scan=scan)
     timer_name, device_seconds = device_timer(backend_name, device, timer)
-    timings = {"harness": (harness, wall_seconds), "harness_timed_by_device": (harness, device_seconds),
+    harness_seconds = thread_cpu_seconds if timer == "cpu" else wall_seconds
+    timings = {"harness": (harness, harness_seconds), "harness_timed_by_device": (harness, device_seconds),
                "handwritten": (handwritten, device_seconds)}
     rates = {name: [] for name in timings}
     for r in range(rounds):
@@ -117,11 +140,12 @@ def measure(backend_name: str, kind: str, rounds: int, device: str = "cpu", time
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--backend", default="numpy")
-    parser.add_argument("--network", default="mlp,xor")
+    parser.add_argument("--network", default="mlp,xor,tiny")
     parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--device", choices=("cpu", "gpu"), default="cpu")
-    parser.add_argument("--timer", choices=("wall", "events"), default="wall",
-                        help="events: the hand-written loop timed by CUDA events (torch on a GPU)")
+    parser.add_argument("--timer", choices=("wall", "events", "cpu"), default="wall",
+                        help="events: the hand-written loop timed by CUDA events (torch on a GPU); cpu: both "
+                             "timed by this thread's CPU time (a busy machine, OPENBLAS_NUM_THREADS=1, NumPy)")
     parser.add_argument("--scan", action="store_true", help="JAX's hand-written loop: a window in one lax.scan")
     parser.add_argument("--json", action="store_true", help="one JSON object per line")
     args = parser.parse_args()
