@@ -230,6 +230,16 @@ def _step_flops(spec, batch_size: int) -> int | None:
         return None
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """The kit's marker, and its backends checked before anything is collected
+    (a name no plugin registers is a usage error, exit status 4)."""
+    config.addinivalue_line("markers", "slow: trains real scenarios or spawns framework processes")
+    if config.getoption("dlbench_backend", default=None):
+        from dlbench.plugin.testing.fixtures import selected_backends
+
+        selected_backends(config)
+
+
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.getgroup("dlbench").addoption(
         "--dlbench-backend", action="append", dest="dlbench_backend", metavar="NAME",
