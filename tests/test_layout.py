@@ -79,9 +79,10 @@ def test_core_is_grouped_into_subpackages_per_concern():
 
 #: the pipeline, bottom up: a module imports only from its own layer or the layers below it
 #: (a network spec knows no data, a backend's contract knows no runner, a runner knows no report)
-#: (plugin.testing, the contract suite shipped for plugin authors, runs whole pipelines: it comes last)
+#: (plugin.testing, the contract suite shipped for plugin authors, runs whole pipelines: it comes after them,
+#: before the pytest plugin that gives it its option)
 LAYERS = ["errors", "network", "data", "scenario", "plugin", "results", "scale", "measure", "parity", "run",
-          "report", "cli", "api", "__init__", "pytest_plugin", "plugin.testing"]
+          "report", "cli", "api", "__init__", "plugin.testing", "pytest_plugin"]
 
 
 def layer_of(module: str) -> int:
