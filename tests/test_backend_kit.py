@@ -83,3 +83,23 @@ def test_a_backend_no_plugin_registers_is_a_usage_error(tmp_path):
     assert result.returncode == 4 and not outcomes
     assert "--dlbench-backend: no backend named 'nosuch' is registered; registered: numpy" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+class Options:
+    """A pytest config holding only ``--dlbench-backend``'s values."""
+
+    def __init__(self, *values: str):
+        self.values = list(values)
+
+    def getoption(self, dest: str, default=None):
+        return self.values if dest == "dlbench_backend" else default
+
+
+def test_backends_are_picked_by_repeated_or_comma_listed_names_in_their_order():
+    from dlbench.plugin.manager import get_plugins
+    from dlbench.plugin.testing.fixtures import selected_backends
+
+    assert selected_backends(Options("torch, numpy", "torch", "jax")) == ["torch", "numpy", "jax"]
+    assert selected_backends(Options()) == list(get_plugins().backends)
+    with pytest.raises(pytest.UsageError, match="no backend named 'nosuch' is registered; registered: numpy"):
+        selected_backends(Options("numpy,nosuch"))
