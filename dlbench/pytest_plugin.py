@@ -40,6 +40,10 @@ The plugin also adds the framework versions, BLAS and CPU to
 pytest-benchmark's ``machine_info`` (under ``"dlbench"``), so saved benchmark
 files say what they were measured with.
 
+It also gives the backend kit its option, ``--dlbench-backend NAME``
+(repeatable, or a comma list): the backends ``pytest --pyargs
+dlbench.plugin.testing`` checks (:mod:`dlbench.plugin.testing`).
+
 Nothing heavy is imported when pytest loads this module.
 """
 
@@ -224,6 +228,23 @@ def _step_flops(spec, batch_size: int) -> int | None:
         return training_step_flops(spec, batch_size)
     except (KeyError, NotImplementedError, TypeError, ValueError, AttributeError):
         return None
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """The kit's marker, and its backends checked before anything is collected
+    (a name no plugin registers is a usage error, exit status 4)."""
+    config.addinivalue_line("markers", "slow: trains real scenarios or spawns framework processes")
+    if config.getoption("dlbench_backend", default=None):
+        from dlbench.plugin.testing.fixtures import selected_backends
+
+        selected_backends(config)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.getgroup("dlbench").addoption(
+        "--dlbench-backend", action="append", dest="dlbench_backend", metavar="NAME",
+        help="the backend(s) the contract suite checks (pytest --pyargs dlbench.plugin.testing); repeatable or a "
+             "comma list; default: every registered backend")
 
 
 @pytest.fixture

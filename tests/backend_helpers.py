@@ -1,31 +1,7 @@
-"""Shared test helpers: a backend or an honest skip, and a small seeded data
-set. (Comparing a backend with the NumPy reference is tests/backends/like_numpy.py.)"""
+"""The backend kit's helpers (:mod:`dlbench.plugin.testing.helpers`) under the
+name the repository's tests import them by: a backend or an honest skip, and a
+small seeded data set."""
 
-from __future__ import annotations
+from dlbench.plugin.testing.helpers import require_backend, toy_data
 
-import numpy as np
-import pytest
-
-from dlbench.data.base import Dataset
-from dlbench.plugin.manager import get_plugins
-
-
-def require_backend(name: str):
-    """The backend, or a skip when its framework is not installed. A backend
-    whose module failed to load is a failure, never a skip: a NameError in a
-    built-in must not turn its tests into skips."""
-    plugins = get_plugins()
-    if name in plugins.load_errors:
-        pytest.fail(f"backend {name} failed to load: {plugins.load_errors[name]}")
-    backend = plugins.backends.get(name)
-    if backend is None or not backend.availability().available:
-        pytest.skip(f"backend {name} is not available")
-    return backend
-
-
-def toy_data(input_shape=(5,), n_classes=3, n_train=40, n_test=16, seed=0) -> Dataset:
-    rng = np.random.default_rng(seed)
-    x = rng.standard_normal((n_train + n_test, *input_shape)).astype(np.float32)
-    y = rng.integers(0, n_classes, n_train + n_test)
-    return Dataset(x[:n_train], y[:n_train], x[n_train:], y[n_train:], n_classes)
-
+__all__ = ["require_backend", "toy_data"]

@@ -42,7 +42,7 @@ LAYERS = "tests/backends/test_mixed_precision_layers.py"
 #: module -> (the functions computing published figures ("": all of it), the pytest arguments: the fast
 #: tests that were there before, then the new ones, and the new test files, space-separated)
 MODULES = {
-    "backends/numpy/precision.py": ("", f"tests/backends/test_mixed_precision_contract.py {LAYERS} -k "
+    "backends/numpy/precision.py": ("", f"tests/backends/test_kit_mixed_precision_contract.py {LAYERS} -k "
                                         "'numpy or mixed_precision_layers'", LAYERS),
     "dlbench/measure/timing.py": ("TrainingMeasurement,summarize",
                               f"tests/test_measurement.py tests/test_data_parallel.py {FIGURES} -m 'not slow'", FIGURES),

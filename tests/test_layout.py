@@ -79,12 +79,16 @@ def test_core_is_grouped_into_subpackages_per_concern():
 
 #: the pipeline, bottom up: a module imports only from its own layer or the layers below it
 #: (a network spec knows no data, a backend's contract knows no runner, a runner knows no report)
+#: (plugin.testing, the contract suite shipped for plugin authors, runs whole pipelines: it comes after them,
+#: before the pytest plugin that gives it its option)
 LAYERS = ["errors", "network", "data", "scenario", "plugin", "results", "scale", "measure", "parity", "run",
-          "report", "cli", "api", "__init__", "pytest_plugin"]
+          "report", "cli", "api", "__init__", "plugin.testing", "pytest_plugin"]
 
 
 def layer_of(module: str) -> int:
     parts = module.split(".")
+    if parts[1:3] == ["plugin", "testing"]:
+        return LAYERS.index("plugin.testing")
     return LAYERS.index(parts[1] if len(parts) > 1 else "__init__")
 
 

@@ -1,6 +1,6 @@
 """Mixed precision in the core and the NumPy reference: the loss-scale schedule,
 the reference's rounding, precisions in settings, sweeps and rows, and the
-certificate at bf16/fp16 (``tests/backends/test_mixed_precision_contract.py``
+certificate at bf16/fp16 (``dlbench/plugin/testing/test_mixed_precision_contract.py``
 holds what every backend must do)."""
 
 from pathlib import Path

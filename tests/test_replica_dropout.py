@@ -30,7 +30,7 @@ pytestmark = pytest.mark.slow
 
 def setup():
     from backend_helpers import toy_data
-    from networks import DROPOUT_CASES
+    from dlbench.plugin.testing.networks import DROPOUT_CASES
 
     from dlbench.plugin.backend import TrainerOptions
     from dlbench.plugin.distributed import DataParallel
@@ -49,7 +49,7 @@ def jax_replicas() -> dict:
     import jax
     import jax.numpy as jnp
     from jax.sharding import PartitionSpec as P
-    from like_numpy import trained
+    from dlbench.plugin.testing.like_numpy import trained
 
     from dlbench_backends.jax.network import build_forward
     from dlbench_backends.jax.trainer import REPLICA_AXIS
@@ -69,7 +69,7 @@ def jax_replicas() -> dict:
 
 def tensorflow_replicas() -> dict:
     import tensorflow as tf
-    from like_numpy import trained
+    from dlbench.plugin.testing.like_numpy import trained
 
     from dlbench.plugin.manager import get_plugins
 
@@ -88,7 +88,7 @@ def torch_replica() -> dict | None:
     """One replica's part (run under the torch backend's launcher); rank 0 returns both replicas'."""
     import torch
     import torch.distributed as dist
-    from like_numpy import trained
+    from dlbench.plugin.testing.like_numpy import trained
 
     spec, data, options = setup()
     trainer, _ = trained("torch", spec, data, options, BATCH, STEPS)

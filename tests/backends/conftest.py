@@ -1,31 +1,20 @@
-"""The backend contract suite runs every test under every registered backend
-(as Keras 3's ops tests run under each backend): ``backend`` is each of them,
-``compared_backend`` each but the NumPy reference, for the tests that compare
-a backend with it. A backend whose framework is missing is skipped; one whose
-plugin failed to load fails (see ``backend_helpers.require_backend``)."""
+"""The repository's run of the backend contract suite: the shipped kit's
+tests (:mod:`dlbench.plugin.testing`, collected here through the
+``test_kit_*.py`` modules, once each) and the framework-specific tests of this
+folder run under every registered backend, or those ``--dlbench-backend``
+names. Unlike a plugin author's kit run, nothing a built-in does not
+implement is skipped: a NotImplementedError fails. A backend whose framework
+is missing is skipped; one whose plugin failed to load fails."""
 
 import importlib.util
 
 import pytest
 
-from backend_helpers import require_backend
 from dlbench.plugin.backend import TrainerOptions
-from dlbench.plugin.manager import get_plugins
-from dlbench.parity.verdict import REFERENCE_BACKEND
+from dlbench.plugin.testing.fixtures import backend, compared_backend, pytest_generate_tests  # noqa: F401
+from dlbench.plugin.testing.networks import BUILD_CASES
 from dlbench.network.init import initial_weights
-from networks import BUILD_CASES
-
-BACKENDS = list(get_plugins().backends)
-
-
-@pytest.fixture(params=BACKENDS)
-def backend(request):
-    return require_backend(request.param)
-
-
-@pytest.fixture(params=[name for name in BACKENDS if name != REFERENCE_BACKEND])
-def compared_backend(request):
-    return require_backend(request.param)
+from dlbench.errors import InputError
 
 
 @pytest.fixture
@@ -40,6 +29,19 @@ def restore_process_settings(compared_backend):
         from tensorflow.python.framework import config  # the only way back; the public API has none
 
         config.disable_op_determinism()
+
+
+@pytest.fixture
+def also_imported() -> dict[str, tuple[str, ...]]:
+    """What importing each built-in's framework brings in besides ``Backend.module``."""
+    return {"tensorflow": ("keras",)}
+
+
+@pytest.fixture
+def gpu_refusals() -> dict[str, tuple]:
+    """How each built-in refuses a GPU it does not have."""
+    return {"torch": (InputError, "no CUDA GPU"), "tensorflow": (RuntimeError, "no GPU"),
+            "jax": (RuntimeError, "no gpu device")}
 
 
 @pytest.fixture(autouse=True, scope="module")

@@ -25,8 +25,8 @@ from dlbench.network import (SGD, Adam, BatchNormalization, Conv1D, Conv2D, Dens
                           MaxPool2D, ModelSpec, Sequential)
 from dlbench.network.init import initial_weights
 from dlbench.network.layers import conv_output_length
-from like_numpy import assert_trains_like_numpy
-from networks import BUILD_CASES, CONV_CASES, DROPOUT_CASES
+from dlbench.plugin.testing.like_numpy import assert_trains_like_numpy
+from dlbench.plugin.testing.networks import BUILD_CASES, CONV_CASES, DROPOUT_CASES
 
 SPEC = BUILD_CASES["tanh-adam"]
 

@@ -32,7 +32,7 @@ import pytest
 from backend_helpers import toy_data
 from dlbench.plugin.backend import TrainerOptions
 from dlbench.network.init import initial_weights
-from networks import BUILD_CASES
+from dlbench.plugin.testing.networks import BUILD_CASES
 
 SPEC = BUILD_CASES["tanh-adam"]
 DATA = toy_data(input_shape=(5,), n_classes=3, n_train=43)

@@ -57,8 +57,8 @@ def main(out: str) -> None:
 
 def case(name: str):
     from backend_helpers import toy_data
-    from networks import BATCHNORM_CASES, BUILD_CASES, CONV_CASES, classes
-    from sequence_networks import SEQUENCE_INFRA_CASES, token_data
+    from dlbench.plugin.testing.networks import BATCHNORM_CASES, BUILD_CASES, CONV_CASES, classes
+    from dlbench.plugin.testing.sequence_networks import SEQUENCE_INFRA_CASES, token_data
 
     if name == "lm":  # labels per timestep: the loss averages over tokens; an embedding's IndexedSlices gradient
         return SEQUENCE_INFRA_CASES["embedding-dense-per-timestep-adam"][0], token_data(n_train=N_TRAIN)
@@ -76,7 +76,7 @@ def options(replicas: int, sync_batchnorm: bool = False, precision: str = "fp32"
 
 
 def train(name: str, replicas: int, sync_batchnorm: bool = False, precision: str = "fp32"):
-    from like_numpy import trained
+    from dlbench.plugin.testing.like_numpy import trained
 
     spec, data = case(name)
     return trained("tensorflow", spec, data, options(replicas, sync_batchnorm, precision), BATCH, STEPS, WINDOW)
@@ -313,7 +313,7 @@ def test_xla_with_data_parallel_is_refused_before_tensorflow_starts():
     from dlbench.plugin.backend import TrainerOptions
     from dlbench.plugin.distributed import DataParallel
     from dlbench.network.init import initial_weights
-    from networks import BUILD_CASES
+    from dlbench.plugin.testing.networks import BUILD_CASES
 
     backend = require_backend("tensorflow")
     spec = BUILD_CASES["tanh-adam"]

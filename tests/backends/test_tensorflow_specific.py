@@ -14,8 +14,8 @@ from backend_helpers import require_backend, toy_data
 from dlbench.errors import InputError
 from dlbench.plugin.backend import TrainerOptions
 from dlbench.network.init import initial_weights
-from like_numpy import assert_trains_like_numpy, trained
-from networks import BUILD_CASES, CONV_CASES, classes
+from dlbench.plugin.testing.like_numpy import assert_trains_like_numpy, trained
+from dlbench.plugin.testing.networks import BUILD_CASES, CONV_CASES, classes
 
 SPECS = ["relu-softmax-momentum", "sigmoid-bce-adam", "activation-layers-mse"]
 XLA = TrainerOptions(extra={"jit_compile": True})

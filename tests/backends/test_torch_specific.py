@@ -9,10 +9,11 @@ import pytest
 
 from backend_helpers import require_backend, toy_data
 from dlbench.plugin.backend import TrainerOptions
+from dlbench.plugin.distributed import replica_slice
 from dlbench.network import SGD, Adam, BatchNormalization, Conv1D, Conv2D, Dense, Flatten, Sequential
 from dlbench.network.init import initial_weights
-from like_numpy import assert_trains_like_numpy, trained
-from networks import BATCHNORM_CASES, BUILD_CASES, CONV_CASES, DROPOUT_CASES, cnn
+from dlbench.plugin.testing.like_numpy import assert_trains_like_numpy, trained
+from dlbench.plugin.testing.networks import BATCHNORM_CASES, BUILD_CASES, CONV_CASES, DROPOUT_CASES, cnn
 
 SPEC = BUILD_CASES["dense-activation-momentum"]
 COMPILED = TrainerOptions(extra={"compile": True})
@@ -246,3 +247,18 @@ def test_an_lstm_in_a_precision_the_cpu_lacks_is_unavailable_not_failed(backend)
     row = execute(RunRequest(scenario="chars-lstm", backend="torch", precision="fp16", overrides={"max_steps": 2}))
     assert row["status"] == ("unavailable" if reason else "ok"), row.get("error")
     assert row.get("error") == reason
+
+
+def test_every_torch_replica_process_takes_the_slice_of_its_global_rank(backend, monkeypatch):
+    """Two hosts of two replica processes each: torchrun gives each its RANK (0-3) and its LOCAL_RANK (0-1)."""
+    from dlbench_backends.torch import TorchBackend, distributed
+
+    indices = np.arange(3 * 8).reshape(3, 8)
+    slices = []
+    for rank in range(4):
+        monkeypatch.setenv("RANK", str(rank))
+        monkeypatch.setenv("LOCAL_RANK", str(rank % 2))
+        monkeypatch.setenv("WORLD_SIZE", "4")
+        slices.append(replica_slice(indices, distributed.rank(), 4))
+        assert TorchBackend().process_rank() == rank % 2  # the first process of each host writes its row
+    assert sorted(np.concatenate(slices, axis=1).ravel().tolist()) == indices.ravel().tolist()

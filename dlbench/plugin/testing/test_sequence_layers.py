@@ -10,8 +10,8 @@ import pytest
 from dlbench.data.batches import BatchPlan
 from dlbench.plugin.backend import TrainerOptions
 from dlbench.network.init import initial_weights
-from like_numpy import assert_trains_like_numpy
-from sequence_networks import RECURRENT_CASES, SEQUENCE_INFRA_CASES
+from dlbench.plugin.testing.like_numpy import assert_trains_like_numpy
+from dlbench.plugin.testing.sequence_networks import RECURRENT_CASES, SEQUENCE_INFRA_CASES
 
 CASES = {**SEQUENCE_INFRA_CASES, **RECURRENT_CASES}
 

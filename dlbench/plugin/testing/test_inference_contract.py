@@ -7,7 +7,7 @@ training that follows."""
 import numpy as np
 import pytest
 
-from backend_helpers import toy_data
+from dlbench.plugin.testing.helpers import require_mode, toy_data
 from dlbench.data.batches import BatchPlan
 from dlbench.plugin.backend import TrainerOptions
 from dlbench.plugin.manager import get_plugins
@@ -15,7 +15,7 @@ from dlbench.measure import inference
 from dlbench.parity.verdict import REFERENCE_BACKEND
 from dlbench.measure.session import prepare
 from dlbench.network.init import initial_weights
-from networks import BATCHNORM_CASES, CONV_CASES, DROPOUT_CASES, classes
+from dlbench.plugin.testing.networks import BATCHNORM_CASES, CONV_CASES, DROPOUT_CASES, classes
 
 CASES = {"conv1d-batchnorm-pools": CONV_CASES["conv1d-batchnorm-pools"],
          "conv2d-same-strided-maxpool": CONV_CASES["conv2d-same-strided-maxpool"],
@@ -46,6 +46,7 @@ def verdict(session) -> dict:
 
 @pytest.mark.parametrize("case", list(CASES))
 def test_predict_gives_numpys_float64_logits_from_the_same_weights(backend, case):
+    require_mode(backend, "inference")
     spec = CASES[case]
     data = toy_data(input_shape=spec.input_shape, n_classes=classes(spec), n_train=43, n_test=13)
     weights, plan = reference_state(spec, data)
@@ -60,6 +61,7 @@ def test_predict_gives_numpys_float64_logits_from_the_same_weights(backend, case
 def test_predicting_leaves_training_as_it_was(backend):
     """Predictions between steps change neither the state nor the next losses
     (a backend left in eval mode would train on moving statistics, without dropout)."""
+    require_mode(backend, "inference")
     spec = CASES["batchnorm-after-conv2d"]
     data = toy_data(input_shape=spec.input_shape, n_classes=classes(spec), n_train=43, n_test=13)
     plan = BatchPlan(len(data.x_train), 8, epochs=100, seed=0, max_steps=6)
@@ -76,6 +78,7 @@ def test_predicting_leaves_training_as_it_was(backend):
 
 
 def test_predict_after_training_uses_the_trained_weights(backend):
+    require_mode(backend, "inference")
     spec = CASES["dense-dropout"]
     data = toy_data(input_shape=spec.input_shape, n_classes=classes(spec), n_train=43, n_test=13)
     plan = BatchPlan(len(data.x_train), 8, epochs=100, seed=0, max_steps=5)
@@ -85,22 +88,4 @@ def test_predict_after_training_uses_the_trained_weights(backend):
         session.trainer.train(window.indices)
     assert not np.allclose(session.trainer.predict(np.arange(13)), untrained)
     result = verdict(session)  # the reference twins are built from the trainer's trained weights
-    assert result["agrees"], result
-
-
-COMPILED = {"torch": {"compile": True}, "tensorflow": {"jit_compile": True}}
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("name", list(COMPILED))
-def test_compiled_inference_gives_the_same_logits(name):
-    """torch.compile and XLA, the options deployments turn on, compute the same network."""
-    from backend_helpers import require_backend
-
-    backend = require_backend(name)
-    spec = CASES["conv1d-batchnorm-pools"]
-    data = toy_data(input_shape=spec.input_shape, n_classes=classes(spec), n_train=43, n_test=13)
-    weights, plan = reference_state(spec, data)
-    session = prepare(backend, spec, data, plan, TrainerOptions(extra=COMPILED[name]), weights)
-    result = verdict(session)
     assert result["agrees"], result

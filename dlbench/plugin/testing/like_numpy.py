@@ -1,16 +1,15 @@
 """The one helper of the backend contract suite: train a network on a backend
 and on the NumPy reference from the same initial weights and batches, and
 compare losses step by step, every weight, test loss and accuracy (in the
-spirit of tinygrad's ``helper_test_op``). Unlike ``backend_helpers``'s
-``assert_matches_numpy`` it takes the trainer options and the window length,
-so that every option and setting is checked the same way."""
+spirit of tinygrad's ``helper_test_op``). It takes the trainer options and
+the window length, so that every option and setting is checked the same way."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from backend_helpers import require_backend
+from dlbench.plugin.testing.helpers import require_backend
 from dlbench.data.base import Dataset
 from dlbench.data.batches import BatchPlan
 from dlbench.plugin.backend import TrainerOptions

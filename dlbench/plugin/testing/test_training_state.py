@@ -6,7 +6,7 @@ a state taken from NumPy continues on every other backend like on NumPy."""
 import numpy as np
 import pytest
 
-from backend_helpers import require_backend, toy_data
+from dlbench.plugin.testing.helpers import require_backend, toy_data
 from dlbench.data.batches import BatchPlan
 from dlbench.plugin.backend import TrainerOptions, TrainingState, empty_slots
 from dlbench.parity.verdict import REFERENCE_BACKEND

@@ -8,12 +8,12 @@ round-trips."""
 import numpy as np
 import pytest
 
-from backend_helpers import toy_data
+from dlbench.plugin.testing.helpers import toy_data
 from dlbench.plugin.backend import TrainerOptions
 from dlbench.network import (SGD, Activation, BatchNormalization, Conv2D, Dense, GlobalAveragePool2D, Residual,
                           Sequential)
 from dlbench.network.init import initial_weights
-from like_numpy import assert_trains_like_numpy, trained
+from dlbench.plugin.testing.like_numpy import assert_trains_like_numpy, trained
 
 
 def basic_block(filters: int, strides: int) -> Residual:

@@ -6,7 +6,7 @@ one linear unit under mean squared error."""
 import numpy as np
 import pytest
 
-from backend_helpers import toy_data
+from dlbench.plugin.testing.helpers import toy_data
 from dlbench.data.batches import BatchPlan
 from dlbench.plugin.backend import TrainerOptions
 from dlbench.network import SGD, Adam, Dense, Sequential

@@ -6,12 +6,12 @@ like the NumPy reference."""
 import numpy as np
 import pytest
 
-from backend_helpers import toy_data
+from dlbench.plugin.testing.helpers import toy_data
 from dlbench.plugin.backend import TrainerOptions
 from dlbench.network import SGD, Adam, Dense, GlobalAveragePool1D, Sequential
 from dlbench.network.init import initial_weights
 from dlbench.network.sequence import GRU, LSTM, Bidirectional, SimpleRNN
-from like_numpy import assert_trains_like_numpy
+from dlbench.plugin.testing.like_numpy import assert_trains_like_numpy
 
 CASES = {
     "lstm-sequences-then-gru": Sequential([Bidirectional(LSTM(4, return_sequences=True), input_shape=(6, 3)),

@@ -6,13 +6,13 @@ training state of a residual network round-trips."""
 import numpy as np
 import pytest
 
-from backend_helpers import toy_data
+from dlbench.plugin.testing.helpers import toy_data
 from dlbench.plugin.backend import TrainerOptions
 from dlbench.parity.certificate import without_dropout
 from dlbench.network import (SGD, Adam, Conv1D, Dense, Dropout, GlobalAveragePool1D, LayerNormalization,
                           PositionEmbedding, Residual, SelfAttention, Sequential)
 from dlbench.network.init import initial_weights
-from like_numpy import assert_trains_like_numpy, trained
+from dlbench.plugin.testing.like_numpy import assert_trains_like_numpy, trained
 
 HEAD = [GlobalAveragePool1D(), Dense(3, "softmax")]
 
