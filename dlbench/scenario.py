@@ -26,6 +26,7 @@ from pathlib import Path
 
 from dlbench.errors import InputError, one_of
 from dlbench.network import LAYER_TYPES, ModelSpec, TrainSpec, check_choice, make_optimizer
+from dlbench.network.loss import LOSSES, loss_table
 from dlbench.network.transformer import MAX_RESIDUAL_DEPTH
 
 TOP_KEYS = ("name", "description", "source", "expected_accuracy", "expected_perplexity", "data", "model", "train")
@@ -156,14 +157,13 @@ def parse_scenario(doc: dict, default_name: str) -> Scenario:
     if not isinstance(input_shape, list):
         raise InputError(f"must be a list of positive integers, got {input_shape!r}", field="model.input_shape")
     if "loss" not in train:
-        raise InputError("missing; expected one of binary_crossentropy, categorical_crossentropy, mse",
-                         field="train.loss")
+        raise InputError(f"missing; {one_of(LOSSES)}", field="train.loss")
     built_layers = tuple(_layer(t, i) for i, t in enumerate(layers))
     try:
         optimizer = make_optimizer(train.get("optimizer", "adam"))
         spec = ModelSpec(tuple(input_shape), built_layers, train["loss"], optimizer)
     except InputError as exc:
-        prefix = "train" if exc.field and (exc.field.startswith("optimizer") or exc.field == "loss") else "model"
+        prefix = "train" if exc.field and exc.field.startswith(("optimizer", "loss")) else "model"
         raise exc.within(field_prefix=prefix) from None
     train_options = {k: v for k, v in train.items() if k not in ("loss", "optimizer")}
     try:
@@ -267,7 +267,7 @@ def optimizer_table(optimizer) -> dict:
 
 
 def train_table(spec: ModelSpec, train: TrainSpec) -> dict:
-    table = {"loss": spec.loss, "optimizer": optimizer_table(spec.optimizer), "batch_size": train.batch_size,
+    table = {"loss": loss_table(spec.loss, spec.loss_kwargs), "optimizer": optimizer_table(spec.optimizer), "batch_size": train.batch_size,
              "epochs": train.epochs, "seed": train.seed, "drop_last": train.drop_last}
     if train.target_accuracy is not None:
         table["target_accuracy"] = train.target_accuracy
