@@ -145,7 +145,7 @@ def execute(request: RunRequest) -> dict:
         m = train_and_measure(trainer, plan, request.window_steps, train.target_accuracy, checkpoints=checkpoints,
                               progress=progress_writer(request.progress_file, plan.total_steps))
         row["device"] = trainer.device_name
-        (test_loss, test_accuracy), eval_seconds = (timed(trainer.evaluate) if m.diverged_at is None
+        (test_loss, test_score), eval_seconds = (timed(trainer.evaluate) if m.diverged_at is None
                                                     else ((None, None), 0.0))
     except Exception as exc:  # a failing backend is a result row, never a lost run
         return {**row, "status": "failed", "error": f"{type(exc).__name__}: {exc}",
@@ -163,7 +163,9 @@ def execute(request: RunRequest) -> dict:
         "samples_per_sec_overall": m.samples_per_sec,
         "samples_per_sec_stats": window_stats,
         "window_samples_per_sec": m.window_samples_per_sec,
-        "test_accuracy": test_accuracy,
+        # the second value of evaluate: R^2 for float targets (a regression), which has no accuracy
+        "test_accuracy": None if data.regression else test_score,
+        **({"test_r2": finite_or_none(test_score)} if data.regression else {}),
         "test_loss": finite_or_none(test_loss),
         "final_loss": finite_or_none(sum(last_epoch) / len(last_epoch)) if last_epoch else None,
         "compile_seconds": m.compile_seconds,
