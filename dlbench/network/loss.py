@@ -52,11 +52,17 @@ LOSS_OPTIONS = {"categorical_crossentropy": {"label_smoothing": 0.0}, "huber": {
 def make_loss(loss) -> tuple[str, dict]:
     """(name, options with their defaults) of ``"mse"`` or ``{"name": "huber", "delta": 0.5}``, checked."""
     if isinstance(loss, str):
-        loss = {"name": loss}
+        return _checked(loss, {}, "loss")
     if not isinstance(loss, dict):
         raise InputError(f"must be a loss name or a table with its name and options, got {loss!r}", field="loss")
     options = dict(loss)
-    name = check_choice(options.pop("name", None), LOSSES, "loss.name" if len(loss) > 1 else "loss")
+    if "name" not in options:
+        raise InputError(f"missing; {one_of(LOSSES)}", field="loss.name")
+    return _checked(options.pop("name"), options, "loss.name")
+
+
+def _checked(name, options: dict, name_field: str) -> tuple[str, dict]:
+    name = check_choice(name, LOSSES, name_field)
     allowed = LOSS_OPTIONS.get(name, {})
     for key in options:
         if key not in allowed:

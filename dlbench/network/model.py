@@ -90,8 +90,10 @@ class ModelSpec:
                              field="input_shape")
         object.__setattr__(self, "input_shape", shape)
         object.__setattr__(self, "shapes", tuple(chain_shapes(self.layers, shape, "layers")))
-        given = self.loss if isinstance(self.loss, dict) else {"name": self.loss}
-        name, options = make_loss({**given, **dict(self.loss_options)} if self.loss_options else given)
+        given = self.loss
+        if self.loss_options:  # a copy (dataclasses.replace) or options given beside the name
+            given = {**(given if isinstance(given, dict) else {"name": given}), **dict(self.loss_options)}
+        name, options = make_loss(given)
         object.__setattr__(self, "loss", name)
         object.__setattr__(self, "loss_options", tuple(sorted(options.items())))
         self._check_loss_fits_output()
