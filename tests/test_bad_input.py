@@ -56,8 +56,14 @@ FILE_CASES = [
      "train.loss.delta: unknown option 'delta' of loss 'categorical_crossentropy'; expected one of label_smoothing"),
     ("loss table without a name", 'loss = "categorical_crossentropy"', "loss = { delta = 1.0 }",
      "train.loss.name: missing; expected one of binary_crossentropy"),
-    ("mae on class labels", 'loss = "categorical_crossentropy"', 'loss = "mae"',
+    ("huber on a softmax output", 'loss = "categorical_crossentropy"', 'loss = { name = "huber", delta = 1.0 }',
+     "train.loss: huber compares the last layer's values with float targets; a softmax makes them probabilities"),
+    ("mae on class labels", GOOD[GOOD.index('units = 10, activation = "softmax"'):],
+     GOOD[GOOD.index('units = 10, activation = "softmax"'):].replace('activation = "softmax"', 'activation = "linear"')
+     .replace('"categorical_crossentropy"', '"mae"'),
      "train.loss: mae compares float targets, but dataset 'digits' has class labels; use categorical_crossentropy"),
+    ("mae on a softmax output", 'loss = "categorical_crossentropy"', 'loss = "mae"',
+     "train.loss: mae compares the last layer's values with float targets; a softmax makes them probabilities"),
     ("cross-entropy on float targets", 'name = "digits"\ntest_fraction = 0.2', 'name = "regression"\nn_features = 64',
      "train.loss: categorical_crossentropy needs class labels, but dataset 'regression' has float targets (a "
      "regression); expected one of huber, mae, mse"),

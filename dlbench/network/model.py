@@ -125,6 +125,9 @@ class ModelSpec:
         if self.loss == "binary_crossentropy" and (out != (1,) or act != "sigmoid"):
             raise InputError(f"binary_crossentropy needs a last layer of 1 unit with sigmoid activation, "
                              f"got {out[0]} units with {act}", field="loss")
+        if self.loss in ("mae", "huber") and act == "softmax":
+            raise InputError(f"{self.loss} compares the last layer's values with float targets; a softmax makes "
+                             "them probabilities: use a linear (or sigmoid, tanh) output", field="loss")
         if self.loss == "categorical_crossentropy" and (out[-1] < 2 or act != "softmax"):
             raise InputError(f"categorical_crossentropy needs a last layer of at least 2 units with "
                              f"softmax activation, got {out[-1]} units with {act}", field="loss")
