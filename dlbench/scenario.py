@@ -26,9 +26,11 @@ from pathlib import Path
 
 from dlbench.errors import InputError, one_of
 from dlbench.network import LAYER_TYPES, ModelSpec, TrainSpec, check_choice, make_optimizer
+from dlbench.network.loss import LOSSES, loss_table
 from dlbench.network.transformer import MAX_RESIDUAL_DEPTH
 
-TOP_KEYS = ("name", "description", "source", "expected_accuracy", "expected_perplexity", "data", "model", "train")
+TOP_KEYS = ("name", "description", "source", "expected_accuracy", "expected_perplexity", "data", "model", "train",
+            "expected_r2")
 MODEL_KEYS = ("input_shape", "layers")
 TRAIN_KEYS = ("loss", "optimizer", "batch_size", "epochs", "seed", "drop_last", "target_accuracy")
 
@@ -46,6 +48,8 @@ class Scenario:
     expected_accuracy: tuple[float, float] | None = None
     #: a language model's test perplexity range on the reference (exp of the mean token cross-entropy)
     expected_perplexity: tuple[float, float] | None = None
+    #: a regression's test R^2 range on the reference (in place of an accuracy, which it has not)
+    expected_r2: tuple[float, float] | None = None
     overrides: dict = field(default_factory=dict)
     #: SHA-256 (16 hex digits) of the file's text: a worker refuses a file that changed after the run began
     digest: str = ""
@@ -108,15 +112,15 @@ def _layer(table, index: int, within: str = "model.", chain: str = "layers", fie
         raise exc.within(field_prefix=field_name) from None
 
 
-def _expected_accuracy(value) -> tuple[float, float] | None:
+def _expected_accuracy(value, field_name: str = "expected_accuracy") -> tuple[float, float] | None:
+    """A [low, high] range within [0, 1] (an accuracy's, or a regression's R^2)."""
     if value is None:
         return None
     ok = (isinstance(value, list) and len(value) == 2
           and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
           and 0 <= value[0] <= value[1] <= 1)
     if not ok:
-        raise InputError(f"must be [low, high] with 0 <= low <= high <= 1, got {value!r}",
-                         field="expected_accuracy")
+        raise InputError(f"must be [low, high] with 0 <= low <= high <= 1, got {value!r}", field=field_name)
     return (float(value[0]), float(value[1]))
 
 
@@ -156,14 +160,13 @@ def parse_scenario(doc: dict, default_name: str) -> Scenario:
     if not isinstance(input_shape, list):
         raise InputError(f"must be a list of positive integers, got {input_shape!r}", field="model.input_shape")
     if "loss" not in train:
-        raise InputError("missing; expected one of binary_crossentropy, categorical_crossentropy, mse",
-                         field="train.loss")
+        raise InputError(f"missing; {one_of(LOSSES)}", field="train.loss")
     built_layers = tuple(_layer(t, i) for i, t in enumerate(layers))
     try:
         optimizer = make_optimizer(train.get("optimizer", "adam"))
         spec = ModelSpec(tuple(input_shape), built_layers, train["loss"], optimizer)
     except InputError as exc:
-        prefix = "train" if exc.field and (exc.field.startswith("optimizer") or exc.field == "loss") else "model"
+        prefix = "train" if exc.field and exc.field.startswith(("optimizer", "loss")) else "model"
         raise exc.within(field_prefix=prefix) from None
     train_options = {k: v for k, v in train.items() if k not in ("loss", "optimizer")}
     try:
@@ -180,6 +183,7 @@ def parse_scenario(doc: dict, default_name: str) -> Scenario:
         train=train_spec,
         expected_accuracy=_expected_accuracy(doc.get("expected_accuracy")),
         expected_perplexity=_expected_perplexity(doc.get("expected_perplexity")),
+        expected_r2=_expected_accuracy(doc.get("expected_r2"), "expected_r2"),
     )
 
 
@@ -267,7 +271,7 @@ def optimizer_table(optimizer) -> dict:
 
 
 def train_table(spec: ModelSpec, train: TrainSpec) -> dict:
-    table = {"loss": spec.loss, "optimizer": optimizer_table(spec.optimizer), "batch_size": train.batch_size,
+    table = {"loss": loss_table(spec.loss, spec.loss_kwargs), "optimizer": optimizer_table(spec.optimizer), "batch_size": train.batch_size,
              "epochs": train.epochs, "seed": train.seed, "drop_last": train.drop_last}
     if train.target_accuracy is not None:
         table["target_accuracy"] = train.target_accuracy
@@ -281,6 +285,8 @@ def scenario_document(scenario: Scenario) -> dict:
         doc["expected_accuracy"] = list(scenario.expected_accuracy)
     if scenario.expected_perplexity is not None:
         doc["expected_perplexity"] = list(scenario.expected_perplexity)
+    if scenario.expected_r2 is not None:
+        doc["expected_r2"] = list(scenario.expected_r2)
     doc["data"] = {"name": scenario.data_name, **scenario.data_options}
     doc["model"] = {"input_shape": list(scenario.model.input_shape),
                     "layers": [layer_table(layer) for layer in scenario.model.layers]}

@@ -4,6 +4,7 @@ that separates frameworks, for the mutation test of the parity judge
 changes the maths of (``applies``); on those the judge must say "disagrees"."""
 
 import dataclasses
+import functools
 
 import dlbench
 import numpy as np
@@ -350,9 +351,85 @@ class SimpleRnnBiasTwice(Mutant):
         return any(isinstance(layer, SimpleRNN) for layer in scenario.model.layers)
 
 
+def loss_option(scenario, key: str, default):
+    return scenario.model.loss_kwargs.get(key, default)
+
+
+class HuberDeltaOfTheFrameworks(Mutant):
+    """huber with delta 1.0, torch's, Keras's and optax's default, where the spec says another."""
+
+    name = "mutant-huber-delta"
+
+    @staticmethod
+    def applies(scenario):
+        return scenario.model.loss == "huber" and loss_option(scenario, "delta", 1.0) != 1.0
+
+    def mutate(self, spec):
+        return dataclasses.replace(spec, loss_options=(("delta", 1.0),))
+
+
+def smooth_l1(z, targets, output, delta=1.0):
+    """torch's SmoothL1Loss(beta=delta) taken for HuberLoss(delta): the same curve divided by delta."""
+    from dlbench_backends.numpy.losses import huber
+
+    loss, dz = huber(z, targets, output, delta)
+    return loss / delta, dz / delta
+
+
+class HuberAsSmoothL1(Mutant):
+    name = "mutant-huber-smooth-l1"
+
+    @staticmethod
+    def applies(scenario):
+        return scenario.model.loss == "huber" and loss_option(scenario, "delta", 1.0) != 1.0
+
+    def build(self, spec, weights, options):
+        trainer = NumpyTrainer(spec, weights, options)
+        trainer.net.loss = functools.partial(smooth_l1, **spec.loss_kwargs)
+        return trainer
+
+
+class LabelSmoothingIgnored(Mutant):
+    """Plain cross-entropy where the spec smooths the labels (an option dropped on the way)."""
+
+    name = "mutant-label-smoothing-ignored"
+
+    @staticmethod
+    def applies(scenario):
+        return loss_option(scenario, "label_smoothing", 0.0) > 0
+
+    def mutate(self, spec):
+        return dataclasses.replace(spec, loss_options=(("label_smoothing", 0.0),))
+
+
+def smoothed_over_the_other_classes(z, labels, output, label_smoothing=0.0):
+    """q = (1 - eps) onehot + eps / (K - 1) on the other classes (the uniform part over K - 1, not K)."""
+    classes = z.shape[-1]
+    q = np.full(z.shape, label_smoothing / (classes - 1), z.dtype)
+    np.put_along_axis(q, labels[..., None], 1.0 - label_smoothing, axis=-1)
+    shifted = z - z.max(axis=-1, keepdims=True)
+    log_p = shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+    batch = labels.size
+    return float(-(q * log_p).sum() / batch), (np.exp(log_p) - q) / batch
+
+
+class LabelSmoothingOverTheOtherClasses(Mutant):
+    name = "mutant-label-smoothing-other-classes"
+
+    @staticmethod
+    def applies(scenario):
+        return loss_option(scenario, "label_smoothing", 0.0) > 0
+
+    def build(self, spec, weights, options):
+        trainer = NumpyTrainer(spec, weights, options)
+        trainer.net.loss = functools.partial(smoothed_over_the_other_classes, **spec.loss_kwargs)
+        return trainer
+
+
 MUTANTS = [LearningRateOnePercentOff, BiasGradientOverPartOfTheBatch, AdamEpsilonHundredfold, AdamBeta2,
            BatchNormMomentumTheOtherWay, LossSummedOverTheBatch, LstmForgetBiasTwice, GruUpdateAndResetGatesSwapped,
-           LayerNormEpsilonOfKeras, AttentionWithoutScale, GeluTheOtherForm, LeakyReluSlopeOfKeras, SimpleRnnBiasTwice]
+           LayerNormEpsilonOfKeras, AttentionWithoutScale, GeluTheOtherForm, LeakyReluSlopeOfKeras, SimpleRnnBiasTwice,
+           HuberDeltaOfTheFrameworks, HuberAsSmoothL1, LabelSmoothingIgnored, LabelSmoothingOverTheOtherClasses]
 #: judged on the published models of realistic size only (``tests/test_verdict_realistic.py``): on the
 #: shipped scenarios a learning rate 1% off already is
 REALISTIC_MUTANTS = [LearningRateTwoPercentOff]

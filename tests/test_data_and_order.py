@@ -24,6 +24,17 @@ def test_datasets_are_seeded_float32_with_integer_labels(name):
     assert len(a.x_test) == round(total * 0.2)
 
 
+@pytest.mark.parametrize("name", ["diabetes", "regression"])
+def test_regression_datasets_are_seeded_float32_with_float_targets(name):
+    info = DATASETS[name]
+    a, b, c = info.load(0, {}), info.load(0, {}), info.load(1, {})
+    assert a.x_train.dtype == np.float32 and a.y_train.dtype == np.float32 and a.n_classes == 0 and a.regression
+    np.testing.assert_array_equal(a.y_train, b.y_train)
+    assert not np.array_equal(a.y_train, c.y_train)  # another seed: another split (and teacher)
+    targets = np.concatenate([a.y_train, a.y_test])
+    assert abs(targets.mean()) < 0.5 and 0.5 < targets.std() < 2  # on the scale of unit-variance outputs
+
+
 def test_digits_are_the_bundled_8x8_images_scaled_to_unit_range():
     data = DATASETS["digits"].load(0, {})
     assert data.input_shape == (64,) and data.n_classes == 10

@@ -64,6 +64,51 @@ def test_loss_gradient_matches_finite_differences(loss, activation, units, label
     np.testing.assert_allclose(analytic, numeric, rtol=1e-6, atol=1e-9)
 
 
+OPTION_CASES = [
+    ({"name": "categorical_crossentropy", "label_smoothing": 0.2}, "softmax", 4, np.array([0, 3, 1, 2, 3])),
+    ({"name": "huber", "delta": 0.6}, "linear", 2, None),  # residuals on both sides of delta
+    ({"name": "huber", "delta": 2.0}, "tanh", 3, None),
+    ("mae", "linear", 2, None),
+    ("mae", "sigmoid", 1, None),
+    ("mse", "linear", 3, None),
+]
+
+
+@pytest.mark.parametrize("loss,activation,units,labels", OPTION_CASES)
+def test_loss_options_and_float_targets_match_finite_differences(loss, activation, units, labels):
+    """Label smoothing, huber's delta, mae, and float (regression) targets: the hand-written gradient."""
+    from dlbench_backends.numpy.losses import bound_loss
+
+    spec = Sequential([Dense(units, activation, input_shape=(3,))]).compile(loss, "sgd")
+    rng = np.random.default_rng(2)
+    z = rng.standard_normal((5, units)) * 3
+    targets = loss_targets(spec, labels) if labels is not None else rng.standard_normal((5, units)) * 2
+    fn = bound_loss(spec)
+    _, analytic = fn(z.copy(), targets, ActivationLayer(activation))
+    numeric = numeric_gradient(lambda: fn(z, targets, ActivationLayer(activation))[0], z)
+    np.testing.assert_allclose(analytic, numeric, rtol=1e-6, atol=1e-9)
+
+
+def test_label_smoothing_is_the_cross_entropy_of_the_smoothed_target():
+    """E = -sum_j q_j log softmax(z)_j with q = (1 - eps) onehot + eps / K (torch's and Keras's q)."""
+    spec = Sequential([Dense(4, "softmax", input_shape=(3,))]).compile(
+        {"name": "categorical_crossentropy", "label_smoothing": 0.3}, "sgd")
+    from dlbench_backends.numpy.losses import bound_loss
+
+    z = np.random.default_rng(5).standard_normal((6, 4)) * 2
+    labels = np.array([0, 1, 2, 3, 1, 0])
+    q = 0.7 * np.eye(4)[labels] + 0.3 / 4
+    log_p = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+    loss, _ = bound_loss(spec)(z, labels, ActivationLayer("softmax"))
+    assert loss == pytest.approx(float(np.mean(-(q * log_p).sum(axis=1))), rel=1e-12)
+
+
+def test_mae_gradient_is_zero_where_the_output_equals_its_target():
+    z = np.array([[1.0, -2.0, 0.5]])
+    _, grad = LOSSES["mae"](z.copy(), np.array([[1.0, 0.0, 0.0]]), ActivationLayer("linear"))
+    np.testing.assert_array_equal(grad, [[0.0, -1 / 3, 1 / 3]])
+
+
 def test_binary_crossentropy_is_finite_for_huge_logits():
     z = np.array([[80.0], [-80.0]], np.float32)
     loss, grad = LOSSES["binary_crossentropy"](z, np.array([[0.0], [1.0]], np.float32), ActivationLayer("sigmoid"))

@@ -174,7 +174,8 @@ BAD = [
     (dict(model=XOR_MLP, data=(np.ones((8, 3)), np.zeros(8, int), np.ones((4, 2)), np.zeros(4, int))),
      "x_train has samples of shape (3,), the model takes (2,)"),
     (dict(model=XOR_MLP, data=(np.ones((8, 2)), np.full(8, 0.5), np.ones((4, 2)), np.zeros(4))),
-     "y_train must hold class indices (whole numbers); got 0.5"),
+     "y_train must hold class indices (whole numbers); got 0.5 (float targets are a regression's: loss mse, "
+     "mae or huber)"),
     (dict(model=XOR_MLP, data=(np.ones((8, 2)), np.eye(2)[np.zeros(8, int)], np.ones((4, 2)), np.zeros(4))),
      "y_train has shape (8, 2): one-hot labels?"),
     (dict(model=XOR_MLP, data=(np.ones((8, 2)), np.zeros(7, int), np.ones((4, 2)), np.zeros(4, int))),

@@ -105,7 +105,10 @@ def test_npz_is_described_from_its_headers_without_loading_the_features(tmp_path
     (dict(x_train=np.zeros((0, 3), np.float32), y_train=np.zeros(0, np.int64)), "x_train has no samples"),
     (dict(x_test=np.array([["a", "b"]] * 2)), "x_test holds <U1 values; expected numbers"),  # no regex specials
     (dict(y_train=np.array([0, 1, 2])), "6 train samples but 3 labels"),
-    (dict(y_test=np.array([0.5, 1.0])), "test labels must be a 1-D array of non-negative integers"),
+    (dict(y_test=np.array([-1, 1])), "test labels must be a 1-D array of non-negative integers"),
+    (dict(y_test=np.array([0.5, 1.0])), "y_train holds int64 and y_test float64 values; both class labels"),
+    (dict(y_train=np.ones((6, 2, 2))), r"y_train has shape \(6, 2, 2\); float targets are \(samples,\) or"),
+    (dict(y_train=np.full(6, np.nan)), "y_train holds NaN or infinite values"),
     (dict(x_train=np.array([object()] * 6, dtype=object)), "cannot read .npz file: .*allow_pickle"),
 ])
 def test_npz_description_refuses_what_loading_refuses(tmp_path, replace, message):

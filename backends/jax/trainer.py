@@ -48,12 +48,12 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from dlbench.data.base import Dataset
 from dlbench.plugin.backend import Trainer, TrainerOptions, TrainingState, slot_names
-from dlbench.plugin.helpers import loss_targets, padded_chunks
+from dlbench.plugin.helpers import is_regression, loss_targets, padded_chunks, r_squared
 from dlbench.network import ModelSpec
 from dlbench.network.sequence import takes_tokens
 from dlbench_backends.jax import distributed, inference
 from dlbench_backends.jax.distributed import REPLICA_AXIS, replica_mean
-from dlbench_backends.jax.losses import LOSSES
+from dlbench_backends.jax.losses import bound_loss
 from dlbench_backends.jax.network import activation, build_network, check_supported, from_canonical, to_canonical
 from dlbench_backends.jax.optim import build_optimizer
 from dlbench_backends.jax.precision import LossScaler, Policy, initial_scaler
@@ -70,7 +70,7 @@ def make_functions(spec: ModelSpec, forward, optimizer, compiler_options, mesh=N
     With a ``mesh`` the window loop runs data-parallel over its replica axis."""
     axis = None if mesh is None else REPLICA_AXIS
     across = (lambda value, stats, grads: (value, stats, grads)) if mesh is None else replica_mean
-    loss, output = LOSSES[spec.loss], activation(spec.output_activation, spec.output_alpha)
+    loss, output = bound_loss(spec), activation(spec.output_activation, spec.output_alpha)
 
     def objective(params, stats, x, t, step):
         z, stats = forward(params, stats, x, True, step)
@@ -123,10 +123,13 @@ def make_functions(spec: ModelSpec, forward, optimizer, compiler_options, mesh=N
 
 
 def evaluation(forward, loss, output):
-    """evaluate(params, stats, x, t, labels) -> (loss, correct count), in inference mode."""
+    """evaluate(params, stats, x, t, labels) -> (loss, correct count), in inference mode;
+    for float labels (regression targets) (loss, outputs), for R^2 on the host."""
     def evaluate(params, stats, x, t, labels):
         z, _ = forward(params, stats, x, False)
         out = output(z)
+        if jnp.issubdtype(labels.dtype, jnp.floating):  # static: the dtype is known when tracing
+            return loss(z, t, output), out
         predicted = out[..., 0] > 0.5 if out.shape[-1] == 1 else jnp.argmax(out, axis=-1)
         return loss(z, t, output), jnp.sum(predicted == labels)
     return evaluate
@@ -190,7 +193,7 @@ class JaxTrainer(Trainer):
         x_dtype = np.int32 if takes_tokens(self.spec) else np.float32  # token ids stay integers
         self.x_train, self.t_train = self._put(data.x_train, x_dtype), self._put(targets, target_dtype)
         self.x_test, self.t_test = self._put(data.x_test, x_dtype), self._put(test_targets, target_dtype)
-        self.y_test = self._put(data.y_test, np.int32)
+        self.y_test = self.t_test if is_regression(data.y_test) else self._put(data.y_test, np.int32)
         self.n_test = data.y_test.size  # tokens, for labels per timestep
 
     def _run(self, rows: np.ndarray, n: int):
@@ -218,8 +221,10 @@ class JaxTrainer(Trainer):
 
     def evaluate(self) -> tuple[float, float]:
         params, stats = self.carry[:2]
-        loss, correct = self._evaluate(params, stats, self.x_test, self.t_test, self.y_test)
-        return float(loss), int(correct) / self.n_test
+        loss, score = self._evaluate(params, stats, self.x_test, self.t_test, self.y_test)
+        if is_regression(self.y_test):
+            return float(loss), r_squared(np.asarray(score), np.asarray(self.t_test))
+        return float(loss), int(score) / self.n_test
 
     def predict(self, indices: np.ndarray) -> np.ndarray:
         return inference.predict(self, indices)

@@ -26,7 +26,7 @@ from dlbench_backends.numpy.precision import PLAIN, Arithmetic
 from dlbench_backends.numpy.activations import KEEPS_OUTPUT, WRITES_INPUT, ActivationLayer
 from dlbench_backends.numpy.kernels import (BatchNormLayer, ConvLayer, DenseLayer, DropoutLayer, FlattenLayer,
                                             GlobalPoolLayer, PoolLayer)
-from dlbench_backends.numpy.losses import LOSSES
+from dlbench_backends.numpy.losses import bound_loss
 from dlbench.network.sequence import RECURRENT_LAYERS, Bidirectional
 from dlbench_backends.numpy.recurrent import BidirectionalLayer, RecurrentLayer
 from dlbench_backends.numpy.sequence import EmbeddingLayer
@@ -65,7 +65,7 @@ class Network:
             trained_before = trained_before or bool(self._params[i])
         protect_kept_outputs(self.layers)
         self.output = ActivationLayer(spec.output_activation, spec.output_alpha)
-        self.loss = LOSSES[spec.loss]
+        self.loss = bound_loss(spec)
 
     def _build_with_activation(self, layer, in_shape, params: dict, grads: dict, state: dict,
                                input_grad: bool = True) -> list:

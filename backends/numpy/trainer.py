@@ -10,7 +10,7 @@ import numpy as np
 
 from dlbench.data.base import Dataset
 from dlbench.plugin.backend import Trainer, TrainerOptions, TrainingState
-from dlbench.plugin.helpers import accuracy, input_dtype, loss_targets
+from dlbench.plugin.helpers import evaluation_score, input_dtype, loss_targets
 from dlbench.network import ModelSpec
 from dlbench.network.precision import LOSS_SCALE, compute_dtype, scales_loss
 from dlbench_backends.numpy import inference
@@ -78,7 +78,7 @@ class NumpyTrainer(Trainer):
     def evaluate(self) -> tuple[float, float]:
         z = self.net.logits(self.x_test, training=False)
         loss, _ = self.net.loss(z, self.t_test, self.net.output)
-        return loss, accuracy(self.net.output.forward(z), self.y_test)
+        return loss, evaluation_score(self.net.output.forward(z), self.y_test)
 
     def predict(self, indices: np.ndarray) -> np.ndarray:
         return inference.predict(self, indices)

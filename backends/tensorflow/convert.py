@@ -57,7 +57,8 @@ from dlbench.network.imported import LOGIT_OUTPUTS, ImportedModel, all_problems,
 
 LOSSES = {"binary_crossentropy": "binary_crossentropy", "categorical_crossentropy": "categorical_crossentropy",
           "sparse_categorical_crossentropy": "categorical_crossentropy", "mse": "mse",
-          "mean_squared_error": "mse"}
+          "mean_squared_error": "mse", "mae": "mae", "mean_absolute_error": "mae", "huber": "huber",
+          "huber_loss": "huber"}
 
 
 def reads(model) -> bool:
@@ -145,26 +146,35 @@ def model_input_shape(model, given) -> tuple:
     return shape
 
 
-def keras_loss(loss) -> tuple[str, str | None]:
-    """(the spec's loss, the output activation a logits loss implies or None)."""
+def keras_loss(loss) -> tuple[str | dict, str | None]:
+    """(the spec's loss, a name or a table with its options, and the output activation a logits loss
+    implies or None). Keras's label smoothing and Huber's delta are the spec's (the same definitions)."""
     if loss is None:
         raise InputError("the model is not compiled: compile it with a loss and an optimizer, or pass loss= and "
                          "optimizer=", field="loss")
+    if isinstance(loss, dict):
+        return loss, None  # a dlbench loss table: ModelSpec checks it
     if isinstance(loss, str):
         config = {"name": loss}
     elif hasattr(loss, "get_config"):
-        config = loss.get_config()
+        config = {**loss.get_config(), **getattr(loss, "_fn_kwargs", {})}  # Huber keeps its delta in _fn_kwargs
     else:
         config = {"name": getattr(loss, "__name__", repr(loss))}
     name = config.get("name")
     if name not in LOSSES:
         raise InputError(f"loss {name!r} cannot be read; {one_of(LOSSES)}", field="loss")
-    for key, default in (("label_smoothing", 0.0), ("reduction", "sum_over_batch_size"), ("ignore_class", None),
-                         ("axis", -1)):
+    for key, default in (("reduction", "sum_over_batch_size"), ("ignore_class", None), ("axis", -1)):
         if config.get(key, default) != default:
             raise InputError(f"loss {name!r} with {key}={config[key]!r}; expected {key}={default!r}", field="loss")
     spec_loss = LOSSES[name]
-    return spec_loss, LOGIT_OUTPUTS.get(spec_loss) if config.get("from_logits") else None
+    options = {"delta": float(config.get("delta", 1.0))} if spec_loss == "huber" else {}
+    if config.get("label_smoothing"):
+        if spec_loss != "categorical_crossentropy":
+            raise InputError(f"loss {name!r} with label_smoothing={config['label_smoothing']!r}; dlbench smooths "
+                             "the labels of categorical_crossentropy only", field="loss")
+        options["label_smoothing"] = float(config["label_smoothing"])
+    output = LOGIT_OUTPUTS.get(spec_loss) if config.get("from_logits") else None
+    return ({"name": spec_loss, **options} if options else spec_loss), output
 
 
 def keras_optimizer(keras, optimizer):

@@ -53,13 +53,13 @@ import numpy as np
 
 from dlbench.data.base import Dataset
 from dlbench.plugin.backend import Trainer, TrainerOptions, TrainingState
-from dlbench.plugin.helpers import accuracy, input_dtype, loss_targets, padded_chunks
+from dlbench.plugin.helpers import evaluation_score, input_dtype, loss_targets, padded_chunks
 from dlbench.network import ModelSpec, is_trained
 from dlbench.network.precision import LOSS_SCALE, scales_loss
 from dlbench_backends.tensorflow import distributed, inference
 from dlbench_backends.tensorflow.core import framework
 from dlbench_backends.tensorflow.distributed import mirrored_strategy, multi_worker_strategy, replica_parts
-from dlbench_backends.tensorflow.losses import LOSSES, replica_loss
+from dlbench_backends.tensorflow.losses import bound_loss, replica_loss
 from dlbench_backends.tensorflow.network import build_network, from_canonical, keras_activation, to_canonical
 from dlbench_backends.tensorflow.optim import build_optimizer
 from dlbench_backends.tensorflow.precision import LossScaler
@@ -95,10 +95,10 @@ class TensorflowTrainer(Trainer):
             self.optimizer = build_optimizer(spec.optimizer, self.variables)
             self.scaler = LossScaler() if scales_loss(options.precision) else None
         self.output = keras.activations.get(keras_activation(spec.output_activation, spec.output_alpha))
-        self.loss = functools.partial(LOSSES[spec.loss], output=self.output)  # the batch mean
+        self.loss = functools.partial(bound_loss(spec), output=self.output)  # the batch mean
         #: what a step differentiates: the batch mean, or a replica's share of the global batch's mean
         self.train_loss = self.loss if self.strategy is None else functools.partial(
-            replica_loss(spec.loss, self.replicas), output=self.output)
+            replica_loss(spec.loss, self.replicas, **spec.loss_kwargs), output=self.output)
         self._window = self._evaluate = self.predictor = None
 
     def _variable_scope(self):
@@ -230,7 +230,7 @@ class TensorflowTrainer(Trainer):
     def evaluate(self) -> tuple[float, float]:
         with tf.device(self.device):
             loss, outputs = self._evaluate()
-        return float(loss.numpy()), accuracy(outputs.numpy(), self.y_test)
+        return float(loss.numpy()), evaluation_score(outputs.numpy(), self.y_test)
 
     def predict(self, indices: np.ndarray) -> np.ndarray:
         return inference.predict(self, indices)

@@ -72,9 +72,13 @@ source line, why, and what is supported. torch's conventions, converted:
   take logits, so the spec gets the softmax / sigmoid output they imply;
   after a final ``log_softmax``, ``nn.NLLLoss`` / ``F.nll_loss`` (and
   cross-entropy, log_softmax being idempotent) are categorical cross-entropy
-  on logits; ``nn.BCELoss`` needs a final sigmoid; ``nn.MSELoss`` is mse; a
-  dlbench loss name is taken as it is. None: a final softmax, log_softmax or
-  sigmoid says which.
+  on logits; ``nn.BCELoss`` needs a final sigmoid; ``nn.MSELoss`` /
+  ``F.mse_loss`` is mse, ``nn.L1Loss`` / ``F.l1_loss`` mae, ``nn.HuberLoss(delta)``
+  huber with that delta (``F.huber_loss``: its default delta, 1.0);
+  ``CrossEntropyLoss(label_smoothing=eps)`` is categorical cross-entropy with
+  that label smoothing (torch's and the spec's smoothed target agree); a
+  dlbench loss name or table is taken as it is. None: a final softmax,
+  log_softmax or sigmoid says which.
 * optimizer: a ``torch.optim.Adam`` or ``SGD`` (one set of hyper-parameters;
   no weight decay, AMSGrad, Nesterov, dampening or maximize) or a dlbench
   optimizer; None: ``dlbench.Adam()``. torch's Adam adds epsilon as the spec does.
@@ -87,11 +91,15 @@ import sys
 from dlbench.errors import InputError, one_of
 from dlbench.network import SGD, Activation, Adam, ModelSpec, make_optimizer
 from dlbench.network.imported import LOGIT_OUTPUTS, ImportedModel, all_problems
+from dlbench.network.loss import LOSSES
 
-LOSS_MODULES = ("CrossEntropyLoss", "NLLLoss", "BCEWithLogitsLoss", "BCELoss", "MSELoss")
+LOSS_MODULES = ("CrossEntropyLoss", "NLLLoss", "BCEWithLogitsLoss", "BCELoss", "MSELoss", "L1Loss", "HuberLoss")
 LOSS_FUNCTIONS = {"cross_entropy": "CrossEntropyLoss", "nll_loss": "NLLLoss",
                   "binary_cross_entropy_with_logits": "BCEWithLogitsLoss", "binary_cross_entropy": "BCELoss",
-                  "mse_loss": "MSELoss"}
+                  "mse_loss": "MSELoss", "l1_loss": "L1Loss", "huber_loss": "HuberLoss"}
+#: the spec's loss of each torch loss that does not take log-probabilities
+SPEC_LOSSES = {"CrossEntropyLoss": "categorical_crossentropy", "BCEWithLogitsLoss": "binary_crossentropy",
+               "BCELoss": "binary_crossentropy", "MSELoss": "mse", "L1Loss": "mae", "HuberLoss": "huber"}
 #: what a network's last operation makes of its outputs, for the loss
 ENDINGS = {"softmax": "a softmax", "log_softmax": "a log_softmax", "sigmoid": "a sigmoid", None: "logits"}
 #: layers the first of which reads a 2-D sample channels-first (C, L)
@@ -201,44 +209,53 @@ def loss_kind(loss) -> str:
         raise InputError(f"loss {name} cannot be read; expected a dlbench loss name, one of {', '.join(LOSS_MODULES)} "
                          f"or F.{', F.'.join(LOSS_FUNCTIONS)}", field="loss")
     if getattr(loss, "reduction", "mean") != "mean" or getattr(loss, "weight", None) is not None \
-            or getattr(loss, "pos_weight", None) is not None or getattr(loss, "label_smoothing", 0.0) \
-            or getattr(loss, "ignore_index", -100) != -100:
-        raise InputError(f"{kind} with weights, label smoothing, ignore_index or a reduction other than 'mean'",
-                         field="loss")
+            or getattr(loss, "pos_weight", None) is not None or getattr(loss, "ignore_index", -100) != -100:
+        raise InputError(f"{kind} with weights, ignore_index or a reduction other than 'mean'", field="loss")
     return kind
 
 
-def torch_loss(loss, last: str | None) -> tuple[str, str | None]:
-    """(the spec's loss, the output activation a logits loss implies or None), ``last`` the network's ending."""
+def loss_options(loss, kind: str) -> dict:
+    """The spec's options of a torch loss: CrossEntropyLoss's label smoothing, HuberLoss's delta
+    (a functional's are its defaults: they are given with each call, not with the function)."""
+    if kind == "HuberLoss":
+        return {"delta": float(getattr(loss, "delta", 1.0))}
+    smoothing = float(getattr(loss, "label_smoothing", 0.0))
+    return {"label_smoothing": smoothing} if smoothing else {}
+
+
+def torch_loss(loss, last: str | None) -> tuple[str | dict, str | None]:
+    """(the spec's loss, a name or a table with its options, and the output activation a logits loss
+    implies or None), ``last`` the network's ending."""
     if loss is None:
         found = {"softmax": "categorical_crossentropy", "log_softmax": "categorical_crossentropy",
                  "sigmoid": "binary_crossentropy"}.get(last)
         if found is None:
-            raise InputError(f"give loss=: a dlbench loss ({one_of(('binary_crossentropy', 'categorical_crossentropy', 'mse'))}), "
-                             f"a torch loss module ({', '.join(LOSS_MODULES)}) or function (F.cross_entropy, ...); "
+            raise InputError(f"give loss=: a dlbench loss ({one_of(LOSSES)}), a torch loss module "
+                             f"({', '.join(LOSS_MODULES)}) or function (F.cross_entropy, ...); "
                              "the module ends in logits, which name none", field="loss")
         return found, None
-    if isinstance(loss, str):
-        if last == "log_softmax" and loss != "categorical_crossentropy":
-            raise InputError(f"loss {loss!r} of log-probabilities (the module ends in log_softmax)", field="loss")
-        return loss, None  # ModelSpec checks the name
+    if isinstance(loss, (str, dict)):
+        name = loss if isinstance(loss, str) else loss.get("name")
+        if last == "log_softmax" and name != "categorical_crossentropy":
+            raise InputError(f"loss {name!r} of log-probabilities (the module ends in log_softmax)", field="loss")
+        return loss, None  # ModelSpec checks the name and options
     kind = loss_kind(loss)
-    if last == "log_softmax":
+    options = loss_options(loss, kind)
+    if last == "log_softmax":  # log_softmax of log-probabilities changes nothing: cross-entropy on logits
         if kind not in ("NLLLoss", "CrossEntropyLoss"):
             raise InputError(f"{kind} of log-probabilities (the module ends in log_softmax); expected nll_loss or "
                              "cross_entropy", field="loss")
-        return "categorical_crossentropy", None
+        return {"name": "categorical_crossentropy", **options}, None
     if kind == "NLLLoss":
         raise InputError(f"NLLLoss takes log-probabilities, but the module ends in {ENDINGS[last]}: end it in "
                          "log_softmax, or use CrossEntropyLoss on logits", field="loss")
-    spec_loss = {"CrossEntropyLoss": "categorical_crossentropy", "BCEWithLogitsLoss": "binary_crossentropy",
-                 "BCELoss": "binary_crossentropy", "MSELoss": "mse"}[kind]
+    spec_loss = SPEC_LOSSES[kind]
     if kind in ("CrossEntropyLoss", "BCEWithLogitsLoss"):
         if last == LOGIT_OUTPUTS[spec_loss]:
             raise InputError(f"{kind} takes logits, but the module ends in {ENDINGS[last]}: drop it, or pass "
                              f"loss={spec_loss!r}", field="loss")
-        return spec_loss, LOGIT_OUTPUTS[spec_loss]
-    return spec_loss, None
+        return {"name": spec_loss, **options}, LOGIT_OUTPUTS[spec_loss]
+    return {"name": spec_loss, **options}, None
 
 
 def torch_optimizer(optimizer):

@@ -41,12 +41,12 @@ import torch
 from dlbench.data.base import Dataset
 from dlbench.errors import InputError
 from dlbench.plugin.backend import Trainer, TrainerOptions, TrainingState
-from dlbench.plugin.helpers import input_dtype, loss_targets, signal_as_image
+from dlbench.plugin.helpers import input_dtype, is_regression, loss_targets, r_squared, signal_as_image
 from dlbench.network import ModelSpec, is_trained
 from dlbench.network.precision import LOSS_SCALE, is_mixed, scales_loss
 from dlbench.plugin.distributed import replica_slice
 from dlbench_backends.torch import distributed, inference, network
-from dlbench_backends.torch.losses import LOSSES
+from dlbench_backends.torch.losses import bound_loss
 from dlbench_backends.torch.network import (activation, build_network, from_canonical, module_tensors,
                                             tensor_from_canonical, tensor_to_canonical, to_canonical)
 from dlbench_backends.torch.optim import build_optimizer
@@ -100,7 +100,7 @@ class TorchTrainer(Trainer):
         self.model, self.holders = self.network
         self.params = list(self.model.parameters())  # the moving statistics are buffers, not parameters
         self.output = activation(spec.output_activation, alpha=spec.output_alpha)[1]
-        self.loss = LOSSES[spec.loss]
+        self.loss = bound_loss(spec)
         self.precision = options.precision
         #: the module training steps run through: the model, or the model under DDP
         self.ddp = (distributed.wrap(self.model, self.device, self.data_parallel.sync_batchnorm)
@@ -212,7 +212,7 @@ class TorchTrainer(Trainer):
         self.t_train = put(loss_targets(self.spec, data.y_train))
         self.x_test = put_inputs(data.x_test)
         self.t_test = put(loss_targets(self.spec, data.y_test))
-        self.y_test = put(data.y_test.astype(np.int64, copy=False))
+        self.y_test = put(data.y_test.astype(np.int64, copy=False)) if not is_regression(data.y_test) else None
         self.sample_bytes = sum(t[0].nelement() * t.element_size() for t in (self.x_train, self.t_train))
 
     def train(self, indices: np.ndarray) -> np.ndarray:
@@ -249,6 +249,8 @@ class TorchTrainer(Trainer):
                 z = self.model(self._network_input(self.x_test))
                 loss = float(self.loss(z, self.t_test, self.output))
                 out = self.output(z)
+                if self.y_test is None:  # float targets: R^2
+                    return loss, r_squared(out.float().cpu().numpy(), self.t_test.cpu().numpy())
                 predicted = out[..., 0] > 0.5 if out.shape[-1] == 1 else out.argmax(dim=-1)
                 correct = int((predicted == self.y_test).sum())
         finally:

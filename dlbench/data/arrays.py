@@ -7,6 +7,9 @@ model, with messages that say what Keras and torch users tend to hand over
 instead: one-hot labels, float labels, a channels-first image batch.
 Labels are class indices; labels stored as floats holding whole numbers
 (``y = np.array([0., 1., 1., 0.])``) and a ``(n, 1)`` column are accepted.
+A regression loss takes float targets instead, (n,) or (n, k) for k output
+units: mae and huber any numeric targets, mse float ones (mse of integer
+labels compares their one-hot encoding, :mod:`dlbench.network.loss`).
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import numpy as np
 
 from dlbench.errors import InputError
 from dlbench.network import ModelSpec, format_shape
+from dlbench.network.loss import CLASSIFICATION_LOSSES
 
 NAMES = ("x_train", "y_train", "x_test", "y_test")
 
@@ -70,13 +74,37 @@ def class_indices(name: str, y: np.ndarray, n_samples: int) -> np.ndarray:
     if np.issubdtype(y.dtype, np.floating):
         whole = np.isfinite(y) & (y == np.round(y))
         if not whole.all():
-            raise InputError(f"{name} must hold class indices (whole numbers); got {float(y[~whole][0])!r}", field="data")
+            raise InputError(f"{name} must hold class indices (whole numbers); got {float(y[~whole][0])!r} "
+                             "(float targets are a regression's: loss mse, mae or huber)", field="data")
     elif not (np.issubdtype(y.dtype, np.integer) or y.dtype == np.bool_):
         raise InputError(f"{name} holds {y.dtype} values; expected integer class indices", field="data")
     y = y.astype(np.int64)
     if len(y) and y.min() < 0:
         raise InputError(f"{name} holds the negative label {int(y.min())}; class indices start at 0", field="data")
     return y
+
+
+def takes_float_targets(spec: ModelSpec, y: np.ndarray) -> bool:
+    """Whether ``y`` is read as a regression's float targets: for mae and huber
+    always, for mse when they are floats; class labels otherwise."""
+    if spec.loss in CLASSIFICATION_LOSSES:
+        return False
+    return spec.loss != "mse" or np.issubdtype(y.dtype, np.floating)
+
+
+def float_targets(name: str, y: np.ndarray, n_samples: int, units: int) -> np.ndarray:
+    """``y`` as float32 targets of shape (n_samples,) for one output unit or (n_samples, units)."""
+    if not (np.issubdtype(y.dtype, np.number) or y.dtype == np.bool_) or np.issubdtype(y.dtype, np.complexfloating):
+        raise InputError(f"{name} holds {y.dtype} values; expected real numbers (regression targets)", field="data")
+    if y.ndim == 2 and y.shape[1] == 1 and units == 1:
+        y = y[:, 0]
+    wanted = (n_samples,) if units == 1 else (n_samples, units)
+    if y.shape != wanted:
+        raise InputError(f"{name} has shape {y.shape}; the last layer's {units} units take float targets of "
+                         f"shape {wanted}", field="data")
+    if not np.isfinite(y).all():
+        raise InputError(f"{name} holds NaN or infinite values", field="data")
+    return y.astype(np.float32)
 
 
 def check_classes(spec: ModelSpec, labels: np.ndarray) -> None:
@@ -94,14 +122,17 @@ def checked_arrays(data, input_shape: tuple, spec: ModelSpec, channels_first: bo
     layout) and ``spec``; images and signals of a channels-first model
     (torch's NCHW) are moved to the spec's channels-last layout."""
     arrays = unpack(data)
+    regression = takes_float_targets(spec, arrays["y_train"])
     for part in ("train", "test"):
         x, y = arrays[f"x_{part}"], arrays[f"y_{part}"]
         check_features(f"x_{part}", x, input_shape)
-        arrays[f"y_{part}"] = class_indices(f"y_{part}", y, x.shape[0])
+        arrays[f"y_{part}"] = (float_targets(f"y_{part}", y, x.shape[0], spec.output_shape[-1]) if regression
+                               else class_indices(f"y_{part}", y, x.shape[0]))
         if channels_first and x.ndim > 2:
             x = np.moveaxis(x, 1, -1)
         arrays[f"x_{part}"] = np.ascontiguousarray(x, np.float32)
-    check_classes(spec, np.concatenate([arrays["y_train"], arrays["y_test"]]))
+    if not regression:
+        check_classes(spec, np.concatenate([arrays["y_train"], arrays["y_test"]]))
     return arrays
 
 

@@ -17,6 +17,9 @@ from dlbench.network.init import STREAM_SPLIT, rng_for
 
 @dataclass(frozen=True)
 class Dataset:
+    """Features and targets: int64 class labels (``n_classes`` of them), or
+    float32 values of a regression, (n,) or (n, k), with ``n_classes`` 0."""
+
     x_train: np.ndarray
     y_train: np.ndarray
     x_test: np.ndarray
@@ -34,8 +37,14 @@ class Dataset:
 
     @property
     def target_shape(self) -> tuple[int, ...]:
-        """One sample's labels: () for a class, (time,) for a label per timestep."""
+        """One sample's labels: () for a class, (time,) for a label per timestep;
+        a regression's values: () for one, (k,) for k."""
         return tuple(self.y_train.shape[1:])
+
+    @property
+    def regression(self) -> bool:
+        """Whether the targets are float values rather than class labels."""
+        return self.y_train.dtype.kind == "f"
 
 
 @dataclass(frozen=True)
@@ -53,6 +62,8 @@ class DatasetMeta:
     target_shape: tuple[int, ...] = ()
     #: for token inputs: the number of token ids (the largest id + 1)
     vocab_size: int | None = None
+    #: float targets (a regression's; ``n_classes`` 0, ``target_shape`` () or (k,)) rather than class labels
+    regression: bool = False
 
     @classmethod
     def of(cls, data: Dataset) -> "DatasetMeta":
@@ -62,7 +73,12 @@ class DatasetMeta:
             if data.target_shape:  # next-token targets: the vocabulary is the classes
                 vocab = max(vocab, data.n_classes)
         return cls(data.input_shape, data.n_classes, len(data.x_train), len(data.x_test), data.input_dtype,
-                   data.target_shape, vocab)
+                   data.target_shape, vocab, data.regression)
+
+    @property
+    def target_units(self) -> int:
+        """A regression's values per sample: the output units a model needs."""
+        return self.target_shape[0] if self.target_shape else 1
 
 
 @dataclass(frozen=True)
@@ -113,10 +129,10 @@ def split_sizes(n_samples: int, test_fraction: float) -> tuple[int, int]:
 
 
 def split(x: np.ndarray, y: np.ndarray, test_fraction: float, seed: int, n_classes: int) -> Dataset:
-    """A seeded shuffle split into train and test parts."""
+    """A seeded shuffle split into train and test parts; ``n_classes`` 0: float targets (a regression)."""
     _, n_test = split_sizes(len(x), test_fraction)
     order = rng_for(seed, STREAM_SPLIT).permutation(len(x))
     test, train = order[:n_test], order[n_test:]
     x = np.ascontiguousarray(x, dtype=np.float32)
-    y = np.asarray(y, dtype=np.int64)
+    y = np.asarray(y, dtype=np.float32 if n_classes == 0 else np.int64)
     return Dataset(x[train], y[train], x[test], y[test], n_classes)

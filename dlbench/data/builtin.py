@@ -1,4 +1,5 @@
-"""Registered datasets: seeded, float32 features, integer class labels.
+"""Registered datasets: seeded, float32 features, integer class labels (or,
+for ``diabetes`` and ``regression``, float targets).
 
 A dataset is a loader ``loader(seed, **options) -> Dataset`` plus its option
 defaults; scenario files name it under ``[data]`` and may override options.
@@ -114,6 +115,48 @@ def synthetic(seed: int, n_samples: int, n_features: int, n_classes: int, test_f
     return split(x, np.argmax(x @ teacher, axis=1), test_fraction, seed, n_classes)
 
 
+DIABETES_SAMPLES = 442
+
+
+def describe_diabetes(seed: int, test_fraction: float) -> DatasetMeta:
+    return DatasetMeta((10,), 0, *split_sizes(DIABETES_SAMPLES, test_fraction), regression=True)
+
+
+def diabetes(seed: int, test_fraction: float) -> Dataset:
+    """scikit-learn's bundled diabetes set (Efron et al. 2004): 442 patients, 10
+    standardised features; the target, disease progression after a year (25..346),
+    standardised to mean 0 and variance 1 so that losses and deltas read in units of its spread."""
+    from sklearn.datasets import load_diabetes
+
+    bunch = load_diabetes()
+    target = (bunch.target - bunch.target.mean()) / bunch.target.std()
+    return split(bunch.data, target, test_fraction, seed, 0)
+
+
+def describe_regression(seed: int, n_samples: int, n_features: int, n_targets: int, noise: float,
+                        test_fraction: float) -> DatasetMeta:
+    _check_count(n_samples, "n_samples", 2)
+    _check_count(n_features, "n_features")
+    _check_count(n_targets, "n_targets")
+    if noise < 0:
+        raise InputError(f"must be at least 0, got {noise}", field="data.noise")
+    shape = () if n_targets == 1 else (n_targets,)
+    return DatasetMeta((n_features,), 0, *split_sizes(n_samples, test_fraction), target_shape=shape, regression=True)
+
+
+def regression(seed: int, n_samples: int, n_features: int, n_targets: int, noise: float,
+               test_fraction: float) -> Dataset:
+    """Gaussian features, float targets from a random one-hidden-layer tanh teacher
+    (learnable, not linear) plus Gaussian noise of standard deviation ``noise``:
+    (n,) for one target, (n, n_targets) otherwise."""
+    describe_regression(seed, n_samples, n_features, n_targets, noise, test_fraction)
+    rng = rng_for(seed, STREAM_DATA)
+    x = rng.standard_normal((n_samples, n_features))
+    hidden = np.tanh(x @ rng.standard_normal((n_features, 16)) / math.sqrt(n_features))
+    y = hidden @ rng.standard_normal((16, n_targets)) / 2 + noise * rng.standard_normal((n_samples, n_targets))
+    return split(x, y[:, 0] if n_targets == 1 else y, test_fraction, seed, 0)
+
+
 BUILTIN_DATASETS = [
     DatasetInfo("xor", xor, "noisy points around the XOR corners, 2 features, 2 classes",
                 {"n_samples": 400, "noise": 0.1, "test_fraction": 0.2}, describe_xor),
@@ -128,6 +171,11 @@ BUILTIN_DATASETS = [
     DatasetInfo("synthetic", synthetic, "Gaussian features, labels from a random linear teacher",
                 {"n_samples": 4096, "n_features": 64, "n_classes": 10, "test_fraction": 0.2},
                 describe_synthetic),
+    DatasetInfo("diabetes", diabetes, "scikit-learn's bundled diabetes regression: 10 features, one float target "
+                "(standardised)", {"test_fraction": 0.2}, describe_diabetes),
+    DatasetInfo("regression", regression, "Gaussian features, float targets from a random tanh teacher plus noise",
+                {"n_samples": 1000, "n_features": 8, "n_targets": 1, "noise": 0.1, "test_fraction": 0.2},
+                describe_regression),
 ]
 
 

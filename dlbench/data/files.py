@@ -3,7 +3,8 @@
 Nothing is downloaded: ``mnist1d`` comes from the ``mnist1d`` package's
 ``make_dataset()`` (its ``get_dataset()`` downloads, so it is never called);
 ``idx`` reads MNIST-style IDX files (gzip or raw); ``npz`` reads
-``x_train, y_train, x_test, y_test`` from a NumPy archive without pickle.
+``x_train, y_train, x_test, y_test`` from a NumPy archive without pickle:
+integer labels are classes, float targets (n,) or (n, k) a regression's.
 A missing or corrupt file is an InputError naming the path.
 """
 
@@ -115,7 +116,8 @@ class ArrayHeader:
 
 def check_classification(x_train, y_train, x_test, y_test, source: str) -> int:
     """Check arrays (or anything with ``shape`` and ``dtype`` for the features)
-    a model can train on; the number of classes."""
+    a model can train on; the number of classes, 0 for float targets (a
+    regression's values: (n,) or (n, k), finite, float in both parts)."""
     for name, x, y in (("train", x_train, y_train), ("test", x_test, y_test)):
         if not (np.issubdtype(x.dtype, np.number) or x.dtype == np.bool_):
             raise InputError(f"x_{name} holds {x.dtype} values; expected numbers (a float or integer array)",
@@ -124,15 +126,36 @@ def check_classification(x_train, y_train, x_test, y_test, source: str) -> int:
             raise InputError(f"x_{name} has no samples; expected at least one", source=source)
         if x.shape[0] != len(y):
             raise InputError(f"{x.shape[0]} {name} samples but {len(y)} labels", source=source)
-        if y.ndim != 1 or not np.issubdtype(y.dtype, np.integer) or (len(y) and y.min() < 0):
-            raise InputError(f"{name} labels must be a 1-D array of non-negative integers", source=source)
+        if y.dtype.kind == "f":
+            _check_float_targets(name, y, source)
+        elif y.ndim != 1 or not np.issubdtype(y.dtype, np.integer) or (len(y) and y.min() < 0):
+            raise InputError(f"{name} labels must be a 1-D array of non-negative integers (class labels), "
+                             "or float targets of a regression", source=source)
+    if (y_train.dtype.kind == "f") != (y_test.dtype.kind == "f"):
+        raise InputError(f"y_train holds {y_train.dtype} and y_test {y_test.dtype} values; both class labels "
+                         "(integers) or both float targets", source=source)
+    if y_train.dtype.kind == "f":
+        if y_train.shape[1:] != y_test.shape[1:]:
+            raise InputError(f"y_train has {y_train.shape[1:] or 1} values per sample, y_test "
+                             f"{y_test.shape[1:] or 1}", source=source)
+        return 0
     return max(int(max(y_train.max(initial=0), y_test.max(initial=0))) + 1, 2)
 
 
+def _check_float_targets(name: str, y: np.ndarray, source: str) -> None:
+    if y.ndim not in (1, 2):
+        raise InputError(f"y_{name} has shape {y.shape}; float targets are (samples,) or (samples, values)",
+                         source=source)
+    if not np.isfinite(y).all():
+        raise InputError(f"y_{name} holds NaN or infinite values", source=source)
+
+
 def _classification(x_train, y_train, x_test, y_test, source: str) -> Dataset:
+    """The checked arrays as a Dataset: int64 class labels, or float32 regression targets."""
     n_classes = check_classification(x_train, y_train, x_test, y_test, source)
-    return Dataset(np.ascontiguousarray(x_train, np.float32), y_train.astype(np.int64),
-                   np.ascontiguousarray(x_test, np.float32), y_test.astype(np.int64), n_classes)
+    target = np.float32 if n_classes == 0 else np.int64
+    return Dataset(np.ascontiguousarray(x_train, np.float32), y_train.astype(target),
+                   np.ascontiguousarray(x_test, np.float32), y_test.astype(target), n_classes)
 
 
 def _idx_folder(path: str) -> Path:
@@ -217,7 +240,8 @@ def describe_npz(seed: int, path: str) -> DatasetMeta:
     n_classes = check_classification(headers["x_train"], labels["y_train"], headers["x_test"], labels["y_test"],
                                      str(file))
     return DatasetMeta(tuple(headers["x_train"].shape[1:]), n_classes, headers["x_train"].shape[0],
-                       headers["x_test"].shape[0])
+                       headers["x_test"].shape[0], target_shape=tuple(labels["y_train"].shape[1:]),
+                       regression=n_classes == 0)
 
 
 def _mnist1d_checked(num_samples: int):

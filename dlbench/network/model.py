@@ -7,18 +7,11 @@ the layers and their conventions are in :mod:`dlbench.network.layers`.
 Loss and output activation are fused by every backend: the last layer's
 softmax (or sigmoid) is never applied before the loss; cross-entropy is
 computed from its logits, which is what makes the backends' numbers agree.
-
-Losses (``B`` = batch size, ``z`` = logits, ``y`` = labels):
-
-* ``categorical_crossentropy``: mean over the batch of
-  ``logsumexp(z) - z[y]`` for integer labels ``y``; output must be softmax.
-  On a per-timestep output ``(time, classes)`` (a language model) the labels
-  are ``(batch, time)`` and the mean is over every token of the batch; the
-  perplexity reported beside it is ``exp`` of that mean.
-* ``binary_crossentropy``: mean of ``max(z, 0) - z*y + log(1 + exp(-|z|))``;
-  output must be a single sigmoid unit.
-* ``mse``: mean over batch and units of ``(f(z) - t)**2`` where ``t`` is the
-  label (one unit) or its one-hot encoding (several units).
+The losses, their options and their conventions are in
+:mod:`dlbench.network.loss`. On a per-timestep output ``(time, classes)`` (a
+language model) categorical_crossentropy's labels are ``(batch, time)`` and
+the mean is over every token of the batch; the perplexity reported beside it
+is ``exp`` of that mean.
 
 Optimizers (``g`` = dE/dW averaged over the batch, ``t`` = step from 1):
 
@@ -38,13 +31,11 @@ from typing import ClassVar, Union
 
 from dlbench.errors import InputError, one_of
 from dlbench.network.checks import Shape, check_choice, check_number, check_positive_int, format_shape
+from dlbench.network.loss import LOSSES, make_loss
 from dlbench.network.layers import Activation, Dropout, activation_alpha, is_trained, layer_activation
 from dlbench.network.transformer import chain_shapes, nested_layers
 
 __all__ = ["LOSSES", "SGD", "Adam", "Optimizer", "OPTIMIZERS", "ModelSpec", "make_optimizer", "Sequential", "TrainSpec"]
-
-LOSSES = ("binary_crossentropy", "categorical_crossentropy", "mse")
-
 
 # ----------------------------------------------------------------- optimizers
 @dataclass(frozen=True)
@@ -86,6 +77,8 @@ class ModelSpec:
     layers: tuple
     loss: str
     optimizer: Optimizer
+    #: the loss's options, its defaults filled in, as sorted (key, value) pairs (see :mod:`dlbench.network.loss`)
+    loss_options: tuple = ()
     shapes: tuple = field(init=False, repr=False, compare=False)
 
     def __post_init__(self):
@@ -97,8 +90,18 @@ class ModelSpec:
                              field="input_shape")
         object.__setattr__(self, "input_shape", shape)
         object.__setattr__(self, "shapes", tuple(chain_shapes(self.layers, shape, "layers")))
-        check_choice(self.loss, LOSSES, "loss")
+        given = self.loss
+        if self.loss_options:  # a copy (dataclasses.replace) or options given beside the name
+            given = {**(given if isinstance(given, dict) else {"name": given}), **dict(self.loss_options)}
+        name, options = make_loss(given)
+        object.__setattr__(self, "loss", name)
+        object.__setattr__(self, "loss_options", tuple(sorted(options.items())))
         self._check_loss_fits_output()
+
+    @property
+    def loss_kwargs(self) -> dict:
+        """The loss's options as keyword arguments (``{"delta": 1.0}`` for huber)."""
+        return dict(self.loss_options)
 
     @property
     def output_shape(self) -> Shape:
@@ -122,6 +125,9 @@ class ModelSpec:
         if self.loss == "binary_crossentropy" and (out != (1,) or act != "sigmoid"):
             raise InputError(f"binary_crossentropy needs a last layer of 1 unit with sigmoid activation, "
                              f"got {out[0]} units with {act}", field="loss")
+        if self.loss in ("mae", "huber") and act == "softmax":
+            raise InputError(f"{self.loss} compares the last layer's values with float targets; a softmax makes "
+                             "them probabilities: use a linear (or sigmoid, tanh) output", field="loss")
         if self.loss == "categorical_crossentropy" and (out[-1] < 2 or act != "softmax"):
             raise InputError(f"categorical_crossentropy needs a last layer of at least 2 units with "
                              f"softmax activation, got {out[-1]} units with {act}", field="loss")
@@ -180,7 +186,8 @@ class Sequential:
     layers: list
     input_shape: Shape | None = None
 
-    def compile(self, loss: str, optimizer="adam") -> ModelSpec:
+    def compile(self, loss: str | dict, optimizer="adam") -> ModelSpec:
+        """``loss``: a name, or a table with its options (``{"name": "huber", "delta": 0.5}``)."""
         input_shape = self.input_shape or (self.layers[0].input_shape if self.layers else None)
         if input_shape is None:
             raise InputError("give input_shape to Sequential or to its first layer", field="input_shape")

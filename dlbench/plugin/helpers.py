@@ -24,15 +24,44 @@ def one_hot(labels: np.ndarray, n: int) -> np.ndarray:
     return out
 
 
+def is_regression(labels: np.ndarray) -> bool:
+    """Whether a dataset's targets are float values (a regression's) rather than class labels."""
+    return labels.dtype.kind == "f"
+
+
 def loss_targets(spec: ModelSpec, labels: np.ndarray) -> np.ndarray:
     """What the loss compares the outputs with: integer labels for
-    categorical cross-entropy, float (batch, units) targets otherwise."""
+    categorical cross-entropy, float (batch, units) targets otherwise: a
+    regression's values as they are, a label or its one-hot encoding."""
     units = spec.output_shape[-1]
     if spec.loss == "categorical_crossentropy":  # (batch,) or, per timestep, (batch, time)
         return labels.astype(np.int64)
+    if is_regression(labels):
+        return labels.astype(np.float32).reshape(-1, units)
     if units == 1:
         return labels.astype(np.float32).reshape(-1, 1)
     return one_hot(labels, units)
+
+
+def r_squared(outputs: np.ndarray, targets: np.ndarray) -> float:
+    """The coefficient of determination of float outputs ``f(z)`` against
+    regression targets: per output unit ``1 - sum((t - f)^2) / sum((t - mean t)^2)``,
+    averaged over the units (scikit-learn's ``r2_score`` and Keras's ``R2Score``
+    default, "uniform_average"), in float64. A unit whose targets are all equal
+    has no variance to explain: it counts 1 if predicted exactly, else 0, as in
+    scikit-learn."""
+    f = np.asarray(outputs, np.float64).reshape(len(outputs), -1)
+    t = np.asarray(targets, np.float64).reshape(f.shape)
+    residual = np.sum((t - f) ** 2, axis=0)
+    total = np.sum((t - t.mean(axis=0)) ** 2, axis=0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        scores = np.where(total > 0, 1.0 - residual / total, np.where(residual == 0, 1.0, 0.0))
+    return float(np.mean(scores))
+
+
+def evaluation_score(outputs: np.ndarray, labels: np.ndarray) -> float:
+    """The second value of ``evaluate``: R^2 for float targets, accuracy for class labels."""
+    return r_squared(outputs, labels) if is_regression(labels) else accuracy(outputs, labels)
 
 
 def accuracy(outputs: np.ndarray, labels: np.ndarray) -> float:

@@ -98,6 +98,7 @@ def tidy_record(e: Entry) -> dict:
         "backend_version": e.row.get("backend_version"), "agrees": p.get("agrees"),
         "verdict": p.get("verdict"), "verdict_reason": p.get("reason"),
         "max_rel_loss_diff": p.get("max_rel_loss_diff"), "test_accuracy": m.get("test_accuracy"),
+        "test_r2": m.get("test_r2"), "test_loss": m.get("test_loss"),
         "final_loss": m.get("final_loss"), "samples_per_sec": m.get("samples_per_sec"),
         "samples_per_sec_q1": stats.get("q1"), "samples_per_sec_q3": stats.get("q3"),
         "samples_per_sec_iqr": stats.get("iqr"), "samples_per_sec_n": stats.get("n"),

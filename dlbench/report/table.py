@@ -33,6 +33,10 @@ COLUMN_MEANINGS: dict[str, str] = {
                "or a lone checkpoint under 100x its tolerance; free runs not comparable: dropout without a "
                "certificate), never a disagreement; a run exits 0 on it unless --require-verdict"),
     "test acc": "accuracy on the test split after training",
+    "test R^2": ("coefficient of determination of a regression on the test split after training, 1 - residual "
+                 "sum of squares / total sum of squares per output unit, averaged over the units (scikit-learn's "
+                 "r2_score); 1 is perfect, 0 no better than predicting the mean"),
+    "test loss": "the loss on the test split after training",
     "final loss": "mean training loss of the last epoch",
     "perplexity": "exp of the mean test cross-entropy per token",
     "samples/s": (f"steady-state median ± IQR (over repeats, or over windows of steps for a single run); * marks "
@@ -399,6 +403,12 @@ def _some(cell: Callable[[Entry], str]) -> Callable[[list[Entry]], bool]:
     return lambda items: any(cell(e) != "-" for e in items)
 
 
+def only_regressions(items: list[Entry]) -> bool:
+    """Whether the entries with a test score are all regressions' (R^2, no accuracy): then no accuracy column."""
+    scored = [e for e in items if e.metrics.get("test_r2") is not None or e.metrics.get("test_accuracy") is not None]
+    return bool(scored) and all(e.metrics.get("test_accuracy") is None for e in scored)
+
+
 def _m(key: str, fmt: str) -> Callable[[Entry], str]:
     return lambda e: _num(e.metrics.get(key), fmt)
 
@@ -419,7 +429,9 @@ COLUMNS = (
     Column("device", lambda e: str(e.row.get("device") or "-"), right=False,
            shown=lambda items: any(e.row.get("device") not in (None, "cpu") for e in items)),
     Column("agrees", lambda e: agreement(e.row), right=False),
-    Column("test acc", _m("test_accuracy", ".4f")),
+    Column("test acc", _m("test_accuracy", ".4f"), shown=lambda items: not only_regressions(items)),
+    Column("test R^2", _m("test_r2", ".4f"), shown=_some(_m("test_r2", ".4f"))),
+    Column("test loss", _m("test_loss", ".4g"), shown=_some(_m("test_r2", ".4f"))),
     Column("final loss", _m("final_loss", ".4g")),
     Column("perplexity", _m("test_perplexity", ".3f"), shown=_some(_m("test_perplexity", ".3f"))),
     Column("samples/s", lambda e: speed_cell(e.metrics)),

@@ -71,6 +71,11 @@ class Row:
         return self.metrics.get("test_accuracy")
 
     @property
+    def test_r2(self) -> float | None:
+        """A regression's test R^2 (it has no accuracy); None for a classifier."""
+        return self.metrics.get("test_r2")
+
+    @property
     def final_loss(self) -> float | None:
         return self.metrics.get("final_loss")
 

@@ -197,7 +197,7 @@ NUMBER_METRICS = ("samples_per_sec", "samples_per_sec_overall", "test_accuracy",
                   "compile_seconds", "train_seconds", "build_seconds", "placement_seconds", "eval_seconds",
                   "time_to_accuracy", "gflops_per_sec", "peak_rss_mib", "peak_device_mib", "certificate_seconds",
                   "wall_seconds", "peak_fraction", "tokens_per_sec", "samples_per_sec_per_replica",
-                  "test_perplexity", "loss_scale")
+                  "test_perplexity", "loss_scale", "test_r2")
 COUNT_METRICS = ("steps", "test_samples", "batch_size", "flops_per_step", "loss_history_every",
                  "tokens_per_sample", "skipped_steps")
 SERIES_METRICS = ("window_samples_per_sec", "loss_history", "samples_per_sec_samples", "compile_seconds_samples",

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from dlbench.errors import InputError, one_of
 from dlbench.network import check_choice, check_number, check_positive_int, format_shape
+from dlbench.network.loss import REGRESSION_LOSSES
 from dlbench.network.precision import PRECISIONS
 from dlbench.plugin.distributed import DataParallel, check_divides, check_replicas, check_scaling
 from dlbench.scale.cluster import Hosts, check_spread, resolve as resolve_hosts
@@ -227,8 +228,16 @@ def check_against_data(scenario: Scenario, plugins: Plugins) -> None:
         raise InputError(f"{format_shape(scenario.model.input_shape)} does not match dataset "
                          f"{scenario.data_name!r}, whose samples have shape {format_shape(meta.input_shape)}",
                          field="model.input_shape", source=where)
+    if meta.regression:
+        check_regression_against_data(scenario, meta, where)
+        check_fits_in_memory(scenario)
+        return
     check_sequences_against_data(scenario, meta, where)
     units = scenario.model.output_shape[-1]
+    if scenario.model.loss in ("mae", "huber"):
+        raise InputError(f"{scenario.model.loss} compares float targets, but dataset {scenario.data_name!r} has "
+                         f"class labels; use categorical_crossentropy (or mse, which compares a label's one-hot "
+                         "encoding)", field="train.loss", source=where)
     if scenario.model.loss == "categorical_crossentropy" and units < meta.n_classes:
         raise InputError(f"the last layer has {units} units but dataset {scenario.data_name!r} has "
                          f"{meta.n_classes} classes", field="model.layers", source=where)
@@ -236,6 +245,20 @@ def check_against_data(scenario: Scenario, plugins: Plugins) -> None:
         raise InputError(f"binary_crossentropy needs 2 classes; dataset {scenario.data_name!r} has "
                          f"{meta.n_classes}", field="train.loss", source=where)
     check_fits_in_memory(scenario)
+
+
+def check_regression_against_data(scenario: Scenario, meta, where: str) -> None:
+    """Float targets take a regression loss and one output unit per value."""
+    model, name = scenario.model, scenario.data_name
+    if model.loss not in REGRESSION_LOSSES:
+        raise InputError(f"{model.loss} needs class labels, but dataset {name!r} has float targets (a regression); "
+                         f"{one_of(REGRESSION_LOSSES)}", field="train.loss", source=where)
+    if model.output_shape != (meta.target_units,):
+        raise InputError(f"dataset {name!r} has {meta.target_units} float target(s) per sample, but the model's "
+                         f"output is {format_shape(model.output_shape)}", field="model.layers", source=where)
+    if scenario.train.target_accuracy is not None:
+        raise InputError(f"dataset {name!r} has float targets (a regression), which have no accuracy to reach",
+                         field="train.target_accuracy", source=where)
 
 
 def check_sequences_against_data(scenario: Scenario, meta, where: str) -> None:

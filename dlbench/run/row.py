@@ -74,12 +74,14 @@ def finite_or_none(x: float | None) -> float | None:
     return x if x is not None and math.isfinite(x) else None
 
 
-def training_metrics(m, session, batch_size: int, test_loss: float | None, test_accuracy: float | None,
+def training_metrics(m, session, batch_size: int, test_loss: float | None, test_score: float | None,
                      eval_seconds: float, peak_rss_mib: float) -> dict:
     """A training row's metrics from its measurement ``m``
     (:class:`dlbench.measure.timing.TrainingMeasurement`) and ``session``, at the scenario's (global) ``batch_size``.
     The median window is the throughput: robust to a stall (another process,
-    a GC pause); the overall rate (all steady samples / all steady time) is kept beside it."""
+    a GC pause); the overall rate (all steady samples / all steady time) is kept beside it.
+    ``test_score`` is the second value of ``evaluate``: the accuracy, or R^2 for float
+    targets (a regression), which has no accuracy."""
     spec, plan = session.spec, session.plan
     history, every = loss_history(m.losses)
     flops = training_step_flops(spec, batch_size)
@@ -87,12 +89,14 @@ def training_metrics(m, session, batch_size: int, test_loss: float | None, test_
     sps = window_stats.get("median", m.samples_per_sec)
     device_bytes = session.trainer.peak_device_bytes()
     last_epoch = m.losses[-min(plan.steps_per_epoch, len(m.losses)):] if m.losses else []
+    regression = session.data.regression
     return {
         "samples_per_sec": sps,
         "samples_per_sec_overall": m.samples_per_sec,
         "samples_per_sec_stats": window_stats,
         "window_samples_per_sec": m.window_samples_per_sec,
-        "test_accuracy": test_accuracy,
+        "test_accuracy": None if regression else test_score,
+        **({"test_r2": finite_or_none(test_score)} if regression else {}),
         "test_loss": finite_or_none(test_loss),
         "final_loss": finite_or_none(sum(last_epoch) / len(last_epoch)) if last_epoch else None,
         "compile_seconds": m.compile_seconds,

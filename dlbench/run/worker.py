@@ -119,12 +119,12 @@ def execute(request: RunRequest) -> dict:
         m = train_and_measure(trainer, plan, request.window_steps, train.target_accuracy, checkpoints=checkpoints,
                               progress=progress_writer(request.progress_file, plan.total_steps))
         row["device"] = trainer.device_name
-        (test_loss, test_accuracy), eval_seconds = (timed(trainer.evaluate) if m.diverged_at is None
+        (test_loss, test_score), eval_seconds = (timed(trainer.evaluate) if m.diverged_at is None
                                                     else ((None, None), 0.0))
     except Exception as exc:  # a failing backend is a result row, never a lost run
         return {**row, "status": "failed", "error": f"{type(exc).__name__}: {exc}",
                 "traceback": traceback.format_exc(limit=-8)}
-    row["metrics"] = training_metrics(m, session, train.batch_size, test_loss, test_accuracy, eval_seconds,
+    row["metrics"] = training_metrics(m, session, train.batch_size, test_loss, test_score, eval_seconds,
                                       resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
     sps = row["metrics"]["samples_per_sec"]
     row["metrics"].update(sequence_metrics(spec, sps, test_loss))
