@@ -211,4 +211,21 @@ def _sequence_datasets() -> list[DatasetInfo]:
     ]
 
 
-BUILTIN_DATASETS += _file_datasets() + _sequence_datasets()
+def _image_datasets() -> list[DatasetInfo]:
+    from dlbench.data import images, text_replaced
+    return [
+        DatasetInfo("cifar10", images.cifar10, "CIFAR-10's binary batch files (data_batch_1..5.bin, test_batch.bin) "
+                    "in the cifar-10-batches-bin folder `path`: (32, 32, 3) images, 10 classes",
+                    {"path": "", "normalize": True}, images.describe_cifar10),
+        DatasetInfo("cifar-like", images.cifar_like, "generated CIFAR-shaped images (32, 32, 3), 10 classes: "
+                    "shifted smooth colour patterns plus noise, so CIFAR workloads run offline (not CIFAR-10)",
+                    {"n_samples": 1000, "noise": 1.0, "max_shift": 4, "test_fraction": 0.2},
+                    images.describe_cifar_like),
+        DatasetInfo("chars-replaced", text_replaced.chars_replaced, "windows of the chars corpus, half with a "
+                    "`fraction` of their characters replaced at random: int64 (length,) inputs, label 1 as written",
+                    {"n_samples": 2000, "length": 64, "fraction": 0.15, "test_fraction": 0.2},
+                    text_replaced.describe_chars_replaced),
+    ]
+
+
+BUILTIN_DATASETS += _file_datasets() + _sequence_datasets() + _image_datasets()
