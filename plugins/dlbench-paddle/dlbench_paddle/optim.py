@@ -12,7 +12,8 @@ the canonical one (:mod:`dlbench.network`):
 The optimizer state is read and written through the optimizer's public
 ``state_dict()`` / ``set_state_dict()``: Adam's ``moment1``/``moment2`` are the
 spec's ``m``/``v``; its step lives in ``beta1_pow_acc``/``beta2_pow_acc``,
-which hold ``b^(t+1)`` after t steps (the power the next step uses). Paddle
+which hold ``b^(t+1)`` after t steps (the power the next step uses), a
+float32 product (:func:`beta_power`). Paddle
 creates the accumulators on the first step; a state set before then waits in
 the optimizer and is taken when they are created.
 """
@@ -58,9 +59,19 @@ class PaddleOptimizer:
                 state[self._key(param, ACCUMULATORS[slot])] = paddle.to_tensor(np.asarray(value, np.float32))
             if self.config.name == "adam":
                 for accumulator, beta in (("beta1_pow_acc", self.config.beta_1), ("beta2_pow_acc", self.config.beta_2)):
-                    state[self._key(param, accumulator)] = paddle.to_tensor(
-                        np.array([beta ** (step + 1)], np.float32))
+                    state[self._key(param, accumulator)] = paddle.to_tensor(beta_power(beta, step))
         self.optimizer.set_state_dict(state)
+
+
+def beta_power(beta: float, step: int) -> np.ndarray:
+    """``beta^(step+1)`` as Paddle's accumulator holds it after ``step`` steps: the
+    float32 product of its float32 start ``beta`` and ``step`` float32 multiplications,
+    so that a loaded state continues bit for bit as the one it was taken from."""
+    b = np.float32(beta)
+    power = b
+    for _ in range(step):
+        power = np.float32(power * b)
+    return np.array([power], np.float32)
 
 
 def _native(config, params: list):

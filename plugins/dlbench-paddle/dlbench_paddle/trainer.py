@@ -57,6 +57,9 @@ class PaddleTrainer(Trainer):
         extra = PaddleBackend.check_options(options.extra)
         if options.device != "cpu":
             raise InputError("the paddle backend runs on the CPU only; use device 'cpu'", field="device")
+        if options.precision not in PaddleBackend.precisions:  # never a silent float32 run
+            raise InputError(f"the paddle backend computes in {' or '.join(PaddleBackend.precisions)} only, "
+                             f"not {options.precision!r}", field="precision")
         paddle.set_device("cpu")
         self.spec = spec
         self.generator = own_generator_state(options.seed)
