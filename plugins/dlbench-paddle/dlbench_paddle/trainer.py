@@ -12,9 +12,11 @@ shape; backward and update stay dygraph. Measured on the shipped digits-mlp
 scenario it is not faster on a CPU (see docs/backends/paddle.md), so it is off.
 
 Dropout masks come from Paddle's global generator, which this trainer seeds
-with ``options.seed`` and keeps apart: its generator state is put in place for
-each training window and saved after it, so the same seed gives the same masks
-and nothing else in the process moves them.
+with ``options.seed`` and keeps apart (:class:`OwnGenerator`): its state is put
+in place for each training window and saved after it, the process's state put
+back, so the same seed gives the same masks, nothing else in the process moves
+them, and they move nothing else (building the layers, whose initializers draw
+from the generator, leaves it as it was too).
 
 Training state: parameters and optimizer slots go to and from the canonical
 layout through :func:`~dlbench_paddle.network.to_canonical` /
@@ -43,13 +45,36 @@ from dlbench_paddle.optim import build_optimizer
 GATHER_BYTES = 16 << 20
 
 
-def own_generator_state(seed: int):
-    """Paddle's generator state after ``paddle.seed(seed)``, the process's own state left as it was."""
-    before = paddle.get_rng_state()
-    paddle.seed(seed)
-    state = paddle.get_rng_state()
-    paddle.set_rng_state(before)
-    return state
+class OwnGenerator:
+    """Paddle's global generator as this trainer's own: ``with generator:`` puts
+    its state in place (seeded with ``seed`` at first) and, on the way out,
+    keeps the state it reached and gives the process back the state it had."""
+
+    def __init__(self, seed: int):
+        with self.outside():
+            paddle.seed(seed)
+            self.state = paddle.get_rng_state()
+
+    @staticmethod
+    def outside():
+        """A context in which the process's generator may move: its state is put back after."""
+        return _Restored()
+
+    def __enter__(self):
+        self.process_state = paddle.get_rng_state()
+        paddle.set_rng_state(self.state)
+
+    def __exit__(self, *exc):
+        self.state = paddle.get_rng_state()
+        paddle.set_rng_state(self.process_state)
+
+
+class _Restored:
+    def __enter__(self):
+        self.state = paddle.get_rng_state()
+
+    def __exit__(self, *exc):
+        paddle.set_rng_state(self.state)
 
 
 class PaddleTrainer(Trainer):
@@ -62,8 +87,9 @@ class PaddleTrainer(Trainer):
                              f"not {options.precision!r}", field="precision")
         paddle.set_device("cpu")
         self.spec = spec
-        self.generator = own_generator_state(options.seed)
-        self.model, self.holders = build_network(spec, weights)
+        self.generator = OwnGenerator(options.seed)
+        with OwnGenerator.outside():  # Paddle's initializers draw from it; the core's weights replace theirs
+            self.model, self.holders = build_network(spec, weights)
         self.model.train()
         self.trained = list(self._trained_tensors())
         self.optimizer = build_optimizer(spec.optimizer, [t for _, _, tensors in self.trained for t in tensors])
@@ -107,15 +133,14 @@ class PaddleTrainer(Trainer):
         steps, batch = indices.shape
         chunk = max(1, GATHER_BYTES // (batch * int(self.sample_bytes)))
         losses = []
-        paddle.set_rng_state(self.generator)
-        for start in range(0, steps, chunk):
-            part = np.ascontiguousarray(indices[start:start + chunk], np.int64)
-            rows = paddle.to_tensor(part.reshape(-1))
-            xs = paddle.gather(self.x_train, rows).reshape([len(part), batch, *self.x_train.shape[1:]])
-            ts = paddle.gather(self.t_train, rows).reshape([len(part), batch, *self.t_train.shape[1:]])
-            for x, t in zip(paddle.unbind(xs, 0), paddle.unbind(ts, 0)):
-                losses.append(self._step(x, t))
-        self.generator = paddle.get_rng_state()
+        with self.generator:
+            for start in range(0, steps, chunk):
+                part = np.ascontiguousarray(indices[start:start + chunk], np.int64)
+                rows = paddle.to_tensor(part.reshape(-1))
+                xs = paddle.gather(self.x_train, rows).reshape([len(part), batch, *self.x_train.shape[1:]])
+                ts = paddle.gather(self.t_train, rows).reshape([len(part), batch, *self.t_train.shape[1:]])
+                for x, t in zip(paddle.unbind(xs, 0), paddle.unbind(ts, 0)):
+                    losses.append(self._step(x, t))
         self.steps_taken += steps
         return paddle.stack(losses).numpy() if losses else np.zeros(0, np.float32)
 
