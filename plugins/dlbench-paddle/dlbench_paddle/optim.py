@@ -1,24 +1,28 @@
-"""The Paddle backend's optimizers: ``paddle.optimizer``'s own, whose maths is
-the canonical one (:mod:`dlbench.network`):
+"""The Paddle backend's optimizers.
 
-* Adam: Paddle computes ``lr_t = lr sqrt(1-b2^t) / (1-b1^t)`` and
-  ``W -= lr_t m / (sqrt(v) + eps sqrt(1-b2^t))``, which is the canonical
-  ``W -= lr/(1-b1^t) m / (sqrt(v)/sqrt(1-b2^t) + eps)`` (epsilon after bias
-  correction, torch's placement) multiplied out. The spec's epsilon is passed
-  explicitly (Keras's default 1e-7 is not Paddle's 1e-8).
 * SGD with momentum: ``paddle.optimizer.Momentum`` (``v <- momentum v + g;
-  W -= lr v``, no Nesterov, no dampening); without momentum ``paddle.optimizer.SGD``.
-
-The optimizer state is read and written through the optimizer's public
-``state_dict()`` / ``set_state_dict()``: Adam's ``moment1``/``moment2`` are the
-spec's ``m``/``v``; its step lives in ``beta1_pow_acc``/``beta2_pow_acc``,
-which hold ``b^(t+1)`` after t steps (the power the next step uses), a
-float32 product (:func:`beta_power`). Paddle
-creates the accumulators on the first step; a state set before then waits in
-the optimizer and is taken when they are created.
+  W -= lr v``, no Nesterov, no dampening), without momentum
+  ``paddle.optimizer.SGD``: their maths and float32 rounding are the spec's.
+  Their state is read and written through the optimizer's public
+  ``state_dict()`` / ``set_state_dict()`` (Paddle creates the ``velocity``
+  accumulators on the first step; a state set before then waits in the
+  optimizer and is taken when they are created).
+* Adam: the canonical update (:class:`CanonicalAdam`) in Paddle ops, not
+  ``paddle.optimizer.Adam``. Paddle's Adam has the spec's formula (epsilon
+  after bias correction, multiplied out: ``lr_t = lr sqrt(1-b2^t)/(1-b1^t)``,
+  ``W -= lr_t m / (sqrt(v) + eps sqrt(1-b2^t))``) but computes in float32 from
+  float32 attributes: ``1 - beta2`` from float32(0.999) is 1.3e-5 away from
+  0.001, and the bias corrections come from a running float32 product
+  ``beta_pow *= beta``. That drift is systematic (every step, every
+  parameter), and the certificate found it: digits-cnn judged 5/8 checkpoints
+  within rounding, the worst a bias 1.46x over its rounding tolerance. The
+  canonical update computes ``1 - b`` and the bias corrections in float64 on
+  the host, as the NumPy reference does, and rounds them to float32 once.
 """
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 import paddle
@@ -26,7 +30,33 @@ import paddle
 from dlbench.plugin.backend import slot_names
 
 #: the spec's slot names as Paddle names its accumulators.
-ACCUMULATORS = {"m": "moment1", "v": "moment2", "velocity": "velocity"}
+ACCUMULATORS = {"velocity": "velocity"}
+
+
+class CanonicalAdam:
+    """m <- b1 m + (1-b1) g;  v <- b2 v + (1-b2) g^2;
+    W <- W - lr/(1-b1^t) * m / (sqrt(v)/sqrt(1-b2^t) + eps), in place, with
+    Paddle's in-place ops under ``no_grad``; the step count ``t`` and every
+    scalar are computed on the host in float64."""
+
+    def __init__(self, config, params: list):
+        self.config, self.params = config, params
+        self.m = [paddle.zeros_like(p) for p in params]
+        self.v = [paddle.zeros_like(p) for p in params]
+        self.t = 0
+
+    @paddle.no_grad()
+    def step(self) -> None:
+        c = self.config
+        self.t += 1
+        rate = c.learning_rate / (1.0 - c.beta_1 ** self.t)
+        root = 1.0 / math.sqrt(1.0 - c.beta_2 ** self.t)
+        one_minus_b1, one_minus_b2 = 1.0 - c.beta_1, 1.0 - c.beta_2
+        for p, m, v in zip(self.params, self.m, self.v):
+            g = p.grad
+            m.scale_(c.beta_1).add_(g.scale(one_minus_b1))
+            v.scale_(c.beta_2).add_((g * g).scale(one_minus_b2))
+            p.subtract_((m / v.sqrt().scale(root, bias=c.epsilon)).scale(rate))
 
 
 class PaddleOptimizer:
@@ -37,7 +67,7 @@ class PaddleOptimizer:
     def __init__(self, config, params: list):
         self.config, self.params = config, params
         self.names = slot_names(config)
-        self.optimizer = _native(config, params)
+        self.optimizer = CanonicalAdam(config, params) if config.name == "adam" else _native(config, params)
 
     def update(self) -> None:
         self.optimizer.step()
@@ -47,37 +77,30 @@ class PaddleOptimizer:
 
     def slots(self, param) -> dict[str, np.ndarray]:
         """{slot: its array} of one parameter (zeros before the first step)."""
+        if self.config.name == "adam":
+            k = next(i for i, p in enumerate(self.params) if p is param)  # == on tensors compares elements
+            return {"m": self.optimizer.m[k].numpy(), "v": self.optimizer.v[k].numpy()}
         state = self.optimizer.state_dict()
         return {slot: state[self._key(param, ACCUMULATORS[slot])].numpy() if self._key(param, ACCUMULATORS[slot])
                 in state else np.zeros(param.shape, np.float32) for slot in self.names}
 
     def load_slots(self, arrays: dict, step: int) -> None:
         """Set every parameter's slots (``arrays``: {parameter name: {slot: array}}) and Adam's step."""
+        if self.config.name == "adam":
+            for param, m, v in zip(self.params, self.optimizer.m, self.optimizer.v):
+                m.set_value(np.asarray(arrays[param.name]["m"], np.float32))
+                v.set_value(np.asarray(arrays[param.name]["v"], np.float32))
+            self.optimizer.t = step
+            return
         state = {}
         for param in self.params:
             for slot, value in arrays[param.name].items():
                 state[self._key(param, ACCUMULATORS[slot])] = paddle.to_tensor(np.asarray(value, np.float32))
-            if self.config.name == "adam":
-                for accumulator, beta in (("beta1_pow_acc", self.config.beta_1), ("beta2_pow_acc", self.config.beta_2)):
-                    state[self._key(param, accumulator)] = paddle.to_tensor(beta_power(beta, step))
         self.optimizer.set_state_dict(state)
 
 
-def beta_power(beta: float, step: int) -> np.ndarray:
-    """``beta^(step+1)`` as Paddle's accumulator holds it after ``step`` steps: the
-    float32 product of its float32 start ``beta`` and ``step`` float32 multiplications,
-    so that a loaded state continues bit for bit as the one it was taken from."""
-    b = np.float32(beta)
-    power = b
-    for _ in range(step):
-        power = np.float32(power * b)
-    return np.array([power], np.float32)
-
-
 def _native(config, params: list):
-    if config.name == "adam":
-        return paddle.optimizer.Adam(learning_rate=config.learning_rate, beta1=config.beta_1, beta2=config.beta_2,
-                                     epsilon=config.epsilon, parameters=params, weight_decay=None, lazy_mode=False)
+    """paddle.optimizer's SGD or Momentum for an SGD spec."""
     if config.momentum:
         return paddle.optimizer.Momentum(learning_rate=config.learning_rate, momentum=config.momentum,
                                          parameters=params, use_nesterov=False, weight_decay=None)
