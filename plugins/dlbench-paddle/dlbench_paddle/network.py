@@ -137,9 +137,9 @@ class BatchNorm(nn.Layer):
 
     def _single(self, x):
         m = self.momentum
-        with paddle.no_grad():
-            self.moving_mean.set_value(m * self.moving_mean + (1.0 - m) * x.reshape([-1]))
-            self.moving_variance.set_value(m * self.moving_variance)
+        with paddle.no_grad():  # paddle.assign into a buffer: in place in dygraph and under to_static
+            paddle.assign(m * self.moving_mean + (1.0 - m) * x.reshape([-1]), output=self.moving_mean)
+            paddle.assign(m * self.moving_variance, output=self.moving_variance)
         return (x - x) * self.gamma * self.epsilon ** -0.5 + self.beta
 
 
