@@ -40,7 +40,8 @@ class Recurrent(nn.Layer):
         self.bidirectional = isinstance(layer, Bidirectional)
         self.cell = layer.layer if self.bidirectional else layer
         self.units = self.cell.units
-        self.rnn = FUSED[type(self.cell)](features, self.units, direction="bidirect" if self.bidirectional else "forward")
+        direction = "bidirect" if self.bidirectional else "forward"
+        self.rnn = FUSED[type(self.cell)](features, self.units, direction=direction)
         if not isinstance(self.cell, GRU):
             for suffix in self._suffixes():
                 getattr(self.rnn, f"bias_hh_l0{suffix}").set_value(paddle.zeros([self.cell.gates * self.units]))
