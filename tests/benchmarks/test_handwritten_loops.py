@@ -10,7 +10,7 @@ from overhead import NETWORKS, setup
 
 
 @pytest.mark.parametrize("kind", list(NETWORKS))
-@pytest.mark.parametrize("backend", ["numpy", "torch", "tensorflow", "jax"])
+@pytest.mark.parametrize("backend", ["numpy", "torch", "tensorflow", "jax", "paddle"])
 def test_handwritten_loop_trains_what_the_harness_trains(backend, kind):
     require_backend(backend)
     harness, handwritten, windows = setup(backend, kind)  # both have trained the first window already
