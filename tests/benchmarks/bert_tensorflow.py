@@ -1,0 +1,62 @@
+"""A plain Keras-on-TensorFlow training loop of the BERT-style encoder:
+``keras.layers.Embedding``, a position-embedding layer, ``LayerNormalization(epsilon=1e-12)``,
+``MultiHeadAttention`` (its (d, H, K) kernels), post-norm blocks, ``Dense`` with
+exact GELU, ``GlobalAveragePooling1D``, a tanh pooler, Adam in TF ops
+(``TextbookAdam``: Keras's own places epsilon otherwise) and one ``@tf.function``
+step per batch, the embedding's gradient made dense (``handwritten_tensorflow``'s
+loop; as ``tf.IndexedSlices`` it would take Keras's sparse path).
+``make_loop(weights, x_train, y_train, scenario)`` returns ``train(indices) -> losses``."""
+
+import os
+
+os.environ["KERAS_BACKEND"] = "tensorflow"
+
+import keras  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from bert_weights import parts, settings  # noqa: E402
+from handwritten_tensorflow import TextbookAdam, _loop  # noqa: E402
+from transformer_tensorflow import AddPositions, _dense  # noqa: E402
+
+
+def _norm(x, gamma, beta, epsilon: float):
+    layer = keras.layers.LayerNormalization(epsilon=epsilon)
+    y = layer(x)
+    layer.set_weights([gamma, beta])
+    return y
+
+
+def _encoder_layer(x, w, heads: int, epsilon: float):
+    d = w["query"][0].shape[0]
+    key_dim = w["query"][0].shape[1] // heads
+    attention = keras.layers.MultiHeadAttention(heads, key_dim)
+    a = attention(x, x)
+    attention.set_weights([w["query"][0].reshape(d, heads, key_dim), w["query"][1].reshape(heads, key_dim),
+                           w["key"][0].reshape(d, heads, key_dim), w["key"][1].reshape(heads, key_dim),
+                           w["value"][0].reshape(d, heads, key_dim), w["value"][1].reshape(heads, key_dim),
+                           w["output"][0].reshape(heads, key_dim, d), w["output"][1]])
+    x = _norm(x + a, *w["norm1"], epsilon)
+    gelu = lambda z: keras.activations.gelu(z, approximate=False)  # noqa: E731
+    h = _dense(_dense(x, *w["up"], activation=gelu), *w["down"])
+    return _norm(x + h, *w["norm2"], epsilon)
+
+
+def make_loop(weights, x_train, y_train, scenario):
+    heads, epsilon = settings(scenario)
+    p = parts(weights)
+    inputs = keras.Input(x_train.shape[1:], dtype="int32")
+    embedding = keras.layers.Embedding(*p["embeddings"].shape)
+    x = embedding(inputs)
+    embedding.set_weights([p["embeddings"]])
+    positions = AddPositions()
+    x = positions(x)
+    positions.set_weights([p["positions"][:x_train.shape[1]]])
+    x = _norm(x, *p["norm"], epsilon)
+    for layer in p["layers"]:
+        x = _encoder_layer(x, layer, heads, epsilon)
+    x = _dense(keras.layers.GlobalAveragePooling1D()(x), *p["pooler"], activation="tanh")
+    model = keras.Model(inputs, _dense(x, *p["classifier"]))
+    adam = scenario.model.optimizer
+    return _loop(model, TextbookAdam(adam.learning_rate, adam.beta_1, adam.beta_2, adam.epsilon),
+                 keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                 tf.constant(x_train, tf.int32), tf.constant(y_train.astype("int64")), dense_gradients=True)
