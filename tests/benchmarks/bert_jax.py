@@ -1,6 +1,8 @@
 """A plain JAX training loop of the BERT-style encoder: a pytree of arrays,
 ``jnp.take`` for the embeddings, ``jax.nn.dot_product_attention``,
-``jax.nn.gelu(approximate=False)``, post-norm blocks, an optax Adam, one
+``jax.nn.gelu(approximate=False)``, post-norm blocks, optax's ``adamw``
+(weight decay 0 for an ``adam`` scenario: Adam) at a warm-up then linear decay
+joined from two ``linear_schedule`` pieces where the scenario has one, one
 jitted step per batch with donated state (``handwritten_jax``'s loop).
 ``make_loop(weights, x_train, y_train, scenario)`` returns ``train(indices) -> losses``."""
 
@@ -8,7 +10,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from bert_weights import parts, settings
+from bert_weights import adamw_recipe, parts, settings
 from handwritten_jax import _loop
 
 
@@ -35,8 +37,15 @@ def _forward(heads: int, epsilon: float):
 
 def make_loop(weights, x_train, y_train, scenario):
     params = jax.tree_util.tree_map(jnp.asarray, parts(weights))
-    adam = scenario.model.optimizer
-    optimizer = optax.adam(adam.learning_rate, b1=adam.beta_1, b2=adam.beta_2, eps=adam.epsilon)
+    adam = adamw_recipe(scenario)
+    learning_rate = adam["learning_rate"]
+    if adam["warmup_steps"]:
+        warmup, decay = adam["warmup_steps"], adam["decay_steps"]
+        learning_rate = optax.join_schedules([optax.linear_schedule(0.0, learning_rate, warmup),
+                                              optax.linear_schedule(learning_rate, adam["alpha"] * learning_rate,
+                                                                    decay - warmup)], [warmup])
+    optimizer = optax.adamw(learning_rate, b1=adam["beta_1"], b2=adam["beta_2"], eps=adam["epsilon"],
+                            weight_decay=adam["weight_decay"])
     return _loop(params, optimizer, optax.softmax_cross_entropy_with_integer_labels,
                  jnp.asarray(x_train, jnp.int32), jnp.asarray(y_train, jnp.int32), False,
                  _forward(*settings(scenario)))

@@ -1,8 +1,10 @@
 """A plain Keras-on-TensorFlow training loop of the BERT-style encoder:
 ``keras.layers.Embedding``, a position-embedding layer, ``LayerNormalization(epsilon=1e-12)``,
 ``MultiHeadAttention`` (its (d, H, K) kernels), post-norm blocks, ``Dense`` with
-exact GELU, ``GlobalAveragePooling1D``, a tanh pooler, Adam in TF ops
-(``TextbookAdam``: Keras's own places epsilon otherwise) and one ``@tf.function``
+exact GELU, ``GlobalAveragePooling1D``, a tanh pooler, Adam(W) in TF ops
+(``TextbookAdam``: Keras's own places epsilon otherwise; decoupled weight decay
+as Keras's ``AdamW``) at Hugging Face's linear warm-up and decay as a Keras
+schedule where the scenario has one and one ``@tf.function``
 step per batch, the embedding's gradient made dense (``handwritten_tensorflow``'s
 loop; as ``tf.IndexedSlices`` it would take Keras's sparse path).
 ``make_loop(weights, x_train, y_train, scenario)`` returns ``train(indices) -> losses``."""
@@ -14,9 +16,22 @@ os.environ["KERAS_BACKEND"] = "tensorflow"
 import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from bert_weights import parts, settings  # noqa: E402
+from bert_weights import adamw_recipe, parts, settings  # noqa: E402
 from handwritten_tensorflow import TextbookAdam, _loop  # noqa: E402
 from transformer_tensorflow import AddPositions, _dense  # noqa: E402
+
+
+class WarmupLinear(keras.optimizers.schedules.LearningRateSchedule):
+    """Hugging Face's ``get_linear_schedule_with_warmup`` as a Keras schedule (Keras has none):
+    ``lr * step / warmup_steps``, then a straight line to ``alpha * lr`` at ``decay_steps``; float64."""
+
+    def __init__(self, learning_rate: float, warmup_steps: int, decay_steps: int, alpha: float):
+        self.lr, self.warmup, self.decay, self.alpha = learning_rate, warmup_steps, decay_steps, alpha
+
+    def __call__(self, step):
+        step = tf.cast(step, tf.float64)
+        decay = self.alpha + (1 - self.alpha) * tf.maximum((self.decay - step) / (self.decay - self.warmup), 0.0)
+        return self.lr * tf.where(step < self.warmup, step / self.warmup, decay)
 
 
 def _norm(x, gamma, beta, epsilon: float):
@@ -56,7 +71,11 @@ def make_loop(weights, x_train, y_train, scenario):
         x = _encoder_layer(x, layer, heads, epsilon)
     x = _dense(keras.layers.GlobalAveragePooling1D()(x), *p["pooler"], activation="tanh")
     model = keras.Model(inputs, _dense(x, *p["classifier"]))
-    adam = scenario.model.optimizer
-    return _loop(model, TextbookAdam(adam.learning_rate, adam.beta_1, adam.beta_2, adam.epsilon),
+    adam = adamw_recipe(scenario)
+    learning_rate = adam["learning_rate"]
+    if adam["warmup_steps"]:
+        learning_rate = WarmupLinear(learning_rate, adam["warmup_steps"], adam["decay_steps"], adam["alpha"])
+    return _loop(model, TextbookAdam(learning_rate, adam["beta_1"], adam["beta_2"], adam["epsilon"],
+                                     adam["weight_decay"]),
                  keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                  tf.constant(x_train, tf.int32), tf.constant(y_train.astype("int64")), dense_gradients=True)

@@ -2,15 +2,19 @@
 write it by hand: ``nn.Embedding``, a position-embedding parameter,
 ``nn.LayerNorm(eps=1e-12)``, ``nn.TransformerEncoderLayer`` (post-norm, exact
 GELU, no dropout, batch first), mean over positions, a tanh pooler,
-``torch.optim.Adam``, ``zero_grad / backward / step``.
+``torch.optim.AdamW`` (weight decay 0 for an ``adam`` scenario: Adam) with Hugging
+Face's linear warm-up and decay as a ``LambdaLR`` stepped per batch where the
+scenario has one, ``zero_grad / backward / step``.
 ``make_loop(weights, x_train, y_train, scenario)`` returns ``train(indices) -> losses``."""
+
+import functools
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bert_weights import parts, settings
+from bert_weights import adamw_recipe, parts, settings, warmup_linear
 
 
 def _copy(tensor, value):
@@ -66,9 +70,13 @@ def make_loop(weights, x_train, y_train, scenario):
     model = Encoder(weights, *settings(scenario)).train()
     x = torch.tensor(x_train, dtype=torch.int64)
     y = torch.tensor(y_train, dtype=torch.int64)
-    adam = scenario.model.optimizer
-    optimizer = torch.optim.Adam(model.parameters(), lr=adam.learning_rate, betas=(adam.beta_1, adam.beta_2),
-                                 eps=adam.epsilon)
+    adam = adamw_recipe(scenario)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=adam["learning_rate"], betas=(adam["beta_1"], adam["beta_2"]),
+                                  eps=adam["epsilon"], weight_decay=adam["weight_decay"])
+    scheduler = None
+    if adam["warmup_steps"]:
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, functools.partial(
+            warmup_linear, warmup_steps=adam["warmup_steps"], decay_steps=adam["decay_steps"], alpha=adam["alpha"]))
 
     def train(indices):
         indices = torch.from_numpy(indices)
@@ -78,6 +86,8 @@ def make_loop(weights, x_train, y_train, scenario):
             loss = F.cross_entropy(model(x[idx]), y[idx])
             loss.backward()
             optimizer.step()
+            if scheduler is not None:
+                scheduler.step()
             losses.append(loss.detach())
         return torch.stack(losses).numpy()
 

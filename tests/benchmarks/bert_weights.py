@@ -29,3 +29,29 @@ def parts(weights: list) -> dict:
 def settings(scenario) -> tuple[int, float]:
     """(attention heads, LayerNorm epsilon) of the network."""
     return scenario.model.layers[3].layers[0].num_heads, scenario.model.layers[2].epsilon
+
+
+def adamw_recipe(scenario) -> dict:
+    """The network's Adam(W) as the hand-written loops build it: ``learning_rate``, ``beta_1``, ``beta_2``,
+    ``epsilon``, ``weight_decay`` (decoupled: ``adamw``; 0 for ``adam``), and the linear warm-up then linear
+    decay's ``warmup_steps``, ``decay_steps`` (counting the warm-up) and ``alpha`` (``warmup_steps`` None:
+    a constant learning rate)."""
+    adam = scenario.model.optimizer
+    schedule = getattr(adam, "schedule", None)
+    if schedule is not None and schedule.name != "warmup_linear":
+        raise ValueError(f"the hand-written BERT loops follow a warmup_linear schedule, not {schedule.name!r}")
+    if adam.name != "adamw" and getattr(adam, "weight_decay", 0.0):
+        raise ValueError("the hand-written BERT loops decay weights as adamw does (decoupled), not coupled")
+    return {"learning_rate": adam.learning_rate, "beta_1": adam.beta_1, "beta_2": adam.beta_2,
+            "epsilon": adam.epsilon, "weight_decay": getattr(adam, "weight_decay", 0.0),
+            "warmup_steps": schedule.warmup_steps if schedule else None,
+            "decay_steps": schedule.decay_steps if schedule else None, "alpha": schedule.alpha if schedule else 0.0}
+
+
+def warmup_linear(step: int, warmup_steps: int, decay_steps: int, alpha: float) -> float:
+    """The learning-rate factor after ``step`` steps: Hugging Face's ``get_linear_schedule_with_warmup``
+    (``step / warmup_steps``, then a straight line to ``alpha`` at ``decay_steps``), as a user passes it
+    to torch's ``LambdaLR`` or Keras's schedule."""
+    if step < warmup_steps:
+        return step / warmup_steps
+    return alpha + (1.0 - alpha) * max(0.0, (decay_steps - step) / (decay_steps - warmup_steps))

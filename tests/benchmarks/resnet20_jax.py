@@ -1,8 +1,9 @@
 """A plain JAX training loop of ResNet-20: parameters and BatchNorm moving
 statistics as two pytrees, ``lax.conv_general_dilated`` in NHWC/HWIO with
 symmetric padding, BatchNorm over the batch in training (biased variance, the
-moving statistics updated as the step's second output), an optax SGD with
-momentum, one jitted step per batch with donated state.
+moving statistics updated as the step's second output), optax's
+``add_decayed_weights`` (coupled L2, torch's) chained before its SGD with
+momentum at a ``cosine_decay_schedule`` where the scenario has one, one jitted step per batch with donated state.
 ``make_loop(weights, x_train, y_train, scenario)`` returns ``train(indices) -> losses``."""
 
 import functools
@@ -12,7 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from resnet20_weights import batchnorm_settings, parts
+from resnet20_weights import batchnorm_settings, parts, sgd_recipe
 
 
 def _conv(x, kernel, stride: int):
@@ -78,8 +79,12 @@ def _forward(settings):
 def make_loop(weights, x_train, y_train, scenario):
     params, stats = jax.tree_util.tree_map(jnp.asarray, _split(weights))
     forward = _forward(batchnorm_settings(scenario))
-    sgd = scenario.model.optimizer
-    optimizer = optax.sgd(sgd.learning_rate, momentum=sgd.momentum)
+    sgd = sgd_recipe(scenario)
+    learning_rate = sgd["learning_rate"]
+    if sgd["decay_steps"]:
+        learning_rate = optax.cosine_decay_schedule(learning_rate, sgd["decay_steps"], sgd["alpha"])
+    optimizer = optax.chain(optax.add_decayed_weights(sgd["weight_decay"]),
+                            optax.sgd(learning_rate, momentum=sgd["momentum"]))
     opt_state = optimizer.init(params)
     x, y = jnp.asarray(x_train, jnp.float32), jnp.asarray(y_train, jnp.int32)
 

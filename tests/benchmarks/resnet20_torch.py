@@ -2,14 +2,15 @@
 hand: torchvision's ``BasicBlock`` (two 3x3 convs without bias, BatchNorm,
 ReLU, a ``downsample`` Sequential of a strided 1x1 conv and BatchNorm where the
 shape changes), NCHW images, ``AdaptiveAvgPool2d``, ``nn.Linear``,
-``torch.optim.SGD(momentum)``, ``zero_grad / backward / step``.
+``torch.optim.SGD(momentum, weight_decay)`` with ``CosineAnnealingLR`` stepped per
+batch where the scenario has a cosine schedule, ``zero_grad / backward / step``.
 ``make_loop(weights, x_train, y_train, scenario)`` returns ``train(indices) -> losses``."""
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from resnet20_weights import batchnorm_settings, parts
+from resnet20_weights import batchnorm_settings, parts, sgd_recipe
 
 
 def _conv(kernel, stride: int) -> nn.Conv2d:
@@ -71,8 +72,13 @@ def make_loop(weights, x_train, y_train, scenario):
     model = ResNet20(weights, batchnorm_settings(scenario)).train()
     x = torch.tensor(x_train, dtype=torch.float32).permute(0, 3, 1, 2).contiguous()
     y = torch.tensor(y_train, dtype=torch.int64)
-    sgd = scenario.model.optimizer
-    optimizer = torch.optim.SGD(model.parameters(), lr=sgd.learning_rate, momentum=sgd.momentum)
+    sgd = sgd_recipe(scenario)
+    optimizer = torch.optim.SGD(model.parameters(), lr=sgd["learning_rate"], momentum=sgd["momentum"],
+                                weight_decay=sgd["weight_decay"])
+    scheduler = None
+    if sgd["decay_steps"]:
+        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=sgd["decay_steps"],
+                                                               eta_min=sgd["alpha"] * sgd["learning_rate"])
 
     def train(indices):
         indices = torch.from_numpy(indices)
@@ -82,6 +88,8 @@ def make_loop(weights, x_train, y_train, scenario):
             loss = F.cross_entropy(model(x[idx]), y[idx])
             loss.backward()
             optimizer.step()
+            if scheduler is not None:
+                scheduler.step()
             losses.append(loss.detach())
         return torch.stack(losses).numpy()
 

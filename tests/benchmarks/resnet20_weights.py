@@ -33,3 +33,16 @@ def batchnorm_settings(scenario) -> tuple[float, float]:
     """(momentum of the old moving statistics, epsilon) of the network's BatchNorms."""
     norm = scenario.model.layers[1]
     return norm.momentum, norm.epsilon
+
+
+def sgd_recipe(scenario) -> dict:
+    """The network's SGD as the hand-written loops build it from their framework's own pieces:
+    ``learning_rate``, ``momentum``, ``weight_decay`` (coupled L2, torch's ``weight_decay``) and the
+    cosine schedule's ``decay_steps`` and ``alpha`` (``decay_steps`` None: a constant learning rate)."""
+    sgd = scenario.model.optimizer
+    schedule = getattr(sgd, "schedule", None)
+    if schedule is not None and schedule.name != "cosine":
+        raise ValueError(f"the hand-written ResNet-20 loops follow a cosine schedule, not {schedule.name!r}")
+    return {"learning_rate": sgd.learning_rate, "momentum": sgd.momentum,
+            "weight_decay": getattr(sgd, "weight_decay", 0.0),
+            "decay_steps": schedule.decay_steps if schedule else None, "alpha": schedule.alpha if schedule else 0.0}
