@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from dlbench.errors import InputError, one_of
-from dlbench.network import LAYER_TYPES, ModelSpec, TrainSpec, check_choice, make_optimizer
+from dlbench.network import LAYER_TYPES, ModelSpec, TrainSpec, check_choice, make_optimizer, optimizer_table
 from dlbench.network.transformer import MAX_RESIDUAL_DEPTH
 
 TOP_KEYS = ("name", "description", "source", "expected_accuracy", "expected_perplexity", "data", "model", "train")
@@ -260,10 +260,6 @@ def layer_table(layer) -> dict:
     if layer.type == "bidirectional":
         fields["layer"] = layer_table(layer.layer)
     return {"type": layer.type, **fields}
-
-
-def optimizer_table(optimizer) -> dict:
-    return {"name": optimizer.name, **dataclasses.asdict(optimizer)}
 
 
 def train_table(spec: ModelSpec, train: TrainSpec) -> dict:
