@@ -288,11 +288,12 @@ class TorchTrainer(Trainer):
                 load_weights(module, layers[i], state.weights[i])
             for i, name, tensors in self._trained():
                 for slot, t in tensors.items():
-                    if slot == "step":  # Adam's bias correction
+                    if slot == "step":  # Adam's bias correction (and AdamW's)
                         t.fill_(state.step)
                     else:
                         t.copy_(to_torch_layout(layers[i], name, state.slots[i][name][slot], t))
             if self.scaler is not None:
                 self.scaler.load(state.loss_scale or LOSS_SCALE.start())
         self.steps_taken = state.step
+        self.optimizer.load_step(state.step)
 
