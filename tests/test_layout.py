@@ -110,13 +110,14 @@ BACKENDS_ROOT = ROOT.parent / "backends"
 #: their replicas from the trainer)
 OPTIONAL_BACKEND_MODULES = {"kernels.py", "activations.py",  # maths a backend writes by hand (NumPy)
                             "convert.py", "convert_graph.py", "convert_layers.py", "convert_calls.py",  # a reader
+                            "convert_optimizer.py",  # a reader's optimizers
                             "distributed.py", "launch.py"}  # a data-parallel engine and its process launcher
 #: what every backend's module of that name defines, so that they read alike
 SHARED_NAMES = {
     "__init__.py": {"dlbench_register_backends"},
     "network.py": {"build_network"},
     "losses.py": {"LOSSES", "categorical_crossentropy", "binary_crossentropy", "mse"},
-    "optim.py": {"OPTIMIZERS", "build_optimizer", "SGDUpdate", "AdamUpdate"},
+    "optim.py": {"OPTIMIZERS", "build_optimizer", "SGDUpdate", "AdamUpdate", "RMSpropUpdate", "AdadeltaUpdate"},
     "inference.py": {"predict"},
 }
 FRAMEWORK_IMPORT = re.compile(r"^\s*(import|from) (torch|tensorflow|jax|keras)\b", re.M)
