@@ -14,6 +14,7 @@ from dlbench.network import (LAYER_TYPES, SGD, Activation, Adam, AveragePool1D, 
                           MaxPool1D, MaxPool2D, PositionEmbedding, Residual, SelfAttention, Sequential, TrainSpec,
                           Adadelta, AdamW, CosineDecay, ExponentialDecay, RMSprop, StepDecay, WarmupCosine,
                           WarmupLinear)
+from dlbench.network.optimizers import optimizer_table
 from dlbench.network.sequence import GRU, LSTM, Bidirectional, Embedding, SimpleRNN
 
 
@@ -125,6 +126,15 @@ def test_every_optimizer_schedule_and_clipping_reads_back_equal(optimizer):
     table = tomllib.loads(dumps(scenario_document(s)))["train"]["optimizer"]
     assert table["schedule"]["name"] == optimizer.schedule.name
     assert ("clip_value" in table) == (optimizer.clip_value is not None)  # None is not written (TOML has none)
+
+
+def test_an_optimizer_without_the_newer_options_is_written_as_before_they_existed():
+    """The same table (so a written scenario's text and digest) for SGD and Adam as before
+    nesterov, weight decay, clipping and schedules: those are written only where set."""
+    assert optimizer_table(SGD(0.1, 0.9)) == {"name": "sgd", "learning_rate": 0.1, "momentum": 0.9}
+    assert optimizer_table(Adam()) == {"name": "adam", "learning_rate": 0.001, "beta_1": 0.9, "beta_2": 0.999,
+                                       "epsilon": 1e-7}
+    assert optimizer_table(AdamW(weight_decay=0.0))["weight_decay"] == 0.0  # not AdamW's default: written
 
 
 def test_floats_are_written_exactly():

@@ -220,14 +220,18 @@ def make_optimizer(optimizer) -> Optimizer:
         raise exc.within(field_prefix="optimizer") from None
 
 
+#: options written to a scenario file only where set, so that a file written for an
+#: optimizer without them is the same text it was before they existed (its digest too)
+OPTIONS_WRITTEN_WHEN_SET = ("nesterov", "centered", "weight_decay", "clip_global_norm", "clip_value", "schedule")
+
+
 def optimizer_table(optimizer: Optimizer) -> dict:
-    """The optimizer as a scenario file's table (what :func:`make_optimizer` reads back);
-    keys left at None are not written."""
+    """The optimizer as a scenario file's table (what :func:`make_optimizer` reads back):
+    every hyper-parameter, and the options of :data:`OPTIONS_WRITTEN_WHEN_SET` not at their default."""
     table = {"name": optimizer.name}
     for f in dataclasses.fields(optimizer):
         value = getattr(optimizer, f.name)
-        if f.name == "schedule" and value is not None:
-            table["schedule"] = {"name": value.name, **dataclasses.asdict(value)}
-        elif value is not None:
-            table[f.name] = value
+        if f.name in OPTIONS_WRITTEN_WHEN_SET and value == f.default:
+            continue
+        table[f.name] = {"name": value.name, **dataclasses.asdict(value)} if f.name == "schedule" else value
     return table
