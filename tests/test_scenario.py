@@ -56,7 +56,7 @@ def test_optimizer_defaults_to_adam(tmp_path):
     ("units = 256", "units = 256, filters = 3", "model.layers[0].filters: unknown key 'filters'"),
     ("learning_rate = 0.1", "learning_rate = [0.1]", "train.optimizer.learning_rate: must be a number"),
     ("learning_rate = 0.1", "learning_rate = -1", "train.optimizer.learning_rate: must be in (0.0, inf)"),
-    ('name = "sgd"', 'name = "rmsprop"', "train.optimizer.name: unknown 'rmsprop'; expected one of adam, sgd"),
+    ('name = "sgd"', 'name = "lamb"', "train.optimizer.name: unknown 'lamb'; expected one of adadelta, adam, adamw, rmsprop, sgd"),
     ('loss = "categorical_crossentropy"', 'loss = "hinge"', "train.loss: unknown 'hinge'"),
     ('loss = "categorical_crossentropy"', 'loss = "binary_crossentropy"',
      "train.loss: binary_crossentropy needs a last layer of 1 unit with sigmoid activation, got 10 units"),
