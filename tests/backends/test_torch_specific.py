@@ -80,7 +80,7 @@ def test_small_parameters_are_updated_on_one_thread(backend, monkeypatch, sizes,
 
     seen = []
     monkeypatch.setitem(torch_optim.OPTIMIZERS, "sgd", lambda config, params, state: types.SimpleNamespace(
-        update=lambda grads, found_inf=None: seen.append((torch.get_num_threads(), [g.numel() for g in grads]))))
+        update=lambda grads, found_inf, lr: seen.append((torch.get_num_threads(), [g.numel() for g in grads]))))
     optimizer = torch_optim.build_optimizer(SGD(0.1), [torch.zeros(n) for n in sizes])
     before = torch.get_num_threads()
     try:
