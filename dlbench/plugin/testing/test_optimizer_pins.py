@@ -2,13 +2,18 @@
 pinned against one float64 formula of the canonical update
 (dlbench/network/optimizers.py, schedules.py), clipping, weight decay and
 schedules included, on a network whose gradient is known in closed form:
-one linear unit under mean squared error."""
+one linear unit under mean squared error; and the regression losses (mse, mae,
+huber) trained by the newer optimizers as the NumPy reference trains them
+(``compared_backend``: each backend but the reference)."""
 
 import numpy as np
 import pytest
 
 from dlbench.plugin.testing.helpers import toy_data
+from dlbench.plugin.testing.like_numpy import trained
+from dlbench.data.base import Dataset
 from dlbench.data.batches import BatchPlan
+from dlbench.parity.verdict import REFERENCE_BACKEND
 from dlbench.plugin.backend import TrainerOptions
 from dlbench.network import (SGD, Adadelta, Adam, AdamW, CosineDecay, Dense, ExponentialDecay, RMSprop, Sequential,
                              StepDecay, WarmupCosine, WarmupLinear)
@@ -97,3 +102,40 @@ def test_update_matches_the_canonical_float64_formula(backend, optimizer):
     trained = trainer.weights()[0]
     np.testing.assert_allclose(trained["kernel"], w, rtol=2e-5, atol=2e-6, err_msg="kernel")
     np.testing.assert_allclose(trained["bias"], b, rtol=2e-5, atol=2e-6, err_msg="bias")
+
+
+#: the regression losses under the newer optimizers' options (each its own slots, clipping and schedule)
+REGRESSIONS = {
+    "mae-rmsprop-centered-momentum-clip-value": ("mae", RMSprop(0.01, momentum=0.5, centered=True, clip_value=0.2,
+                                                                schedule=ExponentialDecay(0.95))),
+    "huber-adamw-clip-norm-warmup-cosine": ({"name": "huber", "delta": 0.5},
+                                            AdamW(0.02, weight_decay=0.1, clip_global_norm=0.05,
+                                                  schedule=WarmupCosine(warmup_steps=5, decay_steps=25))),
+    "mse-adadelta-l2-step": ("mse", Adadelta(1.0, weight_decay=0.01, schedule=StepDecay(10, 0.5))),
+    "huber-sgd-nesterov-cosine": ({"name": "huber", "delta": 1.0},
+                                  SGD(0.05, 0.9, nesterov=True, schedule=CosineDecay(decay_steps=20, alpha=0.1))),
+}
+
+
+def regression_data(n_train: int = 40, n_test: int = 16) -> Dataset:
+    """Float targets (n, 2) on the scale of the outputs, residuals on both sides of huber's delta."""
+    data = toy_data(input_shape=(5,), n_classes=3, n_train=n_train, n_test=n_test)
+    y = np.random.default_rng(1).standard_normal((n_train + n_test, 2)).astype(np.float32)
+    return Dataset(data.x_train, y[:n_train], data.x_test, y[n_train:], 0)
+
+
+@pytest.mark.parametrize("case", list(REGRESSIONS))
+def test_regression_losses_train_with_the_newer_optimizers_as_the_reference(compared_backend, case):
+    loss, optimizer = REGRESSIONS[case]
+    spec = Sequential([Dense(8, "tanh", input_shape=(5,)), Dense(2)]).compile(loss, optimizer)
+    data = regression_data()
+    reference, reference_losses = trained(REFERENCE_BACKEND, spec, data, steps=25)
+    candidate, losses = trained(compared_backend.name, spec, data, steps=25, window_steps=7)
+    np.testing.assert_allclose(losses, reference_losses, rtol=1e-4, atol=1e-5, err_msg="loss history")
+    for i, (layer, reference_layer) in enumerate(zip(candidate.weights(), reference.weights(), strict=True)):
+        for name in layer:
+            np.testing.assert_allclose(layer[name], reference_layer[name], rtol=1e-3, atol=1e-4,
+                                       err_msg=f"layer {i} {name}")
+    (test_loss, r2), (reference_loss, reference_r2) = candidate.evaluate(), reference.evaluate()
+    np.testing.assert_allclose([test_loss, r2], [reference_loss, reference_r2], rtol=1e-3, atol=1e-5,
+                               err_msg="test loss and R^2")
