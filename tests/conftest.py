@@ -15,7 +15,11 @@ for _name, _value in {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_
 # the Paddle plugin is installed paddle goes in first (a dlbench run keeps each backend in its own worker,
 # and the plugin says the backend is unavailable in a process that already holds TensorFlow).
 if importlib.util.find_spec("dlbench_paddle") and importlib.util.find_spec("paddle"):
-    import paddle  # noqa: F401
+    import warnings
+
+    with warnings.catch_warnings():  # paddle's C++-extension helper warns at import that ccache is missing
+        warnings.simplefilter("ignore", UserWarning)
+        import paddle  # noqa: F401
 
 
 @pytest.fixture(autouse=True, scope="session")
