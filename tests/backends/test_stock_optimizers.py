@@ -161,7 +161,8 @@ def _keras_cases():
         "adamw-eps-tiny": (AdamW(0.01, epsilon=1e-12, weight_decay=0.1),
                            lambda: keras.optimizers.AdamW(0.01, weight_decay=0.1, epsilon=1e-12)),
         "sgd-nesterov": (SGD(0.1, 0.9, nesterov=True), lambda: keras.optimizers.SGD(0.1, momentum=0.9, nesterov=True)),
-        "adadelta": (Adadelta(1.0, rho=0.9, epsilon=1e-6), lambda: keras.optimizers.Adadelta(1.0, rho=0.9, epsilon=1e-6)),
+        "adadelta": (Adadelta(1.0, rho=0.9, epsilon=1e-6),
+                     lambda: keras.optimizers.Adadelta(1.0, rho=0.9, epsilon=1e-6)),
         "sgd-staircase-global-clipnorm": (
             SGD(0.5, clip_global_norm=0.3, schedule=StepDecay(2, 0.5)),
             lambda: keras.optimizers.SGD(schedules.ExponentialDecay(0.5, decay_steps=2, decay_rate=0.5, staircase=True),
