@@ -1,4 +1,4 @@
-"""Result documents as tables: the model behind every report format (rendered by report_formats).
+"""Result documents as tables: the model behind every report format (rendered by dlbench.report.formats).
 
 A report shows one or several runs (result documents). Each scenario gets a
 table with one row per backend (and per run, when runs from different
