@@ -3,6 +3,7 @@ one way, a core that names no framework, and backends that all have the same
 modules with the same names inside."""
 
 import ast
+import importlib
 import re
 from pathlib import Path
 
@@ -64,6 +65,17 @@ def test_core_modules_import_each_other_without_cycles():
              for name, deps in graph.items()}
     assert find_cycle(graph) is None, " -> ".join(find_cycle(graph))
 
+
+def test_every_core_module_imports():
+    """A name moved to another module is imported from where it now is (a merge can keep an old import that
+    no test of the moved code sees, as the kit's contract suite kept ``parity.verdict.annotate``)."""
+    failed = {}
+    for name in sorted(n for n in import_graph() if not n.endswith("__main__")):  # a __main__ runs
+        try:
+            importlib.import_module(name)
+        except ImportError as exc:
+            failed[name] = str(exc)
+    assert failed == {}
 
 def test_cycle_finder_finds_a_cycle():
     assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]

@@ -17,7 +17,8 @@ from dlbench.data.base import Dataset
 from dlbench.data.batches import BatchPlan
 from dlbench.errors import InputError, one_of
 from dlbench.plugin.backend import TrainerOptions
-from dlbench.parity.verdict import REFERENCE_BACKEND, annotate
+from dlbench.parity.verdict import REFERENCE_BACKEND
+from dlbench.run.row import annotate
 from dlbench.measure.session import prepare
 from dlbench.run.worker import RunRequest, execute
 from dlbench.scenario import scenario_files
