@@ -23,7 +23,7 @@ from dlbench_backends.numpy.precision import Arithmetic
 from dlbench_backends.numpy.trainer import NumpyTrainer
 
 sys.path.insert(0, str(Path(__file__).parent / "backends"))
-from sequence_networks import RECURRENT_CASES  # noqa: E402
+from dlbench.plugin.testing.sequence_networks import RECURRENT_CASES  # noqa: E402
 
 SEED_MLP = Sequential([Dense(10, "relu", input_shape=(64,)), Dense(10, "softmax")]).compile(
     "categorical_crossentropy", SGD(0.1))

@@ -7,6 +7,7 @@ contract suite (tests/backends) runs the plugin like every other backend;
 this file holds what only Paddle has. Skipped where the plugin is not installed."""
 
 import ast
+import sys
 import importlib.metadata
 from pathlib import Path
 
@@ -201,3 +202,17 @@ def test_peak_matmul_is_paddles_and_has_no_half_precision_on_a_cpu():
     product = backend.matmul(64)
     assert isinstance(product(), paddle.Tensor)
     assert backend.matmul(64, "bfloat16") is None
+
+
+def test_paddle_is_refused_in_a_process_that_already_holds_tensorflow(monkeypatch):
+    """Paddle 3.3.1 crashes a process that loaded TensorFlow first (SIGSEGV):
+    building there is one clear error, never a dead process."""
+    import dlbench_paddle
+
+    monkeypatch.delitem(sys.modules, "paddle")
+    monkeypatch.setitem(sys.modules, "tensorflow", object())
+    spec = Sequential([Dense(3, "softmax", input_shape=(5,))]).compile("categorical_crossentropy", SGD(0.1))
+    with pytest.raises(RuntimeError, match="already holds TensorFlow"):
+        paddle_backend().build(spec, initial_weights(spec, 0), TrainerOptions())
+    with pytest.raises(RuntimeError, match="already holds TensorFlow"):
+        dlbench_paddle.load_paddle()
