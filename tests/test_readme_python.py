@@ -3,6 +3,7 @@ executed (with the rest of the docs' "From Python" page), and its two commands
 are exactly what CI runs (.ci/run) and what the getting-started page says."""
 
 import re
+import shlex
 from pathlib import Path
 
 import pytest
@@ -47,6 +48,30 @@ def test_the_readmes_test_command_is_what_ci_runs():
     main = found["set up and run the default suite (xor-mlp, digits-mlp) on every backend"]
     assert main == f"{setup} && dlbench run --backend all"
     assert commands(GETTING_STARTED) == found
+
+
+def test_the_readmes_run_command_runs_the_default_suite_on_every_backend(tmp_path, monkeypatch):
+    """The README's ``dlbench run`` command, given to the command line as written, asks for the suite its comment
+    names on every registered backend (tests/test_cli.py runs that suite in worker processes; here nothing trains)."""
+    from click.testing import CliRunner
+
+    from dlbench.cli import commands as cli_commands, main
+    from dlbench.plugin.manager import get_plugins
+    from dlbench.run.settings import RunSettings
+
+    (comment, command), = [(c, cmd) for c, cmd in commands(README).items() if "default suite" in c]
+    words = shlex.split(command.rsplit(" && ", 1)[1])
+    assert words[0] == "dlbench"
+    given = {}
+    monkeypatch.setattr(cli_commands, "run", lambda fmt, out, require_verdict, **options: given.update(options) or 0)
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(main, words[1:])
+    assert result.exit_code == 0, result.output
+    jobs = RunSettings.from_options(get_plugins(), **given).jobs()
+    scenarios = re.search(r"\((.*)\)", comment).group(1).split(", ")
+    backends = get_plugins().backends
+    assert [Path(job.request.scenario).stem for job in jobs] == [name for name in scenarios for _ in backends]
+    assert {job.request.backend for job in jobs} == set(backends)
 
 
 def test_the_readme_is_a_front_door():
