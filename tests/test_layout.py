@@ -126,6 +126,7 @@ BACKENDS_ROOT = ROOT.parent / "backends"
 #: the framework must be imported in a particular way (Keras on TensorFlow)
 OPTIONAL_BACKEND_MODULES = {"kernels.py", "activations.py",  # maths a backend writes by hand (NumPy)
                             "convert.py", "convert_graph.py", "convert_layers.py", "convert_calls.py",  # a reader
+                            "convert_optimizer.py",  # a reader's optimizers
                             "distributed.py", "launch.py",  # a data-parallel engine and its process launcher
                             "core.py"}  # the framework's own import (Keras on TensorFlow)
 #: what every backend's module of that name defines, so that they read alike (the module API,
@@ -134,7 +135,7 @@ SHARED_NAMES = {
     "__init__.py": {"dlbench_register_backends"},
     "network.py": {"build_network", "to_canonical", "from_canonical", "Network"},
     "losses.py": {"LOSSES", "categorical_crossentropy", "binary_crossentropy", "mse"},
-    "optim.py": {"OPTIMIZERS", "build_optimizer", "SGDUpdate", "AdamUpdate"},
+    "optim.py": {"OPTIMIZERS", "build_optimizer", "SGDUpdate", "AdamUpdate", "RMSpropUpdate", "AdadeltaUpdate"},
     "precision.py": {"LossScaler"},
     "inference.py": {"predict"},
 }

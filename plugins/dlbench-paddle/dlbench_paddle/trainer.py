@@ -33,9 +33,9 @@ import paddle
 from dlbench.data.base import Dataset
 from dlbench.network import ModelSpec, is_trained
 from dlbench.plugin.backend import Trainer, TrainerOptions, TrainingState
-from dlbench.plugin.helpers import input_dtype, loss_targets
+from dlbench.plugin.helpers import input_dtype, is_regression, loss_targets, r_squared
 from dlbench_paddle import inference
-from dlbench_paddle.losses import LOSSES
+from dlbench_paddle.losses import bound_loss
 from dlbench_paddle.network import activation, build_network, holder_tensors, holder_weights, load_weights, \
     to_canonical, from_canonical
 from dlbench_paddle.optim import build_optimizer
@@ -88,7 +88,7 @@ class PaddleTrainer(Trainer):
         self.trained = list(self._trained_tensors())
         self.optimizer = build_optimizer(spec.optimizer, [t for _, _, tensors in self.trained for t in tensors])
         self.output = activation(spec.output_activation, spec.output_alpha)
-        loss = LOSSES[spec.loss]
+        self.loss = loss = bound_loss(spec)
         model, output = self.model, self.output
 
         def loss_of(x, t):
@@ -111,7 +111,7 @@ class PaddleTrainer(Trainer):
         self.t_train = paddle.to_tensor(loss_targets(self.spec, data.y_train))
         self.x_test = paddle.to_tensor(np.ascontiguousarray(data.x_test, dtype))
         self.t_test = paddle.to_tensor(loss_targets(self.spec, data.y_test))
-        self.y_test = np.asarray(data.y_test, np.int64)
+        self.y_test = None if is_regression(data.y_test) else np.asarray(data.y_test, np.int64)
         self.sample_bytes = (self.x_train[0].numel() * self.x_train.element_size()
                              + self.t_train[0].numel() * self.t_train.element_size())
 
@@ -143,10 +143,12 @@ class PaddleTrainer(Trainer):
         try:
             with paddle.no_grad():
                 z = self.model(self.x_test)
-                loss = float(LOSSES[self.spec.loss](z, self.t_test, self.output))
+                loss = float(self.loss(z, self.t_test, self.output))
                 out = self.output(z).numpy()
         finally:
             self.model.train()
+        if self.y_test is None:  # float targets: R^2
+            return loss, r_squared(out, self.t_test.numpy())
         predicted = out[..., 0] > 0.5 if out.shape[-1] == 1 else out.argmax(axis=-1)
         return loss, float(np.mean(predicted == self.y_test))
 
