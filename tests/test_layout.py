@@ -3,6 +3,7 @@ one way, a core that names no framework, and backends that all have the same
 modules with the same names inside."""
 
 import ast
+import importlib
 import re
 from pathlib import Path
 
@@ -64,6 +65,17 @@ def test_core_modules_import_each_other_without_cycles():
              for name, deps in graph.items()}
     assert find_cycle(graph) is None, " -> ".join(find_cycle(graph))
 
+
+def test_every_core_module_imports():
+    """A name moved to another module is imported from where it now is (a merge can keep an old import that
+    no test of the moved code sees, as the kit's contract suite kept ``parity.verdict.annotate``)."""
+    failed = {}
+    for name in sorted(n for n in import_graph() if not n.endswith("__main__")):  # a __main__ runs
+        try:
+            importlib.import_module(name)
+        except ImportError as exc:
+            failed[name] = str(exc)
+    assert failed == {}
 
 def test_cycle_finder_finds_a_cycle():
     assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
@@ -179,16 +191,17 @@ def test_every_data_parallel_engine_is_a_distributed_module_with_the_same_names(
         assert not missing, f"backends/{path.parent.name}/distributed.py lacks {sorted(missing)}"
 
 
-def backend_module_name(path: Path) -> str:
-    name = f"dlbench_backends.{path.parent.name}"
+def backend_module_name(path: Path, package: str | None = None) -> str:
+    name = package or f"dlbench_backends.{path.parent.name}"
     return name if path.name == "__init__.py" else f"{name}.{path.stem}"
 
 
-def backend_import_graph(package: Path) -> dict[str, set[str]]:
+def backend_import_graph(package: Path, name: str | None = None) -> dict[str, set[str]]:
     """The imports between one backend package's modules, at the top or inside a
     function: ``from dlbench_backends.x import name`` is an import of the submodule
-    ``name`` when there is one, else of the package (its ``__init__``)."""
-    modules = {backend_module_name(p) for p in package.glob("*.py")}
+    ``name`` when there is one, else of the package (its ``__init__``). ``name``: the
+    package's import name (default: a built-in's, ``dlbench_backends.<folder>``)."""
+    modules = {backend_module_name(p, name) for p in package.glob("*.py")}
     graph = {}
     for path in package.glob("*.py"):
         found = set()
@@ -198,15 +211,22 @@ def backend_import_graph(package: Path) -> dict[str, set[str]]:
                              for a in node.names)
             elif isinstance(node, ast.Import):
                 found.update(alias.name for alias in node.names if alias.name in modules)
-        graph[backend_module_name(path)] = found - {backend_module_name(path)}
+        graph[backend_module_name(path, name)] = found - {backend_module_name(path, name)}
     return graph
+
+
+#: the backends shipped as distributions of their own (plugins/<distribution>/<package>/)
+PLUGIN_PACKAGES = sorted(p.parent for p in (ROOT.parent / "plugins").glob("*/*/__init__.py"))
 
 
 def test_backend_modules_import_each_other_without_cycles():
     """A backend's package builds its trainer (a lazy import of ``trainer``), so
-    no module of it may import the package back (its options come filled in)."""
-    for package in backend_packages():
-        graph = backend_import_graph(package)
+    no module of it may import the package back (its options come filled in):
+    the built-in backends and the backends shipped under plugins/ alike."""
+    packages = [(p, None) for p in backend_packages()] + [(p, p.name) for p in PLUGIN_PACKAGES]
+    assert [p.name for p in PLUGIN_PACKAGES] == ["dlbench_paddle"]
+    for package, name in packages:
+        graph = backend_import_graph(package, name)
         assert find_cycle(graph) is None, " -> ".join(find_cycle(graph))
 
 

@@ -20,8 +20,10 @@ the plugin declares the CPU only) and data parallelism (no engine wired up).
 from __future__ import annotations
 
 import sys
+from dataclasses import replace
 
 import dlbench
+from dlbench.errors import InputError
 from dlbench.network import ModelSpec
 from dlbench.plugin.backend import Backend, Trainer, TrainerOptions
 
@@ -69,10 +71,17 @@ class PaddleBackend(Backend):
         return lambda: paddle.matmul(a, a)
 
     def build(self, spec: ModelSpec, weights, options: TrainerOptions) -> Trainer:
+        """The trainer, its options checked here once (the trainer reads them as given): the CPU only, and
+        never a silent float32 run of a precision Paddle does not compute in."""
         load_paddle()
         from dlbench_paddle.trainer import PaddleTrainer
 
-        return PaddleTrainer(spec, weights, options)
+        if options.device != "cpu":
+            raise InputError("the paddle backend runs on the CPU only; use device 'cpu'", field="device")
+        if options.precision not in self.precisions:
+            raise InputError(f"the paddle backend computes in {' or '.join(self.precisions)} only, "
+                             f"not {options.precision!r}", field="precision")
+        return PaddleTrainer(spec, weights, replace(options, extra=self.check_options(options.extra)))
 
 
 def load_paddle():
