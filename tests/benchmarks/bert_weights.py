@@ -37,13 +37,13 @@ def adamw_recipe(scenario) -> dict:
     decay's ``warmup_steps``, ``decay_steps`` (counting the warm-up) and ``alpha`` (``warmup_steps`` None:
     a constant learning rate)."""
     adam = scenario.model.optimizer
-    schedule = getattr(adam, "schedule", None)
+    schedule = adam.schedule
     if schedule is not None and schedule.name != "warmup_linear":
         raise ValueError(f"the hand-written BERT loops follow a warmup_linear schedule, not {schedule.name!r}")
-    if adam.name != "adamw" and getattr(adam, "weight_decay", 0.0):
+    if adam.name != "adamw" and adam.weight_decay:
         raise ValueError("the hand-written BERT loops decay weights as adamw does (decoupled), not coupled")
     return {"learning_rate": adam.learning_rate, "beta_1": adam.beta_1, "beta_2": adam.beta_2,
-            "epsilon": adam.epsilon, "weight_decay": getattr(adam, "weight_decay", 0.0),
+            "epsilon": adam.epsilon, "weight_decay": adam.weight_decay,
             "warmup_steps": schedule.warmup_steps if schedule else None,
             "decay_steps": schedule.decay_steps if schedule else None, "alpha": schedule.alpha if schedule else 0.0}
 

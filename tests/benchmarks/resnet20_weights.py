@@ -40,9 +40,9 @@ def sgd_recipe(scenario) -> dict:
     ``learning_rate``, ``momentum``, ``weight_decay`` (coupled L2, torch's ``weight_decay``) and the
     cosine schedule's ``decay_steps`` and ``alpha`` (``decay_steps`` None: a constant learning rate)."""
     sgd = scenario.model.optimizer
-    schedule = getattr(sgd, "schedule", None)
+    schedule = sgd.schedule
     if schedule is not None and schedule.name != "cosine":
         raise ValueError(f"the hand-written ResNet-20 loops follow a cosine schedule, not {schedule.name!r}")
     return {"learning_rate": sgd.learning_rate, "momentum": sgd.momentum,
-            "weight_decay": getattr(sgd, "weight_decay", 0.0),
+            "weight_decay": sgd.weight_decay,
             "decay_steps": schedule.decay_steps if schedule else None, "alpha": schedule.alpha if schedule else 0.0}
