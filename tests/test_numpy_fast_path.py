@@ -20,10 +20,11 @@ from dlbench.network import (SGD, Adam, BatchNormalization, Conv1D, Conv2D, Dens
 from dlbench.network.init import initial_weights
 from dlbench.plugin.backend import TrainerOptions
 from dlbench_backends.numpy.precision import Arithmetic
+from dlbench_backends.numpy import NumpyBackend
 from dlbench_backends.numpy.trainer import NumpyTrainer
 
 sys.path.insert(0, str(Path(__file__).parent / "backends"))
-from sequence_networks import RECURRENT_CASES  # noqa: E402
+from dlbench.plugin.testing.sequence_networks import RECURRENT_CASES  # noqa: E402
 
 SEED_MLP = Sequential([Dense(10, "relu", input_shape=(64,)), Dense(10, "softmax")]).compile(
     "categorical_crossentropy", SGD(0.1))
@@ -88,7 +89,7 @@ def textbook_sgd_steps(weights, x_train, labels, windows, lr=0.1):
 
 
 def built(spec, data) -> NumpyTrainer:
-    trainer = NumpyTrainer(spec, initial_weights(spec, 0), TrainerOptions())
+    trainer = NumpyBackend().build(spec, initial_weights(spec, 0), TrainerOptions())  # its options' defaults filled
     trainer.place_data(data)
     return trainer
 
