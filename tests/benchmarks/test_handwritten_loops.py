@@ -13,10 +13,13 @@ import numpy as np
 import pytest
 
 from backend_helpers import require_backend
-from overhead import NETWORKS, setup
+from overhead import LOOPS_OF, NETWORKS, setup
 
 #: backends whose framework cannot share this process with TensorFlow
 OWN_PROCESS = {"paddle"}
+BACKENDS = ["numpy", "torch", "tensorflow", "jax", "paddle"]
+#: (backend, network): every backend's loop of the overhead networks, and the wide networks' loops there are
+CASES = [(b, k) for k in NETWORKS for b in BACKENDS] + [(b, k) for k, loops in LOOPS_OF.items() for b in loops]
 
 
 def check_handwritten_loop(backend: str, kind: str) -> None:
@@ -27,8 +30,7 @@ def check_handwritten_loop(backend: str, kind: str) -> None:
         np.testing.assert_allclose(theirs, ours, rtol=1e-4, atol=1e-6)
 
 
-@pytest.mark.parametrize("kind", list(NETWORKS))
-@pytest.mark.parametrize("backend", ["numpy", "torch", "tensorflow", "jax", "paddle"])
+@pytest.mark.parametrize("backend, kind", CASES)
 def test_handwritten_loop_trains_what_the_harness_trains(backend, kind):
     require_backend(backend)
     if backend not in OWN_PROCESS:
