@@ -17,7 +17,9 @@ from dlbench.scenario import Scenario
 from dlbench.network import (
     SGD,
     Activation,
+    Adadelta,
     Adam,
+    AdamW,
     AveragePool1D,
     AveragePool2D,
     BatchNormalization,
@@ -36,9 +38,11 @@ from dlbench.network import (
     ModelSpec,
     PositionEmbedding,
     Residual,
+    RMSprop,
     SelfAttention,
     Sequential,
 )
+from dlbench.network.schedules import CosineDecay, ExponentialDecay, StepDecay, WarmupCosine, WarmupLinear
 from dlbench.network.sequence import GRU, LSTM, Bidirectional, Embedding, SimpleRNN
 
 __version__ = dlbench_version()
@@ -52,5 +56,6 @@ __all__ = [
     "PositionEmbedding", "Residual", "SelfAttention", "SGD", "Sequential",
     "Embedding", "SimpleRNN", "LSTM", "GRU",
     "GlobalAveragePool2D", "GlobalMaxPool1D", "GlobalMaxPool2D", "Bidirectional",
+    "AdamW", "RMSprop", "Adadelta", "StepDecay", "ExponentialDecay", "CosineDecay", "WarmupCosine", "WarmupLinear",
     "hookimpl", "__version__",
 ]

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from dlbench.errors import InputError, one_of
-from dlbench.network import LAYER_TYPES, ModelSpec, TrainSpec, check_choice, make_optimizer
+from dlbench.network import LAYER_TYPES, ModelSpec, TrainSpec, check_choice, make_optimizer, optimizer_table
 from dlbench.network.loss import LOSSES, loss_table
 from dlbench.network.transformer import MAX_RESIDUAL_DEPTH
 
@@ -266,13 +266,9 @@ def layer_table(layer) -> dict:
     return {"type": layer.type, **fields}
 
 
-def optimizer_table(optimizer) -> dict:
-    return {"name": optimizer.name, **dataclasses.asdict(optimizer)}
-
-
 def train_table(spec: ModelSpec, train: TrainSpec) -> dict:
-    table = {"loss": loss_table(spec.loss, spec.loss_kwargs), "optimizer": optimizer_table(spec.optimizer), "batch_size": train.batch_size,
-             "epochs": train.epochs, "seed": train.seed, "drop_last": train.drop_last}
+    table = {"loss": loss_table(spec.loss, spec.loss_kwargs), "optimizer": optimizer_table(spec.optimizer),
+             "batch_size": train.batch_size, "epochs": train.epochs, "seed": train.seed, "drop_last": train.drop_last}
     if train.target_accuracy is not None:
         table["target_accuracy"] = train.target_accuracy
     return table

@@ -15,6 +15,7 @@ from dlbench.network import (GRU, LSTM, Adam, BatchNormalization, Conv1D, Conv2D
 from dlbench_backends.numpy import NumpyBackend
 from dlbench.network.transformer import map_layers as spec_map_layers, nested_layers
 from dlbench_backends.numpy.activations import ActivationLayer
+from dlbench_backends.numpy.optim import RMSpropUpdate
 from dlbench_backends.numpy.precision import Arithmetic
 from dlbench_backends.numpy.recurrent import RecurrentLayer
 from dlbench_backends.numpy.trainer import NumpyTrainer
@@ -426,10 +427,68 @@ class LabelSmoothingOverTheOtherClasses(Mutant):
         return trainer
 
 
+class ScheduleOneStepAheadTrainer(NumpyTrainer):
+    """Each step's learning rate read at the step count after it (a counter
+    incremented before the schedule is read, as a scheduler stepped first)."""
+
+    def __init__(self, spec, weights, options):
+        super().__init__(spec, weights, options)
+        optimizer = self.optimizer
+        optimizer.learning_rate = lambda: float(spec.optimizer.learning_rate_at(optimizer.t + 1))
+
+
+class ScheduleOffByOneStep(Mutant):
+    name = "mutant-schedule-off-by-one"
+    trainer_class = ScheduleOneStepAheadTrainer
+
+    @staticmethod
+    def applies(scenario):
+        return scenario.model.optimizer.schedule is not None
+
+
+class WeightDecayCoupled(Mutant):
+    """AdamW's decay added to the gradient (Adam's L2, torch's Adam(weight_decay=...))
+    instead of taken off the weights."""
+
+    name = "mutant-weight-decay-coupled"
+
+    @staticmethod
+    def applies(scenario):
+        return scenario.model.optimizer.name == "adamw" and scenario.model.optimizer.weight_decay > 0
+
+    def mutate(self, spec):
+        fields = {f.name: getattr(spec.optimizer, f.name) for f in dataclasses.fields(spec.optimizer)}
+        return dataclasses.replace(spec, optimizer=Adam(**fields))
+
+
+class EpsilonInsideTheRoot(RMSpropUpdate):
+    """Keras's RMSprop denominator, sqrt(s + eps), where the spec has sqrt(s) + eps."""
+
+    def denominator(self, out):
+        np.add(self.square_avg, self.config.epsilon, out=out)
+        return np.sqrt(out, out=out)
+
+
+class EpsilonInsideTheRootTrainer(NumpyTrainer):
+    def __init__(self, spec, weights, options):
+        super().__init__(spec, weights, options)
+        self.optimizer.__class__ = EpsilonInsideTheRoot
+
+
+class RmspropEpsilonInsideTheRoot(Mutant):
+    name = "mutant-rmsprop-epsilon-inside"
+    trainer_class = EpsilonInsideTheRootTrainer
+
+    @staticmethod
+    def applies(scenario):
+        return scenario.model.optimizer.name == "rmsprop" and not scenario.model.optimizer.centered
+
+
 MUTANTS = [LearningRateOnePercentOff, BiasGradientOverPartOfTheBatch, AdamEpsilonHundredfold, AdamBeta2,
            BatchNormMomentumTheOtherWay, LossSummedOverTheBatch, LstmForgetBiasTwice, GruUpdateAndResetGatesSwapped,
            LayerNormEpsilonOfKeras, AttentionWithoutScale, GeluTheOtherForm, LeakyReluSlopeOfKeras, SimpleRnnBiasTwice,
-           HuberDeltaOfTheFrameworks, HuberAsSmoothL1, LabelSmoothingIgnored, LabelSmoothingOverTheOtherClasses]
+           HuberDeltaOfTheFrameworks, HuberAsSmoothL1, LabelSmoothingIgnored, LabelSmoothingOverTheOtherClasses,
+           ScheduleOffByOneStep, WeightDecayCoupled, RmspropEpsilonInsideTheRoot]
 #: judged on the published models of realistic size only (``tests/test_verdict_realistic.py``): on the
 #: shipped scenarios a learning rate 1% off already is
 REALISTIC_MUTANTS = [LearningRateTwoPercentOff]

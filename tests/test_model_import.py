@@ -308,15 +308,69 @@ def test_readers_refuse_what_they_cannot_express_in_the_loss_and_optimizer():
     with pytest.raises(InputError, match="CrossEntropyLoss takes logits, but the module ends in a softmax"):
         dlbench.from_torch(nn.Sequential(nn.Linear(2, 3), nn.Softmax(dim=1)), (2,), loss=nn.CrossEntropyLoss())
     net = torch_xor()
-    with pytest.raises(InputError, match="Adam with weight_decay=0.1 has no counterpart"):
-        dlbench.from_torch(net, (2,), optimizer=torch.optim.Adam(net.parameters(), weight_decay=0.1))
+    with pytest.raises(InputError, match="Adam with amsgrad=True has no counterpart"):
+        dlbench.from_torch(net, (2,), optimizer=torch.optim.Adam(net.parameters(), amsgrad=True))
+    with pytest.raises(InputError, match="optimizer Adagrad cannot be read; expected one of Adadelta, Adam, AdamW, "
+                                         "RMSprop, SGD of torch.optim"):
+        dlbench.from_torch(net, (2,), optimizer=torch.optim.Adagrad(net.parameters()))
     with pytest.raises(InputError, match="give loss=: a dlbench loss"):
         dlbench.from_torch(nn.Sequential(nn.Linear(2, 3)), (2,))
     model = keras_xor()
-    model.compile(loss="binary_crossentropy", optimizer=keras.optimizers.RMSprop())
-    with pytest.raises(InputError, match="optimizer RMSprop cannot be read; expected one of Adam, SGD"):
+    model.compile(loss="binary_crossentropy", optimizer=keras.optimizers.Adagrad())
+    with pytest.raises(InputError, match="optimizer Adagrad cannot be read; expected one of Adadelta, Adam, AdamW, "
+                                         "RMSprop, SGD"):
         dlbench.from_keras(model)
+    schedule = keras.optimizers.schedules.ExponentialDecay(0.1, 10, 0.5)
+    for refused, message in [(keras.optimizers.SGD(weight_decay=0.01), "SGD with weight_decay=0.01"),
+                             (keras.optimizers.Adam(clipnorm=1.0), "Adam with clipnorm=1.0"),
+                             (keras.optimizers.SGD(schedule, momentum=0.9), "SGD with momentum under a schedule")]:
+        model.compile(loss="binary_crossentropy", optimizer=refused)
+        with pytest.raises(InputError, match=message):
+            dlbench.from_keras(model)
     uncompiled = keras.Sequential([keras.Input((2,)), L.Dense(1, activation="sigmoid")])
     with pytest.raises(InputError, match="the model is not compiled"):
         dlbench.from_keras(uncompiled)
     assert dlbench.from_keras(uncompiled, loss="binary_crossentropy", optimizer="sgd").optimizer == dlbench.SGD()
+
+
+def test_torch_optimizers_are_read_with_their_conventions():
+    net = torch_xor()
+    params = net.parameters
+    read = {
+        torch.optim.RMSprop(params(), lr=0.01, alpha=0.95, eps=1e-6, momentum=0.9, centered=True, weight_decay=1e-4):
+            dlbench.RMSprop(0.01, rho=0.95, epsilon=1e-6, momentum=0.9, centered=True, weight_decay=1e-4),
+        torch.optim.AdamW(params(), lr=3e-4, betas=(0.8, 0.99)):  # torch's default decay, 0.01, is the spec's
+            dlbench.AdamW(3e-4, beta_1=0.8, beta_2=0.99, epsilon=1e-8),
+        torch.optim.Adam(params(), weight_decay=0.1, decoupled_weight_decay=True):
+            dlbench.AdamW(1e-3, epsilon=1e-8, weight_decay=0.1),
+        torch.optim.Adam(params(), weight_decay=0.1): dlbench.Adam(1e-3, epsilon=1e-8, weight_decay=0.1),
+        torch.optim.SGD(params(), lr=0.1, momentum=0.9, nesterov=True, weight_decay=5e-4):
+            dlbench.SGD(0.1, 0.9, nesterov=True, weight_decay=5e-4),
+        torch.optim.Adadelta(params(), lr=1.0): dlbench.Adadelta(1.0, rho=0.9, epsilon=1e-6),
+    }
+    for optimizer, expected in read.items():
+        assert dlbench.from_torch(net, (2,), loss="binary_crossentropy", optimizer=optimizer).optimizer == expected
+
+
+def test_keras_optimizers_and_schedules_are_read_with_their_conventions():
+    schedules = keras.optimizers.schedules
+    read = [
+        (keras.optimizers.RMSprop(0.01, rho=0.8, momentum=0.5, centered=True, global_clipnorm=1.0),
+         dlbench.RMSprop(0.01, rho=0.8, epsilon=1e-7, momentum=0.5, centered=True, clip_global_norm=1.0)),
+        (keras.optimizers.AdamW(0.001, clipvalue=0.5),  # Keras's default decay, 0.004, kept
+         dlbench.AdamW(0.001, weight_decay=0.004, clip_value=0.5)),
+        (keras.optimizers.SGD(0.1, momentum=0.9, nesterov=True), dlbench.SGD(0.1, 0.9, nesterov=True)),
+        (keras.optimizers.Adadelta(), dlbench.Adadelta(0.001, rho=0.95, epsilon=1e-7)),
+        (keras.optimizers.SGD(schedules.ExponentialDecay(0.1, 30, 0.1, staircase=True)),
+         dlbench.SGD(0.1, schedule=dlbench.StepDecay(30, 0.1))),
+        (keras.optimizers.Adam(schedules.ExponentialDecay(0.01, 1, 0.9)),
+         dlbench.Adam(0.01, schedule=dlbench.ExponentialDecay(0.9))),
+        (keras.optimizers.Adam(schedules.CosineDecay(0.01, 100, alpha=0.1)),
+         dlbench.Adam(0.01, schedule=dlbench.CosineDecay(100, 0.1))),
+        (keras.optimizers.AdamW(schedules.CosineDecay(0.0, 90, warmup_target=0.002, warmup_steps=10)),
+         dlbench.AdamW(0.002, weight_decay=0.004, schedule=dlbench.WarmupCosine(10, 100))),
+    ]
+    model = keras_xor()
+    for optimizer, expected in read:
+        model.compile(loss="binary_crossentropy", optimizer=optimizer)
+        assert dlbench.from_keras(model).optimizer == expected, type(optimizer).__name__

@@ -19,8 +19,8 @@ from dlbench.network import (SGD, Adam, BatchNormalization, Conv1D, Conv2D, Dens
                              LayerNormalization, MaxPool2D, PositionEmbedding, Residual, SelfAttention, Sequential)
 from dlbench.network.init import initial_weights
 from dlbench.plugin.backend import TrainerOptions
-from dlbench_backends.numpy.precision import Arithmetic
 from dlbench_backends.numpy import NumpyBackend
+from dlbench_backends.numpy.precision import Arithmetic
 from dlbench_backends.numpy.trainer import NumpyTrainer
 
 sys.path.insert(0, str(Path(__file__).parent / "backends"))
@@ -89,7 +89,7 @@ def textbook_sgd_steps(weights, x_train, labels, windows, lr=0.1):
 
 
 def built(spec, data) -> NumpyTrainer:
-    trainer = NumpyBackend().build(spec, initial_weights(spec, 0), TrainerOptions())  # its options' defaults filled
+    trainer = NumpyBackend().build(spec, initial_weights(spec, 0), TrainerOptions())  # its options filled
     trainer.place_data(data)
     return trainer
 

@@ -103,6 +103,43 @@ def test_the_precision_default_is_spelled_only_where_the_precisions_are_defined(
     assert TrainerOptions().device == RunSettings.device
 
 
+def precision_fallback_sites(files: list[Path]) -> list[str]:
+    """Where a module writes the precision's default value itself: a parameter's or a field's default,
+    or a fallback after ``or`` (``row.get("precision") or "fp32"``, ``policy or Policy("fp32")``)."""
+    def is_default(node) -> bool:
+        return isinstance(node, ast.Constant) and node.value == PRECISIONS[0]
+
+    def lines(node) -> list[int]:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
+            return [d.lineno for d in node.args.defaults + node.args.kw_defaults if is_default(d)]
+        if isinstance(node, ast.AnnAssign) and is_default(node.value):
+            return [node.value.lineno]
+        if isinstance(node, ast.BoolOp) and isinstance(node.op, ast.Or):  # the fallback, or inside it
+            return [c.lineno for value in node.values[1:] for c in ast.walk(value) if is_default(c)]
+        return []
+
+    return sorted({f"{path}:{line}" for path in files for node in ast.walk(ast.parse(path.read_text()))
+                   for line in lines(node)})
+
+
+def test_no_module_falls_back_to_a_precision_of_its_own():
+    """The core, the built-in backends and the shipped plugins take the precision's default from
+    ``PRECISIONS`` (its first), where the precisions are defined, never spelled again."""
+    defined_at = CORE / "network" / "precision.py"
+    files = [f for f in python_files([CORE, CORE.parent / "backends", CORE.parent / "plugins"]) if f != defined_at]
+    assert precision_fallback_sites(files) == []
+
+
+def test_the_precision_fallback_finder_finds_defaults_and_fallbacks(tmp_path):
+    (tmp_path / "m.py").write_text('def build(spec, precision="fp32"): ...\n'
+                                   'class T:\n    precision: str = "fp32"\n'
+                                   'key = row.get("precision") or "fp32"\n'
+                                   'policy = given or Policy("fp32")\n'
+                                   'same = precision == "fp32"\n'
+                                   'class B:\n    precisions: tuple = ("fp32", "tf32")\n')
+    assert [site.rsplit(":", 1)[1] for site in precision_fallback_sites([tmp_path / "m.py"])] == ["1", "3", "4", "5"]
+
+
 def run_command_params() -> dict[str, click.Parameter]:
     return {p.name: p for p in main.commands["run"].params}
 

@@ -52,7 +52,6 @@ def test_the_shipped_kit_passes_for_the_installed_paddle_plugin(tmp_path):
     assert "test_contract::test_regression_losses_and_loss_options_train_like_numpy[paddle-huber-delta-0.5-adam]" \
         in passed
     assert all(message.startswith(DECLARED_SKIPS) for message in skipped.values()), skipped
-    assert len(skipped) <= 7, skipped
 
 
 def test_the_plugins_own_tests_pass(tmp_path):

@@ -3,9 +3,12 @@ executed (with the rest of the docs' "From Python" page), and its two commands
 are exactly what CI runs (.ci/run) and what the getting-started page says."""
 
 import re
+import shlex
 from pathlib import Path
 
 import pytest
+
+from dlbench.plugin.manager import get_plugins
 
 ROOT = Path(__file__).parent.parent
 README = ROOT / "README.md"
@@ -49,6 +52,29 @@ def test_the_readmes_test_command_is_what_ci_runs():
     assert commands(GETTING_STARTED) == found
 
 
+def test_the_readmes_run_command_runs_the_default_suite_on_every_backend(tmp_path, monkeypatch):
+    """The README's ``dlbench run`` command, given to the command line as written, asks for the suite its comment
+    names on every registered backend (tests/test_cli.py runs that suite in worker processes; here nothing trains)."""
+    from click.testing import CliRunner
+
+    from dlbench.cli import commands as cli_commands, main
+    from dlbench.run.settings import RunSettings
+
+    (comment, command), = [(c, cmd) for c, cmd in commands(README).items() if "default suite" in c]
+    words = shlex.split(command.rsplit(" && ", 1)[1])
+    assert words[0] == "dlbench"
+    given = {}
+    monkeypatch.setattr(cli_commands, "run", lambda fmt, out, require_verdict, **options: given.update(options) or 0)
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(main, words[1:])
+    assert result.exit_code == 0, result.output
+    jobs = RunSettings.from_options(get_plugins(), **given).jobs()
+    scenarios = re.search(r"\((.*)\)", comment).group(1).split(", ")
+    backends = get_plugins().backends
+    assert [Path(job.request.scenario).stem for job in jobs] == [name for name in scenarios for _ in backends]
+    assert {job.request.backend for job in jobs} == set(backends)
+
+
 def test_the_readme_is_a_front_door():
     text = README.read_text(encoding="utf-8")
     assert len(text.splitlines()) <= 200
@@ -73,5 +99,6 @@ def test_every_example_runs(tmp_path, monkeypatch):
         exec(compile(example, str(PYTHON_API), "exec"), namespace)
     results, again, frame = namespace["results"], namespace["again"], namespace["frame"]
     assert [r.status for r in results.rows] == ["ok", "ok"]  # the spec on digits, numpy and jax
-    assert {r.backend for r in again.rows} == {"numpy", "torch", "tensorflow", "jax"}
-    assert len(frame) == 4 and (tmp_path / "xor.html").exists() and (tmp_path / "xor.json").exists()
+    every_backend = set(get_plugins().backends)  # the README's backends="all": plugins too (paddle where installed)
+    assert {r.backend for r in again.rows} == every_backend
+    assert len(frame) == len(every_backend) and (tmp_path / "xor.html").exists() and (tmp_path / "xor.json").exists()

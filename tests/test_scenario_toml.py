@@ -1,4 +1,4 @@
-"""Scenarios written as TOML read back as the same scenario (every layer type, both optimizers)."""
+"""Scenarios written as TOML read back as the same scenario (every layer type, every optimizer and schedule)."""
 
 import dataclasses
 import tomllib
@@ -11,7 +11,10 @@ from dlbench.scenario import dumps, scenario_document, write_scenario
 from dlbench.network import (LAYER_TYPES, SGD, Activation, Adam, AveragePool1D, AveragePool2D, BatchNormalization,
                           Conv1D, Conv2D, Dense, Dropout, Flatten, GlobalAveragePool1D, GlobalAveragePool2D,
                           GlobalMaxPool1D, GlobalMaxPool2D, LayerNormalization,
-                          MaxPool1D, MaxPool2D, PositionEmbedding, Residual, SelfAttention, Sequential, TrainSpec)
+                          MaxPool1D, MaxPool2D, PositionEmbedding, Residual, SelfAttention, Sequential, TrainSpec,
+                          Adadelta, AdamW, CosineDecay, ExponentialDecay, RMSprop, StepDecay, WarmupCosine,
+                          WarmupLinear)
+from dlbench.network.optimizers import optimizer_table
 from dlbench.network.sequence import GRU, LSTM, Bidirectional, Embedding, SimpleRNN
 
 
@@ -104,6 +107,34 @@ def test_a_written_scenario_reads_back_equal(spec):
     back = read_back(s)
     assert back == s
     assert [type(a) for a in back.model.layers] == [type(b) for b in spec.layers]
+
+
+NEWER_OPTIMIZERS = [
+    SGD(0.1, 0.9, nesterov=True, weight_decay=1e-4, schedule=StepDecay(30, 0.1)),
+    Adam(0.01, weight_decay=0.01, clip_value=0.5, schedule=ExponentialDecay(0.999)),
+    AdamW(3e-4, weight_decay=0.05, clip_global_norm=1.0, schedule=WarmupCosine(100, 1000, alpha=0.01)),
+    RMSprop(0.01, rho=0.95, epsilon=1e-6, momentum=0.9, centered=True, schedule=CosineDecay(500)),
+    Adadelta(schedule=WarmupLinear(10, 200, alpha=0.1)),
+]
+
+
+@pytest.mark.parametrize("optimizer", NEWER_OPTIMIZERS, ids=lambda o: o.name)
+def test_every_optimizer_schedule_and_clipping_reads_back_equal(optimizer):
+    s = scenario(Sequential([Dense(2, activation="softmax")], input_shape=(3,)).compile(
+        "categorical_crossentropy", optimizer))
+    assert read_back(s).model.optimizer == optimizer
+    table = tomllib.loads(dumps(scenario_document(s)))["train"]["optimizer"]
+    assert table["schedule"]["name"] == optimizer.schedule.name
+    assert ("clip_value" in table) == (optimizer.clip_value is not None)  # None is not written (TOML has none)
+
+
+def test_an_optimizer_without_the_newer_options_is_written_as_before_they_existed():
+    """The same table (so a written scenario's text and digest) for SGD and Adam as before
+    nesterov, weight decay, clipping and schedules: those are written only where set."""
+    assert optimizer_table(SGD(0.1, 0.9)) == {"name": "sgd", "learning_rate": 0.1, "momentum": 0.9}
+    assert optimizer_table(Adam()) == {"name": "adam", "learning_rate": 0.001, "beta_1": 0.9, "beta_2": 0.999,
+                                       "epsilon": 1e-7}
+    assert optimizer_table(AdamW(weight_decay=0.0))["weight_decay"] == 0.0  # not AdamW's default: written
 
 
 def test_floats_are_written_exactly():

@@ -68,5 +68,5 @@ def test_optimizer_from_name_table_or_instance():
     assert make_optimizer({"name": "sgd", "learning_rate": 0.1, "momentum": 0.9}) == SGD(0.1, 0.9)
     with pytest.raises(InputError, match="unknown key 'lr'"):
         make_optimizer({"name": "adam", "lr": 0.1})
-    with pytest.raises(InputError, match="expected one of adam, sgd"):
-        make_optimizer("rmsprop")
+    with pytest.raises(InputError, match="expected one of adadelta, adam, adamw, rmsprop, sgd"):
+        make_optimizer("lamb")

@@ -55,6 +55,7 @@ from dlbench.plugin.helpers import padding_pairs
 from dlbench.network import (ACTIVATION_ALPHA, GLOBAL_POOLS, Activation, AveragePool1D, AveragePool2D,
                           BatchNormalization, Conv1D, Conv2D, Dense, Dropout, Flatten, MaxPool1D, MaxPool2D, ModelSpec,
                           Residual, activation_alpha, is_trained, layer_activation)
+from dlbench.network.precision import PRECISIONS
 from dlbench.network.transformer import nested_layers
 from dlbench_backends.jax.kernels import make_conv, make_max_pool
 from dlbench_backends.jax.precision import Policy
@@ -236,7 +237,7 @@ def build_network(spec: ModelSpec, weights, precision: Policy | None = None, see
     """The network of ``spec`` holding private float32 copies of ``weights``,
     at ``precision`` (default fp32; see :func:`build_forward` for the other arguments)."""
     params, stats = split_weights(weights)
-    forward = build_forward(spec, precision or Policy("fp32"), seed, custom_vjp, replica_axis, dropout_axis)
+    forward = build_forward(spec, precision or Policy(PRECISIONS[0]), seed, custom_vjp, replica_axis, dropout_axis)
     return Network(forward, params, stats)
 
 

@@ -52,8 +52,9 @@ from __future__ import annotations
 import sys
 
 from dlbench.errors import InputError, one_of
-from dlbench.network import SGD, Activation, Adam, ModelSpec, make_optimizer
-from dlbench.network.imported import LOGIT_OUTPUTS, ImportedModel, all_problems, literal
+from dlbench.network import Activation, ModelSpec
+from dlbench.network.imported import LOGIT_OUTPUTS, ImportedModel, all_problems
+from dlbench_backends.tensorflow.convert_optimizer import keras_optimizer
 
 LOSSES = {"binary_crossentropy": "binary_crossentropy", "categorical_crossentropy": "categorical_crossentropy",
           "sparse_categorical_crossentropy": "categorical_crossentropy", "mse": "mse",
@@ -176,27 +177,3 @@ def keras_loss(loss) -> tuple[str | dict, str | None]:
     output = LOGIT_OUTPUTS.get(spec_loss) if config.get("from_logits") else None
     return ({"name": spec_loss, **options} if options else spec_loss), output
 
-
-def keras_optimizer(keras, optimizer):
-    """The spec's Adam or SGD of a Keras optimizer (or a dlbench optimizer, name or table)."""
-    if optimizer is None:
-        raise InputError("the model is not compiled: compile it with a loss and an optimizer, or pass loss= and "
-                         "optimizer=", field="optimizer")
-    if not isinstance(optimizer, keras.optimizers.Optimizer):
-        return make_optimizer(optimizer)
-    kind, config = type(optimizer).__name__, optimizer.get_config()
-    if kind not in ("Adam", "SGD"):
-        raise InputError(f"optimizer {kind} cannot be read; expected one of Adam, SGD", field="optimizer")
-    if isinstance(getattr(optimizer, "_learning_rate", None), keras.optimizers.schedules.LearningRateSchedule):
-        raise InputError("a learning-rate schedule cannot be read; expected a constant learning_rate",
-                         field="optimizer")
-    for key in ("weight_decay", "clipnorm", "global_clipnorm", "clipvalue", "gradient_accumulation_steps",
-                "loss_scale_factor", "use_ema", "amsgrad", "nesterov"):
-        if config.get(key):
-            raise InputError(f"{kind} with {key}={config[key]!r} has no counterpart in a dlbench optimizer",
-                             field="optimizer")
-    lr = literal(config["learning_rate"])  # a float32 variable; the others are the Python floats given
-    if kind == "SGD":
-        return SGD(learning_rate=lr, momentum=float(config["momentum"]))
-    return Adam(learning_rate=lr, beta_1=float(config["beta_1"]), beta_2=float(config["beta_2"]),
-                epsilon=float(config["epsilon"]))

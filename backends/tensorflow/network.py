@@ -36,6 +36,7 @@ import numpy as np
 from dlbench.network import (ACTIVATION_ALPHA, GLOBAL_POOLS, TRANSFORMER_LAYERS, Activation, AveragePool1D,
                           AveragePool2D, BatchNormalization, Conv1D, Conv2D, Dense, Dropout, Flatten, MaxPool1D,
                           MaxPool2D, ModelSpec)
+from dlbench.network.precision import PRECISIONS
 from dlbench.network.sequence import SEQUENCE_LAYERS, takes_tokens
 from dlbench_backends.tensorflow.core import framework
 from dlbench_backends.tensorflow.precision import dtype_policy
@@ -145,7 +146,7 @@ class Network(NamedTuple):
     params: list
 
 
-def build_network(spec: ModelSpec, weights, seed: int = 0, precision: str = "fp32",
+def build_network(spec: ModelSpec, weights, seed: int = 0, precision: str = PRECISIONS[0],
                   synchronized_batchnorm: bool = False) -> Network:
     """keras.Sequential of the logit layers, holding exactly ``weights``, under
     ``precision``'s dtype policy, with its variables by canonical name."""

@@ -79,9 +79,13 @@ source line, why, and what is supported. torch's conventions, converted:
   that label smoothing (torch's and the spec's smoothed target agree); a
   dlbench loss name or table is taken as it is. None: a final softmax,
   log_softmax or sigmoid says which.
-* optimizer: a ``torch.optim.Adam`` or ``SGD`` (one set of hyper-parameters;
-  no weight decay, AMSGrad, Nesterov, dampening or maximize) or a dlbench
-  optimizer; None: ``dlbench.Adam()``. torch's Adam adds epsilon as the spec does.
+* optimizer: a ``torch.optim.Adam``, ``AdamW``, ``SGD`` (nesterov too),
+  ``RMSprop`` (its ``alpha`` is the spec's ``rho``) or ``Adadelta``, their
+  ``weight_decay`` included (one set of hyper-parameters; no AMSGrad,
+  dampening or maximize), or a dlbench optimizer; None: ``dlbench.Adam()``.
+  torch's conventions are the spec's (epsilon after Adam's bias correction and
+  outside RMSprop's root, coupled weight decay but AdamW's). A scheduler or
+  clipping lives outside a torch optimizer: give them in a dlbench optimizer.
 """
 
 from __future__ import annotations
@@ -89,7 +93,7 @@ from __future__ import annotations
 import sys
 
 from dlbench.errors import InputError, one_of
-from dlbench.network import SGD, Activation, Adam, ModelSpec, make_optimizer
+from dlbench.network import OPTIMIZERS, Activation, Adam, ModelSpec, make_optimizer
 from dlbench.network.imported import LOGIT_OUTPUTS, ImportedModel, all_problems
 from dlbench.network.loss import LOSSES
 
@@ -258,30 +262,46 @@ def torch_loss(loss, last: str | None) -> tuple[str | dict, str | None]:
     return {"name": spec_loss, **options}, None
 
 
+#: per torch.optim class, the hyper-parameters read (torch's name -> the spec's)
+TORCH_OPTIMIZERS = {
+    "Adam": {"lr": "learning_rate", "betas": ("beta_1", "beta_2"), "eps": "epsilon", "weight_decay": "weight_decay"},
+    "AdamW": {"lr": "learning_rate", "betas": ("beta_1", "beta_2"), "eps": "epsilon", "weight_decay": "weight_decay"},
+    "SGD": {"lr": "learning_rate", "momentum": "momentum", "nesterov": "nesterov", "weight_decay": "weight_decay"},
+    "RMSprop": {"lr": "learning_rate", "alpha": "rho", "eps": "epsilon", "momentum": "momentum",
+                "centered": "centered", "weight_decay": "weight_decay"},
+    "Adadelta": {"lr": "learning_rate", "rho": "rho", "eps": "epsilon", "weight_decay": "weight_decay"},
+}
+
+
 def torch_optimizer(optimizer):
-    """The spec's Adam or SGD of a torch optimizer (or a dlbench optimizer, name or table)."""
+    """The spec's optimizer of a torch optimizer (or a dlbench optimizer, name or table)."""
     torch = sys.modules["torch"]
     if optimizer is None:
         return Adam()
     if not isinstance(optimizer, torch.optim.Optimizer):
         return make_optimizer(optimizer)
     kind = type(optimizer).__name__
-    if kind not in ("Adam", "SGD"):
-        raise InputError(f"optimizer {kind} cannot be read; expected torch.optim.Adam or SGD, or a dlbench "
-                         "optimizer", field="optimizer")
-    keys = ("lr", "betas", "eps") if kind == "Adam" else ("lr", "momentum")
-    groups = [{k: _number(g[k]) for k in keys} for g in optimizer.param_groups]
+    if kind not in TORCH_OPTIMIZERS:
+        raise InputError(f"optimizer {kind} cannot be read; {one_of(TORCH_OPTIMIZERS)} of torch.optim, or a "
+                         "dlbench optimizer", field="optimizer")
+    names = TORCH_OPTIMIZERS[kind]
+    groups = [{k: _number(g[k]) for k in names} for g in optimizer.param_groups]
     if any(g != groups[0] for g in groups):
         raise InputError("parameter groups with different hyper-parameters; a spec has one set", field="optimizer")
     g = optimizer.param_groups[0]
-    for key in ("weight_decay", "amsgrad", "nesterov", "dampening", "maximize"):
+    if kind == "Adam" and g.get("decoupled_weight_decay"):  # torch's Adam(decoupled_weight_decay=True) is AdamW
+        kind = "AdamW"
+    for key in ("amsgrad", "dampening", "maximize"):
         if g.get(key):
             raise InputError(f"{kind} with {key}={g[key]!r} has no counterpart in a dlbench optimizer",
                              field="optimizer")
-    h = groups[0]
-    if kind == "SGD":
-        return SGD(learning_rate=h["lr"], momentum=h["momentum"])
-    return Adam(learning_rate=h["lr"], beta_1=h["betas"][0], beta_2=h["betas"][1], epsilon=h["eps"])
+    fields = {}
+    for key, name in names.items():
+        fields.update(zip(name, groups[0][key]) if isinstance(name, tuple) else {name: groups[0][key]})
+    for flag in ("nesterov", "centered"):
+        if flag in fields:
+            fields[flag] = bool(fields[flag])
+    return OPTIMIZERS[kind.lower()](**fields)
 
 
 def _number(value):

@@ -33,7 +33,7 @@ import time
 from pathlib import Path
 
 from dlbench.plugin.backend import Backend
-from dlbench.network.precision import compute_dtype
+from dlbench.network.precision import PRECISIONS, compute_dtype
 
 SIZE = 2048
 #: a GPU's matmuls are timed at this size: at 2048 a bf16 product takes tens of
@@ -75,7 +75,7 @@ def row_ceiling(ceilings: dict[str, float], row: dict) -> float | None:
     """The ceiling of ``row``'s precision where it trained: a GPU's for a row
     trained on one (its ``device`` names the GPU), else the CPU's."""
     device = "cpu" if row.get("device") in (None, "cpu") else "gpu"
-    return ceilings.get(ceiling_key(row.get("precision") or "fp32", device))
+    return ceilings.get(ceiling_key(row.get("precision") or PRECISIONS[0], device))
 
 
 def measure_here(name: str, threads: int, n: int | None = None, repeats: int = REPEATS,

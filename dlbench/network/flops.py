@@ -76,10 +76,16 @@ RECURRENT_CELL_FLOPS = {SimpleRNN: (4, 2), LSTM: (24, 20), GRU: (17, 14)}
 
 
 def update_flops_per_param(spec: ModelSpec) -> int:
+    """Elementwise FLOPs of one update per trained value (clipping and weight decay: 2 each)."""
     opt = spec.optimizer
-    if opt.name == "adam":
-        return 12
-    return 4 if opt.momentum else 2
+    extra = 2 * sum(1 for value in (opt.clip_global_norm, opt.clip_value, opt.weight_decay) if value)
+    if opt.name in ("adam", "adamw"):
+        return 12 + extra
+    if opt.name == "rmsprop":
+        return 7 + 3 * opt.centered + 2 * bool(opt.momentum) + extra
+    if opt.name == "adadelta":
+        return 14 + extra
+    return 2 + 2 * bool(opt.momentum) + 2 * opt.nesterov + extra
 
 
 def _dense_flops(positions: int, fan_in: int, units: int, first: bool) -> int:

@@ -24,9 +24,7 @@ BYTES_PER_VALUE = 4
 
 def optimizer_state_copies(optimizer) -> int:
     """Values of optimizer state per trained parameter."""
-    if optimizer.name == "adam":
-        return 2
-    return 1 if getattr(optimizer, "momentum", 0.0) else 0
+    return len(optimizer.slots)
 
 
 def training_memory_bytes(spec, batch_size: int) -> dict[str, int]:

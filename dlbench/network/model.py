@@ -13,59 +13,28 @@ language model) categorical_crossentropy's labels are ``(batch, time)`` and
 the mean is over every token of the batch; the perplexity reported beside it
 is ``exp`` of that mean.
 
-Optimizers (``g`` = dE/dW averaged over the batch, ``t`` = step from 1):
-
-* ``sgd``: ``v <- momentum*v + g;  W <- W - lr*v`` (PyTorch's form; with
-  momentum 0 it is plain ``W <- W - lr*g``).
-* ``adam``: ``m <- b1*m + (1-b1)*g;  v <- b2*v + (1-b2)*g**2;
-  W <- W - lr * (m/(1-b1**t)) / (sqrt(v/(1-b2**t)) + eps)``, epsilon added
-  after bias correction as PyTorch and optax do (Keras adds it elsewhere).
-  Defaults are Keras's values (lr 0.001, eps 1e-7), since the spec is Keras-like.
+Optimizers, their clipping, weight decay and learning-rate schedules:
+:mod:`dlbench.network.optimizers` and :mod:`dlbench.network.schedules`.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field, replace
-from typing import ClassVar, Union
 
-from dlbench.errors import InputError, one_of
+from dlbench.errors import InputError
 from dlbench.network.checks import Shape, check_choice, check_number, check_positive_int, format_shape
 from dlbench.network.loss import LOSSES, make_loss
+from dlbench.network.optimizers import (OPTIMIZERS, SGD, Adadelta, Adam, AdamW, Optimizer, RMSprop,
+                                         make_optimizer, optimizer_table)
+from dlbench.network.schedules import SCHEDULES, CosineDecay, ExponentialDecay, StepDecay, WarmupCosine, WarmupLinear
 from dlbench.network.layers import Activation, Dropout, activation_alpha, is_trained, layer_activation
 from dlbench.network.transformer import chain_shapes, nested_layers
 
-__all__ = ["LOSSES", "SGD", "Adam", "Optimizer", "OPTIMIZERS", "ModelSpec", "make_optimizer", "Sequential", "TrainSpec"]
+__all__ = ["LOSSES", "SGD", "Adam", "AdamW", "RMSprop", "Adadelta", "Optimizer", "OPTIMIZERS", "ModelSpec",
+           "make_optimizer", "optimizer_table", "Sequential", "TrainSpec", "StepDecay", "ExponentialDecay",
+           "CosineDecay", "WarmupCosine", "WarmupLinear", "SCHEDULES"]
 
-# ----------------------------------------------------------------- optimizers
-@dataclass(frozen=True)
-class SGD:
-    learning_rate: float = 0.01
-    momentum: float = 0.0
-    name: ClassVar[str] = "sgd"
-
-    def __post_init__(self):
-        check_number(self.learning_rate, "learning_rate", low=0.0)
-        check_number(self.momentum, "momentum", low=0.0, high=1.0, low_open=False)
-
-
-@dataclass(frozen=True)
-class Adam:
-    learning_rate: float = 0.001
-    beta_1: float = 0.9
-    beta_2: float = 0.999
-    epsilon: float = 1e-7
-    name: ClassVar[str] = "adam"
-
-    def __post_init__(self):
-        check_number(self.learning_rate, "learning_rate", low=0.0)
-        check_number(self.beta_1, "beta_1", low=0.0, high=1.0, low_open=False)
-        check_number(self.beta_2, "beta_2", low=0.0, high=1.0, low_open=False)
-        check_number(self.epsilon, "epsilon", low=0.0)
-
-
-Optimizer = Union[SGD, Adam]
-OPTIMIZERS: dict[str, type] = {cls.name: cls for cls in (SGD, Adam)}
 
 
 # ---------------------------------------------------------------------- model
@@ -156,27 +125,6 @@ class ModelSpec:
     def has_dropout(self) -> bool:
         """Whether any dropout layer, top-level or inside a residual block, drops anything."""
         return any(isinstance(layer, Dropout) and layer.rate > 0 for layer in nested_layers(self.layers))
-
-
-def make_optimizer(optimizer) -> Optimizer:
-    """'adam', {'name': 'sgd', 'learning_rate': 0.1} or an SGD/Adam instance."""
-    if isinstance(optimizer, (SGD, Adam)):
-        return optimizer
-    if isinstance(optimizer, str):
-        optimizer = {"name": optimizer}
-    if not isinstance(optimizer, dict):
-        raise InputError(f"must be a name or a table, got {optimizer!r}", field="optimizer")
-    options = dict(optimizer)
-    name = check_choice(options.pop("name", None), OPTIMIZERS, "optimizer.name")
-    cls = OPTIMIZERS[name]
-    allowed = [f for f in cls.__dataclass_fields__]
-    for key in options:
-        if key not in allowed:
-            raise InputError(f"unknown key {key!r}; {one_of(allowed)}", field=f"optimizer.{key}")
-    try:
-        return cls(**options)
-    except InputError as exc:
-        raise exc.within(field_prefix="optimizer") from None
 
 
 @dataclass(frozen=True)

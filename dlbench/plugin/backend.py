@@ -79,9 +79,13 @@ class TrainingState:
       exactly as :meth:`Trainer.weights` returns them;
     * ``slots``: per layer, per trained parameter (the names in
       ``PARAMETERS_TRAINED`` that the layer has), the optimizer's state in the
-      parameter's own shape: ``{"m", "v"}`` for Adam, ``{"velocity"}`` for SGD
-      with momentum (the ``v`` of ``v <- momentum*v + g``), nothing for plain SGD;
-    * ``step``: optimizer steps taken so far (Adam's bias correction uses it);
+      parameter's own shape, named by the optimizer's ``slots``
+      (:mod:`dlbench.network.optimizers`): ``{"m", "v"}`` for Adam and AdamW,
+      ``{"velocity"}`` for SGD with momentum (the ``v`` of ``v <- momentum*v + g``),
+      nothing for plain SGD, ``square_avg`` (+ ``grad_avg`` centered, +
+      ``momentum_buffer``) for RMSprop, ``square_avg`` and ``acc_delta`` for Adadelta;
+    * ``step``: optimizer steps taken so far (Adam's bias correction and the
+      learning-rate schedules use it);
       a step skipped by loss scaling is not one;
     * ``loss_scale``: at fp16, the dynamic loss scale and the finite steps in a
       row since it last changed (:mod:`dlbench.network.precision`); None otherwise.
@@ -102,9 +106,7 @@ class TrainingState:
 
 def slot_names(optimizer) -> tuple[str, ...]:
     """The optimizer state kept per trained parameter (see :class:`TrainingState`)."""
-    if optimizer.name == "adam":
-        return ("m", "v")
-    return ("velocity",) if optimizer.momentum else ()
+    return optimizer.slots
 
 
 def empty_slots(spec: ModelSpec) -> list:

@@ -13,7 +13,7 @@ option, an error text) is data, never markup or a formula, whatever it holds.
   (``\\ ` * _ [ ] < > |``) are backslash-escaped, so a cell or heading shows
   the text as written.
 * HTML: the standard library's ``html.escape`` (quotes included), which
-  :mod:`dlbench.report.render` applies to every text and attribute it writes.
+  :mod:`dlbench.report.formats.html_page` applies to every text and attribute it writes.
 """
 
 from __future__ import annotations

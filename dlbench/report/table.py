@@ -1,4 +1,4 @@
-"""Result documents as tables: the model behind every report format (rendered by report_formats).
+"""Result documents as tables: the model behind every report format (rendered by dlbench.report.formats).
 
 A report shows one or several runs (result documents). Each scenario gets a
 table with one row per backend (and per run, when runs from different
@@ -19,7 +19,7 @@ from typing import Callable
 
 from dlbench.parity.verdict import REFERENCE_BACKEND, is_reference
 from dlbench.parity.stats import mann_whitney_u
-from dlbench.network.precision import PRECISIONS
+from dlbench.network.precision import PRECISIONS, is_mixed
 
 UNSTABLE_CV = 0.10
 #: what each column of a training table means; a report explains only the columns it shows
@@ -235,7 +235,7 @@ def _with_scaling(found: list[Entry]) -> list[Entry]:
         # the reference trains one process at every data-parallel point: no replicas to be efficient with
         efficiency = (speedup / (e.point[axis] / base.point[axis]) if speedup and axis in EFFICIENCY
                       and not (axis == "data_parallel" and is_reference(e.backend)) else None)
-        cost = (accuracy(e) - accuracy(base) if axis == "precision" and base.point[axis] == "fp32"
+        cost = (accuracy(e) - accuracy(base) if axis == "precision" and base.point[axis] == PRECISIONS[0]
                 and accuracy(e) is not None and accuracy(base) is not None else None)
         out.append(dataclasses.replace(e, speedup=speedup, accuracy_vs_fp32=cost,
                                        **{EFFICIENCY[axis]: efficiency} if axis in EFFICIENCY else {}))
@@ -258,6 +258,11 @@ def data_parallel(items: list[Entry]) -> bool:
     return any(e.row.get("distributed") or "data_parallel" in e.point for e in items)
 
 
+def precision_of(e: Entry) -> str:
+    """The precision the entry's row trained at (a row that does not say, from before precisions: the default)."""
+    return e.row.get("precision") or e.point.get("precision") or PRECISIONS[0]
+
+
 def legend_items(runs: list) -> list[tuple[str, str]]:
     """(column, meaning) of every column the report's training tables show,
     in table order: a reader is told what the table shows, and only that."""
@@ -266,8 +271,7 @@ def legend_items(runs: list) -> list[tuple[str, str]]:
         items = [e for e in items if e.row.get("mode", "train") != "inference"]
         if not items:
             continue
-        kinds = {"mixed"} if any((e.row.get("precision") or e.point.get("precision") or "fp32") in ("bf16", "fp16")
-                                 for e in items) else set()
+        kinds = {"mixed"} if any(is_mixed(precision_of(e)) for e in items) else set()
         kinds |= {"parallel"} if data_parallel(items) else set()
         for column in table(items)[0]:
             shown.setdefault(column.name, set()).update(kinds)
@@ -423,8 +427,7 @@ COLUMNS = (
     Column("seed", lambda e: str(e.point.get("seed", "-")), shown=lambda items: any("seed" in e.point for e in items)),
     Column("replicas", replicas, shown=data_parallel),
     Column("precision", lambda e: str(e.row.get("precision") or e.point.get("precision") or "-"), right=False,
-           shown=lambda items: any((e.row.get("precision") or e.point.get("precision") or "fp32") != "fp32"
-                                   for e in items)),
+           shown=lambda items: any(precision_of(e) != PRECISIONS[0] for e in items)),
     Column("status", lambda e: str(e.row.get("status", "-")), right=False),
     Column("device", lambda e: str(e.row.get("device") or "-"), right=False,
            shown=lambda items: any(e.row.get("device") not in (None, "cpu") for e in items)),

@@ -202,7 +202,8 @@ def test_moving_statistics_are_updated_by_training_and_never_by_the_optimizer(ba
     spec = Sequential(layers).compile("categorical_crossentropy", SGD(0.1, 0.9))
     data = toy_data(spec.input_shape, n_train=43)
     trainer = build(backend, spec)
-    assert set(trainer.carry[2][1]) == {"gamma", "beta"}  # the velocities
+    velocity, taken = trainer.carry[2]  # the optimizer state: its slots, then the steps taken
+    assert set(velocity[1]) == {"gamma", "beta"} and int(taken) == 0
     trainer.place_data(data)
     trainer.train(np.arange(16).reshape(2, 8))
     reference = get_plugins().backends["numpy"].build(spec, initial_weights(spec, 0), TrainerOptions())

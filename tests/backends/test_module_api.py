@@ -18,7 +18,8 @@ import pytest
 
 import dlbench_backends
 from backend_helpers import require_backend, toy_data
-from dlbench.network import SGD, Adam, BatchNormalization, Conv2D, Dense, Flatten, Sequential
+from dlbench.network import (SGD, Adadelta, Adam, AdamW, BatchNormalization, Conv2D, CosineDecay, Dense, Flatten,
+                             RMSprop, Sequential, WarmupLinear)
 from dlbench.network.init import initial_weights
 from dlbench.network.precision import LOSS_SCALE
 from dlbench.plugin.backend import TrainerOptions, slot_names
@@ -46,7 +47,12 @@ FUNCTIONAL_SCALER = {"scale": ("loss", "carried"), "unscale": ("grads", "carried
 
 CNN = (Sequential([Conv2D(3, 3, padding="same", activation="relu", input_shape=(6, 6, 2)), BatchNormalization(),
                    Flatten(), Dense(4, "softmax")]).compile("categorical_crossentropy", Adam(0.01)))
-OPTIMIZERS = {"adam": Adam(0.01), "sgd-momentum": SGD(0.05, 0.9)}
+#: every optimizer class, each slot it can keep, and the options its update reads before the step
+OPTIMIZERS = {"adam": Adam(0.01), "sgd-momentum": SGD(0.05, 0.9),
+              "sgd-nesterov-decay": SGD(0.05, 0.9, nesterov=True, weight_decay=0.01),
+              "adamw-cosine": AdamW(0.01, schedule=CosineDecay(10)),
+              "rmsprop-centered-momentum-clipped": RMSprop(0.01, momentum=0.5, centered=True, clip_global_norm=1.0),
+              "adadelta-warmup-clipped": Adadelta(1.0, clip_value=0.5, schedule=WarmupLinear(2, 10))}
 
 
 def module(name: str, part: str):

@@ -131,7 +131,7 @@ def train_mutant(results: dict, mutant: str) -> None:
         module.TensorflowTrainer._all_reduce = lambda self, grads: tf.distribute.get_replica_context().all_reduce(
             tf.distribute.ReduceOp.MEAN, grads)
     elif mutant == "local-mean-loss":  # each replica's own batch mean, then summed
-        module.replica_loss = lambda name, replicas: saved[1](name, 1)
+        module.replica_loss = lambda name, replicas, **options: saved[1](name, 1, **options)
     else:  # every replica takes replica 0's slice
         module.replica_parts = lambda indices, n: np.stack([replica_slice(indices, 0, n)] * n)
     try:

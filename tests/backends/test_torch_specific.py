@@ -10,7 +10,8 @@ import pytest
 from backend_helpers import require_backend, toy_data
 from dlbench.plugin.backend import TrainerOptions
 from dlbench.plugin.distributed import replica_slice
-from dlbench.network import SGD, Adam, BatchNormalization, Conv1D, Conv2D, Dense, Flatten, Sequential
+from dlbench.network import (SGD, Adam, BatchNormalization, Conv1D, Conv2D, Dense, ExponentialDecay, Flatten, RMSprop,
+                             Sequential)
 from dlbench.network.init import initial_weights
 from dlbench.plugin.testing.like_numpy import assert_trains_like_numpy, trained
 from dlbench.plugin.testing.networks import BATCHNORM_CASES, BUILD_CASES, CONV_CASES, DROPOUT_CASES, cnn
@@ -79,7 +80,7 @@ def test_small_parameters_are_updated_on_one_thread(backend, monkeypatch, sizes,
 
     seen = []
     monkeypatch.setitem(torch_optim.OPTIMIZERS, "sgd", lambda config, params, state: types.SimpleNamespace(
-        update=lambda grads, found_inf=None: seen.append((torch.get_num_threads(), [g.numel() for g in grads]))))
+        update=lambda grads, found_inf, lr: seen.append((torch.get_num_threads(), [g.numel() for g in grads]))))
     optimizer = torch_optim.build_optimizer(SGD(0.1), [torch.zeros(n) for n in sizes])
     before = torch.get_num_threads()
     try:
@@ -262,3 +263,21 @@ def test_every_torch_replica_process_takes_the_slice_of_its_global_rank(backend,
         slices.append(replica_slice(indices, distributed.rank(), 4))
         assert TorchBackend().process_rank() == rank % 2  # the first process of each host writes its row
     assert sorted(np.concatenate(slices, axis=1).ravel().tolist()) == indices.ravel().tolist()
+
+
+@pytest.mark.parametrize("optimizer", [RMSprop(0.1, schedule=ExponentialDecay(0.5)),
+                                       SGD(0.1, schedule=ExponentialDecay(0.5))], ids=["rmsprop", "sgd"])
+def test_a_step_fp16_skips_does_not_advance_the_schedule(optimizer):
+    """The schedule's step count lives on the device: a skipped step (found_inf = 1)
+    leaves it, and the next step uses the learning rate of the step that was skipped."""
+    torch = pytest.importorskip("torch")
+    from dlbench_backends.torch.optim import build_optimizer
+
+    param = torch.zeros(3)
+    built = build_optimizer(optimizer, [param])
+    built.update([torch.full((3,), float("inf"))], torch.ones(()))
+    assert float(built.step) == 0 and torch.equal(param, torch.zeros(3))
+    built.update([torch.ones(3)], torch.zeros(()))
+    assert float(built.step) == 1
+    first = 0.1 / (torch.sqrt(torch.tensor(0.1)) + optimizer.epsilon) if optimizer.name == "rmsprop" else 0.1
+    torch.testing.assert_close(param, torch.full((3,), -float(first)))  # at the rate of step 0, not of step 1

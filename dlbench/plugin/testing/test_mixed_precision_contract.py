@@ -12,13 +12,16 @@ backend (``conftest.py``):
   scale doubles; the scale travels with the training state.
 """
 
+import dataclasses
+
 import numpy as np
 import pytest
 
 from dlbench.plugin.testing.helpers import require_precision, toy_data
 from dlbench.plugin.backend import TrainerOptions
 from dlbench.plugin.manager import get_plugins
-from dlbench.network import Adam, Conv2D, Dense, Flatten, MaxPool2D, Sequential
+from dlbench.network import (Adadelta, Adam, AdamW, Conv2D, Dense, ExponentialDecay, Flatten, MaxPool2D, RMSprop,
+                             Sequential, StepDecay, WarmupCosine)
 from dlbench.network.init import initial_weights
 from dlbench.network.precision import LOSS_SCALE
 
@@ -28,9 +31,9 @@ DATA = toy_data(input_shape=(6, 6, 2), n_classes=3, n_train=40)
 ROWS = np.arange(16)
 
 
-def trainer(backend, precision: str):
+def trainer(backend, precision: str, spec=SPEC):
     require_precision(backend, precision)
-    built = backend.build(SPEC, initial_weights(SPEC, 0), TrainerOptions(precision=precision))
+    built = backend.build(spec, initial_weights(spec, 0), TrainerOptions(precision=precision))
     built.place_data(DATA)
     return built
 
@@ -62,8 +65,17 @@ def _one_step(trainer_, state):
     return losses, trainer_.state()
 
 
-def test_fp16_skips_a_step_whose_scaled_gradients_overflow(backend):
-    fp16 = trainer(backend, "fp16")
+#: the newer optimizers' slots, clipping and schedules, skipped alike (torch's foreach updates restore theirs)
+SKIPPED_OPTIMIZERS = {"adam": Adam(0.01),
+                      "rmsprop": RMSprop(0.01, momentum=0.5, centered=True, clip_global_norm=1.0,
+                                         schedule=WarmupCosine(2, 10)),
+                      "adadelta": Adadelta(1.0, weight_decay=0.01, clip_value=0.5, schedule=ExponentialDecay(0.9)),
+                      "adamw": AdamW(0.01, schedule=StepDecay(1, 0.5))}
+
+
+@pytest.mark.parametrize("optimizer", list(SKIPPED_OPTIMIZERS))
+def test_fp16_skips_a_step_whose_scaled_gradients_overflow(backend, optimizer):
+    fp16 = trainer(backend, "fp16", dataclasses.replace(SPEC, optimizer=SKIPPED_OPTIMIZERS[optimizer]))
     fp16.train(ROWS[:8].reshape(1, 8))  # one ordinary step first: Adam's slots hold something
     start = fp16.state()
     assert start.step == 1 and start.loss_scale == (LOSS_SCALE.initial, 1)

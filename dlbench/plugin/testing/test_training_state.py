@@ -10,7 +10,8 @@ from dlbench.plugin.testing.helpers import require_backend, toy_data
 from dlbench.data.batches import BatchPlan
 from dlbench.plugin.backend import TrainerOptions, TrainingState, empty_slots
 from dlbench.parity.verdict import REFERENCE_BACKEND
-from dlbench.network import SGD, Adam, BatchNormalization, Conv2D, Dense, Flatten, MaxPool2D, Sequential
+from dlbench.network import (SGD, Adadelta, Adam, AdamW, BatchNormalization, Conv2D, CosineDecay, Dense, Flatten,
+                             MaxPool2D, RMSprop, Sequential, StepDecay, WarmupCosine)
 from dlbench.network.init import initial_weights
 
 NETWORKS = {
@@ -18,6 +19,16 @@ NETWORKS = {
                  .compile("categorical_crossentropy", Adam(0.01)), (5,)),
     "mlp-momentum": (Sequential([Dense(8, "relu", input_shape=(5,)), Dense(3, "softmax")])
                      .compile("categorical_crossentropy", SGD(0.05, 0.9)), (5,)),
+    # every slot the newer optimizers keep, and a schedule: the step count must come back with them
+    "mlp-rmsprop-centered-momentum-warmup": (
+        Sequential([Dense(8, "tanh", input_shape=(5,)), Dense(3, "softmax")])
+        .compile("categorical_crossentropy", RMSprop(0.01, momentum=0.5, centered=True, clip_global_norm=1.0,
+                                                     schedule=WarmupCosine(warmup_steps=3, decay_steps=20))), (5,)),
+    "mlp-adadelta-step-schedule": (
+        Sequential([Dense(8, "relu", input_shape=(5,)), Dense(3, "softmax")])
+        .compile("categorical_crossentropy", Adadelta(1.0, weight_decay=0.01, schedule=StepDecay(5, 0.5))), (5,)),
+    "mlp-adamw-cosine": (Sequential([Dense(8, "tanh", input_shape=(5,)), Dense(3, "softmax")])
+                         .compile("categorical_crossentropy", AdamW(0.01, schedule=CosineDecay(12, 0.1))), (5,)),
     "mlp-sgd-bce": (Sequential([Dense(6, "relu", input_shape=(5,)), Dense(1, "sigmoid")])
                     .compile("binary_crossentropy", SGD(0.1)), (5,)),
     # relu before BatchNormalization: a conv bias feeding BatchNormalization directly has a zero true

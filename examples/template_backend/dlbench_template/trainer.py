@@ -152,6 +152,11 @@ class TemplateTrainer(Trainer):
         if spec.loss not in LOSSES or any(spec.loss_kwargs.values()):  # never another loss computed instead
             raise NotImplementedError(f"the template backend computes {', '.join(LOSSES)} without options only, "
                                       f"not {spec.loss} {spec.loss_kwargs}")
+        extras = {k: v for k, v in vars(spec.optimizer).items()
+                  if k in ("nesterov", "weight_decay", "clip_global_norm", "clip_value", "schedule") and v}
+        if spec.optimizer.name not in ("sgd", "adam") or extras:  # never another update computed instead
+            raise NotImplementedError(f"the template backend updates with plain sgd and adam only, not "
+                                      f"{spec.optimizer.name} {extras or ''}".rstrip())
         self.optimizer = Optimizer(spec.optimizer, [layer.params for layer in self.layers])
 
     def place_data(self, data) -> None:

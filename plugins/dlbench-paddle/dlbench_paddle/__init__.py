@@ -19,7 +19,11 @@ the plugin declares the CPU only) and data parallelism (no engine wired up).
 
 from __future__ import annotations
 
+import sys
+from dataclasses import replace
+
 import dlbench
+from dlbench.errors import InputError
 from dlbench.network import ModelSpec
 from dlbench.plugin.backend import Backend, Trainer, TrainerOptions
 
@@ -43,8 +47,7 @@ class PaddleBackend(Backend):
     def configure_threads(self, threads: int) -> int:
         """Paddle has no public thread switch; its math library's count is set through
         ``paddle.base.core.set_num_threads`` (the env vars are already in place)."""
-        import paddle
-
+        paddle = load_paddle()
         paddle.base.core.set_num_threads(threads)
         return threads
 
@@ -60,18 +63,39 @@ class PaddleBackend(Backend):
     def matmul(self, n: int, dtype: str = "float32", device: str = "cpu"):
         """Paddle's ``paddle.matmul`` of two n x n matrices (a CPU tensor's result is
         ready when the call returns); None for dtypes Paddle has no CPU kernel for."""
-        import paddle
-
         if device != "cpu" or dtype != "float32":
             return None
+        paddle = load_paddle()
         paddle.set_device("cpu")
         a = paddle.ones([n, n], dtype="float32")
         return lambda: paddle.matmul(a, a)
 
     def build(self, spec: ModelSpec, weights, options: TrainerOptions) -> Trainer:
+        """The trainer, its options checked here once (the trainer reads them as given): the CPU only, and
+        never a silent float32 run of a precision Paddle does not compute in."""
+        load_paddle()
         from dlbench_paddle.trainer import PaddleTrainer
 
-        return PaddleTrainer(spec, weights, options)
+        if options.device != "cpu":
+            raise InputError("the paddle backend runs on the CPU only; use device 'cpu'", field="device")
+        if options.precision not in self.precisions:
+            raise InputError(f"the paddle backend computes in {' or '.join(self.precisions)} only, "
+                             f"not {options.precision!r}", field="precision")
+        return PaddleTrainer(spec, weights, replace(options, extra=self.check_options(options.extra)))
+
+
+def load_paddle():
+    """``import paddle``, refused in a process that already holds TensorFlow:
+    Paddle 3.3.1's libpaddle crashes the whole process there (SIGSEGV while
+    paddle/base/core.py loads it; loaded first, both work). A dlbench run keeps
+    each backend in a worker of its own, so this is met only in-process."""
+    if "paddle" not in sys.modules and "tensorflow" in sys.modules:
+        raise RuntimeError("paddle cannot be loaded into a process that already holds TensorFlow (Paddle 3.3.1 "
+                           "crashes there); run it in a worker of its own (dlbench run's default isolation), or "
+                           "import paddle before tensorflow")
+    import paddle
+
+    return paddle
 
 
 @dlbench.hookimpl

@@ -34,11 +34,10 @@ import numpy as np
 import paddle
 
 from dlbench.data.base import Dataset
-from dlbench.errors import InputError
 from dlbench.network import ModelSpec, is_trained
 from dlbench.plugin.backend import Trainer, TrainerOptions, TrainingState
 from dlbench.plugin.helpers import evaluation_score, input_dtype, loss_targets
-from dlbench_paddle import PaddleBackend, inference
+from dlbench_paddle import inference
 from dlbench_paddle.losses import bound_loss
 from dlbench_paddle.network import activation, build_network, holder_tensors, holder_weights, load_weights, \
     to_canonical, from_canonical
@@ -82,12 +81,7 @@ class _Restored:
 
 class PaddleTrainer(Trainer):
     def __init__(self, spec: ModelSpec, weights, options: TrainerOptions):
-        extra = PaddleBackend.check_options(options.extra)
-        if options.device != "cpu":
-            raise InputError("the paddle backend runs on the CPU only; use device 'cpu'", field="device")
-        if options.precision not in PaddleBackend.precisions:  # never a silent float32 run
-            raise InputError(f"the paddle backend computes in {' or '.join(PaddleBackend.precisions)} only, "
-                             f"not {options.precision!r}", field="precision")
+        extra = options.extra  # filled and checked by PaddleBackend.build, with the device and precision
         paddle.set_device("cpu")
         self.spec = spec
         self.generator = OwnGenerator(options.seed)

@@ -12,6 +12,7 @@ so they run in a process of their own (``tests/test_paddle_kit.py`` runs
 ``python -m pytest plugins/dlbench-paddle/tests -n 0``)."""
 
 import ast
+import sys
 import importlib.metadata
 from pathlib import Path
 
@@ -206,3 +207,40 @@ def test_peak_matmul_is_paddles_and_has_no_half_precision_on_a_cpu():
     product = backend.matmul(64)
     assert isinstance(product(), paddle.Tensor)
     assert backend.matmul(64, "bfloat16") is None
+
+
+def test_paddle_is_refused_in_a_process_that_already_holds_tensorflow(monkeypatch):
+    """Paddle 3.3.1 crashes a process that loaded TensorFlow first (SIGSEGV):
+    building there is one clear error, never a dead process."""
+    import dlbench_paddle
+
+    monkeypatch.delitem(sys.modules, "paddle")
+    monkeypatch.setitem(sys.modules, "tensorflow", object())
+    spec = Sequential([Dense(3, "softmax", input_shape=(5,))]).compile("categorical_crossentropy", SGD(0.1))
+    with pytest.raises(RuntimeError, match="already holds TensorFlow"):
+        paddle_backend().build(spec, initial_weights(spec, 0), TrainerOptions())
+    with pytest.raises(RuntimeError, match="already holds TensorFlow"):
+        dlbench_paddle.load_paddle()
+
+
+@pytest.mark.parametrize("loss", [{"name": "categorical_crossentropy", "label_smoothing": 0.2},
+                                  {"name": "huber", "delta": 0.5}, "mae"], ids=["label-smoothing", "huber", "mae"])
+def test_the_newer_losses_train_as_the_reference(loss):
+    """i38loss's options (label smoothing written out in Paddle ops, huber's delta, mae) and a
+    regression's R^2 from evaluate: the losses, weights and test figures of the NumPy reference."""
+    from dlbench.data.base import Dataset
+    from dlbench.plugin.testing.like_numpy import assert_trains_like_numpy, trained as trained_like
+
+    regression = loss != {"name": "categorical_crossentropy", "label_smoothing": 0.2}
+    spec = Sequential([Dense(8, "tanh", input_shape=(5,)), Dense(3, "linear" if regression else "softmax")]).compile(
+        loss, Adam(0.01))
+    data = toy_data(input_shape=(5,), n_classes=3, n_train=40)
+    if not regression:
+        assert_trains_like_numpy("paddle", spec, data)
+        return
+    y = np.random.default_rng(1).standard_normal((56, 3)).astype(np.float32)
+    data = Dataset(data.x_train, y[:40], data.x_test, y[40:], 0)
+    (reference, reference_losses), (candidate, losses) = (trained_like(backend, spec, data)
+                                                          for backend in ("numpy", "paddle"))
+    np.testing.assert_allclose(losses, reference_losses, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(candidate.evaluate(), reference.evaluate(), rtol=1e-3, atol=1e-5)
