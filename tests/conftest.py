@@ -1,4 +1,3 @@
-import importlib.util
 import os
 
 import pytest
@@ -9,18 +8,6 @@ import pytest
 for _name, _value in {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
                       "PJRT_NPROC": "1", "TF_NUM_INTRAOP_THREADS": "1", "TF_NUM_INTEROP_THREADS": "1"}.items():
     os.environ.setdefault(_name, _value)
-
-# PaddlePaddle 3.3.1's libpaddle crashes the process (SIGSEGV in paddle/base/core.py) when it is loaded
-# after TensorFlow's libraries; loaded first, both work. A test process loads every framework, so where
-# the Paddle plugin is installed paddle goes in first (a dlbench run keeps each backend in its own worker,
-# and the plugin says the backend is unavailable in a process that already holds TensorFlow).
-if importlib.util.find_spec("dlbench_paddle") and importlib.util.find_spec("paddle"):
-    import warnings
-
-    with warnings.catch_warnings():  # paddle's C++-extension helper warns at import that ccache is missing
-        warnings.simplefilter("ignore", UserWarning)
-        import paddle  # noqa: F401
-
 
 @pytest.fixture(autouse=True, scope="session")
 def _private_peak_cache(tmp_path_factory):

@@ -1,9 +1,10 @@
 """The repository's run of the backend contract suite: the shipped kit's
 tests (:mod:`dlbench.plugin.testing`, collected here through the
 ``test_kit_*.py`` modules, once each) and the framework-specific tests of this
-folder run under every registered backend, or those ``--dlbench-backend``
-names. Unlike a plugin author's kit run, nothing a built-in does not
-implement is skipped: a NotImplementedError fails. A backend whose framework
+folder run under the four built-ins, or the backends ``--dlbench-backend``
+names (an installed plugin's kit run is a process of its own:
+tests/test_paddle_kit.py). Unlike a plugin author's kit run, nothing a
+built-in does not implement is skipped: a NotImplementedError fails. A backend whose framework
 is missing is skipped; one whose plugin failed to load fails."""
 
 import importlib.util
@@ -11,10 +12,23 @@ import importlib.util
 import pytest
 
 from dlbench.plugin.backend import TrainerOptions
-from dlbench.plugin.testing.fixtures import backend, compared_backend, pytest_generate_tests  # noqa: F401
+from dlbench.plugin.testing.fixtures import OPTION_DEST, backend, compared_backend  # noqa: F401
+from dlbench.plugin.testing.fixtures import parametrize_backends, selected_backends
 from dlbench.plugin.testing.networks import BUILD_CASES
 from dlbench.network.init import initial_weights
 from dlbench.errors import InputError
+
+
+#: the backends this folder checks in-process unless --dlbench-backend names others: the built-ins. An
+#: installed plugin is checked by its own kit run, in a process of its own (tests/test_paddle_kit.py):
+#: Paddle 3.3.1's library segfaults when it loads into a process that has imported TensorFlow.
+BUILT_INS = ("numpy", "torch", "tensorflow", "jax")
+
+
+def pytest_generate_tests(metafunc):
+    named = metafunc.config.getoption(OPTION_DEST, default=None)
+    names = selected_backends(metafunc.config)
+    parametrize_backends(metafunc, names if named else [name for name in names if name in BUILT_INS])
 
 
 @pytest.fixture

@@ -1,11 +1,14 @@
 """A plain PaddlePaddle training loop, as someone would write it by hand, for the
-two overhead-benchmark networks. The harness's paddle backend must be at least as fast.
+overhead-benchmark networks. The harness's paddle backend must be at least as fast.
 
 ``make_loop(kind, weights, x_train, y_train)`` returns ``train(indices) -> losses``:
 one optimizer step per row of ``indices``, losses as a host array.
 * ``mlp``: 64-256-256-10 ReLU MLP, softmax cross-entropy, SGD lr 0.1 (digits-mlp);
 * ``xor``: 2-10-1 ReLU net, sigmoid binary cross-entropy, Adam (xor-mlp; the
-  spec's epsilon 1e-7, not Paddle's default 1e-8).
+  spec's epsilon 1e-7, not Paddle's default 1e-8);
+* ``tiny``: 64-10-10 ReLU MLP, softmax cross-entropy, SGD lr 0.1, at batch 1;
+* ``fcn``: 512-1024-1024-10 ReLU MLP, softmax cross-entropy, SGD lr 0.05 with
+  momentum 0.9 (``paddle.optimizer.Momentum``: ``v = 0.9 v + g; W -= lr v``), batch 1024 (synthetic-fcn).
 
 Idiomatic dygraph code: ``nn.Sequential``, ``paddle.optimizer``, ``backward /
 step / clear_grad``, the batch gathered by index from tensors made once, the
@@ -31,9 +34,13 @@ def make_loop(kind, weights, x_train, y_train):
             layers.append(nn.ReLU())
     model = nn.Sequential(*layers)
     x = paddle.to_tensor(np.asarray(x_train, np.float32))
-    if kind == "mlp":
+    if kind in ("mlp", "tiny"):
         y = paddle.to_tensor(np.asarray(y_train, np.int64))
         optimizer = paddle.optimizer.SGD(learning_rate=0.1, parameters=model.parameters())
+        loss_fn = F.cross_entropy
+    elif kind == "fcn":
+        y = paddle.to_tensor(np.asarray(y_train, np.int64))
+        optimizer = paddle.optimizer.Momentum(learning_rate=0.05, momentum=0.9, parameters=model.parameters())
         loss_fn = F.cross_entropy
     else:
         y = paddle.to_tensor(np.asarray(y_train, np.float32).reshape(-1, 1))

@@ -20,7 +20,10 @@ On a busy machine, ``--timer cpu`` times both by this thread's CPU time
 (``time.thread_time``), which leaves out the time other processes held the
 core; it counts this thread only, so run it with one BLAS thread
 (``OPENBLAS_NUM_THREADS=1``) and for the NumPy backend (the frameworks run
-their own thread pools).
+their own thread pools). ``--timer process`` times both by the whole process's
+CPU time (``time.process_time``, every thread): for a framework that runs ops
+on threads of its own (Paddle's static-graph executor), with one thread per
+pool (``OMP_NUM_THREADS=1``).
 """
 
 from __future__ import annotations
@@ -55,12 +58,21 @@ NETWORKS = {
              .compile("categorical_crossentropy", SGD(0.1)), 1, 200, 64, 10),
 }
 
+#: wider networks whose hand-written loop only some backends have (``LOOPS_OF``): synthetic-fcn's
+#: 512-1024-1024-10 MLP, SGD with momentum, batch 1024 (arithmetic dominates a step)
+WIDE_NETWORKS = {
+    "fcn": (Sequential([Dense(1024, "relu", input_shape=(512,)), Dense(1024, "relu"), Dense(10, "softmax")])
+            .compile("categorical_crossentropy", SGD(0.05, 0.9)), 1024, 2, 512, 10),
+}
+#: the backends whose hand-written loop trains each wide network
+LOOPS_OF = {"fcn": ("paddle",)}
+
 
 def setup(backend_name: str, kind: str, seed: int = 0, device: str = "cpu", scan: bool = False):
     """(harness train, hand-written train, windows) for one backend and network
     on ``device`` ("gpu": torch and JAX, whose loops take a device); ``scan``:
     JAX's loop an expert writes, a window in one jitted ``lax.scan`` as the harness does."""
-    spec, batch_size, window_steps, features, classes = NETWORKS[kind]
+    spec, batch_size, window_steps, features, classes = {**NETWORKS, **WIDE_NETWORKS}[kind]
     data = synthetic(seed, n_samples=5000, n_features=features, n_classes=classes, test_fraction=0.2)
     plan = BatchPlan(len(data.x_train), batch_size, epochs=100, seed=seed, drop_last=True)
     options = TrainerOptions(device=device, seed=seed)
@@ -93,6 +105,16 @@ def thread_cpu_seconds(fn, window) -> float:
     return time.thread_time() - start
 
 
+def process_cpu_seconds(fn, window) -> float:
+    """CPU seconds of this whole process (every thread) around ``fn(window)``: on a busy
+    machine, for a framework that runs ops on threads of its own (Paddle's static-graph
+    executor does), what the steps cost without the time other processes held the cores.
+    Run it with one thread per pool (``OMP_NUM_THREADS=1``): idle workers that spin count."""
+    start = time.process_time()
+    fn(window)
+    return time.process_time() - start
+
+
 def cuda_event_seconds(fn, window) -> float:
     """Seconds between CUDA events recorded on torch's current stream before and after ``fn(window)``."""
     import torch
@@ -113,6 +135,8 @@ def device_timer(backend_name: str, device: str, timer: str):
         return "cuda-events", cuda_event_seconds
     if timer == "cpu":
         return "thread-cpu", thread_cpu_seconds
+    if timer == "process":
+        return "process-cpu", process_cpu_seconds
     return "wall", wall_seconds
 
 
@@ -123,7 +147,7 @@ def measure(backend_name: str, kind: str, rounds: int, device: str = "cpu", time
     the hand-written loop (device timer), over the same windows."""
     harness, handwritten, windows = setup(backend_name, kind, device=device, scan=scan)
     timer_name, device_seconds = device_timer(backend_name, device, timer)
-    harness_seconds = thread_cpu_seconds if timer == "cpu" else wall_seconds
+    harness_seconds = {"cpu": thread_cpu_seconds, "process": process_cpu_seconds}.get(timer, wall_seconds)
     timings = {"harness": (harness, harness_seconds), "harness_timed_by_device": (harness, device_seconds),
                "handwritten": (handwritten, device_seconds)}
     rates = {name: [] for name in timings}
@@ -143,9 +167,11 @@ def main() -> None:
     parser.add_argument("--network", default="mlp,xor,tiny")
     parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--device", choices=("cpu", "gpu"), default="cpu")
-    parser.add_argument("--timer", choices=("wall", "events", "cpu"), default="wall",
+    parser.add_argument("--timer", choices=("wall", "events", "cpu", "process"), default="wall",
                         help="events: the hand-written loop timed by CUDA events (torch on a GPU); cpu: both "
-                             "timed by this thread's CPU time (a busy machine, OPENBLAS_NUM_THREADS=1, NumPy)")
+                             "timed by this thread's CPU time (a busy machine, OPENBLAS_NUM_THREADS=1, NumPy); "
+                             "process: by the process's CPU time, every thread (a busy machine, OMP_NUM_THREADS=1, "
+                             "a framework with threads of its own: paddle)")
     parser.add_argument("--scan", action="store_true", help="JAX's hand-written loop: a window in one lax.scan")
     parser.add_argument("--json", action="store_true", help="one JSON object per line")
     args = parser.parse_args()

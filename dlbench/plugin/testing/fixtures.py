@@ -52,7 +52,11 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     """Each test that takes the kit's ``backend`` or ``compared_backend`` runs
     once per backend picked (a test module with a ``backend`` fixture of its
     own, one framework's, keeps it)."""
-    names = selected_backends(metafunc.config)
+    parametrize_backends(metafunc, selected_backends(metafunc.config))
+
+
+def parametrize_backends(metafunc: pytest.Metafunc, names: list[str]) -> None:
+    """Parametrize the kit's ``backend`` fixture over ``names`` and ``compared_backend`` over all but the reference."""
     if is_the_kits(metafunc, "backend"):
         metafunc.parametrize("backend", names, indirect=True)
     if is_the_kits(metafunc, "compared_backend"):

@@ -46,3 +46,12 @@ def toy_data(input_shape=(5,), n_classes=3, n_train=40, n_test=16, seed=0) -> Da
     x = rng.standard_normal((n_train + n_test, *input_shape)).astype(np.float32)
     y = rng.integers(0, n_classes, n_train + n_test)
     return Dataset(x[:n_train], y[:n_train], x[n_train:], y[n_train:], n_classes)
+
+
+def toy_regression(input_shape=(5,), units=1, n_train=40, n_test=16, seed=0) -> Dataset:
+    """Float targets of ``units`` values per sample (a regression's), of unit scale, so
+    that residuals fall on both sides of huber's delta and of mae's kink."""
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n_train + n_test, *input_shape)).astype(np.float32)
+    y = rng.standard_normal((n_train + n_test, units)).astype(np.float32)
+    return Dataset(x[:n_train], y[:n_train], x[n_train:], y[n_train:], 0)

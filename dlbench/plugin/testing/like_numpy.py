@@ -13,6 +13,7 @@ from dlbench.plugin.testing.helpers import require_backend
 from dlbench.data.base import Dataset
 from dlbench.data.batches import BatchPlan
 from dlbench.plugin.backend import TrainerOptions
+from dlbench.plugin.helpers import is_regression
 from dlbench.plugin.manager import get_plugins
 from dlbench.parity.verdict import REFERENCE_BACKEND
 from dlbench.measure.session import prepare
@@ -35,7 +36,8 @@ def assert_trains_like_numpy(backend_name: str, spec: ModelSpec, data: Dataset,
                              options: TrainerOptions = TrainerOptions(), batch_size: int = 8, steps: int = 25,
                              window_steps: int = 1000, rtol: float = 1e-4, atol: float = 1e-5) -> None:
     """Losses within (rtol, atol); weights (same names, layouts, float32) and the
-    test loss within 10 rtol; the test accuracy exactly. The reference trains
+    test loss within 10 rtol; the test accuracy exactly (a regression's R^2
+    within 10 rtol, 10 atol). The reference trains
     with the default options in one window."""
     require_backend(backend_name)
     reference, ref_losses = trained(REFERENCE_BACKEND, spec, data, TrainerOptions(), batch_size, steps)
@@ -49,6 +51,9 @@ def assert_trains_like_numpy(backend_name: str, spec: ModelSpec, data: Dataset,
             assert layer[name].dtype == np.float32, f"layer {i} {name} dtype"
             np.testing.assert_allclose(layer[name], ref_layer[name], rtol=10 * rtol, atol=10 * atol,
                                        err_msg=f"layer {i} {name} after {steps} steps")
-    (loss, accuracy), (ref_loss, ref_accuracy) = trainer.evaluate(), reference.evaluate()
+    (loss, score), (ref_loss, ref_score) = trainer.evaluate(), reference.evaluate()
     np.testing.assert_allclose(loss, ref_loss, rtol=10 * rtol, err_msg="test loss")
-    assert accuracy == pytest.approx(ref_accuracy, abs=1e-9), "test accuracy"
+    if is_regression(data.y_test):  # R^2, a continuous function of the outputs, within the test loss's tolerance
+        np.testing.assert_allclose(score, ref_score, rtol=10 * rtol, atol=10 * atol, err_msg="test R^2")
+    else:
+        assert score == pytest.approx(ref_score, abs=1e-9), "test accuracy"

@@ -45,6 +45,18 @@ MLP_CASES = {
                                                 Activation("leaky_relu", alpha=0.2)]).compile("mse", SGD(0.1)), 3),
 }
 
+#: dense networks of the regression losses and the loss options (their data: float targets,
+#: ``toy_regression(units=spec.output_shape[0])``, or class labels where the loss is cross-entropy)
+LOSS_OPTION_CASES = {
+    "mae-linear-sgd": mlp("relu", "mae", 2, "linear", SGD(0.05)),
+    "mae-sigmoid-momentum": mlp("tanh", "mae", 1, "sigmoid", SGD(0.1, 0.9)),
+    "huber-delta-0.5-adam": mlp("relu", {"name": "huber", "delta": 0.5}, 2, "linear", Adam(0.01)),
+    "huber-default-delta-tanh-sgd": mlp("sigmoid", "huber", 3, "tanh", SGD(0.1)),
+    "mse-float-targets-adam": mlp("tanh", "mse", 2, "linear", Adam(0.01)),
+    "label-smoothing-0.2-momentum": mlp("relu", {"name": "categorical_crossentropy", "label_smoothing": 0.2}, 3,
+                                        "softmax", SGD(0.1, 0.9)),
+}
+
 #: networks whose weights go in and come out exactly (the data: their number of classes)
 BUILD_CASES = {
     "dense-activation-momentum": Sequential([Dense(8, activation="relu", input_shape=(5,)), Activation("tanh"),

@@ -12,7 +12,7 @@ import sys
 import numpy as np
 import pytest
 
-from dlbench.plugin.testing.helpers import require_backend, require_precision, toy_data
+from dlbench.plugin.testing.helpers import require_backend, require_precision, toy_data, toy_regression
 from dlbench.data.base import Dataset
 from dlbench.data.batches import BatchPlan
 from dlbench.errors import InputError, one_of
@@ -26,8 +26,8 @@ from dlbench.network import (SGD, Activation, Adam, BatchNormalization, Conv2D, 
                           Sequential)
 from dlbench.network.init import initial_weights
 from dlbench.plugin.testing.like_numpy import assert_trains_like_numpy, trained
-from dlbench.plugin.testing.networks import (BATCHNORM_CASES, BUILD_CASES, CONV_CASES, DROPOUT_CASES, MLP_CASES,
-                                             classes, cnn)
+from dlbench.plugin.testing.networks import (BATCHNORM_CASES, BUILD_CASES, CONV_CASES, DROPOUT_CASES,
+                                             LOSS_OPTION_CASES, MLP_CASES, classes, cnn)
 
 
 def assert_weights_equal(got, expected) -> None:
@@ -137,6 +137,17 @@ def test_without_a_gpu_there_is_no_gpu_name_and_a_gpu_build_is_refused(backend, 
 def test_backend_trains_like_numpy(compared_backend, case):
     spec, n_classes = MLP_CASES[case]
     assert_trains_like_numpy(compared_backend.name, spec, toy_data(n_classes=n_classes, n_train=43))
+
+
+@pytest.mark.parametrize("case", list(LOSS_OPTION_CASES))
+def test_regression_losses_and_loss_options_train_like_numpy(compared_backend, case):
+    """mae (its gradient 0 where the output hits the target), huber with its delta, mse of
+    float targets, label smoothing: the losses, weights, test loss and R^2 (accuracy) as NumPy's."""
+    spec = LOSS_OPTION_CASES[case]
+    units = spec.output_shape[0]
+    data = (toy_data(n_classes=units, n_train=43) if spec.loss == "categorical_crossentropy"
+            else toy_regression(units=units, n_train=43))
+    assert_trains_like_numpy(compared_backend.name, spec, data)
 
 
 #: (network, steps, steps per window)

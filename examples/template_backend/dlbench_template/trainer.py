@@ -12,7 +12,7 @@ import numpy as np
 
 from dlbench.network import activation_alpha
 from dlbench.plugin.backend import Trainer
-from dlbench.plugin.helpers import accuracy, loss_targets
+from dlbench.plugin.helpers import evaluation_score, loss_targets
 
 _erf = np.frompyfunc(math.erf, 1, 1)
 _GELU_C = math.sqrt(2 / math.pi)
@@ -94,6 +94,10 @@ class Layer:
         return dz @ self.params["kernel"].T, grads
 
 
+#: the losses :func:`loss_and_gradient` computes (their options at their defaults: no label smoothing)
+LOSSES = ("categorical_crossentropy", "binary_crossentropy", "mse")
+
+
 def loss_and_gradient(spec, z: np.ndarray, t: np.ndarray, alpha: float | None) -> tuple[float, np.ndarray]:
     """The spec's loss of logits ``z`` against targets ``t`` (float64, so a small
     cross-entropy keeps its digits) and dE/dz averaged over the batch."""
@@ -145,6 +149,14 @@ class TemplateTrainer(Trainer):
         if len(spec.input_shape) != 1:
             raise NotImplementedError(f"the template backend trains flat (features,) inputs only, "
                                       f"not {spec.input_shape}")
+        if spec.loss not in LOSSES or any(spec.loss_kwargs.values()):  # never another loss computed instead
+            raise NotImplementedError(f"the template backend computes {', '.join(LOSSES)} without options only, "
+                                      f"not {spec.loss} {spec.loss_kwargs}")
+        extras = {k: v for k, v in vars(spec.optimizer).items()
+                  if k in ("nesterov", "weight_decay", "clip_global_norm", "clip_value", "schedule") and v}
+        if spec.optimizer.name not in ("sgd", "adam") or extras:  # never another update computed instead
+            raise NotImplementedError(f"the template backend updates with plain sgd and adam only, not "
+                                      f"{spec.optimizer.name} {extras or ''}".rstrip())
         self.optimizer = Optimizer(spec.optimizer, [layer.params for layer in self.layers])
 
     def place_data(self, data) -> None:
@@ -170,7 +182,7 @@ class TemplateTrainer(Trainer):
     def evaluate(self) -> tuple[float, float]:
         z = self.logits(self.x_test)
         loss, _ = loss_and_gradient(self.spec, z, loss_targets(self.spec, self.y_test), self.spec.output_alpha)
-        return loss, accuracy(activate(self.spec.output_activation, z, self.spec.output_alpha), self.y_test)
+        return loss, evaluation_score(activate(self.spec.output_activation, z, self.spec.output_alpha), self.y_test)
 
     def weights(self) -> list[dict]:
         layers = [layer.params for layer in self.layers] + [{}] * (len(self.keys) - len(self.layers))

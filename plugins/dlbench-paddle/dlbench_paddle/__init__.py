@@ -37,7 +37,7 @@ class PaddleBackend(Backend):
     precisions = ("fp32", "tf32")
     modes = ("train", "inference")
     description = "PaddlePaddle: dygraph paddle.nn layers, paddle.optimizer's Adam/Momentum/SGD; option to_static"
-    option_defaults = {"to_static": True}
+    option_defaults = {"to_static": False}
 
     def thread_environment(self, threads: int, device: str) -> dict[str, str]:
         """Paddle's CPU kernels (oneDNN, MKL) size their pools from OMP_NUM_THREADS when

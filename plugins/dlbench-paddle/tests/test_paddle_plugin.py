@@ -3,8 +3,13 @@ layers and optimizers: the conventions the plugin converts (GRU gate order,
 BatchNorm momentum, Adam's epsilon, Linear's (in, out) weight, layer_norm's
 epsilon limit), what it refuses to approximate (bf16/fp16 on a CPU), and that
 it is a separate distribution using only dlbench's public contract. The
-contract suite (tests/backends) runs the plugin like every other backend;
-this file holds what only Paddle has. Skipped where the plugin is not installed."""
+contract suite (the kit, ``python -m dlbench.plugin.testing paddle``) runs the plugin;
+this file holds what only Paddle has. Skipped where the plugin is not installed.
+
+The plugin's own tests, outside the repository's ``tests/``: Paddle 3.3.1's
+library segfaults when it loads into a process that has imported TensorFlow,
+so they run in a process of their own (``tests/test_paddle_kit.py`` runs
+``python -m pytest plugins/dlbench-paddle/tests -n 0``)."""
 
 import ast
 import sys
@@ -17,7 +22,7 @@ import pytest
 pytest.importorskip("dlbench_paddle")
 paddle = pytest.importorskip("paddle")
 
-from backend_helpers import toy_data  # noqa: E402
+from dlbench.plugin.testing.helpers import toy_data  # noqa: E402
 from dlbench.errors import InputError  # noqa: E402
 from dlbench.network import GRU, SGD, Adam, BatchNormalization, Dense, Sequential  # noqa: E402
 from dlbench.network.init import initial_weights  # noqa: E402
@@ -25,7 +30,7 @@ from dlbench.network.transformer import LayerNormalization  # noqa: E402
 from dlbench.plugin.backend import TrainerOptions  # noqa: E402
 from dlbench.plugin.manager import get_plugins  # noqa: E402
 
-PLUGIN = Path(__file__).resolve().parents[1] / "plugins" / "dlbench-paddle" / "dlbench_paddle"
+PLUGIN = Path(__file__).resolve().parents[1] / "dlbench_paddle"
 ROWS = np.arange(24).reshape(3, 8)
 
 
