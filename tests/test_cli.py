@@ -29,6 +29,16 @@ def test_list_shows_backends_scenarios_and_datasets(runner):
         assert word in result.output
 
 
+def test_list_names_each_scenarios_source(runner):
+    result = run_cli(runner, "list", "scenarios")
+    assert result.exit_code == 0
+    rows = {line.split("│")[1].strip(): line.split("│")[4].strip() for line in result.output.splitlines()
+            if line.count("│") == 5 and line.split("│")[1].strip()}
+    assert rows["resnet20-cifar"] == "He, Zhang, Ren & Sun 2016"
+    assert rows["bert-tiny-style"] == "Devlin et al. 2019"
+    assert rows["mnist1d-cnn"] == "Greydanus 2020"
+
+
 def test_help_and_list_import_no_framework():
     code = ("import sys; from click.testing import CliRunner; from dlbench.cli import main; "
             "r = CliRunner().invoke(main, ['list']); assert r.exit_code == 0, r.output; "

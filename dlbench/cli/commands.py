@@ -86,6 +86,13 @@ def _console(**kwargs):
     return c
 
 
+def citation(source: str) -> str:
+    """A scenario's source up to its first ``, '`` (the title after the authors), `` (``, ``; `` or ``: ``:
+    who and when, for ``dlbench list`` ("He, Zhang, Ren & Sun 2016"); the whole source is in the file."""
+    cuts = [i for i in (source.find(sep) for sep in (", '", " (", "; ", ": ")) if i > 0]
+    return source[:min(cuts, default=len(source))]
+
+
 def show_lists(what: list[str]) -> None:
     from rich.table import Table
 
@@ -107,9 +114,10 @@ def show_lists(what: list[str]) -> None:
         table = Table(title="scenarios", title_justify="left")
         for col in ("name", "dataset", "description"):
             table.add_column(col)
+        table.add_column("source", max_width=40)
         for name, path in scenario_files(plugins.scenario_dirs).items():
             scenario = resolve_scenario(str(path))
-            table.add_row(name, scenario.data_name, scenario.description)
+            table.add_row(name, scenario.data_name, scenario.description, citation(scenario.source) or "-")
         console.print(table)
     if "datasets" in what:
         table = Table(title="datasets", title_justify="left")

@@ -47,8 +47,10 @@ class TextbookAdam:
     TF backend's own ``AdamUpdate`` computes the same; it is not imported, so
     that the loop the harness is timed against shares no code with it."""
 
-    def __init__(self, learning_rate, beta_1=0.9, beta_2=0.999, epsilon=1e-7):
-        self.lr, self.b1, self.b2, self.eps = learning_rate, beta_1, beta_2, epsilon
+    def __init__(self, learning_rate, beta_1=0.9, beta_2=0.999, epsilon=1e-7, weight_decay=0.0):
+        """``learning_rate``: a number or a Keras schedule of the steps taken; ``weight_decay``: decoupled,
+        ``W <- W - lr*wd*W`` before the step (AdamW as torch, Keras and optax define it)."""
+        self.lr, self.b1, self.b2, self.eps, self.wd = learning_rate, beta_1, beta_2, epsilon, weight_decay
 
     def build(self, variables):
         self.m = [tf.Variable(tf.zeros_like(v), trainable=False) for v in variables]
@@ -56,10 +58,13 @@ class TextbookAdam:
         self.t = tf.Variable(0.0, dtype=tf.float64, trainable=False)
 
     def apply_gradients(self, grads_and_vars):
+        lr = tf.cast(self.lr(self.t), tf.float64) if callable(self.lr) else self.lr
         t = self.t.assign_add(1.0)
-        step = tf.cast(self.lr / (1 - self.b1 ** t), tf.float32)
+        step = tf.cast(lr / (1 - self.b1 ** t), tf.float32)
         root = tf.cast(tf.sqrt(1 - self.b2 ** t), tf.float32)
         for (g, var), m, v in zip(grads_and_vars, self.m, self.v):
+            if self.wd:
+                var.assign_sub(tf.cast(lr * self.wd, tf.float32) * var)
             m.assign(self.b1 * m + (1 - self.b1) * g)
             v.assign(self.b2 * v + (1 - self.b2) * tf.square(g))
             var.assign_sub(step * m / (tf.sqrt(v) / root + self.eps))

@@ -1,10 +1,15 @@
-"""Sequence-model speed: each backend's trainer against a plain hand-written
+"""Sequence-model and workload speed: each backend's trainer against a plain hand-written
 loop in the same framework, written with the framework's standard modules, on
-the two sequence benchmark networks, their data and batches, the same threads:
+the two sequence benchmark networks and issue 38's two workloads, their data and
+batches, the same threads:
 
 * ``lstm``: ``chars-lstm``, the LSTM language model (``lstm_<backend>.py``);
 * ``transformer``: ``mnist1d-transformer``, the Transformer encoder
   (``transformer_<backend>.py``);
+* ``resnet20``: ``resnet20-cifar``, He et al.'s CIFAR ResNet-20 with projection
+  shortcuts (``resnet20_<backend>.py``);
+* ``bert``: ``bert-tiny-style``, the BERT-Tiny-sized post-norm encoder
+  (``bert_<backend>.py``);
 
 and every trainer against the fastest one (the NumPy backend should be within
 3x). Timed in alternation, round after round, over the same windows; ratios of
@@ -12,6 +17,7 @@ median throughputs. Run on its own, on a quiet machine (a benchmark, never a
 timed test)::
 
     python tests/benchmarks/sequence_overhead.py --network lstm,transformer --backend numpy,torch,tensorflow,jax --rounds 7
+    python tests/benchmarks/sequence_overhead.py --network resnet20,bert --backend torch,tensorflow,jax --rounds 7
 """
 
 from __future__ import annotations
@@ -33,7 +39,11 @@ from dlbench.measure.session import prepare_scenario  # noqa: E402
 from dlbench.scenario import resolve_scenario  # noqa: E402
 
 #: network -> (scenario, module prefix of its hand-written loops)
-NETWORKS = {"lstm": ("chars-lstm", "lstm_"), "transformer": ("mnist1d-transformer", "transformer_")}
+SEQUENCE_NETWORKS = {"lstm": ("chars-lstm", "lstm_"), "transformer": ("mnist1d-transformer", "transformer_")}
+#: issue 38's two workloads; their loops are tested on their first steps (test_workload_loops: ResNet-20's
+#: float32 trainings part within a few steps, so a later window cannot be compared)
+WORKLOADS = {"resnet20": ("resnet20-cifar", "resnet20_"), "bert": ("bert-tiny-style", "bert_")}
+NETWORKS = {**SEQUENCE_NETWORKS, **WORKLOADS}
 WINDOW_STEPS = 10
 
 

@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 
 from backend_helpers import require_backend
-from sequence_overhead import NETWORKS, setup
+from sequence_overhead import SEQUENCE_NETWORKS, setup
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("network", list(NETWORKS))
+@pytest.mark.parametrize("network", list(SEQUENCE_NETWORKS))
 @pytest.mark.parametrize("backend", ["torch", "tensorflow", "jax"])
 def test_handwritten_sequence_loop_trains_what_the_harness_trains(backend, network):
     require_backend(backend)
