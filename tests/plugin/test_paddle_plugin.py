@@ -25,7 +25,7 @@ from dlbench.network.transformer import LayerNormalization  # noqa: E402
 from dlbench.plugin.backend import TrainerOptions  # noqa: E402
 from dlbench.plugin.manager import get_plugins  # noqa: E402
 
-PLUGIN = Path(__file__).resolve().parents[1] / "plugins" / "dlbench-paddle" / "dlbench_paddle"
+PLUGIN = Path(__file__).resolve().parents[2] / "plugins" / "dlbench-paddle" / "dlbench_paddle"
 ROWS = np.arange(24).reshape(3, 8)
 
 
