@@ -41,7 +41,7 @@ def _path_without_srun(tmp_path_factory):
 @pytest.fixture(autouse=True)
 def _no_slurm_unless_asked(request, monkeypatch, _path_without_srun):
     """Every test sees a machine without Slurm but those of a real cluster
-    (the ``slurm`` fixture of tests/test_slurm_cluster.py)."""
+    (the ``slurm`` fixture of tests/scale/test_slurm_cluster.py)."""
     if "slurm" not in request.fixturenames:
         monkeypatch.setenv("PATH", _path_without_srun)
 

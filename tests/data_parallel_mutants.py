@@ -1,5 +1,5 @@
 """Deliberately wrong data-parallel engines, for the mutation test of the
-certificate across replicas (``tests/test_data_parallel.py``): each is a real
+certificate across replicas (``tests/scale/test_data_parallel.py``): each is a real
 backend with one slip of the kind a distributed engine can make. Each runs in
 its own worker process, so patching the backend's module there touches no
 other backend."""

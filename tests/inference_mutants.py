@@ -1,6 +1,6 @@
 """Deliberately wrong predictions, each a slip that makes a backend's
 inference faster or merely different, for the mutation test of the outputs
-judge (``tests/test_inference.py``): a NumPy trainer whose ``predict`` skips
+judge (``tests/run/test_inference.py``): a NumPy trainer whose ``predict`` skips
 BatchNormalization, normalizes with the batch's statistics (the forgotten
 ``model.eval()``), or keeps dropout on. On a network with BatchNormalization
 and Dropout the judge must say "disagrees" to every one."""

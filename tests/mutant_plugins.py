@@ -1,6 +1,6 @@
 """Deliberately wrong copies of the NumPy backend, each one slip of the kind
 that separates frameworks, for the mutation test of the parity judge
-(``tests/test_certificate.py``). Each mutant says which scenarios its slip
+(``tests/parity/test_certificate.py``). Each mutant says which scenarios its slip
 changes the maths of (``applies``); on those the judge must say "disagrees"."""
 
 import dataclasses
@@ -489,7 +489,7 @@ MUTANTS = [LearningRateOnePercentOff, BiasGradientOverPartOfTheBatch, AdamEpsilo
            LayerNormEpsilonOfKeras, AttentionWithoutScale, GeluTheOtherForm, LeakyReluSlopeOfKeras, SimpleRnnBiasTwice,
            HuberDeltaOfTheFrameworks, HuberAsSmoothL1, LabelSmoothingIgnored, LabelSmoothingOverTheOtherClasses,
            ScheduleOffByOneStep, WeightDecayCoupled, RmspropEpsilonInsideTheRoot]
-#: judged on the published models of realistic size only (``tests/test_verdict_realistic.py``): on the
+#: judged on the published models of realistic size only (``tests/parity/test_verdict_realistic.py``): on the
 #: shipped scenarios a learning rate 1% off already is
 REALISTIC_MUTANTS = [LearningRateTwoPercentOff]
 
@@ -516,7 +516,7 @@ class RoundsToTheOtherHalfType(Mutant):
         return trainer
 
 
-#: slips of mixed precision alone, judged at bf16 and fp16 (``tests/test_mixed_precision.py``)
+#: slips of mixed precision alone, judged at bf16 and fp16 (``tests/run/test_mixed_precision.py``)
 MIXED_MUTANTS = [ComputesInFloat32, RoundsToTheOtherHalfType]
 
 

@@ -35,9 +35,9 @@ ROOT = Path(__file__).resolve().parent.parent
 INFERENCE_K = ("-k 'first_call or call_count or p99_interval or batch_sizes or norm_wise or another_shape or "
                "malformed or schema or compare_ or every_report_format or sequence_inference_reports or "
                "repetitions_pool or published_figures or inference_table_cells'")
-FIGURES = "tests/test_published_figures.py"
-CELLS = "tests/test_inference_table_cells.py"
-PLAN = "tests/test_data_parallel_plan.py"
+FIGURES = "tests/report/test_published_figures.py"
+CELLS = "tests/report/test_inference_table_cells.py"
+PLAN = "tests/plugin/test_data_parallel_plan.py"
 LAYERS = "tests/backends/test_mixed_precision_layers.py"
 #: module -> (the functions computing published figures ("": all of it), the pytest arguments: the fast
 #: tests that were there before, then the new ones, and the new test files, space-separated)
@@ -45,22 +45,22 @@ MODULES = {
     "backends/numpy/precision.py": ("", f"tests/backends/test_kit_mixed_precision_contract.py {LAYERS} -k "
                                         "'numpy or mixed_precision_layers'", LAYERS),
     "dlbench/measure/timing.py": ("TrainingMeasurement,summarize",
-                              f"tests/test_measurement.py tests/test_data_parallel.py {FIGURES} -m 'not slow'", FIGURES),
+                              f"tests/measure/test_measurement.py tests/scale/test_data_parallel.py {FIGURES} -m 'not slow'", FIGURES),
     "dlbench/run/row.py": ("combine_repeats,_rates_of_the_median,finished_row",
-                           f"tests/test_measurement.py tests/test_data_parallel.py {FIGURES} -m 'not slow'", FIGURES),
+                           f"tests/measure/test_measurement.py tests/scale/test_data_parallel.py {FIGURES} -m 'not slow'", FIGURES),
     "dlbench/report/table.py": ("_ratios,entries,_with_scaling,replicas,speed_cell,unstable,_ratio,_percent,_count,"
                                 "communication_cell",
-                                f"tests/test_report.py tests/test_data_parallel.py {FIGURES} -k 'speed_ratios or "
+                                f"tests/report/test_report.py tests/scale/test_data_parallel.py {FIGURES} -k 'speed_ratios or "
                                 "sweep_rows or precision_sweep or fp32_run or every_format_shows or seeds_give or "
                                 "outcomes_test or efficiency or peak_share or report_format or published_figures'",
                                 FIGURES),
     "dlbench/measure/inference.py": ("latency_entry,with_tokens,pool_repeats,rel_diff,output_agreement,"
                                  "measure_batch_size,percentile_interval",
-                                 f"tests/test_inference.py {FIGURES} {INFERENCE_K}", FIGURES),
-    "dlbench/report/inference.py": ("", f"tests/test_inference.py {FIGURES} {CELLS} {INFERENCE_K}",
+                                 f"tests/run/test_inference.py {FIGURES} {INFERENCE_K}", FIGURES),
+    "dlbench/report/inference.py": ("", f"tests/run/test_inference.py {FIGURES} {CELLS} {INFERENCE_K}",
                                     f"{FIGURES} {CELLS}"),
     "dlbench/plugin/distributed.py": ("DataParallel,replica_slice,check_divides,check_replicas,distributed_row",
-                                   f"tests/test_data_parallel.py {FIGURES} {PLAN} -m 'not slow'",
+                                   f"tests/scale/test_data_parallel.py {FIGURES} {PLAN} -m 'not slow'",
                                    f"{FIGURES} {PLAN}"),
 }
 RUNNER = """#!/bin/bash

@@ -1,5 +1,5 @@
 """Real data-parallel engines that also say what their trainers were handed,
-for the end-to-end scaling tests (``tests/test_scaling_end_to_end.py``):
+for the end-to-end scaling tests (``tests/scale/test_scaling_end_to_end.py``):
 each is a real backend (``spy-jax`` is JAX's engine, ...) whose trainer
 records the global batch of every step the core gave it, and reports those
 batches, the steps and the samples in its row's ``distributed`` entry beside

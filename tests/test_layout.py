@@ -252,3 +252,22 @@ def test_framework_import_finder_finds_framework_imports():
     assert FRAMEWORK_IMPORT.search("def f():\n    import torch\n")
     assert FRAMEWORK_IMPORT.search("from jax import lax")
     assert not FRAMEWORK_IMPORT.search("import torchvision_free_name as x\nfrom dlbench import jax_helpers")
+
+
+TESTS = Path(__file__).parent
+#: the test folders that are not a core package's: the backends' contract suite and what is specific to each,
+#: the benchmarks, and data (scenario files, published models)
+TEST_FOLDERS_OF_THEIR_OWN = {"backends", "benchmarks", "published_models", "scenarios"}
+
+
+def test_the_tests_mirror_the_packages_and_each_folder_is_on_the_pytest_path():
+    """tests/run holds the tests of dlbench/run, and so on; a test module of one folder may import another's helpers
+    by bare name (``from test_certificate import run_cell``), so pytest's ``pythonpath`` names every folder."""
+    import tomllib
+
+    folders = {p.name for p in TESTS.iterdir() if p.is_dir() and any(p.glob("test_*.py"))}
+    core = {p.parent.name for p in ROOT.glob("*/__init__.py")} | {"scenario"}  # scenario.py: one module
+    assert folders - TEST_FOLDERS_OF_THEIR_OWN <= core, folders - TEST_FOLDERS_OF_THEIR_OWN - core
+    config = tomllib.loads((TESTS.parent / "pyproject.toml").read_text())["tool"]["pytest"]["ini_options"]
+    mirrored = folders - TEST_FOLDERS_OF_THEIR_OWN
+    assert set(config["pythonpath"]) == {"tests"} | {f"tests/{name}" for name in mirrored}

@@ -54,7 +54,7 @@ def test_the_readmes_test_command_is_what_ci_runs():
 
 def test_the_readmes_run_command_runs_the_default_suite_on_every_backend(tmp_path, monkeypatch):
     """The README's ``dlbench run`` command, given to the command line as written, asks for the suite its comment
-    names on every registered backend (tests/test_cli.py runs that suite in worker processes; here nothing trains)."""
+    names on every registered backend (tests/cli/test_cli.py runs that suite in worker processes; here nothing trains)."""
     from click.testing import CliRunner
 
     from dlbench.cli import commands as cli_commands, main

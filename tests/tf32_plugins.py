@@ -1,7 +1,7 @@
 """A test-only backend that computes float32 as a GPU's tensor cores do at tf32:
 the NumPy backend with every matmul and convolution operand rounded to TF32
 (its ``tf32`` option), whatever the run's precision. The parity certificate
-must accept it at tf32 and reject it at fp32 (``tests/test_gpu_paths.py``)."""
+must accept it at tf32 and reject it at fp32 (``tests/run/test_gpu_paths.py``)."""
 
 import dataclasses
 

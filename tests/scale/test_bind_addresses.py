@@ -146,7 +146,7 @@ def two_hosts():
 
 
 def in_namespace(space: str, code: str, *args: str) -> subprocess.Popen:
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent.parent),
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parents[2]),
                                                         os.environ.get("PYTHONPATH", "")])}
     return subprocess.Popen(["ip", "netns", "exec", space, sys.executable, "-c", textwrap.dedent(code), *args],
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

@@ -23,7 +23,7 @@ import pytest
 
 from backend_helpers import require_backend
 
-HERE = Path(__file__).parent
+HERE = Path(__file__).parents[1]
 REPLICAS, BATCH, STEPS, SEED = 2, 8, 3, 11
 pytestmark = pytest.mark.slow
 

@@ -14,7 +14,7 @@ from click.testing import CliRunner
 
 from dlbench.cli import main
 
-TESTS = Path(__file__).parent
+TESTS = Path(__file__).parents[1]
 
 
 def start_run(tmp_path, *args):

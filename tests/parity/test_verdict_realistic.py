@@ -21,7 +21,7 @@ from dlbench.network import TrainSpec
 
 import mutant_plugins
 
-MODELS = Path(__file__).parent / "published_models"
+MODELS = Path(__file__).parents[1] / "published_models"
 
 
 def published(name: str):

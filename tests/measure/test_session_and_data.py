@@ -182,7 +182,7 @@ def test_the_cache_makes_a_dataset_once_and_maps_it_copy_on_write(tmp_path):
 def test_a_run_makes_its_data_once_for_every_backend_and_repeat(tmp_path):
     log = tmp_path / "loads.log"
     scenario = write_scenario(tmp_path, data='name = "counted"', input_shape=[8], units=3)
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parent), "DLBENCH_PLUGINS": "data_plugins",
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1]), "DLBENCH_PLUGINS": "data_plugins",
            "DLBENCH_TEST_LOAD_LOG": str(log)}
     out = subprocess.run([sys.executable, "-m", "dlbench.cli", "run", "--scenario", str(scenario), "--backend",
                           "numpy,torch", "--repeat", "2", "--steps", "4", "--threads", "1", "--format", "json",

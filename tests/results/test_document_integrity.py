@@ -21,7 +21,7 @@ from dlbench.results.files import write_file
 from dlbench.results.lock import DocumentLock, lock_path
 from test_interrupts import start_run, wait_for_rows, wait_for_worker
 
-TESTS = Path(__file__).parent
+TESTS = Path(__file__).parents[1]
 
 
 def dlbench(*args) -> list[str]:

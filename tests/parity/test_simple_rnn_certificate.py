@@ -11,7 +11,7 @@ from backend_helpers import require_backend
 from dlbench.run.row import annotate
 from dlbench.run.worker import RunRequest, execute
 
-SCENARIO = str(Path(__file__).parent / "scenarios" / "chars-simple-rnn.toml")
+SCENARIO = str(Path(__file__).parents[1] / "scenarios" / "chars-simple-rnn.toml")
 
 
 def test_simple_rnn_is_certified_on_torch_and_a_doubled_elman_bias_is_not(tmp_path, mutants):

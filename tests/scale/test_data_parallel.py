@@ -182,7 +182,7 @@ def mutants(monkeypatch):
 
     from dlbench.plugin import manager
 
-    monkeypatch.setenv("PYTHONPATH", str(Path(__file__).parent))
+    monkeypatch.setenv("PYTHONPATH", str(Path(__file__).parents[1]))
     monkeypatch.setenv("DLBENCH_PLUGINS", "data_parallel_mutants")
     manager.get_plugins.cache_clear()
     yield

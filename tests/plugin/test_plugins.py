@@ -18,7 +18,7 @@ from dlbench.plugin.manager import PluginError, load_plugins
 from dlbench.measure import peak
 from dlbench.scenario import resolve_scenario
 
-TUTORIAL = Path(__file__).resolve().parents[1] / "docs" / "backends" / "write-a-backend.md"
+TUTORIAL = Path(__file__).resolve().parents[2] / "docs" / "backends" / "write-a-backend.md"
 
 
 def readme_plugin_example() -> types.ModuleType:
@@ -144,7 +144,7 @@ def test_plugin_named_in_the_environment_runs_through_the_cli(tmp_path):
 
 
 def test_third_party_backend_gets_its_thread_environment_from_its_own_class(tmp_path):
-    env = {**__import__("os").environ, "PYTHONPATH": str(Path(__file__).parent), "DLBENCH_PLUGINS": "thread_plugins"}
+    env = {**__import__("os").environ, "PYTHONPATH": str(Path(__file__).parents[1]), "DLBENCH_PLUGINS": "thread_plugins"}
     out = subprocess.run([sys.executable, "-m", "dlbench.cli", "run", "--scenario", "xor-mlp", "--backend",
                           "ownthreads", "--threads", "2", "--steps", "3", "--format", "json", "--out",
                           str(tmp_path)], capture_output=True, text=True, env=env, timeout=120)
@@ -167,7 +167,7 @@ def test_peak_measures_each_matmul_implementation_once():
 
 
 def test_third_party_backend_is_measured_by_dlbench_peak_in_its_own_thread_environment(tmp_path):
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parent), "DLBENCH_PLUGINS": "thread_plugins",
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1]), "DLBENCH_PLUGINS": "thread_plugins",
            "DLBENCH_CACHE": str(tmp_path)}
     out = subprocess.run([sys.executable, "-m", "dlbench.cli", "peak", "--backend", "ownthreads", "--threads", "1"],
                          capture_output=True, text=True, env=env, timeout=300)

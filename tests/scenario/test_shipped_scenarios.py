@@ -51,6 +51,6 @@ def test_language_model_scenarios_document_their_perplexity():
 def test_the_scenarios_page_lists_every_shipped_scenario():
     from pathlib import Path
 
-    readme = (Path(__file__).resolve().parents[1] / "docs" / "guide" / "scenarios.md").read_text()
+    readme = (Path(__file__).resolve().parents[2] / "docs" / "guide" / "scenarios.md").read_text()
     table = readme.split("## Shipped scenarios", 1)[1].split("\n\n", 2)[1]
     assert sorted(line.split("`")[1] for line in table.splitlines()[2:]) == SCENARIOS

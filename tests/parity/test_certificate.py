@@ -20,7 +20,7 @@ from dlbench.scenario import resolve_scenario, scenario_files
 import mutant_plugins
 
 STEPS = 40  # each scenario's first 40 steps: eight checkpoints spread over them
-TEST_SCENARIOS = [str(p) for p in sorted((Path(__file__).parent / "scenarios").glob("*.toml"))]
+TEST_SCENARIOS = [str(p) for p in sorted((Path(__file__).parents[1] / "scenarios").glob("*.toml"))]
 
 
 def test_checkpoints_spread_over_the_whole_run_with_room_for_a_segment():

@@ -26,7 +26,7 @@ from dlbench.run.settings import Job, RunRequest
 from dlbench.run.row import this_machine
 from dlbench.run.suite import Suite
 
-TESTS = Path(__file__).parent
+TESTS = Path(__file__).parents[1]
 
 #: test-only backends that do to their cluster job what a crash or a scheduler does
 JOB_FAULTS = '''

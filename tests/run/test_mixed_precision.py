@@ -22,7 +22,7 @@ from dlbench_backends.numpy import NumpyBackend
 from dlbench_backends.numpy.precision import Arithmetic
 from test_certificate import run_cell
 
-TEST_SCENARIO = str(Path(__file__).parent / "scenarios" / "digits-cnn-batchnorm-dropout.toml")
+TEST_SCENARIO = str(Path(__file__).parents[1] / "scenarios" / "digits-cnn-batchnorm-dropout.toml")
 
 
 # ------------------------------------------------------------------ the schedule

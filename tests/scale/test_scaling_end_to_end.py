@@ -41,7 +41,7 @@ def spies(monkeypatch):
     from dlbench.measure import peak
 
     monkeypatch.setattr(peak, "peaks_for_run", lambda environment, threads, dtype="float32", device="cpu": {})
-    monkeypatch.setenv("PYTHONPATH", str(Path(__file__).parent))  # the workers import the spies too
+    monkeypatch.setenv("PYTHONPATH", str(Path(__file__).parents[1]))  # the workers import the spies too
     monkeypatch.setenv("DLBENCH_PLUGINS", "scaling_spies")
     manager.get_plugins.cache_clear()
     yield

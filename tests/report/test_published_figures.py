@@ -30,7 +30,7 @@ from dlbench.run.worker import execute
 from dlbench.scenario import resolve_scenario
 from dlbench.network.flops import training_step_flops
 
-SCENARIO = str(Path(__file__).parent / "scenarios" / "chars-simple-rnn.toml")
+SCENARIO = str(Path(__file__).parents[1] / "scenarios" / "chars-simple-rnn.toml")
 TOKENS = 8  # the scenario's sequence length: tokens per sample
 BATCH = 8
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-TEMPLATE = Path(__file__).resolve().parents[1] / "examples" / "template_backend"
+TEMPLATE = Path(__file__).resolve().parents[2] / "examples" / "template_backend"
 
 
 def kit_run(tmp_path: Path, plugin_path: Path, plugin: str, *args: str) -> tuple[subprocess.CompletedProcess, dict]:
