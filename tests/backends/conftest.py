@@ -11,6 +11,7 @@ import importlib.util
 
 import pytest
 
+from backend_helpers import BUILT_INS  # checked in-process unless --dlbench-backend names others
 from dlbench.plugin.backend import TrainerOptions
 from dlbench.plugin.testing.fixtures import OPTION_DEST, backend, compared_backend  # noqa: F401
 from dlbench.plugin.testing.fixtures import parametrize_backends, selected_backends
@@ -19,10 +20,6 @@ from dlbench.network.init import initial_weights
 from dlbench.errors import InputError
 
 
-#: the backends this folder checks in-process unless --dlbench-backend names others: the built-ins. An
-#: installed plugin is checked by its own kit run, in a process of its own (tests/test_paddle_kit.py):
-#: Paddle 3.3.1's library segfaults when it loads into a process that has imported TensorFlow.
-BUILT_INS = ("numpy", "torch", "tensorflow", "jax")
 
 
 def pytest_generate_tests(metafunc):

@@ -10,13 +10,14 @@ excluded). Regression workflow as for training: ``--benchmark-enable
 import numpy as np
 import pytest
 
-from dlbench.pytest_plugin import registered_backends, shipped_scenarios
+from backend_helpers import in_process_backends
+from dlbench.pytest_plugin import shipped_scenarios
 
 ROUNDS = 50
 
 
 @pytest.mark.parametrize("batch", ["1", "scenario"])
-@pytest.mark.parametrize("backend", registered_backends())
+@pytest.mark.parametrize("backend", in_process_backends())  # plugins: in processes of their own
 @pytest.mark.parametrize("scenario", shipped_scenarios())
 def test_inference_batch(benchmark, dlbench_predictor, scenario, backend, batch):
     predictor = dlbench_predictor(scenario, backend, batch_size=1 if batch == "1" else None)

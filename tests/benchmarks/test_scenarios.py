@@ -11,12 +11,13 @@ workflow: ``--benchmark-autosave``, then ``--benchmark-compare
 import numpy as np
 import pytest
 
-from dlbench.pytest_plugin import registered_backends, shipped_scenarios
+from backend_helpers import in_process_backends
+from dlbench.pytest_plugin import shipped_scenarios
 
 ROUNDS = 10
 
 
-@pytest.mark.parametrize("backend", registered_backends())
+@pytest.mark.parametrize("backend", in_process_backends())  # plugins: in processes of their own
 @pytest.mark.parametrize("scenario", shipped_scenarios())
 def test_training_window(benchmark, dlbench_trainer, scenario, backend):
     trainer = dlbench_trainer(scenario, backend)
