@@ -10,6 +10,11 @@ import pytest
 from dlbench.data.base import Dataset
 from dlbench.plugin.manager import get_plugins
 
+#: shipped scenarios whose NumPy reference takes seconds a step on a 2-core CPU (ResNet-20's convolutions,
+#: BERT's encoder: ~4 s each at batch 32), so the shipped-scenario checks run them this many steps (still
+#: several checkpoints from step 0) instead of 100
+REFERENCE_HEAVY_STEPS = {"resnet20-cifar": 4, "bert-tiny-style": 8}
+
 
 def require_backend(name: str):
     """The backend, or a skip when its framework or plugin is not installed. A backend
