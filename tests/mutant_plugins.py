@@ -385,7 +385,7 @@ class HuberAsSmoothL1(Mutant):
         return scenario.model.loss == "huber" and loss_option(scenario, "delta", 1.0) != 1.0
 
     def build(self, spec, weights, options):
-        trainer = NumpyTrainer(spec, weights, options)
+        trainer = NumpyTrainer(spec, weights, self.filled(options))
         trainer.net.loss = functools.partial(smooth_l1, **spec.loss_kwargs)
         return trainer
 
@@ -422,7 +422,7 @@ class LabelSmoothingOverTheOtherClasses(Mutant):
         return loss_option(scenario, "label_smoothing", 0.0) > 0
 
     def build(self, spec, weights, options):
-        trainer = NumpyTrainer(spec, weights, options)
+        trainer = NumpyTrainer(spec, weights, self.filled(options))
         trainer.net.loss = functools.partial(smoothed_over_the_other_classes, **spec.loss_kwargs)
         return trainer
 
