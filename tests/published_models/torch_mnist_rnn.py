@@ -13,6 +13,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from dlbench.network import Adadelta
+
 FRAMEWORK = "torch"
 INPUT_SHAPE = (28, 28)
 LOSS = F.nll_loss
@@ -50,7 +52,8 @@ def optimizer(net):
     return torch.optim.Adam(net.parameters())
 
 
-REFUSED_OPTIMIZER = (lambda net: torch.optim.Adadelta(net.parameters(), lr=0.1), "optimizer Adadelta cannot be read")
+#: the example trains with Adadelta, which dlbench reads (torch.optim.Adadelta defaults: rho 0.9, eps 1e-6)
+PUBLISHED_OPTIMIZER = (lambda net: torch.optim.Adadelta(net.parameters(), lr=0.1), Adadelta(learning_rate=0.1))
 
 
 def batch(n=8, seed=0):
