@@ -30,11 +30,7 @@ from dlbench.network.transformer import LayerNormalization  # noqa: E402
 from dlbench.plugin.backend import TrainerOptions  # noqa: E402
 from dlbench.plugin.manager import get_plugins  # noqa: E402
 
-<<<<<<<< HEAD:plugins/dlbench-paddle/tests/test_paddle_plugin.py
 PLUGIN = Path(__file__).resolve().parents[1] / "dlbench_paddle"
-========
-PLUGIN = Path(__file__).resolve().parents[2] / "plugins" / "dlbench-paddle" / "dlbench_paddle"
->>>>>>>> d36rest:tests/plugin/test_paddle_plugin.py
 ROWS = np.arange(24).reshape(3, 8)
 
 
