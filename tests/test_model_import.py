@@ -6,6 +6,7 @@ import os
 import numpy as np
 import pytest
 
+import backend_helpers
 import dlbench
 from dlbench import InputError
 from dlbench.data.base import Dataset
@@ -70,7 +71,7 @@ EIGHT_EPOCHS = dict(epochs=8)
 
 
 #: the four built-in backends, named: "all" would add any installed plugin (paddle)
-BUILT_INS = "numpy,torch,tensorflow,jax"
+BUILT_INS = ",".join(backend_helpers.BUILT_INS)
 
 
 def assert_four_agreeing_rows(results):
