@@ -288,7 +288,7 @@ class TextCNN(nn.Module):
 
     def __init__(self):
         super().__init__()
-        self.emb, self.conv, self.fc = nn.Embedding(30, 6), nn.Conv1d(6, 4, 3), nn.Linear(4, 2)
+        self.emb, self.conv, self.fc = nn.Embedding(30, 6), nn.Conv1d(6, 4, 3), nn.Linear(4, 3)
 
     def forward(self, x):
         x = self.emb(x).permute(0, 2, 1)
@@ -485,3 +485,73 @@ def test_the_last_step_of_a_torch_bidirectional_layer_is_refused():
     with pytest.raises(InputError, match=r"the last step or state of a bidirectional layer: torch's out\[:, -1\] "
                                          "holds the backward direction after one step"):
         torch_reader().import_model(BidirectionalText("GRU", last=True), input_shape=(7,), loss=nn.CrossEntropyLoss())
+
+
+
+class TextMax(nn.Module):
+    """A text CNN's maximum over time as published models write it: ``torch.max(x, dim)``'s values,
+    unpacked, indexed or read as ``.values``."""
+
+    def __init__(self, how):
+        super().__init__()
+        self.emb, self.conv, self.fc = nn.Embedding(30, 6), nn.Conv1d(6, 4, 3), nn.Linear(4, 3)
+        self.how = how
+
+    def forward(self, x):
+        x = F.relu(self.conv(self.emb(x).permute(0, 2, 1)))  # (N, C, L)
+        if self.how == "unpacked":
+            x, _ = torch.max(x, dim=2)
+        elif self.how == "indexed":
+            x = torch.max(x, 2)[0]
+        else:
+            x = x.max(dim=2).values
+        return self.fc(x)
+
+
+class RecurrentMax(nn.Module):
+    """The maximum over time of an LSTM's (N, L, C) outputs."""
+
+    def __init__(self):
+        super().__init__()
+        self.emb, self.lstm, self.fc = nn.Embedding(30, 6), nn.LSTM(6, 5, batch_first=True), nn.Linear(5, 3)
+
+    def forward(self, x):
+        out, _ = self.lstm(self.emb(x))
+        return self.fc(torch.max(out, 1)[0])
+
+
+class MaxIndices(nn.Module):
+    def __init__(self, whole):
+        super().__init__()
+        self.emb, self.fc, self.whole = nn.Embedding(30, 4), nn.Linear(4, 3), whole
+
+    def forward(self, x):
+        x = self.emb(x)  # (N, L, C)
+        return self.fc(torch.max(x) * x[:, 0]) if self.whole else self.fc(torch.max(x, 1)[1].float())
+
+
+@pytest.mark.parametrize("how", ["unpacked", "indexed", "values"])
+def test_torch_max_over_time_is_global_max_pooling(how):
+    """``torch.max(x, dim)`` returns (values, indices); its values are x.amax(dim), which the reader took
+    while it refused ``max`` by name."""
+    torch.manual_seed(0)
+    net = TextMax(how)
+    imported = torch_reader().import_model(net, input_shape=(9,), loss=nn.CrossEntropyLoss())
+    assert [layer.type for layer in imported.spec.layers] == ["embedding", "conv1d", "activation",
+                                                              "global_max_pool1d", "dense", "activation"]
+    assert_torch_exact(net, imported, np.random.default_rng(5).integers(0, 30, (8, 9)))
+
+
+def test_torch_max_over_an_lstms_outputs_converts_exactly_and_its_indices_are_refused():
+    torch.manual_seed(0)
+    net = RecurrentMax()
+    imported = torch_reader().import_model(net, input_shape=(7,), loss=nn.CrossEntropyLoss())
+    assert [layer.type for layer in imported.spec.layers] == ["embedding", "lstm", "global_max_pool1d", "dense",
+                                                              "activation"]
+    assert_torch_exact(net, imported, np.random.default_rng(6).integers(0, 30, (8, 7)))
+    with pytest.raises(InputError, match=r"torch.max of a whole tensor or of two tensors; supported: "
+                                         r"torch.max\(x, dim\) or x.max\(dim\) over time or space"):
+        torch_reader().import_model(MaxIndices(whole=True), input_shape=(7,), loss=nn.CrossEntropyLoss())
+    with pytest.raises(InputError, match=r"reads the indices of torch.max; supported: the values of "
+                                         r"torch.max\(x, dim\)"):
+        torch_reader().import_model(MaxIndices(whole=False), input_shape=(7,), loss=nn.CrossEntropyLoss())

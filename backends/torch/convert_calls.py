@@ -18,7 +18,7 @@ from dlbench_backends.torch.convert_layers import Step
 
 FUNCTIONS = ("relu", "gelu", "silu", "leaky_relu", "elu", "sigmoid", "tanh", "softmax", "log_softmax", "dropout",
              "max_pool1d/2d", "avg_pool1d/2d", "adaptive_avg/max_pool1d/2d", "flatten(x, 1)",
-             "view/reshape(x.size(0), -1)", "mean over time or space", "amax over time or space", "x + f(x)", "out[:, -1]", "h_n[-1]",
+             "view/reshape(x.size(0), -1)", "mean over time or space", "amax or max(x, dim) over time or space", "x + f(x)", "out[:, -1]", "h_n[-1]",
              "contiguous", "permute/transpose of (N, L, C)")
 SUPPORTED = (*cl.MODULES, *FUNCTIONS)
 class BatchSize(int):
@@ -39,7 +39,7 @@ def torch_function_names() -> dict:
     names = {operator.add: "add", operator.iadd: "add", torch.add: "add", operator.getitem: "getitem",
              getattr: "getattr", torch.flatten: "flatten", torch.reshape: "reshape", torch.mean: "mean",
              F.dropout: "dropout", F.gelu: "gelu", F.silu: "silu", F.leaky_relu: "leaky_relu", F.elu: "elu",
-             torch.amax: "amax"}
+             torch.amax: "amax", torch.max: "max"}
     for name in ("relu", "sigmoid", "tanh", "softmax", "log_softmax"):
         names.update({getattr(F, name): name, getattr(torch, name): name})
     for name in ("max_pool1d", "max_pool2d", "avg_pool1d", "avg_pool2d", "adaptive_avg_pool1d", "adaptive_avg_pool2d",

@@ -52,9 +52,10 @@ class FinalState:
 
 @dataclass(eq=False)
 class Unreadable:
-    """A non-tensor result the spec has no use for (attention weights)."""
+    """A result the spec has no use for (attention weights, the indices of a maximum), and what to read instead."""
 
     what: str
+    instead: str = "the first output of nn.MultiheadAttention"
 
 
 def trace(module):
@@ -172,7 +173,7 @@ class GraphReader:
     def consume(self, value, what: str) -> Tensor:
         """``value`` as the input of the next layer: the head of the chain."""
         if isinstance(value, Unreadable):
-            raise Problem(f"{what} reads the {value.what}", ["the first output of nn.MultiheadAttention"])
+            raise Problem(f"{what} reads the {value.what}", [value.instead])
         if isinstance(value, FinalState):
             raise Problem(f"{what} reads an LSTM's cell state c_n" if value.cell else
                           f"{what} reads h_n of every layer", ["h_n[-1]", "out[:, -1]"])
@@ -276,6 +277,10 @@ class GraphReader:
             return self.getitem(args[0], args[1])
         if name == "getattr" and args[1] in ("device", "dtype"):  # x.device for a state made in forward
             return {"device": torch.device("cpu"), "dtype": torch.float32}[args[1]]
+        if name == "getattr" and isinstance(args[0], tuple) and args[1] in ("values", "indices"):
+            return args[0][args[1] == "indices"]  # torch.max(x, dim).values
+        if name == "max":
+            return self.maximum(args, kwargs)
         if name in ("getattr", "size"):
             x = args[0]
             if isinstance(x, Tensor) and x.shape is not None and (name == "size" or args[1] == "shape"):
@@ -343,6 +348,20 @@ class GraphReader:
                           ["x + P, P of x's shape (T, d)"])
         step = Step([(PositionEmbedding(x.shape[0]), {"position_embeddings": cl.host(rows)})])
         return self.push(step, x)
+
+    def maximum(self, args, kwargs):
+        """``torch.max(x, dim)`` or ``x.max(dim)``: its values are ``x.amax(dim)`` (global max pooling over time
+        or space); its indices are read by no layer."""
+        dim = kwargs.get("dim", args[1] if len(args) > 1 else None)
+        if dim is None or isinstance(dim, (Tensor, torch.Tensor)):
+            raise Problem("torch.max of a whole tensor or of two tensors",
+                          ["torch.max(x, dim) or x.max(dim) over time or space", "x.amax(dim)"])
+        keep = kwargs.get("keepdim", args[2] if len(args) > 2 else False)
+        indices = Unreadable("indices of torch.max", "the values of torch.max(x, dim)")
+        x = self.consume(args[0], "max")
+        if x.shape is None:
+            return x, indices
+        return self.push(FUNCTION_STEPS["amax"](x, (dim,), {"keepdim": keep}), x), indices
 
     def getitem(self, x, index):
         if isinstance(x, tuple):

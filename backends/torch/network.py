@@ -210,8 +210,29 @@ def conv_modules(layer, in_shape, device) -> list:
     return [nn.ZeroPad2d((left, right, top, bottom)), conv]
 
 
+class SequenceLayout(nn.Sequential):
+    """A 1-D convolution, pooling or BatchNormalization inside a sequence model,
+    whose activations are (N, T, F) as its recurrent and embedding layers take
+    them: its modules run on the (N, F, 1, T) signal that a channels-first
+    network would hold, and their result goes back to (N, T', F')."""
+
+    def forward(self, x):
+        return super().forward(x.transpose(1, 2).unsqueeze(2)).squeeze(2).transpose(1, 2)
+
+
+SIGNAL_LAYERS = (Conv1D, MaxPool1D, AveragePool1D, BatchNormalization)
+
+
+def holder(parts: list):
+    """The module of a layer's parts holding its parameters: the last, or the last inside its layout move."""
+    last = parts[-1] if parts else None
+    return last[-1] if isinstance(last, SequenceLayout) else last
+
+
 def layer_modules(layer, in_shape, channels_first: bool, generator, device) -> list:
-    """The torch modules computing one spec layer; the last one holds its parameters, if any."""
+    """The torch modules computing one spec layer; :func:`holder` finds the one holding its parameters."""
+    if not channels_first and len(in_shape) == 2 and isinstance(layer, SIGNAL_LAYERS):
+        return [SequenceLayout(*layer_modules(layer, in_shape, True, generator, device))]
     spatial = len(in_shape) > 1 and channels_first
     if type(layer) in TRANSFORMER_LAYERS:
         return transformer_modules(layer, in_shape, device, functools.partial(
@@ -244,10 +265,9 @@ def layer_modules(layer, in_shape, channels_first: bool, generator, device) -> l
 def _with_activation(layer, in_shape, out_shape, channels_first: bool, generator, device) -> tuple[list, object]:
     """(the modules of a residual block's inner layer and its activation, the one holding its parameters)."""
     parts = layer_modules(layer, in_shape, channels_first, generator, device)
-    holder = parts[-1] if parts else None
     module, _ = activation(getattr(layer, "activation", "linear"),
                            dim=1 if channels_first and len(out_shape) > 1 else -1, alpha=activation_alpha(layer))
-    return parts + ([module] if module is not None else []), holder
+    return parts + ([module] if module is not None else []), holder(parts)
 
 
 def takes_channels_first(spec: ModelSpec) -> bool:
@@ -278,8 +298,8 @@ def build_network(spec: ModelSpec, weights, device="cpu", generator=None) -> Net
             parts = layer_modules(layer, in_shape, channels_first, generator, device)
             modules.extend(parts)
             if weights[i]:
-                holders[i] = parts[-1]
-                load_weights(parts[-1], layer, weights[i])
+                holders[i] = holder(parts)
+                load_weights(holders[i], layer, weights[i])
             name = getattr(layer, "activation", "linear")
             module, _ = activation(name, dim=1 if channels_first and len(out_shape) > 1 else -1,
                                    alpha=activation_alpha(layer))

@@ -1,11 +1,13 @@
 """The sequence networks the backend contract suite trains (embedding,
-per-timestep dense, recurrent layers in both modes), with the toy data
-they train on: token ids for an embedding, (time, features) floats otherwise."""
+per-timestep dense, recurrent layers in both modes, convolutions among them),
+with the toy data they train on: token ids for an embedding, (time, features)
+floats otherwise."""
 
 import numpy as np
 
 from dlbench.data.base import Dataset
-from dlbench.network import GRU, LSTM, SGD, Adam, Dense, Embedding, Flatten, Sequential, SimpleRNN
+from dlbench.network import (GRU, LSTM, SGD, Adam, BatchNormalization, Conv1D, Dense, Embedding, Flatten,
+                             GlobalMaxPool1D, MaxPool1D, Sequential, SimpleRNN)
 
 VOCAB, LENGTH = 7, 5
 
@@ -55,4 +57,18 @@ RECURRENT_CASES = {
     "stacked-lstm-gru": (classifier(LSTM(5, return_sequences=True, input_shape=(LENGTH, 3))).__class__(
         sequence_data().input_shape, (LSTM(5, return_sequences=True), GRU(4), Dense(3, "softmax")),
         "categorical_crossentropy", Adam(0.01)), sequence_data()),
+}
+
+#: convolutions inside sequence models, as published models mix them: a Keras text CNN (embedding, Conv1D,
+#: global max pooling over time) and a CNN-LSTM on a signal (Conv1D, pooling and BatchNormalization before
+#: the recurrent layer)
+CONVOLUTION_IN_SEQUENCE_CASES = {
+    "embedding-conv1d-global-max": (
+        Sequential([Embedding(VOCAB, 4, input_shape=(LENGTH,)), Conv1D(5, 3, activation="relu"),
+                    GlobalMaxPool1D(), Dense(3, "softmax")]).compile("categorical_crossentropy", Adam(0.01)),
+        token_data(per_timestep=False)),
+    "conv1d-pool-batchnorm-lstm": (
+        Sequential([Conv1D(4, 2, activation="relu", input_shape=(9, 3)), MaxPool1D(2), BatchNormalization(),
+                    LSTM(5), Dense(3, "softmax")]).compile("categorical_crossentropy", Adam(0.01)),
+        sequence_data(length=9)),
 }

@@ -1,6 +1,6 @@
 """The backend contract for sequence models, under every backend: token ids
 through an embedding, a dense layer per timestep, the cross-entropy of every
-token, recurrent layers in both modes; each trains like the NumPy reference
+token, recurrent layers in both modes, convolutions among them; each trains like the NumPy reference
 (losses step by step, every weight in canonical layout, test loss and
 per-token accuracy), and its training state goes out and comes back exactly."""
 
@@ -11,7 +11,8 @@ from dlbench.data.batches import BatchPlan
 from dlbench.plugin.backend import TrainerOptions
 from dlbench.network.init import initial_weights
 from dlbench.plugin.testing.like_numpy import assert_trains_like_numpy
-from dlbench.plugin.testing.sequence_networks import RECURRENT_CASES, SEQUENCE_INFRA_CASES
+from dlbench.plugin.testing.sequence_networks import (CONVOLUTION_IN_SEQUENCE_CASES, RECURRENT_CASES,
+                                                      SEQUENCE_INFRA_CASES)
 
 CASES = {**SEQUENCE_INFRA_CASES, **RECURRENT_CASES}
 
@@ -25,6 +26,14 @@ def test_token_models_train_like_numpy(compared_backend, case):
 @pytest.mark.parametrize("case", list(RECURRENT_CASES))
 def test_recurrent_layers_train_like_numpy(compared_backend, case):
     spec, data = RECURRENT_CASES[case]
+    assert_trains_like_numpy(compared_backend.name, spec, data, steps=12)
+
+
+@pytest.mark.parametrize("case", list(CONVOLUTION_IN_SEQUENCE_CASES))
+def test_convolutions_inside_sequence_models_train_like_numpy(compared_backend, case):
+    """A Conv1D, pooling or BatchNormalization on (time, features) between an embedding or before a
+    recurrent layer: a backend that lays sequences out otherwise than signals must move between them."""
+    spec, data = CONVOLUTION_IN_SEQUENCE_CASES[case]
     assert_trains_like_numpy(compared_backend.name, spec, data, steps=12)
 
 
