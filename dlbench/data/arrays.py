@@ -7,6 +7,9 @@ model, with messages that say what Keras and torch users tend to hand over
 instead: one-hot labels, float labels, a channels-first image batch.
 Labels are class indices; labels stored as floats holding whole numbers
 (``y = np.array([0., 1., 1., 0.])``) and a ``(n, 1)`` column are accepted.
+For a model whose first layer is an embedding, the features are token ids
+(kept integers, within its ``input_dim``) and a model predicting at every
+timestep takes a class index per token, (n, length).
 A regression loss takes float targets instead, (n,) or (n, k) for k output
 units: mae and huber any numeric targets, mse float ones (mse of integer
 labels compares their one-hot encoding, :mod:`dlbench.network.loss`).
@@ -21,6 +24,7 @@ import numpy as np
 from dlbench.errors import InputError
 from dlbench.network import ModelSpec, format_shape
 from dlbench.network.loss import CLASSIFICATION_LOSSES
+from dlbench.network.sequence import takes_tokens
 
 NAMES = ("x_train", "y_train", "x_test", "y_test")
 
@@ -60,8 +64,8 @@ def check_features(name: str, x: np.ndarray, input_shape: tuple) -> None:
         raise InputError(f"{name} holds NaN or infinite values", field="data")
 
 
-def class_indices(name: str, y: np.ndarray, n_samples: int) -> np.ndarray:
-    """``y`` as int64 class indices; a clear error for anything else."""
+def class_indices(name: str, y: np.ndarray, n_samples: int, what: str = "class indices") -> np.ndarray:
+    """``y`` as int64 class indices (or token ids: ``what``); a clear error for anything else."""
     if y.ndim == 2 and y.shape[1] == 1:
         y = y[:, 0]
     if y.ndim == 2:
@@ -74,13 +78,15 @@ def class_indices(name: str, y: np.ndarray, n_samples: int) -> np.ndarray:
     if np.issubdtype(y.dtype, np.floating):
         whole = np.isfinite(y) & (y == np.round(y))
         if not whole.all():
-            raise InputError(f"{name} must hold class indices (whole numbers); got {float(y[~whole][0])!r} "
-                             "(float targets are a regression's: loss mse, mae or huber)", field="data")
+            raise InputError(f"{name} must hold {what} (whole numbers); got {float(y[~whole][0])!r}" +
+                             (" (float targets are a regression's: loss mse, mae or huber)"
+                              if what == "class indices" else ""), field="data")
     elif not (np.issubdtype(y.dtype, np.integer) or y.dtype == np.bool_):
-        raise InputError(f"{name} holds {y.dtype} values; expected integer class indices", field="data")
+        raise InputError(f"{name} holds {y.dtype} values; expected integer {what}", field="data")
     y = y.astype(np.int64)
     if len(y) and y.min() < 0:
-        raise InputError(f"{name} holds the negative label {int(y.min())}; class indices start at 0", field="data")
+        raise InputError(f"{name} holds the negative {'label' if what == 'class indices' else 'token id'} "
+                         f"{int(y.min())}; {what} start at 0", field="data")
     return y
 
 
@@ -109,7 +115,7 @@ def float_targets(name: str, y: np.ndarray, n_samples: int, units: int) -> np.nd
 
 def check_classes(spec: ModelSpec, labels: np.ndarray) -> None:
     """The labels must fit the model's output and loss."""
-    units, top = spec.output_shape[0], int(labels.max(initial=0))
+    units, top = spec.output_shape[-1], int(labels.max(initial=0))
     if spec.loss == "categorical_crossentropy" and top >= units:
         raise InputError(f"the labels go up to {top} but the last layer has {units} units (classes 0..{units - 1})",
                          field="data")
@@ -122,6 +128,8 @@ def checked_arrays(data, input_shape: tuple, spec: ModelSpec, channels_first: bo
     layout) and ``spec``; images and signals of a channels-first model
     (torch's NCHW) are moved to the spec's channels-last layout."""
     arrays = unpack(data)
+    if takes_tokens(spec):
+        return checked_tokens(arrays, input_shape, spec)
     regression = takes_float_targets(spec, arrays["y_train"])
     for part in ("train", "test"):
         x, y = arrays[f"x_{part}"], arrays[f"y_{part}"]
@@ -133,6 +141,31 @@ def checked_arrays(data, input_shape: tuple, spec: ModelSpec, channels_first: bo
         arrays[f"x_{part}"] = np.ascontiguousarray(x, np.float32)
     if not regression:
         check_classes(spec, np.concatenate([arrays["y_train"], arrays["y_test"]]))
+    return arrays
+
+
+def checked_tokens(arrays: dict[str, np.ndarray], input_shape: tuple, spec: ModelSpec) -> dict[str, np.ndarray]:
+    """Token ids for a model whose first layer is an embedding: whole numbers
+    within its ``input_dim``, kept as int64; class indices per sequence, or per
+    token (n, length) where the model predicts at every timestep."""
+    vocab = spec.layers[0].input_dim
+    per_token = len(spec.output_shape) == 2
+    for part in ("train", "test"):
+        x, y = arrays[f"x_{part}"], arrays[f"y_{part}"]
+        check_features(f"x_{part}", x, input_shape)
+        x = class_indices(f"x_{part}", x.reshape(-1), x.size, what="token ids").reshape(x.shape)
+        if len(x) and x.max() >= vocab:
+            raise InputError(f"x_{part} holds the token id {int(x.max())}, but the embedding takes ids 0..{vocab - 1} "
+                             f"(input_dim {vocab})", field="data")
+        if per_token:
+            if y.shape != x.shape:
+                raise InputError(f"y_{part} has shape {y.shape}; the model predicts at every timestep: a class index "
+                                 f"per token, {x.shape}", field="data")
+            y = class_indices(f"y_{part}", y.reshape(-1), y.size).reshape(y.shape)
+        else:
+            y = class_indices(f"y_{part}", y, x.shape[0])
+        arrays[f"x_{part}"], arrays[f"y_{part}"] = x, y
+    check_classes(spec, np.concatenate([arrays["y_train"].reshape(-1), arrays["y_test"].reshape(-1)]))
     return arrays
 
 

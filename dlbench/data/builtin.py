@@ -187,8 +187,9 @@ def _file_datasets() -> list[DatasetInfo]:
                     {"num_samples": 5000, "dataset_seed": 42, "spatial": False}, datafiles.describe_mnist1d),
         DatasetInfo("idx", datafiles.idx, "MNIST / Fashion-MNIST IDX files (gzip or raw) in the folder `path`",
                     {"path": "", "spatial": True, "scale": 1 / 255}, datafiles.describe_idx),
-        DatasetInfo("npz", datafiles.npz, "x_train, y_train, x_test, y_test from the .npz file `path`",
-                    {"path": ""}, datafiles.describe_npz),
+        DatasetInfo("npz", datafiles.npz, "x_train, y_train, x_test, y_test from the .npz file `path` "
+                    "(tokens = true: integer token ids for an embedding)",
+                    {"path": "", "tokens": False}, datafiles.describe_npz),
     ]
 
 

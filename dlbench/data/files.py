@@ -4,7 +4,9 @@ Nothing is downloaded: ``mnist1d`` comes from the ``mnist1d`` package's
 ``make_dataset()`` (its ``get_dataset()`` downloads, so it is never called);
 ``idx`` reads MNIST-style IDX files (gzip or raw); ``npz`` reads
 ``x_train, y_train, x_test, y_test`` from a NumPy archive without pickle:
-integer labels are classes, float targets (n,) or (n, k) a regression's.
+integer labels are classes, float targets (n,) or (n, k) a regression's;
+with ``tokens = true`` the features are token ids (n, length) for an
+embedding, labelled one class per sequence (n,) or one per token (n, length).
 A missing or corrupt file is an InputError naming the path.
 """
 
@@ -214,7 +216,7 @@ def checked_npz_members(f: BinaryIO, keys, source: str) -> dict[str, ArrayHeader
     return headers
 
 
-def npz(seed: int, path: str) -> Dataset:
+def npz(seed: int, path: str, tokens: bool = False) -> Dataset:
     """``x_train, y_train, x_test, y_test`` from a .npz file (no pickled objects)."""
     file = _required_path(path, ".npz file")
     try:
@@ -224,11 +226,44 @@ def npz(seed: int, path: str) -> Dataset:
                 arrays = {k: archive[k] for k in IDX_FILES}
     except NPZ_ERRORS as exc:
         raise InputError(f"cannot read .npz file: {exc}", source=str(file)) from None
+    if tokens:
+        _, n_classes = check_tokens(arrays, str(file))
+        return Dataset(*(arrays[k].astype(np.int64) for k in IDX_FILES), n_classes)
     return _classification(arrays["x_train"], arrays["y_train"], arrays["x_test"], arrays["y_test"], str(file))
 
 
-def describe_npz(seed: int, path: str) -> DatasetMeta:
+def check_tokens(arrays: dict, source: str) -> tuple[int, int]:
+    """Token ids (n, length) of integers from 0, and their class labels, one per sequence (n,)
+    or one per token (n, length): (the number of token ids, the number of classes)."""
+    for part in ("train", "test"):
+        x, y = arrays[f"x_{part}"], arrays[f"y_{part}"]
+        for name, a in ((f"x_{part}", x), (f"y_{part}", y)):
+            if not np.issubdtype(a.dtype, np.integer) or (a.size and a.min() < 0):
+                raise InputError(f"{name} must hold non-negative integers (token ids, class labels), got "
+                                 f"{a.dtype}{f' down to {a.min()}' if a.size and a.dtype.kind in 'iu' else ''}",
+                                 source=source)
+        if x.ndim != 2 or x.shape[0] == 0:
+            raise InputError(f"x_{part} has shape {x.shape}; token ids are (samples, length)", source=source)
+        if y.shape not in ((x.shape[0],), x.shape):
+            raise InputError(f"y_{part} has shape {y.shape}; labels of token ids are one per sequence "
+                             f"({x.shape[0]},) or one per token {x.shape}", source=source)
+    if arrays["x_train"].shape[1:] != arrays["x_test"].shape[1:] or \
+            arrays["y_train"].shape[1:] != arrays["y_test"].shape[1:]:
+        raise InputError(f"train and test differ in length: x {arrays['x_train'].shape[1:]} and "
+                         f"{arrays['x_test'].shape[1:]}, y {arrays['y_train'].shape[1:]} and "
+                         f"{arrays['y_test'].shape[1:]}", source=source)
+    top = lambda *names: max(int(arrays[k].max(initial=0)) for k in names) + 1  # noqa: E731
+    return max(top("x_train", "x_test"), 2), max(top("y_train", "y_test"), 2)
+
+
+def describe_npz(seed: int, path: str, tokens: bool = False) -> DatasetMeta:
     """The .npz file's shapes and classes from the feature arrays' headers and the labels."""
+    if tokens:
+        data = npz(seed, path, tokens=True)
+        vocab, _ = check_tokens({"x_train": data.x_train, "y_train": data.y_train, "x_test": data.x_test,
+                                 "y_test": data.y_test}, path)
+        return DatasetMeta(tuple(data.x_train.shape[1:]), data.n_classes, len(data.x_train), len(data.x_test),
+                           "int64", tuple(data.y_train.shape[1:]), vocab)
     file = _required_path(path, ".npz file")
     try:
         with open_regular(file, ".npz file") as f:

@@ -23,6 +23,7 @@ from dlbench.plugin.manager import Plugins
 from dlbench.scenario import Scenario
 from dlbench.network import ModelSpec, Sequential, TrainSpec
 from dlbench.network.init import check_weights, save_weights
+from dlbench.network.sequence import takes_tokens
 
 WEIGHTS = ("init", "model")
 ACCEPTED = ("a shipped scenario name or a scenario file (or a list of them), a Scenario, a compiled Sequential "
@@ -146,7 +147,7 @@ def _scenario(plugins: Plugins, model: Model, data, folder: Path) -> tuple[Scena
         arrays = user_arrays.checked_arrays(data, shape, model.spec, model.channels_first)
         path = user_arrays.write_npz(arrays, folder / "data.npz")
         text = user_arrays.describe(user_arrays.unpack(data))
-        name, options = "npz", {"path": str(path)}
+        name, options = "npz", {"path": str(path), **({"tokens": True} if takes_tokens(model.spec) else {})}
     else:
         name, options = _dataset(data)
         text = name + "".join(f", {k}={v!r}" for k, v in options.items())

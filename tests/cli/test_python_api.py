@@ -9,10 +9,23 @@ import numpy as np
 import pytest
 
 import dlbench
-from dlbench import Adam, Dense, InputError, Sequential
+from dlbench import LSTM, Adam, Dense, Embedding, InputError, Sequential
 
 XOR_MLP = Sequential([Dense(10, activation="relu"), Dense(1, activation="sigmoid")], input_shape=(2,)).compile(
     loss="binary_crossentropy", optimizer=Adam(learning_rate=0.01))
+
+
+def token_classifier(per_token=False):
+    """An embedding and an LSTM: one class per sequence, or (a language model) a class per token."""
+    head = [LSTM(5, return_sequences=True), Dense(20, "softmax")] if per_token else [LSTM(5), Dense(3, "softmax")]
+    return Sequential([Embedding(20, 4, input_shape=(9,)), *head]).compile("categorical_crossentropy", Adam(0.01))
+
+
+def token_arrays(per_token=False, n=64, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.integers(0, 20, (n, 9))
+    y = np.roll(x, -1, axis=1) if per_token else rng.integers(0, 3, n)
+    return x[:48], y[:48], x[48:], y[48:]
 
 
 def xor_arrays(n=200, seed=0):
@@ -184,6 +197,14 @@ BAD = [
      "binary_crossentropy needs labels 0 and 1; got labels up to 7"),
     (dict(model=XOR_MLP, data=(np.ones((8, 2)), np.array(list("abababab")), np.ones((4, 2)), np.zeros(4, int))),
      "y_train holds <U1 values; expected integer class indices"),
+    (dict(model=token_classifier(), data=(np.arange(16).reshape(2, 8) + 13, [0, 1], np.zeros((1, 9)), [0])),
+     "x_train has samples of shape (8,), the model takes (9,)"),
+    (dict(model=token_classifier(), data=(np.full((2, 9), 20), [0, 1], np.zeros((1, 9)), [0])),
+     "x_train holds the token id 20, but the embedding takes ids 0..19 (input_dim 20)"),
+    (dict(model=token_classifier(), data=(np.full((2, 9), 2.5), [0, 1], np.zeros((1, 9)), [0])),
+     "x_train must hold token ids (whole numbers); got 2.5"),
+    (dict(model=token_classifier(per_token=True), data=(np.zeros((2, 9), int), [0, 1], np.zeros((1, 9)), [0])),
+     "y_train has shape (2,); the model predicts at every timestep: a class index per token, (2, 9)"),
     (dict(model=XOR_MLP, data=xor_arrays(), weights="model"), "weights='model' starts from a Keras or torch"),
     (dict(model=XOR_MLP, data=xor_arrays(), weights=[{}, {}]), "weights[0]: layer 0 (dense) has parameters"),
     (dict(model=XOR_MLP, data=xor_arrays(), weights="random"), "unknown 'random'; expected one of init, model"),
@@ -212,6 +233,19 @@ def test_a_label_past_the_last_unit_is_refused_naming_both():
     data = (np.ones((6, 2)), np.array([0, 1, 2, 3, 0, 1]), np.ones((2, 2)), np.zeros(2, int))
     with pytest.raises(InputError, match=r"the labels go up to 3 but the last layer has 3 units \(classes 0..2\)"):
         dlbench.benchmark(spec, data=data, backends="numpy", progress=False)
+
+
+@pytest.mark.parametrize("per_token", [False, True], ids=["one-class-per-sequence", "language-model"])
+def test_an_embedding_model_trains_on_token_id_arrays(per_token):
+    """Token ids stay integers (they went into the .npz as floats, refused as "real numbers"), and a
+    language model's labels are a class index per token (refused as "one-hot labels?")."""
+    backends = ("numpy", "torch") if per_token else ("numpy",)  # torch: the ids reach a framework as integers
+    run = dlbench.benchmark(token_classifier(per_token), data=token_arrays(per_token), backends=",".join(backends),
+                            steps=4, batch_size=16, progress=False)
+    rows = {row["backend"]: row for row in run.document["results"]}
+    assert [rows[b]["status"] for b in backends] == ["ok"] * len(backends), [r.get("error") for r in rows.values()]
+    assert all(rows[b]["parity"]["agrees"] is True for b in backends[1:]), [r["parity"] for r in rows.values()]
+    assert "x_train (48, 9) int64" in run.document["settings"]["sources"]["model"]
 
 
 def test_import_dlbench_loads_no_framework_and_no_plotting():

@@ -121,3 +121,37 @@ def test_npz_that_cannot_train_is_an_input_error(tmp_path, case, arrays, message
     np.savez(path, **{**good, **arrays})
     with pytest.raises(InputError, match=re.escape(message)):
         datafiles.npz(0, str(path))
+
+
+def test_npz_of_token_ids_stays_integer_with_a_label_per_sequence_or_per_token(tmp_path):
+    """``tokens = true``: the ids of an embedding, not real numbers; a language model's labels per token."""
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 12, (10, 6))
+    path = tmp_path / "lm.npz"
+    np.savez(path, x_train=x[:8], y_train=np.roll(x, -1, 1)[:8], x_test=x[8:], y_test=np.roll(x, -1, 1)[8:])
+    data = DATASETS["npz"].load(0, {"path": str(path), "tokens": True})
+    assert data.x_train.dtype == data.y_train.dtype == np.int64 and data.y_train.shape == (8, 6)
+    meta = DATASETS["npz"].describe(0, {"path": str(path), "tokens": True})
+    assert (meta.input_shape, meta.input_dtype, meta.target_shape, meta.vocab_size) == ((6,), "int64", (6,),
+                                                                                         int(x.max()) + 1)
+    with pytest.raises(InputError, match="train labels must be a 1-D array"):  # real numbers' labels unless told
+        DATASETS["npz"].describe(0, {"path": str(path)})
+
+
+@pytest.mark.parametrize("arrays, message", [
+    (dict(x_train=np.full((4, 3), 0.5)), "x_train must hold non-negative integers (token ids, class labels), "
+                                         "got float64"),
+    (dict(x_test=np.full((2, 3), -1)), "x_test must hold non-negative integers (token ids, class labels), got "
+                                       "int64 down to -1"),
+    (dict(x_train=np.ones((4, 3, 1), int)), "x_train has shape (4, 3, 1); token ids are (samples, length)"),
+    (dict(y_train=np.ones((4, 2), int)), "y_train has shape (4, 2); labels of token ids are one per sequence "
+                                         "(4,) or one per token (4, 3)"),
+    (dict(x_test=np.ones((2, 5), int), y_test=np.ones(2, int)), "train and test differ in length"),
+], ids=["floats", "negative id", "3-d ids", "labels of another length", "test of another length"])
+def test_npz_token_ids_that_cannot_train_are_an_input_error(tmp_path, arrays, message):
+    good = dict(x_train=np.ones((4, 3), int), y_train=np.array([0, 1, 0, 1]), x_test=np.ones((2, 3), int),
+                y_test=np.array([0, 1]))
+    path = tmp_path / "tokens.npz"
+    np.savez(path, **{**good, **arrays})
+    with pytest.raises(InputError, match=re.escape(message)):
+        datafiles.npz(0, str(path), tokens=True)
