@@ -28,6 +28,10 @@ signal as an image of height 1 (N, C, 1, L), as the NumPy reference does:
   shipped CNN scenarios 25-45% faster than contiguous NCHW.
 * Max/AveragePool1D/2D: ``nn.MaxPool2d`` / ``nn.AvgPool2d`` (no padding; a
   max's gradient goes to the first maximum, as in the reference).
+* A sequence model (an embedding or recurrent layer anywhere) keeps (N, T, F),
+  as ``nn.LSTM(batch_first=True)`` takes it; a Conv1D, 1-D pooling or
+  BatchNormalization inside it (a text CNN after its embedding, a CNN-LSTM)
+  runs on the (N, F, 1, T) signal and comes back (:class:`SequenceLayout`).
 * Global pooling: the mean over (H, W) (over time of an (N, T, F) sequence),
   or ``Tensor.max(dim)``, whose gradient goes to the first maximum.
 * ``use_bias = false``: ``nn.Linear`` / ``nn.Conv2d`` with ``bias=False``.
