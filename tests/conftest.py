@@ -9,6 +9,9 @@ for _name, _value in {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_
                       "PJRT_NPROC": "1", "TF_NUM_INTRAOP_THREADS": "1", "TF_NUM_INTEROP_THREADS": "1"}.items():
     os.environ.setdefault(_name, _value)
 
+from dlbench.plugin.testing.fixtures import data_cache  # noqa: E402,F401  (one copy of each dataset per process)
+
+
 @pytest.fixture(autouse=True, scope="session")
 def _private_peak_cache(tmp_path_factory):
     """Runs measure and cache the machine peak; keep that cache out of the user's home."""

@@ -1,7 +1,10 @@
 """The re-synchronised parity certificate (dlbench/parity/certificate.py): its
 pieces, and a mutation test of the judge — deliberately wrong copies of the
 NumPy backend must be judged disagreeing on every shipped scenario whose maths
-their slip changes, while torch, TensorFlow and JAX agree on all of them."""
+their slip changes, while torch, TensorFlow and JAX agree on all of them (on
+the shipped scenarios that is the kit's test, at 100 steps:
+``test_shipped_scenario_agrees_with_numpy_for_100_steps`` in
+tests/backends/test_kit_contract.py; here on the test-only scenarios)."""
 
 from pathlib import Path
 
@@ -86,24 +89,29 @@ def test_judge_rejects_a_nan_or_a_short_segment():
     assert not judge(np.array([1.0]), weights(0.9), losses, weights(0.9), twins, weights(1.0))["agrees"]
 
 
-def run_cell(scenario: str, backends: list[str], tmp_path, precision: str = "fp32") -> dict:
-    """Rows of ``backends`` (the reference first) on ``scenario``, judged as a run judges them."""
+def run_cell(scenario: str, backends: list[str], tmp_path, precision: str = "fp32", data_dir: str = "") -> dict:
+    """Rows of ``backends`` (the reference first) on ``scenario``, judged as a run judges them
+    (their data from ``data_dir``, a run's shared data folder, when given)."""
     from dlbench.run.worker import RunRequest, execute
 
     # windows of 5 steps: checkpoints are window starts, so eight of them spread over the 40 steps
     rows = [execute(RunRequest(scenario=scenario, backend=b, overrides={"max_steps": STEPS}, window_steps=5,
-                               parity_dir=str(tmp_path), precision=precision)) for b in ["numpy", *backends]]
+                               parity_dir=str(tmp_path), precision=precision, data_dir=data_dir))
+            for b in ["numpy", *backends]]
     annotate(rows)
     return {r["backend"]: r for r in rows}
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("scenario", [*MUTANT_SCENARIOS, *TEST_SCENARIOS], ids=lambda s: Path(s).stem)
-def test_real_backends_agree_and_every_applicable_mutant_disagrees(scenario, tmp_path, mutants):
+def test_real_backends_agree_and_every_applicable_mutant_disagrees(scenario, tmp_path, mutants, data_cache):
+    """The frameworks run here on the test-only scenarios; on a shipped one the kit's 100-step test
+    certifies each of them (the same judge, more steps), so they are not run a second time."""
     loaded = resolve_scenario(scenario)
     applicable = [m.name for m in mutant_plugins.MUTANTS if m.applies(loaded)]
-    frameworks = [b for b in ("torch", "tensorflow", "jax") if require_backend(b)]
-    rows = run_cell(scenario, [*frameworks, *applicable], tmp_path)
+    shipped = scenario in MUTANT_SCENARIOS
+    frameworks = [] if shipped else [b for b in ("torch", "tensorflow", "jax") if require_backend(b)]
+    rows = run_cell(scenario, [*frameworks, *applicable], tmp_path, data_dir=data_cache)
     for backend in frameworks:
         verdict = rows[backend]["parity"]
         assert verdict["kind"] == "certificate", rows[backend]["metrics"].get("certificate_error")
@@ -537,3 +545,10 @@ def test_batchnorm_statistics_are_summed_in_the_twins_order_and_the_references_b
     np.testing.assert_array_equal(var, x.var(axis=(0, 1, 2)))
     reversed_mean, _ = statistics(Arithmetic(reverse=True))
     assert not np.array_equal(reversed_mean, mean) and np.allclose(reversed_mean, mean, rtol=1e-5)
+
+
+def test_the_frameworks_left_out_of_the_mutant_sweep_are_certified_by_the_kit_on_every_shipped_scenario():
+    from dlbench.plugin.testing import test_contract
+
+    marks = {m.name: m for m in test_contract.test_shipped_scenario_agrees_with_numpy_for_100_steps.pytestmark}
+    assert set(MUTANT_SCENARIOS) <= set(marks["parametrize"].args[1])

@@ -52,12 +52,13 @@ def scenario_of(name: str, data: Path, folder: Path) -> tuple[Path, Scenario]:
     return write_scenario(scenario, folder / f"{module.NAME}.toml"), scenario
 
 
-def judged(path: Path, backends: list[str], steps: int, folder: Path) -> dict:
-    """Rows of the reference and ``backends`` on ``path`` for ``steps`` steps, judged as a run judges them."""
+def judged(path: Path, backends: list[str], steps: int, folder: Path, data_dir: str = "") -> dict:
+    """Rows of the reference and ``backends`` on ``path`` for ``steps`` steps, judged as a run judges them
+    (their data from ``data_dir``, a run's shared data folder, when given)."""
     from dlbench.run.worker import RunRequest, execute
 
     rows = [execute(RunRequest(scenario=str(path), backend=b, overrides={"max_steps": steps},
-                               parity_dir=str(folder))) for b in ["numpy", *backends]]
+                               parity_dir=str(folder), data_dir=data_dir)) for b in ["numpy", *backends]]
     annotate(rows)
     return {r["backend"]: r for r in rows}
 
@@ -99,14 +100,14 @@ def test_published_models_run_short_agree_on_every_framework_and_disagree_on_eve
 
 
 @pytest.mark.slow
-def test_one_step_of_every_shipped_scenario_is_not_judged_too_short_on_every_framework(tmp_path):
+def test_one_step_of_every_shipped_scenario_is_not_judged_too_short_on_every_framework(tmp_path, data_cache):
     """`dlbench run --steps 1` is a smoke test: it exits 0 with "not judged (too short)"."""
     from dlbench.run.runner import exit_code
     from dlbench.scenario import scenario_files
 
     frameworks = [b for b in ("torch", "tensorflow", "jax") if require_backend(b)]
     for name in sorted(scenario_files()):
-        rows = judged(Path(name), frameworks, 1, tmp_path)
+        rows = judged(Path(name), frameworks, 1, tmp_path, data_cache)
         for backend in frameworks:
             verdict = rows[backend]["parity"] or {}
             assert (verdict.get("verdict"), verdict.get("reason")) == (

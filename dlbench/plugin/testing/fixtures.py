@@ -99,6 +99,14 @@ def also_imported() -> dict[str, tuple[str, ...]]:
     return {}
 
 
+@pytest.fixture(scope="session")
+def data_cache(tmp_path_factory) -> str:
+    """The data folder a run's workers share (:mod:`dlbench.data.cache`), for the
+    rows a test process runs in-process: each dataset is generated or read once
+    per process, as once per run, instead of once per row."""
+    return str(tmp_path_factory.mktemp("data-cache"))
+
+
 @pytest.fixture
 def gpu_refusals() -> dict[str, tuple]:
     """How a backend refuses a GPU it does not have, (error types, message

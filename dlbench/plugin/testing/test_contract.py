@@ -184,7 +184,7 @@ def test_batchnorm_before_max_pool_trains_like_numpy(compared_backend):
 
 
 @pytest.fixture(scope="module")
-def reference_run(tmp_path_factory):
+def reference_run(tmp_path_factory, data_cache):
     """reference_run(scenario) -> (the NumPy reference's row for 100 steps, the
     folder holding its checkpoints): run once per scenario for every backend
     compared with it, as one run's workers share the reference's."""
@@ -195,7 +195,7 @@ def reference_run(tmp_path_factory):
             folder = tmp_path_factory.mktemp("parity")
             runs[scenario] = execute(RunRequest(scenario=scenario, backend=REFERENCE_BACKEND,
                                                 overrides={"max_steps": checked_steps(scenario)},
-                                                parity_dir=str(folder))), folder
+                                                parity_dir=str(folder), data_dir=data_cache)), folder
         row, folder = runs[scenario]
         return copy.deepcopy(row), folder
 
@@ -214,14 +214,14 @@ def raised_not_implemented(row: dict) -> bool:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("scenario", sorted(scenario_files()))
-def test_shipped_scenario_agrees_with_numpy_for_100_steps(compared_backend, scenario, reference_run):
+def test_shipped_scenario_agrees_with_numpy_for_100_steps(compared_backend, scenario, reference_run, data_cache):
     """Judged as a run judges it: the re-synchronised certificate at checkpoints
     spread over the 100 steps (fewer for the heavy workloads: :func:`checked_steps`), and test
     accuracy; the free-running loss histories are compared too, as information (chaotic scenarios part)."""
     reference, folder = reference_run(scenario)
     rows = [reference, execute(RunRequest(scenario=scenario, backend=compared_backend.name,
                                           overrides={"max_steps": checked_steps(scenario)},
-                                          parity_dir=str(folder)))]
+                                          parity_dir=str(folder), data_dir=data_cache))]
     if rows[1]["status"] != "ok" and raised_not_implemented(rows[1]):
         raise NotImplementedError(rows[1]["error"])  # a layer it cannot build: a tier it does not declare
     assert rows[1]["status"] == "ok", rows[1]["error"]
