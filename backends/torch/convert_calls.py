@@ -18,7 +18,8 @@ from dlbench_backends.torch.convert_layers import Step
 
 FUNCTIONS = ("relu", "gelu", "silu", "leaky_relu", "elu", "sigmoid", "tanh", "softmax", "log_softmax", "dropout",
              "max_pool1d/2d", "avg_pool1d/2d", "adaptive_avg/max_pool1d/2d", "flatten(x, 1)",
-             "view/reshape(x.size(0), -1)", "mean over time or space", "amax or max(x, dim) over time or space", "x + f(x)", "out[:, -1]", "h_n[-1]",
+             "view/reshape(x.size(0), -1)", "mean over time or space", "amax or max(x, dim) over time or space",
+             "x + f(x)", "out[:, -1]", "h_n[-1]",
              "contiguous", "permute/transpose of (N, L, C)")
 SUPPORTED = (*cl.MODULES, *FUNCTIONS)
 class BatchSize(int):
