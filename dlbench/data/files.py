@@ -218,18 +218,22 @@ def checked_npz_members(f: BinaryIO, keys, source: str) -> dict[str, ArrayHeader
 
 def npz(seed: int, path: str, tokens: bool = False) -> Dataset:
     """``x_train, y_train, x_test, y_test`` from a .npz file (no pickled objects)."""
+    arrays, source = _npz_arrays(path)
+    if tokens:
+        return _token_dataset(arrays, source)[0]
+    return _classification(arrays["x_train"], arrays["y_train"], arrays["x_test"], arrays["y_test"], source)
+
+
+def _npz_arrays(path: str) -> tuple[dict[str, np.ndarray], str]:
+    """The four arrays of the .npz file at ``path``, and the file's name for messages."""
     file = _required_path(path, ".npz file")
     try:
         with open_regular(file, ".npz file") as f:
             checked_npz_members(f, tuple(IDX_FILES), str(file))
             with np.load(f, allow_pickle=False) as archive:
-                arrays = {k: archive[k] for k in IDX_FILES}
+                return {k: archive[k] for k in IDX_FILES}, str(file)
     except NPZ_ERRORS as exc:
         raise InputError(f"cannot read .npz file: {exc}", source=str(file)) from None
-    if tokens:
-        _, n_classes = check_tokens(arrays, str(file))
-        return Dataset(*(arrays[k].astype(np.int64) for k in IDX_FILES), n_classes)
-    return _classification(arrays["x_train"], arrays["y_train"], arrays["x_test"], arrays["y_test"], str(file))
 
 
 def check_tokens(arrays: dict, source: str) -> tuple[int, int]:
@@ -256,12 +260,16 @@ def check_tokens(arrays: dict, source: str) -> tuple[int, int]:
     return max(top("x_train", "x_test"), 2), max(top("y_train", "y_test"), 2)
 
 
+def _token_dataset(arrays: dict, source: str) -> tuple[Dataset, int]:
+    """The checked token ids and labels as int64, and the number of token ids."""
+    vocab, n_classes = check_tokens(arrays, source)
+    return Dataset(*(arrays[k].astype(np.int64) for k in IDX_FILES), n_classes), vocab
+
+
 def describe_npz(seed: int, path: str, tokens: bool = False) -> DatasetMeta:
     """The .npz file's shapes and classes from the feature arrays' headers and the labels."""
-    if tokens:
-        data = npz(seed, path, tokens=True)
-        vocab, _ = check_tokens({"x_train": data.x_train, "y_train": data.y_train, "x_test": data.x_test,
-                                 "y_test": data.y_test}, path)
+    if tokens:  # the vocabulary is the largest id: the ids themselves are read
+        data, vocab = _token_dataset(*_npz_arrays(path))
         return DatasetMeta(tuple(data.x_train.shape[1:]), data.n_classes, len(data.x_train), len(data.x_test),
                            "int64", tuple(data.y_train.shape[1:]), vocab)
     file = _required_path(path, ".npz file")
